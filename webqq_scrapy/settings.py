@@ -1,0 +1,88 @@
+"""Scrapy settings for webqq_scrapy; every ``WEBQQ_*`` default is defined and documented here once.
+
+``webqq_scrapy.config.WebQQConfig.from_settings`` reads and validates them; a wrong value
+stops the crawl at start with an error naming the setting.
+"""
+
+BOT_NAME = "webqq_scrapy"
+SPIDER_MODULES = ["webqq_scrapy.spiders"]
+NEWSPIDER_MODULE = "webqq_scrapy.spiders"
+COMMANDS_MODULE = "webqq_scrapy.commands"
+
+# --- WebQQ login -------------------------------------------------------------------------
+
+# Where the login goes: "simulator" (an offline WebQQ server started inside the crawl, with
+# an automatic virtual phone), "tencent" (the historical https hosts, closed since
+# 2019-01-01), or "http://HOST:PORT" of a simulator started with
+# ``python -m webqq_scrapy.simulator``.
+WEBQQ_TARGET = "simulator"
+
+# Seconds between two ptqrlogin polls while the QR waits to be scanned (code 66) …
+WEBQQ_POLL_INTERVAL = 2.0
+# … and after it was scanned (code 67), as the official page does (protocol.md §3.2).
+WEBQQ_SCANNED_POLL_INTERVAL = 1.0
+
+# How many times an expired QR (code 65) is replaced by a new one before the account ends
+# with the outcome "expired".
+WEBQQ_MAX_QR_REFRESHES = 5
+
+# Seconds an account may take from its first QR to its credentials; then "timeout".
+WEBQQ_LOGIN_TIMEOUT = 600.0
+
+# Estimated lifetime of a WebQQ session, used for Credentials.expires_at. protocol.md §8.1:
+# sessions were forced offline after one to two days; this is an estimate, not a promise.
+WEBQQ_SESSION_LIFETIME = 2 * 24 * 3600
+
+# Directory for the QR PNG files (created 0700; files 0600; each removed when its account
+# finishes). Empty: "<temp dir>/webqq_scrapy-<uid>/qr".
+WEBQQ_QR_DIR = ""
+
+# Print each QR into the terminal with half-block characters: "auto" (when stderr is a
+# terminal), True or False. It is written to stderr, never to the log.
+WEBQQ_QR_TERMINAL = "auto"
+
+# Behaviour of the virtual phone of the embedded simulator (WEBQQ_TARGET = "simulator"):
+# it scans each QR after SCAN_AFTER seconds and confirms it CONFIRM_AFTER seconds later.
+WEBQQ_SIMULATOR_SCAN_AFTER = 1.0
+WEBQQ_SIMULATOR_CONFIRM_AFTER = 1.0
+# Seconds a QR of the embedded simulator stays valid (the real service: about 120).
+WEBQQ_SIMULATOR_QR_LIFETIME = 120.0
+
+# Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
+WEBQQ_LOG_SECRETS = False
+
+# --- Scrapy ------------------------------------------------------------------------------
+
+# Several accounts share URLs (every poll of every account is the same URL shape), and the
+# fingerprint ignores meta["cookiejar"]: the dupefilter would drop polls and other
+# accounts' steps (scrapy-2.19.md §1.5).
+DUPEFILTER_CLASS = "scrapy.dupefilters.BaseDupeFilter"
+
+# Polls sleep in callbacks, not in downloader slots, so every in-flight request is a real
+# one: no global limit (0, Scrapy >= 2.18), and per host enough for thousands of accounts
+# each with one request in flight (0 here would mean "no request at all").
+CONCURRENT_REQUESTS = 0
+CONCURRENT_REQUESTS_PER_DOMAIN = 5000
+DOWNLOAD_DELAY = 0
+ROBOTSTXT_OBEY = False
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/62.0.3202.94 Safari/537.36"
+)
+COOKIES_ENABLED = True
+COOKIES_DEBUG = False  # would print every session cookie
+
+# A credentials job must not offer a remote shell.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+
+DOWNLOADER_MIDDLEWARES = {
+    "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
+}
+EXTENSIONS = {
+    "webqq_scrapy.extensions.EmbeddedSimulator": 0,
+}
+
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
