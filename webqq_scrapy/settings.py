@@ -51,6 +51,33 @@ WEBQQ_SIMULATOR_QR_LIFETIME = 120.0
 # Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
 WEBQQ_LOG_SECRETS = False
 
+# --- Storage -----------------------------------------------------------------------------
+# Item pipelines that keep the Credentials and LoginOutcome items (docs/storage.md).
+
+# JSON file holding one record per account (a new login replaces that account's record) and
+# each account's latest outcome; rewritten atomically, mode 0600, its directory created 0700.
+# Empty: no JSON file.
+WEBQQ_JSON_PATH = ""
+
+# Store credentials and login attempts in a SQL database (SQLAlchemy 2.x).
+WEBQQ_DATABASE_ENABLED = True
+# SQLAlchemy URL, e.g. "sqlite:////var/lib/webqq/creds.sqlite3" or
+# "postgresql+psycopg://user:password@host:5432/dbname". Empty: the SQLite file
+# "<user data dir>/webqq_scrapy/credentials.sqlite3" (~/.local/share/... on Linux).
+WEBQQ_DATABASE_URL = ""
+
+# A write that fails (database down, disk full) is retried this many times, waiting
+# BACKOFF seconds before the first retry and twice as long before each next one; records
+# still not stored are retried with the next write and once more when the spider closes.
+WEBQQ_STORE_RETRY_TIMES = 4
+WEBQQ_STORE_RETRY_BACKOFF = 0.5
+
+ITEM_PIPELINES = {
+    "webqq_scrapy.pipelines.CredentialsValidationPipeline": 100,
+    "webqq_scrapy.pipelines.JsonFilePipeline": 300,
+    "webqq_scrapy.pipelines.DatabasePipeline": 400,
+}
+
 # --- Scrapy ------------------------------------------------------------------------------
 
 # Several accounts share URLs (every poll of every account is the same URL shape), and the
@@ -79,9 +106,15 @@ REMOTE_CONTROL_ENABLED = False
 DOWNLOADER_MIDDLEWARES = {
     "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
 }
+# Secrets never reach the log (unless WEBQQ_LOG_SECRETS): items, URLs and cookie lines
+# are redacted by the formatter and by a filter on the log handlers.
+LOG_FORMATTER = "webqq_scrapy.redaction.RedactingLogFormatter"
 EXTENSIONS = {
-    "webqq_scrapy.extensions.EmbeddedSimulator": 0,
+    "webqq_scrapy.redaction.SecretRedaction": 0,
 }
+
+# Account names travel as the proxy user name to the simulator; allow any Unicode name.
+HTTPPROXY_AUTH_ENCODING = "utf-8"
 
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -1,0 +1,6 @@
+"""Shared pytest fixtures: the simulator and the database servers live in tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.simulator",
+    "tests.fixtures.databases",
+]

@@ -1,0 +1,119 @@
+"""Tests for webqq_scrapy.store: reading back what the pipelines stored."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.fixtures.databases import make_credentials, make_outcome
+from webqq_scrapy._storage import (
+    create_db_engine,
+    credentials_record,
+    ensure_schema,
+    outcome_record,
+    update_json_store,
+    upsert_attempts,
+    upsert_credentials,
+    write_json_atomic,
+)
+from webqq_scrapy.store import (
+    StoreError,
+    is_expired,
+    list_credentials,
+    list_outcomes,
+    load_credentials,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ALICE = make_credentials("alice")
+BOB_EXPIRED = make_credentials("bob", expires_at="2020-01-01T00:00:00+00:00")
+
+
+def store_in_database(url: str) -> None:
+    engine = create_db_engine(url)
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        upsert_credentials(conn, [credentials_record(c) for c in (ALICE, BOB_EXPIRED)])
+        upsert_attempts(
+            conn,
+            [
+                {**outcome_record(make_outcome("alice", "timeout")), "run_id": "r1"},
+                {**outcome_record(make_outcome("alice", "ok")), "run_id": "r2"},
+            ],
+        )
+    engine.dispose()
+
+
+def store_in_json(path: Path) -> None:
+    update_json_store(
+        path,
+        {c.account: credentials_record(c) for c in (ALICE, BOB_EXPIRED)},
+        {"alice": {**outcome_record(make_outcome("alice", "ok")), "run_id": "r2"}},
+    )
+
+
+@pytest.fixture(params=["json", "sqlite", "postgresql"])
+def source(request, tmp_path) -> dict[str, str]:
+    if request.param == "json":
+        path = tmp_path / "creds.json"
+        store_in_json(path)
+        return {"json_path": str(path)}
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    store_in_database(url)
+    return {"database_url": url}
+
+
+def test_load_credentials_returns_the_stored_item(source):
+    assert load_credentials("alice", **source) == ALICE
+    assert load_credentials("nobody", **source) is None
+
+
+def test_list_credentials(source):
+    assert list_credentials(**source) == [ALICE, BOB_EXPIRED]
+    assert list_credentials(valid_only=True, **source) == [ALICE]
+    assert not is_expired(ALICE)
+    assert is_expired(BOB_EXPIRED)
+
+
+def test_list_outcomes(source):
+    outcomes = list_outcomes("alice", **source)
+    # A database keeps every attempt; the JSON file the latest one per account.
+    assert outcomes[-1] == make_outcome("alice", "ok")
+    if "database_url" in source:
+        assert [o.outcome for o in outcomes] == ["timeout", "ok"]
+
+
+def test_default_source_is_the_default_database(user_data_dir):
+    assert load_credentials("alice") is None
+    # Reading does not create the database.
+    assert not user_data_dir.exists()
+    url = f"sqlite:///{user_data_dir / 'webqq_scrapy' / 'credentials.sqlite3'}"
+    store_in_database(url)
+    assert load_credentials("alice") == ALICE
+
+
+def test_missing_json_file_holds_nothing(tmp_path):
+    assert list_credentials(json_path=tmp_path / "none.json") == []
+    assert not (tmp_path / "none.json").exists()
+
+
+def test_unreadable_json_files_raise_store_error(tmp_path):
+    path = tmp_path / "creds.json"
+    path.write_text("{not json")
+    with pytest.raises(StoreError, match="is not valid JSON"):
+        load_credentials("alice", json_path=path)
+    write_json_atomic(path, {"schema_version": 9, "credentials": {}})
+    with pytest.raises(StoreError, match="schema_version 9 is newer than this webqq_scrapy"):
+        load_credentials("alice", json_path=path)
+    path.write_text(json.dumps({"alice": {}}))
+    with pytest.raises(StoreError, match="is not a webqq_scrapy credentials file"):
+        load_credentials("alice", json_path=path)
+
+
+def test_one_source_at_a_time(tmp_path, sqlite_url):
+    with pytest.raises(ValueError, match="not both"):
+        load_credentials("alice", json_path=tmp_path / "c.json", database_url=sqlite_url)

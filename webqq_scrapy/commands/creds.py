@@ -1,0 +1,140 @@
+"""``scrapy creds``: show the stored credentials (``list``) or one account's record (``show``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from scrapy.commands import ScrapyCommand
+from scrapy.exceptions import UsageError
+from sqlalchemy.exc import SQLAlchemyError
+
+from webqq_scrapy import settings as defaults
+from webqq_scrapy._storage import (
+    StoreError,
+    default_database_url,
+    describe_error,
+    is_expired,
+    read_credentials_records,
+    read_outcome_records,
+    redact_record,
+    redact_url,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+LIST_COLUMNS = ("account", "uin", "nickname", "obtained_at", "expires_at", "status")
+
+
+class Command(ScrapyCommand):
+    requires_project = True
+    requires_crawler_process = False
+    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+
+    def syntax(self) -> str:
+        return "list | show ACCOUNT [--json]"
+
+    def short_desc(self) -> str:
+        return "List the stored WebQQ credentials or show one account's record"
+
+    def long_desc(self) -> str:
+        return (
+            "'list' prints one line per account (uin, obtained and estimated expiry time, "
+            "valid or expired) without any secret. 'show ACCOUNT' prints the account's record "
+            "with its tokens and cookie values redacted, and its latest login outcome; "
+            "'show ACCOUNT --json' prints the complete record, secrets included, as JSON for "
+            "other programs. The store is --json-path or --database-url when given, else "
+            "WEBQQ_DATABASE_URL when set, else WEBQQ_JSON_PATH when set, else the default "
+            "SQLite database."
+        )
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument("--json-path", metavar="PATH", help="read this JSON file")
+        source.add_argument("--database-url", metavar="URL", help="read this SQLAlchemy URL")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="show: print the full record (secrets included) as JSON",
+        )
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if not args or args[0] not in ("list", "show"):
+            raise UsageError("expected 'list' or 'show ACCOUNT'")
+        if args[0] == "list" and len(args) != 1:
+            raise UsageError("'list' takes no argument")
+        if args[0] == "show" and len(args) != 2:
+            raise UsageError("'show' takes one ACCOUNT")
+        source, label = self._source(opts)
+        try:
+            if args[0] == "list":
+                self._list(source, label)
+            else:
+                self._show(args[1], source, label, full=opts.json)
+        except (StoreError, SQLAlchemyError, OSError) as exc:
+            print(f"Cannot read {label}: {describe_error(exc)}", file=sys.stderr)
+            self.exitcode = 1
+
+    def _source(self, opts: argparse.Namespace) -> tuple[dict[str, Any], str]:
+        if opts.json_path:
+            return {"json_path": opts.json_path}, opts.json_path
+        assert self.settings is not None
+        url = opts.database_url or self.settings.get("WEBQQ_DATABASE_URL")
+        json_path = self.settings.get("WEBQQ_JSON_PATH")
+        if not url and json_path:
+            return {"json_path": json_path}, str(json_path)
+        if not url:
+            enabled = self.settings.getbool(
+                "WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED
+            )
+            if not enabled:
+                raise UsageError(
+                    "no store: WEBQQ_DATABASE_ENABLED is off and WEBQQ_JSON_PATH is empty; "
+                    "use --json-path or --database-url",
+                    print_help=False,
+                )
+            url = default_database_url()
+        return {"database_url": url}, redact_url(url)
+
+    def _list(self, source: dict[str, Any], label: str) -> None:
+        rows = [
+            {
+                **record,
+                "status": "expired" if is_expired(record) else "valid",
+            }
+            for record in read_credentials_records(**source)
+        ]
+        if not rows:
+            print(f"No credentials stored in {label}")
+            return
+        table = [[str(row.get(name) or "") for name in LIST_COLUMNS] for row in rows]
+        widths = [
+            max(len(name), *(len(line[i]) for line in table)) for i, name in enumerate(LIST_COLUMNS)
+        ]
+        for line in [[name.upper() for name in LIST_COLUMNS], *table]:
+            cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+            print("  ".join(cells).rstrip())
+        print(f"{len(rows)} account(s) in {label}")
+
+    def _show(self, account: str, source: dict[str, Any], label: str, *, full: bool) -> None:
+        records = read_credentials_records(account=account, **source)
+        if not records:
+            print(f"No credentials for account {account!r} in {label}", file=sys.stderr)
+            self.exitcode = 1
+            return
+        record = records[0]
+        if full:
+            print(json.dumps(record, ensure_ascii=False, indent=2))
+            return
+        shown = {**redact_record(record), "status": "expired" if is_expired(record) else "valid"}
+        outcomes = read_outcome_records(account=account, **source)
+        if outcomes:
+            shown["last_outcome"] = {
+                name: outcomes[-1].get(name)
+                for name in ("outcome", "finished_at", "step", "detail", "run_id")
+            }
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
+        print(f"(secrets redacted; --json prints them; source: {label})")

@@ -1,0 +1,100 @@
+"""Routing of the login requests to their target: the simulator (as an HTTP proxy) or Tencent.
+
+With ``WEBQQ_TARGET = "simulator"`` this middleware also starts the offline simulator inside
+the crawl (on a free loopback port, with its automatic virtual phone) and stops it at the end.
+The spider never knows which target it talks to: it always uses the real host names, and in
+the simulator modes this middleware sends those ``http://`` URLs through the simulator as a
+forward proxy, so cookies stay scoped by the real domains (DESIGN.md, "Contracts").
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.misc import load_object
+
+from webqq_scrapy.config import TARGET_SIMULATOR, TARGET_TENCENT, WebQQConfig
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+# The component that runs the offline server; a dotted path keeps the spider and this
+# module free of any import of the simulator package (DESIGN.md, "One direction").
+SIMULATOR_CLASS = "webqq_scrapy.simulator.Simulator"
+
+# Meta key naming the account a request belongs to (also its cookie jar key).
+META_ACCOUNT = "webqq_account"
+
+
+class TargetRoutingMiddleware:
+    """Send ``*.qq.com`` requests to the simulator as a proxy; start the embedded one."""
+
+    def __init__(self, config: WebQQConfig, crawler: Crawler | None = None) -> None:
+        if config.target == TARGET_TENCENT:
+            raise NotConfigured("WEBQQ_TARGET is tencent: requests go to the real hosts")
+        self.config = config
+        self.crawler = crawler
+        self.proxy_url: str | None = config.simulator_url
+        self.simulator: Any = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        mw = cls(WebQQConfig.from_settings(crawler.settings), crawler)
+        crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        return mw
+
+    async def spider_opened(self) -> None:
+        if self.config.target == TARGET_SIMULATOR:
+            await self.start_embedded_simulator()
+        else:
+            logger.info(
+                "WEBQQ_TARGET: logging in through the WebQQ simulator at %s", self.proxy_url
+            )
+
+    async def start_embedded_simulator(self) -> None:
+        simulator_cls = load_object(SIMULATOR_CLASS)
+        self.simulator = simulator_cls(
+            qr_lifetime=self.config.simulator_qr_lifetime,
+            phone="auto",
+            scan_after=self.config.simulator_scan_after,
+            confirm_after=self.config.simulator_confirm_after,
+        )
+        self.proxy_url = self.simulator.listen("127.0.0.1", 0)
+        logger.info(
+            "WEBQQ_TARGET=simulator: logging in against the offline WebQQ simulator started "
+            "at %s, whose virtual phone scans each QR after %gs and confirms it %gs later. "
+            "Tencent closed WebQQ on 2019-01-01, so this faithful offline server is the "
+            "default target; set WEBQQ_TARGET=http://HOST:PORT for a separately started "
+            "simulator (python -m webqq_scrapy.simulator).",
+            self.proxy_url,
+            self.config.simulator_scan_after,
+            self.config.simulator_confirm_after,
+        )
+
+    async def spider_closed(self) -> None:
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+
+    def process_request(self, request: Request) -> None:
+        host = urlsplit(request.url).hostname or ""
+        if self.proxy_url is None or not (host == "qq.com" or host.endswith(".qq.com")):
+            return
+        account = request.meta.get(META_ACCOUNT)
+        proxy = self.proxy_url
+        if account is not None:
+            # The proxy user name tells the simulator which person's phone this client
+            # belongs to (per-account phone behaviour); it never reaches a qq.com host.
+            parts = urlsplit(proxy)
+            proxy = f"{parts.scheme}://{quote(str(account), safe='')}:@{parts.netloc}"
+        request.meta["proxy"] = proxy

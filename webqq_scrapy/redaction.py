@@ -1,0 +1,142 @@
+"""Keep session secrets out of the log: a redacting LOG_FORMATTER and a log-record filter.
+
+Secrets are cookie values, ptwebqq, vfwebqq, psessionid, ptsigx and the QR token; they
+appear in request URLs (``Crawled (200) <GET …getvfwebqq?ptwebqq=…>``, retry messages),
+``Cookie``/``Set-Cookie`` lines (``COOKIES_DEBUG``) and items (``Scraped from …``). Both
+pieces are on unless ``WEBQQ_LOG_SECRETS`` is true.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter, is_item
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+from scrapy.logformatter import LogFormatter
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.crawler import Crawler
+
+REDACTED = "<redacted>"
+
+# Item fields that hold secrets.
+SECRET_FIELDS = frozenset({"ptwebqq", "vfwebqq", "psessionid", "cookies"})
+
+# Query parameters and JSON keys whose values are secrets (protocol.md §2.6, §3).
+SECRET_NAMES = (
+    "ptwebqq",
+    "vfwebqq",
+    "psessionid",
+    "ptsigx",
+    "ptqrtoken",
+    "qrsig",
+    "skey",
+    "p_skey",
+    "superkey",
+    "supertoken",
+    "pt4_token",
+)
+_NAMES = "|".join(SECRET_NAMES)
+_PATTERNS = (
+    # name=value in a URL, a form body or a cookie string
+    (re.compile(rf"(?<![\w-])({_NAMES})=([^&\s;'\"<>]+)"), rf"\1={REDACTED}"),
+    # "name": "value" in JSON
+    (re.compile(rf"([\"']({_NAMES})[\"']\s*:\s*)[\"'][^\"']*[\"']"), rf"\1'{REDACTED}'"),
+    # whole Cookie / Set-Cookie header lines (COOKIES_DEBUG)
+    (re.compile(r"((?:Set-)?Cookie: ).*", re.I), rf"\1{REDACTED}"),
+)
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_item(item: Any) -> Any:
+    """A copy of the item as a dict with its secret fields replaced."""
+    if not is_item(item):
+        return item
+    data = ItemAdapter(item).asdict()
+    for name in SECRET_FIELDS & data.keys():
+        data[name] = REDACTED
+    return {"type": type(item).__name__, **data}
+
+
+class RedactingLogFormatter(LogFormatter):
+    """Scrapy's log formatter, with secret item fields and URL tokens replaced."""
+
+    def __init__(self, redact: bool = True) -> None:
+        self.redact = redact
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(redact=not crawler.settings.getbool("WEBQQ_LOG_SECRETS"))
+
+    def crawled(self, request, response, spider):
+        return self._redact_args(super().crawled(request, response, spider))
+
+    def scraped(self, item, response, spider):
+        return super().scraped(self._item(item), response, spider)
+
+    def dropped(self, item, exception, response, spider):
+        return super().dropped(self._item(item), exception, response, spider)
+
+    def item_error(self, item, exception, response, spider):
+        return super().item_error(self._item(item), exception, response, spider)
+
+    def download_error(self, failure, request, spider, errmsg=None):
+        return self._redact_args(super().download_error(failure, request, spider, errmsg))
+
+    def _item(self, item: Any) -> Any:
+        return redact_item(item) if self.redact else item
+
+    def _redact_args(self, entry: dict[str, Any]) -> dict[str, Any]:
+        args = entry.get("args")
+        if self.redact and isinstance(args, dict):
+            entry["args"] = {key: redact_text(str(value)) for key, value in args.items()}
+        return entry
+
+
+class SecretLogFilter(logging.Filter):
+    """Rewrite every record so that no secret value reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+class SecretRedaction:
+    """Attach :class:`SecretLogFilter` to the root log handlers for the crawl's duration."""
+
+    def __init__(self) -> None:
+        self.filter = SecretLogFilter()
+        self.handlers: list[logging.Handler] = []
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        if crawler.settings.getbool("WEBQQ_LOG_SECRETS"):
+            raise NotConfigured("WEBQQ_LOG_SECRETS is on")
+        ext = cls()
+        ext.attach()
+        crawler.signals.connect(ext.detach, signal=signals.engine_stopped)
+        return ext
+
+    def attach(self) -> None:
+        for handler in logging.getLogger().handlers:
+            if self.filter not in handler.filters:
+                handler.addFilter(self.filter)
+                self.handlers.append(handler)
+
+    def detach(self) -> None:
+        for handler in self.handlers:
+            handler.removeFilter(self.filter)
+        self.handlers.clear()

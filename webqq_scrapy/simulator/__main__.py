@@ -1,0 +1,138 @@
+"""Command line of the simulator: ``python -m webqq_scrapy.simulator --port 0``.
+
+Prints one line ``webqq simulator listening on http://HOST:PORT`` when ready and serves
+until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+
+from webqq_scrapy.simulator import Simulator
+from webqq_scrapy.simulator.faults import __doc__ as FAULTS_DOC
+from webqq_scrapy.simulator.phone import __doc__ as PHONE_DOC
+from webqq_scrapy.simulator.phone import parse_behaviour
+
+EPILOG = f"""\
+Use it as an HTTP proxy for the http:// form of the real WebQQ URLs; put the account name
+in the proxy URL's user part (http://alice@HOST:PORT) to select per-account behaviour.
+Control host pages: http://HOST:PORT/phone (virtual phone), /_sim/stats (JSON).
+
+PHONE BEHAVIOURS (--phone, --account NAME=BEHAVIOUR)
+{PHONE_DOC.split(chr(10), 2)[2].strip()}
+
+FAULTS (--fault, repeatable)
+{FAULTS_DOC.split(chr(10), 2)[2].strip()}
+"""
+
+
+def _behaviour(text: str) -> str:
+    try:
+        return parse_behaviour(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _account(text: str) -> tuple[str, str]:
+    name, eq, behaviour = text.partition("=")
+    if not eq or not name:
+        raise argparse.ArgumentTypeError("expected NAME=BEHAVIOUR")
+    return name, _behaviour(behaviour)
+
+
+def _fault(text: str) -> str:
+    from webqq_scrapy.simulator.faults import Fault
+
+    try:
+        Fault.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m webqq_scrapy.simulator",
+        description="Offline WebQQ/SmartQQ server with a virtual phone and fault injection.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    add("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
+    add("--phone", type=_behaviour, default="auto", help="default phone behaviour (auto)")
+    add("--scan-after", type=float, default=1.0, metavar="S", help="auto: scan after S s")
+    add(
+        "--confirm-after",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="auto: confirm (refuse: refuse) S s after the scan",
+    )
+    add(
+        "--scan-after-polls",
+        type=int,
+        metavar="N",
+        help="poll-count mode: scan at the N-th ptqrlogin poll (0: at once)",
+    )
+    add(
+        "--confirm-after-polls",
+        type=int,
+        metavar="M",
+        help="poll-count mode: confirm M polls after the scan (the N+M-th poll answers 0)",
+    )
+    add("--qr-lifetime", type=float, default=120.0, metavar="S", help="QR lifetime (120)")
+    add("--session-ttl", type=float, default=600.0, metavar="S", help="idle session TTL (600)")
+    add("--poll-hold", type=float, default=0.0, metavar="S", help="poll2 long-poll hold (0)")
+    add("--seed", type=int, help="seed tokens and fault rates for reproducible runs")
+    add(
+        "--account",
+        type=_account,
+        action="append",
+        default=[],
+        metavar="NAME=BEHAVIOUR",
+        help="per-account phone behaviour (repeatable)",
+    )
+    add("--fault", type=_fault, action="append", default=[], metavar="SPEC", help="see below")
+    add(
+        "--record-secrets",
+        action="store_true",
+        help="remember issued secrets and serve them at /_sim/secrets (tests)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Thousands of concurrent clients need as many descriptors as the hard limit allows.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sim = Simulator(
+        qr_lifetime=args.qr_lifetime,
+        phone=args.phone,
+        scan_after=args.scan_after,
+        confirm_after=args.confirm_after,
+        scan_after_polls=args.scan_after_polls,
+        confirm_after_polls=args.confirm_after_polls,
+        session_ttl=args.session_ttl,
+        seed=args.seed,
+        poll_hold=args.poll_hold,
+        record_secrets=args.record_secrets,
+        faults=args.fault,
+    )
+    for name, behaviour in args.account:
+        sim.phone.set_behaviour(name, behaviour)
+
+    from twisted.internet import reactor
+
+    url = sim.listen(args.host, args.port)
+    print(f"webqq simulator listening on {url}", flush=True)
+    reactor.run()  # type: ignore[attr-defined]  # SIGINT/SIGTERM stop it cleanly
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

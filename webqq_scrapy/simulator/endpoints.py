@@ -1,0 +1,551 @@
+"""The WebQQ endpoints of the simulator: one ``Call`` in, one ``Reply`` out, no network.
+
+Each handler answers what protocol.md records for its step (§3.1–§3.6, bytes verbatim
+where a capture exists) and checks what §10 recommends. The Twisted layer
+(``server.py``) turns HTTP requests into ``Call`` objects and applies delays and drops.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode, urlsplit
+
+import segno
+
+from webqq_scrapy import protocol
+from webqq_scrapy.protocol import (
+    CLIENTID,
+    QR_EXPIRED,
+    RETCODE_BAD_POST,
+    RETCODE_LOGIN_INVALID,
+    RETCODE_NOT_LOGGED_IN,
+    RETCODE_NOT_REGISTERED,
+    RETCODE_OK,
+    RETCODE_PTWEBQQ_INVALID,
+    format_ptuicb,
+    hash33,
+)
+from webqq_scrapy.simulator.cookies import (
+    DELETED_EXPIRES,
+    DOMAIN_PTLOGIN,
+    DOMAIN_QQ,
+    DOMAIN_WEB2,
+    PT2GGUIN_EXPIRES,
+    format_expires,
+    misplaced_cookies,
+    tencent_cookie,
+)
+from webqq_scrapy.simulator.state import CONFIRMED, QR, STATE_CODES
+from webqq_scrapy.simulator.tokens import QQ_MIN, QQ_SPAN, qq_number, uin_cookie
+
+if TYPE_CHECKING:
+    from webqq_scrapy.simulator import Simulator
+    from webqq_scrapy.simulator.faults import Fault
+    from webqq_scrapy.simulator.state import Session
+
+__all__ = ["ROUTES", "Call", "Reply", "WebQQ", "route"]
+
+# ---- hosts and routes (§1.1) ----------------------------------------------------------
+
+# ptlogin2.qq.com is the plain-http CGI host of mq_comm.js (§1.1); ptlogin2.web2.qq.com the
+# 2018 check_sig host. The simulator hands out the ssl/ptlogin4 names but accepts both.
+PTLOGIN_HOSTS = (protocol.HOST_PTLOGIN, "ptlogin2.qq.com")
+CHECK_SIG_HOSTS = (protocol.HOST_CHECK_SIG, "ptlogin2.web2.qq.com")
+PROXY_HOSTS = (protocol.HOST_WEB, "web2.qq.com", protocol.HOST_STATIC, protocol.HOST_DYNAMIC)
+
+STEP_PROXY_PAGE = "proxy_page"
+
+ROUTES: dict[tuple[str, str], str] = {}
+for _host in PTLOGIN_HOSTS:
+    ROUTES[_host, protocol.PATH_PTQRSHOW] = "ptqrshow"
+    ROUTES[_host, protocol.PATH_PTQRLOGIN] = "ptqrlogin"
+for _host in CHECK_SIG_HOSTS:
+    ROUTES[_host, protocol.PATH_CHECK_SIG] = "check_sig"
+ROUTES[protocol.HOST_STATIC, protocol.PATH_GETVFWEBQQ] = "getvfwebqq"
+ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_LOGIN2] = "login2"
+ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_ONLINE_BUDDIES] = "get_online_buddies2"
+ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_POLL2] = "poll2"
+for _host in PROXY_HOSTS:
+    ROUTES[_host, protocol.PATH_PROXY] = STEP_PROXY_PAGE
+    ROUTES[_host, "/cfproxy.html"] = STEP_PROXY_PAGE
+
+
+def route(host: str, path: str) -> str | None:
+    return ROUTES.get((host, path))
+
+
+def is_qq_host(host: str) -> bool:
+    return host == "qq.com" or host.endswith(".qq.com")
+
+
+# ---- recorded bodies ------------------------------------------------------------------
+
+# §1.5: the 403 page of the login server (b3log/xiaov#26 records it line by line).
+FORBIDDEN_PAGE = (
+    b"<html>\r\n<head><title>403 Forbidden</title></head>\r\n"
+    b'<body bgcolor="white">\r\n<center><h1>403 Forbidden</h1></center>\r\n'
+    b"<hr><center>Tencent Login Server</center>\r\n</body>\r\n</html>\r\n"
+)
+# §3.3: check_sig's recorded headers.
+LOGIN_SERVER = "Tencent Login Server/2.0.0"
+P3P = 'CP="CAO PSA OUR"'
+# §3.3: proxy.html sets document.domain so the page can script the API frames.
+PROXY_PAGE = (
+    b'<!DOCTYPE html><html><head><meta charset="utf-8"><script type="text/javascript">'
+    b'document.domain="qq.com";</script></head><body></body></html>'
+)
+# §3.3: a check_sig with an unknown or used ptsigx sets no cookie; the client notices at
+# getvfwebqq ({"retcode":100000}, §3.4). The page itself is not recorded [I].
+CHECK_SIG_FAILED_PAGE = (
+    b'<html><head><meta charset="utf-8"><title>check_sig</title></head>'
+    b"<body>login verification failed</body></html>"
+)
+# §1.4 recorded error bodies; other retcodes answer {"retcode":N} like §3.4's 100000.
+ERROR_BODIES = {
+    RETCODE_NOT_REGISTERED: {"errmsg": "error", "retcode": RETCODE_NOT_REGISTERED},
+    RETCODE_NOT_LOGGED_IN: {"errmsg": "login error", "retcode": RETCODE_NOT_LOGGED_IN},
+}
+# §5.2: the 2018 "no message" answer of poll2.
+POLL_NO_MESSAGE = b'{"retcode":0,"retmsg":"ok","errmsg":"error"}'
+# §3.2 check_sig URL (verify_status_certified fixture, §3.3 example shape).
+CHECK_SIG_PARAMS_AFTER = (
+    "&f_url=&ptlang=2052&ptredirect=100&aid=501004106&daid=164&j_later=0&low_login_hour=0"
+    "&regmaster=0&pt_login_type=3&pt_aid=0&pt_aaid=16&pt_light=0&pt_3rd_aid=0"
+)
+# §4.5: the status strings and the ones login2 echoes.
+STATUSES = ("online", "away", "busy", "silent", "hidden", "offline", "callme")
+# §3.1: ptqrshow's l (error-correction level) and s (module size) parameters.
+QR_LEVELS = ("L", "M", "Q", "H")
+QR_DEFAULT_SCALE = 5
+QR_MAX_SCALE = 20
+QR_BORDER = 4  # the quiet zone the QR standard asks for
+QR_MASK = 2
+# Cookies set with the code-0 answer live this long (pt_recent_uins, pt_guid_sig: 30 days in
+# the recorded jar; RK: about 10 years).
+RECENT_UINS_TTL = 30 * 86400
+RK_TTL = 10 * 365 * 86400
+
+CT_JSON = "text/plain; charset=utf-8"  # WebQQ's API content type is not recorded [I]
+CT_JS = "application/x-javascript; charset=utf-8"
+CT_HTML = "text/html"
+CT_HTML_UTF8 = "text/html; charset=utf-8"
+CT_PNG = "image/png"
+CT_TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass
+class Call:
+    """One request as the endpoints see it."""
+
+    method: str
+    host: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    form: dict[str, str] = field(default_factory=dict)
+    cookies: list[tuple[str, str]] = field(default_factory=list)
+    referer: str | None = None
+    account: str | None = None
+    client_ip: str = "127.0.0.1"
+
+    def cookie(self, name: str) -> str | None:
+        value = None
+        for key, val in self.cookies:
+            if key == name:
+                value = val
+        return value
+
+    def param(self, name: str) -> str | None:
+        """A form field, else the query parameter (§1.3: ``r`` may come either way)."""
+        if name in self.form:
+            return self.form[name]
+        return self.query.get(name)
+
+
+@dataclass
+class Reply:
+    """An answer: status, headers in order (Set-Cookie repeated), body, optional hold."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    answer: str = ""  # the stats key: ptuiCB code, retcode or HTTP status
+    hold: float = 0.0  # seconds to wait before sending (poll2's long poll)
+    drop: bool = False
+
+
+def json_reply(data: dict[str, object], answer: object) -> Reply:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Reply(200, body, [("Content-Type", CT_JSON)], str(answer))
+
+
+def retcode_reply(retcode: int) -> Reply:
+    return json_reply(ERROR_BODIES.get(retcode, {"retcode": retcode}), retcode)
+
+
+def text_reply(status: int, text: str, answer: str | None = None) -> Reply:
+    return Reply(
+        status, text.encode("utf-8"), [("Content-Type", CT_TEXT)], answer or f"http_{status}"
+    )
+
+
+def forbidden_reply() -> Reply:
+    return Reply(
+        403, FORBIDDEN_PAGE, [("Content-Type", CT_HTML), ("Server", LOGIN_SERVER)], "http_403"
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _qq_host_url(url: str | None) -> str:
+    """u1/s_url must stay on a qq.com host (no open redirect); else the official s_url."""
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and is_qq_host(parts.hostname or ""):
+            return url
+    return protocol.S_URL
+
+
+def nick_hex(nickname: str) -> str:
+    """ptnick_<QQ> holds the nickname as hex UTF-8 (§3.2, credential fixture)."""
+    return nickname.encode("utf-8").hex()
+
+
+def js_quote(text: str) -> str:
+    """A value inside a single-quoted ptuiCB argument."""
+    return text.replace("\\", "\\\\").replace("'", "\\'").replace("\r", "").replace("\n", " ")
+
+
+class WebQQ:
+    """The WebQQ hosts: dispatch a Call to its step handler."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.store = sim.store
+        self.tokens = sim.tokens
+
+    # ---- dispatch ----------------------------------------------------------------------
+
+    def scoping_error(self, call: Call) -> Reply | None:
+        """HTTP 400 when the request carries a cookie a browser would not send to its host."""
+        wrong = misplaced_cookies(call.host, [name for name, _ in call.cookies])
+        if not wrong:
+            return None
+        listed = ", ".join(f"{name} (Domain={domain})" for name, domain in wrong)
+        return text_reply(
+            400,
+            f"cookie scoping violation: {listed} would not be sent to {call.host} by a browser\n",
+            "http_400_cookie_scope",
+        )
+
+    def handle(self, step: str, call: Call) -> Reply:
+        handler = getattr(self, step)
+        return handler(call)
+
+    def fault_reply(self, step: str, fault: Fault) -> Reply:
+        """The answer of a fault whose action is status, malformed or retcode."""
+        if fault.status is not None:
+            body = (
+                f"<html><head><title>{fault.status}</title></head><body><center><h1>"
+                f"{fault.status}</h1></center><hr><center>nginx</center></body></html>\r\n"
+            ).encode()
+            return Reply(fault.status, body, [("Content-Type", CT_HTML)], f"http_{fault.status}")
+        if fault.retcode is not None:
+            if step == "ptqrlogin":
+                line = format_ptuicb(fault.retcode).encode("utf-8")
+                return Reply(200, line, [("Content-Type", CT_JS)], str(fault.retcode))
+            return retcode_reply(fault.retcode)
+        # malformed: the start of a plausible answer, cut off.
+        if step == "ptqrshow":
+            return Reply(
+                200, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", [("Content-Type", CT_PNG)]
+            )
+        if step == "ptqrlogin":
+            return Reply(200, b"ptuiCB('66','0','',", [("Content-Type", CT_JS)], "malformed")
+        if step == "check_sig":
+            return Reply(200, b"<html><script src=", [("Content-Type", CT_HTML)], "malformed")
+        return Reply(200, b'{"retcode":0,"result":{"', [("Content-Type", CT_JSON)], "malformed")
+
+    # ---- §3.1 ptqrshow -----------------------------------------------------------------
+
+    def ptqrshow(self, call: Call) -> Reply:
+        sim = self.sim
+        now = sim.clock()
+        qr_id = self.tokens.qr_id()
+        if call.account:
+            qq, nickname = qq_number(call.account), call.account
+        else:
+            qq = QQ_MIN + sim.rng.randrange(QQ_SPAN)
+            nickname = f"QQ{qq}"
+        qr = QR(
+            id=qr_id,
+            qrsig=self.tokens.qrsig(),
+            payload=f"{sim.url}/phone/qr/{qr_id}",
+            account=call.account,
+            qq=qq,
+            nickname=nickname,
+            created=now,
+            expires=now + sim.qr_lifetime,
+            plan=sim.phone.plan_for(call.account),
+        )
+        self.store.add_qr(qr)
+        self.store.advance(qr, now)  # a poll-count plan with 0 polls scans at once
+        level = call.query.get("l", "M").upper()
+        scale = _int_or_none(call.query.get("s")) or QR_DEFAULT_SCALE
+        png = io.BytesIO()
+        # A fixed mask pattern is as valid as any (ISO 18004 lets the encoder choose) and
+        # skips segno's mask evaluation, 4/5 of the cost: ptqrshow must keep up with
+        # thousands of accounts (issue 3, point 10).
+        segno.make_qr(
+            qr.payload, error=level if level in QR_LEVELS else "M", mask=QR_MASK, boost_error=False
+        ).save(png, kind="png", scale=max(1, min(scale, QR_MAX_SCALE)), border=QR_BORDER)
+        headers = [
+            ("Content-Type", CT_PNG),
+            ("Server", LOGIN_SERVER),
+            # §3.1 records this spelling (Path/Domain), unlike check_sig's PATH/DOMAIN.
+            ("Set-Cookie", f"qrsig={qr.qrsig}; Path=/; Domain={DOMAIN_PTLOGIN}"),
+        ]
+        return Reply(200, png.getvalue(), headers, "200")
+
+    # ---- §3.2 ptqrlogin ----------------------------------------------------------------
+
+    def ptqrlogin(self, call: Call) -> Reply:
+        qrsig = call.cookie("qrsig")
+        token = call.query.get("ptqrtoken")
+        # §3.2: ptqrtoken == hash33(qrsig) is the one required parameter (403 since 2017-02).
+        if not qrsig or token is None or token.strip() != str(hash33(qrsig)):
+            return forbidden_reply()
+        qr = self.store.qrs_by_sig.get(qrsig)
+        now = self.sim.clock()
+        headers = [("Content-Type", CT_JS), ("Server", LOGIN_SERVER)]
+        if qr is None:
+            # Forgotten after its final answer or its lifetime: expired, as the real server
+            # kept answering for an old qrsig (§3.2).
+            return Reply(200, format_ptuicb(QR_EXPIRED).encode("utf-8"), headers, str(QR_EXPIRED))
+        qr.polls += 1
+        self.store.advance(qr, now)
+        code = STATE_CODES[qr.state]
+        if qr.state != CONFIRMED:
+            if qr.final:
+                self.store.forget_qr(qr)
+            line = format_ptuicb(code)
+            return Reply(200, line.encode("utf-8"), headers, str(code))
+        self.store.forget_qr(qr)
+        session = self.store.new_session(qr, now)
+        s_url = _qq_host_url(call.query.get("u1"))
+        url = (
+            f"http://{protocol.HOST_CHECK_SIG}{protocol.PATH_CHECK_SIG}?pttype=1&uin={qr.qq}"
+            f"&service=ptqrlogin&nodirect=0&ptsigx={session.ptsigx}"
+            f"&s_url={quote(s_url, safe='')}{CHECK_SIG_PARAMS_AFTER}"
+        )
+        line = format_ptuicb(code, url=url, nickname=js_quote(qr.nickname))
+        headers += [("Set-Cookie", c) for c in self._success_cookies(session, now)]
+        return Reply(200, line.encode("utf-8"), headers, str(code))
+
+    def _success_cookies(self, session: Session, now: float) -> list[str]:
+        """§3.2/§10: the cookies of the code-0 answer (ptwebqq, super*, ptnick_… by elimination)."""
+        tokens = self.tokens
+        uin = uin_cookie(session.qq)
+        superkey, supertoken = tokens.key44(), tokens.supertoken()
+        recent, guid, rk = tokens.recent_uins(), tokens.guid_sig(), tokens.rk()
+        self.store.secrets.add(superkey, supertoken, recent, guid)
+        return [
+            tencent_cookie("pt2gguin", uin, DOMAIN_QQ, expires=PT2GGUIN_EXPIRES),
+            tencent_cookie("uin", uin, DOMAIN_QQ),
+            tencent_cookie("skey", session.skey, DOMAIN_QQ),
+            tencent_cookie("superuin", uin, DOMAIN_PTLOGIN),
+            tencent_cookie("superkey", superkey, DOMAIN_PTLOGIN, httponly=True),
+            tencent_cookie("supertoken", supertoken, DOMAIN_PTLOGIN),
+            tencent_cookie(
+                "pt_recent_uins",
+                recent,
+                DOMAIN_PTLOGIN,
+                expires=format_expires(now + RECENT_UINS_TTL),
+                httponly=True,
+            ),
+            tencent_cookie(
+                "pt_guid_sig", guid, DOMAIN_PTLOGIN, expires=format_expires(now + RECENT_UINS_TTL)
+            ),
+            tencent_cookie("ptisp", "ctc", DOMAIN_QQ),
+            tencent_cookie("RK", rk, DOMAIN_QQ, expires=format_expires(now + RK_TTL)),
+            tencent_cookie(f"ptnick_{session.qq}", nick_hex(session.nickname), DOMAIN_PTLOGIN),
+            tencent_cookie("ptwebqq", session.ptwebqq, DOMAIN_QQ),
+        ]
+
+    # ---- §3.3 check_sig ----------------------------------------------------------------
+
+    def check_sig(self, call: Call) -> Reply:
+        # §1.5: an empty Referer header made check_sig answer 403 (ScienJus/smartqq#28).
+        if call.referer is not None and not call.referer.strip():
+            return forbidden_reply()
+        session = self.store.by_ptsigx.pop(call.query.get("ptsigx", ""), None)
+        if session is None or call.query.get("uin") != str(session.qq):
+            headers = [("Content-Type", CT_HTML_UTF8), ("Server", LOGIN_SERVER)]
+            return Reply(200, CHECK_SIG_FAILED_PAGE, headers, "failed")
+        session.ptsigx = None  # single use
+        session.last_seen = self.sim.clock()
+        session.p_skey, session.pt4_token = self.tokens.key44(), self.tokens.key44()
+        self.store.by_p_skey[session.p_skey] = session
+        self.store.secrets.add(session.p_skey, session.pt4_token)
+        uin = uin_cookie(session.qq)
+        cookies = [
+            # §3.3, verbatim spelling and order of slince get_ptwebqq_headers.txt (April 2017),
+            # including the stray "; ;" after p_skey's domain.
+            tencent_cookie("uin", uin, DOMAIN_QQ),
+            tencent_cookie("skey", session.skey, DOMAIN_QQ),
+            tencent_cookie("pt2gguin", uin, DOMAIN_QQ, expires=PT2GGUIN_EXPIRES),
+            tencent_cookie("p_skey", session.p_skey, DOMAIN_WEB2) + " ;",
+            tencent_cookie("pt4_token", session.pt4_token, DOMAIN_WEB2),
+            tencent_cookie("p_uin", "", DOMAIN_QQ, expires=DELETED_EXPIRES),
+            tencent_cookie("p_skey", "", DOMAIN_QQ, expires=DELETED_EXPIRES),
+            tencent_cookie("pt4_token", "", DOMAIN_QQ, expires=DELETED_EXPIRES),
+            tencent_cookie("p_uin", uin, DOMAIN_WEB2),
+        ]
+        headers = [
+            ("Content-Type", CT_HTML),
+            ("Location", _qq_host_url(call.query.get("s_url"))),
+            ("P3P", P3P),
+            ("Server", LOGIN_SERVER),
+        ]
+        headers += [("Set-Cookie", cookie) for cookie in cookies]
+        return Reply(302, b"", headers, "302")
+
+    # ---- §3.4–§3.6 web2 APIs ------------------------------------------------------------
+
+    def _web2_session(self, call: Call) -> Session | None:
+        """§10: Referer on *.web2.qq.com, cookies uin/skey/p_skey of one live session."""
+        referer_host = urlsplit(call.referer or "").hostname or ""
+        if not referer_host.endswith(".web2.qq.com"):
+            return None
+        session = self.store.by_p_skey.get(call.cookie("p_skey") or "")
+        if session is None:
+            return None
+        if call.cookie("uin") != uin_cookie(session.qq) or call.cookie("skey") != session.skey:
+            return None
+        session.last_seen = self.sim.clock()
+        return session
+
+    def getvfwebqq(self, call: Call) -> Reply:
+        session = self._web2_session(call)
+        ptwebqq = call.query.get("ptwebqq")
+        if (
+            session is None
+            or ptwebqq != session.ptwebqq
+            or call.cookie("ptwebqq") != ptwebqq
+            or _int_or_none(call.query.get("clientid")) != CLIENTID
+        ):
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if session.vfwebqq is None:
+            session.vfwebqq = self.tokens.vfwebqq()
+            self.store.secrets.add(session.vfwebqq)
+        # §3.4 key order: retcode first (get_vfwebqq.txt).
+        return json_reply({"retcode": RETCODE_OK, "result": {"vfwebqq": session.vfwebqq}}, 0)
+
+    def _r(self, call: Call) -> dict[str, object] | None:
+        raw = call.param("r")
+        try:
+            data = json.loads(raw) if raw is not None else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def login2(self, call: Call) -> Reply:
+        r = self._r(call)
+        if r is None:
+            return retcode_reply(RETCODE_BAD_POST)
+        session = self._web2_session(call)
+        if session is None or _int_or_none(r.get("clientid")) != CLIENTID:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if r.get("ptwebqq") != session.ptwebqq or call.cookie("ptwebqq") != session.ptwebqq:
+            return retcode_reply(RETCODE_PTWEBQQ_INVALID)
+        if session.psessionid is not None:
+            self.store.by_psessionid.pop(session.psessionid, None)
+        # §3.4: login2's vfwebqq is not the one the other calls accept.
+        session.login2_vfwebqq = self.tokens.vfwebqq()
+        session.psessionid = self.tokens.psessionid(
+            session.qq, session.skey, session.login2_vfwebqq
+        )
+        session.online = False
+        self.store.by_psessionid[session.psessionid] = session
+        self.store.secrets.add(session.login2_vfwebqq, session.psessionid)
+        self.store.stats.logins[session.account or "(anonymous)"] += 1
+        status = r.get("status")
+        try:
+            cip = int(ipaddress.IPv4Address(call.client_ip))
+        except ValueError:
+            cip = 0
+        rng = self.sim.rng
+        # §3.5 (get_uin_psession.txt): result first, its keys in this order, retcode last.
+        result = {
+            "cip": cip,
+            "f": 0,
+            "index": rng.randrange(1000, 1100),
+            "port": rng.randrange(40000, 50000),
+            "psessionid": session.psessionid,
+            "status": status if status in STATUSES else "online",
+            "uin": session.qq,
+            "user_state": 0,
+            "vfwebqq": session.login2_vfwebqq,
+        }
+        return json_reply({"result": result, "retcode": RETCODE_OK}, 0)
+
+    def _channel_session(self, call: Call, psessionid: object) -> Session | Reply:
+        session = self._web2_session(call)
+        if session is None:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if not psessionid or psessionid != session.psessionid:
+            return retcode_reply(RETCODE_NOT_LOGGED_IN)
+        return session
+
+    def get_online_buddies2(self, call: Call) -> Reply:
+        found = self._channel_session(call, call.query.get("psessionid"))
+        if isinstance(found, Reply):
+            return found
+        # The official client uses getvfwebqq's vfwebqq, not login2's (§3.4).
+        if (
+            found.vfwebqq is None
+            or call.query.get("vfwebqq") != found.vfwebqq
+            or _int_or_none(call.query.get("clientid")) != CLIENTID
+        ):
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        found.online = True  # §3.6: the session is now "registered" for poll2
+        # §4.5: the virtual account has no friends online.
+        return json_reply({"result": [], "retcode": RETCODE_OK}, 0)
+
+    def poll2(self, call: Call) -> Reply:
+        r = self._r(call)
+        if r is None:
+            return retcode_reply(RETCODE_BAD_POST)
+        found = self._channel_session(call, r.get("psessionid"))
+        if isinstance(found, Reply):
+            return found
+        # §5.1: poll2's ptwebqq may be "" (2018) or the cookie value.
+        if _int_or_none(r.get("clientid")) != CLIENTID or r.get("ptwebqq") not in (
+            "",
+            found.ptwebqq,
+        ):
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if not found.online:
+            return retcode_reply(RETCODE_NOT_REGISTERED)  # §3.6
+        return Reply(
+            200, POLL_NO_MESSAGE, [("Content-Type", CT_JSON)], "0", hold=self.sim.poll_hold
+        )
+
+    def proxy_page(self, call: Call) -> Reply:
+        return Reply(200, PROXY_PAGE, [("Content-Type", CT_HTML_UTF8)], "200")
+
+    def not_found(self, call: Call) -> Reply:
+        return text_reply(404, f"not found: http://{call.host}{call.path}\n")
+
+
+def ptqrshow_query() -> str:
+    """The official query of §3.1 (for tools and tests)."""
+    return urlencode({"appid": protocol.APPID, "e": 0, "l": "M", "s": 5, "d": 72, "v": 4})

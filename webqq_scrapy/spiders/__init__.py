@@ -1,0 +1,1 @@
+"""The spiders of webqq_scrapy: qrlogin."""
