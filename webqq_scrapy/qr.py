@@ -109,9 +109,10 @@ def save_qr(directory: str | os.PathLike[str], account: str, png: bytes) -> Path
     """Write ``png`` as ``account``'s QR file (mode 0600) and return its path.
 
     The bytes go to a new temporary file created 0600 in the same directory, which then
-    replaces the account's file in one ``os.replace``: a reader (a person's image viewer,
-    the web page) sees the old QR or the new one, never a partial file, and the QR is never
-    readable by another user, not even for a moment.
+    replaces the account's file in one ``os.replace``: a reader (a person's image viewer)
+    sees the old QR or the new one, never a partial file, and the QR is never readable by
+    another user, not even for a moment. No fsync: a QR outlives neither its two minutes
+    nor a crash, and the call must stay short in the crawl's thread.
     """
     path = qr_path(ensure_qr_dir(directory), account)
     tmp = path.with_name(f".{path.stem}.{secrets.token_hex(8)}.tmp")
@@ -120,8 +121,6 @@ def save_qr(directory: str | os.PathLike[str], account: str, png: bytes) -> Path
         with os.fdopen(fd, "wb") as file:
             os.fchmod(file.fileno(), FILE_MODE)
             file.write(png)
-            file.flush()
-            os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -119,3 +119,38 @@ HTTPPROXY_AUTH_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+# --- QR delivery -------------------------------------------------------------------------
+# How the QR reaches a person nobody sees at a terminal, e.g. under scrapyd
+# (docs/qr-delivery.md). The PNG file (WEBQQ_QR_DIR) and the terminal (WEBQQ_QR_TERMINAL)
+# are set above.
+
+# Serve a web page showing the current QR and the state of every account, at a secret URL
+# ("http://HOST:PORT/<random token>/") logged at INFO; it stops when the crawl ends.
+WEBQQ_QR_WEB_ENABLED = False
+# Address the page listens on: loopback by default. "0.0.0.0" makes it reachable from the
+# network, over plain HTTP, protected only by the token in its URL.
+WEBQQ_QR_WEB_HOST = "127.0.0.1"
+# TCP port of the page; 0 picks a free port (see the logged URL).
+WEBQQ_QR_WEB_PORT = 0
+
+# POST a JSON event (account, state, generation, the PNG as base64 with each new QR,
+# outcome, sent_at) to this URL on every new QR and state change. Empty: no webhook.
+WEBQQ_QR_WEBHOOK_URL = ""
+# A failed delivery (connection error, timeout, HTTP 5xx/408/429) is retried this many
+# times, BACKOFF seconds after the first failure and twice as long after each next one;
+# failures are logged and never stop the crawl.
+WEBQQ_QR_WEBHOOK_RETRIES = 3
+WEBQQ_QR_WEBHOOK_BACKOFF = 1.0
+# Seconds one delivery attempt may take.
+WEBQQ_QR_WEBHOOK_TIMEOUT = 10.0
+# Extra request headers, e.g. {"Authorization": "Bearer …"} (values are never logged).
+WEBQQ_QR_WEBHOOK_HEADERS = {}
+
+# Both extensions switch themselves off (NotConfigured) unless configured above.
+EXTENSIONS.update(
+    {
+        "webqq_scrapy.qrweb.QRWebPage": 500,
+        "webqq_scrapy.webhook.QRWebhook": 510,
+    }
+)

@@ -1,0 +1,404 @@
+"""An optional web page showing the current QR of every pending account (WEBQQ_QR_WEB_*).
+
+For crawls nobody watches in a terminal (scrapyd): the extension serves, from inside the
+crawl, one page at ``http://HOST:PORT/<token>/`` listing each account with its state
+(waiting / scanned / done / failed) and its current QR. The token is random
+(``secrets.token_urlsafe``) and the page URL, logged at INFO, is the only way in; any other
+path answers 404. The page polls a small JSON endpoint and swaps an expired QR for the new
+one; image URLs carry the QR generation and every answer is ``Cache-Control: no-store``, so
+a browser never shows a stale QR. The server stops when the spider closes.
+
+It listens to the spider's ``qr_ready`` and ``qr_state`` signals (``webqq_scrapy.signals``)
+and forgets an account's image once the account is done or failed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from webqq_scrapy import settings as defaults
+from webqq_scrapy import signals as webqq_signals
+from webqq_scrapy.config import SettingError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.crawler import Crawler
+    from twisted.internet.interfaces import IListeningPort
+    from twisted.web.server import Request
+
+logger = logging.getLogger(__name__)
+
+STATE_TEXT = {
+    webqq_signals.QR_WAITING: "waiting: scan this QR code with the QQ mobile app",
+    webqq_signals.QR_SCANNED: "scanned: confirm the login on the phone",
+    webqq_signals.QR_DONE: "done",
+    webqq_signals.QR_FAILED: "failed",
+}
+# What the page shows before the first state signal of an account.
+INITIAL_STATE = webqq_signals.QR_WAITING
+FINAL_STATES = (webqq_signals.QR_DONE, webqq_signals.QR_FAILED)
+
+# How often the page asks for news, in milliseconds.
+POLL_MS = 1000
+
+# Every answer: never cached (a cached QR could be an expired one), never framed, and the
+# token in the URL never leaves in a Referer.
+COMMON_HEADERS = {
+    b"Cache-Control": b"no-store",
+    b"Referrer-Policy": b"no-referrer",
+    b"X-Content-Type-Options": b"nosniff",
+    b"X-Frame-Options": b"DENY",
+    b"Content-Security-Policy": (
+        b"default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; "
+        b"style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+        b"frame-ancestors 'none'"
+    ),
+}
+
+CSS = """
+body { font-family: sans-serif; margin: 1.5em; background: #fff; color: #111; }
+#accounts { display: flex; flex-wrap: wrap; gap: 1.5em; }
+.account { border: 1px solid #ccc; border-radius: 6px; padding: 1em; min-width: 16em; }
+.account h2 { margin: 0 0 .3em; font-size: 1.2em; overflow-wrap: anywhere; }
+.account img { display: block; width: 330px; height: 330px; image-rendering: pixelated;
+  background: #fff; margin-top: .5em; }
+.state-done .state { color: #070; } .state-failed .state { color: #a00; }
+.note { color: #555; font-size: .9em; }
+"""
+
+SCRIPT = """\
+"use strict";
+(function () {
+  const list = document.getElementById("accounts");
+  const note = document.getElementById("note");
+  let failures = 0;
+  function card(entry) {
+    let node = document.getElementById("account-" + entry.id);
+    if (!node) {
+      node = document.createElement("section");
+      node.id = "account-" + entry.id;
+      const title = document.createElement("h2");
+      title.textContent = entry.account;
+      const state = document.createElement("p");
+      state.className = "state";
+      node.append(title, state);
+      list.append(node);
+    }
+    node.className = "account state-" + entry.state;
+    node.querySelector(".state").textContent = entry.text;
+    let img = node.querySelector("img");
+    if (!entry.image) {
+      if (img) img.remove();
+      return;
+    }
+    if (!img) {
+      img = document.createElement("img");
+      node.append(img);
+    }
+    if (img.getAttribute("src") !== entry.image) {
+      img.setAttribute("src", entry.image);
+      img.alt = "QR code for " + entry.account + " (QR #" + entry.generation + ")";
+    }
+  }
+  async function poll() {
+    try {
+      const answer = await fetch("state.json", {cache: "no-store"});
+      if (!answer.ok) throw new Error("HTTP " + answer.status);
+      const data = await answer.json();
+      data.accounts.forEach(card);
+      document.getElementById("empty").hidden = data.accounts.length > 0;
+      note.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+      failures = 0;
+    } catch (error) {
+      failures += 1;
+      note.textContent = "The crawl has ended or this page is unreachable.";
+      if (failures >= 3) return;
+    }
+    setTimeout(poll, __POLL_MS__);
+  }
+  setTimeout(poll, __POLL_MS__);
+})();
+""".replace("__POLL_MS__", str(POLL_MS))
+
+
+@dataclass
+class AccountEntry:
+    id: int
+    account: str
+    state: str = INITIAL_STATE
+    outcome: str | None = None
+    generation: int = 0
+    png: bytes | None = None
+
+    @property
+    def image(self) -> str | None:
+        """The image URL relative to the page; a new generation gives a new URL."""
+        if self.png is None:
+            return None
+        return f"qr/{self.id}/{self.generation}.png"
+
+    @property
+    def text(self) -> str:
+        text = STATE_TEXT.get(self.state, self.state)
+        return f"{text} ({self.outcome})" if self.outcome else text
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "state": self.state,
+            "outcome": self.outcome,
+            "generation": self.generation,
+            "image": self.image,
+            "text": self.text,
+        }
+
+
+class QRPageResource(Resource):
+    """The whole site: ``/<token>/``, ``state.json``, ``page.js``, ``qr/<id>/<gen>.png``."""
+
+    isLeaf = True
+
+    def __init__(self, page: QRWebPage) -> None:
+        super().__init__()
+        self.page = page
+
+    def render_GET(self, request: Request) -> bytes:
+        for name, value in COMMON_HEADERS.items():
+            request.setHeader(name, value)
+        segments = request.path.split(b"/")[1:]
+        if not segments or not hmac.compare_digest(segments[0], self.page.token.encode()):
+            self.page.inc_stat("denied")
+            return self.not_found(request)
+        self.page.inc_stat("requests")
+        rest = [segment.decode("utf-8", "replace") for segment in segments[1:]]
+        if not rest:  # /<token> without the slash: the page's relative URLs need it
+            request.setResponseCode(302)
+            request.setHeader(b"Location", request.path + b"/")
+            return b""
+        if rest == [""]:
+            return self.send(request, b"text/html; charset=utf-8", self.page.html().encode())
+        if rest == ["state.json"]:
+            body = json.dumps(self.page.snapshot(), ensure_ascii=False).encode()
+            return self.send(request, b"application/json", body)
+        if rest == ["page.js"]:
+            return self.send(request, b"text/javascript; charset=utf-8", SCRIPT.encode())
+        if len(rest) == 3 and rest[0] == "qr":
+            png = self.page.png_for(rest[1], rest[2])
+            if png is not None:
+                return self.send(request, b"image/png", png)
+        return self.not_found(request)
+
+    @staticmethod
+    def send(request: Request, content_type: bytes, body: bytes) -> bytes:
+        request.setHeader(b"Content-Type", content_type)
+        return body
+
+    @staticmethod
+    def not_found(request: Request) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"Not found\n"
+
+
+class QRSite(Site):
+    """A ``Site`` without access log (its lines would carry the token) that can drop its
+    open connections (a browser keeps one alive) when the crawl ends."""
+
+    noisy = False
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource)
+        self.channels: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        if channel is not None:
+            self.channels.add(channel)
+        return channel
+
+    def log(self, request: Any) -> None:
+        pass
+
+    def close_connections(self) -> None:
+        for channel in list(self.channels):
+            if channel.transport is not None:
+                channel.transport.abortConnection()
+
+
+class QRWebPage:
+    """Serve the QR page during the crawl; enabled by ``WEBQQ_QR_WEB_ENABLED``."""
+
+    def __init__(
+        self,
+        host: str = defaults.WEBQQ_QR_WEB_HOST,
+        port: int = defaults.WEBQQ_QR_WEB_PORT,
+        *,
+        token: str | None = None,
+        crawler: Crawler | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.token = token or secrets.token_urlsafe(32)
+        self.crawler = crawler
+        self.accounts: dict[str, AccountEntry] = {}
+        self.listening: IListeningPort | None = None
+        self.site: QRSite | None = None
+        self.url: str | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        if not settings.getbool("WEBQQ_QR_WEB_ENABLED", defaults.WEBQQ_QR_WEB_ENABLED):
+            raise NotConfigured("WEBQQ_QR_WEB_ENABLED is off")
+        host = str(settings.get("WEBQQ_QR_WEB_HOST", defaults.WEBQQ_QR_WEB_HOST)).strip()
+        if not host:
+            raise SettingError("WEBQQ_QR_WEB_HOST", "must be an address to bind", host)
+        raw_port = settings.get("WEBQQ_QR_WEB_PORT", defaults.WEBQQ_QR_WEB_PORT)
+        try:
+            port = int(str(raw_port).strip())
+        except ValueError:
+            raise SettingError("WEBQQ_QR_WEB_PORT", "must be an integer", raw_port) from None
+        if not 0 <= port <= 65535:
+            raise SettingError("WEBQQ_QR_WEB_PORT", "must be 0 (a free port) to 65535", raw_port)
+        page = cls(host, port, crawler=crawler)
+        crawler.signals.connect(page.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(page.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(page.qr_ready, signal=webqq_signals.qr_ready)
+        crawler.signals.connect(page.qr_state, signal=webqq_signals.qr_state)
+        return page
+
+    # --- the server ----------------------------------------------------------------------
+
+    def spider_opened(self) -> None:
+        from twisted.internet.error import CannotListenError
+
+        try:
+            self.start()
+        except CannotListenError as exc:
+            # Not fatal: the QR file, the terminal and the webhook may still reach someone.
+            logger.error(
+                "QR web page not started: cannot listen on %s:%s (WEBQQ_QR_WEB_HOST, "
+                "WEBQQ_QR_WEB_PORT): %s",
+                self.host,
+                self.port,
+                exc.socketError,
+            )
+
+    async def spider_closed(self) -> None:
+        await self.stop()
+
+    def start(self) -> str:
+        from twisted.internet import reactor
+
+        self.site = QRSite(QRPageResource(self))
+        self.listening = reactor.listenTCP(self.port, self.site, interface=self.host)
+        self.url = f"http://{self.url_host()}:{self.listening.getHost().port}/{self.token}/"
+        logger.info("QR web page (scan the QR codes there): %s", self.url)
+        if not self.is_loopback():
+            logger.warning(
+                "WEBQQ_QR_WEB_HOST=%s: the QR web page is reachable from the network over "
+                "plain HTTP; only its secret URL protects it",
+                self.host,
+            )
+        return self.url
+
+    async def stop(self) -> None:
+        if self.listening is None:
+            return
+        listening, self.listening = self.listening, None
+        await maybe_deferred_to_future(listening.stopListening())
+        if self.site is not None:
+            self.site.close_connections()
+        logger.info("QR web page stopped")
+
+    def url_host(self) -> str:
+        if self.host in ("0.0.0.0", "::"):
+            return socket.getfqdn()
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    def is_loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+    def inc_stat(self, name: str) -> None:
+        if self.crawler is not None:
+            self.crawler.stats.inc_value(f"webqq/qr_web/{name}")
+
+    # --- the spider's signals ------------------------------------------------------------
+
+    def entry(self, account: str) -> AccountEntry:
+        if account not in self.accounts:
+            self.accounts[account] = AccountEntry(id=len(self.accounts) + 1, account=account)
+        return self.accounts[account]
+
+    def qr_ready(self, account: str, png: bytes, generation: int) -> None:
+        entry = self.entry(account)
+        entry.png = png
+        entry.generation = generation
+        entry.state = webqq_signals.QR_WAITING
+        entry.outcome = None
+
+    def qr_state(self, account: str, state: str, outcome: str | None = None) -> None:
+        entry = self.entry(account)
+        entry.state = state
+        entry.outcome = outcome
+        if state in FINAL_STATES:
+            entry.png = None
+
+    # --- what the page shows -------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"accounts": [entry.as_json() for entry in self.accounts.values()]}
+
+    def png_for(self, entry_id: str, name: str) -> bytes | None:
+        """The PNG of an image URL, only while it is the account's current QR."""
+        for entry in self.accounts.values():
+            if str(entry.id) == entry_id and entry.png is not None:
+                return entry.png if name == f"{entry.generation}.png" else None
+        return None
+
+    def html(self) -> str:
+        cards = []
+        for entry in self.accounts.values():
+            image = ""
+            if entry.image is not None:
+                alt = f"QR code for {entry.account} (QR #{entry.generation})"
+                image = f'<img src="{entry.image}" alt="{html.escape(alt)}">'
+            state = html.escape(entry.state)
+            cards.append(
+                f'<section id="account-{entry.id}" class="account state-{state}">'
+                f"<h2>{html.escape(entry.account)}</h2>"
+                f'<p class="state">{html.escape(entry.text)}</p>{image}</section>'
+            )
+        hidden = " hidden" if cards else ""
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="referrer" content="no-referrer">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<title>WebQQ login: QR codes</title>"
+            f'<noscript><meta http-equiv="refresh" content="{max(1, POLL_MS // 1000) * 5}">'
+            f"</noscript><style>{CSS}</style></head><body>"
+            "<h1>WebQQ login: scan with the QQ mobile app</h1>"
+            f'<div id="accounts">{"".join(cards)}</div><p id="empty"{hidden}>No QR code yet.</p>'
+            '<p id="note" class="note">This page updates itself; an expired QR code is '
+            'replaced by the new one.</p><script src="page.js"></script></body></html>\n'
+        )
