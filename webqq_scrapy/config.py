@@ -85,6 +85,8 @@ class WebQQConfig:
     scanned_poll_interval: float
     max_qr_refreshes: int
     login_timeout: float
+    retry_times: int
+    retry_backoff: float
     session_lifetime: float
     qr_dir: Path
     qr_terminal: bool | None
@@ -116,6 +118,8 @@ class WebQQConfig:
                 _number(settings, "WEBQQ_MAX_QR_REFRESHES", positive=False, integer=True)
             ),
             login_timeout=_number(settings, "WEBQQ_LOGIN_TIMEOUT"),
+            retry_times=int(_number(settings, "WEBQQ_RETRY_TIMES", positive=False, integer=True)),
+            retry_backoff=_number(settings, "WEBQQ_RETRY_BACKOFF", positive=False),
             session_lifetime=_number(settings, "WEBQQ_SESSION_LIFETIME"),
             qr_dir=qr_dir,
             qr_terminal=_tristate(settings, "WEBQQ_QR_TERMINAL"),

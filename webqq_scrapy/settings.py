@@ -29,6 +29,14 @@ WEBQQ_MAX_QR_REFRESHES = 5
 # Seconds an account may take from its first QR to its credentials; then "timeout".
 WEBQQ_LOGIN_TIMEOUT = 600.0
 
+# Transient faults (HTTP 5xx, 408, 429, timeouts, dropped connections) on any step are
+# retried this many times, waiting BACKOFF seconds before the first retry and twice as long
+# before each next one (never past WEBQQ_LOGIN_TIMEOUT). Permanent answers (HTTP 403,
+# retcodes such as 100000) are not retried. Scrapy's RetryMiddleware is bypassed for the
+# login requests: it has no backoff.
+WEBQQ_RETRY_TIMES = 3
+WEBQQ_RETRY_BACKOFF = 0.5
+
 # Estimated lifetime of a WebQQ session, used for Credentials.expires_at. protocol.md §8.1:
 # sessions were forced offline after one to two days; this is an estimate, not a promise.
 WEBQQ_SESSION_LIFETIME = 2 * 24 * 3600

@@ -59,6 +59,23 @@ STEP_LOGIN2 = "login2"
 STEP_ONLINE_BUDDIES = "get_online_buddies2"
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# HTTP answers below 500 that are worth a retry (timeouts, rate limits).
+TRANSIENT_HTTP_STATUSES = (408, 429)
+# Meta keys a retried request keeps; Scrapy's own (download_latency, proxy, retry state…)
+# must be computed afresh (scrapy-2.19.md §1.6: never copy meta wholesale).
+CARRIED_META = frozenset(
+    {
+        "cookiejar",
+        "dont_redirect",
+        "dont_retry",
+        "handle_httpstatus_list",
+        "referrer_policy",
+        "webqq_account",
+        "webqq_step",
+        "webqq_uin",
+        "webqq_psessionid",
+    }
+)
 BODY_EXCERPT = 80
 
 
@@ -244,6 +261,7 @@ class QRLoginSpider(scrapy.Spider):
             "cookiejar": login.account,
             META_ACCOUNT: login.account,
             "webqq_step": step,
+            "dont_retry": True,  # our errback retries, with backoff
             **kw.pop("meta", {}),
         }
         cls = kw.pop("cls", scrapy.Request)
@@ -438,22 +456,62 @@ class QRLoginSpider(scrapy.Spider):
             yield item
 
     async def on_error(self, failure: Failure) -> AsyncIterator[Any]:
-        """Errback of every step: after Scrapy's retries, the account ends here."""
+        """Errback of every step: retry transient faults with backoff, else end the account."""
         request = failure.request
         login: Login = request.cb_kwargs["login"]
         step = request.meta.get("webqq_step", "?")
         exc = failure.value
-        if isinstance(exc, HttpError):
-            response = exc.response
-            self._record_latency(step, login, response)
-            outcome = OUTCOME_PROTOCOL_ERROR
-            detail = f"HTTP {response.status}: {_excerpt(response.body)}"
-        elif isinstance(exc, IgnoreRequest):
-            outcome, detail = OUTCOME_NETWORK_ERROR, f"request ignored: {type(exc).__name__}"
-        else:
-            outcome, detail = OUTCOME_NETWORK_ERROR, type(exc).__name__
+        try:
+            if isinstance(exc, HttpError):
+                response = exc.response
+                self._record_latency(step, login, response)
+                outcome = OUTCOME_PROTOCOL_ERROR
+                detail = f"HTTP {response.status}: {_excerpt(response.body)}"
+                transient = response.status >= 500 or response.status in TRANSIENT_HTTP_STATUSES
+            elif isinstance(exc, IgnoreRequest):
+                outcome, detail = OUTCOME_NETWORK_ERROR, f"request ignored: {type(exc).__name__}"
+                transient = False
+            else:
+                outcome, detail = OUTCOME_NETWORK_ERROR, type(exc).__name__
+                transient = True
+            if transient and not login.finished:
+                retry = await self._retry(request, login, step, detail)
+                if retry is not None:
+                    yield retry
+                    return
+        except StepFailed as failed:
+            outcome, detail = failed.outcome, failed.detail
         for item in await self._finish(login, outcome, step, detail):
             yield item
+
+    async def _retry(
+        self, request: scrapy.Request, login: Login, step: str, detail: str
+    ) -> scrapy.Request | None:
+        """The same request again after an exponential backoff, or None when retries are used up.
+
+        Scrapy's RetryMiddleware is off for these requests (``dont_retry``): it has no backoff
+        and would retry the non-idempotent login2 POST without a pause.
+        """
+        attempt = request.meta.get("webqq_retries", 0)
+        if attempt >= self.config.retry_times:
+            self.crawler.stats.inc_value(f"webqq/retry/{step}/max_reached")
+            return None
+        delay = self.config.retry_backoff * (2**attempt)
+        self.crawler.stats.inc_value(f"webqq/retry/{step}/count")
+        self.logger.debug(
+            "Account %s: %s failed (%s), retry %d/%d in %.2fs",
+            login.account,
+            step,
+            detail,
+            attempt + 1,
+            self.config.retry_times,
+            delay,
+        )
+        await self._wait(login, delay)
+        meta = {key: value for key, value in request.meta.items() if key in CARRIED_META}
+        meta["webqq_retries"] = attempt + 1
+        login.step_started = time.monotonic()
+        return request.replace(meta=meta, dont_filter=True)
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -512,7 +570,9 @@ class QRLoginSpider(scrapy.Spider):
         if show is None:
             show = sys.stderr.isatty()
         if show:
-            sys.stderr.write(f"\nQR code for {login.account}:\n{qr.render_terminal(png)}\n")
+            # Colour codes only on a real terminal, never into a log file.
+            text = qr.render_terminal(png, ansi=sys.stderr.isatty())
+            sys.stderr.write(f"\nQR code for {login.account}:\n{text}\n")
             sys.stderr.flush()
         await self.crawler.signals.send_catch_log_async(
             signal=webqq_signals.qr_ready,
