@@ -242,3 +242,26 @@ def test_readme_demo_command_logs_two_accounts_in(tmp_path):
     # The QR codes were printed in the terminal (stderr) with half blocks, not in the log.
     assert "QR code for alice:" in result.stderr
     assert "▀" in result.stderr or "▄" in result.stderr
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_stopped_early_names_the_accounts_left_without_outcome(
+    simulator, tmp_path, caplog
+):
+    simulator.phone.set_behaviour("slow", "never")
+    values = project_settings(
+        WEBQQ_TARGET=simulator.url,
+        WEBQQ_POLL_INTERVAL=0.2,
+        WEBQQ_QR_DIR=str(tmp_path / "qr"),
+        WEBQQ_DATABASE_ENABLED=False,
+        CLOSESPIDER_TIMEOUT=1,
+    )
+    run = Run(get_crawler(QRLoginSpider, values))
+    await run.crawler.crawl_async(accounts="fast,slow")
+    assert run.stat("finish_reason") == "closespider_timeout"
+    assert run.outcomes["fast"].outcome == "ok"
+    assert "slow" not in run.outcomes
+    assert run.stat("webqq/outcome/unfinished") == 1
+    assert "no outcome was stored for: slow" in caplog.text
+    # Its QR file was removed all the same.
+    assert list((tmp_path / "qr").iterdir()) == []

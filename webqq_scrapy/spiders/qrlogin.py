@@ -209,6 +209,8 @@ class QRLoginSpider(scrapy.Spider):
         self.accounts = read_accounts(accounts, accounts_file)
         self.config: WebQQConfig
         self._random = random.Random()
+        # Accounts whose login has started and not yet ended, for the report at close.
+        self._active: dict[str, Login] = {}
 
     @classmethod
     def update_settings(cls, settings: Any) -> None:
@@ -225,6 +227,7 @@ class QRLoginSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.config = WebQQConfig.from_settings(crawler.settings)
+        crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
         settings = crawler.settings
         feeds = settings.getdict("FEEDS")
         if feeds and not settings.frozen:
@@ -257,6 +260,7 @@ class QRLoginSpider(scrapy.Spider):
 
     def _request(self, url: str, step: str, login: Login, callback: Callable, **kw: Any):
         login.step_started = time.monotonic()
+        self._active.setdefault(login.account, login)
         meta = {
             "cookiejar": login.account,
             META_ACCOUNT: login.account,
@@ -513,6 +517,24 @@ class QRLoginSpider(scrapy.Spider):
         login.step_started = time.monotonic()
         return request.replace(meta=meta, dont_filter=True)
 
+    def report_unfinished(self, reason: str) -> None:
+        """A crawl stopped early (Ctrl-C, CLOSESPIDER_*) leaves accounts without an outcome:
+        say which, since no item can be stored any more."""
+        if not self._active:
+            return
+        accounts = sorted(self._active)
+        self.crawler.stats.set_value("webqq/outcome/unfinished", len(accounts))
+        self.logger.warning(
+            "The crawl ended (%s) before %d account(s) finished their login; no outcome was "
+            "stored for: %s",
+            reason,
+            len(accounts),
+            ", ".join(accounts),
+        )
+        for login in self._active.values():
+            self._free(login)
+        self._active.clear()
+
     # ---- helpers -------------------------------------------------------------------------
 
     def _api_result(self, response: Response, kind: type) -> Any:
@@ -595,6 +617,7 @@ class QRLoginSpider(scrapy.Spider):
         if login.finished:
             return []
         login.finished = True
+        self._active.pop(login.account, None)
         stats = self.crawler.stats
         stats.inc_value(f"webqq/outcome/{outcome}")
         if outcome == OUTCOME_OK:
