@@ -109,12 +109,9 @@ def test_spider_accepts_scrapyd_job_argument():
 
 def test_tencent_target_turns_on_certificate_verification():
     crawler = get_crawler(QRLoginSpider, project_settings(WEBQQ_TARGET="tencent"))
-    factory = crawler.settings["DOWNLOADER_CLIENTCONTEXTFACTORY"]
-    assert factory.endswith("BrowserLikeContextFactory")
+    assert crawler.settings.getbool("DOWNLOAD_VERIFY_CERTIFICATES") is True
     crawler = get_crawler(QRLoginSpider, project_settings())
-    assert not str(crawler.settings["DOWNLOADER_CLIENTCONTEXTFACTORY"]).endswith(
-        "BrowserLikeContextFactory"
-    )
+    assert crawler.settings.getbool("DOWNLOAD_VERIFY_CERTIFICATES") is False
 
 
 # ---- callbacks -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,38 @@ def parse_target(raw: object) -> tuple[str, str | None]:
     raise SettingError(
         "WEBQQ_TARGET", 'must be "simulator", "tencent" or a URL like http://127.0.0.1:8000', raw
     )
+
+
+def check_qr_dir(path: Path) -> None:
+    """Raise SettingError unless WEBQQ_QR_DIR can hold the QR files; create nothing.
+
+    The same rules as ``qr.ensure_qr_dir`` applies when the first QR arrives (a directory
+    of this user, not writable by others), checked before anything runs.
+    """
+    name = "WEBQQ_QR_DIR"
+    path = path.expanduser().absolute()
+    if path.exists():
+        info = path.stat()
+        if not stat.S_ISDIR(info.st_mode):
+            raise SettingError(name, "is not a directory", str(path))
+        if info.st_uid != os.getuid():
+            raise SettingError(name, "belongs to another user", str(path))
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise SettingError(
+                name,
+                f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o})",
+                str(path),
+            )
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise SettingError(name, "is not writable", str(path))
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SettingError(name, f"cannot be created: {ancestor} is not a directory", str(path))
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise SettingError(name, f"cannot be created: {ancestor} is not writable", str(path))
 
 
 def default_qr_dir() -> Path:

@@ -266,7 +266,7 @@ class QRWebPage:
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
         if not settings.getbool("WEBQQ_QR_WEB_ENABLED", defaults.WEBQQ_QR_WEB_ENABLED):
-            raise NotConfigured("WEBQQ_QR_WEB_ENABLED is off")
+            raise NotConfigured  # off by default: no warning for it
         host = str(settings.get("WEBQQ_QR_WEB_HOST", defaults.WEBQQ_QR_WEB_HOST)).strip()
         if not host:
             raise SettingError("WEBQQ_QR_WEB_HOST", "must be an address to bind", host)

@@ -81,14 +81,19 @@ class RedactingLogFormatter(LogFormatter):
     def crawled(self, request, response, spider):
         return self._redact_args(super().crawled(request, response, spider))
 
+    # The item lines also name the response ("Scraped from <200 …?psessionid=…>").
+
     def scraped(self, item, response, spider):
-        return super().scraped(self._item(item), response, spider)
+        return self._redact_args(super().scraped(self._item(item), response, spider))
 
     def dropped(self, item, exception, response, spider):
-        return super().dropped(self._item(item), exception, response, spider)
+        return self._redact_args(super().dropped(self._item(item), exception, response, spider))
 
     def item_error(self, item, exception, response, spider):
-        return super().item_error(self._item(item), exception, response, spider)
+        return self._redact_args(super().item_error(self._item(item), exception, response, spider))
+
+    def spider_error(self, failure, request, response, spider):
+        return self._redact_args(super().spider_error(failure, request, response, spider))
 
     def download_error(self, failure, request, spider, errmsg=None):
         return self._redact_args(super().download_error(failure, request, spider, errmsg))
@@ -115,18 +120,26 @@ class SecretLogFilter(logging.Filter):
 
 
 class SecretRedaction:
-    """Attach :class:`SecretLogFilter` to the root log handlers for the crawl's duration."""
+    """Keep :class:`SecretLogFilter` on the root log handlers while crawls run.
 
-    def __init__(self) -> None:
-        self.filter = SecretLogFilter()
-        self.handlers: list[logging.Handler] = []
+    Scrapy replaces its root handler after the extensions are built (``Crawler.crawl_async``
+    re-installs it with the crawler's settings, ``LOG_FILE`` included), so attaching once in
+    ``from_crawler`` would leave the real handler unfiltered: the filter is attached again
+    when the spider opens, before the first request. One filter is shared by all crawls of
+    the process and removed when the last of them stops.
+    """
+
+    filter = SecretLogFilter()
+    _active = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         if crawler.settings.getbool("WEBQQ_LOG_SECRETS"):
             raise NotConfigured("WEBQQ_LOG_SECRETS is on")
         ext = cls()
+        SecretRedaction._active += 1
         ext.attach()
+        crawler.signals.connect(ext.attach, signal=signals.spider_opened)
         crawler.signals.connect(ext.detach, signal=signals.engine_stopped)
         return ext
 
@@ -134,9 +147,10 @@ class SecretRedaction:
         for handler in logging.getLogger().handlers:
             if self.filter not in handler.filters:
                 handler.addFilter(self.filter)
-                self.handlers.append(handler)
 
     def detach(self) -> None:
-        for handler in self.handlers:
+        SecretRedaction._active = max(0, SecretRedaction._active - 1)
+        if SecretRedaction._active:
+            return
+        for handler in logging.getLogger().handlers:
             handler.removeFilter(self.filter)
-        self.handlers.clear()

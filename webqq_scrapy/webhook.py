@@ -110,7 +110,7 @@ class QRWebhook:
         settings = crawler.settings
         url = str(settings.get("WEBQQ_QR_WEBHOOK_URL", defaults.WEBQQ_QR_WEBHOOK_URL)).strip()
         if not url:
-            raise NotConfigured("WEBQQ_QR_WEBHOOK_URL is empty")
+            raise NotConfigured  # off by default: no warning for it
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             # The value may hold a secret: name the setting, show only its scheme.

@@ -27,7 +27,7 @@ from scrapy.utils.asyncio import sleep
 
 from webqq_scrapy import protocol, qr
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import WebQQConfig
+from webqq_scrapy.config import WebQQConfig, check_qr_dir
 from webqq_scrapy.items import (
     OUTCOME_EXPIRED,
     OUTCOME_NETWORK_ERROR,
@@ -217,16 +217,14 @@ class QRLoginSpider(scrapy.Spider):
         super().update_settings(settings)
         if str(settings.get("WEBQQ_TARGET", "")).strip() == "tencent":
             # The real hosts carried session secrets: verify their certificates.
-            settings.set(
-                "DOWNLOADER_CLIENTCONTEXTFACTORY",
-                "scrapy.core.downloader.contextfactory.BrowserLikeContextFactory",
-                priority="spider",
-            )
+            settings.set("DOWNLOAD_VERIFY_CERTIFICATES", True, priority="spider")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.config = WebQQConfig.from_settings(crawler.settings)
+        # Fail now, before any pipeline writes, rather than at the first QR.
+        check_qr_dir(spider.config.qr_dir)
         crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
         settings = crawler.settings
         feeds = settings.getdict("FEEDS")

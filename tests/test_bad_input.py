@@ -1,0 +1,133 @@
+"""Bad input fails at start, names the setting or argument, and writes nothing (issue 6.5).
+
+Every case runs ``scrapy crawl qrlogin`` and ``scrapy login`` as subprocesses in the project
+directory. The working files all point into the test's directory (QR dir, JSON store, the
+default SQLite database through XDG_DATA_HOME), so "nothing written" is checked by listing
+that directory before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def prepare(tmp: Path) -> None:
+    """Inputs some cases point at: a regular file, a shared directory, account files."""
+    (tmp / "data").mkdir()
+    (tmp / "a_file").write_text("not a directory\n", encoding="utf-8")
+    (tmp / "empty.txt").write_text("# nobody yet\n\n   \n", encoding="utf-8")
+    (tmp / "latin1.txt").write_bytes("jos\xe9\n".encode("latin-1"))
+    shared = tmp / "shared_qr"
+    shared.mkdir()
+    shared.chmod(0o777)
+
+
+# (id, extra arguments with {tmp}, the name the message must start with, crawl today ok?)
+CASES = [
+    ("unknown target", ["-s", "WEBQQ_TARGET=tencnet"], "WEBQQ_TARGET"),
+    ("target url without port", ["-s", "WEBQQ_TARGET=http://127.0.0.1"], "WEBQQ_TARGET"),
+    ("negative poll interval", ["-s", "WEBQQ_POLL_INTERVAL=-1"], "WEBQQ_POLL_INTERVAL"),
+    (
+        "negative scanned interval",
+        ["-s", "WEBQQ_SCANNED_POLL_INTERVAL=-0.5"],
+        "WEBQQ_SCANNED_POLL_INTERVAL",
+    ),
+    ("empty accounts file", ["-a", "accounts_file={tmp}/empty.txt"], "accounts_file"),
+    ("missing accounts file", ["-a", "accounts_file={tmp}/nope.txt"], "accounts_file"),
+    ("accounts file is a directory", ["-a", "accounts_file={tmp}"], "accounts_file"),
+    ("accounts file not utf-8", ["-a", "accounts_file={tmp}/latin1.txt"], "accounts_file"),
+    ("duplicate accounts", ["-a", "accounts=alice,bob,alice"], "accounts"),
+    ("qr dir is a file", ["-s", "WEBQQ_QR_DIR={tmp}/a_file"], "WEBQQ_QR_DIR"),
+    ("qr dir under a file", ["-s", "WEBQQ_QR_DIR={tmp}/a_file/qr"], "WEBQQ_QR_DIR"),
+    ("qr dir writable by all", ["-s", "WEBQQ_QR_DIR={tmp}/shared_qr"], "WEBQQ_QR_DIR"),
+    ("json path under a file", ["-s", "WEBQQ_JSON_PATH={tmp}/a_file/s.json"], "WEBQQ_JSON_PATH"),
+    ("json path is a directory", ["-s", "WEBQQ_JSON_PATH={tmp}"], "WEBQQ_JSON_PATH"),
+    ("malformed database url", ["-s", "WEBQQ_DATABASE_URL=sqlite//creds.db"], "WEBQQ_DATABASE_URL"),
+    (
+        "unknown database driver",
+        ["-s", "WEBQQ_DATABASE_URL=nosuchdb://host/db"],
+        "WEBQQ_DATABASE_URL",
+    ),
+    (
+        "sqlite file cannot be created",
+        ["-s", "WEBQQ_DATABASE_URL=sqlite:///{tmp}/a_file/creds.db"],
+        "WEBQQ_DATABASE_URL",
+    ),
+]
+
+
+def run(command: list[str], extra: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp / "data")}
+    defaults = {
+        # Where a run that started would write: all inside tmp, all checked below.
+        "WEBQQ_QR_DIR": f"{tmp}/qr",
+        "WEBQQ_JSON_PATH": f"{tmp}/store.json",
+        "WEBQQ_QR_TERMINAL": "false",
+        "WEBQQ_SIMULATOR_SCAN_AFTER": "0.1",
+        "WEBQQ_SIMULATOR_CONFIRM_AFTER": "0.1",
+    }
+    args = [arg.format(tmp=tmp) for arg in extra]
+    overridden = {arg.split("=", 1)[0] for arg in args if arg.startswith("WEBQQ_")}
+    settings = [
+        item
+        for name, value in defaults.items()
+        if name not in overridden
+        for item in ("-s", f"{name}={value}")
+    ]
+    if not any(arg.startswith("accounts") for arg in args):
+        args = ["-a", "accounts=alice", *args]
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", *command, *args, *settings],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def tree(tmp: Path) -> set[str]:
+    return {str(path.relative_to(tmp)) for path in tmp.rglob("*")}
+
+
+def params():
+    for case_id, extra, name in CASES:
+        yield pytest.param(extra, name, id=case_id)
+
+
+@pytest.mark.parametrize(("extra", "name"), params())
+def test_scrapy_login_rejects_bad_input_in_one_line(tmp_path, extra, name):
+    prepare(tmp_path)
+    before = tree(tmp_path)
+    result = run(["login"], extra, tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"login: error: {name}: "), last
+    assert "Traceback" not in result.stderr
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(("extra", "name"), params())
+def test_scrapy_crawl_rejects_bad_input(tmp_path, extra, name):
+    prepare(tmp_path)
+    before = tree(tmp_path)
+    result = run(["crawl", "qrlogin"], extra, tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"{name}: " in result.stderr
+    assert "Spider opened" not in result.stderr
+    assert tree(tmp_path) == before
+
+
+def test_scrapy_crawl_reports_bad_input_without_a_traceback(tmp_path):
+    prepare(tmp_path)
+    result = run(["crawl", "qrlogin"], ["-s", "WEBQQ_TARGET=tencnet"], tmp_path)
+    assert result.returncode != 0
+    assert "WEBQQ_TARGET: " in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,343 @@
+"""Secrets stay out of logs and other users' reach (issue 6, point 6).
+
+Every crawl here runs the real spider against the real simulator, then searches the whole
+log for every value the simulator issued (cookie values, ptsigx, vfwebqq, psessionid, QR
+payloads): none may appear unless WEBQQ_LOG_SECRETS is on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from scrapy import Request, Spider, signals
+from scrapy.settings import Settings
+from scrapy.utils.defer import deferred_f_from_coro_f, maybe_deferred_to_future
+from scrapy.utils.log import get_scrapy_root_handler
+from scrapy.utils.project import get_project_settings
+from scrapy.utils.test import get_crawler
+
+from tests.settings import project_settings
+from webqq_scrapy import signals as webqq_signals
+from webqq_scrapy.items import Credentials, LoginOutcome
+from webqq_scrapy.spiders.qrlogin import QRLoginSpider
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNTS = ["alice", "bob"]
+
+
+def leaked(text: str, secrets: set[str]) -> list[str]:
+    return sorted(secret for secret in secrets if secret in text)
+
+
+class LogFile:
+    """A root log handler writing to a file with Scrapy's format, as LOG_FILE would.
+
+    Added before the crawler exists, like Scrapy's own root handler, so the project's
+    redaction filter (attached when the crawl starts) sees it exactly as it sees that one.
+    """
+
+    def __init__(self, path: Path, level: str) -> None:
+        settings = Settings()
+        self.path = path
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setLevel(level)
+        self.handler.setFormatter(
+            logging.Formatter(settings["LOG_FORMAT"], settings["LOG_DATEFORMAT"])
+        )
+        self.root_level = logging.root.level
+
+    def __enter__(self) -> LogFile:
+        logging.root.addHandler(self.handler)
+        logging.root.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.root.removeHandler(self.handler)
+        logging.root.setLevel(self.root_level)
+        self.handler.close()
+
+    def text(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+async def crawl(simulator, tmp_path: Path, **settings):
+    values = {
+        "WEBQQ_TARGET": simulator.url,
+        "WEBQQ_POLL_INTERVAL": 0.2,
+        "WEBQQ_SCANNED_POLL_INTERVAL": 0.1,
+        "WEBQQ_QR_DIR": str(tmp_path / "qr"),
+        "WEBQQ_QR_TERMINAL": False,
+        "WEBQQ_DATABASE_ENABLED": False,
+        **settings,
+    }
+    crawler = get_crawler(QRLoginSpider, project_settings(**values))
+    items = Items(crawler)
+    await crawler.crawl_async(accounts=",".join(ACCOUNTS))
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    return crawler, items.items
+
+
+class Items:
+    """The items a crawl scraped (a bound method: signal receivers are weak references)."""
+
+    def __init__(self, crawler) -> None:
+        self.items: list = []
+        crawler.signals.connect(self.on_item, signal=signals.item_scraped)
+
+    def on_item(self, item) -> None:
+        self.items.append(item)
+
+
+LEVELS = [
+    pytest.param("INFO", {}, id="info"),
+    pytest.param("DEBUG", {}, id="debug"),
+    pytest.param("DEBUG", {"COOKIES_DEBUG": True}, id="debug-cookies_debug"),
+]
+
+
+@pytest.mark.parametrize(("level", "extra"), LEVELS)
+@deferred_f_from_coro_f
+async def test_no_issued_secret_reaches_the_log(simulator, tmp_path, level, extra):
+    assert get_scrapy_root_handler() is None  # the handler below is the only log file
+    with LogFile(tmp_path / "crawl.log", level) as log:
+        _, items = await crawl(
+            simulator, tmp_path, LOG_LEVEL=level, WEBQQ_JSON_PATH=str(tmp_path / "s.json"), **extra
+        )
+    text = log.text()
+    secrets = simulator.issued_secrets()
+    credentials = [item for item in items if isinstance(item, Credentials)]
+    # The crawl did log people in and the simulator handed out its usual tokens …
+    assert sorted(c.account for c in credentials) == ACCOUNTS
+    assert {c.psessionid for c in credentials} <= secrets
+    assert len(secrets) > 20
+    # … the log is the real one (the per-account INFO lines, DEBUG detail when asked) …
+    assert "Account alice: ok after" in text
+    if level == "DEBUG":
+        assert "Crawled (200)" in text and "Scraped from" in text
+    if extra.get("COOKIES_DEBUG"):
+        assert "Sending cookies to" in text and "Received cookies from" in text
+    # … and it holds none of them.
+    assert leaked(text, secrets) == []
+
+
+@deferred_f_from_coro_f
+async def test_log_secrets_on_lets_them_through(simulator, tmp_path):
+    # Proves the search above can fail: the same crawl with WEBQQ_LOG_SECRETS logs tokens.
+    with LogFile(tmp_path / "crawl.log", "DEBUG") as log:
+        await crawl(
+            simulator, tmp_path, LOG_LEVEL="DEBUG", COOKIES_DEBUG=True, WEBQQ_LOG_SECRETS=True
+        )
+    assert leaked(log.text(), simulator.issued_secrets())
+
+
+def scrapy(*args: str, cwd: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def sim_secrets(url: str) -> set[str]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url + "/_sim/secrets", timeout=10) as resp:
+        return set(json.loads(resp.read()))
+
+
+@pytest.mark.simulator_args("--record-secrets", "--scan-after", "0.1", "--confirm-after", "0.1")
+@pytest.mark.parametrize("log_secrets", [False, True], ids=["redacted", "log_secrets"])
+def test_scrapy_crawl_log_file_and_stderr_hold_no_secret(simulator_process, tmp_path, log_secrets):
+    # The real command line, its LOG_FILE and its stderr, at DEBUG with COOKIES_DEBUG.
+    log_file = tmp_path / "crawl.log"
+    result = scrapy(
+        "crawl", "qrlogin", "-a", "accounts=alice,bob",
+        "-s", f"WEBQQ_TARGET={simulator_process.url}", "-s", "WEBQQ_POLL_INTERVAL=0.2",
+        "-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}", "-s", "WEBQQ_QR_TERMINAL=false",
+        "-s", f"WEBQQ_JSON_PATH={tmp_path / 'store.json'}",
+        "-s", "LOG_LEVEL=DEBUG", "-s", "COOKIES_DEBUG=True", "-s", f"LOG_FILE={log_file}",
+        "-s", f"WEBQQ_LOG_SECRETS={log_secrets}",
+        cwd=ROOT,
+        env_extra={"XDG_DATA_HOME": str(tmp_path / "data")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = log_file.read_text(encoding="utf-8")
+    assert "'webqq/outcome/ok': 2" in text
+    assert "Received cookies from" in text
+    secrets = sim_secrets(simulator_process.url)
+    stored = json.loads((tmp_path / "store.json").read_text(encoding="utf-8"))
+    assert stored, "the store holds the credentials"
+    if log_secrets:
+        assert leaked(text, secrets)
+    else:
+        assert leaked(text + result.stderr + result.stdout, secrets) == []
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.simulator(phone="refuse")
+@deferred_f_from_coro_f
+async def test_qr_png_is_0600_and_deleted_when_the_account_finishes(simulator, tmp_path):
+    seen: dict[str, int] = {}
+
+    def on_qr(account, png, path, generation):
+        seen[account] = os.stat(path).st_mode & 0o777
+
+    values = project_settings(
+        WEBQQ_TARGET=simulator.url,
+        WEBQQ_POLL_INTERVAL=0.2,
+        WEBQQ_QR_DIR=str(tmp_path / "qr"),
+        WEBQQ_QR_TERMINAL=False,
+        WEBQQ_DATABASE_ENABLED=False,
+    )
+    crawler = get_crawler(QRLoginSpider, values)
+    crawler.signals.connect(on_qr, signal=webqq_signals.qr_ready)
+    items = Items(crawler)
+    await crawler.crawl_async(accounts="carol,dave")
+    outcomes = [item for item in items.items if isinstance(item, LoginOutcome)]
+    assert {o.account: o.outcome for o in outcomes} == {"carol": "refused", "dave": "refused"}
+    assert seen == {"carol": 0o600, "dave": 0o600}
+    # Both accounts failed; their QR files are gone all the same.
+    assert list((tmp_path / "qr").iterdir()) == []
+    assert (tmp_path / "qr").stat().st_mode & 0o777 == 0o700
+
+
+@deferred_f_from_coro_f
+async def test_json_store_and_sqlite_database_are_0600(simulator, tmp_path):
+    db = tmp_path / "db" / "creds.sqlite3"
+    db.parent.mkdir()
+    await crawl(
+        simulator,
+        tmp_path,
+        WEBQQ_JSON_PATH=str(tmp_path / "store" / "creds.json"),
+        WEBQQ_DATABASE_ENABLED=True,
+        WEBQQ_DATABASE_URL=f"sqlite:///{db}",
+    )
+    store = tmp_path / "store" / "creds.json"
+    assert json.loads(store.read_text(encoding="utf-8"))
+    assert store.stat().st_mode & 0o777 == 0o600
+    assert store.parent.stat().st_mode & 0o777 == 0o700
+    for path in db.parent.iterdir():  # the database and any journal next to it
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_project_settings_turn_off_telnet_and_remote_control():
+    # get_project_settings(), not get_crawler(): get_crawler() turns both off by itself.
+    settings = get_project_settings()
+    assert settings["BOT_NAME"] == "webqq_scrapy"
+    assert settings.getbool("TELNETCONSOLE_ENABLED") is False
+    assert settings.getbool("REMOTE_CONTROL_ENABLED") is False
+    assert settings.getbool("WEBQQ_LOG_SECRETS") is False
+    assert settings.getbool("COOKIES_DEBUG") is False
+
+
+def verifies_certificates(settings) -> bool:
+    return settings.getbool("DOWNLOAD_VERIFY_CERTIFICATES")
+
+
+def test_tencent_target_turns_certificate_verification_on():
+    tencent = get_crawler(QRLoginSpider, project_settings(WEBQQ_TARGET="tencent"))
+    assert verifies_certificates(tencent.settings)
+    for target in ("simulator", "http://127.0.0.1:8000"):
+        crawler = get_crawler(QRLoginSpider, project_settings(WEBQQ_TARGET=target))
+        assert not verifies_certificates(crawler.settings), target
+
+
+# A crawl with those TLS settings against a loopback HTTPS server whose certificate is
+# self-signed: the tencent target's settings must refuse it, the simulator's accept it.
+
+TLS_KEYS = ("DOWNLOAD_VERIFY_CERTIFICATES",)
+
+
+def self_signed_certificate():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ssl.ptlogin2.qq.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM) + key_pem
+
+
+class ProbeSpider(Spider):
+    name = "tls_probe"
+
+    def __init__(self, url: str, **kwargs):
+        super().__init__(**kwargs)
+        self.url = url
+        self.result: str | None = None
+
+    async def start(self):
+        yield Request(self.url, callback=self.parse, errback=self.failed, dont_filter=True)
+
+    def parse(self, response):
+        self.result = f"HTTP {response.status}"
+
+    def failed(self, failure):
+        self.result = repr(failure.value)
+
+
+async def probe(target: str, url: str) -> str:
+    qrlogin = get_crawler(QRLoginSpider, project_settings(WEBQQ_TARGET=target))
+    tls = {key: qrlogin.settings[key] for key in TLS_KEYS}
+    crawler = get_crawler(ProbeSpider, {"RETRY_ENABLED": False, "LOG_LEVEL": "INFO", **tls})
+    await crawler.crawl_async(url=url)
+    return crawler.spider.result
+
+
+# The test server's pyOpenSSL objects are deprecated in Twisted; the client side is not.
+@pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
+@deferred_f_from_coro_f
+async def test_tencent_target_rejects_a_self_signed_certificate():
+    from twisted.internet import reactor, ssl
+    from twisted.web import resource, server
+
+    class Hello(resource.Resource):
+        isLeaf = True
+
+        def render_GET(self, request):
+            return b"hello"
+
+    certificate = ssl.PrivateCertificate.loadPEM(self_signed_certificate())
+    port = reactor.listenSSL(0, server.Site(Hello()), certificate.options(), interface="127.0.0.1")
+    try:
+        url = f"https://localhost:{port.getHost().port}/"
+        accepted = await probe("simulator", url)
+        refused = await probe("tencent", url)
+    finally:
+        await maybe_deferred_to_future(port.stopListening())
+    assert accepted == "HTTP 200"
+    assert refused is not None and "certificate verify failed" in refused.lower(), refused

@@ -1,0 +1,163 @@
+"""``scrapy login``: run the qrlogin spider and exit with a status a scheduler can act on.
+
+Exit status (docs/failures.md): 0 every account ``ok``; 1 the crawl ran to its end but some
+account is not ``ok`` (or has no outcome at all); 2 bad command line, spider argument or
+setting, found before anything starts; 3 the crawl did not start or ended abnormally
+(``finish_reason`` other than ``finished``, e.g. ``webqq_storage_unavailable``, or records
+the storage pipelines could not keep). A one-line summary goes to stderr in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any
+
+from scrapy.commands import BaseRunSpiderCommand
+from twisted.internet.defer import Deferred
+
+from webqq_scrapy._storage import StorageConfig
+from webqq_scrapy.config import SettingError, WebQQConfig, check_qr_dir
+from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
+from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
+
+if TYPE_CHECKING:
+    import argparse
+
+    from scrapy.settings import BaseSettings
+
+EXIT_OK = 0
+EXIT_NOT_ALL_OK = 1
+EXIT_USAGE = 2  # also what Scrapy itself uses for a UsageError
+EXIT_CRAWL_FAILED = 3
+
+OUTCOME_STAT_PREFIX = "webqq/outcome/"
+# Stats of the storage pipelines (webqq/json/…, webqq/sql/…) that mean records were lost.
+STORE_LOSS_SUFFIXES = ("/open_failed", "/credentials_failed", "/outcomes_failed")
+
+
+def preflight(settings: BaseSettings, spargs: dict[str, Any]) -> list[str]:
+    """Check the spider arguments and every WEBQQ_* setting; return the account names.
+
+    Raises SettingError or SpiderArgumentError, whose messages start with the name of the
+    setting or argument. Nothing is created or written.
+    """
+    accounts = read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
+    config = WebQQConfig.from_settings(settings)
+    check_qr_dir(config.qr_dir)
+    StorageConfig.from_settings(settings)
+    return accounts
+
+
+def summarize(stats: dict[str, Any], accounts: int) -> tuple[dict[str, int], int]:
+    """Outcome counts from the crawl stats (webqq/outcome/*), and accounts without one."""
+    counts = {name: int(stats.get(OUTCOME_STAT_PREFIX + name) or 0) for name in OUTCOMES}
+    for key, value in stats.items():
+        name = key[len(OUTCOME_STAT_PREFIX) :]
+        if key.startswith(OUTCOME_STAT_PREFIX) and name not in counts:
+            counts[name] = int(value or 0)
+    missing = max(0, accounts - sum(counts.values()))
+    return {name: count for name, count in counts.items() if count}, missing
+
+
+def summary_line(counts: dict[str, int], missing: int, accounts: int) -> str:
+    parts = [f"{name} {count}" for name, count in counts.items()]
+    if missing:
+        parts.append(f"no outcome {missing}")
+    noun = "account" if accounts == 1 else "accounts"
+    return f"login: {accounts} {noun}: {', '.join(parts) or 'no outcome'}"
+
+
+class Command(BaseRunSpiderCommand):
+    requires_project = True
+
+    def syntax(self) -> str:
+        return "[options] [ACCOUNT ...]"
+
+    def short_desc(self) -> str:
+        return "Log WebQQ accounts in (the qrlogin spider); exit 0 only if every login is ok"
+
+    def long_desc(self) -> str:
+        return (
+            "Run the qrlogin spider, like 'scrapy crawl qrlogin', for the ACCOUNTs given as "
+            "arguments and/or -a accounts=alice,bob and -a accounts_file=PATH; -s, -o and -O "
+            "work as with 'scrapy crawl'. Settings and arguments are checked before anything "
+            "starts. A summary line ('login: 2 accounts: ok 1, refused 1') is printed on "
+            "stderr. Exit status: 0 every account ok; 1 some account not ok or without an "
+            "outcome; 2 bad command line, argument or setting (nothing was started or "
+            "written); 3 the crawl did not start or ended abnormally (finish_reason other "
+            "than 'finished', e.g. webqq_storage_unavailable, or records not stored)."
+        )
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        assert self.settings is not None
+        assert self.crawler_process is not None
+        spargs = dict(opts.spargs)
+        if args:
+            given = [spargs["accounts"]] if spargs.get("accounts") else []
+            spargs["accounts"] = ",".join([*given, *args])
+        try:
+            accounts = preflight(self.settings, spargs)
+        except (SettingError, SpiderArgumentError) as exc:
+            self._fail(EXIT_USAGE, f"login: error: {exc}")
+            return
+
+        try:
+            crawler = self._create_crawler(QRLoginSpider.name)
+        except SettingError as exc:  # a check the spider's update_settings() may make
+            self._fail(EXIT_USAGE, f"login: error: {exc}")
+            return
+        started = self.crawler_process.crawl(crawler, **spargs)
+        errors: list[BaseException] = []
+        if isinstance(started, Deferred):
+            started.addErrback(lambda failure: errors.append(failure.value))
+        self.crawler_process.start()
+        if isinstance(started, asyncio.Future) and started.done() and not started.cancelled():
+            # Retrieved here, so asyncio does not log it again as "never retrieved".
+            error = started.exception()
+            if error is not None:
+                errors.append(error)
+
+        if errors or getattr(crawler, "spider", None) is None:
+            reason = describe(errors[0]) if errors else "the spider was not created"
+            code = EXIT_USAGE if errors and _is_input_error(errors[0]) else EXIT_CRAWL_FAILED
+            self._fail(code, f"login: error: the crawl did not start: {reason}")
+            return
+
+        stats = crawler.stats.get_stats()
+        counts, missing = summarize(stats, len(accounts))
+        line = summary_line(counts, missing, len(accounts))
+        finish_reason = stats.get("finish_reason")
+        lost = sorted(
+            key for key in stats if key.startswith("webqq/") and key.endswith(STORE_LOSS_SUFFIXES)
+        )
+        if finish_reason != "finished":
+            self._fail(EXIT_CRAWL_FAILED, f"{line}; the crawl ended abnormally: {finish_reason}")
+        elif lost:
+            self._fail(EXIT_CRAWL_FAILED, f"{line}; records were not stored ({', '.join(lost)})")
+        elif missing or set(counts) - {OUTCOME_OK}:
+            self._fail(EXIT_NOT_ALL_OK, line)
+        else:
+            print(line, file=sys.stderr)
+
+    def _fail(self, code: int, message: str) -> None:
+        print(message, file=sys.stderr)
+        self.exitcode = code
+
+
+def _is_input_error(error: BaseException) -> bool:
+    return isinstance(error, (SettingError, SpiderArgumentError))
+
+
+def describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+__all__ = [
+    "EXIT_CRAWL_FAILED",
+    "EXIT_NOT_ALL_OK",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Command",
+    "preflight",
+]
