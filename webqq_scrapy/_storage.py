@@ -45,7 +45,7 @@ from webqq_scrapy.config import SettingError, _number
 from webqq_scrapy.items import SCHEMA_VERSION, Credentials, LoginOutcome
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from scrapy.settings import BaseSettings
     from sqlalchemy.engine import URL, Connection, Engine
@@ -552,6 +552,22 @@ def _check_source(json_path: str | os.PathLike[str] | None, database_url: str | 
     return json_path, database_url
 
 
+def _read_records(
+    section: str,
+    read_db: Callable[[Engine, str | None], list[dict[str, Any]]],
+    json_path: str | os.PathLike[str] | None,
+    database_url: str | URL | None,
+    account: str | None,
+) -> list[dict[str, Any]]:
+    json_path, database_url = _check_source(json_path, database_url)
+    if json_path is not None:
+        records = read_json_store(Path(json_path).expanduser())[section]
+        accounts = sorted(records) if account is None else [account]
+        return [records[name] for name in accounts if name in records]
+    with reading_engine(database_url) as engine:
+        return [] if engine is None else read_db(engine, account)
+
+
 def read_credentials_records(
     *,
     json_path: str | os.PathLike[str] | None = None,
@@ -559,13 +575,7 @@ def read_credentials_records(
     account: str | None = None,
 ) -> list[dict[str, Any]]:
     """Stored credentials records (as stored, secrets included), ordered by account."""
-    json_path, database_url = _check_source(json_path, database_url)
-    if json_path is not None:
-        records = read_json_store(Path(json_path).expanduser())["credentials"]
-        accounts = sorted(records) if account is None else [account]
-        return [records[name] for name in accounts if name in records]
-    with reading_engine(database_url) as engine:
-        return [] if engine is None else read_db_credentials(engine, account)
+    return _read_records("credentials", read_db_credentials, json_path, database_url, account)
 
 
 def read_outcome_records(
@@ -575,13 +585,7 @@ def read_outcome_records(
     account: str | None = None,
 ) -> list[dict[str, Any]]:
     """Stored outcomes: the latest per account (JSON) or every attempt, oldest first (SQL)."""
-    json_path, database_url = _check_source(json_path, database_url)
-    if json_path is not None:
-        records = read_json_store(Path(json_path).expanduser())["outcomes"]
-        accounts = sorted(records) if account is None else [account]
-        return [records[name] for name in accounts if name in records]
-    with reading_engine(database_url) as engine:
-        return [] if engine is None else read_db_attempts(engine, account)
+    return _read_records("outcomes", read_db_attempts, json_path, database_url, account)
 
 
 def outcome_from_record(record: Mapping[str, Any]) -> LoginOutcome:
