@@ -228,7 +228,10 @@ def test_scheduled_login_stores_credentials_and_logs_no_secret(
     assert deploy.returncode == 0, deploy.stderr + deploy.stdout
     assert json.loads(deploy.stdout)["status"] == "ok", deploy.stdout
     assert scrapyd.api(f"listversions.json?project={PROJECT}")["versions"] == ["r1"]
-    assert scrapyd.api(f"listspiders.json?project={PROJECT}")["spiders"] == ["qrlogin"]
+    assert scrapyd.api(f"listspiders.json?project={PROJECT}")["spiders"] == [
+        "qrlogin",
+        "qrlogin_redis",
+    ]
 
     database = tmp_path / "creds.sqlite3"
     database_url = f"sqlite:///{database}"

@@ -111,8 +111,25 @@ COOKIES_DEBUG = False  # would print every session cookie
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 
+# Scrapy starts CONCURRENT_ITEMS tasks for the output of every callback, and they stay alive
+# while a poll callback sleeps: with the default 100, that was 29 % of the CPU and most of
+# the memory per account (docs/performance.md). One callback's output is one request or
+# two items, in order.
+CONCURRENT_ITEMS = 1
+
+# Middlewares this flow does not need, off for ~20 % less CPU per request (every request
+# sets its own Referer; no redirects are followed; nothing is crawled by depth).
 DOWNLOADER_MIDDLEWARES = {
     "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+}
+SPIDER_MIDDLEWARES = {
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
 }
 # Secrets never reach the log (unless WEBQQ_LOG_SECRETS): items, URLs and cookie lines
 # are redacted by the formatter and by a filter on the log handlers.
@@ -162,3 +179,29 @@ EXTENSIONS.update(
         "webqq_scrapy.webhook.QRWebhook": 510,
     }
 )
+
+# --- Scale-out ---------------------------------------------------------------------------
+# The qrlogin_redis spider (docs/performance.md, "Several processes and nodes"): several
+# crawl processes, on one machine or many, take account names from one Redis list. Each
+# account's whole login stays in the process that took it (its requests and cookie jar are
+# never shared); a Redis lease keeps two processes from logging the same account in at once.
+# The plain qrlogin spider ignores these settings.
+
+# Redis server holding the list of accounts and the leases.
+WEBQQ_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The list the accounts are taken from (push names with RPUSH; one name per entry).
+WEBQQ_REDIS_KEY = "webqq:accounts"
+# Accounts taken from the list at a time (Redis LPOP with a count: Redis >= 6.2).
+WEBQQ_REDIS_BATCH_SIZE = 50
+# At most this many accounts in progress in one process; more stay in the list for other
+# processes.
+WEBQQ_REDIS_MAX_IN_FLIGHT = 1000
+# Close the spider after the list was empty and no account was in progress for this many
+# seconds; 0 keeps it waiting for accounts until it is stopped.
+WEBQQ_REDIS_IDLE_CLOSE = 30.0
+# Lease of an account: the key PREFIX + account name, set with NX and an expiry of
+# WEBQQ_LOGIN_TIMEOUT + MARGIN seconds. A failed login deletes its lease (the account may
+# be pushed again at once); a successful one keeps it until it expires, so a duplicate entry
+# of the list cannot log the account in a second time and push its fresh session offline.
+WEBQQ_REDIS_LEASE_PREFIX = "webqq:lease:"
+WEBQQ_REDIS_LEASE_MARGIN = 60.0

@@ -35,4 +35,4 @@ class Command(ScrapyCrawlCommand):
             spidercls = self.crawler_process.spider_loader.load(name)
         except KeyError:
             return False
-        return issubclass(spidercls, QRLoginSpider)
+        return issubclass(spidercls, QRLoginSpider) and spidercls.accounts_from_arguments

@@ -195,6 +195,9 @@ class QRLoginSpider(scrapy.Spider):
     """Log WebQQ accounts in by QR code and yield their credentials."""
 
     name = "qrlogin"
+    # The accounts come from -a accounts / -a accounts_file. A subclass that takes them from
+    # elsewhere (qrlogin_redis) sets this to False; commands then skip that argument check.
+    accounts_from_arguments = True
 
     def __init__(
         self,
@@ -206,7 +209,9 @@ class QRLoginSpider(scrapy.Spider):
         # scrapyd passes _job=<job id>; it tags the stored records.
         self.job: str | None = kwargs.pop("_job", None)
         super().__init__(*args, **kwargs)
-        self.accounts = read_accounts(accounts, accounts_file)
+        self.accounts: list[str] = (
+            read_accounts(accounts, accounts_file) if self.accounts_from_arguments else []
+        )
         self.config: WebQQConfig
         self._random = random.Random()
         # Accounts whose login has started and not yet ended, for the report at close.
@@ -248,13 +253,15 @@ class QRLoginSpider(scrapy.Spider):
             self.config.target_label,
         )
         for account in self.accounts:
-            now = datetime.now(UTC)
-            login = Login(
-                account=account,
-                started_at=now,
-                deadline=time.monotonic() + self.config.login_timeout,
-            )
-            yield self.qr_request(login)
+            yield self.qr_request(self.new_login(account))
+
+    def new_login(self, account: str) -> Login:
+        """The state of a login that starts now, with its WEBQQ_LOGIN_TIMEOUT deadline."""
+        return Login(
+            account=account,
+            started_at=datetime.now(UTC),
+            deadline=time.monotonic() + self.config.login_timeout,
+        )
 
     def _request(self, url: str, step: str, login: Login, callback: Callable, **kw: Any):
         login.step_started = time.monotonic()

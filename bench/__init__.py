@@ -1,0 +1,1 @@
+"""Login benchmarks: ``python -m bench.login --help`` (results in docs/performance.md)."""

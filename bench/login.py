@@ -1,0 +1,529 @@
+"""Login benchmark: the simulator in one process, ``scrapy crawl`` in another, figures printed.
+
+Run from the repository root::
+
+    python -m bench.login --accounts 100,1000,5000 --instant 2000 --waves 10000/1000
+
+For each account count, a fresh simulator is started (``python -m webqq_scrapy.simulator``,
+its phone scanning each QR at the ``--scan-after-polls``-th ptqrlogin poll and confirming
+``--confirm-after-polls`` polls later), then ``scrapy crawl qrlogin`` logs every account in,
+storing the credentials in a SQLite file in a temporary directory. ``bench/probe.py`` runs
+inside the crawl and records when each account started, finished and was stored, and
+samples RSS, CPU and the accounts in flight.
+
+Figures (one row per account count):
+
+* ``wall``: from the spider opening to the last credentials stored (the process also needs
+  about a second to import and start, printed as ``startup``);
+* ``floor``: the waits the protocol imposes on one account, scan_polls × WEBQQ_POLL_INTERVAL
+  + confirm_polls × WEBQQ_SCANNED_POLL_INTERVAL (both ``--interval`` here); all accounts
+  wait in parallel, so no crawl can finish sooner;
+* ``confirm→stored`` p50 / p99: from the phone's confirm (the simulator's ``/_sim/stats``
+  timestamp) to the moment the database pipeline had written the credentials;
+* ``peak RSS``, ``RSS/acct``: (peak − RSS at spider open) / most accounts in flight at once;
+  ``idle RSS``: after the last account finished and a garbage collection;
+* ``CPU/login``: user + system CPU seconds of the crawl process per successful login;
+* ``req/s``: downloader requests / wall.
+
+``--instant N``: the phone confirms at the first poll and the interval is 1 ms, so the
+figure is the most logins per second one process achieves (``logins/s``).
+
+``--waves TOTAL/WAVE``: one ``qrlogin_redis`` process fed from a Redis list (a throwaway
+``redis-server`` on loopback) in waves of WAVE accounts; prints the RSS of the idle process
+after each wave, to show memory returns near its baseline and does not grow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = "bench.probe.BenchProbe"
+MB = 1024 * 1024
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XDG_DATA_HOME"] = str(tmp / "xdg")  # never the user's default database
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class SimulatorProcess:
+    """``python -m webqq_scrapy.simulator`` on a free loopback port."""
+
+    def __init__(self, tmp: Path, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "webqq_scrapy.simulator", "--port", "0", *args],
+            cwd=ROOT,
+            env=_env(tmp),
+            stdout=subprocess.PIPE,
+            stderr=open(tmp / "simulator.log", "wb"),  # noqa: SIM115
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = re.search(r"http://[\d.]+:\d+", line)
+        if not match:
+            self.stop()
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        self.url = match.group(0)
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_sim/stats", timeout=60) as response:
+            return json.load(response)
+
+    def rss(self) -> int:
+        try:
+            with open(f"/proc/{self.proc.pid}/statm", "rb") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class RedisProcess:
+    """A throwaway ``redis-server`` on a free loopback port (no persistence)."""
+
+    def __init__(self, tmp: Path) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly",
+             "no", "--dir", str(tmp)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+def crawl_command(
+    spider: str, sim_url: str, tmp: Path, interval: float, extra: dict[str, Any]
+) -> list[str]:
+    sys.path.insert(0, str(ROOT))
+    from webqq_scrapy import settings as project  # the project's pipelines, plus the probe
+
+    pipelines = {**project.ITEM_PIPELINES, PROBE: 900}
+    settings = {
+        "WEBQQ_TARGET": sim_url,
+        "WEBQQ_POLL_INTERVAL": interval,
+        "WEBQQ_SCANNED_POLL_INTERVAL": interval,
+        "WEBQQ_DATABASE_URL": f"sqlite:///{tmp / 'creds.sqlite3'}",
+        "WEBQQ_QR_DIR": str(tmp / "qr"),
+        "WEBQQ_QR_TERMINAL": "false",
+        "ITEM_PIPELINES": json.dumps(pipelines),
+        "BENCH_PROBE_PATH": str(tmp / "probe.json"),
+        "LOG_FILE": str(tmp / "crawl.log"),
+        **extra,
+    }
+    command = [sys.executable, "-m", "scrapy", "crawl", spider]
+    for name, value in settings.items():
+        command += ["-s", f"{name}={value}"]
+    return command
+
+
+def run_crawl(command: list[str], tmp: Path, timeout: float) -> tuple[float, float]:
+    """Run the crawl; return (process wall seconds, process CPU seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    proc = subprocess.run(
+        command, cwd=ROOT, env=_env(tmp), timeout=timeout, capture_output=True, text=True
+    )
+    wall = time.time() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise RuntimeError(f"crawl exited with {proc.returncode}; log: {tmp / 'crawl.log'}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+# ---- figures ------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0–100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+@dataclass
+class Result:
+    label: str
+    accounts: int
+    ok: int
+    wall: float
+    startup: float
+    floor: float
+    start_spread: float
+    confirm_p50: float
+    confirm_p99: float
+    peak_rss: int
+    base_rss: int
+    idle_rss: int
+    trimmed_rss: int
+    peak_in_flight: int
+    cpu_per_login: float
+    requests: int
+    sim_cpu: float
+    db_rows: int
+
+    @property
+    def rss_per_account(self) -> float:
+        return (self.peak_rss - self.base_rss) / max(1, self.peak_in_flight)
+
+    @property
+    def req_per_s(self) -> float:
+        return self.requests / self.wall if self.wall else 0.0
+
+    @property
+    def logins_per_s(self) -> float:
+        return self.ok / self.wall if self.wall else 0.0
+
+
+def analyse(
+    label: str, accounts: int, floor: float, tmp: Path, sim_stats: dict[str, Any], proc_wall: float
+) -> Result:
+    probe = json.loads((tmp / "probe.json").read_text())
+    stats = probe["stats"]
+    opened = probe["opened"]
+    stored = probe["stored"]
+    ok = int(stats.get("webqq/login/ok", 0))
+    last_stored = max(stored.values(), default=opened["time"])
+    wall = last_stored - opened["time"]
+    starts = list(probe["started"].values())
+    latencies = [
+        stored[account] - max(times)
+        for account, times in sim_stats.get("confirms", {}).items()
+        if account in stored and times
+    ]
+    samples = probe["samples"]
+    peak_sample_rss = max((s[1] for s in samples), default=0)
+    idle = probe["idle"]
+    with sqlite3.connect(tmp / "creds.sqlite3") as db:
+        rows = db.execute("SELECT COUNT(*) FROM credentials").fetchone()[0]
+    return Result(
+        label=label,
+        accounts=accounts,
+        ok=ok,
+        wall=wall,
+        startup=proc_wall - (probe["closed"]["time"] - opened["time"]),
+        floor=floor,
+        start_spread=(max(starts) - min(starts)) if starts else 0.0,
+        confirm_p50=percentile(latencies, 50) if latencies else float("nan"),
+        confirm_p99=percentile(latencies, 99) if latencies else float("nan"),
+        peak_rss=max(peak_sample_rss, probe["maxrss"]),
+        base_rss=opened["rss"],
+        idle_rss=idle[-1]["rss"] if idle else probe["closed"]["rss"],
+        trimmed_rss=idle[-1]["trimmed"] if idle else probe["closed"]["rss"],
+        peak_in_flight=max((s[2] for s in samples), default=0),
+        cpu_per_login=(probe["closed"]["cpu"] - opened["cpu"]) / max(1, ok),
+        requests=int(stats.get("downloader/request_count", 0)),
+        sim_cpu=0.0,
+        db_rows=rows,
+    )
+
+
+def one_run(
+    label: str, accounts: int, *, interval: float, scan_polls: int, confirm_polls: int,
+    log_level: str, keep: bool, extra: dict[str, str],
+) -> Result:  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix=f"webqq-bench-{accounts}-"))
+    names = [f"bench{i:05d}" for i in range(accounts)]
+    (tmp / "accounts.txt").write_text("\n".join(names) + "\n")
+    sim_args = [
+        "--phone", "auto", "--scan-after-polls", str(scan_polls),
+        "--confirm-after-polls", str(confirm_polls), "--qr-lifetime", "600",
+    ]  # fmt: skip
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sim = SimulatorProcess(tmp, sim_args)
+    try:
+        settings = {"LOG_LEVEL": log_level, **extra}
+        command = [
+            *crawl_command("qrlogin", sim.url, tmp, interval, settings),
+            *("-a", f"accounts_file={tmp / 'accounts.txt'}"),
+        ]
+        timeout = 120 + accounts * 0.2 + (scan_polls + confirm_polls) * interval
+        proc_wall, crawl_cpu = run_crawl(command, tmp, timeout)
+        sim_stats = sim.stats()
+    finally:
+        sim.stop()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    floor = scan_polls * interval + confirm_polls * interval
+    result = analyse(label, accounts, floor, tmp, sim_stats, proc_wall)
+    # the simulator's CPU: all children's minus the crawl's
+    result.sim_cpu = (
+        (children_after.ru_utime - children_before.ru_utime)
+        + (children_after.ru_stime - children_before.ru_stime)
+        - crawl_cpu
+    )
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print(f"  (kept {tmp})")
+    return result
+
+
+# ---- waves --------------------------------------------------------------------------------
+
+
+def waves_run(
+    total: int, wave: int, *, interval: float, log_level: str, keep: bool, extra: dict[str, str]
+) -> None:
+    import redis  # the scale-out dependency; only this mode needs it
+
+    tmp = Path(tempfile.mkdtemp(prefix="webqq-bench-waves-"))
+    red = RedisProcess(tmp)
+    sim = SimulatorProcess(
+        tmp, ["--phone", "auto", "--scan-after-polls", "1", "--confirm-after-polls", "1"]
+    )
+    key = "bench:accounts"
+    client = redis.Redis.from_url(red.url)
+    extra = {
+        "LOG_LEVEL": log_level,
+        "WEBQQ_REDIS_URL": red.url,
+        "WEBQQ_REDIS_KEY": key,
+        "WEBQQ_REDIS_IDLE_CLOSE": 3,
+        **extra,
+    }
+    command = crawl_command("qrlogin_redis", sim.url, tmp, interval, extra)
+    rows: list[tuple[int, float, float, int]] = []
+    try:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        crawl_rss = _rss_reader(proc.pid)
+        time.sleep(3)  # let the spider open (it waits for work, it does not close)
+        base = crawl_rss()
+        for index in range(total // wave):
+            names = [f"wave{index:03d}-{i:05d}" for i in range(wave)]
+            client.rpush(key, *names)
+            t0 = time.time()
+            while _logins(sim) < (index + 1) * wave:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"crawl ended early; log: {tmp / 'crawl.log'}")
+                if time.time() - t0 > 600:
+                    raise RuntimeError("wave did not finish in 600 s")
+                time.sleep(0.2)
+            took = time.time() - t0
+            time.sleep(1.0)  # the probe collects garbage 0.5 s after the last account
+            rows.append((index + 1, took, crawl_rss() / MB, len(sim.stats()["logins"])))
+            print(
+                f"  wave {index + 1:3d}: {wave} accounts in {took:5.1f} s, "
+                f"idle RSS {rows[-1][2]:6.1f} MB (spider open: {base / MB:.1f} MB), "
+                f"simulator RSS {sim.rss() / MB:6.1f} MB",
+                flush=True,
+            )
+        proc.wait(timeout=120)
+        sim_stats = sim.stats()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
+        sim_stats_final = sim.stats() if sim.proc.poll() is None else {}
+        sim.stop()
+        red.stop()
+    probe = json.loads((tmp / "probe.json").read_text())
+    with sqlite3.connect(tmp / "creds.sqlite3") as db:
+        stored = db.execute("SELECT COUNT(*) FROM credentials").fetchone()[0]
+    logins = sim_stats.get("logins", {})
+    print(
+        f"  {total} accounts in {total // wave} waves: {stored} credentials stored, "
+        f"{sum(logins.values())} simulator logins ({sum(v > 1 for v in logins.values())} "
+        f"accounts twice); peak RSS {probe['maxrss'] / MB:.1f} MB; idle RSS after wave 1 "
+        f"{rows[0][2]:.1f} MB, after wave {rows[-1][0]} {rows[-1][2]:.1f} MB "
+        f"(growth {(rows[-1][2] - rows[0][2]) * 1024 / max(1, total - wave):.2f} KB per "
+        f"further account); simulator live QRs {sim_stats_final.get('live_qrs', '?')}, "
+        f"live sessions {sim_stats_final.get('live_sessions', '?')} (kept for session_ttl)"
+    )
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rss_reader(pid: int):
+    def read() -> int:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    return read
+
+
+def _logins(sim: SimulatorProcess) -> int:
+    return sum(sim.stats()["logins"].values())
+
+
+# ---- output -------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "?"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        mem_kb = int(meminfo.readline().split()[1])
+    return (
+        f"{os.cpu_count()} CPU(s), {model}, {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+        f"Python {platform.python_version()}"
+    )
+
+
+HEAD = (
+    f"{'run':<8}{'accts':>6}{'ok':>6}{'wall s':>8}{'floor s':>8}{'w/f':>6}{'starts s':>9}"
+    f"{'c→s p50':>9}{'c→s p99':>9}{'base MB':>8}{'peak MB':>8}{'KB/acct':>8}{'idle MB':>8}"
+    f"{'trim MB':>8}{'CPU ms/login':>13}{'req/s':>7}{'login/s':>8}"
+)
+LEGEND = (
+    "wall: spider open → last credentials stored; floor: polls × interval; starts: first to "
+    "last account's first request; c→s: phone confirm → credentials stored, s; KB/acct: "
+    "(peak − base RSS) / most accounts in flight; idle: RSS once every account finished, "
+    "after gc; trim: the same after malloc_trim(0) (memory the C allocator kept, not live "
+    "objects); CPU of the crawl process only (the simulator runs on the other core)."
+)
+
+
+def row(r: Result) -> str:
+    ratio = r.wall / r.floor if r.floor else float("nan")
+    text = (
+        f"{r.label:<8}{r.accounts:>6}{r.ok:>6}{r.wall:>8.2f}{r.floor:>8.2f}{ratio:>6.2f}"
+        f"{r.start_spread:>9.2f}{r.confirm_p50:>9.3f}{r.confirm_p99:>9.3f}"
+        f"{r.base_rss / MB:>8.1f}{r.peak_rss / MB:>8.1f}{r.rss_per_account / 1024:>8.1f}"
+        f"{r.idle_rss / MB:>8.1f}{r.trimmed_rss / MB:>8.1f}{r.cpu_per_login * 1000:>13.2f}"
+        f"{r.req_per_s:>7.0f}{r.logins_per_s:>8.1f}"
+    )
+    if r.ok != r.accounts or r.db_rows != r.ok:
+        text += f"  WARNING: {r.ok}/{r.accounts} ok, {r.db_rows} rows stored"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.login", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--accounts", default="100,1000,5000", help="comma-separated counts")
+    parser.add_argument("--interval", type=float, default=2.0, help="poll interval, s (2.0)")
+    parser.add_argument("--scan-after-polls", type=int, default=3, metavar="N")
+    parser.add_argument("--confirm-after-polls", type=int, default=2, metavar="M")
+    parser.add_argument(
+        "--instant", type=int, default=2000, metavar="N", help="instant-phone run (0: none)"
+    )
+    parser.add_argument("--waves", default="", metavar="TOTAL/WAVE", help="e.g. 10000/1000")
+    parser.add_argument("--log-level", default="INFO", help="the crawl's LOG_LEVEL (INFO)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    parser.add_argument(
+        "-s",
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra Scrapy setting for the crawl (repeatable)",
+    )
+    args = parser.parse_args(argv)
+
+    extra = dict(item.split("=", 1) for item in args.set)
+    print(f"machine: {machine()}")
+    print(
+        f"phone: scan at poll {args.scan_after_polls}, confirm {args.confirm_after_polls} "
+        f"poll(s) later; interval {args.interval:g} s; LOG_LEVEL {args.log_level}; "
+        f"extra settings {extra or 'none'}",
+        flush=True,
+    )
+    print(HEAD, flush=True)
+    for count in [int(c) for c in args.accounts.split(",") if c.strip()]:
+        print(
+            row(
+                one_run(
+                    "polled",
+                    count,
+                    interval=args.interval,
+                    scan_polls=args.scan_after_polls,
+                    confirm_polls=args.confirm_after_polls,
+                    log_level=args.log_level,
+                    keep=args.keep,
+                    extra=extra,
+                )
+            ),
+            flush=True,
+        )
+    if args.instant:
+        print(
+            row(
+                one_run(
+                    "instant",
+                    args.instant,
+                    interval=0.001,
+                    scan_polls=0,
+                    confirm_polls=0,
+                    log_level=args.log_level,
+                    keep=args.keep,
+                    extra=extra,
+                )
+            ),
+            flush=True,
+        )
+    print(LEGEND)
+    if args.waves:
+        total, _, wave = args.waves.partition("/")
+        print(f"\nrunning {total} accounts in waves of {wave} (qrlogin_redis) …", flush=True)
+        waves_run(
+            int(total),
+            int(wave),
+            interval=args.interval,
+            log_level=args.log_level,
+            keep=args.keep,
+            extra=extra,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
