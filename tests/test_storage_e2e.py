@@ -1,0 +1,72 @@
+"""Issue 5's "done when", as a user runs it: ``scrapy crawl qrlogin`` with the embedded
+simulator stores two accounts, and ``scrapy creds list`` shows them, in SQLite, PostgreSQL
+and a JSON file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webqq_scrapy.store import list_credentials, list_outcomes
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = [
+    "-s", "WEBQQ_SIMULATOR_SCAN_AFTER=0.1",
+    "-s", "WEBQQ_SIMULATOR_CONFIRM_AFTER=0.1",
+    "-s", "WEBQQ_POLL_INTERVAL=0.2",
+]  # fmt: skip
+
+
+def scrapy(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "json"])
+def store(request, tmp_path) -> tuple[list[str], dict[str, str]]:
+    """(-s settings for the crawl, keyword for webqq_scrapy.store)"""
+    if request.param == "json":
+        path = str(tmp_path / "creds.json")
+        settings = ["-s", f"WEBQQ_JSON_PATH={path}", "-s", "WEBQQ_DATABASE_ENABLED=false"]
+        return settings, {"json_path": path}
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    return ["-s", f"WEBQQ_DATABASE_URL={url}"], {"database_url": url}
+
+
+def test_crawled_logins_are_stored_and_listed(tmp_path, store):
+    settings, source = store
+    qr_dir = ["-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}"]
+    crawl = scrapy(
+        "crawl", "qrlogin", "-a", "accounts=alice,bob", *FAST, *qr_dir, *settings,
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert crawl.returncode == 0, crawl.stderr[-3000:]
+
+    stored = list_credentials(**source)
+    assert [c.account for c in stored] == ["alice", "bob"]
+    assert all(len(c.psessionid) == 224 and c.cookies for c in stored)
+    assert sorted((o.account, o.outcome) for o in list_outcomes(**source)) == [
+        ("alice", "ok"),
+        ("bob", "ok"),
+    ]
+
+    # The same settings select the same store for `scrapy creds list`.
+    listing = scrapy("creds", "list", *settings, tmp_path=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    rows = [line.split() for line in listing.stdout.splitlines()]
+    assert [row[0] for row in rows[1:3]] == ["alice", "bob"]
+    assert all(row[-1] == "valid" for row in rows[1:3])
+    for credentials in stored:
+        assert credentials.psessionid not in listing.stdout
+        assert credentials.vfwebqq not in listing.stdout
