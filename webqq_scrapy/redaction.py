@@ -99,13 +99,29 @@ class RedactingLogFormatter(LogFormatter):
         return self._redact_args(super().download_error(failure, request, spider, errmsg))
 
     def _item(self, item: Any) -> Any:
-        return redact_item(item) if self.redact else item
+        return _Lazy(redact_item, item) if self.redact else item
 
     def _redact_args(self, entry: dict[str, Any]) -> dict[str, Any]:
         args = entry.get("args")
         if self.redact and isinstance(args, dict):
-            entry["args"] = {key: redact_text(str(value)) for key, value in args.items()}
+            entry["args"] = {key: _Lazy(str, value) for key, value in args.items()}
         return entry
+
+
+class _Lazy:
+    """Redact only when the line is really written: Scrapy builds a "Crawled" entry for every
+    response, while INFO logging drops it (a regex pass per response saved)."""
+
+    __slots__ = ("convert", "value")
+
+    def __init__(self, convert: Any, value: Any) -> None:
+        self.convert = convert
+        self.value = value
+
+    def __str__(self) -> str:
+        return redact_text(str(self.convert(self.value)))
+
+    __repr__ = __str__
 
 
 class SecretLogFilter(logging.Filter):
