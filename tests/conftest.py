@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.databases",
+    "tests.fixtures.scrapyd",
 ]

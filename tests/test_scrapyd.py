@@ -6,157 +6,34 @@ scrapyd runs each job with its own interpreter and the project's dependencies fr
 environment; here that is this test's interpreter (scrapyd and scrapyd-client come from
 requirements-dev.txt). scrapyd is started in a temporary directory, so the job can import
 ``webqq_scrapy`` only from the deployed egg (checked), never from this checkout.
+The ``scrapyd`` and ``egg`` fixtures and the helpers live in ``tests/fixtures/scrapyd.py``.
 """
 
 from __future__ import annotations
 
-import base64
 import configparser
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.scrapyd import (
+    PROJECT,
+    ROOT,
+    Scrapyd,
+    deploy,
+    secrets_of,
+    tail,
+    wait_finished,
+)
 from webqq_scrapy.store import list_credentials, list_outcomes, load_credentials
 
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "webqq_scrapy"
-USERNAME = "deployer"
-PASSWORD = "s3cret-" + uuid.uuid4().hex[:8]
 ACCOUNTS = ("alice", "bob")
-
-
-def _tool(script: str, module: str) -> list[str]:
-    """The console script next to this interpreter, else ``python -m module``."""
-    path = Path(sys.executable).parent / script
-    return [str(path)] if path.exists() else [sys.executable, "-m", module]
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    """This environment without anything that would point a child at this checkout."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key != "PYTHONPATH" and not key.startswith(("SCRAPY_", "SCRAPYD_"))
-    }
-    env.update(extra)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Scrapyd:
-    url: str
-    home: Path
-    output: Path
-
-    def request(
-        self, path: str, data: list[tuple[str, str]] | None = None, *, auth: bool = True
-    ) -> bytes:
-        body = urllib.parse.urlencode(data).encode() if data is not None else None
-        request = urllib.request.Request(f"{self.url}/{path}", data=body)
-        if auth:
-            token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.read()
-
-    def api(self, path: str, data: list[tuple[str, str]] | None = None) -> dict:
-        answer = json.loads(self.request(path, data))
-        assert answer.get("status") == "ok", answer
-        return answer
-
-
-@pytest.fixture(scope="module")
-def scrapyd(tmp_path_factory: pytest.TempPathFactory):
-    """A scrapyd on 127.0.0.1 with basic auth, stopped (with its jobs) after the module."""
-    home = tmp_path_factory.mktemp("scrapyd")
-    (home / "scrapyd.conf").write_text(
-        "[scrapyd]\n"
-        f"eggs_dir = {home / 'eggs'}\n"
-        f"logs_dir = {home / 'logs'}\n"
-        f"dbs_dir = {home / 'dbs'}\n"
-        "items_dir =\n"
-        "jobstorage = scrapyd.jobstorage.SqliteJobStorage\n"
-        "poll_interval = 0.2\n"
-        "max_proc = 2\n"
-    )
-    port = _free_port()
-    env = _clean_env(
-        SCRAPYD_BIND_ADDRESS="127.0.0.1",
-        SCRAPYD_HTTP_PORT=str(port),
-        SCRAPYD_USERNAME=USERNAME,
-        SCRAPYD_PASSWORD=PASSWORD,
-    )
-    # The precondition of "the job ran the egg": from scrapyd's directory and environment,
-    # the package is not importable.
-    probe = subprocess.run(
-        [sys.executable, "-c", "import webqq_scrapy"], cwd=home, env=env, capture_output=True
-    )
-    assert probe.returncode != 0, "webqq_scrapy is importable without the egg: test is void"
-
-    output = home / "scrapyd.out"
-    with output.open("wb") as out:
-        # Its own session, so that teardown can stop scrapyd and the jobs it spawned.
-        process = subprocess.Popen(
-            _tool("scrapyd", "scrapyd"),
-            cwd=home,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "available at" not in output.read_text(errors="replace"):
-            assert process.poll() is None, f"scrapyd exited:\n{output.read_text()}"
-            assert time.monotonic() < deadline, f"scrapyd did not start:\n{output.read_text()}"
-            time.sleep(0.1)
-        assert f"http://127.0.0.1:{port}/" in output.read_text()
-        yield Scrapyd(url=f"http://127.0.0.1:{port}", home=home, output=output)
-    finally:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                process.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-
-
-@pytest.fixture(scope="module")
-def egg(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The egg exactly as users build it: ``scrapyd-deploy --build-egg`` in this checkout."""
-    path = tmp_path_factory.mktemp("egg") / f"{PROJECT}.egg"
-    subprocess.run(
-        [*_tool("scrapyd-deploy", "scrapyd_client.deploy"), "--build-egg", str(path)],
-        cwd=ROOT,
-        env=_clean_env(),
-        check=True,
-        capture_output=True,
-    )
-    return path
 
 
 def test_egg_holds_the_package_and_no_tests(egg: Path) -> None:
@@ -201,32 +78,7 @@ def test_scheduled_login_stores_credentials_and_logs_no_secret(
 ) -> None:
     # Deploy the inspected egg with scrapyd-deploy, the target (with its password from the
     # environment) coming from the user's own scrapy.cfg, as docs/scrapyd.md recommends.
-    config_home = tmp_path / "config"
-    config_home.mkdir()
-    (config_home / "scrapy.cfg").write_text(
-        "[deploy:webqq-scrapyd-test]\n"
-        f"url = {scrapyd.url}\n"
-        f"username = {USERNAME}\n"
-        "password = ${SCRAPYD_PASSWORD}\n"
-        f"project = {PROJECT}\n"
-    )
-    deploy = subprocess.run(
-        [
-            *_tool("scrapyd-deploy", "scrapyd_client.deploy"),
-            "webqq-scrapyd-test",
-            "-v",
-            "r1",
-            "--egg",
-            str(egg),
-        ],
-        cwd=ROOT,
-        env=_clean_env(XDG_CONFIG_HOME=str(config_home), SCRAPYD_PASSWORD=PASSWORD),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert deploy.returncode == 0, deploy.stderr + deploy.stdout
-    assert json.loads(deploy.stdout)["status"] == "ok", deploy.stdout
+    deploy(scrapyd, egg, tmp_path / "config", "r1")
     assert scrapyd.api(f"listversions.json?project={PROJECT}")["versions"] == ["r1"]
     assert scrapyd.api(f"listspiders.json?project={PROJECT}")["spiders"] == [
         "qrlogin",
@@ -256,16 +108,11 @@ def test_scheduled_login_stores_credentials_and_logs_no_secret(
     )
     assert answer["jobid"] == job
 
-    while (state := scrapyd.api(f"status.json?job={job}&project={PROJECT}")["currstate"]) != (
-        "finished"
-    ):
-        assert state in ("pending", "running"), state
-        assert time.monotonic() - started < 120, f"job still {state}:\n{_tail(scrapyd.output)}"
-        time.sleep(0.2)
+    wait_finished(scrapyd, job, started)
 
     # The credentials, tagged with the scrapyd job id.
     stored = {c.account: c for c in list_credentials(database_url=database_url)}
-    assert set(stored) == set(ACCOUNTS), _tail(scrapyd.output)
+    assert set(stored) == set(ACCOUNTS), tail(scrapyd.output)
     for account, creds in stored.items():
         assert creds.job == job
         assert creds.target == "simulator"
@@ -291,24 +138,8 @@ def test_scheduled_login_stores_credentials_and_logs_no_secret(
         assert Path(match.group(1)).parent == qr_dir
     assert not list(qr_dir.glob("*.png"))  # each PNG is removed when its account finishes
 
-    secrets = _secrets(stored.values())
+    secrets = secrets_of(stored.values())
     assert secrets
     for where, text in (("job log", log), ("scrapyd output", scrapyd.output.read_text())):
         leaked = sorted(name for name, value in secrets if value in text)
         assert not leaked, f"secrets in the {where}: {leaked}"
-
-
-def _secrets(credentials) -> list[tuple[str, str]]:
-    """(label, value) of every token and cookie value of the stored credentials."""
-    found = []
-    for creds in credentials:
-        for field in ("psessionid", "vfwebqq", "ptwebqq"):
-            found.append((f"{creds.account}.{field}", getattr(creds, field)))
-        for cookie in creds.cookies:
-            if cookie["value"]:
-                found.append((f"{creds.account}.cookie.{cookie['name']}", cookie["value"]))
-    return found
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
