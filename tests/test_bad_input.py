@@ -8,14 +8,12 @@ that directory before and after.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.commands import run_scrapy
 
 
 def prepare(tmp: Path) -> None:
@@ -64,7 +62,6 @@ CASES = [
 
 
 def run(command: list[str], extra: list[str], tmp: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp / "data")}
     defaults = {
         # Where a run that started would write: all inside tmp, all checked below.
         "WEBQQ_QR_DIR": f"{tmp}/qr",
@@ -83,14 +80,7 @@ def run(command: list[str], extra: list[str], tmp: Path) -> subprocess.Completed
     ]
     if not any(arg.startswith("accounts") for arg in args):
         args = ["-a", "accounts=alice", *args]
-    return subprocess.run(
-        [sys.executable, "-m", "scrapy", *command, *args, *settings],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_scrapy(*command, *args, *settings, data_home=tmp / "data")
 
 
 def tree(tmp: Path) -> set[str]:

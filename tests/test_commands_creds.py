@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from tests.commands import run_scrapy
 from tests.fixtures.databases import make_credentials, make_outcome
 from tests.test_pipelines import crawl, logins, storage_settings
 from webqq_scrapy._storage import (
@@ -28,13 +28,7 @@ BOB = make_credentials("bob", expires_at="2020-01-02T00:00:00+00:00")
 
 
 def scrapy_creds(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scrapy", "creds", *args],
-        cwd=WORKDIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_scrapy("creds", *args)
 
 
 @pytest.fixture(params=["json", "sqlite", "postgresql"])

@@ -7,16 +7,14 @@ SQLite database redirected to the test's directory (XDG_DATA_HOME).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.commands import run_scrapy
 from webqq_scrapy.commands.login import summarize, summary_line
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = (
     "-s", "WEBQQ_SIMULATOR_SCAN_AFTER=0.1", "-s", "WEBQQ_SIMULATOR_CONFIRM_AFTER=0.1",
     "-s", "WEBQQ_POLL_INTERVAL=0.2", "-s", "WEBQQ_SCANNED_POLL_INTERVAL=0.1",
@@ -25,15 +23,8 @@ FAST = (
 
 
 def scrapy(*args: str, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
-    return subprocess.run(
-        [sys.executable, "-m", "scrapy", *args, "-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    qr_dir = ("-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}")
+    return run_scrapy(*args, *qr_dir, data_home=tmp_path / "data", timeout=timeout)
 
 
 def last_line(stderr: str) -> str:

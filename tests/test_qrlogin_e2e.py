@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
+from tests.commands import ROOT, run_scrapy
 from tests.settings import project_settings
 from webqq_scrapy.items import Credentials, LoginOutcome
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 
-ROOT = Path(__file__).resolve().parent.parent
 HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -189,22 +185,10 @@ async def test_the_default_dupefilter_does_not_drop_polls_or_other_accounts(simu
     assert run.stat("webqq/poll/status/66") >= 3
 
 
-def scrapy_command(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "scrapy", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_feed_export_holds_the_credentials(tmp_path):
     # Runs in the project directory (scrapy.cfg) with the embedded simulator.
     out = tmp_path / "creds.json"
-    result = scrapy_command(
+    result = run_scrapy(
         "crawl", "qrlogin", "-a", "accounts=alice,bob", "-O", str(out),
         "-s", "WEBQQ_SIMULATOR_SCAN_AFTER=0.1", "-s", "WEBQQ_SIMULATOR_CONFIRM_AFTER=0.1",
         "-s", "WEBQQ_POLL_INTERVAL=0.2", "-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}",
@@ -235,7 +219,7 @@ def test_readme_demo_command_logs_two_accounts_in(tmp_path):
     (tmp_path / "scrapy.cfg").write_text((ROOT / "scrapy.cfg").read_text())
     env_settings = ["-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}", "-s", "WEBQQ_QR_TERMINAL=true",
                     "-s", f"WEBQQ_DATABASE_URL=sqlite:///{tmp_path / 'demo.sqlite3'}"]  # fmt: skip
-    result = scrapy_command(*args, *env_settings, cwd=tmp_path)
+    result = run_scrapy(*args, *env_settings, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     records = json.loads((tmp_path / "credentials.json").read_text(encoding="utf-8"))
     assert sorted(r["account"] for r in records) == ["alice", "bob"]

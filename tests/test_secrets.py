@@ -11,8 +11,6 @@ import datetime
 import json
 import logging
 import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -24,12 +22,12 @@ from scrapy.utils.log import get_scrapy_root_handler
 from scrapy.utils.project import get_project_settings
 from scrapy.utils.test import get_crawler
 
+from tests.commands import run_scrapy
 from tests.settings import project_settings
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.items import Credentials, LoginOutcome
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 
-ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS = ["alice", "bob"]
 
 
@@ -138,18 +136,6 @@ async def test_log_secrets_on_lets_them_through(simulator, tmp_path):
     assert leaked(log.text(), simulator.issued_secrets())
 
 
-def scrapy(*args: str, cwd: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
-    return subprocess.run(
-        [sys.executable, "-m", "scrapy", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def sim_secrets(url: str) -> set[str]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url + "/_sim/secrets", timeout=10) as resp:
@@ -161,15 +147,14 @@ def sim_secrets(url: str) -> set[str]:
 def test_scrapy_crawl_log_file_and_stderr_hold_no_secret(simulator_process, tmp_path, log_secrets):
     # The real command line, its LOG_FILE and its stderr, at DEBUG with COOKIES_DEBUG.
     log_file = tmp_path / "crawl.log"
-    result = scrapy(
+    result = run_scrapy(
         "crawl", "qrlogin", "-a", "accounts=alice,bob",
         "-s", f"WEBQQ_TARGET={simulator_process.url}", "-s", "WEBQQ_POLL_INTERVAL=0.2",
         "-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}", "-s", "WEBQQ_QR_TERMINAL=false",
         "-s", f"WEBQQ_JSON_PATH={tmp_path / 'store.json'}",
         "-s", "LOG_LEVEL=DEBUG", "-s", "COOKIES_DEBUG=True", "-s", f"LOG_FILE={log_file}",
         "-s", f"WEBQQ_LOG_SECRETS={log_secrets}",
-        cwd=ROOT,
-        env_extra={"XDG_DATA_HOME": str(tmp_path / "data")},
+        data_home=tmp_path / "data",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     text = log_file.read_text(encoding="utf-8")

@@ -4,16 +4,14 @@ and a JSON file."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.commands import run_scrapy
 from webqq_scrapy.store import list_credentials, list_outcomes
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = [
     "-s", "WEBQQ_SIMULATOR_SCAN_AFTER=0.1",
     "-s", "WEBQQ_SIMULATOR_CONFIRM_AFTER=0.1",
@@ -22,15 +20,7 @@ FAST = [
 
 
 def scrapy(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-    return subprocess.run(
-        [sys.executable, "-m", "scrapy", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_scrapy(*args, data_home=tmp_path / "data")
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "json"])

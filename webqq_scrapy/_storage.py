@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from webqq_scrapy import settings as defaults
-from webqq_scrapy.config import SettingError, _number
+from webqq_scrapy.config import SettingError, _number, check_creatable
 from webqq_scrapy.items import SCHEMA_VERSION, Credentials, LoginOutcome
 
 if TYPE_CHECKING:
@@ -89,13 +89,7 @@ def check_writable_file(name: str, path: Path) -> Path:
     """Raise SettingError unless ``path`` is a file that can be created or replaced."""
     if path.is_dir():
         raise SettingError(name, "is a directory, not a file", str(path))
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise SettingError(name, f"cannot be created: {ancestor} is not a directory", str(path))
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise SettingError(name, f"is not writable: no write permission on {ancestor}", str(path))
+    check_creatable(name, path)
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         raise SettingError(name, "is not writable: no read and write permission", str(path))
     return path

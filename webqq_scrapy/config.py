@@ -97,6 +97,11 @@ def check_qr_dir(path: Path) -> None:
         if not os.access(path, os.W_OK | os.X_OK):
             raise SettingError(name, "is not writable", str(path))
         return
+    check_creatable(name, path)
+
+
+def check_creatable(name: str, path: Path) -> None:
+    """Raise SettingError unless the missing directories up to ``path`` can be created."""
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

@@ -1,0 +1,28 @@
+"""Run the ``scrapy`` command line as a user does, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_scrapy(
+    *args: str, cwd: Path = ROOT, data_home: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m scrapy ARGS`` with this checkout importable; ``data_home`` becomes
+    XDG_DATA_HOME, so the default SQLite store never lands in the real home."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if data_home is not None:
+        env["XDG_DATA_HOME"] = str(data_home)
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
