@@ -78,9 +78,17 @@ async def test_fault_matrix(simulator, tmp_path, step):
 async def test_permanent_answers_are_not_retried(simulator, tmp_path):
     simulator.faults.add("getvfwebqq:retcode=100000:account=ann")
     simulator.faults.add("login2:status=403:account=bob")
-    run = await crawl(simulator, tmp_path, ["ann", "bob"], **FAST)
+    # A redirect is recorded, never followed (protocol.md §1.6: following s.web2's 301
+    # turned POSTs into GETs).
+    simulator.faults.add("getvfwebqq:status=301:account=cid")
+    run = await crawl(simulator, tmp_path, ["ann", "bob", "cid"], **FAST)
     assert run.outcomes["ann"].detail.startswith("retcode 100000")
     assert run.outcomes["bob"].detail.startswith("HTTP 403")
+    assert (run.outcomes["cid"].outcome, run.outcomes["cid"].step) == (
+        "protocol_error",
+        "getvfwebqq",
+    )
+    assert run.outcomes["cid"].detail.startswith("HTTP 301")
     assert not run.stat("webqq/retry/getvfwebqq/count")
     assert not run.stat("webqq/retry/login2/count")
     assert simulator.stats()["steps"]["login2"].get("fault_http_403", 0) == 1

@@ -118,9 +118,13 @@ REMOTE_CONTROL_ENABLED = False
 CONCURRENT_ITEMS = 1
 
 # Middlewares this flow does not need, off for ~20 % less CPU per request (every request
-# sets its own Referer; no redirects are followed; nothing is crawled by depth).
+# sets its own Referer; nothing is crawled by depth). No redirect is ever followed:
+# check_sig's 302 is read where it lands (protocol.md §3.3), and a 301 from an http:// API
+# URL (s.web2.qq.com since 2018-12-04) turned POSTs into GETs for the clients that followed
+# it (§1.6), so a redirect is an answer to record, not to follow.
 DOWNLOADER_MIDDLEWARES = {
     "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
     "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
