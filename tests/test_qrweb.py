@@ -33,6 +33,8 @@ from scrapy.utils.asyncio import run_in_thread, sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
+from tests.scripted import ScriptSpider as BaseScriptSpider
+from tests.scripted import run_script
 from tests.settings import project_settings
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import SettingError
@@ -60,46 +62,14 @@ def decode(png: bytes) -> list[str]:
     return [code.text for code in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))]
 
 
-class ScriptSpider(Spider):
-    """Runs ``script(spider)`` as its start; the script sends the signals and checks."""
-
-    name = "qr_script"
-
-    def __init__(self, script: Callable[[ScriptSpider], Awaitable[None]], **kwargs: Any):
-        super().__init__(**kwargs)
-        self.script = script
-        self.error: BaseException | None = None
-
-    async def start(self):
-        try:
-            await self.script(self)
-        except BaseException as exc:  # re-raised by the test after the crawl
-            self.error = exc
-        return
-        yield
-
-    def qr_ready(self, account: str, png: bytes, generation: int) -> None:
-        self.crawler.signals.send_catch_log(
-            webqq_signals.qr_ready, account=account, png=png, path=None, generation=generation
-        )
-
-    def qr_state(self, account: str, state: str, outcome: str | None = None) -> None:
-        self.crawler.signals.send_catch_log(
-            webqq_signals.qr_state, account=account, state=state, outcome=outcome
-        )
-
+class ScriptSpider(BaseScriptSpider):
     @property
     def page(self) -> QRWebPage:
         return next(e for e in self.crawler.extensions.middlewares if isinstance(e, QRWebPage))
 
 
 async def run(script: Callable[[ScriptSpider], Awaitable[None]], **settings: Any):
-    crawler = get_crawler(ScriptSpider, {**SETTINGS, **settings})
-    await crawler.crawl_async(script=script)
-    if crawler.spider.error is not None:
-        raise crawler.spider.error
-    assert crawler.stats.get_value("finish_reason") == "finished"
-    return crawler
+    return await run_script(script, {**SETTINGS, **settings}, ScriptSpider)
 
 
 def fetch_sync(url: str) -> tuple[int, dict[str, str], bytes]:

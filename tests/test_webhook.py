@@ -23,6 +23,7 @@ from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
+from tests.scripted import ScriptSpider, run_script
 from tests.settings import project_settings
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import SettingError
@@ -111,31 +112,6 @@ def receiver_factory() -> Iterator[Callable[..., Receiver]]:
         receiver.server.server_close()
 
 
-class ScriptSpider(Spider):
-    """Runs ``script(spider)`` as its start; the script sends the spider's QR signals."""
-
-    name = "qr_webhook_script"
-
-    def __init__(self, script: Callable[[ScriptSpider], Awaitable[None]], **kwargs: Any):
-        super().__init__(**kwargs)
-        self.script = script
-
-    async def start(self):
-        await self.script(self)
-        return
-        yield
-
-    def qr_ready(self, account: str, png: bytes, generation: int) -> None:
-        self.crawler.signals.send_catch_log(
-            webqq_signals.qr_ready, account=account, png=png, path=None, generation=generation
-        )
-
-    def qr_state(self, account: str, state: str, outcome: str | None = None) -> None:
-        self.crawler.signals.send_catch_log(
-            webqq_signals.qr_state, account=account, state=state, outcome=outcome
-        )
-
-
 async def login_sequence(spider: ScriptSpider) -> None:
     """What the qrlogin spider sends for one account whose first QR expires."""
     spider.qr_ready("alice", make_png(PAYLOAD_1), 1)
@@ -168,17 +144,8 @@ def summary(event: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def crawl(script: Callable[[ScriptSpider], Awaitable[None]], **settings: Any):
-    crawler = get_crawler(
-        ScriptSpider,
-        {
-            "EXTENSIONS": {"webqq_scrapy.webhook.QRWebhook": 510},
-            "WEBQQ_QR_WEBHOOK_BACKOFF": 0.05,
-            **settings,
-        },
-    )
-    await crawler.crawl_async(script=script)
-    assert crawler.stats.get_value("finish_reason") == "finished"
-    return crawler
+    extension = {"EXTENSIONS": {"webqq_scrapy.webhook.QRWebhook": 510}}
+    return await run_script(script, {**extension, "WEBQQ_QR_WEBHOOK_BACKOFF": 0.05, **settings})
 
 
 def log_text(caplog: pytest.LogCaptureFixture) -> str:
