@@ -94,6 +94,15 @@ def test_storage_that_cannot_open_exits_3(tmp_path):
     )
     assert foreign.read_text(encoding="utf-8") == "my shopping list\n"
 
+    # `scrapy crawl` does not report success for a crawl that could not store anything.
+    result = scrapy(
+        "crawl", "qrlogin", "-a", "accounts=alice", *FAST, "-s", f"WEBQQ_JSON_PATH={foreign}",
+        "-s", "WEBQQ_DATABASE_ENABLED=false",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "(webqq_storage_unavailable)" in result.stderr
+
 
 def test_bad_setting_exits_2_before_anything_starts(tmp_path):
     result = scrapy("login", "alice", "-s", "WEBQQ_TARGET=nowhere", tmp_path=tmp_path)

@@ -2,7 +2,9 @@
 
 A wrong setting or spider argument raised inside a running crawl would reach the user as an
 asyncio traceback; checked here first, it is one ``error:`` line and exit status 2, and
-nothing is written. Other spiders run exactly as with Scrapy's own command.
+nothing is written. A crawl closed before any login because a service it needs is down
+(finish reason ``webqq_storage_unavailable``, ``webqq_redis_unavailable``) exits with 1
+instead of Scrapy's 0. Other spiders run exactly as with Scrapy's own command.
 """
 
 from __future__ import annotations
@@ -19,8 +21,17 @@ from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError
 if TYPE_CHECKING:
     import argparse
 
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+
+# Finish reasons of a crawl that could not do its work (a store or Redis down at open).
+UNAVAILABLE_REASONS = ("webqq_storage_unavailable", "webqq_redis_unavailable")
+
 
 class Command(ScrapyCrawlCommand):
+    crawler: Crawler | None = None
+
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) == 1 and self._is_qrlogin(args[0]):
             try:
@@ -28,6 +39,14 @@ class Command(ScrapyCrawlCommand):
             except (SettingError, SpiderArgumentError) as exc:
                 raise UsageError(str(exc), print_help=False) from None
         super().run(args, opts)
+        if self.crawler is not None and self.exitcode == 0:
+            reason = self.crawler.stats.get_value("finish_reason")
+            if reason in UNAVAILABLE_REASONS:
+                self.exitcode = 1
+
+    def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
+        self.crawler = super()._create_crawler(spidercls)
+        return self.crawler
 
     def _is_qrlogin(self, name: str) -> bool:
         assert self.crawler_process is not None
