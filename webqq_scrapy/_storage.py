@@ -170,7 +170,7 @@ class StorageConfig:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def missing_fields(item: Credentials) -> list[str]:
