@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Finish reason of a crawl closed at open because its store cannot be used.
+FINISH_STORAGE_UNAVAILABLE = "webqq_storage_unavailable"
+
 CREDENTIALS = "credentials"
 OUTCOMES = "outcomes"
 
@@ -142,7 +145,7 @@ class _BufferedStorePipeline:
             await self._in_worker(self._close)
             self._executor.shutdown(wait=True)
             self._executor = None
-            raise CloseSpider("webqq_storage_unavailable") from None
+            raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
 
     async def process_item(self, item: Any) -> Any:
         if isinstance(item, Credentials):

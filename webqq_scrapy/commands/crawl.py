@@ -16,7 +16,9 @@ from scrapy.exceptions import UsageError
 
 from webqq_scrapy.commands.login import preflight
 from webqq_scrapy.config import SettingError
+from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError
+from webqq_scrapy.spiders.qrlogin_redis import FINISH_REDIS_UNAVAILABLE
 
 if TYPE_CHECKING:
     import argparse
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 
 # Finish reasons of a crawl that could not do its work (a store or Redis down at open).
-UNAVAILABLE_REASONS = ("webqq_storage_unavailable", "webqq_redis_unavailable")
+UNAVAILABLE_REASONS = (FINISH_STORAGE_UNAVAILABLE, FINISH_REDIS_UNAVAILABLE)
 
 
 class Command(ScrapyCrawlCommand):

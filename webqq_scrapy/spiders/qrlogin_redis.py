@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 # How often an idle or full process looks at the list again.
 FEED_WAIT = 0.2
+# Finish reason of a crawl closed at start because Redis cannot be reached.
+FINISH_REDIS_UNAVAILABLE = "webqq_redis_unavailable"
 
 
 class QRLoginRedisSpider(QRLoginSpider):
@@ -111,7 +113,7 @@ class QRLoginRedisSpider(QRLoginSpider):
             await self.redis.ping()
         except (RedisError, OSError) as exc:
             self.logger.error("WEBQQ_REDIS_URL: cannot reach Redis (%s)", exc)
-            raise CloseSpider("webqq_redis_unavailable") from None
+            raise CloseSpider(FINISH_REDIS_UNAVAILABLE) from None
         self.logger.info(
             "Taking accounts from Redis list %r (at most %d in progress, lease owner %s), "
             "target %s",
