@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import configparser
 import re
-import time
 import urllib.error
 import urllib.parse
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from tests.fixtures.scrapyd import (
     ROOT,
     Scrapyd,
     deploy,
+    schedule,
     secrets_of,
     tail,
     wait_finished,
@@ -88,25 +87,20 @@ def test_scheduled_login_stores_credentials_and_logs_no_secret(
     database = tmp_path / "creds.sqlite3"
     database_url = f"sqlite:///{database}"
     qr_dir = tmp_path / "qr"
-    job = f"login-{uuid.uuid4().hex[:12]}"
-    started = time.monotonic()
-    answer = scrapyd.api(
-        "schedule.json",
-        [
-            ("project", PROJECT),
-            ("spider", "qrlogin"),
-            ("jobid", job),
-            ("accounts", ",".join(ACCOUNTS)),
-            ("setting", f"WEBQQ_DATABASE_URL={database_url}"),
-            ("setting", f"WEBQQ_QR_DIR={qr_dir}"),
-            ("setting", "WEBQQ_POLL_INTERVAL=0.2"),
-            ("setting", "WEBQQ_SCANNED_POLL_INTERVAL=0.1"),
-            ("setting", "WEBQQ_SIMULATOR_SCAN_AFTER=0.3"),
-            ("setting", "WEBQQ_SIMULATOR_CONFIRM_AFTER=0.3"),
-            ("setting", "WEBQQ_LOGIN_TIMEOUT=60"),
-        ],
+    job, started = schedule(
+        scrapyd,
+        "login",
+        ACCOUNTS,
+        {
+            "WEBQQ_DATABASE_URL": database_url,
+            "WEBQQ_QR_DIR": str(qr_dir),
+            "WEBQQ_POLL_INTERVAL": "0.2",
+            "WEBQQ_SCANNED_POLL_INTERVAL": "0.1",
+            "WEBQQ_SIMULATOR_SCAN_AFTER": "0.3",
+            "WEBQQ_SIMULATOR_CONFIRM_AFTER": "0.3",
+            "WEBQQ_LOGIN_TIMEOUT": "60",
+        },
     )
-    assert answer["jobid"] == job
 
     wait_finished(scrapyd, job, started)
 

@@ -15,7 +15,6 @@ import re
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from tests.fixtures.scrapyd import (
     PROJECT,
     Scrapyd,
     deploy,
+    schedule,
     secrets_of,
     tail,
     wait_finished,
@@ -70,26 +70,21 @@ def test_scan_the_qr_of_a_scheduled_job_from_its_web_page(
     deploy(scrapyd, egg, tmp_path / "config", "qr-page-1")
     database_url = f"sqlite:///{tmp_path / 'creds.sqlite3'}"
     qr_dir = tmp_path / "qr"
-    job = f"login-qr-page-{uuid.uuid4().hex[:12]}"
-    started = time.monotonic()
-    answer = scrapyd.api(
-        "schedule.json",
-        [
-            ("project", PROJECT),
-            ("spider", "qrlogin"),
-            ("jobid", job),
-            ("accounts", ",".join(ACCOUNTS)),
-            ("setting", f"WEBQQ_TARGET={simulator_process.url}"),
-            ("setting", "WEBQQ_QR_WEB_ENABLED=true"),
-            ("setting", "WEBQQ_QR_WEB_PORT=0"),
-            ("setting", f"WEBQQ_DATABASE_URL={database_url}"),
-            ("setting", f"WEBQQ_QR_DIR={qr_dir}"),
-            ("setting", "WEBQQ_POLL_INTERVAL=0.2"),
-            ("setting", "WEBQQ_SCANNED_POLL_INTERVAL=0.1"),
-            ("setting", "WEBQQ_LOGIN_TIMEOUT=120"),
-        ],
+    job, started = schedule(
+        scrapyd,
+        "login-qr-page",
+        ACCOUNTS,
+        {
+            "WEBQQ_TARGET": simulator_process.url,
+            "WEBQQ_QR_WEB_ENABLED": "true",
+            "WEBQQ_QR_WEB_PORT": "0",
+            "WEBQQ_DATABASE_URL": database_url,
+            "WEBQQ_QR_DIR": str(qr_dir),
+            "WEBQQ_POLL_INTERVAL": "0.2",
+            "WEBQQ_SCANNED_POLL_INTERVAL": "0.1",
+            "WEBQQ_LOGIN_TIMEOUT": "120",
+        },
     )
-    assert answer["jobid"] == job
 
     page_url = _wait_for_page_url(scrapyd, job, started)
     assert page_url.startswith("http://127.0.0.1:"), page_url  # loopback by default
