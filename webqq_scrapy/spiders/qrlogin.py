@@ -169,7 +169,7 @@ def login_step(step: str) -> Callable:
     def decorator(callback: Callable) -> Callable:
         @functools.wraps(callback)
         async def wrapper(self: QRLoginSpider, response: Response, login: Login, **kw: Any):
-            self._record_latency(step, login, response)
+            self._record_latency(step, login)
             try:
                 self._check_deadline(login)
                 async for result in callback(self, response, login, **kw):
@@ -473,7 +473,7 @@ class QRLoginSpider(scrapy.Spider):
         try:
             if isinstance(exc, HttpError):
                 response = exc.response
-                self._record_latency(step, login, response)
+                self._record_latency(step, login)
                 outcome = OUTCOME_PROTOCOL_ERROR
                 detail = f"HTTP {response.status}: {_excerpt(response.body)}"
                 transient = response.status >= 500 or response.status in TRANSIENT_HTTP_STATUSES
@@ -577,12 +577,13 @@ class QRLoginSpider(scrapy.Spider):
         await sleep(max(0.0, min(seconds, remaining)))
         self._check_deadline(login)
 
-    def _record_latency(self, step: str, login: Login, response: Response | None) -> None:
-        latency = time.monotonic() - login.step_started
+    def _record_latency(self, step: str, login: Login) -> None:
+        """Time from the step's request being made to its answer (or error) arriving."""
+        latency_ms = round((time.monotonic() - login.step_started) * 1000)
         stats = self.crawler.stats
         stats.inc_value(f"webqq/latency/{step}/count")
-        stats.inc_value(f"webqq/latency/{step}/total_ms", round(latency * 1000))
-        stats.max_value(f"webqq/latency/{step}/max_ms", round(latency * 1000))
+        stats.inc_value(f"webqq/latency/{step}/total_ms", latency_ms)
+        stats.max_value(f"webqq/latency/{step}/max_ms", latency_ms)
 
     async def _deliver_qr(self, login: Login, png: bytes) -> None:
         path = qr.save_qr(self.config.qr_dir, login.account, png)
