@@ -22,6 +22,7 @@ def prepare(tmp: Path) -> None:
     (tmp / "a_file").write_text("not a directory\n", encoding="utf-8")
     (tmp / "empty.txt").write_text("# nobody yet\n\n   \n", encoding="utf-8")
     (tmp / "latin1.txt").write_bytes("jos\xe9\n".encode("latin-1"))
+    (tmp / "nul.txt").write_bytes(b"al\x00ice\n")
     shared = tmp / "shared_qr"
     shared.mkdir()
     shared.chmod(0o777)
@@ -58,6 +59,20 @@ CASES = [
         ["-s", "WEBQQ_DATABASE_URL=sqlite:///{tmp}/a_file/creds.db"],
         "WEBQQ_DATABASE_URL",
     ),
+    # Issue 11: one validation for every component's settings, and account names.
+    ("misspelt setting", ["-s", "WEBQQ_POLL_INTERVALL=3"], "WEBQQ_POLL_INTERVALL"),
+    ("session lifetime overflows", ["-s", "WEBQQ_SESSION_LIFETIME=1e12"], "WEBQQ_SESSION_LIFETIME"),
+    ("target port out of range", ["-s", "WEBQQ_TARGET=http://127.0.0.1:99999"], "WEBQQ_TARGET"),
+    ("log secrets is not tri-state", ["-s", "WEBQQ_LOG_SECRETS=auto"], "WEBQQ_LOG_SECRETS"),
+    ("qr page switch", ["-s", "WEBQQ_QR_WEB_ENABLED=sometimes"], "WEBQQ_QR_WEB_ENABLED"),
+    ("qr page port", ["-s", "WEBQQ_QR_WEB_PORT=99999"], "WEBQQ_QR_WEB_PORT"),
+    ("webhook url", ["-s", "WEBQQ_QR_WEBHOOK_URL=ftp://hooks.example/x"], "WEBQQ_QR_WEBHOOK_URL"),
+    ("webhook headers", ["-s", "WEBQQ_QR_WEBHOOK_HEADERS=[1]"], "WEBQQ_QR_WEBHOOK_HEADERS"),
+    ("redis url", ["-s", "WEBQQ_REDIS_URL=http://127.0.0.1:6379"], "WEBQQ_REDIS_URL"),
+    ("account with a newline", ["-a", "accounts=al\nice"], "accounts"),
+    ("account with NUL", ["-a", "accounts_file={tmp}/nul.txt"], "accounts_file"),
+    ("account name too long", ["-a", "accounts=" + "a" * 256], "accounts"),
+    ("account name like an option", ["-a", "accounts=--typo"], "accounts"),
 ]
 
 
@@ -121,3 +136,45 @@ def test_scrapy_crawl_reports_bad_input_without_a_traceback(tmp_path):
     assert result.returncode != 0
     assert "WEBQQ_TARGET: " in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_misspelt_setting_suggests_the_known_one(tmp_path):
+    prepare(tmp_path)
+    result = run(["login"], ["-s", "WEBQQ_POLL_INTERVALL=3"], tmp_path)
+    assert "did you mean WEBQQ_POLL_INTERVAL?" in result.stderr.strip().splitlines()[-1]
+
+
+def test_an_option_after_the_accounts_is_not_an_account(tmp_path):
+    prepare(tmp_path)
+    before = tree(tmp_path)
+    result = run_scrapy("login", "alice", "--typo", data_home=tmp_path / "data")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "--typo" in result.stderr
+    assert "Logging in" not in result.stderr
+    assert tree(tmp_path) == before
+
+
+def test_an_undecodable_account_name_is_refused(tmp_path):
+    prepare(tmp_path)
+    result = run(["login"], ["-a", "accounts=jos\udce9"], tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "login: error: accounts: " in result.stderr
+    assert "not UTF-8" in result.stderr
+
+
+def test_qrlogin_redis_with_a_bad_redis_url_fails_at_start(tmp_path):
+    prepare(tmp_path)
+    before = tree(tmp_path)
+    result = run_scrapy(
+        "crawl",
+        "qrlogin_redis",
+        "-s",
+        "WEBQQ_REDIS_URL=redis://127.0.0.1:99999/0",
+        "-s",
+        f"WEBQQ_QR_DIR={tmp_path}/qr",
+        data_home=tmp_path / "data",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "WEBQQ_REDIS_URL: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree(tmp_path) == before

@@ -31,7 +31,7 @@ def make_spider(jars, **settings):
     spider = QRLoginSpider.from_crawler(crawler, accounts="alice")
     crawler.spider = spider
     # The jars live in CookiesMiddleware, which needs a running engine.
-    spider._cookie_jars = lambda: jars
+    spider.cookie_jars = lambda: jars
     return spider
 
 
@@ -48,7 +48,18 @@ def login_state(**kw):
     from datetime import UTC, datetime
     from time import monotonic
 
-    return Login(account="alice", started_at=datetime.now(UTC), deadline=monotonic() + 60, **kw)
+    from webqq_scrapy.protocol.login import LoginLimits, QRLogin
+    from webqq_scrapy.retry import RetryPolicy
+
+    limits = LoginLimits(0.01, 0.01, 1, 60, RetryPolicy(3, 0.01))
+    machine = QRLogin(limits, monotonic())
+    return Login(
+        account="alice",
+        started_at=datetime.now(UTC),
+        deadline=machine.deadline,
+        machine=machine,
+        **kw,
+    )
 
 
 def response(url, body, status=200, request_meta=None, **headers):
@@ -122,14 +133,14 @@ async def test_waiting_poll_yields_the_next_poll_with_its_token_and_jar(qrsig_ja
     spider = make_spider(qrsig_jars)
     login = login_state()
     line = protocol.format_ptuicb(protocol.QR_WAITING)
-    out = await collect_asyncgen(spider.parse_poll(response(POLL_URL, line), login=login))
+    out = await collect_asyncgen(spider.parse_ptqrlogin(response(POLL_URL, line), state=login))
     assert len(out) == 1
     request = out[0]
     params = parse_qs(urlsplit(request.url).query)
     assert params["ptqrtoken"] == [str(protocol.hash33("a" * 64))]
     assert request.meta["cookiejar"] == "alice"
     assert request.dont_filter is True
-    assert request.cb_kwargs["login"] is login
+    assert request.cb_kwargs["state"] is login
     assert request.headers["Referer"].decode() == protocol.login_page_url("http")
     assert login.polls == 1
     assert spider.crawler.stats.get_value("webqq/poll/status/66") == 1
@@ -140,9 +151,9 @@ async def test_expired_qr_fetches_a_new_one_until_the_refreshes_are_used_up(qrsi
     spider = make_spider(qrsig_jars, WEBQQ_MAX_QR_REFRESHES=1)
     login = login_state()
     line = protocol.format_ptuicb(protocol.QR_EXPIRED)
-    out = await collect_asyncgen(spider.parse_poll(response(POLL_URL, line), login=login))
+    out = await collect_asyncgen(spider.parse_ptqrlogin(response(POLL_URL, line), state=login))
     assert [urlsplit(r.url).path for r in out] == ["/ptqrshow"]
-    out = await collect_asyncgen(spider.parse_poll(response(POLL_URL, line), login=login))
+    out = await collect_asyncgen(spider.parse_ptqrlogin(response(POLL_URL, line), state=login))
     assert len(out) == 1
     assert isinstance(out[0], LoginOutcome)
     assert (out[0].outcome, out[0].step, out[0].qr_refreshes) == ("expired", "ptqrlogin", 1)
@@ -152,7 +163,9 @@ async def test_expired_qr_fetches_a_new_one_until_the_refreshes_are_used_up(qrsi
 async def test_refused_qr_ends_the_account(qrsig_jars):
     spider = make_spider(qrsig_jars)
     line = protocol.format_ptuicb(protocol.QR_REFUSED)
-    out = await collect_asyncgen(spider.parse_poll(response(POLL_URL, line), login=login_state()))
+    out = await collect_asyncgen(
+        spider.parse_ptqrlogin(response(POLL_URL, line), state=login_state())
+    )
     assert [(o.outcome, o.step) for o in out] == [("refused", "ptqrlogin")]
 
 
@@ -163,7 +176,9 @@ async def test_refused_qr_ends_the_account(qrsig_jars):
 @deferred_f_from_coro_f
 async def test_malformed_poll_answer_is_a_protocol_error_not_a_crash(qrsig_jars, body):
     spider = make_spider(qrsig_jars)
-    out = await collect_asyncgen(spider.parse_poll(response(POLL_URL, body), login=login_state()))
+    out = await collect_asyncgen(
+        spider.parse_ptqrlogin(response(POLL_URL, body), state=login_state())
+    )
     assert len(out) == 1
     assert (out[0].outcome, out[0].step) == ("protocol_error", "ptqrlogin")
     assert spider.crawler.stats.get_value("webqq/outcome/protocol_error") == 1
@@ -175,7 +190,7 @@ async def test_success_follows_check_sig_without_redirect_or_referer(qrsig_jars)
     url = "http://ptlogin4.web2.qq.com/check_sig?pttype=1&uin=1&ptsigx=ab&s_url=x"
     line = protocol.format_ptuicb(protocol.QR_OK, url, nickname="Alice")
     login = login_state()
-    out = await collect_asyncgen(spider.parse_poll(response(POLL_URL, line), login=login))
+    out = await collect_asyncgen(spider.parse_ptqrlogin(response(POLL_URL, line), state=login))
     assert [r.url for r in out] == [url]
     meta = out[0].meta
     assert meta["dont_redirect"] is True
@@ -189,7 +204,9 @@ async def test_success_follows_check_sig_without_redirect_or_referer(qrsig_jars)
 async def test_success_with_a_foreign_url_is_a_protocol_error(qrsig_jars):
     spider = make_spider(qrsig_jars)
     line = protocol.format_ptuicb(protocol.QR_OK, "http://evil.example/check_sig?x=1")
-    out = await collect_asyncgen(spider.parse_poll(response(POLL_URL, line), login=login_state()))
+    out = await collect_asyncgen(
+        spider.parse_ptqrlogin(response(POLL_URL, line), state=login_state())
+    )
     assert out[0].outcome == "protocol_error"
 
 
@@ -199,7 +216,7 @@ async def test_getvfwebqq_answer_leads_to_login2_form_with_r_json():
     login = login_state(ptwebqq="pt")
     body = json.dumps({"retcode": 0, "result": {"vfwebqq": "v" * 80}})
     url = protocol.getvfwebqq_url("http", "pt", 0)
-    out = await collect_asyncgen(spider.parse_getvfwebqq(response(url, body), login=login))
+    out = await collect_asyncgen(spider.parse_getvfwebqq(response(url, body), state=login))
     request = out[0]
     assert isinstance(request, FormRequest)
     assert request.method == "POST"
@@ -224,7 +241,7 @@ async def test_getvfwebqq_answer_leads_to_login2_form_with_r_json():
 async def test_bad_getvfwebqq_answer_is_recorded_with_its_detail(body, detail):
     spider = make_spider({})
     url = protocol.getvfwebqq_url("http", "pt", 0)
-    out = await collect_asyncgen(spider.parse_getvfwebqq(response(url, body), login=login_state()))
+    out = await collect_asyncgen(spider.parse_getvfwebqq(response(url, body), state=login_state()))
     assert (out[0].outcome, out[0].step) == ("protocol_error", "getvfwebqq")
     assert detail in out[0].detail
 
@@ -241,7 +258,7 @@ async def test_warm_up_answer_yields_credentials_then_the_ok_outcome():
     url = protocol.online_buddies_url("http", "vf", "ps", 0)
     meta = {"webqq_uin": 12345, "webqq_psessionid": "ps"}
     resp = response(url, '{"retcode":0,"result":[]}', request_meta=meta)
-    out = await collect_asyncgen(spider.parse_online_buddies(resp, login=login))
+    out = await collect_asyncgen(spider.parse_get_online_buddies2(resp, state=login))
     credentials, outcome = out
     assert isinstance(credentials, Credentials)
     assert (credentials.uin, credentials.psessionid, credentials.vfwebqq) == (12345, "ps", "vf")
@@ -252,4 +269,4 @@ async def test_warm_up_answer_yields_credentials_then_the_ok_outcome():
     assert credentials.schema_version == 1
     assert credentials.obtained_at.endswith("Z")
     assert outcome.outcome == "ok"
-    assert "alice" not in spider._cookie_jars()
+    assert "alice" not in spider.cookie_jars()

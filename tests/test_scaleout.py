@@ -24,7 +24,7 @@ import pytest
 import pytest_twisted
 from sqlalchemy import create_engine, text
 
-from webqq_scrapy.lease import RedisLease
+from webqq_scrapy.spiders.accounts import RedisLease
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

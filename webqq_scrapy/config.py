@@ -1,13 +1,24 @@
-"""All ``WEBQQ_*`` settings gathered and validated in one place (``WebQQConfig``)."""
+"""The only reader of ``WEBQQ_*`` settings: one typed, validated dataclass per component.
+
+``WebQQConfig`` (the login and its target), ``StorageConfig`` (the stores), ``QRPageConfig``
+and ``WebhookConfig`` (QR delivery), ``RedisConfig`` (the Redis feed). Each
+``from_settings`` raises :class:`SettingError`, whose message starts with the setting's
+name and says what it accepts. :func:`validate_all` runs every one of them, plus a check for
+``WEBQQ_*`` names nobody reads (a misspelling, with the closest known name suggested), so
+``scrapy crawl``, ``scrapy login`` and scrapyd jobs fail before anything starts. Booleans
+accept the same spellings everywhere: true/false, 1/0, yes/no, on/off.
+"""
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from webqq_scrapy import settings as defaults
@@ -27,38 +38,100 @@ class SettingError(ValueError):
         super().__init__(f"{name}: {problem} (got {value!r})")
 
 
+# The largest value any duration setting may take (a day, or a year for the session
+# lifetime): beyond it a typo (1e12) would overflow dates or never end.
+DAY = 24 * 3600.0
+MAXIMA: dict[str, float] = {
+    "WEBQQ_POLL_INTERVAL": 3600,
+    "WEBQQ_SCANNED_POLL_INTERVAL": 3600,
+    "WEBQQ_MAX_QR_REFRESHES": 1000,
+    "WEBQQ_LOGIN_TIMEOUT": DAY,
+    "WEBQQ_RETRY_TIMES": 100,
+    "WEBQQ_RETRY_BACKOFF": 3600,
+    "WEBQQ_SESSION_LIFETIME": 366 * DAY,
+    "WEBQQ_SIMULATOR_SCAN_AFTER": DAY,
+    "WEBQQ_SIMULATOR_CONFIRM_AFTER": DAY,
+    "WEBQQ_SIMULATOR_QR_LIFETIME": DAY,
+    "WEBQQ_STORE_RETRY_TIMES": 100,
+    "WEBQQ_STORE_RETRY_BACKOFF": 3600,
+    "WEBQQ_QR_WEBHOOK_RETRIES": 100,
+    "WEBQQ_QR_WEBHOOK_BACKOFF": 3600,
+    "WEBQQ_QR_WEBHOOK_TIMEOUT": 3600,
+    "WEBQQ_REDIS_BATCH_SIZE": 10000,
+    "WEBQQ_REDIS_MAX_IN_FLIGHT": 1_000_000,
+    "WEBQQ_REDIS_IDLE_CLOSE": DAY,
+    "WEBQQ_REDIS_LEASE_MARGIN": DAY,
+}
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def _raw(settings: BaseSettings, name: str) -> Any:
+    return settings.get(name, getattr(defaults, name))
+
+
 def _number(
     settings: BaseSettings, name: str, *, positive: bool = True, integer: bool = False
 ) -> float:
-    raw = settings.get(name, getattr(defaults, name))
+    raw = _raw(settings, name)
+    kind = "an integer" if integer else "a number"
+    if isinstance(raw, bool):
+        raise SettingError(name, f"must be {kind}", raw)
     try:
-        value = int(raw) if integer else float(raw)
+        value = int(str(raw).strip()) if integer else float(raw)
     except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
         raise SettingError(name, f"must be {kind}", raw) from None
-    if integer and str(raw).strip() != str(value) and not isinstance(raw, int):
-        raise SettingError(name, "must be an integer", raw)
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise SettingError(name, "must be a finite number", raw)
     if positive and value <= 0:
         raise SettingError(name, "must be greater than 0", raw)
     if not positive and value < 0:
         raise SettingError(name, "must not be negative", raw)
+    maximum = MAXIMA.get(name)
+    if maximum is not None and value > maximum:
+        raise SettingError(name, f"must be at most {maximum:g}", raw)
     return value
 
 
-def _tristate(settings: BaseSettings, name: str) -> bool | None:
-    raw = settings.get(name, getattr(defaults, name))
+def read_bool(settings: BaseSettings, name: str) -> bool:
+    value = _tristate(settings, name, auto=False)
+    assert value is not None
+    return value
+
+
+def _tristate(settings: BaseSettings, name: str, *, auto: bool = True) -> bool | None:
+    raw = _raw(settings, name)
     if isinstance(raw, bool):
         return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
     text = str(raw).strip().lower()
-    if text == "auto":
+    if auto and text == "auto":
         return None
-    if text in ("1", "true", "yes", "on"):
+    if text in TRUE_WORDS:
         return True
-    if text in ("0", "false", "no", "off", ""):
+    if text in FALSE_WORDS:
         return False
-    raise SettingError(name, 'must be "auto", true or false', raw)
+    accepted = "true or false (also 1/0, yes/no, on/off)"
+    raise SettingError(name, f'must be "auto", {accepted}' if auto else f"must be {accepted}", raw)
+
+
+def _text(settings: BaseSettings, name: str) -> str:
+    value = str(_raw(settings, name) or "").strip()
+    if not value:
+        raise SettingError(name, "must not be empty", value)
+    return value
+
+
+def _port(settings: BaseSettings, name: str) -> int:
+    raw = _raw(settings, name)
+    try:
+        port = int(str(raw).strip())
+    except ValueError:
+        raise SettingError(name, "must be an integer", raw) from None
+    if isinstance(raw, bool) or not 0 <= port <= 65535:
+        raise SettingError(name, "must be 0 (a free port) to 65535", raw)
+    return port
 
 
 def parse_target(raw: object) -> tuple[str, str | None]:
@@ -67,8 +140,12 @@ def parse_target(raw: object) -> tuple[str, str | None]:
     if text in (TARGET_SIMULATOR, TARGET_TENCENT):
         return text, None
     parts = urlsplit(text)
-    if parts.scheme == "http" and parts.hostname and parts.port and parts.path in ("", "/"):
-        return "url", f"http://{parts.hostname}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme == "http" and parts.hostname and port and parts.path in ("", "/"):
+        return "url", f"http://{parts.hostname}:{port}"
     raise SettingError(
         "WEBQQ_TARGET", 'must be "simulator", "tencent" or a URL like http://127.0.0.1:8000', raw
     )
@@ -166,5 +243,145 @@ class WebQQConfig:
                 settings, "WEBQQ_SIMULATOR_CONFIRM_AFTER", positive=False
             ),
             simulator_qr_lifetime=_number(settings, "WEBQQ_SIMULATOR_QR_LIFETIME"),
-            log_secrets=bool(_tristate(settings, "WEBQQ_LOG_SECRETS")),
+            log_secrets=read_bool(settings, "WEBQQ_LOG_SECRETS"),
         )
+
+
+@dataclass(frozen=True)
+class QRPageConfig:
+    """The QR web page (``webqq_scrapy.qr.page``): WEBQQ_QR_WEB_*."""
+
+    enabled: bool
+    host: str
+    port: int
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> QRPageConfig:
+        host = str(_raw(settings, "WEBQQ_QR_WEB_HOST")).strip()
+        if not host:
+            raise SettingError("WEBQQ_QR_WEB_HOST", "must be an address to bind", host)
+        return cls(
+            enabled=read_bool(settings, "WEBQQ_QR_WEB_ENABLED"),
+            host=host,
+            port=_port(settings, "WEBQQ_QR_WEB_PORT"),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """The QR webhook (``webqq_scrapy.qr.webhook``): WEBQQ_QR_WEBHOOK_*. ``url`` empty: off."""
+
+    url: str
+    retries: int
+    backoff: float
+    timeout: float
+    headers: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> WebhookConfig:
+        name = "WEBQQ_QR_WEBHOOK_URL"
+        url = str(_raw(settings, name) or "").strip()
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or not _port_ok(parts):
+                # The value may hold a secret: name the setting, show only its scheme.
+                raise SettingError(name, "must be an http:// or https:// URL", f"{parts.scheme}:…")
+        return cls(
+            url=url,
+            retries=int(
+                _number(settings, "WEBQQ_QR_WEBHOOK_RETRIES", positive=False, integer=True)
+            ),
+            backoff=_number(settings, "WEBQQ_QR_WEBHOOK_BACKOFF", positive=False),
+            timeout=_number(settings, "WEBQQ_QR_WEBHOOK_TIMEOUT"),
+            headers=_headers(settings, "WEBQQ_QR_WEBHOOK_HEADERS"),
+        )
+
+
+def _port_ok(parts: Any) -> bool:
+    """False when the URL's port is not a number from 0 to 65535."""
+    try:
+        parts.port  # noqa: B018 - the property raises ValueError for a bad port
+    except ValueError:
+        return False
+    return True
+
+
+def _headers(settings: BaseSettings, name: str) -> dict[str, str]:
+    try:
+        headers = settings.getdict(name, getattr(defaults, name))
+    except (TypeError, ValueError):
+        raise SettingError(name, "must be a dict (or its JSON text)", "…") from None
+    if not all(isinstance(key, str) and isinstance(v, str) for key, v in headers.items()):
+        # Header values may be secrets (an Authorization token): never show them.
+        raise SettingError(name, "must map header names to string values", "…")
+    return dict(headers)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """The Redis feed of ``qrlogin_redis``: WEBQQ_REDIS_*."""
+
+    url: str
+    key: str
+    batch_size: int
+    max_in_flight: int
+    idle_close: float
+    lease_prefix: str
+    lease_margin: float
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> RedisConfig:
+        url = _text(settings, "WEBQQ_REDIS_URL")
+        parts = urlsplit(url)
+        host_or_path = parts.hostname if parts.scheme != "unix" else parts.path
+        if (
+            parts.scheme not in ("redis", "rediss", "unix")
+            or not host_or_path
+            or not _port_ok(parts)
+        ):
+            shown = f"{parts.scheme}:…" if parts.password else url
+            raise SettingError(
+                "WEBQQ_REDIS_URL", "must be a redis://, rediss:// or unix:// URL", shown
+            )
+        return cls(
+            url=url,
+            key=_text(settings, "WEBQQ_REDIS_KEY"),
+            batch_size=int(_number(settings, "WEBQQ_REDIS_BATCH_SIZE", integer=True)),
+            max_in_flight=int(_number(settings, "WEBQQ_REDIS_MAX_IN_FLIGHT", integer=True)),
+            idle_close=_number(settings, "WEBQQ_REDIS_IDLE_CLOSE", positive=False),
+            lease_prefix=_text(settings, "WEBQQ_REDIS_LEASE_PREFIX"),
+            lease_margin=_number(settings, "WEBQQ_REDIS_LEASE_MARGIN", positive=False),
+        )
+
+
+def known_settings() -> list[str]:
+    """Every WEBQQ_* setting the project reads (defined, with its default, in settings.py)."""
+    return sorted(name for name in dir(defaults) if name.startswith("WEBQQ_"))
+
+
+def check_unknown(settings: BaseSettings) -> None:
+    """A WEBQQ_* setting nobody reads is a misspelling: name it, suggest the closest."""
+    known = known_settings()
+    for name in sorted(str(key) for key in settings.attributes):
+        if not name.startswith("WEBQQ_") or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else "see webqq_scrapy/settings.py"
+        raise SettingError(name, f"is not a setting of webqq_scrapy; {hint}", settings.get(name))
+
+
+def validate_all(settings: BaseSettings) -> WebQQConfig:
+    """Check every WEBQQ_* setting of every component before anything starts.
+
+    Raises :class:`SettingError` naming the first bad setting; creates and writes nothing.
+    """
+    from webqq_scrapy._storage import StorageConfig
+
+    check_unknown(settings)
+    config = WebQQConfig.from_settings(settings)
+    check_qr_dir(config.qr_dir)
+    StorageConfig.from_settings(settings)
+    QRPageConfig.from_settings(settings)
+    WebhookConfig.from_settings(settings)
+    RedisConfig.from_settings(settings)
+    return config

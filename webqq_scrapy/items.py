@@ -5,23 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
-
-# Every account ends with exactly one of these (DESIGN.md, "The flow").
-OUTCOME_OK = "ok"
-OUTCOME_EXPIRED = "expired"
-OUTCOME_REFUSED = "refused"
-OUTCOME_TIMEOUT = "timeout"
-OUTCOME_PROTOCOL_ERROR = "protocol_error"
-OUTCOME_NETWORK_ERROR = "network_error"
-OUTCOMES = (
-    OUTCOME_OK,
+# Every account ends with exactly one of these (docs/failures.md); defined with the protocol.
+from webqq_scrapy.protocol.codes import (
     OUTCOME_EXPIRED,
+    OUTCOME_NETWORK_ERROR,
+    OUTCOME_OK,
+    OUTCOME_PROTOCOL_ERROR,
     OUTCOME_REFUSED,
     OUTCOME_TIMEOUT,
-    OUTCOME_PROTOCOL_ERROR,
-    OUTCOME_NETWORK_ERROR,
+    OUTCOMES,
 )
+
+__all__ = [
+    "OUTCOMES",
+    "OUTCOME_EXPIRED",
+    "OUTCOME_NETWORK_ERROR",
+    "OUTCOME_OK",
+    "OUTCOME_PROTOCOL_ERROR",
+    "OUTCOME_REFUSED",
+    "OUTCOME_TIMEOUT",
+    "SCHEMA_VERSION",
+    "Credentials",
+    "LoginOutcome",
+]
+
+SCHEMA_VERSION = 1
 
 
 @dataclass

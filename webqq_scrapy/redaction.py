@@ -17,6 +17,8 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.logformatter import LogFormatter
 
+from webqq_scrapy.config import read_bool
+
 if TYPE_CHECKING:
     from typing import Self
 
@@ -76,7 +78,7 @@ class RedactingLogFormatter(LogFormatter):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(redact=not crawler.settings.getbool("WEBQQ_LOG_SECRETS"))
+        return cls(redact=not log_secrets(crawler.settings))
 
     def crawled(self, request, response, spider):
         return self._redact_args(super().crawled(request, response, spider))
@@ -150,7 +152,7 @@ class SecretRedaction:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if crawler.settings.getbool("WEBQQ_LOG_SECRETS"):
+        if log_secrets(crawler.settings):
             raise NotConfigured("WEBQQ_LOG_SECRETS is on")
         ext = cls()
         SecretRedaction._active += 1
@@ -170,3 +172,8 @@ class SecretRedaction:
             return
         for handler in logging.getLogger().handlers:
             handler.removeFilter(self.filter)
+
+
+def log_secrets(settings: Any) -> bool:
+    """WEBQQ_LOG_SECRETS, read with the project's boolean spellings."""
+    return read_bool(settings, "WEBQQ_LOG_SECRETS")

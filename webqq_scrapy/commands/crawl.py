@@ -1,10 +1,12 @@
-"""``scrapy crawl`` for this project: the qrlogin spider's input is checked before the crawl.
+"""``scrapy crawl`` for this project: settings and arguments are checked before the crawl.
 
 A wrong setting or spider argument raised inside a running crawl would reach the user as an
-asyncio traceback; checked here first, it is one ``error:`` line and exit status 2, and
-nothing is written. A crawl closed before any login because a service it needs is down
-(finish reason ``webqq_storage_unavailable``, ``webqq_redis_unavailable``) exits with 1
-instead of Scrapy's 0. Other spiders run exactly as with Scrapy's own command.
+asyncio traceback; checked here first (every ``WEBQQ_*`` setting for every spider of this
+project, and the account arguments of the spiders that take them), it is one ``error:``
+line and exit status 2, and nothing is written. A crawl closed before any login because a
+service it needs is down (finish reason ``webqq_storage_unavailable``,
+``webqq_redis_unavailable``) exits with 1 instead of Scrapy's 0. Other spiders run exactly as
+with Scrapy's own command.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import TYPE_CHECKING
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 
-from webqq_scrapy.commands.login import preflight
-from webqq_scrapy.config import SettingError
+from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
-from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError
+from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.spiders.base import AccountSpider
 from webqq_scrapy.spiders.qrlogin_redis import FINISH_REDIS_UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -35,9 +37,13 @@ class Command(ScrapyCrawlCommand):
     crawler: Crawler | None = None
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        if len(args) == 1 and self._is_qrlogin(args[0]):
+        spidercls = self._project_spider(args[0]) if len(args) == 1 else None
+        if spidercls is not None:
+            assert self.settings is not None
             try:
-                preflight(self.settings, opts.spargs)
+                validate_all(self.settings)
+                if spidercls.accounts_from_arguments:
+                    read_accounts(opts.spargs.get("accounts"), opts.spargs.get("accounts_file"))
             except (SettingError, SpiderArgumentError) as exc:
                 raise UsageError(str(exc), print_help=False) from None
         super().run(args, opts)
@@ -50,10 +56,11 @@ class Command(ScrapyCrawlCommand):
         self.crawler = super()._create_crawler(spidercls)
         return self.crawler
 
-    def _is_qrlogin(self, name: str) -> bool:
+    def _project_spider(self, name: str) -> type[AccountSpider] | None:
+        """The spider class when it is one of this project's account spiders."""
         assert self.crawler_process is not None
         try:
             spidercls = self.crawler_process.spider_loader.load(name)
         except KeyError:
-            return False
-        return issubclass(spidercls, QRLoginSpider) and spidercls.accounts_from_arguments
+            return None
+        return spidercls if issubclass(spidercls, AccountSpider) else None

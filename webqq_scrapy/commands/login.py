@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import BaseRunSpiderCommand
 from twisted.internet.defer import Deferred
 
-from webqq_scrapy._storage import StorageConfig
-from webqq_scrapy.config import SettingError, WebQQConfig, check_qr_dir
+from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
 
@@ -42,11 +41,8 @@ def preflight(settings: BaseSettings, spargs: dict[str, Any]) -> list[str]:
     Raises SettingError or SpiderArgumentError, whose messages start with the name of the
     setting or argument. Nothing is created or written.
     """
-    accounts = read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
-    config = WebQQConfig.from_settings(settings)
-    check_qr_dir(config.qr_dir)
-    StorageConfig.from_settings(settings)
-    return accounts
+    validate_all(settings)
+    return read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
 
 
 def summarize(stats: dict[str, Any], accounts: int) -> tuple[dict[str, int], int]:

@@ -31,11 +31,10 @@ from scrapy import signals
 from scrapy.exceptions import CloseSpider
 from scrapy.utils.asyncio import is_asyncio_available, sleep
 
-from webqq_scrapy import settings as defaults
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import SettingError, _number
+from webqq_scrapy.config import RedisConfig
 from webqq_scrapy.items import OUTCOME_OK
-from webqq_scrapy.lease import RedisLease, owner_id
+from webqq_scrapy.spiders.accounts import RedisLease, owner_id
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError
 
 if TYPE_CHECKING:
@@ -84,15 +83,14 @@ class QRLoginRedisSpider(QRLoginSpider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        settings = crawler.settings
-        spider.redis_url = _text(settings, "WEBQQ_REDIS_URL")
-        spider.redis_key = _text(settings, "WEBQQ_REDIS_KEY")
-        spider.batch_size = int(_number(settings, "WEBQQ_REDIS_BATCH_SIZE", integer=True))
-        spider.max_in_flight = int(_number(settings, "WEBQQ_REDIS_MAX_IN_FLIGHT", integer=True))
-        spider.idle_close = _number(settings, "WEBQQ_REDIS_IDLE_CLOSE", positive=False)
-        spider.lease_prefix = _text(settings, "WEBQQ_REDIS_LEASE_PREFIX")
-        margin = _number(settings, "WEBQQ_REDIS_LEASE_MARGIN", positive=False)
-        spider.lease_ttl = spider.config.login_timeout + margin
+        redis_config = RedisConfig.from_settings(crawler.settings)
+        spider.redis_url = redis_config.url
+        spider.redis_key = redis_config.key
+        spider.batch_size = redis_config.batch_size
+        spider.max_in_flight = redis_config.max_in_flight
+        spider.idle_close = redis_config.idle_close
+        spider.lease_prefix = redis_config.lease_prefix
+        spider.lease_ttl = spider.config.login_timeout + redis_config.lease_margin
         crawler.signals.connect(spider._account_state, signal=webqq_signals.qr_state)
         crawler.signals.connect(spider._closed, signal=signals.spider_closed)
         return spider
@@ -146,7 +144,7 @@ class QRLoginRedisSpider(QRLoginSpider):
                     )
                     continue
                 self.in_flight.add(account)
-                yield self.qr_request(self.new_login(account))
+                yield self.ptqrshow_request(self.new_login(account))
             if names:
                 idle_since = None
                 continue
@@ -201,10 +199,3 @@ class QRLoginRedisSpider(QRLoginSpider):
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
-
-
-def _text(settings: Any, name: str) -> str:
-    value = str(settings.get(name, getattr(defaults, name)) or "").strip()
-    if not value:
-        raise SettingError(name, "must not be empty", value)
-    return value

@@ -1,0 +1,30 @@
+"""The ``Request.meta`` keys this project sets; every one starts with ``webqq_``."""
+
+from __future__ import annotations
+
+# The account a request belongs to; also the key of its cookie jar (meta["cookiejar"]).
+META_ACCOUNT = "webqq_account"
+# The protocol step (its URL name) the request is for: in outcomes, stats and logs.
+META_STEP = "webqq_step"
+# How many times this request was already retried by the spider's errback.
+META_RETRIES = "webqq_retries"
+# Values a later step needs from an earlier answer.
+META_UIN = "webqq_uin"
+META_PSESSIONID = "webqq_psessionid"
+
+# Meta keys a retried request keeps; Scrapy's own (download_latency, proxy, retry state…)
+# must be computed afresh (docs/scrapy-notes.md §1.6: never copy meta wholesale).
+CARRIED_META = frozenset(
+    {
+        "cookiejar",
+        "dont_redirect",
+        "dont_retry",
+        "download_maxsize",
+        "handle_httpstatus_list",
+        "referrer_policy",
+        META_ACCOUNT,
+        META_STEP,
+        META_UIN,
+        META_PSESSIONID,
+    }
+)

@@ -1,0 +1,420 @@
+"""The spider base every WebQQ spider builds on: one account, one chain of requests.
+
+:class:`AccountSpider` carries what each per-account spider needs and nothing about any
+one protocol step:
+
+* :meth:`~AccountSpider.account_request` — a request in the account's own cookie jar
+  (``meta["cookiejar"]``), tagged with the account and the step, never filtered as a
+  duplicate, its download timeout capped to the time the account has left and its answer
+  size capped per step;
+* :func:`account_step` — the decorator of every callback: whatever goes wrong ends that
+  account with an outcome, never the crawl;
+* :meth:`~AccountSpider.api_result` — the ``{"retcode": …, "result": …}`` envelope check;
+* :meth:`~AccountSpider.on_error` — the errback: transient faults are retried with the one
+  backoff policy of :mod:`webqq_scrapy.retry`, the rest end the account;
+* the deadline (:meth:`~AccountSpider.wait`, :meth:`~AccountSpider.check_deadline`),
+  finish-exactly-once (:meth:`~AccountSpider.finish`), per-step latency stats and the
+  report of accounts left without an outcome when a crawl is stopped;
+* cookie jars: read a cookie by name and domain, seed a jar from stored cookie records,
+  free it when the account is done.
+
+A subclass provides ``start()``, its steps and :meth:`~AccountSpider.make_outcome`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.cookiejar import Cookie
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import scrapy
+from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http.cookies import CookieJar
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.asyncio import sleep
+
+from webqq_scrapy import protocol
+from webqq_scrapy.config import WebQQConfig
+from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
+from webqq_scrapy.protocol import ProtocolError
+from webqq_scrapy.protocol.codes import (
+    OUTCOME_NETWORK_ERROR,
+    OUTCOME_PROTOCOL_ERROR,
+    OUTCOME_TIMEOUT,
+)
+from webqq_scrapy.protocol.login import Finish, Retry, decide_fault
+from webqq_scrapy.retry import RetryPolicy, is_transient_status, retry_stats
+from webqq_scrapy.spiders.accounts import read_accounts
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+    from typing import Self
+
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+BODY_EXCERPT = 80
+# Default cap on an answer's size; a step may set its own (``max_answer_bytes``).
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+
+
+class StepFailed(Exception):
+    """Ends an account with an outcome other than ok."""
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+
+
+@dataclass(eq=False)
+class AccountState:
+    """What the base needs to know of one account's run; subclasses add their own fields.
+
+    It travels with every request of the account in ``cb_kwargs["state"]``.
+    """
+
+    account: str
+    started_at: datetime
+    deadline: float  # time.monotonic()
+    step_started: float = 0.0
+    finished: bool = False
+
+
+def excerpt(body: bytes) -> str:
+    return repr(body[:BODY_EXCERPT])
+
+
+def utc(dt: datetime) -> str:
+    """RFC 3339 UTC with milliseconds, the one timestamp format of every record."""
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def account_step(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap an async-generator callback: whatever goes wrong ends that account, never the crawl.
+
+    A :class:`StepFailed` ends the account with its outcome; a :class:`ProtocolError` (a
+    malformed answer) with ``protocol_error``; any other exception is a bug, logged with its
+    traceback and also recorded as ``protocol_error`` so the account is never silently lost.
+    """
+
+    def decorator(callback: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(callback)
+        async def wrapper(
+            self: AccountSpider, response: Response, state: AccountState, **kw: Any
+        ) -> AsyncIterator[Any]:
+            self.record_latency(step, state)
+            try:
+                self.check_deadline(state)
+                async for result in callback(self, response, state, **kw):
+                    yield result
+            except StepFailed as exc:
+                for item in await self.finish(state, exc.outcome, step, exc.detail):
+                    yield item
+            except ProtocolError as exc:
+                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, step, str(exc)):
+                    yield item
+            except Exception as exc:
+                self.logger.exception("Unexpected error in %s for account %s", step, state.account)
+                detail = f"internal error {type(exc).__name__}"
+                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, step, detail):
+                    yield item
+
+        return wrapper
+
+    return decorator
+
+
+class AccountSpider(scrapy.Spider):
+    """Base of the per-account WebQQ spiders (see the module docstring)."""
+
+    # The accounts come from -a accounts / -a accounts_file. A subclass that takes them from
+    # elsewhere (Redis, the store) sets this to False; commands then skip that argument check.
+    accounts_from_arguments: ClassVar[bool] = True
+    # Largest answer accepted per step, in bytes (Scrapy's download_maxsize, per request).
+    max_answer_bytes: ClassVar[Mapping[str, int]] = {}
+
+    def __init__(
+        self,
+        accounts: str | None = None,
+        accounts_file: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        # scrapyd passes _job=<job id>; it tags the stored records.
+        self.job: str | None = kwargs.pop("_job", None)
+        super().__init__(*args, **kwargs)
+        self.accounts: list[str] = (
+            read_accounts(accounts, accounts_file) if self.accounts_from_arguments else []
+        )
+        self.config: WebQQConfig
+        self.retry_policy: RetryPolicy
+        # Accounts whose run has started and not yet ended, for the report at close.
+        self.active: dict[str, AccountState] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.config = WebQQConfig.from_settings(crawler.settings)
+        spider.retry_policy = RetryPolicy(spider.config.retry_times, spider.config.retry_backoff)
+        crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
+        return spider
+
+    # ---- hooks for subclasses ------------------------------------------------------------
+
+    def make_outcome(
+        self, state: AccountState, outcome: str, step: str | None, detail: str | None
+    ) -> list[Any]:
+        """The items that record how the account ended."""
+        raise NotImplementedError
+
+    async def account_finished(
+        self, state: AccountState, outcome: str, step: str | None, detail: str | None
+    ) -> None:
+        """Called once per account when it ends (log lines, stats, signals)."""
+
+    # ---- requests ------------------------------------------------------------------------
+
+    def account_request(
+        self,
+        url: str,
+        step: str,
+        state: AccountState,
+        callback: Callable[..., Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        cls: type[scrapy.Request] = scrapy.Request,
+        **kw: Any,
+    ) -> scrapy.Request:
+        """A request of ``state.account`` for protocol step ``step``."""
+        state.step_started = time.monotonic()
+        self.active.setdefault(state.account, state)
+        full_meta: dict[str, Any] = {
+            "cookiejar": state.account,
+            META_ACCOUNT: state.account,
+            META_STEP: step,
+            "dont_retry": True,  # on_error retries, with backoff
+            "download_maxsize": self.max_answer_bytes.get(step, DEFAULT_MAX_ANSWER_BYTES),
+            **(meta or {}),
+        }
+        self._cap_timeout(full_meta, state)
+        return cls(
+            url,
+            callback=callback,
+            errback=self.on_error,
+            meta=full_meta,
+            cb_kwargs={"state": state},
+            # Every account requests the same URLs; polls repeat them.
+            dont_filter=True,
+            **kw,
+        )
+
+    def _cap_timeout(self, meta: dict[str, Any], state: AccountState) -> None:
+        """A request may not outlive the account's deadline (WEBQQ_LOGIN_TIMEOUT)."""
+        default = self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
+        remaining = state.deadline - time.monotonic()
+        meta["download_timeout"] = max(0.1, min(default, remaining))
+
+    def api_result(self, response: Response, kind: type) -> Any:
+        """§1.4: ``{"retcode": 0, "result": …}``; a non-zero retcode ends the account."""
+        if response.status != 200:
+            raise StepFailed(
+                OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
+            )
+        data = protocol.parse_api_json(response.body)
+        retcode = data["retcode"]
+        if retcode != protocol.RETCODE_OK:
+            meaning = protocol.RETCODES.get(retcode, "unknown")
+            raise StepFailed(OUTCOME_PROTOCOL_ERROR, f"retcode {retcode} ({meaning})")
+        result = data.get("result")
+        if not isinstance(result, kind):
+            raise ProtocolError(f"result is not a JSON {kind.__name__}")
+        return result
+
+    async def on_error(self, failure: Failure) -> AsyncIterator[Any]:
+        """Errback of every step: retry transient faults with backoff, else end the account."""
+        request = failure.request  # type: ignore[attr-defined]
+        state: AccountState = request.cb_kwargs["state"]
+        step = request.meta.get(META_STEP, "?")
+        exc = failure.value
+        if isinstance(exc, HttpError):
+            response = exc.response
+            self.record_latency(step, state)
+            outcome = OUTCOME_PROTOCOL_ERROR
+            detail = f"HTTP {response.status}: {excerpt(response.body)}"
+            transient = is_transient_status(response.status)
+        elif isinstance(exc, IgnoreRequest):
+            outcome, detail = OUTCOME_NETWORK_ERROR, f"request ignored: {type(exc).__name__}"
+            transient = False
+        else:
+            outcome, detail = OUTCOME_NETWORK_ERROR, type(exc).__name__
+            transient = True
+        if state.finished:
+            return
+        attempt = request.meta.get(META_RETRIES, 0)
+        action = decide_fault(
+            self.retry_policy,
+            state.deadline,
+            outcome,
+            detail,
+            transient=transient,
+            attempt=attempt,
+            now=time.monotonic(),
+            timeout_detail=self.timeout_detail(),
+        )
+        count_key, max_key = retry_stats("webqq", step)
+        if isinstance(action, Retry):
+            self.crawler.stats.inc_value(count_key)
+            self.logger.debug(
+                "Account %s: %s failed (%s), retry %d/%d in %.2fs",
+                state.account,
+                step,
+                detail,
+                action.attempt,
+                self.retry_policy.times,
+                action.delay,
+            )
+            await sleep(action.delay)
+            if state.finished:
+                return
+            meta = {key: value for key, value in request.meta.items() if key in CARRIED_META}
+            meta[META_RETRIES] = action.attempt
+            self._cap_timeout(meta, state)
+            state.step_started = time.monotonic()
+            yield request.replace(meta=meta, dont_filter=True)
+            return
+        assert isinstance(action, Finish)
+        if action.retries_exhausted:
+            self.crawler.stats.inc_value(max_key)
+        for item in await self.finish(state, action.outcome, step, action.detail):
+            yield item
+
+    # ---- time ----------------------------------------------------------------------------
+
+    def timeout_detail(self) -> str:
+        return f"not logged in after WEBQQ_LOGIN_TIMEOUT={self.config.login_timeout:g}s"
+
+    def check_deadline(self, state: AccountState) -> None:
+        if time.monotonic() >= state.deadline:
+            raise StepFailed(OUTCOME_TIMEOUT, self.timeout_detail())
+
+    async def wait(self, state: AccountState, seconds: float) -> None:
+        """Sleep without blocking the reactor, never past the account's deadline."""
+        remaining = state.deadline - time.monotonic()
+        await sleep(max(0.0, min(seconds, remaining)))
+        self.check_deadline(state)
+
+    def record_latency(self, step: str, state: AccountState) -> None:
+        """Time from the step's request being made to its answer (or error) arriving."""
+        latency_ms = round((time.monotonic() - state.step_started) * 1000)
+        stats = self.crawler.stats
+        stats.inc_value(f"webqq/latency/{step}/count")
+        stats.inc_value(f"webqq/latency/{step}/total_ms", latency_ms)
+        stats.max_value(f"webqq/latency/{step}/max_ms", latency_ms)
+
+    # ---- the end of an account -----------------------------------------------------------
+
+    async def finish(
+        self, state: AccountState, outcome: str, step: str | None, detail: str | None
+    ) -> list[Any]:
+        """End an account exactly once: outcome items, stats, resources freed."""
+        if state.finished:
+            return []
+        state.finished = True
+        self.active.pop(state.account, None)
+        self.crawler.stats.inc_value(f"webqq/outcome/{outcome}")
+        self.free(state)
+        await self.account_finished(state, outcome, step, detail)
+        return self.make_outcome(state, outcome, step, detail)
+
+    def free(self, state: AccountState) -> None:
+        """Drop the account's cookie jar: a long run must not grow."""
+        self.cookie_jars().pop(state.account, None)
+
+    def report_unfinished(self, reason: str) -> None:
+        """A crawl stopped early (Ctrl-C, CLOSESPIDER_*) leaves accounts without an outcome:
+        say which, since no item can be stored any more."""
+        if not self.active:
+            return
+        accounts = sorted(self.active)
+        self.crawler.stats.set_value("webqq/outcome/unfinished", len(accounts))
+        self.logger.warning(
+            "The crawl ended (%s) before %d account(s) finished; no outcome was stored for: %s",
+            reason,
+            len(accounts),
+            ", ".join(accounts),
+        )
+        for state in self.active.values():
+            self.free(state)
+        self.active.clear()
+
+    # ---- cookie jars ---------------------------------------------------------------------
+
+    def cookie_jars(self) -> dict[Any, Any]:
+        mw = self.crawler.get_downloader_middleware(CookiesMiddleware)
+        return mw.jars if mw is not None else {}
+
+    def jar_cookies(self, account: str) -> list[Cookie]:
+        jar = self.cookie_jars().get(account)
+        return list(jar) if jar is not None else []
+
+    def cookie(self, account: str, name: str, domain: str | None = None) -> str | None:
+        """The value of cookie ``name`` in the account's jar, on ``domain`` when given.
+
+        ``domain`` is matched as the protocol places the cookie (``qq.com`` also matches
+        the ``.qq.com`` a Set-Cookie Domain attribute is stored as).
+        """
+        for cookie in self.jar_cookies(account):
+            if cookie.name == name and (domain is None or cookie.domain.lstrip(".") == domain):
+                return cookie.value
+        return None
+
+    def seed_jar(self, account: str, records: Iterable[Mapping[str, Any]]) -> CookieJar:
+        """The account's jar, filled with stored cookie records exactly as they were stored
+        (name, value, domain, path, expiry); see :func:`cookie_record`."""
+        jars = self.cookie_jars()
+        jar = jars.setdefault(account, CookieJar())
+        for record in records:
+            jar.set_cookie(cookie_from_record(record))
+        return jar
+
+
+def cookie_record(cookie: Cookie) -> dict[str, Any]:
+    """A jar cookie as stored in ``Credentials.cookies``."""
+    return {
+        "name": cookie.name,
+        "value": cookie.value,
+        "domain": cookie.domain,
+        "path": cookie.path,
+        "expires": cookie.expires,
+    }
+
+
+def cookie_from_record(record: Mapping[str, Any]) -> Cookie:
+    """The inverse of :func:`cookie_record`: a cookie for :meth:`CookieJar.set_cookie`."""
+    domain = str(record["domain"])
+    path = str(record.get("path") or "/")
+    expires = record.get("expires")
+    return Cookie(
+        version=0,
+        name=str(record["name"]),
+        value=str(record["value"]),
+        port=None,
+        port_specified=False,
+        domain=domain,
+        domain_specified=domain.startswith("."),
+        domain_initial_dot=domain.startswith("."),
+        path=path,
+        path_specified=True,
+        secure=False,
+        expires=int(expires) if expires is not None else None,
+        discard=expires is None,
+        comment=None,
+        comment_url=None,
+        rest={},
+    )
