@@ -10,7 +10,12 @@ import argparse
 import resource
 import sys
 
-from webqq_scrapy.simulator import Simulator
+from webqq_scrapy.simulator import (
+    POLL_HOLD_RECORDED,
+    PTWEBQQ_RENEW_RECORDED,
+    SESSION_LIFETIME_RECORDED,
+    Simulator,
+)
 from webqq_scrapy.simulator.faults import __doc__ as FAULTS_DOC
 from webqq_scrapy.simulator.phone import __doc__ as PHONE_DOC
 from webqq_scrapy.simulator.phone import parse_behaviour
@@ -84,9 +89,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll-count mode: confirm M polls after the scan (the N+M-th poll answers 0)",
     )
     add("--qr-lifetime", type=float, default=120.0, metavar="S", help="QR lifetime (120)")
-    add("--session-ttl", type=float, default=600.0, metavar="S", help="idle session TTL (600)")
-    add("--poll-hold", type=float, default=0.0, metavar="S", help="poll2 long-poll hold (0)")
-    add("--seed", type=int, help="seed tokens and fault rates for reproducible runs")
+    add(
+        "--session-ttl",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="idle timeout: a session without requests for S s ends (600)",
+    )
+    add(
+        "--session-lifetime",
+        type=float,
+        default=SESSION_LIFETIME_RECORDED,
+        metavar="S",
+        help=f"a session ends S s after its login (§8.1: 1-2 days; {SESSION_LIFETIME_RECORDED:g})",
+    )
+    add(
+        "--poll-hold",
+        type=float,
+        default=POLL_HOLD_RECORDED,
+        metavar="S",
+        help=f"poll2 holds S s when there is nothing to deliver (§5.1: {POLL_HOLD_RECORDED:g})",
+    )
+    add(
+        "--ptwebqq-renew",
+        type=float,
+        default=PTWEBQQ_RENEW_RECORDED,
+        metavar="S",
+        help=f"poll2 answers 116 with a new ptwebqq every S s; 0 never "
+        f"(§7: seen after ~11 h; {PTWEBQQ_RENEW_RECORDED:g})",
+    )
+    add("--seed", type=int, help="seed tokens, worlds and fault rates for reproducible runs")
+    world = parser.add_argument_group("world (each account's contacts, from its name and --seed)")
+    world.add_argument("--friends", type=int, default=24, metavar="N", help="friends (24)")
+    world.add_argument("--groups", type=int, default=4, metavar="N", help="groups (4)")
+    world.add_argument(
+        "--group-members",
+        type=int,
+        default=30,
+        metavar="N",
+        help="members of the first group; the others have 2..N (30)",
+    )
+    world.add_argument("--discussions", type=int, default=2, metavar="N", help="discussions (2)")
+    chat = parser.add_argument_group("messages")
+    chat.add_argument(
+        "--chatter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="every logged-in session receives a message every S s, cycling friend, group, "
+        "discussion (0: off)",
+    )
+    chat.add_argument(
+        "--no-echo",
+        dest="echo",
+        action="store_false",
+        help="do not return the account's own sends through poll2 (§5.5: 2018 servers did)",
+    )
+    chat.add_argument(
+        "--duplicate-msg-id",
+        choices=("deliver", "reject"),
+        default="deliver",
+        help="a send repeating a msg_id: deliver it again (recorded, §6.3) or answer 1202",
+    )
+    chat.add_argument(
+        "--swallow-sql",
+        action="store_true",
+        help="silently drop sends whose text looks like SQL injection (§6.3)",
+    )
     add(
         "--account",
         type=_account,
@@ -122,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
         poll_hold=args.poll_hold,
         record_secrets=args.record_secrets,
         faults=args.fault,
+        friends=args.friends,
+        groups=args.groups,
+        group_members=args.group_members,
+        discussions=args.discussions,
+        chatter=args.chatter,
+        session_lifetime=args.session_lifetime,
+        ptwebqq_renew=args.ptwebqq_renew,
+        echo=args.echo,
+        duplicate_msg_id=args.duplicate_msg_id,
+        swallow_sql=args.swallow_sql,
     )
     for name, behaviour in args.account:
         sim.phone.set_behaviour(name, behaviour)
