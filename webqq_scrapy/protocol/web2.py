@@ -1803,7 +1803,7 @@ def parse_send_result(envelope: object, *, call: str = "send_buddy_msg2") -> Sen
     if node.has("retcode") or node.has("ret"):
         retcode = _retcode(node)
     elif err_code is None:
-        node.key("retcode").fail("missing, and no errCode either (§6.3)")
+        node.child("retcode", None).fail("missing, and no errCode either (§6.3)")
     outcome: SendOutcome
     if retcode is not None:
         state = session_state(retcode, call)
