@@ -134,9 +134,9 @@ _EXPIRED_ON_6 = frozenset({"get_self_info2", "get_user_friends2"})
 def session_state(retcode: int, call: str | None = None) -> SessionState:
     """What a spider does after ``retcode`` from ``call`` (§7, §8; ``call`` = the API name).
 
-    * ``ok``: carry on. 0; 102 and 100012 on poll2 (no message, §5.2); 1202 on poll2 and on
-      sends, and 100100 on sends — the message may well have arrived and a resend makes
-      duplicates (§6.3), so a send reports them through ``SendResult.outcome``.
+    * ``ok``: carry on. 0; 102 and 100012 on poll2 (no message, §5.2; also when ``call`` is
+      None); 1202 on poll2 and on sends, and 100100 on sends — the message may well have
+      arrived and a resend makes duplicates (§6.3); ``SendResult.outcome`` tells them apart.
     * ``warm_up``: 103 — call get_online_buddies2, then go on (§3.6; Yinzo, rebown, QQRobot).
       A 103 that survives the warm-up is the spider's to escalate (Mojo re-logs in at once).
     * ``renew_ptwebqq``: 116 — take the new ptwebqq from ``p`` (§7).
@@ -159,12 +159,13 @@ def session_state(retcode: int, call: str | None = None) -> SessionState:
         return "warm_up"
     if retcode in ENDED_RETCODES:
         return "ended"
+    poll = call is None or call == "poll2"
     if retcode == RETCODE_POLL_TIMEOUT:
-        return "ended" if send else "ok"
+        return "ended" if send else "ok" if poll else "retry"
     if retcode == RETCODE_NO_MESSAGE:
-        return "ok"
+        return "ok" if poll else "retry"
     if retcode == RETCODE_SEND_UNCONFIRMED:
-        return "ok" if call is None or send or call == "poll2" else "retry"
+        return "ok" if poll or send else "retry"
     if retcode == RETCODE_SENT_ANYWAY:
         return "ok" if send else "retry"
     if retcode == RETCODE_WRONG_ID_OR_EXPIRED and call in _EXPIRED_ON_6:

@@ -40,7 +40,10 @@ __all__ = [
     "DEFAULT_CATEGORY_NAME",
     "DEFAULT_FONT",
     "DEFAULT_SEND_FACE",
+    "MAX_ID",
+    "POLL_TIMEOUT_HTTP_STATUSES",
     "STATUSES",
+    "Birthday",
     "BuddyStatusChange",
     "Call",
     "Category",
@@ -74,6 +77,7 @@ __all__ = [
     "SelfInfo",
     "SendResult",
     "SessMessage",
+    "cfproxy_referer",
     "change_status2",
     "check_contact_ids",
     "check_online_buddies",
@@ -88,6 +92,7 @@ __all__ = [
     "friends_hash",
     "group_info_ext2",
     "group_name_list_mask2",
+    "load_json",
     "online_buddies2",
     "parse_discu_info",
     "parse_discus_list",
@@ -730,6 +735,32 @@ def _short(value: object) -> str:
 
 def _result(call: str, result: object) -> _Node:
     return _Node(call, "result", result)
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def load_json(call: str, body: bytes | str) -> Any:
+    """Decode an answer body strictly: UTF-8 JSON without NaN/Infinity and without
+    duplicate keys (``{"retcode":0,"retcode":100001}`` would otherwise read as 100001).
+
+    Unlike :func:`~webqq_scrapy.protocol.parse_api_json` it does not require a retcode,
+    so the 2015–2017 send answer ``{"errCode":0,"msg":"send ok"}`` (§6.3) decodes too.
+    """
+    try:
+        return json.loads(body, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"{call}: body is not JSON: {exc}") from None
 
 
 def result_of(call: str, envelope: object) -> Any:

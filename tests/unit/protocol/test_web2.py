@@ -312,6 +312,24 @@ def test_other_builder_argument_checks():
 # ---- envelope, retcodes (§1.4, §7) ------------------------------------------------------
 
 
+def test_load_json():
+    assert web2.load_json("poll2", b'{"retcode":0,"result":[]}\n') == {"retcode": 0, "result": []}
+    assert web2.load_json("send_buddy_msg2", '{"errCode":0,"msg":"send ok"}') == {
+        "errCode": 0,
+        "msg": "send ok",
+    }
+    assert web2.load_json("x", '{"n":"😀\u00a0"}'.encode()) == {"n": "😀\u00a0"}
+    for body, match in [
+        (b"<html><h1>Error occured:</h1>", "^poll2: body is not JSON"),
+        (b'{"retcode":0,"retcode":100001}', "duplicate key 'retcode'"),
+        (b'{"retcode":NaN}', "NaN is not JSON"),
+        (b'{"retcode":Infinity}', "Infinity is not JSON"),
+        (b"\xff\xfe", "body is not JSON"),
+    ]:
+        with raises(match):
+            web2.load_json("poll2", body)
+
+
 def test_result_of():
     assert web2.result_of("get_discus_list", {"retcode": 0, "result": {"dnamelist": []}}) == {
         "dnamelist": []
@@ -364,6 +382,10 @@ def test_result_of():
         (1202, "get_recent_list2", "retry"),
         (100100, "send_discu_msg2", "ok"),
         (100100, "get_user_friends2", "retry"),
+        (100012, None, "ok"),
+        (100012, "get_user_friends2", "retry"),
+        (102, "get_discus_list", "retry"),
+        (103, "get_recent_list2", "warm_up"),
         (100003, None, "retry"),
         (100006, "poll2", "retry"),
         (13, None, "retry"),
