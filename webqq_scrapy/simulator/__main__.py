@@ -7,6 +7,7 @@ until SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 import sys
 
@@ -20,17 +21,39 @@ from webqq_scrapy.simulator.faults import __doc__ as FAULTS_DOC
 from webqq_scrapy.simulator.phone import __doc__ as PHONE_DOC
 from webqq_scrapy.simulator.phone import parse_behaviour
 
-EPILOG = f"""\
+
+def plain(text: str) -> str:
+    """reStructuredText-ish docstring markup → plain text for --help."""
+    text = re.sub(r":[a-z]+:`~?([^`]*)`", r"\1", text)
+    return re.sub(r"``([^`]*)``", r"\1", text)
+
+
+CONTROL = """\
+GET  /phone                       virtual phone (pending QRs; chat view per logged-in account)
+GET  /_sim/stats                  counters (JSON)
+GET  /_sim/world?account=NAME     the account's world: self, friends, groups, discussions
+POST /_sim/world                  {"account", "op", ...} op: add_friend, remove_friend,
+                                  add_member, remove_member, add_group, remove_group
+POST /_sim/messages               {"account", "kind", "sender", "text", "to"?, "faces"?}
+                                  kind: buddy, group, discu, status
+GET  /_sim/sent[?account=NAME]    what each account sent (msg_id, target, text)
+POST /_sim/kick                   {"account", "reason"?}: kick_message, then a dead session
+POST /_sim/session                {"account", "action"}: expire, renew (116), disconnect (121)
+Bodies are JSON or form fields. See docs/simulator.md."""
+
+EPILOG = plain(f"""\
 Use it as an HTTP proxy for the http:// form of the real WebQQ URLs; put the account name
 in the proxy URL's user part (http://alice@HOST:PORT) to select per-account behaviour.
-Control host pages: http://HOST:PORT/phone (virtual phone), /_sim/stats (JSON).
+
+CONTROL HOST (http://HOST:PORT/...)
+{CONTROL}
 
 PHONE BEHAVIOURS (--phone, --account NAME=BEHAVIOUR)
 {PHONE_DOC.split(chr(10), 2)[2].strip()}
 
 FAULTS (--fault, repeatable)
 {FAULTS_DOC.split(chr(10), 2)[2].strip()}
-"""
+""")
 
 
 def _behaviour(text: str) -> str:
@@ -60,7 +83,8 @@ def _fault(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m webqq_scrapy.simulator",
-        description="Offline WebQQ/SmartQQ server with a virtual phone and fault injection.",
+        description="Offline WebQQ/SmartQQ server: QR login with a virtual phone, the world "
+        "after login (contacts, poll2, sends, session ends) and fault injection.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
