@@ -150,7 +150,7 @@ RETCODE_FETCH_FAILED = 100100  # friend list without r (§4.15); "sent anyway" o
 _UNSET: Any = object()
 
 
-def SEND_ERROR(retcode: int) -> dict[str, object]:
+def send_error_body(retcode: int) -> dict[str, object]:
     """§1.4/§6.3: the recorded error body of a send, ``{"errmsg":"error!!!","retcode":N}``."""
     return {"errmsg": "error!!!", "retcode": retcode}
 
@@ -329,7 +329,7 @@ class WebQQ:
                 line = format_ptuicb(fault.retcode).encode("utf-8")
                 return Reply(200, line, [("Content-Type", CT_JS)], str(fault.retcode))
             if step in SEND_STEPS:
-                return json_reply(SEND_ERROR(fault.retcode), fault.retcode)
+                return json_reply(send_error_body(fault.retcode), fault.retcode)
             return retcode_reply(fault.retcode)
         # malformed: the start of a plausible answer, cut off.
         if step == "ptqrshow":
@@ -536,7 +536,7 @@ class WebQQ:
         if family == "login2" or reason == ENDED_KICKED:
             return retcode_reply(RETCODE_NOT_REGISTERED)
         if family == "send" and reason == ENDED_IDLE:
-            return json_reply(SEND_ERROR(RETCODE_POLL_TIMEOUT), RETCODE_POLL_TIMEOUT)
+            return json_reply(send_error_body(RETCODE_POLL_TIMEOUT), RETCODE_POLL_TIMEOUT)
         return retcode_reply(RETCODE_NOT_LOGGED_IN)
 
     def _live(self, call: Call, family: str) -> Session | Reply:
@@ -931,7 +931,7 @@ class WebQQ:
         if outcome is None:
             return retcode_reply(RETCODE_BAD_ID)  # not a friend / group / discussion of the list
         if outcome != RETCODE_OK:
-            return json_reply(SEND_ERROR(outcome), outcome)
+            return json_reply(send_error_body(outcome), outcome)
         # §6.3: after 2017-09 the success carried only retcode (its exact body is not
         # recorded; every client tests retcode == 0 or accepts it).
         return json_reply({"retcode": RETCODE_OK}, 0)
