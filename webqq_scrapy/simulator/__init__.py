@@ -1,4 +1,4 @@
-"""The offline WebQQ/SmartQQ server ("the simulator"): protocol.md §1–§3, §7, §10 on one port.
+"""The offline WebQQ/SmartQQ server ("the simulator"): docs/protocol.md §1–§8, §10 on one port.
 
 Tencent closed WebQQ on 2019-01-01; this server answers as Tencent's did, to the byte where
 protocol.md records the bytes, so that a client that logs in here would have logged in there.
@@ -10,8 +10,9 @@ their ``Host`` header. URLs the simulator hands out keep the real host names:
 
 * ``ssl.ptlogin2.qq.com`` (also ``ptlogin2.qq.com``): ``/ptqrshow``, ``/ptqrlogin``
 * ``ptlogin4.web2.qq.com`` (also ``ptlogin2.web2.qq.com``): ``/check_sig``
-* ``s.web2.qq.com``: ``/api/getvfwebqq``; ``d1.web2.qq.com``: ``/channel/login2``,
-  ``/channel/get_online_buddies2``, ``/channel/poll2``
+* ``s.web2.qq.com``: ``/api/getvfwebqq`` and the post-login ``/api/…`` calls of §4;
+  ``d1.web2.qq.com``: ``/channel/login2``, ``/channel/poll2``, the sends of §6 and the
+  other ``/channel/…`` calls of §4
 * ``w.qq.com``, ``web2.qq.com``, ``s.web2.qq.com``, ``d1.web2.qq.com``: ``/proxy.html``
   (and ``/cfproxy.html``), the small page that sets ``document.domain``
 * any other host (the simulator's own ``127.0.0.1:PORT``): the control host, see
@@ -47,6 +48,16 @@ What each step checks and answers:
   get_online_buddies2 was called for the session, then (after ``poll_hold`` s) the 2018
   no-message body ``{"retcode":0,"retmsg":"ok","errmsg":"error"}``.
 
+After login (§4–§8; the full list of checks and answers is in docs/simulator.md). login2
+gives the session a world (``world.py``: friends, groups, discussions, derived from the
+account name and the seed, ids per login) from which every list and detail answer is
+rendered; poll2 is a long poll held ``poll_hold`` s and woken by a message (one item per
+answer); sends are recorded (``Simulator.sent``) and echoed; a session ends after
+``session_lifetime`` s, after ``session_ttl`` idle seconds or by a kick, and every later
+call gets the answer the real service gave a dead session. Python control methods:
+``inject_message``, ``world``, ``change_world``, ``sent``, ``received``, ``kick``,
+``expire``, ``renew_ptwebqq``, ``disconnect``; the same over HTTP under ``/_sim/``.
+
 Cookie scoping. A request carrying a cookie the simulator issued for a domain that does
 not domain-match the request host (``qrsig`` at ``s.web2.qq.com``, ``p_skey`` at
 ``ssl.ptlogin2.qq.com``…) is answered **HTTP 400**, ``text/plain``, ``cookie scoping
@@ -72,8 +83,8 @@ steps, the HTTP status for ptqrshow (``"200"``) and check_sig (``"302"``, ``"fai
 (scheduled instant for the automatic phone), anonymous clients count as ``(anonymous)``.
 
 Memory. A QR is forgotten when its final code (0, 65, 68) has been answered or its lifetime
-has passed; a session after ``session_ttl`` idle seconds; a periodic sweep and every
-``live_*_count()`` call apply this.
+has passed; a session (with its world and messages) when it ends, leaving a small bounded
+tombstone; a periodic sweep and every ``live_*_count()`` call apply this.
 """
 
 from __future__ import annotations
@@ -394,8 +405,8 @@ class Simulator:
             world.remove_group(group.gid)
             return {"op": op, "gid": group.gid}
         if op == "add_member":
-            uin = _int(fields.get("uin"))
-            person = world.add_member(group, uin, fields.get("nick"))
+            known = _int(fields.get("uin"))
+            person = world.add_member(group, known, fields.get("nick"))
             return {"op": op, "gid": group.gid, "uin": person.uin}
         if op == "remove_member":
             uin = _person_ref(world, fields.get("uin"), group.members)

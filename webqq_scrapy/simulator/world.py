@@ -533,7 +533,7 @@ def build_world(
     """The world of ``account`` for its ``login``-th login (see the module docstring).
 
     Contacts come from (seed, account) only; ids from (seed, account, login). The profile
-    rng and the id rng are separate streams, so ids never shift the contacts.
+    rng and the id rng are separate streams, so ids do not shift the contacts.
     """
     rng = random.Random(f"world:{seed}:{account}")
     ids = random.Random(f"ids:{seed}:{account}:{login}")
