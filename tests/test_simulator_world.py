@@ -86,6 +86,26 @@ def test_stop_releases_held_polls(simulator):
     assert answer.body == NO_MESSAGE
 
 
+@pytest.mark.simulator(**WORLD, poll_hold=30)
+@pytest_twisted.inlineCallbacks
+def test_a_second_poll_answers_the_held_one_and_a_kick_wakes_it(simulator):
+    c = yield deferToThread(ready, simulator.url, "ivy")
+    first = deferToThread(c.poll, 60)
+    while not simulator._held:
+        yield deferToThread(time.sleep, 0.05)
+    held = next(iter(simulator._held))
+    other = Web2Client(simulator.url, "ivy")
+    other.browser, other.psessionid = c.browser, c.psessionid
+    second = deferToThread(other.poll, 60)
+    while next(iter(simulator._held), held) is held:  # the second poll took over
+        yield deferToThread(time.sleep, 0.05)
+    assert (yield first).body == NO_MESSAGE
+    simulator.kick("ivy")
+    kicked = (yield second).json()
+    assert kicked["result"][0]["poll_type"] == "kick_message"
+    assert not simulator._held
+
+
 @pytest.mark.simulator(**WORLD)
 @pytest_twisted.inlineCallbacks
 def test_messages_of_every_kind_one_per_answer(simulator):
@@ -176,11 +196,15 @@ def test_send_faults_1202_and_100100_still_deliver(simulator):
     simulator.faults.add("send_qun_msg2:retcode=100100:nth=1")
     simulator.faults.add("get_user_friends2:degraded:nth=2")
     simulator.faults.add("get_group_info_ext2:degraded:nth=1")
+    simulator.faults.add("get_self_info2:status=502:nth=1")
+    simulator.faults.add("get_recent_list2:retcode=1202:nth=1")  # §4.6: some accounts, 2017-12
 
     def flow():
         c = ready(simulator.url, "gina")
         _, groups, _ = lists(c)
         gid, code = next(iter(groups.items()))
+        assert c.self_info().status == 502 and c.self_info().json()["retcode"] == 0
+        assert c.recent().body == b'{"retcode":1202}' and c.recent().json()["retcode"] == 0
         return (
             c.send("qun", gid, "hello"),
             c.friends().json(),
