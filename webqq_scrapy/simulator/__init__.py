@@ -210,6 +210,10 @@ class Simulator:
         account's own sends through poll2 (§5.5, 2018); ``duplicate_msg_id`` ``deliver``
         (the recorded behaviour: repeats were delivered again, §6.3) or ``reject`` (1202);
         ``swallow_sql`` drops SQL-looking texts silently (§6.3).
+
+        The control methods below (``inject_message``, ``world``, ``change_world``, ``sent``,
+        ``kick``…) touch live state: call them on the reactor thread (from another thread,
+        through ``reactor.callFromThread`` / ``blockingCallFromThread``).
         """
         if qr_lifetime <= 0 or session_ttl <= 0:
             raise ValueError("qr_lifetime and session_ttl must be positive")

@@ -25,6 +25,7 @@ from webqq_scrapy.simulator.phone import parse_behaviour
 def plain(text: str) -> str:
     """reStructuredText-ish docstring markup → plain text for --help."""
     text = re.sub(r":[a-z]+:`~?([^`]*)`", r"\1", text)
+    text = re.sub(r"::$", ":", text, flags=re.MULTILINE)
     return re.sub(r"``([^`]*)``", r"\1", text)
 
 
@@ -39,7 +40,8 @@ POST /_sim/messages               {"account", "kind", "sender", "text", "to"?, "
 GET  /_sim/sent[?account=NAME]    what each account sent (msg_id, target, text)
 POST /_sim/kick                   {"account", "reason"?}: kick_message, then a dead session
 POST /_sim/session                {"account", "action"}: expire, renew (116), disconnect (121)
-Bodies are JSON or form fields. See docs/simulator.md."""
+Bodies are JSON or form fields. Section numbers (§) refer to docs/protocol.md;
+the whole behaviour is described in docs/simulator.md."""
 
 EPILOG = plain(f"""\
 Use it as an HTTP proxy for the http:// form of the real WebQQ URLs; put the account name
