@@ -200,12 +200,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     # Thousands of concurrent clients need as many descriptors as the hard limit allows.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    sim = Simulator(
+    try:
+        sim = _simulator(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for name, behaviour in args.account:
+        sim.phone.set_behaviour(name, behaviour)
+
+    from twisted.internet import reactor
+
+    url = sim.listen(args.host, args.port)
+    print(f"webqq simulator listening on {url}", flush=True)
+    reactor.run()  # type: ignore[attr-defined]  # SIGINT/SIGTERM stop it cleanly
+    return 0
+
+
+def _simulator(args: argparse.Namespace) -> Simulator:
+    return Simulator(
         qr_lifetime=args.qr_lifetime,
         phone=args.phone,
         scan_after=args.scan_after,
@@ -228,15 +245,6 @@ def main(argv: list[str] | None = None) -> int:
         duplicate_msg_id=args.duplicate_msg_id,
         swallow_sql=args.swallow_sql,
     )
-    for name, behaviour in args.account:
-        sim.phone.set_behaviour(name, behaviour)
-
-    from twisted.internet import reactor
-
-    url = sim.listen(args.host, args.port)
-    print(f"webqq simulator listening on {url}", flush=True)
-    reactor.run()  # type: ignore[attr-defined]  # SIGINT/SIGTERM stop it cleanly
-    return 0
 
 
 if __name__ == "__main__":

@@ -507,7 +507,8 @@ class WebQQ:
             if now - session.created >= self.store.session_lifetime:
                 self.store.end_session(session, ENDED_EXPIRED)
             elif now - session.last_seen > self.store.session_ttl and session.waiter is None:
-                self.store.end_session(session, ENDED_IDLE)
+                reason = ENDED_KICKED if session.kick_pending else ENDED_IDLE
+                self.store.end_session(session, reason)
             else:
                 session.last_seen = now
                 return session

@@ -356,4 +356,4 @@ class Store:
             if now - session.created >= self.session_lifetime:
                 self.end_session(session, ENDED_EXPIRED)
             elif now - session.last_seen > self.session_ttl and session.waiter is None:
-                self.end_session(session, ENDED_IDLE)
+                self.end_session(session, ENDED_KICKED if session.kick_pending else ENDED_IDLE)
