@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=30,
         metavar="N",
-        help="members of the first group; the others have 2..N (30)",
+        help="members of each group, the user included (30)",
     )
     world.add_argument("--discussions", type=int, default=2, metavar="N", help="discussions (2)")
     chat = parser.add_argument_group("messages")

@@ -589,7 +589,7 @@ def build_world(
         return person.uin
 
     for g in range(sizes.groups):
-        size = sizes.group_members if g == 0 else rng.randint(2, sizes.group_members)
+        size = sizes.group_members
         members = [qq]
         wanted_friends = min(len(friend_uins), rng.randrange(0, max(1, size // 2)))
         members += rng.sample(friend_uins, wanted_friends)
