@@ -165,6 +165,13 @@ class AccountSpider(scrapy.Spider):
         crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
         return spider
 
+    @classmethod
+    def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        """Check the account arguments before a crawl starts (``scrapy crawl``/``login``):
+        raises SpiderArgumentError naming the argument."""
+        if cls.accounts_from_arguments:
+            read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
+
     # ---- hooks for subclasses ------------------------------------------------------------
 
     def make_outcome(
