@@ -116,6 +116,7 @@ __all__ = [
     "liveness_answer",
     "liveness_request",
     "load_stored_credentials",
+    "read_stored_credentials",
 ]
 
 # The finish reason of a session spider that could not read its store.
@@ -207,6 +208,30 @@ def load_stored_credentials(
         for record in records
         if wanted is None or record["account"] in wanted
     }
+
+
+async def read_stored_credentials(
+    spider: AccountSpider, accounts: list[str] | None
+) -> dict[str, Credentials]:
+    """The stored credentials of ``accounts`` (all when None), read off the reactor thread;
+    a store that cannot be read closes the spider (finish reason
+    ``webqq_storage_unavailable``)."""
+    from webqq_scrapy._storage import StoreError, describe_error
+
+    try:
+        source, label = credentials_source(spider.crawler.settings)
+    except ValueError as exc:
+        spider.logger.error("Cannot read stored credentials: %s", exc)
+        raise CloseSpider(FINISH_STORE_UNREADABLE) from None
+    try:
+        return await maybe_deferred_to_future(
+            deferToThread(load_stored_credentials, source, accounts)
+        )
+    except (StoreError, SQLAlchemyError, OSError) as exc:
+        spider.logger.error(
+            "Cannot read stored credentials from %s: %s", label, describe_error(exc)
+        )
+        raise CloseSpider(FINISH_STORE_UNREADABLE) from None
 
 
 # ---- the liveness test (§8.1) -----------------------------------------------------------------
@@ -321,7 +346,7 @@ class SessionSpider(AccountSpider):
     # ---- start ---------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
-        stored = await self.read_store()
+        stored = await read_stored_credentials(self, self.requested)
         self.accounts = self.requested if self.requested is not None else sorted(stored)
         self.logger.info(
             "Working on the stored sessions of %d account(s) against target %s",
@@ -341,26 +366,6 @@ class SessionSpider(AccountSpider):
             self.seed_jar(account, creds.cookies)
             async for result in self.session_started(state):
                 yield result
-
-    async def read_store(self) -> dict[str, Credentials]:
-        """The stored credentials of the requested accounts; a store that cannot be read
-        closes the spider (finish reason ``webqq_storage_unavailable``)."""
-        try:
-            source, label = credentials_source(self.crawler.settings)
-        except ValueError as exc:
-            self.logger.error("Cannot read stored credentials: %s", exc)
-            raise CloseSpider(FINISH_STORE_UNREADABLE) from None
-        from webqq_scrapy._storage import StoreError, describe_error
-
-        try:
-            return await maybe_deferred_to_future(
-                deferToThread(load_stored_credentials, source, self.requested)
-            )
-        except (StoreError, SQLAlchemyError, OSError) as exc:
-            self.logger.error(
-                "Cannot read stored credentials from %s: %s", label, describe_error(exc)
-            )
-            raise CloseSpider(FINISH_STORE_UNREADABLE) from None
 
     # ---- answers -------------------------------------------------------------------------
 
@@ -440,7 +445,8 @@ class SessionSpider(AccountSpider):
         elif outcome == OUTCOME_OK:
             self.logger.info("Account %s: ok", state.account)
         else:
-            self.logger.info("Account %s: %s at %s: %s", state.account, outcome, step, detail)
+            where = f" at {step}" if step else ""
+            self.logger.info("Account %s: %s%s: %s", state.account, outcome, where, detail)
 
     def make_outcome(
         self, state: AccountState, outcome: str, step: str | None, detail: str | None
