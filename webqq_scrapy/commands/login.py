@@ -27,6 +27,7 @@ from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, rea
 if TYPE_CHECKING:
     import argparse
 
+    from scrapy.crawler import Crawler, CrawlerProcessBase
     from scrapy.settings import BaseSettings
 
 EXIT_OK = 0
@@ -123,30 +124,16 @@ class Command(BaseRunSpiderCommand):
         except SettingError as exc:  # a check the spider's update_settings() may make
             self._fail(EXIT_USAGE, f"login: error: {exc}")
             return
-        started = self.crawler_process.crawl(crawler, **spargs)
-        errors: list[BaseException] = []
-        if isinstance(started, Deferred):
-            started.addErrback(lambda failure: errors.append(failure.value))
-        self.crawler_process.start()
-        if isinstance(started, asyncio.Future) and started.done() and not started.cancelled():
-            # Retrieved here, so asyncio does not log it again as "never retrieved".
-            error = started.exception()
-            if error is not None:
-                errors.append(error)
-
-        if errors or getattr(crawler, "spider", None) is None:
-            reason = describe(errors[0]) if errors else "the spider was not created"
-            code = EXIT_USAGE if errors and _is_input_error(errors[0]) else EXIT_CRAWL_FAILED
-            self._fail(code, f"login: error: the crawl did not start: {reason}")
+        problem = run_crawl(self.crawler_process, crawler, spargs)
+        if problem is not None:
+            self._fail(problem[0], f"login: error: the crawl did not start: {problem[1]}")
             return
 
         stats = crawler.stats.get_stats()
         counts, missing = summarize(stats, len(accounts))
         line = summary_line(counts, missing, len(accounts))
         finish_reason = stats.get("finish_reason")
-        lost = sorted(
-            key for key in stats if key.startswith("webqq/") and key.endswith(STORE_LOSS_SUFFIXES)
-        )
+        lost = store_losses(stats)
         if finish_reason != "finished":
             self._fail(EXIT_CRAWL_FAILED, f"{line}; the crawl ended abnormally: {finish_reason}")
         elif lost:
@@ -159,6 +146,34 @@ class Command(BaseRunSpiderCommand):
     def _fail(self, code: int, message: str) -> None:
         print(message, file=sys.stderr)
         self.exitcode = code
+
+
+def run_crawl(
+    process: CrawlerProcessBase, crawler: Crawler, spargs: dict[str, Any]
+) -> tuple[int, str] | None:
+    """Run ``crawler`` to its end; None, or (exit status, why) when it did not start."""
+    started = process.crawl(crawler, **spargs)
+    errors: list[BaseException] = []
+    if isinstance(started, Deferred):
+        started.addErrback(lambda failure: errors.append(failure.value))
+    process.start()
+    if isinstance(started, asyncio.Future) and started.done() and not started.cancelled():
+        # Retrieved here, so asyncio does not log it again as "never retrieved".
+        error = started.exception()
+        if error is not None:
+            errors.append(error)
+    if errors or getattr(crawler, "spider", None) is None:
+        reason = describe(errors[0]) if errors else "the spider was not created"
+        code = EXIT_USAGE if errors and _is_input_error(errors[0]) else EXIT_CRAWL_FAILED
+        return code, reason
+    return None
+
+
+def store_losses(stats: dict[str, Any]) -> list[str]:
+    """The stats of the storage pipelines that say records were lost."""
+    return sorted(
+        key for key in stats if key.startswith("webqq/") and key.endswith(STORE_LOSS_SUFFIXES)
+    )
 
 
 def _is_input_error(error: BaseException) -> bool:
@@ -176,4 +191,6 @@ __all__ = [
     "EXIT_USAGE",
     "Command",
     "preflight",
+    "run_crawl",
+    "store_losses",
 ]
