@@ -86,7 +86,8 @@ def run_check(command: ScrapyCommand, accounts: list[str], opts: argparse.Namesp
     # `scrapy creds` is quiet; the check's warnings (a session ended) go to stderr. -L or
     # -s LOG_LEVEL=… on the command line still win.
     settings.set("LOG_ENABLED", True, priority="command")
-    if settings.getpriority("LOG_LEVEL") or SETTINGS_PRIORITIES["cmdline"] > 0:
+    given = settings.getpriority("LOG_LEVEL") or 0
+    if given < SETTINGS_PRIORITIES["cmdline"]:
         settings.set("LOG_LEVEL", "WARNING", priority="cmdline")
 
     process = CrawlerProcess(settings)
