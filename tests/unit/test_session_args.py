@@ -18,7 +18,7 @@ def test_reuse_argument(value, expected):
 
 
 def test_reuse_argument_refuses_anything_else():
-    with pytest.raises(SpiderArgumentError, match="^reuse: must be true or false"):
+    with pytest.raises(SpiderArgumentError, match=r"^reuse: must be true or false"):
         parse_reuse("maybe")
 
 
