@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler, CrawlerProcessBase
     from scrapy.settings import BaseSettings
+    from twisted.python.failure import Failure
 
 EXIT_OK = 0
 EXIT_NOT_ALL_OK = 1
@@ -155,7 +156,7 @@ def run_crawl(
     started = process.crawl(crawler, **spargs)
     errors: list[BaseException] = []
     if isinstance(started, Deferred):
-        started.addErrback(lambda failure: errors.append(failure.value))
+        started.addErrback(_collect, errors)
     process.start()
     if isinstance(started, asyncio.Future) and started.done() and not started.cancelled():
         # Retrieved here, so asyncio does not log it again as "never retrieved".
@@ -174,6 +175,11 @@ def store_losses(stats: dict[str, Any]) -> list[str]:
     return sorted(
         key for key in stats if key.startswith("webqq/") and key.endswith(STORE_LOSS_SUFFIXES)
     )
+
+
+def _collect(failure: Failure, errors: list[BaseException]) -> None:
+    if failure.value is not None:
+        errors.append(failure.value)
 
 
 def _is_input_error(error: BaseException) -> bool:
