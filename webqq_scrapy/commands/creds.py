@@ -1,4 +1,12 @@
-"""``scrapy creds``: show the stored credentials (``list``) or one account's record (``show``)."""
+"""``scrapy creds``: show stored credentials (``list``, ``show``) or check them live (``check``).
+
+``check [ACCOUNT…] [--json]`` runs the ``session_check`` spider: each stored credential is
+tested with get_online_buddies2 (docs/protocol.md §8.1), never a QR, and the result (valid,
+ended, unknown; the retcode; ``checked_at``) is stored with the credentials. Exit status: 0
+every checked account valid; 1 some account not valid, or without stored credentials, or
+none at all; 2 bad input (an account name, an option, a setting); 3 the check could not run
+(the store could not be read or written, or no account reached the target).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from webqq_scrapy._storage import (
     redact_record,
     redact_url,
 )
+from webqq_scrapy.commands import _check as check
 
 if TYPE_CHECKING:
     import argparse
@@ -34,10 +43,10 @@ class Command(ScrapyCommand):
     default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
 
     def syntax(self) -> str:
-        return "list | show ACCOUNT [--json]"
+        return "list | show ACCOUNT [--json] | check [ACCOUNT ...] [--json]"
 
     def short_desc(self) -> str:
-        return "List the stored WebQQ credentials or show one account's record"
+        return "List, show or check (live, no QR) the stored WebQQ credentials"
 
     def long_desc(self) -> str:
         return (
@@ -45,7 +54,12 @@ class Command(ScrapyCommand):
             "valid or expired) without any secret. 'show ACCOUNT' prints the account's record "
             "with its tokens and cookie values redacted, and its latest login outcome; "
             "'show ACCOUNT --json' prints the complete record, secrets included, as JSON for "
-            "other programs. The store is --json-path or --database-url when given, else "
+            "other programs. 'check [ACCOUNT ...]' tests each stored credential (all when no "
+            "ACCOUNT is given) live with get_online_buddies2, never a QR, stores the result "
+            "(valid, ended or unknown, with the retcode and checked_at) with the credentials "
+            "and prints it ('--json': as JSON); exit status 0 all valid, 1 some not valid or "
+            "missing, 2 bad input, 3 the check could not run (store or target down). "
+            "The store is --json-path or --database-url when given, else "
             "WEBQQ_DATABASE_URL when set, else WEBQQ_JSON_PATH when set, else the default "
             "SQLite database."
         )
@@ -58,12 +72,16 @@ class Command(ScrapyCommand):
         parser.add_argument(
             "--json",
             action="store_true",
-            help="show: print the full record (secrets included) as JSON",
+            help="show: print the full record (secrets included) as JSON; "
+            "check: print the results as JSON",
         )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if args and args[0] == "check":
+            self.exitcode = check.run_check(self, args[1:], opts)
+            return
         if not args or args[0] not in ("list", "show"):
-            raise UsageError("expected 'list' or 'show ACCOUNT'")
+            raise UsageError("expected 'list', 'show ACCOUNT' or 'check [ACCOUNT ...]'")
         if args[0] == "list" and len(args) != 1:
             raise UsageError("'list' takes no argument")
         if args[0] == "show" and len(args) != 2:
