@@ -68,6 +68,7 @@ class TargetRoutingMiddleware:
             phone="auto",
             scan_after=self.config.simulator_scan_after,
             confirm_after=self.config.simulator_confirm_after,
+            **self.config.simulator_world,
         )
         self.proxy_url = self.simulator.listen("127.0.0.1", 0)
         logger.info(
