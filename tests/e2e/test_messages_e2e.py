@@ -1,0 +1,204 @@
+"""``scrapy crawl messages`` and ``scrapy send`` against the simulator.
+
+Two accounts log in and their contacts are crawled; then a ``messages`` crawl holds both
+sessions while the test makes their contacts write (``POST /_sim/messages``: friends,
+groups, discussions, faces, HTML special characters). Compared with what the simulator
+delivered (``GET /_sim/messages``): every message stored once, none missing, in the store
+and in the feed, with names from the stored contacts. ``scrapy send --wait`` during the crawl
+exits 0 and the simulator records the message (``/_sim/sent``); kicking one account ends it
+``session_ended`` while the other keeps receiving. A SIGINT halfway loses nothing: a second
+crawl drains what the first did not receive, and the store holds each message exactly once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.commands import ROOT, run_scrapy
+from tests.e2e.test_contacts_e2e import SIM_ARGS, control, crawl, login
+from webqq_scrapy.store.messages import holder_of, list_messages
+
+pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
+
+
+def start_crawl(tmp_path: Path, sim: str, db: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
+    command = [
+        sys.executable, "-m", "scrapy", "crawl", "messages", *args,
+        "-s", f"WEBQQ_TARGET={sim}", "-s", f"WEBQQ_DATABASE_URL={db}",
+        "-s", "WEBQQ_MESSAGES_OUTBOX_INTERVAL=0.3",
+    ]  # fmt: skip
+    log = (tmp_path / f"messages-{time.monotonic_ns()}.log").open("w")
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_held(db: str, accounts: tuple[str, ...], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(holder_of({"database_url": db}, a) for a in accounts):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the messages spider did not hold {accounts} within {timeout} s")
+
+
+class Chatter(threading.Thread):
+    """The accounts' contacts write, one message every ``every`` s, until stopped."""
+
+    def __init__(self, sim: str, accounts: list[str], every: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.sim, self.accounts, self.every = sim, accounts, every
+        self.stop_event = threading.Event()
+        self.errors: list[str] = []
+        self.count = 0
+
+    def run(self) -> None:
+        kinds = itertools.cycle(["buddy", "group", "discu"])
+        for n in itertools.count():
+            if self.stop_event.is_set():
+                return
+            for account in list(self.accounts):
+                kind = next(kinds)
+                text = f"msg {n} to {account} <b>&amp;</b> \"q\""
+                body = {"account": account, "kind": kind, "text": text}
+                if n % 3 == 0:
+                    body["faces"] = [14, n % 100]
+                try:
+                    control(self.sim, "/_sim/messages", body)
+                    self.count += 1
+                except Exception as exc:  # a kicked account refuses: recorded, not fatal
+                    self.errors.append(f"{account}: {exc}")
+            time.sleep(self.every)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(10)
+
+
+def delivered(sim: str, account: str) -> list[tuple[Any, ...]]:
+    """The simulator's record of the account's messages as comparable keys."""
+    out = []
+    for item in control(sim, f"/_sim/messages?account={account}"):
+        v = item["value"]
+        kind = {"message": "buddy", "group_message": "group", "discu_message": "discussion"}[
+            item["poll_type"]
+        ]
+        peer = v["from_uin"] if kind != "discussion" else v["did"]
+        sender = v.get("send_uin", v["from_uin"])
+        out.append((kind, peer, sender, v["msg_id"], v["time"]))
+    return out
+
+
+def stored(db: str, account: str) -> list[tuple[Any, ...]]:
+    return [
+        (m["kind"], m["peer_id"], m["sender_uin"], m["msg_id"], m["time"])
+        for m in list_messages(account, database_url=db)
+    ]
+
+
+def test_messages_held_with_chatter_send_and_kick(
+    tmp_path: Path, simulator_process: Any, database_url: str
+) -> None:
+    sim, db = simulator_process.url, database_url
+    login(tmp_path, sim, db)
+    result = crawl(tmp_path, sim, db, "crawl", "contacts")
+    assert result.returncode == 0, result.stderr[-3000:]
+    alice_world = control(sim, "/_sim/world?account=alice")
+    friend = next(f for f in alice_world["friends"] if f["uin"] != alice_world["self"]["uin"])
+
+    feed = tmp_path / "messages.jsonl"
+    proc = start_crawl(tmp_path, sim, db, "-a", "duration=20", "-O", str(feed))
+    chatter = Chatter(sim, ["alice", "bob"])
+    try:
+        wait_held(db, ("alice", "bob"))
+        chatter.start()
+        time.sleep(2)
+        send = run_scrapy(
+            "send", "alice", f"buddy:{friend['uin']}", "hello [face:14] <&>", "--wait",
+            "--timeout", "30", "-s", f"WEBQQ_DATABASE_URL={db}",
+            data_home=tmp_path / "data", timeout=60,
+        )  # fmt: skip
+        assert send.returncode == 0, send.stdout + send.stderr
+        assert "sent" in send.stdout
+        chatter.accounts.remove("bob")
+        time.sleep(0.5)
+        assert control(sim, "/_sim/kick", {"account": "bob"})
+        kicked_at = time.time()
+        time.sleep(3)  # alice keeps receiving after bob's kick
+        chatter.stop()
+        assert proc.wait(60) == 0
+    finally:
+        chatter.stop()
+        if proc.poll() is None:
+            proc.kill()
+    assert chatter.count > 50
+
+    for account in ("alice", "bob"):
+        got = stored(db, account)
+        assert len(got) == len(set(got)), f"{account}: a message stored twice"
+        assert sorted(got) == sorted(delivered(sim, account)), account
+    alice = list_messages("alice", database_url=db)
+    assert any(m["time"] >= int(kicked_at) for m in alice if not m["own"])
+    # Text decoded (§5.4), faces as [face:N], names from the stored contacts.
+    assert any("<b>&</b>" in m["text"] and "[face:14]" in m["text"] for m in alice)
+    assert all(m["sender_name"] for m in alice if m["kind"] == "buddy" and not m["own"])
+    assert all(m["peer_name"] is not None for m in alice if m["kind"] == "group")
+    # The send reached the simulator with its face, and came back as an echo (§5.5).
+    sent = control(sim, "/_sim/sent?account=alice")["alice"]
+    assert [(s["to"], s["text"], s["faces"]) for s in sent] == [
+        (friend["uin"], "hello  <&>", [14])
+    ] or [s["faces"] for s in sent] == [[14]]
+    records = [json.loads(line) for line in feed.read_text("utf-8").splitlines()]
+    outcomes = {r["account"]: r for r in records if "outcome" in r}
+    assert outcomes["bob"]["outcome"] == "session_ended"
+    assert "kick" in outcomes["bob"]["detail"]
+    assert outcomes["alice"]["outcome"] == "ok"
+    fed = sorted(
+        (r["kind"], r["peer_id"], r["sender_uin"], r["msg_id"], r["time"])
+        for r in records
+        if r.get("record") == "message" and r["account"] == "alice"
+    )
+    assert fed == sorted(stored(db, "alice"))
+    results = [r for r in records if r.get("record") == "send_result"]
+    assert [r["status"] for r in results] == ["sent"]
+
+
+def test_sigint_halfway_loses_nothing(
+    tmp_path: Path, simulator_process: Any, sqlite_url: str
+) -> None:
+    sim, db = simulator_process.url, sqlite_url
+    login(tmp_path, sim, db)
+    proc = start_crawl(tmp_path, sim, db)
+    chatter = Chatter(sim, ["alice", "bob"], every=0.05)
+    try:
+        wait_held(db, ("alice", "bob"))
+        chatter.start()
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, scrapyd's cancel
+        time.sleep(1)
+        chatter.stop()
+        proc.wait(60)
+    finally:
+        chatter.stop()
+        if proc.poll() is None:
+            proc.kill()
+    before = {a: stored(db, a) for a in ("alice", "bob")}
+    assert all(before.values())
+    # A second crawl receives what was still queued when the first stopped.
+    drain = start_crawl(tmp_path, sim, db, "-a", "duration=6")
+    assert drain.wait(60) == 0
+    for account in ("alice", "bob"):
+        got = stored(db, account)
+        assert len(got) == len(set(got)), f"{account}: a message stored twice"
+        assert sorted(got) == sorted(delivered(sim, account)), account
+        assert set(before[account]) <= set(got)
