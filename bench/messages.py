@@ -130,8 +130,12 @@ HEAD = (
 
 def _login(sim: SimulatorProcess, tmp: Path, names: list[str]) -> None:
     (tmp / "accounts.txt").write_text("\n".join(names) + "\n")
-    command = _crawl("qrlogin", sim.url, tmp, "-a", f"accounts_file={tmp / 'accounts.txt'}", log="login.log")
-    proc = subprocess.run(command, cwd=ROOT, env=_env(tmp), capture_output=True, text=True, timeout=600)
+    command = _crawl(
+        "qrlogin", sim.url, tmp, "-a", f"accounts_file={tmp / 'accounts.txt'}", log="login.log"
+    )
+    proc = subprocess.run(
+        command, cwd=ROOT, env=_env(tmp), capture_output=True, text=True, timeout=600
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"login crawl exited {proc.returncode}; log: {tmp / 'login.log'}")
 
@@ -154,7 +158,9 @@ def _probe(sim: str, names: list[str], rate: float, stop: threading.Event) -> No
 
 def _latencies(db: Path) -> list[float]:
     out = []
-    for text, stored_at in _query(db, "SELECT text, stored_at FROM messages WHERE text LIKE 'probe %'"):
+    for text, stored_at in _query(
+        db, "SELECT text, stored_at FROM messages WHERE text LIKE 'probe %'"
+    ):
         sent = float(text.split()[1])
         at = datetime.fromisoformat(stored_at.replace("Z", "+00:00")).timestamp()
         out.append(at - sent)
@@ -230,15 +236,21 @@ def run(accounts: int, chatter: float, seconds: float, probes: float, keep: bool
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.messages", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.messages", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--accounts", default="1000", help="comma-separated counts (1000)")
-    parser.add_argument("--chatter", type=float, default=2.0, help="seconds between messages per session (2)")
+    parser.add_argument(
+        "--chatter", type=float, default=2.0, help="seconds between messages per session (2)"
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="measurement window, s (60)")
     parser.add_argument("--probes", type=float, default=20.0, help="latency probes per second (20)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
-    print(f"chatter: a message every {args.chatter:g} s per session; poll hold 60 s; window {args.seconds:g} s")
+    print(
+        f"chatter: a message every {args.chatter:g} s per session; poll hold 60 s; window {args.seconds:g} s"
+    )
     print(HEAD)
     for accounts in (int(a) for a in args.accounts.split(",")):
         print(run(accounts, args.chatter, args.seconds, args.probes, args.keep).row(), flush=True)

@@ -101,13 +101,9 @@ def stored_view(contacts: Any) -> dict[str, Any]:
             for f in contacts.friends
         },
         "groups": {g.gid: (g.code, g.name, g.markname, g.owner) for g in contacts.groups},
-        "members": {
-            (m.gid, m.uin): (m.nick, m.card, m.is_owner) for m in contacts.group_members
-        },
+        "members": {(m.gid, m.uin): (m.nick, m.card, m.is_owner) for m in contacts.group_members},
         "discussions": {d.did: d.name for d in contacts.discussions},
-        "discussion_members": {
-            (m.did, m.uin): m.nick for m in contacts.discussion_members
-        },
+        "discussion_members": {(m.did, m.uin): m.nick for m in contacts.discussion_members},
         "recent": [(r.kind, r.id) for r in contacts.recent],
     }
 
@@ -122,20 +118,23 @@ def feed_view(records: list[dict[str, Any]], account: str) -> dict[str, Any]:
         "self": of("self")[0]["uin"],
         "friends": {
             f["uin"]: (
-                f["nick"], f["markname"], f["category_name"], f["is_vip"], f["vip_level"],
+                f["nick"],
+                f["markname"],
+                f["category_name"],
+                f["is_vip"],
+                f["vip_level"],
                 f["status"],
             )
             for f in of("friend")
         },
-        "groups": {g["gid"]: (g["code"], g["name"], g["markname"], g["owner"]) for g in of("group")},
+        "groups": {
+            g["gid"]: (g["code"], g["name"], g["markname"], g["owner"]) for g in of("group")
+        },
         "members": {
-            (m["gid"], m["uin"]): (m["nick"], m["card"], m["is_owner"])
-            for m in of("group_member")
+            (m["gid"], m["uin"]): (m["nick"], m["card"], m["is_owner"]) for m in of("group_member")
         },
         "discussions": {d["did"]: d["name"] for d in of("discussion")},
-        "discussion_members": {
-            (m["did"], m["uin"]): m["nick"] for m in of("discussion_member")
-        },
+        "discussion_members": {(m["did"], m["uin"]): m["nick"] for m in of("discussion_member")},
         "recent": [(r["kind"], r["id"]) for r in sorted(of("recent"), key=lambda r: r["position"])],
     }
 
@@ -166,9 +165,7 @@ def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
     alice = views["alice"]
     ids = [*alice["friends"], *alice["groups"], *(c for c, *_ in alice["groups"].values())]
     assert any(i > 2**31 for i in ids) and all(i < 2**32 for i in ids)
-    names = [n for n, *_ in alice["friends"].values()] + [
-        n for n, *_ in alice["members"].values()
-    ]
+    names = [n for n, *_ in alice["friends"].values()] + [n for n, *_ in alice["members"].values()]
     assert any("&nbsp;" in n or "&amp;" in n or "&lt;" in n for n in names)
     assert any(card for _, card, _ in alice["members"].values())
     assert any(mark for _, mark, *_ in alice["friends"].values())
@@ -181,7 +178,8 @@ def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
     member = next(m["uin"] for m in group["members"] if m["uin"] not in (me, group["owner"]))
     control(sim, "/_sim/world", {"account": "alice", "op": "remove_friend", "uin": leaving})
     control(
-        sim, "/_sim/world",
+        sim,
+        "/_sim/world",
         {"account": "alice", "op": "remove_member", "group": group["gid"], "uin": member},
     )
     new_friend = control(
@@ -195,13 +193,17 @@ def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
     contacts = load_contacts("alice", database_url=url)
     assert contacts is not None
     assert stored_view(contacts) == expected_view(world(sim, "alice"))
-    left = {(type(i).__name__, getattr(i, "gid", None), i.uin if hasattr(i, "uin") else None)
-            for i in contacts.left}
+    left = {
+        (type(i).__name__, getattr(i, "gid", None), i.uin if hasattr(i, "uin") else None)
+        for i in contacts.left
+    }
     assert ("Friend", None, leaving) in left
     assert ("GroupMember", group["gid"], member) in left
     assert all(g.gone_at == contacts.snapshot.crawled_at for g in contacts.gone)
-    joined = {(type(i).__name__, getattr(i, "uin", None), getattr(i, "gid", None))
-              for i in contacts.joined}
+    joined = {
+        (type(i).__name__, getattr(i, "uin", None), getattr(i, "gid", None))
+        for i in contacts.joined
+    }
     assert ("Friend", new_friend, None) in joined
     assert ("Group", None, new_group) in joined
     assert contacts.previous_crawl is not None

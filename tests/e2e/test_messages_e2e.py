@@ -40,7 +40,9 @@ def start_crawl(tmp_path: Path, sim: str, db: str, *args: str) -> subprocess.Pop
         "-s", "WEBQQ_MESSAGES_OUTBOX_INTERVAL=0.3",
     ]  # fmt: skip
     log = (tmp_path / f"messages-{time.monotonic_ns()}.log").open("w")
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def wait_held(db: str, accounts: tuple[str, ...], timeout: float = 60) -> None:
@@ -69,7 +71,7 @@ class Chatter(threading.Thread):
                 return
             for account in list(self.accounts):
                 kind = next(kinds)
-                text = f"msg {n} to {account} <b>&amp;</b> \"q\""
+                text = f'msg {n} to {account} <b>&amp;</b> "q"'
                 body = {"account": account, "kind": kind, "text": text}
                 if n % 3 == 0:
                     body["faces"] = [14, n % 100]

@@ -140,7 +140,9 @@ class Command(ScrapyCommand):
             print(f"sent: outbox message {outbox_id} (msg_id {row['msg_id']})")
             return 0
         why = row.get("detail") or (f"retcode {row['retcode']}" if row.get("retcode") else "")
-        print(f"{status}: outbox message {outbox_id}" + (f": {why}" if why else ""), file=sys.stderr)
+        print(
+            f"{status}: outbox message {outbox_id}" + (f": {why}" if why else ""), file=sys.stderr
+        )
         return EXIT_NOT_SENT
 
     def _fail(self, code: int, message: str) -> None:

@@ -81,7 +81,7 @@ def parse_duration(value: str | None) -> float | None:
     except ValueError:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0:
-        raise SpiderArgumentError(f"duration: must be a number of seconds > 0, not {value!r}")
+        raise SpiderArgumentError("duration", f"must be a number of seconds > 0, not {value!r}")
     return seconds
 
 

@@ -37,9 +37,9 @@ from sqlalchemy import (
     and_,
     select,
 )
+from webqq_scrapy.store.sql import _has_table, _upsert, metadata
 
 from webqq_scrapy import items
-from webqq_scrapy.store.sql import _has_table, _upsert, metadata
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -322,7 +322,10 @@ def read_db_contacts(engine: Engine, account: str) -> Contacts | None:
                     contacts.self_info = item
                 else:
                     getattr(contacts, _LISTS[name]).append(item)
-                if contacts.previous_crawl is not None and row["first_seen"] == latest["crawled_at"]:
+                if (
+                    contacts.previous_crawl is not None
+                    and row["first_seen"] == latest["crawled_at"]
+                ):
                     contacts.joined.append(item)
         contacts.recent.sort(key=lambda r: r.position)
         return contacts

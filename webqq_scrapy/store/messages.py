@@ -34,9 +34,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-
-from webqq_scrapy.items import utc_timestamp
-from webqq_scrapy.protocol.messaging import dedup_key, parse_target
 from webqq_scrapy.store.sql import (
     _has_table,
     _upsert,
@@ -46,6 +43,9 @@ from webqq_scrapy.store.sql import (
     metadata,
     reading_engine,
 )
+
+from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.protocol.messaging import dedup_key, parse_target
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -129,15 +129,18 @@ def insert_messages(conn: Connection, records: Sequence[Mapping[str, Any]]) -> N
     now = utc_timestamp()
     rows = []
     for r in records:
-        key = dedup_key(r["account"], r["kind"], r["peer_id"], r["sender_uin"], r["msg_id"], r["time"])
+        key = dedup_key(
+            r["account"], r["kind"], r["peer_id"], r["sender_uin"], r["msg_id"], r["time"]
+        )
         rows.append(
-            {name: r.get(name) for name in _MESSAGE_COLUMNS}
-            | {"dedup_key": key, "stored_at": now}
+            {name: r.get(name) for name in _MESSAGE_COLUMNS} | {"dedup_key": key, "stored_at": now}
         )
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
         insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        conn.execute(insert(messages_table).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
+        conn.execute(
+            insert(messages_table).on_conflict_do_nothing(index_elements=["dedup_key"]), rows
+        )
         return
     for row in rows:  # other dialects: look first
         exists = conn.scalar(
@@ -207,9 +210,7 @@ def outbox_entry(source: Mapping[str, Any], outbox_id: int) -> dict[str, Any] | 
             return dict(found) if found is not None else None
 
 
-def holder_of(
-    source: Mapping[str, Any], account: str, *, now: float | None = None
-) -> str | None:
+def holder_of(source: Mapping[str, Any], account: str, *, now: float | None = None) -> str | None:
     """The running ``messages`` spider that holds ``account`` (its heartbeat is fresh)."""
     now = time.time() if now is None else now
     with reading_engine(source.get("database_url") or default_database_url()) as engine:
@@ -218,9 +219,11 @@ def holder_of(
         with engine.connect() as conn:
             if not _has_table(conn, "message_holders"):
                 return None
-            row = conn.execute(
-                select(holders_table).where(holders_table.c.account == account)
-            ).mappings().first()
+            row = (
+                conn.execute(select(holders_table).where(holders_table.c.account == account))
+                .mappings()
+                .first()
+            )
     if row is None or now - row["seen_at"] > HOLDER_STALE_AFTER:
         return None
     return str(row["holder"])

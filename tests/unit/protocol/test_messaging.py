@@ -37,8 +37,18 @@ def test_parse_target(text: str, expected: Target) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "buddy", "buddy:", "buddy:-1", "buddy:0", "buddy:1e3", "user:1", "group:x",
-     f"group:{2**63}", "group:١٢"],
+    [
+        "",
+        "buddy",
+        "buddy:",
+        "buddy:-1",
+        "buddy:0",
+        "buddy:1e3",
+        "user:1",
+        "group:x",
+        f"group:{2**63}",
+        "group:١٢",
+    ],
 )
 def test_parse_target_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="buddy:UIN|number|range"):
@@ -48,8 +58,12 @@ def test_parse_target_refuses(text: str) -> None:
 def test_send_call_per_kind_uses_the_send_id_and_encodes_content() -> None:
     calls = {
         kind: send_call(
-            "http", Target(kind, 3772225519), "hi [face:14] <b>", msg_id=45670001,
-            psessionid="ps", clientid=53999199,
+            "http",
+            Target(kind, 3772225519),
+            "hi [face:14] <b>",
+            msg_id=45670001,
+            psessionid="ps",
+            clientid=53999199,
         )
         for kind in ("buddy", "group", "discussion")
     }
