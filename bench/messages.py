@@ -27,6 +27,7 @@ Figures (printed):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -116,7 +117,8 @@ class Figures:
         p50 = percentile(self.latencies, 50) if self.latencies else float("nan")
         p99 = percentile(self.latencies, 99) if self.latencies else float("nan")
         return (
-            f"{self.accounts:>6}{self.held:>6}{self.ready_s:>8.1f}{self.stored / self.window_s:>8.1f}"
+            f"{self.accounts:>6}{self.held:>6}{self.ready_s:>8.1f}"
+            f"{self.stored / self.window_s:>8.1f}"
             f"{per_msg:>11.2f}{self.rss_base / MB:>9.1f}{self.rss_held / MB:>9.1f}{rss_per:>12.1f}"
             f"{p50 * 1000:>9.0f}{p99 * 1000:>9.0f}{len(self.latencies):>8}"
         )
@@ -148,10 +150,8 @@ def _probe(sim: str, names: list[str], rate: float, stop: threading.Event) -> No
         request = urllib.request.Request(
             f"{sim}/_sim/messages", data=body.encode(), headers={"Content-Type": "application/json"}
         )
-        try:
+        with contextlib.suppress(OSError):
             urllib.request.urlopen(request, timeout=10).read()
-        except OSError:
-            pass
         n += 1
         stop.wait(1 / rate)
 
@@ -182,7 +182,8 @@ def run(accounts: int, chatter: float, seconds: float, probes: float, keep: bool
         _login(sim, tmp, names)
         # Baseline: the same crawl holding one session.
         base = subprocess.Popen(
-            _crawl("messages", sim.url, tmp, "-a", f"accounts={names[0]}", "-a", "duration=8", log="base.log"),
+            _crawl("messages", sim.url, tmp, "-a", f"accounts={names[0]}", "-a", "duration=8",
+                   log="base.log"),
             cwd=ROOT, env=_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(6)
@@ -249,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     print(
-        f"chatter: a message every {args.chatter:g} s per session; poll hold 60 s; window {args.seconds:g} s"
+        f"chatter: a message every {args.chatter:g} s per session; poll hold 60 s; "
+        f"window {args.seconds:g} s"
     )
     print(HEAD)
     for accounts in (int(a) for a in args.accounts.split(",")):

@@ -51,7 +51,7 @@ def test_parse_target(text: str, expected: Target) -> None:
     ],
 )
 def test_parse_target_refuses(text: str) -> None:
-    with pytest.raises(ValueError, match="buddy:UIN|number|range"):
+    with pytest.raises(ValueError, match=r"buddy:UIN|number|range"):
         parse_target(text)
 
 
