@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import signals
-from scrapy.utils.asyncio import sleep
+from scrapy.utils.asyncio import call_later, sleep
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import task
 from twisted.internet.threads import deferToThread
@@ -168,8 +168,6 @@ class MessagesSpider(Web2Spider):
     # ---- the spider's life ---------------------------------------------------------------
 
     def opened(self) -> None:
-        from twisted.internet import reactor
-
         try:
             source, _ = credentials_source(self.crawler.settings)
         except ValueError:
@@ -184,7 +182,7 @@ class MessagesSpider(Web2Spider):
                 "stores credentials in a JSON file (WEBQQ_JSON_PATH)"
             )
         if self.duration is not None:
-            self._stop_call = reactor.callLater(self.duration, self.stop, FINISH_DURATION)  # type: ignore[attr-defined]
+            self._stop_call = call_later(self.duration, self.stop, FINISH_DURATION)
 
     def stop(self, reason: str) -> None:
         """Stop polling and close the spider (graceful: polls in flight are read)."""
@@ -202,7 +200,7 @@ class MessagesSpider(Web2Spider):
 
     async def closed_messages(self, reason: str) -> None:
         self.stopping = True
-        if self._stop_call is not None and self._stop_call.active():
+        if self._stop_call is not None:
             self._stop_call.cancel()
         if self._outbox_loop is not None and self._outbox_loop.running:
             self._outbox_loop.stop()
