@@ -231,3 +231,26 @@ def test_a_malformed_answer_is_a_recorded_outcome_not_a_partial_list(
     assert [r for r in records if "record" in r] == []  # no partial lists in the feed
     for account in ACCOUNTS:
         assert load_contacts(account, database_url=sqlite_url) is None
+
+
+@pytest.mark.simulator_args(
+    *SIM_ARGS,
+    *("--fault", "get_user_friends2:degraded:nth=1"),
+    *("--fault", "get_group_info_ext2:degraded:nth=2"),
+    *("--fault", "get_discus_list:retcode=103:nth=1"),
+)
+def test_degraded_answers_and_103_are_asked_again_as_clients_did(
+    tmp_path: Path, simulator_process: Any, sqlite_url: str
+) -> None:
+    """§4.15: friends without marknames, a group without minfo → the call again; §3.6: 103 →
+    the get_online_buddies2 warm-up, then the call again. The lists end up complete."""
+    sim = simulator_process.url
+    login(tmp_path, sim, sqlite_url)
+    result = crawl(tmp_path, sim, sqlite_url, "crawl", "contacts", "-a", "accounts=alice")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'webqq/retry/get_user_friends2/count': 1" in result.stderr
+    assert "'webqq/retry/get_group_info_ext2/count': 1" in result.stderr
+    assert "'webqq/session/warm_up': 1" in result.stderr
+    contacts = load_contacts("alice", database_url=sqlite_url)
+    assert contacts is not None
+    assert stored_view(contacts) == expected_view(world(sim, "alice"))
