@@ -32,7 +32,9 @@ from webqq_scrapy.store.messages import holder_of, list_messages
 pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
 
 
-def start_crawl(tmp_path: Path, sim: str, db: str, *args: str) -> subprocess.Popen[str]:
+def start_crawl(
+    tmp_path: Path, sim: str, db: str, *args: str, log: str = "messages.log"
+) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
     command = [
         sys.executable, "-m", "scrapy", "crawl", "messages", *args,
@@ -108,6 +110,7 @@ def stored(db: str, account: str) -> list[tuple[Any, ...]]:
     ]
 
 
+@pytest.mark.simulator_args(*SIM_ARGS, "--fault", "poll2:retcode=103:nth=6:account=alice")
 def test_messages_held_with_chatter_send_and_kick(
     tmp_path: Path, simulator_process: Any, database_url: str
 ) -> None:
@@ -132,6 +135,8 @@ def test_messages_held_with_chatter_send_and_kick(
         )  # fmt: skip
         assert send.returncode == 0, send.stdout + send.stderr
         assert "sent" in send.stdout
+        # §7: 116 with a new ptwebqq on alice's next poll; she goes on with it.
+        control(sim, "/_sim/session", {"account": "alice", "action": "renew"})
         chatter.accounts.remove("bob")
         time.sleep(0.5)
         assert control(sim, "/_sim/kick", {"account": "bob"})
@@ -173,6 +178,10 @@ def test_messages_held_with_chatter_send_and_kick(
     assert fed == sorted(stored(db, "alice"))
     results = [r for r in records if r.get("record") == "send_result"]
     assert [r["status"] for r in results] == ["sent"]
+    log = (tmp_path / "messages.log").read_text("utf-8")
+    assert "'webqq/session/ptwebqq_renewed': 1" in log  # 116 (§7)
+    assert "'webqq/session/warm_up': 1" in log  # 103 → get_online_buddies2 (§3.6)
+    assert "Traceback" not in log
 
 
 def test_sigint_halfway_loses_nothing(
@@ -197,7 +206,7 @@ def test_sigint_halfway_loses_nothing(
     before = {a: stored(db, a) for a in ("alice", "bob")}
     assert all(before.values())
     # A second crawl receives what was still queued when the first stopped.
-    drain = start_crawl(tmp_path, sim, db, "-a", "duration=6")
+    drain = start_crawl(tmp_path, sim, db, "-a", "duration=6", log="drain.log")
     assert drain.wait(60) == 0
     for account in ("alice", "bob"):
         got = stored(db, account)
