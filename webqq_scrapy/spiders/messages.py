@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     import scrapy
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-    from twisted.python.failure import Failure
 
     from webqq_scrapy.spiders.session import Session
     from webqq_scrapy.store.contacts import Contacts
@@ -151,6 +150,8 @@ class MessagesSpider(Web2Spider):
         self.store_source: dict[str, Any] | None = None
         self._outbox_loop: task.LoopingCall | None = None
         self._stop_call: Any = None
+        self._contacts: dict[str, Contacts] | None = None
+        self._contacts_read = False
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -235,20 +236,27 @@ class MessagesSpider(Web2Spider):
         yield self.poll_request(state)
 
     async def _names(self, state: Session) -> Names:
+        """Names for the account's messages, from contacts stored for this login."""
         if self.store_source is None:
             return Names()
-        from webqq_scrapy.store.contacts import load_contacts
+        if self._contacts is None:
+            # One read for every account of the crawl, made by the first to ask.
+            from webqq_scrapy.store.contacts import load_contacts_of
 
-        try:
-            contacts = await maybe_deferred_to_future(
-                deferToThread(load_contacts, state.account, **self.store_source)
-            )
-        except Exception as exc:
-            self.logger.warning("Account %s: stored contacts not read: %s", state.account, exc)
-            return Names()
-        obtained = state.stored.obtained_at if state.stored else None
+            self._contacts = {}
+            try:
+                self._contacts = await maybe_deferred_to_future(
+                    deferToThread(load_contacts_of, list(self.accounts), **self.store_source)
+                )
+            except Exception as exc:
+                self.logger.warning("Stored contacts not read (no names in messages): %s", exc)
+            self._contacts_read = True
+        while not self._contacts_read:
+            await sleep(0.05)
+        contacts = self._contacts.get(state.account)
         if contacts is None or contacts.snapshot is None:
             return Names()
+        obtained = state.stored.obtained_at if state.stored else None
         if obtained and contacts.snapshot.crawled_at < obtained:
             # §4.13: ids are per login; contacts of an older login name the wrong people.
             self.logger.info(
