@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     import scrapy
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+    from twisted.python.failure import Failure
 
     from webqq_scrapy.spiders.session import Session
     from webqq_scrapy.store.contacts import Contacts
@@ -487,7 +488,7 @@ class MessagesSpider(Web2Spider):
     async def on_send_error(self, failure: Failure) -> AsyncIterator[Any]:
         """No answer to a send: failed, not retried (it may have arrived; a resend could
         make a duplicate, §6.3)."""
-        request = failure.request  # type: ignore[attr-defined]
+        request = failure.request
         row = request.cb_kwargs["row"]
         detail = f"no answer: {type(failure.value).__name__}"
         yield self.send_result(row, "failed", request.cb_kwargs["msg_id"], None, detail)
