@@ -488,7 +488,7 @@ class MessagesSpider(Web2Spider):
     async def on_send_error(self, failure: Failure) -> AsyncIterator[Any]:
         """No answer to a send: failed, not retried (it may have arrived; a resend could
         make a duplicate, §6.3)."""
-        request = failure.request
+        request = failure.request  # type: ignore[attr-defined]
         row = request.cb_kwargs["row"]
         detail = f"no answer: {type(failure.value).__name__}"
         yield self.send_result(row, "failed", request.cb_kwargs["msg_id"], None, detail)
