@@ -23,7 +23,7 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from sqlalchemy.exc import SQLAlchemyError
 
-from webqq_scrapy.config import SettingError, validate_all
+from webqq_scrapy.config import MessagesConfig, SettingError, validate_all
 from webqq_scrapy.protocol.messaging import parse_target
 from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
 from webqq_scrapy.spiders.session import credentials_source
@@ -79,6 +79,7 @@ class Command(ScrapyCommand):
         account, target_text, text = args
         assert self.settings is not None
         try:
+            interval = MessagesConfig.from_settings(self.settings).outbox_interval
             validate_all(self.settings)
             read_accounts(account, None)
             target = parse_target(target_text)
@@ -104,7 +105,9 @@ class Command(ScrapyCommand):
             )
             return
         try:
-            holder = outbox.holder_of(source, account)
+            # The spider renews its heartbeat every outbox interval; three missed: gone.
+            stale_after = max(outbox.HOLDER_STALE_AFTER, 3 * interval)
+            holder = outbox.holder_of(source, account, stale_after=stale_after)
             if holder is None:
                 self._fail(
                     EXIT_NOT_SENT,

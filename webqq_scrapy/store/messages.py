@@ -210,8 +210,15 @@ def outbox_entry(source: Mapping[str, Any], outbox_id: int) -> dict[str, Any] | 
             return dict(found) if found is not None else None
 
 
-def holder_of(source: Mapping[str, Any], account: str, *, now: float | None = None) -> str | None:
-    """The running ``messages`` spider that holds ``account`` (its heartbeat is fresh)."""
+def holder_of(
+    source: Mapping[str, Any],
+    account: str,
+    *,
+    now: float | None = None,
+    stale_after: float = HOLDER_STALE_AFTER,
+) -> str | None:
+    """The running ``messages`` spider that holds ``account``: its heartbeat is younger
+    than ``stale_after`` seconds."""
     now = time.time() if now is None else now
     with reading_engine(source.get("database_url") or default_database_url()) as engine:
         if engine is None:
@@ -224,7 +231,7 @@ def holder_of(source: Mapping[str, Any], account: str, *, now: float | None = No
                 .mappings()
                 .first()
             )
-    if row is None or now - row["seen_at"] > HOLDER_STALE_AFTER:
+    if row is None or now - row["seen_at"] > stale_after:
         return None
     return str(row["holder"])
 
