@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import BaseRunSpiderCommand
 from twisted.internet.defer import Deferred
 
-from webqq_scrapy._storage import StorageConfig
-from webqq_scrapy.config import SettingError, WebQQConfig, check_qr_dir
+from webqq_scrapy.config import SettingError, StorageConfig, WebQQConfig, check_qr_dir
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
 
