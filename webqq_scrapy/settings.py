@@ -174,13 +174,13 @@ WEBQQ_QR_WEBHOOK_BACKOFF = 1.0
 # Seconds one delivery attempt may take.
 WEBQQ_QR_WEBHOOK_TIMEOUT = 10.0
 # Extra request headers, e.g. {"Authorization": "Bearer …"} (values are never logged).
-WEBQQ_QR_WEBHOOK_HEADERS = {}
+WEBQQ_QR_WEBHOOK_HEADERS: dict[str, str] = {}
 
 # Both extensions switch themselves off (NotConfigured) unless configured above.
 EXTENSIONS.update(
     {
-        "webqq_scrapy.qrweb.QRWebPage": 500,
-        "webqq_scrapy.webhook.QRWebhook": 510,
+        "webqq_scrapy.qr.page.QRWebPage": 500,
+        "webqq_scrapy.qr.webhook.QRWebhook": 510,
     }
 )
 

@@ -5,7 +5,7 @@ it. Each event is one ``POST`` with a JSON body::
 
     {"event": "qr" | "state", "account": "alice", "state": "waiting", "generation": 2,
      "png_base64": "iVBORw0…" (with "qr" events; null otherwise), "outcome": null | "ok" | …,
-     "sent_at": "2026-11-24T10:00:00.123456+00:00"}
+     "sent_at": "2026-11-24T10:00:00.123Z"}
 
 The requests go through Scrapy's own downloader (``crawler.engine.download_async``: the
 crawl's DOWNLOAD_TIMEOUT-style timeout, proxies and TLS settings), never blocking the
@@ -13,8 +13,9 @@ crawl. The events of one account are delivered in order. A failed delivery (conn
 error, timeout, HTTP 5xx, 408 or 429) is logged at WARNING, without the URL's path, query
 or credentials (webhook URLs often carry a secret), and retried after
 WEBQQ_QR_WEBHOOK_BACKOFF seconds, doubling each time, at most WEBQQ_QR_WEBHOOK_RETRIES
-times; other HTTP errors are not retried. Nothing here ever stops the crawl, and the spider
-stays open until pending deliveries are done (bounded by the retries).
+times (``webqq_scrapy.retry``); other HTTP errors are not retried. Nothing here ever stops
+the crawl, and the spider stays open until pending deliveries are done (bounded by the
+retries).
 
 Stats: ``webqq/webhook/sent``, ``webqq/webhook/failed`` (events given up),
 ``webqq/webhook/retries``.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -37,6 +37,8 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from webqq_scrapy import settings as defaults
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import SettingError
+from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.retry import RetryPolicy, is_transient_status
 
 if TYPE_CHECKING:
     from typing import Self
@@ -48,9 +50,6 @@ logger = logging.getLogger(__name__)
 
 EVENT_QR = "qr"
 EVENT_STATE = "state"
-
-# Answers worth another try: the receiver may recover (RFC 9110 §15.5.9, RFC 6585 §4).
-RETRY_STATUSES = frozenset({408, 429})
 
 
 def safe_url(url: str) -> str:
@@ -96,8 +95,7 @@ class QRWebhook:
         crawler: Crawler | None = None,
     ) -> None:
         self.url = url
-        self.retries = retries
-        self.backoff = backoff
+        self.policy = RetryPolicy(times=retries, backoff=backoff)
         self.timeout = timeout
         self.headers = dict(headers or {})
         self.crawler = crawler
@@ -171,26 +169,26 @@ class QRWebhook:
 
     async def deliver(self, payload: dict[str, Any]) -> bool:
         """POST ``payload``, retrying with backoff; True when the receiver accepted it."""
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
+        retries = 0
+        while True:
             problem = await self._attempt(payload)
             if problem is None:
                 self._inc("sent")
                 return True
-            retry = attempt < attempts and problem.retryable
-            delay = self.backoff * 2 ** (attempt - 1)
+            delay = self.policy.delay(retries) if problem.retryable else None
             logger.warning(
                 "QR webhook %s: delivering the %s event of an account failed (%s, attempt "
                 "%d of %d)%s",
                 safe_url(self.url),
                 payload["event"],
                 problem.reason,
-                attempt,
-                attempts,
-                f"; retrying in {delay:g}s" if retry else "; giving up",
+                retries + 1,
+                self.policy.times + 1,
+                "; giving up" if delay is None else f"; retrying in {delay:g}s",
             )
-            if not retry:
+            if delay is None:
                 break
+            retries += 1
             self._inc("retries")
             await sleep(delay)
         self._inc("failed")
@@ -203,7 +201,7 @@ class QRWebhook:
             engine = None
         if engine is None or engine.spider is None:
             return _Problem("the crawl has ended", retryable=False)
-        body = dict(payload, sent_at=datetime.now(UTC).isoformat())
+        body = dict(payload, sent_at=utc_timestamp())
         request = Request(
             self.url,
             method="POST",
@@ -227,8 +225,7 @@ class QRWebhook:
             return _Problem(type(exc).__name__, retryable=True)
         if 200 <= response.status < 300:
             return None
-        retryable = response.status >= 500 or response.status in RETRY_STATUSES
-        return _Problem(f"HTTP {response.status}", retryable=retryable)
+        return _Problem(f"HTTP {response.status}", retryable=is_transient_status(response.status))
 
     def _inc(self, name: str) -> None:
         if self.crawler is not None:
