@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import json
-from typing import TYPE_CHECKING
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import webqq_scrapy.store
 from tests.fixtures.databases import make_credentials, make_outcome
 from webqq_scrapy.store import (
     StoreError,
@@ -23,9 +27,6 @@ from webqq_scrapy.store.sql import (
     upsert_attempts,
     upsert_credentials,
 )
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 ALICE = make_credentials("alice")
 BOB_EXPIRED = make_credentials("bob", expires_at="2020-01-01T00:00:00.000Z")
@@ -169,3 +170,31 @@ def test_stores_with_older_timestamp_formats_keep_working(kind, tmp_path, sqlite
     assert alice is not None
     assert not is_expired(alice)
     assert is_expired(load_credentials("bob", **source))
+
+
+# --- import contract ---------------------------------------------------------------------
+
+
+def test_store_imports_neither_scrapy_nor_twisted():
+    package = Path(webqq_scrapy.store.__file__).parent
+    for module in package.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n.split(".")[0] in ("scrapy", "twisted")]
+            assert not bad, f"{module.name} imports {bad} (even under TYPE_CHECKING: no)"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, webqq_scrapy.store, webqq_scrapy.store.writer; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scrapy', 'twisted'}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"
