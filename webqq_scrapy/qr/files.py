@@ -45,17 +45,33 @@ def ensure_qr_dir(directory: str | os.PathLike[str]) -> Path:
         with contextlib.suppress(FileExistsError):
             os.mkdir(candidate, DIR_MODE)
             os.chmod(candidate, DIR_MODE)  # the umask may have taken bits; never adds any
-    info = path.stat()
-    if not stat.S_ISDIR(info.st_mode):
-        raise NotADirectoryError(f"WEBQQ_QR_DIR: {path} is not a directory")
-    if info.st_uid != os.getuid():
-        raise PermissionError(f"WEBQQ_QR_DIR: {path} belongs to another user")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    problem = qr_dir_problem(path)
+    if problem == NOT_A_DIRECTORY:
+        raise NotADirectoryError(f"WEBQQ_QR_DIR: {path} {problem}")
+    if problem is not None:
         raise PermissionError(
-            f"WEBQQ_QR_DIR: {path} is writable by other users (mode "
-            f"{stat.S_IMODE(info.st_mode):o}); use a directory only you can write to"
+            f"WEBQQ_QR_DIR: {path} {problem}; use a directory only you can write to"
         )
     return path
+
+
+NOT_A_DIRECTORY = "is not a directory"
+
+
+def qr_dir_problem(path: Path) -> str | None:
+    """Why the existing ``path`` must not hold QR files, or None when it may.
+
+    It must be a directory of the current user that no one else can write to: anyone who
+    can write there could swap the QR a person is about to scan.
+    """
+    info = path.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        return NOT_A_DIRECTORY
+    if info.st_uid != os.getuid():
+        return "belongs to another user"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 def save_qr(directory: str | os.PathLike[str], account: str, png: bytes) -> Path:

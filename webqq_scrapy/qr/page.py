@@ -79,7 +79,7 @@ COMMON_HEADERS = {
 @functools.cache
 def static_text(name: str) -> str:
     """A file of ``webqq_scrapy/qr/static/`` (package data: also inside a scrapyd egg)."""
-    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
+    return (resources.files(__package__) / "static" / name).read_text(encoding="utf-8")
 
 
 def page_script() -> str:
