@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from webqq_scrapy import items
+from webqq_scrapy.items import utc_timestamp
 from webqq_scrapy.protocol import ProtocolError, web2
 from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
 from webqq_scrapy.protocol.messaging import RECENT_KINDS
-from webqq_scrapy.spiders.base import account_step, utc
+from webqq_scrapy.spiders.base import account_step
 from webqq_scrapy.spiders.web2base import Web2Spider
 
 if TYPE_CHECKING:
@@ -436,7 +436,7 @@ class ContactsSpider(Web2Spider):
 
     async def complete(self, state: Session) -> list[Any]:
         lists = self.lists[state.account]
-        crawled_at = utc(datetime.now(UTC))
+        crawled_at = utc_timestamp()
         try:
             records = contact_records(state.account, crawled_at, lists, self.job)
         except KeyError as exc:  # a detail missing: cannot happen after the chain

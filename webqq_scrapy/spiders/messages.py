@@ -34,7 +34,6 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import signals
@@ -44,13 +43,13 @@ from twisted.internet import task
 from twisted.internet.threads import deferToThread
 
 from webqq_scrapy.config import MessagesConfig
-from webqq_scrapy.items import Message, SendResult
+from webqq_scrapy.items import Message, SendResult, utc_timestamp
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
 from webqq_scrapy.protocol.session import retcode_reason
 from webqq_scrapy.spiders.accounts import SpiderArgumentError
-from webqq_scrapy.spiders.base import account_step, excerpt, utc
+from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
 from webqq_scrapy.spiders.web2base import Web2Spider, describe_retcode
 
@@ -372,7 +371,7 @@ class MessagesSpider(Web2Spider):
         stats.inc_value(f"webqq/messages/{who.kind}")
         return Message(
             account=state.account,
-            received_at=utc(datetime.now(UTC)),
+            received_at=utc_timestamp(),
             kind=who.kind,
             peer_id=who.peer_id,
             sender_uin=who.sender_uin,
@@ -456,7 +455,7 @@ class MessagesSpider(Web2Spider):
             account=row["account"],
             outbox_id=row["id"],
             status=status,
-            finished_at=utc(datetime.now(UTC)),
+            finished_at=utc_timestamp(),
             msg_id=msg_id,
             retcode=retcode,
             detail=detail,

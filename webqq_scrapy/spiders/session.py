@@ -70,7 +70,7 @@ from twisted.internet.threads import deferToThread
 
 from webqq_scrapy import protocol, store
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.items import CredentialsUpdate, SessionOutcome
+from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
@@ -94,7 +94,6 @@ from webqq_scrapy.spiders.base import (
     cookie_from_record,
     cookie_record,
     excerpt,
-    utc,
 )
 
 if TYPE_CHECKING:
@@ -177,7 +176,7 @@ def credentials_source(
     then ``WEBQQ_JSON_PATH``, then the default SQLite file unless ``WEBQQ_DATABASE_ENABLED``
     is off. Raises ValueError when there is no store at all.
     """
-    from webqq_scrapy._storage import default_database_url, redact_url
+    from webqq_scrapy.store.sql import default_database_url, redact_url
 
     if json_path:
         return {"json_path": json_path}, json_path
@@ -199,7 +198,7 @@ def load_stored_credentials(
 
     Blocking (a database or a file): call it off the reactor thread.
     """
-    from webqq_scrapy._storage import credentials_from_record
+    from webqq_scrapy.store.records import credentials_from_record
 
     records = store.read_credentials_records(**source)
     wanted = None if accounts is None else set(accounts)
@@ -216,7 +215,7 @@ async def read_stored_credentials(
     """The stored credentials of ``accounts`` (all when None), read off the reactor thread;
     a store that cannot be read closes the spider (finish reason
     ``webqq_storage_unavailable``)."""
-    from webqq_scrapy._storage import StoreError, describe_error
+    from webqq_scrapy.store.records import StoreError, describe_error
 
     try:
         source, label = credentials_source(spider.crawler.settings)
@@ -296,7 +295,7 @@ async def announce_session_ended(
     )
     return CredentialsUpdate(
         account=account,
-        checked_at=utc(datetime.now(UTC)),
+        checked_at=utc_timestamp(),
         status=STATUS_ENDED,
         status_retcode=retcode,
         status_reason=reason,
@@ -424,7 +423,7 @@ class SessionSpider(AccountSpider):
         return [
             CredentialsUpdate(
                 account=state.account,
-                checked_at=utc(datetime.now(UTC)),
+                checked_at=utc_timestamp(),
                 ptwebqq=ptwebqq,
                 cookies=[cookie_record(c) for c in self.jar_cookies(state.account)],
                 job=self.job,
@@ -460,8 +459,8 @@ class SessionSpider(AccountSpider):
                 account=state.account,
                 outcome=outcome,
                 spider=self.name,
-                started_at=utc(state.started_at),
-                finished_at=utc(datetime.now(UTC)),
+                started_at=utc_timestamp(state.started_at),
+                finished_at=utc_timestamp(),
                 target=self.config.target_label,
                 step=None if outcome == OUTCOME_OK else step,
                 detail=detail,

@@ -37,9 +37,9 @@ from sqlalchemy import (
     and_,
     select,
 )
-from webqq_scrapy.store.sql import _has_table, _upsert, metadata
 
 from webqq_scrapy import items
+from webqq_scrapy.store.sql import _has_table, _upsert, metadata
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

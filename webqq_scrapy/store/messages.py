@@ -34,6 +34,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+
+from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.protocol.messaging import dedup_key, parse_target
 from webqq_scrapy.store.sql import (
     _has_table,
     _upsert,
@@ -43,9 +46,6 @@ from webqq_scrapy.store.sql import (
     metadata,
     reading_engine,
 )
-
-from webqq_scrapy.items import utc_timestamp
-from webqq_scrapy.protocol.messaging import dedup_key, parse_target
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
