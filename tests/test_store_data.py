@@ -6,11 +6,11 @@ import dataclasses
 from typing import Any
 
 import pytest
-from webqq_scrapy.store.sql import create_db_engine, ensure_schema
 
 from webqq_scrapy import items
 from webqq_scrapy.store import messages as outbox
 from webqq_scrapy.store.contacts import contacts_record, load_contacts, write_contacts
+from webqq_scrapy.store.sql import create_db_engine, ensure_schema
 
 BIG = 3_772_225_519  # ids above 2**31 (docs/protocol.md §4.13)
 

@@ -14,6 +14,7 @@ a second crawl marks the gone rows and shows the new ones; a malformed answer en
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,13 @@ pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
 
 def control(sim_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        sim_url + path, data=data, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
+    headers = {} if body is None else {"Content-Type": "application/json"}
+    request = urllib.request.Request(sim_url + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{path} {body}: HTTP {exc.code} {exc.read()[:300]!r}") from None
 
 
 def world(sim_url: str, account: str) -> dict[str, Any]:
