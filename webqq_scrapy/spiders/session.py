@@ -22,7 +22,8 @@ Writing a session spider (the ``contacts`` and ``messages`` spiders do this)::
 
         @account_step("get_user_friends2")
         async def parse_friends(self, response, state: Session) -> AsyncIterator[Any]:
-            envelope = self.session_answer(response, state)  # raises on a dead session
+            # Raises SessionEnded on a dead session; codes.session_state tells the rest.
+            envelope = self.session_answer(response, state, "get_user_friends2")
             if renews_ptwebqq(envelope["retcode"]):  # poll2 only: 116 (§7)
                 for item in await self.ptwebqq_renewed(state, new_ptwebqq(envelope)):
                     yield item
@@ -77,11 +78,11 @@ from webqq_scrapy.protocol.codes import (
     OUTCOME_PROTOCOL_ERROR,
     OUTCOME_SESSION_ENDED,
     STEP_ONLINE_BUDDIES,
+    session_state,
 )
 from webqq_scrapy.protocol.session import (
     STATUS_ENDED,
     Status,
-    ends_session,
     liveness,
     retcode_reason,
 )
@@ -369,12 +370,15 @@ class SessionSpider(AccountSpider):
 
     # ---- answers -------------------------------------------------------------------------
 
-    def session_answer(self, response: Response, state: Session) -> dict[str, Any]:
-        """The ``{"retcode": …}`` envelope of a post-login answer (§1.4).
+    def session_answer(
+        self, response: Response, state: Session, call: str | None = None
+    ) -> dict[str, Any]:
+        """The ``{"retcode": …}`` envelope of a post-login answer (§1.4) of API ``call``.
 
-        Raises :class:`SessionEnded` when the retcode says the session is over (§7, §8),
-        StepFailed for an HTTP error, ProtocolError for a malformed body; any other retcode
-        (0, 116, codes the caller handles) is the caller's to read.
+        Raises :class:`SessionEnded` when the retcode says the session is over
+        (``codes.session_state(retcode, call) == "ended"``, §7, §8), StepFailed for an HTTP
+        error, ProtocolError for a malformed body; any other retcode (0, 116, 103, codes to
+        retry) is the caller's to read, with ``session_state`` telling what to do.
         """
         if response.status != 200:
             raise StepFailed(
@@ -382,7 +386,7 @@ class SessionSpider(AccountSpider):
             )
         envelope = protocol.parse_api_json(response.body)
         retcode = state.retcode = envelope["retcode"]
-        if ends_session(retcode):
+        if session_state(retcode, call) == "ended":
             raise self.session_end(state, retcode_reason(retcode), retcode)
         return envelope
 
