@@ -9,8 +9,10 @@ Pure: no Scrapy, no I/O. The session spiders (``webqq_scrapy.spiders.session``) 
   documented) says nothing either way: ``unknown``.
 * what any other call's retcode asks of a spider is ``codes.session_state(retcode, call)``
   (``ended``: only a new QR login helps, §7's catalogue, §8.1).
-* :func:`renews_ptwebqq` / :func:`new_ptwebqq` — poll2's retcode 116 carries a renewed
-  ptwebqq in the envelope's ``p`` (§7, §8.1).
+* :func:`retcode_reason` — the reason recorded when a session ends.
+
+poll2's answers (116 with a renewed ptwebqq in ``p``, a ``kick_message``) are read by
+``web2.parse_poll2``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from webqq_scrapy.protocol.codes import (
     RETCODE_MEANINGS,
     RETCODE_NOT_REGISTERED,
     RETCODE_OK,
-    RETCODE_PTWEBQQ_CHANGED,
     RETCODE_WRONG_ID_OR_EXPIRED,
 )
 from webqq_scrapy.protocol.common import ProtocolError
@@ -34,8 +35,6 @@ __all__ = [
     "STATUS_VALID",
     "Status",
     "liveness",
-    "new_ptwebqq",
-    "renews_ptwebqq",
     "retcode_reason",
 ]
 
@@ -66,19 +65,6 @@ def liveness(retcode: int) -> Status:
     if retcode in LIVENESS_ENDED_RETCODES:
         return STATUS_ENDED
     return STATUS_UNKNOWN
-
-
-def renews_ptwebqq(retcode: int) -> bool:
-    """True for poll2's 116: the envelope carries a new ptwebqq in ``p`` (§7)."""
-    return _check(retcode) == RETCODE_PTWEBQQ_CHANGED
-
-
-def new_ptwebqq(envelope: dict[str, object]) -> str:
-    """The renewed ptwebqq of a 116 answer (§7: ``{"retcode":116,"p":"<new>"}``)."""
-    value = envelope.get("p")
-    if not isinstance(value, str) or not value:
-        raise ProtocolError("retcode 116 without a new ptwebqq in 'p'")
-    return value
 
 
 def retcode_reason(retcode: int) -> str:

@@ -12,24 +12,29 @@ with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` on
 
 Writing a session spider (the ``contacts`` and ``messages`` spiders do this)::
 
-    class ContactsSpider(SessionSpider):
-        name = "contacts"
+    class MessagesSpider(SessionSpider):
+        name = "messages"
 
         async def session_started(self, state: Session) -> AsyncIterator[Any]:
             # The jar is seeded; state.uin/ptwebqq/vfwebqq/psessionid/clientid are set.
-            yield self.account_request(url, "get_user_friends2", state, self.parse_friends,
-                                       headers={"Referer": protocol.static_referer(...)})
+            yield self.call_request(web2.poll2(self.config.scheme, ptwebqq=state.ptwebqq,
+                                               psessionid=state.psessionid), state,
+                                    self.parse_poll2)
 
-        @account_step("get_user_friends2")
-        async def parse_friends(self, response, state: Session) -> AsyncIterator[Any]:
-            # Raises SessionEnded on a dead session; codes.session_state tells the rest.
-            envelope = self.session_answer(response, state, "get_user_friends2")
-            if renews_ptwebqq(envelope["retcode"]):  # poll2 only: 116 (§7)
-                for item in await self.ptwebqq_renewed(state, new_ptwebqq(envelope)):
+        @account_step("poll2")
+        async def parse_poll2(self, response: Response, state: Session) -> AsyncIterator[Any]:
+            # Raises SessionEnded for 100, 100001, 120… (codes.session_state(retcode, call)).
+            envelope = self.session_answer(response, state, "poll2")
+            poll = web2.parse_poll2(envelope, self_uin=state.uin)
+            if poll.state == "renew_ptwebqq":  # 116 (§7): store it, go on
+                for item in await self.ptwebqq_renewed(state, poll.ptwebqq):
                     yield item
-                ...  # poll again
-            yield ...  # items
-            for item in await self.finish(state, OUTCOME_OK, "get_user_friends2", None):
+            elif poll.kick is not None:  # logged in elsewhere (§5.3, §8.1)
+                for item in await self.session_ended(state, f"kicked: {poll.kick.reason}"):
+                    yield item
+                return
+            ...  # items, the next poll, or the end:
+            for item in await self.finish(state, OUTCOME_OK, "poll2", None):
                 yield item
 
 How an account ends:
@@ -47,7 +52,8 @@ How an account ends:
   :class:`~webqq_scrapy.items.CredentialsUpdate` item the storage pipelines apply), the
   log says so at WARNING and the ``webqq_scrapy.signals.session_ended`` signal fires (the
   QR webhook forwards it as a ``session_ended`` event).
-* A renewed ptwebqq (poll2's 116): ``await self.ptwebqq_renewed(state, new)`` updates the
+* A renewed ptwebqq (poll2's 116, ``PollResult.ptwebqq``):
+  ``await self.ptwebqq_renewed(state, new)`` updates the
   state and the jar's ptwebqq cookie and returns the ``CredentialsUpdate`` that stores it;
   the account goes on.
 
@@ -105,6 +111,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
     from webqq_scrapy.items import Credentials
+    from webqq_scrapy.protocol import web2
 
 __all__ = [
     "FINISH_STORE_UNREADABLE",
@@ -368,7 +375,34 @@ class SessionSpider(AccountSpider):
             async for result in self.session_started(state):
                 yield result
 
-    # ---- answers -------------------------------------------------------------------------
+    # ---- requests and answers ------------------------------------------------------------
+
+    def call_request(
+        self,
+        call: web2.Call,
+        state: Session,
+        callback: Callable[..., Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+    ) -> scrapy.Request:
+        """The request of a post-login API call built by ``protocol.web2`` (§4–§6): its
+        Referer (§1.2), for a POST its form and Origin; the step is the call's name."""
+        headers = {"Referer": call.referer}
+        if call.form is None:
+            return self.account_request(
+                call.url, call.name, state, callback, headers=headers, meta=meta
+            )
+        headers["Origin"] = call.origin
+        return self.account_request(
+            call.url,
+            call.name,
+            state,
+            callback,
+            cls=scrapy.FormRequest,
+            formdata=call.form,
+            headers=headers,
+            meta=meta,
+        )
 
     def session_answer(
         self, response: Response, state: Session, call: str | None = None

@@ -7,8 +7,6 @@ import pytest
 from webqq_scrapy.protocol import ProtocolError
 from webqq_scrapy.protocol.session import (
     liveness,
-    new_ptwebqq,
-    renews_ptwebqq,
     retcode_reason,
 )
 
@@ -37,14 +35,6 @@ def test_liveness(retcode, status):
 def test_a_boolean_is_not_a_retcode():
     with pytest.raises(ProtocolError):
         liveness(False)  # type: ignore[arg-type]
-
-
-def test_renewal_carries_the_new_ptwebqq_in_p():
-    assert renews_ptwebqq(116) and not renews_ptwebqq(0)
-    assert new_ptwebqq({"retcode": 116, "p": "abc123"}) == "abc123"
-    for broken in ({"retcode": 116}, {"retcode": 116, "p": ""}, {"retcode": 116, "p": 5}):
-        with pytest.raises(ProtocolError):
-            new_ptwebqq(broken)
 
 
 def test_reason_names_the_code_and_its_meaning():
