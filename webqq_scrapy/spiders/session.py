@@ -78,6 +78,7 @@ from twisted.internet.threads import deferToThread
 from webqq_scrapy import protocol, store
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome
+from webqq_scrapy.meta import META_PSESSIONID
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
@@ -251,6 +252,7 @@ class Liveness:
 
     status: Status
     retcode: int
+    psessionid: str  # the stored session that was tested
 
     @property
     def reason(self) -> str:
@@ -273,6 +275,7 @@ def liveness_request(
         state,
         callback,
         headers={"Referer": protocol.dynamic_referer(spider.config.scheme)},
+        meta={META_PSESSIONID: stored.psessionid},
     )
 
 
@@ -283,11 +286,11 @@ def liveness_answer(response: Response) -> Liveness:
             OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
         )
     retcode = protocol.parse_api_json(response.body)["retcode"]
-    return Liveness(liveness(retcode), retcode)
+    return Liveness(liveness(retcode), retcode, response.meta[META_PSESSIONID])
 
 
 async def announce_session_ended(
-    spider: AccountSpider, account: str, reason: str, retcode: int | None
+    spider: AccountSpider, account: str, psessionid: str, reason: str, retcode: int | None
 ) -> CredentialsUpdate:
     """Say that ``account``'s stored session is over: a WARNING, the stat
     ``webqq/session/ended``, the ``session_ended`` signal; returns the update that marks the
@@ -305,6 +308,7 @@ async def announce_session_ended(
     return CredentialsUpdate(
         account=account,
         checked_at=utc(datetime.now(UTC)),
+        psessionid=psessionid,
         status=STATUS_ENDED,
         status_retcode=retcode,
         status_reason=reason,
@@ -463,6 +467,7 @@ class SessionSpider(AccountSpider):
             CredentialsUpdate(
                 account=state.account,
                 checked_at=utc(datetime.now(UTC)),
+                psessionid=state.psessionid,
                 ptwebqq=ptwebqq,
                 cookies=[cookie_record(c) for c in self.jar_cookies(state.account)],
                 job=self.job,
@@ -478,7 +483,7 @@ class SessionSpider(AccountSpider):
         if outcome == OUTCOME_SESSION_ENDED:
             reason = state.ended_reason or detail or "session ended"
             state.ended_update = await announce_session_ended(
-                self, state.account, reason, state.ended_retcode
+                self, state.account, state.psessionid, reason, state.ended_retcode
             )
         elif outcome == OUTCOME_OK:
             self.logger.info("Account %s: ok", state.account)
