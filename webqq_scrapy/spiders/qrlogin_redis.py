@@ -35,7 +35,7 @@ from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import RedisConfig
 from webqq_scrapy.items import OUTCOME_OK
 from webqq_scrapy.spiders.accounts import RedisLease, owner_id
-from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError
+from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, parse_reuse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -67,6 +67,12 @@ class QRLoginRedisSpider(QRLoginSpider):
                     "(RPUSH <key> alice bob); use the qrlogin spider for -a accounts",
                 )
             kwargs.pop(argument, None)
+        if parse_reuse(kwargs.get("reuse")):
+            raise SpiderArgumentError(
+                "reuse",
+                "qrlogin_redis does not check stored sessions; run scrapy creds check and "
+                "push only the accounts that are not valid",
+            )
         super().__init__(None, None, *args, **kwargs)
         self.redis_url: str
         self.redis_key: str
