@@ -116,15 +116,19 @@ class LoginOutcome:
 class CredentialsUpdate:
     """A change to an account's stored credentials, learnt from the service.
 
-    The storage pipelines apply it to the stored record of ``account`` (no record: nothing
-    happens). Fields left None stay as stored: a liveness check sets ``status``,
-    ``status_retcode``, ``status_reason`` and ``checked_at``; a ptwebqq renewal (poll2's
-    116, docs/protocol.md §7) sets ``ptwebqq`` and ``cookies`` (the jar, its ptwebqq cookie
+    The storage pipelines apply it to the stored record of ``account`` when that record is
+    still the session ``psessionid`` (otherwise, or without a record, nothing happens).
+    Fields left None stay as stored: a liveness check sets ``status``, ``status_retcode``,
+    ``status_reason`` and ``checked_at``; a ptwebqq renewal (poll2's 116,
+    docs/protocol.md §7) sets ``ptwebqq`` and ``cookies`` (the jar, its ptwebqq cookie
     rewritten) as well.
     """
 
     account: str
     checked_at: str
+    # The session it is about: applied only while the stored record still holds this
+    # psessionid (a newer login of the account is never overwritten by news of the old one).
+    psessionid: str
     status: str | None = None
     status_retcode: int | None = None
     status_reason: str | None = None

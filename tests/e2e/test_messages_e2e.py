@@ -161,7 +161,9 @@ def test_messages_held_with_chatter_send_and_kick(
     # Text decoded (§5.4), faces as [face:N], names from the stored contacts.
     # What the contact typed comes back exactly (the server escaped it, §6.3), faces too.
     assert any(
-        m["text"].startswith("msg ") and '<b>&amp;</b> "q"' in m["text"] and "[face:14]" in m["text"]
+        m["text"].startswith("msg ")
+        and '<b>&amp;</b> "q"' in m["text"]
+        and "[face:14]" in m["text"]
         for m in alice
     )
     assert all(m["sender_name"] for m in alice if m["kind"] == "buddy" and not m["own"])

@@ -203,6 +203,7 @@ class QRLoginSpider(AccountSpider):
             yield CredentialsUpdate(
                 account=state.account,
                 checked_at=utc_timestamp(),
+                psessionid=answer.psessionid,
                 status=STATUS_VALID,
                 status_retcode=answer.retcode,
                 job=self.job,
@@ -212,7 +213,9 @@ class QRLoginSpider(AccountSpider):
                 yield item
             return
         if answer.status == STATUS_ENDED:
-            yield await announce_session_ended(self, state.account, answer.reason, answer.retcode)
+            yield await announce_session_ended(
+                self, state.account, answer.psessionid, answer.reason, answer.retcode
+            )
         else:
             self.logger.info(
                 "Account %s: the stored session's check said nothing clear (%s); logging in by QR",
@@ -415,6 +418,10 @@ class QRLoginSpider(AccountSpider):
             expires_at=utc_timestamp(obtained + timedelta(seconds=self.config.session_lifetime)),
             target=self.config.target_label,
             job=self.job,
+            # get_online_buddies2 answering 0 is the liveness test itself (§8.1).
+            status=STATUS_VALID,
+            status_retcode=protocol.RETCODE_OK,
+            checked_at=utc_timestamp(obtained),
         )
         for item in await self.finish(state, OUTCOME_OK, STEP_ONLINE_BUDDIES, None):
             yield item

@@ -12,23 +12,29 @@ with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` on
 
 Writing a session spider (the ``contacts`` and ``messages`` spiders do this)::
 
-    class ContactsSpider(SessionSpider):
-        name = "contacts"
+    class MessagesSpider(SessionSpider):
+        name = "messages"
 
         async def session_started(self, state: Session) -> AsyncIterator[Any]:
             # The jar is seeded; state.uin/ptwebqq/vfwebqq/psessionid/clientid are set.
-            yield self.account_request(url, "get_user_friends2", state, self.parse_friends,
-                                       headers={"Referer": protocol.static_referer(...)})
+            yield self.call_request(web2.poll2(self.config.scheme, ptwebqq=state.ptwebqq,
+                                               psessionid=state.psessionid), state,
+                                    self.parse_poll2)
 
-        @account_step("get_user_friends2")
-        async def parse_friends(self, response, state: Session) -> AsyncIterator[Any]:
-            envelope = self.session_answer(response, state)  # raises on a dead session
-            if renews_ptwebqq(envelope["retcode"]):  # poll2 only: 116 (§7)
-                for item in await self.ptwebqq_renewed(state, new_ptwebqq(envelope)):
+        @account_step("poll2")
+        async def parse_poll2(self, response: Response, state: Session) -> AsyncIterator[Any]:
+            # Raises SessionEnded for 100, 100001, 120… (codes.session_state(retcode, call)).
+            envelope = self.session_answer(response, state, "poll2")
+            poll = web2.parse_poll2(envelope, self_uin=state.uin)
+            if poll.state == "renew_ptwebqq":  # 116 (§7): store it, go on
+                for item in await self.ptwebqq_renewed(state, poll.ptwebqq):
                     yield item
-                ...  # poll again
-            yield ...  # items
-            for item in await self.finish(state, OUTCOME_OK, "get_user_friends2", None):
+            elif poll.kick is not None:  # logged in elsewhere (§5.3, §8.1)
+                for item in await self.session_ended(state, f"kicked: {poll.kick.reason}"):
+                    yield item
+                return
+            ...  # items, the next poll, or the end:
+            for item in await self.finish(state, OUTCOME_OK, "poll2", None):
                 yield item
 
 How an account ends:
@@ -46,7 +52,8 @@ How an account ends:
   :class:`~webqq_scrapy.items.CredentialsUpdate` item the storage pipelines apply), the
   log says so at WARNING and the ``webqq_scrapy.signals.session_ended`` signal fires (the
   QR webhook forwards it as a ``session_ended`` event).
-* A renewed ptwebqq (poll2's 116): ``await self.ptwebqq_renewed(state, new)`` updates the
+* A renewed ptwebqq (poll2's 116, ``PollResult.ptwebqq``):
+  ``await self.ptwebqq_renewed(state, new)`` updates the
   state and the jar's ptwebqq cookie and returns the ``CredentialsUpdate`` that stores it;
   the account goes on.
 
@@ -71,17 +78,18 @@ from twisted.internet.threads import deferToThread
 from webqq_scrapy import protocol, store
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
+from webqq_scrapy.meta import META_PSESSIONID
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
     OUTCOME_SESSION_ENDED,
     STEP_ONLINE_BUDDIES,
+    session_state,
 )
 from webqq_scrapy.protocol.session import (
     STATUS_ENDED,
     Status,
-    ends_session,
     liveness,
     retcode_reason,
 )
@@ -103,6 +111,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
     from webqq_scrapy.items import Credentials
+    from webqq_scrapy.protocol import web2
 
 __all__ = [
     "FINISH_STORE_UNREADABLE",
@@ -242,6 +251,7 @@ class Liveness:
 
     status: Status
     retcode: int
+    psessionid: str  # the stored session that was tested
 
     @property
     def reason(self) -> str:
@@ -264,6 +274,7 @@ def liveness_request(
         state,
         callback,
         headers={"Referer": protocol.dynamic_referer(spider.config.scheme)},
+        meta={META_PSESSIONID: stored.psessionid},
     )
 
 
@@ -274,11 +285,11 @@ def liveness_answer(response: Response) -> Liveness:
             OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
         )
     retcode = protocol.parse_api_json(response.body)["retcode"]
-    return Liveness(liveness(retcode), retcode)
+    return Liveness(liveness(retcode), retcode, response.meta[META_PSESSIONID])
 
 
 async def announce_session_ended(
-    spider: AccountSpider, account: str, reason: str, retcode: int | None
+    spider: AccountSpider, account: str, psessionid: str, reason: str, retcode: int | None
 ) -> CredentialsUpdate:
     """Say that ``account``'s stored session is over: a WARNING, the stat
     ``webqq/session/ended``, the ``session_ended`` signal; returns the update that marks the
@@ -296,6 +307,7 @@ async def announce_session_ended(
     return CredentialsUpdate(
         account=account,
         checked_at=utc_timestamp(),
+        psessionid=psessionid,
         status=STATUS_ENDED,
         status_retcode=retcode,
         status_reason=reason,
@@ -366,14 +378,44 @@ class SessionSpider(AccountSpider):
             async for result in self.session_started(state):
                 yield result
 
-    # ---- answers -------------------------------------------------------------------------
+    # ---- requests and answers ------------------------------------------------------------
 
-    def session_answer(self, response: Response, state: Session) -> dict[str, Any]:
-        """The ``{"retcode": …}`` envelope of a post-login answer (§1.4).
+    def call_request(
+        self,
+        call: web2.Call,
+        state: Session,
+        callback: Callable[..., Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+    ) -> scrapy.Request:
+        """The request of a post-login API call built by ``protocol.web2`` (§4–§6): its
+        Referer (§1.2), for a POST its form and Origin; the step is the call's name."""
+        headers = {"Referer": call.referer}
+        if call.form is None:
+            return self.account_request(
+                call.url, call.name, state, callback, headers=headers, meta=meta
+            )
+        headers["Origin"] = call.origin
+        return self.account_request(
+            call.url,
+            call.name,
+            state,
+            callback,
+            cls=scrapy.FormRequest,
+            formdata=call.form,
+            headers=headers,
+            meta=meta,
+        )
 
-        Raises :class:`SessionEnded` when the retcode says the session is over (§7, §8),
-        StepFailed for an HTTP error, ProtocolError for a malformed body; any other retcode
-        (0, 116, codes the caller handles) is the caller's to read.
+    def session_answer(
+        self, response: Response, state: Session, call: str | None = None
+    ) -> dict[str, Any]:
+        """The ``{"retcode": …}`` envelope of a post-login answer (§1.4) of API ``call``.
+
+        Raises :class:`SessionEnded` when the retcode says the session is over
+        (``codes.session_state(retcode, call) == "ended"``, §7, §8), StepFailed for an HTTP
+        error, ProtocolError for a malformed body; any other retcode (0, 116, 103, codes to
+        retry) is the caller's to read, with ``session_state`` telling what to do.
         """
         if response.status != 200:
             raise StepFailed(
@@ -381,7 +423,7 @@ class SessionSpider(AccountSpider):
             )
         envelope = protocol.parse_api_json(response.body)
         retcode = state.retcode = envelope["retcode"]
-        if ends_session(retcode):
+        if session_state(retcode, call) == "ended":
             raise self.session_end(state, retcode_reason(retcode), retcode)
         return envelope
 
@@ -424,6 +466,7 @@ class SessionSpider(AccountSpider):
             CredentialsUpdate(
                 account=state.account,
                 checked_at=utc_timestamp(),
+                psessionid=state.psessionid,
                 ptwebqq=ptwebqq,
                 cookies=[cookie_record(c) for c in self.jar_cookies(state.account)],
                 job=self.job,
@@ -439,7 +482,7 @@ class SessionSpider(AccountSpider):
         if outcome == OUTCOME_SESSION_ENDED:
             reason = state.ended_reason or detail or "session ended"
             state.ended_update = await announce_session_ended(
-                self, state.account, reason, state.ended_retcode
+                self, state.account, state.psessionid, reason, state.ended_retcode
             )
         elif outcome == OUTCOME_OK:
             self.logger.info("Account %s: ok", state.account)

@@ -70,6 +70,7 @@ class SessionCheckSpider(SessionSpider):
         update = CredentialsUpdate(
             account=state.account,
             checked_at=utc_timestamp(),
+            psessionid=state.psessionid,
             status=STATUS_VALID if valid else STATUS_UNKNOWN,
             status_retcode=state.retcode,
             status_reason=None if valid else detail,

@@ -3,9 +3,8 @@
 :class:`Web2Spider` adds to the session base (``spiders/session.py``) what every caller of
 the post-login API (docs/protocol.md §4–§6) needs:
 
-* :meth:`~Web2Spider.call_request` — a :class:`~webqq_scrapy.protocol.web2.Call` as a
-  Scrapy request of the account (GET, or the POST form ``r=…`` with the page's Origin and
-  Referer, §1.2/§1.3);
+* :meth:`~Web2Spider.call_request` — the session base's request of a
+  :class:`~webqq_scrapy.protocol.web2.Call`, with keyword arguments for the callback;
 * :meth:`~Web2Spider.call_result` — the strict ``result`` of a call's answer (§1.4), a
   retcode that ends the session raised as ``SessionEnded`` (§7, §8), others as
   :class:`~webqq_scrapy.protocol.web2.RetcodeError`;
@@ -29,15 +28,12 @@ from webqq_scrapy.spiders.base import StepFailed, account_step, excerpt
 from webqq_scrapy.spiders.session import Session, SessionSpider
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     import scrapy
     from scrapy.http import Response
 
 __all__ = ["Web2Spider", "describe_retcode"]
-
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=UTF-8"
-
 
 def describe_retcode(retcode: int) -> str:
     return f"retcode {retcode} ({RETCODE_MEANINGS.get(retcode, 'unknown')})"
@@ -55,19 +51,11 @@ class Web2Spider(SessionSpider):
         state: Session,
         callback: Callable[..., Any],
         *,
-        meta: dict[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
         **cb_kwargs: Any,
     ) -> scrapy.Request:
-        """The request of ``call`` for ``state.account``; ``cb_kwargs`` go to the callback."""
-        headers = {"Referer": call.referer}
-        kw: dict[str, Any] = {}
-        if call.form is not None:
-            # §1.2/§1.3: the page's XHR POSTs a urlencoded `r` with its Origin.
-            headers |= {"Origin": call.origin, "Content-Type": FORM_CONTENT_TYPE}
-            kw = {"method": "POST", "body": call.body}
-        request = self.account_request(
-            call.url, call.name, state, callback, meta=meta, headers=headers, **kw
-        )
+        """The session base's request of ``call``; ``cb_kwargs`` go to the callback."""
+        request = super().call_request(call, state, callback, meta=meta)
         request.cb_kwargs.update(cb_kwargs)
         return request
 

@@ -6,10 +6,7 @@ import pytest
 
 from webqq_scrapy.protocol import ProtocolError
 from webqq_scrapy.protocol.session import (
-    ends_session,
     liveness,
-    new_ptwebqq,
-    renews_ptwebqq,
     retcode_reason,
 )
 
@@ -38,22 +35,6 @@ def test_liveness(retcode, status):
 def test_a_boolean_is_not_a_retcode():
     with pytest.raises(ProtocolError):
         liveness(False)  # type: ignore[arg-type]
-
-
-def test_ends_session_on_poll_codes():
-    assert ends_session(100001) and ends_session(120) and ends_session(100)
-    # 103 from poll2 asks for the warm-up (§3.6), not a new login; 116 is a renewal.
-    assert not ends_session(103)
-    assert not ends_session(116)
-    assert not ends_session(0)
-
-
-def test_renewal_carries_the_new_ptwebqq_in_p():
-    assert renews_ptwebqq(116) and not renews_ptwebqq(0)
-    assert new_ptwebqq({"retcode": 116, "p": "abc123"}) == "abc123"
-    for broken in ({"retcode": 116}, {"retcode": 116, "p": ""}, {"retcode": 116, "p": 5}):
-        with pytest.raises(ProtocolError):
-            new_ptwebqq(broken)
 
 
 def test_reason_names_the_code_and_its_meaning():
