@@ -299,14 +299,7 @@ class ContactsSpider(Web2Spider):
         assert lists.friends is not None and lists.groups is not None
         # §4.13: uins, gids, codes and dids never collide (clients key them in one dict).
         web2.check_contact_ids(lists.friends, lists.groups, lists.discussions)
-        call = web2.online_buddies2(
-            self.config.scheme,
-            vfwebqq=state.vfwebqq,
-            psessionid=state.psessionid,
-            t_ms=self.now_ms(),
-            clientid=state.clientid,
-        )
-        yield self.call_request(call, state, self.parse_online)
+        yield self.call_request(self.online_buddies_call(state), state, self.parse_online)
 
     @account_step(ONLINE)
     async def parse_online(

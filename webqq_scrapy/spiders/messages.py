@@ -333,15 +333,7 @@ class MessagesSpider(Web2Spider):
                 for item in await self.stopped(state):
                     yield item
                 return
-            warm = web2.online_buddies2(
-                self.config.scheme,
-                vfwebqq=state.vfwebqq,
-                psessionid=state.psessionid,
-                t_ms=self.now_ms(),
-                clientid=state.clientid,
-            )
-            self.crawler.stats.inc_value("webqq/session/warm_up")
-            yield self.call_request(warm, state, self.warmed_up, then=self.poll_request(state))
+            yield self.warm_up_request(state, then=self.poll_request(state))
             return
         elif result.state == "retry":
             held.failures += 1

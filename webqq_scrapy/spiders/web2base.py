@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Web2Spider", "describe_retcode"]
 
+
 def describe_retcode(retcode: int) -> str:
     return f"retcode {retcode} ({RETCODE_MEANINGS.get(retcode, 'unknown')})"
 
@@ -109,19 +110,26 @@ class Web2Spider(SessionSpider):
         retry = request.replace(meta=meta, dont_filter=True)
         retry.cb_kwargs["attempt"] = attempt + 1
         if isinstance(exc, web2.RetcodeError) and exc.state == "warm_up":
-            # §3.6/§7: 103 — register the session with get_online_buddies2, then retry.
-            warm = web2.online_buddies2(
-                self.config.scheme,
-                vfwebqq=state.vfwebqq,
-                psessionid=state.psessionid,
-                t_ms=self.now_ms(),
-                clientid=state.clientid,
-            )
-            self.crawler.stats.inc_value("webqq/session/warm_up")
-            return self.call_request(warm, state, self.warmed_up, then=retry)
+            return self.warm_up_request(state, then=retry)
         await self.wait(state, delay)
         state.step_started = time.monotonic()
         return retry
+
+    def online_buddies_call(self, state: Session) -> web2.Call:
+        """get_online_buddies2 on ``state``'s session (§4.5, also the §3.6 warm-up)."""
+        return web2.online_buddies2(
+            self.config.scheme,
+            vfwebqq=state.vfwebqq,
+            psessionid=state.psessionid,
+            t_ms=self.now_ms(),
+            clientid=state.clientid,
+        )
+
+    def warm_up_request(self, state: Session, then: scrapy.Request) -> scrapy.Request:
+        """§3.6/§7: after a 103, register the session with get_online_buddies2, then make
+        ``then``."""
+        self.crawler.stats.inc_value("webqq/session/warm_up")
+        return self.call_request(self.online_buddies_call(state), state, self.warmed_up, then=then)
 
     @account_step("get_online_buddies2")
     async def warmed_up(
