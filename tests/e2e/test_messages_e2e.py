@@ -221,3 +221,20 @@ def test_sigint_halfway_loses_nothing(
         assert len(got) == len(set(got)), f"{account}: a message stored twice"
         assert sorted(got) == sorted(delivered(sim, account)), account
         assert set(before[account]) <= set(got)
+
+
+def test_send_without_a_running_messages_spider_says_so(tmp_path: Path, sqlite_url: str) -> None:
+    def send(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_scrapy(
+            "send", *args, "-s", f"WEBQQ_DATABASE_URL={sqlite_url}",
+            data_home=tmp_path / "data", timeout=60,
+        )  # fmt: skip
+
+    result = send("alice", "buddy:3964575484", "hi", "--wait")
+    assert result.returncode == 1
+    assert "no running 'messages' spider holds alice's session" in result.stderr
+    assert "scrapy crawl messages -a accounts=alice" in result.stderr
+    assert list_messages(database_url=sqlite_url) == []
+    bad = send("alice", "user:12", "hi")
+    assert bad.returncode == 2 and "buddy:UIN" in bad.stderr
+    assert send("alice", "group:12", "   ").returncode == 2
