@@ -2,26 +2,30 @@
 
 Run from the repository root::
 
-    python -m bench.messages --accounts 1000 --chatter 2 --seconds 60
+    python -m bench.messages --accounts 1000 --rate 200 --seconds 60
 
-What it does: starts the simulator CLI (recorded 60 s poll hold, ``--chatter S``: every
-session receives a message every S s, so ``accounts / S`` messages per second arrive), logs
-every account in with ``scrapy crawl qrlogin`` (instant phone), then runs ``scrapy crawl
-messages`` holding all the sessions, storing in a SQLite file in a temporary directory.
-While it runs, the benchmark also sends ``--probes`` timestamped messages per second through
-``POST /_sim/messages`` for the latency figure. A 1-account crawl run the same way first
-gives the baseline RSS.
+What it does: starts the simulator CLI (the recorded 60 s poll hold), logs every account in
+with ``scrapy crawl qrlogin`` (instant phone), then runs ``scrapy crawl messages`` holding all
+the sessions, storing in a SQLite file in a temporary directory. Once every session is held
+(one poll2 outstanding each), it measures the crawl idle for ``--idle`` seconds, then makes the
+accounts' friends write ``--rate`` messages per second in all (``POST /_sim/messages`` from
+``--senders`` threads, each message to a random account, its text carrying the time it was
+sent) for ``--seconds``, and waits for the last of them to be stored. A 1-account crawl run
+the same way first gives the baseline RSS.
 
 Figures (printed):
 
-* ``held``: sessions held (holder rows in the store) and ``ready s``: from the crawl's
+* ``held``: sessions held (the heartbeat rows of the store); ``ready s``: from the crawl's
   start to all of them held;
-* ``msg/s``: messages stored per second during the measurement window (``--seconds``);
-* ``CPU ms/msg``: the crawl process's user + system CPU over the window / messages stored
-  (the held polls' own cost included: that is what holding sessions costs);
-* ``RSS/session``: (RSS with every session held − RSS of the 1-account crawl) / accounts;
-* ``p50`` / ``p99 send→stored``: from the benchmark's POST to the simulator (the message's
-  text carries the time) to the row's ``stored_at`` in the store.
+* ``idle CPU %``: the crawl's CPU while it only holds the sessions (polls answered empty at
+  the hold's end);
+* ``sent/s``, ``stored/s``: messages the simulator accepted, and rows stored, per second of
+  the window;
+* ``CPU ms/msg``: the crawl process's user + system CPU over the window, minus the idle
+  rate, per message stored;
+* ``KB/session``: (RSS with every session held − RSS of the 1-account crawl) / accounts;
+* ``p50`` / ``p99 ms``: from the simulator accepting a message to its row's ``stored_at``;
+* ``lost``: messages sent and not stored (must be 0).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -104,9 +109,11 @@ class Figures:
     accounts: int
     held: int
     ready_s: float
+    idle_cpu: float  # CPU seconds per second while only holding
     window_s: float
+    sent: int
     stored: int
-    cpu_s: float
+    cpu_s: float  # over the window, the idle rate taken off
     rss_held: int
     rss_base: int
     latencies: list[float]
@@ -117,16 +124,18 @@ class Figures:
         p50 = percentile(self.latencies, 50) if self.latencies else float("nan")
         p99 = percentile(self.latencies, 99) if self.latencies else float("nan")
         return (
-            f"{self.accounts:>6}{self.held:>6}{self.ready_s:>8.1f}"
-            f"{self.stored / self.window_s:>8.1f}"
-            f"{per_msg:>11.2f}{self.rss_base / MB:>9.1f}{self.rss_held / MB:>9.1f}{rss_per:>12.1f}"
-            f"{p50 * 1000:>9.0f}{p99 * 1000:>9.0f}{len(self.latencies):>8}"
+            f"{self.accounts:>6}{self.held:>6}{self.ready_s:>8.1f}{self.idle_cpu * 100:>7.1f}"
+            f"{self.sent / self.window_s:>8.1f}{self.stored / self.window_s:>9.1f}"
+            f"{per_msg:>11.2f}{self.rss_base / MB:>9.1f}{self.rss_held / MB:>9.1f}"
+            f"{rss_per:>11.1f}{p50 * 1000:>8.0f}{p99 * 1000:>8.0f}"
+            f"{self.sent - self.stored:>6}"
         )
 
 
 HEAD = (
-    f"{'accts':>6}{'held':>6}{'ready s':>8}{'msg/s':>8}{'CPU ms/msg':>11}{'base MB':>9}"
-    f"{'held MB':>9}{'KB/session':>12}{'p50 ms':>9}{'p99 ms':>9}{'probes':>8}"
+    f"{'accts':>6}{'held':>6}{'ready s':>8}{'idle %':>7}{'sent/s':>8}{'stored/s':>9}"
+    f"{'CPU ms/msg':>11}{'base MB':>9}{'held MB':>9}{'KB/session':>11}{'p50 ms':>8}"
+    f"{'p99 ms':>8}{'lost':>6}"
 )
 
 
@@ -142,39 +151,42 @@ def _login(sim: SimulatorProcess, tmp: Path, names: list[str]) -> None:
         raise RuntimeError(f"login crawl exited {proc.returncode}; log: {tmp / 'login.log'}")
 
 
-def _probe(sim: str, names: list[str], rate: float, stop: threading.Event) -> None:
-    n = 0
+def _send(sim: str, names: list[str], rate: float, stop: threading.Event, sent: list[int]) -> None:
+    """One sender thread: ``rate`` messages per second to random accounts until ``stop``."""
+    rng = random.Random()
+    next_at = time.monotonic()
     while not stop.is_set():
-        account = names[n % len(names)]
-        body = json.dumps({"account": account, "kind": "buddy", "text": f"probe {time.time():.6f}"})
+        body = json.dumps(
+            {"account": rng.choice(names), "kind": "buddy", "text": f"t {time.time():.6f}"}
+        )
         request = urllib.request.Request(
             f"{sim}/_sim/messages", data=body.encode(), headers={"Content-Type": "application/json"}
         )
         with contextlib.suppress(OSError):
             urllib.request.urlopen(request, timeout=10).read()
-        n += 1
-        stop.wait(1 / rate)
+            sent[0] += 1
+        next_at += 1 / rate
+        stop.wait(max(0.0, next_at - time.monotonic()))
 
 
 def _latencies(db: Path) -> list[float]:
     out = []
-    for text, stored_at in _query(
-        db, "SELECT text, stored_at FROM messages WHERE text LIKE 'probe %'"
-    ):
+    for text, stored_at in _query(db, "SELECT text, stored_at FROM messages WHERE text LIKE 't %'"):
         sent = float(text.split()[1])
         at = datetime.fromisoformat(stored_at.replace("Z", "+00:00")).timestamp()
         out.append(at - sent)
     return out
 
 
-def run(accounts: int, chatter: float, seconds: float, probes: float, keep: bool) -> Figures:
+def run(
+    accounts: int, rate: float, seconds: float, idle: float, senders: int, keep: bool
+) -> Figures:
     tmp = Path(tempfile.mkdtemp(prefix=f"webqq-bench-messages-{accounts}-"))
     names = [f"bench{i:05d}" for i in range(accounts)]
     sim_args = [
         "--phone", "auto", "--scan-after-polls", "1", "--confirm-after-polls", "1",
         "--qr-lifetime", "600", "--poll-hold", "60", "--friends", "8", "--groups", "2",
         "--group-members", "10", "--discussions", "1",
-        *(["--chatter", str(chatter)] if chatter > 0 else []),
     ]  # fmt: skip
     sim = SimulatorProcess(tmp, sim_args)
     db = tmp / "store.sqlite3"
@@ -194,23 +206,35 @@ def run(accounts: int, chatter: float, seconds: float, probes: float, keep: bool
             _crawl("messages", sim.url, tmp, log="messages.log"),
             cwd=ROOT, env=_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = started + 300
+        deadline = started + 600
         while _held(db) < accounts and time.monotonic() < deadline and crawl.poll() is None:
             time.sleep(0.5)
         ready = time.monotonic() - started
         held = _held(db)
-        time.sleep(2)
+        cpu0, t0 = _cpu(crawl.pid), time.monotonic()
+        time.sleep(idle)
+        idle_rate = (_cpu(crawl.pid) - cpu0) / (time.monotonic() - t0)
+        rss_held = _rss(crawl.pid)
         stop = threading.Event()
-        prober = threading.Thread(target=_probe, args=(sim.url, names, probes, stop), daemon=True)
-        prober.start()
+        sent = [0]
+        threads = [
+            threading.Thread(target=_send, args=(sim.url, names, rate / senders, stop, sent))
+            for _ in range(senders)
+        ]
         count0, cpu0, t0 = _count(db, "messages"), _cpu(crawl.pid), time.monotonic()
-        rss_held = 0
+        for thread in threads:
+            thread.start()
         while time.monotonic() - t0 < seconds:
             time.sleep(1)
             rss_held = max(rss_held, _rss(crawl.pid))
-        count1, cpu1, t1 = _count(db, "messages"), _cpu(crawl.pid), time.monotonic()
         stop.set()
-        prober.join(15)
+        for thread in threads:
+            thread.join(15)
+        # The last messages: stored within a few seconds, or lost.
+        wait_until = time.monotonic() + 30
+        while _count(db, "messages") - count0 < sent[0] and time.monotonic() < wait_until:
+            time.sleep(0.2)
+        count1, cpu1, t1 = _count(db, "messages"), _cpu(crawl.pid), time.monotonic()
         crawl.send_signal(signal.SIGINT)
         try:
             crawl.wait(120)
@@ -220,9 +244,11 @@ def run(accounts: int, chatter: float, seconds: float, probes: float, keep: bool
             accounts=accounts,
             held=held,
             ready_s=ready,
+            idle_cpu=idle_rate,
             window_s=t1 - t0,
+            sent=sent[0],
             stored=count1 - count0,
-            cpu_s=cpu1 - cpu0,
+            cpu_s=(cpu1 - cpu0) - idle_rate * (t1 - t0),
             rss_held=rss_held,
             rss_base=rss_base,
             latencies=_latencies(db),
@@ -241,21 +267,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.messages", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--accounts", default="1000", help="comma-separated counts (1000)")
-    parser.add_argument(
-        "--chatter", type=float, default=2.0, help="seconds between messages per session (2)"
-    )
-    parser.add_argument("--seconds", type=float, default=60.0, help="measurement window, s (60)")
-    parser.add_argument("--probes", type=float, default=20.0, help="latency probes per second (20)")
+    parser.add_argument("--rate", type=float, default=200.0, help="messages per second (200)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="load window, s (60)")
+    parser.add_argument("--idle", type=float, default=10.0, help="idle window, s (10)")
+    parser.add_argument("--senders", type=int, default=4, help="sender threads (4)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
-    print(
-        f"chatter: a message every {args.chatter:g} s per session; poll hold 60 s; "
-        f"window {args.seconds:g} s"
-    )
+    print(f"{args.rate:g} messages/s for {args.seconds:g} s; poll hold 60 s; SQLite store")
     print(HEAD)
     for accounts in (int(a) for a in args.accounts.split(",")):
-        print(run(accounts, args.chatter, args.seconds, args.probes, args.keep).row(), flush=True)
+        figures = run(accounts, args.rate, args.seconds, args.idle, args.senders, args.keep)
+        print(figures.row(), flush=True)
     return 0
 
 
