@@ -279,7 +279,9 @@ class MessagesSpider(Web2Spider):
             psessionid=state.psessionid,
             clientid=state.clientid,
         )
-        return self.call_request(call, state, self.parse_poll)
+        # §5.2: a 502/504 after the hold is "no message", read by parse_poll, not an error.
+        meta = {"handle_httpstatus_list": sorted(web2.POLL_TIMEOUT_HTTP_STATUSES)}
+        return self.call_request(call, state, self.parse_poll, meta=meta)
 
     async def pause(self, seconds: float) -> None:
         """Sleep in short steps, so a stop is not held up by a retry wait."""
