@@ -110,7 +110,11 @@ def stored(db: str, account: str) -> list[tuple[Any, ...]]:
     ]
 
 
-@pytest.mark.simulator_args(*SIM_ARGS, "--fault", "poll2:retcode=103:nth=6:account=alice")
+@pytest.mark.simulator_args(
+    *SIM_ARGS,
+    *("--fault", "poll2:retcode=103:nth=6:account=alice"),
+    *("--fault", "poll2:status=504:nth=3:account=bob"),
+)
 def test_messages_held_with_chatter_send_and_kick(
     tmp_path: Path, simulator_process: Any, database_url: str
 ) -> None:
@@ -189,6 +193,7 @@ def test_messages_held_with_chatter_send_and_kick(
     log = (tmp_path / "messages.log").read_text("utf-8")
     assert "'webqq/session/ptwebqq_renewed': 1" in log  # 116 (§7)
     assert "'webqq/session/warm_up': 1" in log  # 103 → get_online_buddies2 (§3.6)
+    assert "'webqq/poll/http/504': 1" in log  # §5.2: no message, poll again
     assert "Traceback" not in log
 
 

@@ -298,6 +298,7 @@ class MessagesSpider(Web2Spider):
         held = self.held.get(state.account) or Held(web2.MsgIdSequence(0))
         if response.status in web2.POLL_TIMEOUT_HTTP_STATUSES:
             # §5.2: 502/504 after the hold are "no message".
+            self.crawler.stats.inc_value(f"webqq/poll/http/{response.status}")
             result = web2.PollResult(retcode=0, state="ok")
         else:
             result = web2.parse_poll2(self.call_envelope(response, state, POLL), self_uin=state.uin)
