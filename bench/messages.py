@@ -26,7 +26,7 @@ Figures (printed):
 * ``KB/session``: (RSS with every session held − RSS of the 1-account crawl) / accounts;
 * ``p50`` / ``p99 ms``: from the simulator accepting a message to its row's ``stored_at``;
 * ``late``: messages sent and not yet stored 30 s after the window (a backlog: the crawl
-  could not keep up; they are stored later, none is dropped).
+  could not keep up and they wait, queued on the server, for later polls).
 """
 
 from __future__ import annotations
