@@ -16,6 +16,7 @@ import math
 import os
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_REDIS_MAX_IN_FLIGHT": 1_000_000,
     "WEBQQ_REDIS_IDLE_CLOSE": DAY,
     "WEBQQ_REDIS_LEASE_MARGIN": DAY,
+    "WEBQQ_REDIS_HEARTBEAT": DAY,
 }
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -209,6 +211,14 @@ class WebQQConfig:
     simulator_confirm_after: float
     simulator_qr_lifetime: float
     log_secrets: bool
+    unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
+
+    def unfinished_file(self, spider: str, job: str | None) -> Path:
+        """Where a run's accounts left without an outcome are listed (WEBQQ_UNFINISHED_PATH)."""
+        if self.unfinished_path is not None:
+            return self.unfinished_path
+        run = job or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+        return default_unfinished_dir() / f"{spider}-{run}.txt"
 
     @property
     def scheme(self) -> str:
@@ -244,7 +254,27 @@ class WebQQConfig:
             ),
             simulator_qr_lifetime=_number(settings, "WEBQQ_SIMULATOR_QR_LIFETIME"),
             log_secrets=read_bool(settings, "WEBQQ_LOG_SECRETS"),
+            unfinished_path=_unfinished_path(settings),
         )
+
+
+def default_unfinished_dir() -> Path:
+    """Beside the default SQLite store: ``<user data dir>/webqq_scrapy/unfinished``."""
+    import platformdirs
+
+    return platformdirs.user_data_path("webqq_scrapy") / "unfinished"
+
+
+def _unfinished_path(settings: BaseSettings) -> Path | None:
+    name = "WEBQQ_UNFINISHED_PATH"
+    raw = str(_raw(settings, name) or "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser().absolute()
+    if path.is_dir():
+        raise SettingError(name, "is a directory, not a file", str(path))
+    check_creatable(name, path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -328,6 +358,7 @@ class RedisConfig:
     idle_close: float
     lease_prefix: str
     lease_margin: float
+    heartbeat: float
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> RedisConfig:
@@ -351,6 +382,7 @@ class RedisConfig:
             idle_close=_number(settings, "WEBQQ_REDIS_IDLE_CLOSE", positive=False),
             lease_prefix=_text(settings, "WEBQQ_REDIS_LEASE_PREFIX"),
             lease_margin=_number(settings, "WEBQQ_REDIS_LEASE_MARGIN", positive=False),
+            heartbeat=_number(settings, "WEBQQ_REDIS_HEARTBEAT"),
         )
 
 

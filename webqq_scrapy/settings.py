@@ -56,6 +56,13 @@ WEBQQ_SIMULATOR_CONFIRM_AFTER = 1.0
 # Seconds a QR of the embedded simulator stays valid (the real service: about 120).
 WEBQQ_SIMULATOR_QR_LIFETIME = 120.0
 
+# A crawl stopped before every account has an outcome (Ctrl-C, SIGTERM, scrapyd cancel,
+# CLOSESPIDER_*) lists the accounts left without one, started or never started, in this
+# file (one name a line, "#" comments: rerun them with -a accounts_file=PATH; mode 0600),
+# and names them in a WARNING. Empty: a new file per run,
+# "<user data dir>/webqq_scrapy/unfinished/<spider>-<scrapyd job, or UTC time-pid>.txt".
+WEBQQ_UNFINISHED_PATH = ""
+
 # Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
 WEBQQ_LOG_SECRETS = False
 
@@ -193,9 +200,17 @@ EXTENSIONS.update(
 
 # Redis server holding the list of accounts and the leases.
 WEBQQ_REDIS_URL = "redis://127.0.0.1:6379/0"
-# The list the accounts are taken from (push names with RPUSH; one name per entry).
+# The list the accounts are taken from (push names with RPUSH; one name per entry). It is
+# a reliable queue: a process moves each name it takes (LMOVE, Redis >= 6.2) to its own list
+# "<KEY>:processing:<process id>" and removes it only once the account's outcome is stored;
+# "<KEY>:workers" and "<KEY>:alive:<process id>" say which processes are alive.
 WEBQQ_REDIS_KEY = "webqq:accounts"
-# Accounts taken from the list at a time (Redis LPOP with a count: Redis >= 6.2).
+# Seconds a process stays "alive" without renewing its key (it renews it every third of
+# that). When a process is killed, the next process to notice (after at most this long)
+# moves the accounts it had taken back to the head of the list, releasing their leases, and
+# they are logged in by the survivors. Longer than any stall of a process.
+WEBQQ_REDIS_HEARTBEAT = 15.0
+# Accounts taken from the list at a time.
 WEBQQ_REDIS_BATCH_SIZE = 50
 # At most this many accounts in progress in one process; more stay in the list for other
 # processes.
