@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http.cookies import CookieJar
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.asyncio import sleep
@@ -257,6 +257,13 @@ class AccountSpider(scrapy.Spider):
             transient = is_transient_status(response.status)
         elif isinstance(exc, IgnoreRequest):
             outcome, detail = OUTCOME_NETWORK_ERROR, f"request ignored: {type(exc).__name__}"
+            transient = False
+        elif isinstance(exc, DownloadCancelledError) and "max size" in str(exc):
+            # The answer is over the step's cap (max_answer_bytes): hostile or broken, and
+            # the same again on a retry (§3: every login answer is small).
+            self.record_latency(step, state)
+            limit = request.meta.get("download_maxsize")
+            outcome, detail = OUTCOME_PROTOCOL_ERROR, f"answer larger than {limit} bytes"
             transient = False
         else:
             outcome, detail = OUTCOME_NETWORK_ERROR, type(exc).__name__
