@@ -18,6 +18,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.logformatter import LogFormatter
 
 from webqq_scrapy.config import read_bool
+from webqq_scrapy.meta import META_LOG_URL
+from webqq_scrapy.private import make_handlers_private
 
 if TYPE_CHECKING:
     from typing import Self
@@ -81,7 +83,7 @@ class RedactingLogFormatter(LogFormatter):
         return cls(redact=not log_secrets(crawler.settings))
 
     def crawled(self, request, response, spider):
-        return self._redact_args(super().crawled(request, response, spider))
+        return self._redact_args(super().crawled(request, response, spider), request)
 
     # The item lines also name the response ("Scraped from <200 …?psessionid=…>").
 
@@ -95,18 +97,27 @@ class RedactingLogFormatter(LogFormatter):
         return self._redact_args(super().item_error(self._item(item), exception, response, spider))
 
     def spider_error(self, failure, request, response, spider):
-        return self._redact_args(super().spider_error(failure, request, response, spider))
+        entry = super().spider_error(failure, request, response, spider)
+        return self._redact_args(entry, request)
 
     def download_error(self, failure, request, spider, errmsg=None):
-        return self._redact_args(super().download_error(failure, request, spider, errmsg))
+        entry = super().download_error(failure, request, spider, errmsg)
+        return self._redact_args(entry, request)
 
     def _item(self, item: Any) -> Any:
         return _Lazy(redact_item, item) if self.redact else item
 
-    def _redact_args(self, entry: dict[str, Any]) -> dict[str, Any]:
+    def _redact_args(self, entry: dict[str, Any], request: Any = None) -> dict[str, Any]:
         args = entry.get("args")
-        if self.redact and isinstance(args, dict):
-            entry["args"] = {key: _Lazy(str, value) for key, value in args.items()}
+        if not isinstance(args, dict):
+            return entry
+        shown = getattr(request, "meta", {}).get(META_LOG_URL)
+        if shown:
+            # A URL with a secret of its own (the webhook's): replaced whatever the level.
+            args = {key: _Shown(value, request.url, shown) for key, value in args.items()}
+        if self.redact:
+            args = {key: _Lazy(str, value) for key, value in args.items()}
+        entry["args"] = args
         return entry
 
 
@@ -122,6 +133,20 @@ class _Lazy:
 
     def __str__(self) -> str:
         return redact_text(str(self.convert(self.value)))
+
+    __repr__ = __str__
+
+
+class _Shown:
+    """A log argument with ``url`` replaced by ``shown``, computed when written."""
+
+    __slots__ = ("shown", "url", "value")
+
+    def __init__(self, value: Any, url: str, shown: str) -> None:
+        self.value, self.url, self.shown = value, url, shown
+
+    def __str__(self) -> str:
+        return str(self.value).replace(self.url, self.shown)
 
     __repr__ = __str__
 
@@ -162,6 +187,8 @@ class SecretRedaction:
         return ext
 
     def attach(self) -> None:
+        # LOG_FILE holds the QR page's token: owner only, however the crawl was started.
+        make_handlers_private()
         for handler in logging.getLogger().handlers:
             if self.filter not in handler.filters:
                 handler.addFilter(self.filter)

@@ -154,6 +154,12 @@ HTTPPROXY_AUTH_ENCODING = "utf-8"
 
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
+# Feeds to local files (scrapy crawl qrlogin -O credentials.json, scrapyd's items) hold
+# every token and cookie: created 0600, their new directories 0700 (webqq_scrapy/private.py).
+FEED_STORAGES = {
+    "": "webqq_scrapy.private.PrivateFileFeedStorage",
+    "file": "webqq_scrapy.private.PrivateFileFeedStorage",
+}
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- QR delivery -------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from webqq_scrapy import settings as defaults
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import SettingError
+from webqq_scrapy.meta import META_LOG_URL
 
 if TYPE_CHECKING:
     from typing import Self
@@ -218,6 +219,8 @@ class QRWebhook:
                 "dont_merge_cookies": True,
                 "handle_httpstatus_all": True,
                 "download_timeout": self.timeout,
+                # Its URL may carry a token (?token=…): never in the log, at any level.
+                META_LOG_URL: safe_url(self.url),
             },
         )
         try:

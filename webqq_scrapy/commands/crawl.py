@@ -18,6 +18,7 @@ from scrapy.exceptions import UsageError
 
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
+from webqq_scrapy.private import private_log_file
 from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
 from webqq_scrapy.spiders.base import AccountSpider
 from webqq_scrapy.spiders.qrlogin_redis import FINISH_REDIS_UNAVAILABLE
@@ -35,6 +36,11 @@ UNAVAILABLE_REASONS = (FINISH_STORAGE_UNAVAILABLE, FINISH_REDIS_UNAVAILABLE)
 
 class Command(ScrapyCrawlCommand):
     crawler: Crawler | None = None
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        private_log_file(self.settings)  # before Scrapy's log handler creates it 0644
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         spidercls = self._project_spider(args[0]) if len(args) == 1 else None

@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred
 
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
+from webqq_scrapy.private import private_log_file
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
 
 if TYPE_CHECKING:
@@ -84,6 +85,11 @@ class Command(BaseRunSpiderCommand):
             "written); 3 the crawl did not start or ended abnormally (finish_reason other "
             "than 'finished', e.g. webqq_storage_unavailable, or records not stored)."
         )
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        private_log_file(self.settings)  # before Scrapy's log handler creates it 0644
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.settings is not None
