@@ -170,6 +170,7 @@ def test_faults_configured_over_http(simulator):
         ("nosuch:drop", "unknown step"),
         ("login2", "needs an action"),
         ("login2:drop:status=502", "at most one"),
+        ("login2:lost:drop", "at most one"),
         ("login2:drop:nth=1:rate=0.5", "exclusive"),
         ("check_sig:retcode=0", "no retcode"),
         ("login2:status=abc", "bad fault item"),
@@ -192,3 +193,5 @@ def test_fault_spec_round_trip():
         "bob",
     )
     assert Fault.parse(fault.spec).spec == fault.spec
+    lost = Fault.parse("check_sig:lost:rate=0.1")
+    assert (lost.lost, lost.drop, lost.spec) == (True, False, "check_sig:lost:rate=0.1")

@@ -135,8 +135,14 @@ class _Root(Resource):
 
     def _apply_fault(self, request: Request, step: str, call: Call, fault: Any) -> Any:
         stats = self.sim.store.stats
-        if fault.drop:
-            stats.count(step, "fault_drop")
+        if fault.lost:
+            # Processed, then the answer is lost on the way back (the server's state moved on).
+            # (A poll2 that would be held is simply given up.)
+            self.sim.webqq.handle(step, call)
+            stats.count(step, "fault_lost")
+        if fault.drop or fault.lost:
+            if fault.drop:
+                stats.count(step, "fault_drop")
             transport = request.channel.transport if request.channel else None
             if transport is not None:
                 abort = getattr(transport, "abortConnection", transport.loseConnection)
