@@ -118,7 +118,7 @@ def test_two_processes_log_each_account_in_exactly_once(
     import json
     import urllib.request
 
-    with urllib.request.urlopen(f"{simulator_process.url}/_sim/stats", timeout=30) as resp:
+    with urllib.request.urlopen(f"{simulator_process.control_url}/_sim/stats", timeout=30) as resp:
         sim = json.load(resp)
     assert sim["logins"] == dict.fromkeys(ACCOUNTS, 1)
 

@@ -68,6 +68,7 @@ class TargetRoutingMiddleware:
             phone="auto",
             scan_after=self.config.simulator_scan_after,
             confirm_after=self.config.simulator_confirm_after,
+            record_secrets=False,  # nobody reads them here; a long crawl must not grow
         )
         self.proxy_url = self.simulator.listen("127.0.0.1", 0)
         logger.info(
@@ -80,6 +81,9 @@ class TargetRoutingMiddleware:
             self.config.simulator_scan_after,
             self.config.simulator_confirm_after,
         )
+        # Its control host (phone page, faults) is protected by the token in this URL;
+        # logged at INFO like the QR page's URL (the log file is 0600).
+        logger.info("Simulator control page (virtual phone): %s/phone", self.simulator.control_url)
 
     async def spider_closed(self) -> None:
         if self.simulator is not None:

@@ -90,6 +90,7 @@ tombstone; a periodic sweep and every ``live_*_count()`` call apply this.
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -199,6 +200,7 @@ class Simulator:
         echo: bool = True,
         duplicate_msg_id: str = "deliver",
         swallow_sql: bool = False,
+        control_token: str | None = None,
     ) -> None:
         """Defaults keep an in-process simulator quiet and fast: empty worlds, no poll hold.
 
@@ -263,7 +265,10 @@ class Simulator:
             self.faults.add(fault)
         self.fault_steps = frozenset(STEPS)
         self.webqq = WebQQ(self)
-        self.control = Control(self)
+        # The control host answers only under /<token> (see simulator.control): system
+        # randomness even with a seed, since a seed is public.
+        self.control_token = control_token or secrets.token_urlsafe(24)
+        self.control = Control(self, self.control_token)
         self.url = ""
         self._port: IListeningPort | None = None
         self._site = None
@@ -274,6 +279,12 @@ class Simulator:
         self._chat_rng = random.Random(seed)
 
     # ---- network -----------------------------------------------------------------------
+
+    @property
+    def control_url(self) -> str:
+        """``http://HOST:PORT/<token>``: the control host (phone page, /_sim/… API); a
+        secret like the QR page's URL."""
+        return f"{self.url}/{self.control_token}"
 
     def listen(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on the installed reactor; return ``http://HOST:PORT``."""
