@@ -20,6 +20,7 @@ from scrapy.logformatter import LogFormatter
 from webqq_scrapy.config import read_bool
 from webqq_scrapy.meta import META_LOG_URL
 from webqq_scrapy.private import make_handlers_private
+from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
     from typing import Self
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 REDACTED = "<redacted>"
+# Loggers of this project (its modules, and the spiders, whose logger is their name).
+OWN_LOGGERS = ("webqq_scrapy", "qrlogin")
 
 # Item fields that hold secrets.
 SECRET_FIELDS = frozenset({"ptwebqq", "vfwebqq", "psessionid", "cookies"})
@@ -152,11 +155,18 @@ class _Shown:
 
 
 class SecretLogFilter(logging.Filter):
-    """Rewrite every record so that no secret value reaches a handler."""
+    """Rewrite every record so that no secret value reaches a handler, and no text from
+    outside (an account name, a server's answer) writes a terminal escape or a forged line:
+    control characters are escaped, in the arguments of this project's log lines newlines
+    too (a multi-line message of Scrapy's, a traceback or the stats, keeps its lines)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.name.startswith(OWN_LOGGERS):
+            record.args = tuple(
+                escape_controls(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
         message = record.getMessage()
-        redacted = redact_text(message)
+        redacted = escape_controls(redact_text(message), keep_lines=True)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

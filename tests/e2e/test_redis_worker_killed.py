@@ -94,3 +94,37 @@ def test_a_killed_workers_accounts_are_logged_in_once_by_the_survivor(
     assert redis_client.llen(key) == 0
     assert not list(redis_client.scan_iter(match=f"{key}:processing:*"))
     assert not redis_client.smembers(f"{key}:workers")
+
+
+FORGED = "2026-01-01 00:00:00 [qrlogin] INFO: Account root: ok"
+
+
+def test_a_hostile_name_in_the_list_is_refused_and_forges_no_log_line(
+    simulator_process, redis_server, redis_client, redis_prefix, sqlite_url, tmp_path
+):
+    key = f"{redis_prefix}accounts"
+    hostile = [f"evil\n{FORGED}", "bell\x1b]0;pwned\x07", "x" * 300, b"\xff\xfe"]
+    redis_client.rpush(key, *hostile, "good")
+    crawl = redis_crawl(
+        simulator_process.url,
+        redis_server,
+        key,
+        f"{redis_prefix}lease:",
+        sqlite_url,
+        tmp_path,
+        1,
+        WEBQQ_REDIS_IDLE_CLOSE=1,
+    )
+    try:
+        crawl.wait(timeout=CRAWL_TIMEOUT)
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
+            crawl.wait()
+    log = (tmp_path / "crawl1.log").read_text(encoding="utf-8", errors="replace")
+    assert crawl.returncode == 0, crawl.stderr.read()[-3000:] + log[-3000:]
+    assert not [line for line in log.splitlines() if line.startswith(FORGED)]
+    assert "\x1b" not in log and "\x07" not in log
+    assert log.count("dropped from the list") == len(hostile)
+    assert "Account good: ok" in log
+    assert redis_client.llen(key) == 0
