@@ -52,7 +52,8 @@ def summarize(stats: dict[str, Any], accounts: int) -> tuple[dict[str, int], int
     counts = {name: int(stats.get(OUTCOME_STAT_PREFIX + name) or 0) for name in OUTCOMES}
     for key, value in stats.items():
         name = key[len(OUTCOME_STAT_PREFIX) :]
-        if key.startswith(OUTCOME_STAT_PREFIX) and name not in counts:
+        # webqq/outcome/unfinished counts the accounts left without an outcome.
+        if key.startswith(OUTCOME_STAT_PREFIX) and name not in counts and name != "unfinished":
             counts[name] = int(value or 0)
     missing = max(0, accounts - sum(counts.values()))
     return {name: count for name, count in counts.items() if count}, missing
