@@ -70,7 +70,8 @@ def from_file(name: str, path: str) -> Any:
     try:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SecretSourceError(file_setting, f"cannot read {path!r} ({exc.__class__.__name__})")
+        problem = f"cannot read {path!r} ({exc.__class__.__name__})"
+        raise SecretSourceError(file_setting, problem) from None
     text = text.rstrip("\r\n")
     if name != "WEBQQ_QR_WEBHOOK_HEADERS":
         return text

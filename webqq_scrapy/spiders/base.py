@@ -29,7 +29,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from http.cookiejar import Cookie
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,6 +42,7 @@ from scrapy.utils.asyncio import sleep
 
 from webqq_scrapy import protocol
 from webqq_scrapy.config import WebQQConfig
+from webqq_scrapy.items import utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
 from webqq_scrapy.protocol import ProtocolError
 from webqq_scrapy.protocol.codes import (
@@ -92,11 +93,6 @@ class AccountState:
 
 def excerpt(body: bytes) -> str:
     return repr(body[:BODY_EXCERPT])
-
-
-def utc(dt: datetime) -> str:
-    """RFC 3339 UTC with milliseconds, the one timestamp format of every record."""
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def account_step(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -424,7 +420,7 @@ def write_unfinished(path: Path, accounts: Iterable[str], why: str) -> None:
     mode 0600 in a 0700 directory, replaced atomically: a crash leaves no half list."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     header = (
-        f"# webqq_scrapy: accounts without an outcome; {why} at {utc(datetime.now(UTC))}\n"
+        f"# webqq_scrapy: accounts without an outcome; {why} at {utc_timestamp()}\n"
         "# Rerun exactly these: scrapy crawl qrlogin -a accounts_file=THIS_FILE\n"
     )
     text = header + "".join(f"{name}\n" for name in accounts)

@@ -15,7 +15,8 @@ back to the head of the main list and deletes its leases, so its accounts are lo
 the survivors. A process stopped gracefully (Ctrl-C, SIGTERM, scrapyd cancel) gives its
 unfinished accounts back itself, and lists them as every spider does (WEBQQ_UNFINISHED_PATH).
 
-Before an account starts, the process takes its lease (expiry ``WEBQQ_LOGIN_TIMEOUT`` +
+Before an account starts, the process takes its lease
+(:class:`webqq_scrapy.spiders.accounts.RedisLease`; expiry ``WEBQQ_LOGIN_TIMEOUT`` +
 ``WEBQQ_REDIS_LEASE_MARGIN``). An account whose lease another process holds is skipped
 (stat ``webqq/redis/leased_elsewhere``): it is being, or was just, logged in there. A failed
 login gives its lease back; a successful one keeps it until it expires.
