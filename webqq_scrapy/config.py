@@ -23,6 +23,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from webqq_scrapy import settings as defaults
+from webqq_scrapy.secret_settings import (
+    FILE_SUFFIX,
+    SECRET_SETTINGS,
+    SecretSourceError,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -69,7 +75,23 @@ FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def _raw(settings: BaseSettings, name: str) -> Any:
-    return settings.get(name, getattr(defaults, name))
+    value = settings.get(name, getattr(defaults, name))
+    return _secret(settings, name, value) if name in SECRET_SETTINGS else value
+
+
+def _secret(settings: BaseSettings, name: str, value: Any) -> Any:
+    """A secret setting's value from ``NAME``, ``NAME_FILE`` or ``${VAR}`` references
+    (webqq_scrapy.secret_settings): never on the command line."""
+    try:
+        file_path = settings.get(name + FILE_SUFFIX, "")
+        return resolve(name, value, file_path, getattr(defaults, name))
+    except SecretSourceError as exc:
+        raise SettingError(exc.name, exc.problem, "…") from None
+
+
+def secret_setting(settings: BaseSettings, name: str) -> Any:
+    """The value of the secret setting ``name`` (SECRET_SETTINGS) wherever it comes from."""
+    return _raw(settings, name)
 
 
 def _number(
@@ -341,8 +363,10 @@ def _port_ok(parts: Any) -> bool:
 
 def _headers(settings: BaseSettings, name: str) -> dict[str, str]:
     try:
-        headers = settings.getdict(name, getattr(defaults, name))
-    except (TypeError, ValueError):
+        headers = _secret(settings, name, settings.getdict(name, getattr(defaults, name)))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SettingError):
+            raise
         raise SettingError(name, "must be a dict (or its JSON text)", "…") from None
     if not all(isinstance(key, str) and isinstance(v, str) for key, v in headers.items()):
         # Header values may be secrets (an Authorization token): never show them.
@@ -494,7 +518,7 @@ class StorageConfig:
             raise SettingError(name, "must be true or false", settings[name]) from None
         database_url = None
         if enabled:
-            raw_url = settings.get("WEBQQ_DATABASE_URL", defaults.WEBQQ_DATABASE_URL)
+            raw_url = _raw(settings, "WEBQQ_DATABASE_URL")
             database_url = parse_database_url(raw_url or default_database_url())
         return cls(
             json_path=json_path,

@@ -84,11 +84,12 @@ def from_file(name: str, path: str) -> Any:
     return headers
 
 
-def resolve(name: str, value: Any, file_path: Any) -> Any:
-    """The value of the secret setting ``name``, from ``NAME`` or ``NAME_FILE``."""
+def resolve(name: str, value: Any, file_path: Any, default: Any = None) -> Any:
+    """The value of the secret setting ``name``, from ``NAME`` or ``NAME_FILE`` (``NAME``
+    still at its ``default`` counts as not set)."""
     file_path = str(file_path or "").strip()
     if file_path:
-        if value:
+        if value and value != default:
             raise SecretSourceError(
                 name + FILE_SUFFIX, f"and {name} are both set; give the secret one way"
             )

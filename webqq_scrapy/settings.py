@@ -80,6 +80,12 @@ WEBQQ_DATABASE_ENABLED = True
 # "postgresql+psycopg://user:password@host:5432/dbname". Empty: the SQLite file
 # "<user data dir>/webqq_scrapy/credentials.sqlite3" (~/.local/share/... on Linux).
 WEBQQ_DATABASE_URL = ""
+# The same from a file (its content, the trailing newline dropped), so that the password is
+# not on the command line, where every local user sees it (ps, scrapyd's listjobs). The
+# secret settings (this one, WEBQQ_REDIS_URL, WEBQQ_QR_WEBHOOK_URL and
+# WEBQQ_QR_WEBHOOK_HEADERS) each have a *_FILE twin, and their values may also refer to
+# environment variables: "postgresql+psycopg://webqq:${WEBQQ_DB_PASSWORD}@db/webqq".
+WEBQQ_DATABASE_URL_FILE = ""
 
 # A write that fails (database down, disk full) is retried this many times, waiting
 # BACKOFF seconds before the first retry and twice as long before each next one; records
@@ -179,6 +185,8 @@ WEBQQ_QR_WEB_PORT = 0
 # POST a JSON event (account, state, generation, the PNG as base64 with each new QR,
 # outcome, sent_at) to this URL on every new QR and state change. Empty: no webhook.
 WEBQQ_QR_WEBHOOK_URL = ""
+# A file holding the webhook URL (its token stays off the command line; ${VAR} works too).
+WEBQQ_QR_WEBHOOK_URL_FILE = ""
 # A failed delivery (connection error, timeout, HTTP 5xx/408/429) is retried this many
 # times, BACKOFF seconds after the first failure and twice as long after each next one;
 # failures are logged and never stop the crawl.
@@ -188,6 +196,8 @@ WEBQQ_QR_WEBHOOK_BACKOFF = 1.0
 WEBQQ_QR_WEBHOOK_TIMEOUT = 10.0
 # Extra request headers, e.g. {"Authorization": "Bearer …"} (values are never logged).
 WEBQQ_QR_WEBHOOK_HEADERS: dict[str, str] = {}
+# A file holding those headers as a JSON object; values may also be "Bearer ${WEBHOOK_TOKEN}".
+WEBQQ_QR_WEBHOOK_HEADERS_FILE = ""
 
 # Both extensions switch themselves off (NotConfigured) unless configured above.
 EXTENSIONS.update(
@@ -206,6 +216,8 @@ EXTENSIONS.update(
 
 # Redis server holding the list of accounts and the leases.
 WEBQQ_REDIS_URL = "redis://127.0.0.1:6379/0"
+# A file holding the Redis URL, when it carries a password (${VAR} works too).
+WEBQQ_REDIS_URL_FILE = ""
 # The list the accounts are taken from (push names with RPUSH; one name per entry). It is
 # a reliable queue: a process moves each name it takes (LMOVE, Redis >= 6.2) to its own list
 # "<KEY>:processing:<process id>" and removes it only once the account's outcome is stored;

@@ -5,19 +5,22 @@ asyncio traceback; checked here first (every ``WEBQQ_*`` setting for every spide
 project, and the account arguments of the spiders that take them), it is one ``error:``
 line and exit status 2, and nothing is written. A crawl closed before any login because a
 service it needs is down (finish reason ``webqq_storage_unavailable``,
-``webqq_redis_unavailable``) exits with 1 instead of Scrapy's 0. Other spiders run exactly as
+``webqq_redis_unavailable``) exits with 1 instead of Scrapy's 0, and so does a crawl whose
+storage pipelines could not store records they were given (a record the store refused, or
+records still failing when the spider closed). Other spiders run exactly as
 with Scrapy's own command.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 
 from webqq_scrapy.config import SettingError, validate_all
-from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
+from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE, store_losses
 from webqq_scrapy.private import private_log_file
 from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
 from webqq_scrapy.spiders.base import AccountSpider
@@ -55,7 +58,15 @@ class Command(ScrapyCrawlCommand):
         super().run(args, opts)
         if self.crawler is not None and self.exitcode == 0:
             reason = self.crawler.stats.get_value("finish_reason")
+            lost = store_losses(self.crawler.stats.get_stats())
             if reason in UNAVAILABLE_REASONS:
+                self.exitcode = 1
+            elif lost:
+                # A crawl that failed to store what it was given did not do its job.
+                print(
+                    f"crawl: records were not stored ({', '.join(lost)}); see the ERROR lines",
+                    file=sys.stderr,
+                )
                 self.exitcode = 1
 
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:

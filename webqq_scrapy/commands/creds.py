@@ -11,6 +11,7 @@ from scrapy.exceptions import UsageError
 from sqlalchemy.exc import SQLAlchemyError
 
 from webqq_scrapy import settings as defaults
+from webqq_scrapy.config import SettingError, secret_setting
 from webqq_scrapy.store import (
     StoreError,
     default_database_url,
@@ -81,7 +82,11 @@ class Command(ScrapyCommand):
         if opts.json_path:
             return {"json_path": opts.json_path}, opts.json_path
         assert self.settings is not None
-        url = opts.database_url or self.settings.get("WEBQQ_DATABASE_URL")
+        try:
+            # WEBQQ_DATABASE_URL, WEBQQ_DATABASE_URL_FILE or ${VAR} references in it.
+            url = opts.database_url or secret_setting(self.settings, "WEBQQ_DATABASE_URL")
+        except SettingError as exc:
+            raise UsageError(str(exc), print_help=False) from None
         json_path = self.settings.get("WEBQQ_JSON_PATH")
         if not url and json_path:
             return {"json_path": json_path}, str(json_path)

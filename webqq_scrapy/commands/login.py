@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred
 
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
+from webqq_scrapy.pipelines import store_losses
 from webqq_scrapy.private import private_log_file
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
 
@@ -33,8 +34,6 @@ EXIT_USAGE = 2  # also what Scrapy itself uses for a UsageError
 EXIT_CRAWL_FAILED = 3
 
 OUTCOME_STAT_PREFIX = "webqq/outcome/"
-# Stats of the storage pipelines (webqq/json/…, webqq/sql/…) that mean records were lost.
-STORE_LOSS_SUFFIXES = ("/open_failed", "/credentials_failed", "/outcomes_failed")
 
 
 def preflight(settings: BaseSettings, spargs: dict[str, Any]) -> list[str]:
@@ -132,9 +131,7 @@ class Command(BaseRunSpiderCommand):
         counts, missing = summarize(stats, len(accounts))
         line = summary_line(counts, missing, len(accounts))
         finish_reason = stats.get("finish_reason")
-        lost = sorted(
-            key for key in stats if key.startswith("webqq/") and key.endswith(STORE_LOSS_SUFFIXES)
-        )
+        lost = store_losses(stats)
         if finish_reason != "finished":
             self._fail(EXIT_CRAWL_FAILED, f"{line}; the crawl ended abnormally: {finish_reason}")
         elif lost:
