@@ -31,3 +31,13 @@ def escape_controls(text: str, *, keep_lines: bool = False) -> str:
     """``text`` with its control characters escaped; ``keep_lines`` keeps tab and newline."""
     pattern = _BUT_LINES if keep_lines else _ALL
     return pattern.sub(_escape, text) if pattern.search(text) else text
+
+
+# What json.dumps(ensure_ascii=False) leaves raw: DEL, C1 controls and the line separators.
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def escape_json_controls(text: str) -> str:
+    """JSON text (``ensure_ascii=False``) with its remaining controls as ``\\uXXXX``:
+    still the same JSON, safe on a terminal (``json.dumps`` escapes only U+0000–U+001F)."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
