@@ -78,7 +78,7 @@ async def test_fault_matrix(simulator, tmp_path, step):
 async def test_permanent_answers_are_not_retried(simulator, tmp_path):
     simulator.faults.add("getvfwebqq:retcode=100000:account=ann")
     simulator.faults.add("login2:status=403:account=bob")
-    # A redirect is recorded, never followed (protocol.md §1.6: following s.web2's 301
+    # A redirect is recorded, never followed (docs/protocol.md §1.6: following s.web2's 301
     # turned POSTs into GETs).
     simulator.faults.add("getvfwebqq:status=301:account=cid")
     run = await crawl(simulator, tmp_path, ["ann", "bob", "cid"], **FAST)

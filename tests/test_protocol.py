@@ -1,4 +1,4 @@
-"""Tests for webqq_scrapy.protocol, with the worked examples of protocol.md."""
+"""Tests for webqq_scrapy.protocol, with the worked examples of docs/protocol.md."""
 
 from __future__ import annotations
 

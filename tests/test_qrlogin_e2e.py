@@ -93,7 +93,7 @@ async def test_one_account_logs_in_end_to_end(simulator, tmp_path):
     # The QR file is gone once the account finished, its directory is private.
     assert list((tmp_path / "qr").iterdir()) == []
     assert (tmp_path / "qr").stat().st_mode & 0o777 == 0o700
-    # The session was warmed up, so poll2 would not answer 103 (protocol.md §3.6).
+    # The session was warmed up, so poll2 would not answer 103 (docs/protocol.md §3.6).
     steps = simulator.stats()["steps"]
     assert steps["get_online_buddies2"] == {"0": 1}
     assert steps["login2"] == {"0": 1}
@@ -173,7 +173,7 @@ async def test_deadline_ends_a_login_that_never_completes(simulator, tmp_path):
 @deferred_f_from_coro_f
 async def test_the_default_dupefilter_does_not_drop_polls_or_other_accounts(simulator, tmp_path):
     # Same URLs for every account and every poll: with Scrapy's default dupefilter a naive
-    # spider loses polls and accounts (scrapy-2.19.md §1.5). Ours must not.
+    # spider loses polls and accounts (docs/scrapy-notes.md §1.5). Ours must not.
     run = await crawl(
         simulator,
         tmp_path,

@@ -1,4 +1,4 @@
-"""Tests for webqq_scrapy.simulator: each step's answers against protocol.md, over real sockets.
+"""Tests for webqq_scrapy.simulator: each step against docs/protocol.md, over real sockets.
 
 The simulator runs in-process on the test reactor; the client is a urllib "browser" with a
 real CookieJar (tests/fixtures/simulator.py), run in a thread so the reactor keeps serving.

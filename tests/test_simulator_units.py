@@ -10,7 +10,7 @@ from webqq_scrapy.simulator.phone import parse_behaviour
 from webqq_scrapy.simulator.state import QR, Plan, Stats, advance
 from webqq_scrapy.simulator.tokens import TokenFactory, erlang_psessionid
 
-# slince tests/Fixtures/get_uin_psession.txt, decoded in protocol.md §2.6.
+# slince tests/Fixtures/get_uin_psession.txt, decoded in docs/protocol.md §2.6.
 FIXTURE_PSESSIONID = (
     "8368046764001d636f6e6e7365727665725f77656271714031302e3133332e34312e383400001ad00000066b"
     "026e040015808a206d0000000a406172314338344a69526d0000002859185d94e66218548d1ecb1a12513c86"

@@ -217,7 +217,10 @@ class WebQQConfig:
 
     @property
     def target_label(self) -> str:
-        return self.simulator_url if self.target == "url" else self.target
+        """What the records name as their target: "simulator", "tencent" or the URL."""
+        if self.target == "url" and self.simulator_url:
+            return self.simulator_url
+        return self.target
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> WebQQConfig:

@@ -36,7 +36,7 @@ SCHEMA_VERSION = 1
 class Credentials:
     """A logged-in WebQQ session that another program can reuse.
 
-    ``vfwebqq`` is the one from getvfwebqq, not login2's (protocol.md §3.4).
+    ``vfwebqq`` is the one from getvfwebqq, not login2's (docs/protocol.md §3.4).
     ``cookies`` holds every cookie of the account's jar as dicts with the keys
     name, value, domain, path and expires (a Unix time, or None for a session cookie).
     ``expires_at`` is an estimate: obtained_at + WEBQQ_SESSION_LIFETIME (§8.1 says 1–2 days).

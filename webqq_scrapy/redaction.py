@@ -29,7 +29,7 @@ REDACTED = "<redacted>"
 # Item fields that hold secrets.
 SECRET_FIELDS = frozenset({"ptwebqq", "vfwebqq", "psessionid", "cookies"})
 
-# Query parameters and JSON keys whose values are secrets (protocol.md §2.6, §3).
+# Query parameters and JSON keys whose values are secrets (docs/protocol.md §2.6, §3).
 SECRET_NAMES = (
     "ptwebqq",
     "vfwebqq",

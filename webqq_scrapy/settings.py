@@ -19,7 +19,7 @@ WEBQQ_TARGET = "simulator"
 
 # Seconds between two ptqrlogin polls while the QR waits to be scanned (code 66) …
 WEBQQ_POLL_INTERVAL = 2.0
-# … and after it was scanned (code 67), as the official page does (protocol.md §3.2).
+# … and after it was scanned (code 67), as the official page does (docs/protocol.md §3.2).
 WEBQQ_SCANNED_POLL_INTERVAL = 1.0
 
 # How many times an expired QR (code 65) is replaced by a new one before the account ends
@@ -37,7 +37,7 @@ WEBQQ_LOGIN_TIMEOUT = 600.0
 WEBQQ_RETRY_TIMES = 3
 WEBQQ_RETRY_BACKOFF = 0.5
 
-# Estimated lifetime of a WebQQ session, used for Credentials.expires_at. protocol.md §8.1:
+# Estimated lifetime of a WebQQ session, used for Credentials.expires_at. docs/protocol.md §8.1:
 # sessions were forced offline after one to two days; this is an estimate, not a promise.
 WEBQQ_SESSION_LIFETIME = 2 * 24 * 3600
 
@@ -90,7 +90,7 @@ ITEM_PIPELINES = {
 
 # Several accounts share URLs (every poll of every account is the same URL shape), and the
 # fingerprint ignores meta["cookiejar"]: the dupefilter would drop polls and other
-# accounts' steps (scrapy-2.19.md §1.5).
+# accounts' steps (docs/scrapy-notes.md §1.5).
 DUPEFILTER_CLASS = "scrapy.dupefilters.BaseDupeFilter"
 
 # Polls sleep in callbacks, not in downloader slots, so every in-flight request is a real
@@ -119,7 +119,7 @@ CONCURRENT_ITEMS = 1
 
 # Middlewares this flow does not need, off for ~20 % less CPU per request (every request
 # sets its own Referer; nothing is crawled by depth). No redirect is ever followed:
-# check_sig's 302 is read where it lands (protocol.md §3.3), and a 301 from an http:// API
+# check_sig's 302 is read where it lands (docs/protocol.md §3.3), and a 301 from an http:// API
 # URL (s.web2.qq.com since 2018-12-04) turned POSTs into GETs for the clients that followed
 # it (§1.6), so a redirect is an answer to record, not to follow.
 # Scrapy's cookie middleware would download the Public Suffix List on a first run (a dozen
@@ -178,7 +178,7 @@ WEBQQ_QR_WEBHOOK_BACKOFF = 1.0
 # Seconds one delivery attempt may take.
 WEBQQ_QR_WEBHOOK_TIMEOUT = 10.0
 # Extra request headers, e.g. {"Authorization": "Bearer …"} (values are never logged).
-WEBQQ_QR_WEBHOOK_HEADERS = {}
+WEBQQ_QR_WEBHOOK_HEADERS: dict[str, str] = {}
 
 # Both extensions switch themselves off (NotConfigured) unless configured above.
 EXTENSIONS.update(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import argparse
 
     from scrapy.settings import BaseSettings
+    from twisted.python.failure import Failure
 
 EXIT_OK = 0
 EXIT_NOT_ALL_OK = 1
@@ -106,7 +107,7 @@ class Command(BaseRunSpiderCommand):
         started = self.crawler_process.crawl(crawler, **spargs)
         errors: list[BaseException] = []
         if isinstance(started, Deferred):
-            started.addErrback(lambda failure: errors.append(failure.value))
+            started.addErrback(_collect, errors)
         self.crawler_process.start()
         if isinstance(started, asyncio.Future) and started.done() and not started.cancelled():
             # Retrieved here, so asyncio does not log it again as "never retrieved".
@@ -139,6 +140,11 @@ class Command(BaseRunSpiderCommand):
     def _fail(self, code: int, message: str) -> None:
         print(message, file=sys.stderr)
         self.exitcode = code
+
+
+def _collect(failure: Failure, errors: list[BaseException]) -> None:
+    if failure.value is not None:
+        errors.append(failure.value)
 
 
 def _is_input_error(error: BaseException) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,8 +70,8 @@ def read_accounts(accounts: str | None, accounts_file: str | None) -> list[str]:
         problem = account_problem(name)
         if problem:
             raise SpiderArgumentError(source, problem)
-    seen: set[str] = set()
-    duplicates = sorted({name for _, name in names if name in seen or seen.add(name)})
+    counts = Counter(name for _, name in names)
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         raise SpiderArgumentError("accounts", f"duplicate account names: {', '.join(duplicates)}")
     return [name for _, name in names]

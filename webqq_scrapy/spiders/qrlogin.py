@@ -140,7 +140,7 @@ class QRLoginSpider(AccountSpider):
             settings.set(
                 "FEEDS",
                 {uri: _credentials_feed(options) for uri, options in feeds.items()},
-                priority=settings.getpriority("FEEDS"),
+                priority=settings.getpriority("FEEDS") or "project",
             )
         return spider
 

@@ -4,7 +4,7 @@
 from the list ``WEBQQ_REDIS_KEY`` (``RPUSH webqq:accounts alice bob``) and logs each in
 exactly as ``qrlogin`` does: the account's whole flow (its requests, its cookie jar, its
 polls) stays in the process that took it. Only the list and the leases are shared; the
-request queue stays Scrapy's own, in memory (scrapy-2.19.md §4: a shared scheduler hands
+request queue stays Scrapy's own, in memory (docs/scrapy-notes.md §4: a shared scheduler hands
 one account's polls to a process without its cookies).
 
 Before an account starts, the process takes its lease (:mod:`webqq_scrapy.lease`; expiry
