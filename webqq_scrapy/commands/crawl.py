@@ -7,10 +7,15 @@ line and exit status 2, and nothing is written. A crawl closed before any login 
 service it needs is down (finish reason ``webqq_storage_unavailable``,
 ``webqq_redis_unavailable``) exits with 1 instead of Scrapy's 0. Other spiders run exactly as
 with Scrapy's own command.
+
+When the log goes to a file (``LOG_FILE``: every scrapyd job), the bad input is also logged
+there, as one ERROR line with the finish reason ``webqq_bad_input``: scrapyd puts a job's
+stderr into its own log only and reports the job ``finished`` anyway (docs/scrapyd.md).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
@@ -29,8 +34,12 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 
+logger = logging.getLogger(__name__)
+
 # Finish reasons of a crawl that could not do its work (a store or Redis down at open).
 UNAVAILABLE_REASONS = (FINISH_STORAGE_UNAVAILABLE, FINISH_REDIS_UNAVAILABLE)
+# The reason logged for a crawl refused before it started: a bad setting or argument.
+FINISH_BAD_INPUT = "webqq_bad_input"
 
 
 class Command(ScrapyCrawlCommand):
@@ -45,6 +54,9 @@ class Command(ScrapyCrawlCommand):
                 if spidercls.accounts_from_arguments:
                     read_accounts(opts.spargs.get("accounts"), opts.spargs.get("accounts_file"))
             except (SettingError, SpiderArgumentError) as exc:
+                if self.settings.get("LOG_FILE"):
+                    # Without a log file the log is stderr, where the UsageError goes too.
+                    logger.error("Crawl not started (%s): %s", FINISH_BAD_INPUT, exc)
                 raise UsageError(str(exc), print_help=False) from None
         super().run(args, opts)
         if self.crawler is not None and self.exitcode == 0:
