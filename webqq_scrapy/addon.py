@@ -42,6 +42,10 @@ COMPONENT_SETTINGS = (
     "EXTENSIONS",
 )
 
+# Plain dictionaries (keyed by feed format or URI scheme): each entry of settings.py is
+# added unless the project's dictionary has that key.
+KEYED_SETTINGS = ("FEED_EXPORTERS", "FEED_STORAGES")
+
 # Values the login needs or is tuned for (each explained in settings.py).
 VALUE_SETTINGS = (
     "DUPEFILTER_CLASS",
@@ -90,6 +94,9 @@ class Addon:
             components: dict[str, int | None] = getattr(project, name)
             for path, order in components.items():
                 settings.setdefault_in_component_priority_dict(name, load_object(path), order)
+        for name in KEYED_SETTINGS:
+            merged = {**getattr(project, name), **settings.getdict(name)}
+            settings.set(name, merged, priority=settings.getpriority(name) or "addon")
 
     def __repr__(self) -> str:  # shown in Scrapy's "Enabled addons:" line
         return "webqq_scrapy.Addon"

@@ -45,12 +45,17 @@ def test_the_addon_gives_the_same_crawl_as_the_project_settings() -> None:
     with_addon = get_crawler(Spider, ADDONS).settings
     for name in addon.COMPONENT_SETTINGS:
         assert components(with_addon, name) == components(with_project, name), name
-    for name in addon.VALUE_SETTINGS:
+    for name in (*addon.VALUE_SETTINGS, *addon.KEYED_SETTINGS):
         assert with_addon[name] == with_project[name], name
     # Every Scrapy setting of settings.py is either carried by the add-on or left to the
     # project on purpose: a setting added there later cannot be forgotten here.
     scrapy_names = {n for n in dir(project) if n.isupper() and not n.startswith("WEBQQ_")}
-    carried = {*addon.COMPONENT_SETTINGS, *addon.VALUE_SETTINGS, *addon.PROJECT_ONLY_SETTINGS}
+    carried = {
+        *addon.COMPONENT_SETTINGS,
+        *addon.KEYED_SETTINGS,
+        *addon.VALUE_SETTINGS,
+        *addon.PROJECT_ONLY_SETTINGS,
+    }
     assert scrapy_names == carried
 
 
