@@ -42,8 +42,24 @@ UNAVAILABLE_REASONS = (FINISH_STORAGE_UNAVAILABLE, FINISH_REDIS_UNAVAILABLE)
 FINISH_BAD_INPUT = "webqq_bad_input"
 
 
+# The last sentence of `scrapy crawl -h` and `scrapy login -h`.
+SETTINGS_HELP = (
+    "Settings (-s NAME=VALUE): every WEBQQ_* setting, with its type, default and meaning, is "
+    "in webqq_scrapy/settings.py and in the README's 'Settings' table; storage in "
+    "docs/storage.md, QR delivery in docs/qr-delivery.md."
+)
+
+
 class Command(ScrapyCrawlCommand):
     crawler: Crawler | None = None
+
+    def long_desc(self) -> str:
+        return (
+            "Run a spider. For this project's spiders (qrlogin: -a accounts=alice,bob or -a "
+            "accounts_file=PATH; qrlogin_redis), every WEBQQ_* setting and the account "
+            "arguments are checked first: a bad one stops the crawl with one line and exit "
+            "status 2, before anything is written. " + SETTINGS_HELP
+        )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         spidercls = self._project_spider(args[0]) if len(args) == 1 else None
