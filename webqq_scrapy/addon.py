@@ -4,11 +4,16 @@
 
     ADDONS = {"webqq_scrapy.Addon": 500}
 
-give it the ``qrlogin`` and ``qrlogin_redis`` spiders, the storage pipelines, the routing
-and cookie middlewares, the log redaction and the QR delivery extensions; the ``login`` and
-``creds`` commands come from the package's ``scrapy.commands`` entry points (see
-pyproject.toml). Every ``WEBQQ_*`` setting keeps its documented default
+give it the ``qrlogin`` and ``qrlogin_redis`` spiders, and, for their crawls, the storage
+pipelines, the routing and cookie middlewares, the log redaction and the QR delivery
+extensions; the ``login`` and ``creds`` commands come from the package's ``scrapy.commands``
+entry points (see pyproject.toml). Every ``WEBQQ_*`` setting keeps its documented default
 (``webqq_scrapy/settings.py``) until the project sets it.
+
+The project's other spiders are left as they were: Scrapy builds one crawler, and applies
+the add-ons, per spider, and this add-on changes nothing but ``SPIDER_MODULES`` for a crawl
+whose spider is not one of this package's account spiders (``AccountSpider`` or a subclass).
+Otherwise it would turn their redirects off, store nothing in a SQLite file for them, etc.
 
 What the add-on sets is read from ``webqq_scrapy/settings.py``, so this project and a
 project using the add-on run the same components with the same values. It sets them at the
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING
 from webqq_scrapy import settings as project
 
 if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
 
 SPIDER_MODULE = "webqq_scrapy.spiders"
@@ -80,6 +86,13 @@ PROJECT_ONLY_SETTINGS = (
 class Addon:
     """``ADDONS = {"webqq_scrapy.Addon": 500}``: the project's spiders and components."""
 
+    def __init__(self, spidercls: type | None = None) -> None:
+        self.spidercls = spidercls
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Addon:
+        return cls(crawler.spidercls)
+
     @classmethod
     def update_pre_crawler_settings(cls, settings: BaseSettings) -> None:
         """Add the spiders before Scrapy builds its spider loader (``scrapy list``)."""
@@ -87,6 +100,11 @@ class Addon:
 
     def update_settings(self, settings: BaseSettings) -> None:
         from scrapy.utils.misc import load_object
+
+        from webqq_scrapy.spiders.base import AccountSpider
+
+        if self.spidercls is not None and not issubclass(self.spidercls, AccountSpider):
+            return  # another spider of the project: its crawl stays as the project made it
 
         for name in VALUE_SETTINGS:
             settings.set(name, getattr(project, name), priority="addon")

@@ -29,6 +29,7 @@ from tests.fixtures.scrapyd import clean_env
 from tests.settings import project_settings
 from webqq_scrapy import addon
 from webqq_scrapy import settings as project
+from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDONS = {"ADDONS": {"webqq_scrapy.Addon": 500}}
@@ -41,8 +42,8 @@ def components(settings: Settings, name: str) -> list[object]:
 
 
 def test_the_addon_gives_the_same_crawl_as_the_project_settings() -> None:
-    with_project = get_crawler(Spider, project_settings()).settings
-    with_addon = get_crawler(Spider, ADDONS).settings
+    with_project = get_crawler(QRLoginSpider, project_settings()).settings
+    with_addon = get_crawler(QRLoginSpider, ADDONS).settings
     for name in addon.COMPONENT_SETTINGS:
         assert components(with_addon, name) == components(with_project, name), name
     for name in (*addon.VALUE_SETTINGS, *addon.KEYED_SETTINGS):
@@ -59,10 +60,19 @@ def test_the_addon_gives_the_same_crawl_as_the_project_settings() -> None:
     assert scrapy_names == carried
 
 
+def test_the_projects_other_spiders_are_left_alone() -> None:
+    plain = get_crawler(Spider, {}).settings
+    with_addon = get_crawler(Spider, ADDONS).settings
+    for name in addon.COMPONENT_SETTINGS:
+        assert components(with_addon, name) == components(plain, name), name
+    for name in (*addon.VALUE_SETTINGS, *addon.KEYED_SETTINGS):
+        assert with_addon[name] == plain[name], name
+
+
 def test_the_projects_own_settings_win() -> None:
     redirect = "scrapy.downloadermiddlewares.redirect.RedirectMiddleware"
     settings = get_crawler(
-        Spider,
+        QRLoginSpider,
         {
             **ADDONS,
             "DOWNLOAD_DELAY": 1.5,
@@ -125,6 +135,17 @@ def build_wheel(tmp: Path) -> Path:
     return wheel
 
 
+OTHER_SPIDER = '''"""The project's own spider, which the add-on must leave alone."""
+import scrapy
+
+
+class OtherSpider(scrapy.Spider):
+    name = "other"
+
+    async def start(self):
+        yield {"site": "example", "cookies": "kept as they are"}
+'''
+
 OTHER_SETTINGS = '''"""A project that only enables the add-on."""
 BOT_NAME = "otherproj"
 SPIDER_MODULES = ["otherproj.spiders"]
@@ -155,6 +176,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     (other / "scrapy.cfg").write_text("[settings]\ndefault = otherproj.settings\n")
     (other / "otherproj" / "__init__.py").write_text("")
     (other / "otherproj" / "spiders" / "__init__.py").write_text("")
+    (other / "otherproj" / "spiders" / "other.py").write_text(OTHER_SPIDER)
     (other / "otherproj" / "settings.py").write_text(OTHER_SETTINGS)
     home = tmp / "home"
     home.mkdir()
@@ -177,6 +199,14 @@ def test_the_installed_package_runs_from_a_separate_project(installed) -> None:
     assert package_file.is_relative_to(python.parent.parent), package_file
     assert not package_file.is_relative_to(ROOT)
     assert not other.is_relative_to(ROOT)
+
+    # The project's own spider runs as without the add-on: no pipeline, no store, no
+    # redaction of its items.
+    mine = run(installed, "-m", "scrapy", "crawl", "other", "-O", str(other / "other.json"))
+    assert mine.returncode == 0, mine.stderr[-3000:]
+    assert "Enabled item pipelines:\n[]" in mine.stderr
+    assert json.loads((other / "other.json").read_text())[0]["cookies"] == "kept as they are"
+    assert not (Path(installed[2]["XDG_DATA_HOME"]) / "webqq_scrapy").exists()
 
     # (`scrapy list` would not show the spiders: Scrapy 2.19's list command builds its
     # spider loader without the add-ons' pre-crawler settings; crawl and login do.)
