@@ -14,7 +14,9 @@ from webqq_scrapy.protocol import format_ptuicb, parse_ptuicb
 LOADCHECK_ARGS = ("--clients", "200", "--interval", "0.2", "--polls", "3", "--timeout", "40")
 
 
-@pytest.mark.simulator_args("--phone", "manual", "--fault", "login2:status=502:nth=1")
+@pytest.mark.simulator_args(
+    "--phone", "manual", "--fault", "login2:status=502:nth=1", "--poll-hold", "0"
+)
 def test_cli_serves_a_whole_login_to_a_plain_client(simulator_process):
     assert simulator_process.line.startswith("webqq simulator listening on http://127.0.0.1:")
     b = Browser(simulator_process.url, "zoe")

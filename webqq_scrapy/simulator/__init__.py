@@ -1,4 +1,4 @@
-"""The offline WebQQ/SmartQQ server ("the simulator"): protocol.md §1–§3, §7, §10 on one port.
+"""The offline WebQQ/SmartQQ server ("the simulator"): docs/protocol.md §1–§8, §10 on one port.
 
 Tencent closed WebQQ on 2019-01-01; this server answers as Tencent's did, to the byte where
 protocol.md records the bytes, so that a client that logs in here would have logged in there.
@@ -10,8 +10,9 @@ their ``Host`` header. URLs the simulator hands out keep the real host names:
 
 * ``ssl.ptlogin2.qq.com`` (also ``ptlogin2.qq.com``): ``/ptqrshow``, ``/ptqrlogin``
 * ``ptlogin4.web2.qq.com`` (also ``ptlogin2.web2.qq.com``): ``/check_sig``
-* ``s.web2.qq.com``: ``/api/getvfwebqq``; ``d1.web2.qq.com``: ``/channel/login2``,
-  ``/channel/get_online_buddies2``, ``/channel/poll2``
+* ``s.web2.qq.com``: ``/api/getvfwebqq`` and the post-login ``/api/…`` calls of §4;
+  ``d1.web2.qq.com``: ``/channel/login2``, ``/channel/poll2``, the sends of §6 and the
+  other ``/channel/…`` calls of §4
 * ``w.qq.com``, ``web2.qq.com``, ``s.web2.qq.com``, ``d1.web2.qq.com``: ``/proxy.html``
   (and ``/cfproxy.html``), the small page that sets ``document.domain``
 * any other host (the simulator's own ``127.0.0.1:PORT``): the control host, see
@@ -47,6 +48,16 @@ What each step checks and answers:
   get_online_buddies2 was called for the session, then (after ``poll_hold`` s) the 2018
   no-message body ``{"retcode":0,"retmsg":"ok","errmsg":"error"}``.
 
+After login (§4–§8; the full list of checks and answers is in docs/simulator.md). login2
+gives the session a world (``world.py``: friends, groups, discussions, derived from the
+account name and the seed, ids per login) from which every list and detail answer is
+rendered; poll2 is a long poll held ``poll_hold`` s and woken by a message (one item per
+answer); sends are recorded (``Simulator.sent``) and echoed; a session ends after
+``session_lifetime`` s, after ``session_ttl`` idle seconds or by a kick, and every later
+call gets the answer the real service gave a dead session. Python control methods:
+``inject_message``, ``world``, ``change_world``, ``sent``, ``received``, ``kick``,
+``expire``, ``renew_ptwebqq``, ``disconnect``; the same over HTTP under ``/_sim/``.
+
 Cookie scoping. A request carrying a cookie the simulator issued for a domain that does
 not domain-match the request host (``qrsig`` at ``s.web2.qq.com``, ``p_skey`` at
 ``ssl.ptlogin2.qq.com``…) is answered **HTTP 400**, ``text/plain``, ``cookie scoping
@@ -72,28 +83,38 @@ steps, the HTTP status for ptqrshow (``"200"``) and check_sig (``"302"``, ``"fai
 (scheduled instant for the automatic phone), anonymous clients count as ``(anonymous)``.
 
 Memory. A QR is forgotten when its final code (0, 65, 68) has been answered or its lifetime
-has passed; a session after ``session_ttl`` idle seconds; a periodic sweep and every
-``live_*_count()`` call apply this.
+has passed; a session (with its world and messages) when it ends, leaving a small bounded
+tombstone; a periodic sweep and every ``live_*_count()`` call apply this.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING
-
-from scrapy.utils.defer import maybe_deferred_to_future
+from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy.simulator.control import Control
 from webqq_scrapy.simulator.endpoints import WebQQ
 from webqq_scrapy.simulator.faults import STEPS, Fault, Faults
+from webqq_scrapy.simulator.messages import (
+    KICK_REASON,
+    SQL_LIKE,
+    Channel,
+    buddy_item,
+    delivered_content,
+    discu_item,
+    group_item,
+    status_item,
+)
 from webqq_scrapy.simulator.phone import BEHAVIOURS, Phone, PhoneError
-from webqq_scrapy.simulator.state import SecretLog, Stats, Store
+from webqq_scrapy.simulator.state import ENDED_EXPIRED, SecretLog, Session, Stats, Store
 from webqq_scrapy.simulator.tokens import TokenFactory, qq_number
+from webqq_scrapy.simulator.world import STATUSES, Person, World, WorldSizes, build_world
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
+    from twisted.internet.defer import Deferred
     from twisted.internet.interfaces import IDelayedCall, IListeningPort
     from twisted.internet.task import LoopingCall
 
@@ -105,6 +126,7 @@ __all__ = [
     "Phone",
     "PhoneError",
     "Simulator",
+    "WorldSizes",
     "qq_number",
 ]
 
@@ -112,6 +134,41 @@ __all__ = [
 MAX_SWEEP_INTERVAL = 5.0
 MIN_SWEEP_INTERVAL = 0.2
 LISTEN_BACKLOG = 4096  # thousands of clients may connect at once (issue 3, point 10)
+# protocol.md §5.1: with nothing to deliver the server held poll2 about 60 s (2017–2018).
+POLL_HOLD_RECORDED = 60.0
+# §8.1: a QR login lasted ~1–2 days ("保存的登录信息将在 2 天之后过期", qqbot README §2).
+SESSION_LIFETIME_RECORDED = 2 * 86400.0
+# §7: 116 (new ptwebqq) was seen after ~11 h (kitech/wxagent#15).
+PTWEBQQ_RENEW_RECORDED = 11 * 3600.0
+KINDS = {
+    "buddy": "buddy",
+    "friend": "buddy",
+    "message": "buddy",
+    "group": "group",
+    "qun": "group",
+    "group_message": "group",
+    "discu": "discu",
+    "discussion": "discu",
+    "discu_message": "discu",
+    "status": "status",
+    "buddies_status_change": "status",
+}
+DUPLICATE_POLICIES = ("deliver", "reject")
+
+
+def _awaitable(deferred: Deferred[Any]) -> Awaitable[Any]:
+    """A Deferred made awaitable from the running coroutine (asyncio or plain Twisted).
+
+    Under Twisted's asyncio reactor a coroutine runs as an asyncio task and must await a
+    Future; under any other reactor it runs through ``Deferred.fromCoroutine`` and awaits
+    the Deferred itself.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+    if isinstance(reactor, AsyncioSelectorReactor):
+        return deferred.asFuture(reactor._asyncioEventloop)
+    return deferred
 
 
 class Simulator:
@@ -132,11 +189,47 @@ class Simulator:
         record_secrets: bool = True,
         faults: Iterable[Fault | str] = (),
         clock: Callable[[], float] = time.time,
+        friends: int = 0,
+        groups: int = 0,
+        group_members: int = 20,
+        discussions: int = 0,
+        chatter: float = 0.0,
+        session_lifetime: float = SESSION_LIFETIME_RECORDED,
+        ptwebqq_renew: float = 0.0,
+        echo: bool = True,
+        duplicate_msg_id: str = "deliver",
+        swallow_sql: bool = False,
     ) -> None:
+        """Defaults keep an in-process simulator quiet and fast: empty worlds, no poll hold.
+
+        The CLI defaults are the recorded ones (a populated world, ``POLL_HOLD_RECORDED``);
+        see docs/simulator.md. ``friends``/``groups``/``group_members``/``discussions`` size
+        each account's world; ``chatter`` S > 0 sends every logged-in session a message every
+        S s; ``session_lifetime`` ends a session S s after its login (§8.1);
+        ``ptwebqq_renew`` S > 0 answers poll2 with 116 every S s (§7); ``echo`` returns the
+        account's own sends through poll2 (§5.5, 2018); ``duplicate_msg_id`` ``deliver``
+        (the recorded behaviour: repeats were delivered again, §6.3) or ``reject`` (1202);
+        ``swallow_sql`` drops SQL-looking texts silently (§6.3).
+
+        The control methods below (``inject_message``, ``world``, ``change_world``, ``sent``,
+        ``kick``…) touch live state: call them on the reactor thread (from another thread,
+        through ``reactor.callFromThread`` / ``blockingCallFromThread``).
+        """
         if qr_lifetime <= 0 or session_ttl <= 0:
             raise ValueError("qr_lifetime and session_ttl must be positive")
-        if min(scan_after, confirm_after, poll_hold) < 0:
+        if min(scan_after, confirm_after, poll_hold, chatter, ptwebqq_renew) < 0:
             raise ValueError("delays must not be negative")
+        if session_lifetime <= 0:
+            raise ValueError("session_lifetime must be positive")
+        if duplicate_msg_id not in DUPLICATE_POLICIES:
+            raise ValueError(f"duplicate_msg_id must be one of {', '.join(DUPLICATE_POLICIES)}")
+        self.sizes = WorldSizes(friends, groups, group_members, discussions)
+        self.seed = seed
+        self.chatter = float(chatter)
+        self.ptwebqq_renew = float(ptwebqq_renew)
+        self.echo = echo
+        self.duplicate_msg_id = duplicate_msg_id
+        self.swallow_sql = swallow_sql
         for polls in (scan_after_polls, confirm_after_polls):
             if polls is not None and polls < 0:
                 raise ValueError("poll counts must not be negative")
@@ -152,6 +245,7 @@ class Simulator:
             self.tokens,
             qr_lifetime=self.qr_lifetime,
             session_ttl=self.session_ttl,
+            session_lifetime=float(session_lifetime),
             stats=Stats(),
             secrets=SecretLog(record_secrets),
         )
@@ -174,7 +268,10 @@ class Simulator:
         self._port: IListeningPort | None = None
         self._site = None
         self._sweeper: LoopingCall | None = None
+        self._chatter: LoopingCall | None = None
         self._delayed: set[IDelayedCall] = set()
+        self._held: set[Any] = set()  # held poll2 requests (server._HeldPoll)
+        self._chat_rng = random.Random(seed)
 
     # ---- network -----------------------------------------------------------------------
 
@@ -194,24 +291,35 @@ class Simulator:
         bound = self._port.getHost()
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{bound.port}"
-        interval = min(self.qr_lifetime, self.session_ttl) / 2
+        interval = min(self.qr_lifetime, self.session_ttl, self.store.session_lifetime) / 2
         self._sweeper = LoopingCall(self.sweep)
         self._sweeper.clock = reactor
         self._sweeper.start(max(MIN_SWEEP_INTERVAL, min(MAX_SWEEP_INTERVAL, interval)), now=False)
+        if self.chatter > 0:
+            self._chatter = LoopingCall(self.chatter_tick)
+            self._chatter.clock = reactor
+            self._chatter.start(self.chatter, now=False)
         return self.url
 
     async def stop(self) -> None:
         """Stop listening, close open connections and cancel every pending timer."""
-        if self._sweeper is not None and self._sweeper.running:
-            self._sweeper.stop()
-        self._sweeper = None
+        for loop in (self._sweeper, self._chatter):
+            if loop is not None and loop.running:
+                loop.stop()
+        self._sweeper = self._chatter = None
+        # Held polls get their no-message answer now, so clients and tests stop cleanly.
+        for held in list(self._held):
+            held.expire()
+        self._held.clear()
         for delayed in list(self._delayed):
             if delayed.active():
                 delayed.cancel()
         self._delayed.clear()
         if self._port is not None:
             port, self._port = self._port, None
-            await maybe_deferred_to_future(port.stopListening())
+            stopped = port.stopListening()
+            if stopped is not None:
+                await _awaitable(stopped)
         if self._site is not None:
             self._site.close_channels()
             self._site = None
@@ -240,3 +348,350 @@ class Simulator:
         data["live_qrs"] = self.live_qr_count()
         data["live_sessions"] = self.live_session_count()
         return data
+
+    # ---- the world after login (issue 12) ----------------------------------------------
+
+    def open_world(self, session: Session, login_no: int) -> None:
+        """Give a session that just passed login2 its world and message channel."""
+        name = session.account or session.nickname
+        session.login_no = login_no
+        session.world = build_world(
+            name, session.qq, session.nickname, self.sizes, seed=self.seed, login=login_no
+        )
+        session.channel = Channel(next_msg_id=self._chat_rng.randrange(10_000, 60_000))
+        if self.ptwebqq_renew > 0:
+            session.next_renew = self.clock() + self.ptwebqq_renew
+
+    def _session(self, account: str | None) -> Session:
+        sessions = self.store.sessions_of(account)
+        if not sessions:
+            raise LookupError(f"no logged-in session for account {account!r}")
+        return sessions[-1]
+
+    def world(self, account: str | None) -> dict[str, Any] | None:
+        """The world of the account's newest logged-in session, as ``GET /_sim/world`` shows
+        it (ids of this login; names raw, as the API sends them), or None."""
+        sessions = self.store.sessions_of(account)
+        if not sessions or sessions[-1].world is None:
+            return None
+        data = sessions[-1].world.as_dict()
+        data["account"] = account
+        data["login"] = sessions[-1].login_no
+        return data
+
+    def change_world(self, account: str | None, op: str, **fields: Any) -> dict[str, Any]:
+        """Change the newest session's world (``POST /_sim/world``); returns what changed.
+
+        ``op``: ``add_friend`` (nick, status, markname), ``remove_friend`` (uin),
+        ``add_member`` (group: gid/key/name, uin or nick), ``remove_member`` (group, uin),
+        ``add_group`` (name, members: [uin…]), ``remove_group`` (group). Raises
+        LookupError (unknown account, group, person) or ValueError (bad op or fields).
+        """
+        world = self._session(account).world
+        assert world is not None
+        if op == "add_friend":
+            person = world.add_friend(
+                str(fields.get("nick") or "New friend"),
+                status=str(fields.get("status") or "online"),
+                markname=fields.get("markname"),
+            )
+            return {"op": op, "uin": person.uin, "nick": person.nick}
+        if op == "remove_friend":
+            uin = _person_ref(world, fields.get("uin"), world.friends)
+            world.remove_friend(uin)
+            return {"op": op, "uin": uin}
+        if op == "add_group":
+            members = [int(u) for u in fields.get("members") or []]
+            group = world.add_group(str(fields.get("name") or "New group"), members)
+            return {"op": op, "gid": group.gid, "code": group.code}
+        group = _group_ref(world, fields.get("group", fields.get("gid")))
+        if op == "remove_group":
+            world.remove_group(group.gid)
+            return {"op": op, "gid": group.gid}
+        if op == "add_member":
+            known = _int(fields.get("uin"))
+            person = world.add_member(group, known, fields.get("nick"))
+            return {"op": op, "gid": group.gid, "uin": person.uin}
+        if op == "remove_member":
+            uin = _person_ref(world, fields.get("uin"), group.members)
+            if not world.remove_member(group, uin):
+                raise ValueError("the owner cannot be removed from the group")
+            return {"op": op, "gid": group.gid, "uin": uin}
+        raise ValueError(f"unknown op {op!r}")
+
+    def inject_message(
+        self,
+        account: str | None,
+        kind: str,
+        sender: int | str | None = None,
+        text: str = "",
+        *,
+        to: int | str | None = None,
+        faces: Iterable[int] = (),
+    ) -> list[dict[str, Any]]:
+        """Deliver a message to every logged-in session of ``account``; returns the poll items.
+
+        ``kind``: ``buddy`` (a friend writes; ``sender`` a friend uin, key or nick, or
+        ``"self"`` for the user's own message from another device, §5.5), ``group`` (``to``
+        a gid, key or name; ``sender`` a member), ``discu`` (``to`` a did, key or name),
+        ``status`` (a friend's new status in ``text``: a buddies_status_change item).
+        ``sender``/``to`` default to a random friend / the first group or discussion.
+        Raises LookupError (no session, unknown sender/target) or ValueError (bad kind).
+        """
+        canonical = KINDS.get(kind)
+        if canonical is None:
+            raise ValueError(f"unknown kind {kind!r}: expected buddy, group, discu or status")
+        sessions = self.store.sessions_of(account)
+        if not sessions:
+            raise LookupError(f"no logged-in session for account {account!r}")
+        items = []
+        for session in sessions:
+            item = self._message_item(session, canonical, sender, text, to, list(faces))
+            assert session.channel is not None
+            session.channel.push(item)
+            session.wake()
+            items.append(item)
+        return items
+
+    def _message_item(
+        self,
+        session: Session,
+        kind: str,
+        sender: int | str | None,
+        text: str,
+        to: int | str | None,
+        faces: list[int],
+    ) -> dict[str, Any]:
+        world, channel = session.world, session.channel
+        assert world is not None and channel is not None
+        now = int(self.clock())
+        me = session.qq
+        if kind in ("buddy", "status"):
+            if sender in ("self", 0, "0") and kind == "buddy":
+                from_uin = me
+            else:
+                from_uin = _person_ref(world, sender, world.friends, self._chat_rng)
+            if kind == "status":
+                status = text or "online"
+                if status not in STATUSES:
+                    raise ValueError(f"unknown status {status!r}")
+                person = world.people[from_uin]
+                person.status = status
+                return status_item(from_uin, status, person.client_type)
+            content = delivered_content(text, faces)
+            return buddy_item(from_uin, me, channel.new_msg_id(), now, content)
+        content = delivered_content(text, faces)
+        if kind == "group":
+            group = _group_ref(world, to)
+            send_uin = _person_ref(world, sender, group.members, self._chat_rng)
+            return group_item(group.gid, send_uin, me, channel.new_msg_id(), now, content)
+        disc = _discussion_ref(world, to)
+        send_uin = _person_ref(world, sender, disc.members, self._chat_rng)
+        return discu_item(disc.did, send_uin, me, channel.new_msg_id(), now, content)
+
+    def record_send(
+        self,
+        session: Session,
+        kind: str,
+        target: int | None,
+        parsed: tuple[str, list[int]],
+        msg_id: int,
+        raw_content: str,
+        forced: int | None = None,
+    ) -> int | None:
+        """A send of the session (§6): record it, echo it (§5.5); the retcode to answer, or
+        None when the target is not in the session's lists."""
+        world, channel = session.world, session.channel
+        if world is None or channel is None or target is None:
+            return None
+        name: str | None
+        if kind == "buddy":
+            name = world.people[target].nick if world.is_friend(target) else None
+        elif kind == "group":
+            group = world.group_by_gid(target)
+            name = group.name if group else None
+        else:
+            disc = world.discussion(target)
+            name = disc.name if disc else None
+        if name is None:
+            return None
+        text, faces = parsed
+        duplicate = channel.seen_msg_id(msg_id)
+        entry: dict[str, Any] = {
+            "account": session.account,
+            "kind": kind,
+            "to": target,
+            "to_name": name,
+            "msg_id": msg_id,
+            "text": text,
+            "faces": faces,
+            "content": raw_content,
+            "time": self.clock(),
+            "duplicate": duplicate,
+            "delivered": True,
+            "answer": forced or 0,
+        }
+        channel.sent.append(entry)
+        self.store.stats.count("sent", kind)
+        if duplicate and self.duplicate_msg_id == "reject":
+            entry["delivered"], entry["answer"] = False, 1202
+            return 1202
+        if self.swallow_sql and SQL_LIKE.search(text):
+            entry["delivered"] = False  # §6.3: swallowed silently, answered as sent
+            return forced or 0
+        if self.echo:
+            now, me, content = int(self.clock()), session.qq, delivered_content(text, faces)
+            if kind == "buddy":
+                item = buddy_item(me, me, channel.new_msg_id(), now, content)
+            elif kind == "group":
+                item = group_item(target, me, me, channel.new_msg_id(), now, content)
+            else:
+                item = discu_item(target, me, me, channel.new_msg_id(), now, content)
+            channel.push(item)
+            session.wake()
+        return forced or 0
+
+    def sent(self, account: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """What each account's live sessions sent (``GET /_sim/sent``), oldest first."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for session in self.store.sessions.values():
+            if session.channel is None or (account is not None and session.account != account):
+                continue
+            key = session.account or ANONYMOUS_KEY
+            out.setdefault(key, []).extend(session.channel.sent)
+        return out
+
+    def received(self, account: str | None) -> list[dict[str, Any]]:
+        """The message items queued for the account's sessions so far (the phone's chat view)."""
+        out: list[dict[str, Any]] = []
+        for session in self.store.sessions_of(account):
+            assert session.channel is not None
+            out.extend(session.channel.received)
+        return out
+
+    def kick(self, account: str | None, reason: str = KICK_REASON) -> int:
+        """Log the account in "elsewhere" (§8.1): the next poll2 of each of its sessions
+        answers a ``kick_message`` and the session is dead from then on (d1 calls 103,
+        s.web2 calls 6). Returns how many sessions were kicked."""
+        sessions = self.store.sessions_of(account)
+        for session in sessions:
+            session.kick_pending, session.kick_reason = True, reason
+            session.wake()
+        return len(sessions)
+
+    def expire(self, account: str | None) -> int:
+        """End the account's sessions as if their lifetime had passed (§8.1: 100001 / 6)."""
+        sessions = self.store.sessions_of(account)
+        for session in sessions:
+            self.store.end_session(session, ENDED_EXPIRED)
+        return len(sessions)
+
+    def renew_ptwebqq(self, account: str | None) -> int:
+        """The next poll2 of each session answers 116 with a new ptwebqq in ``p`` (§7)."""
+        sessions = self.store.sessions_of(account)
+        for session in sessions:
+            session.renew_now = True
+            session.wake()
+        return len(sessions)
+
+    def disconnect(self, account: str | None) -> int:
+        """poll2 answers 121 (relink needed, §7) until the client calls login2 again."""
+        sessions = self.store.sessions_of(account)
+        for session in sessions:
+            session.disconnected = True
+            session.wake()
+        return len(sessions)
+
+    def accounts(self) -> list[str]:
+        """The accounts with a logged-in session (anonymous ones as ``(anonymous)``)."""
+        seen: dict[str, None] = {}
+        for session in self.store.sessions.values():
+            if session.world is not None and not session.kick_pending:
+                seen[session.account or ANONYMOUS_KEY] = None
+        return list(seen)
+
+    def chatter_tick(self) -> None:
+        """``--chatter``: one message to every registered session, cycling friend → group →
+        discussion through what its world has."""
+        for session in list(self.store.sessions.values()):
+            world, channel = session.world, session.channel
+            if world is None or channel is None or not session.online or session.kick_pending:
+                continue
+            kinds = [
+                kind
+                for kind, present in (
+                    ("buddy", any(u != session.qq for u in world.friends)),
+                    ("group", bool(world.groups)),
+                    ("discu", bool(world.discussions)),
+                )
+                if present
+            ]
+            if not kinds:
+                continue
+            kind = kinds[channel.chatter_turn % len(kinds)]
+            channel.chatter_turn += 1
+            to: int | None = None
+            if kind == "group":
+                to = world.groups[channel.chatter_turn % len(world.groups)].gid
+            elif kind == "discu":
+                to = world.discussions[channel.chatter_turn % len(world.discussions)].did
+            text = f"第{channel.chatter_turn}条消息 <3 & 😀"
+            item = self._message_item(session, kind, None, text, to, [14])
+            channel.push(item)
+            session.wake()
+
+
+ANONYMOUS_KEY = "(anonymous)"
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _person_ref(
+    world: World, ref: object, pool: list[int], rng: random.Random | None = None
+) -> int:
+    """A person of ``pool`` named by uin, key, nick or markname (random when None)."""
+    others = [uin for uin in pool if uin != world.me.uin]
+    if ref is None or ref == "":
+        if not others or rng is None:
+            raise LookupError("nobody to send from: name a sender")
+        return rng.choice(others)
+    uin = _int(ref)
+    if uin is not None and uin in pool:
+        return uin
+    for candidate in pool:
+        person: Person = world.people[candidate]
+        if ref in (person.key, person.nick, person.markname):
+            return candidate
+    raise LookupError(f"unknown person {ref!r} here")
+
+
+def _group_ref(world: World, ref: object) -> Any:
+    if ref is None or ref == "":
+        if not world.groups:
+            raise LookupError("the account has no group")
+        return world.groups[0]
+    number = _int(ref)
+    for group in world.groups:
+        if number in (group.gid, group.code) or ref in (group.key, group.name):
+            return group
+    raise LookupError(f"unknown group {ref!r}")
+
+
+def _discussion_ref(world: World, ref: object) -> Any:
+    if ref is None or ref == "":
+        if not world.discussions:
+            raise LookupError("the account has no discussion")
+        return world.discussions[0]
+    number = _int(ref)
+    for disc in world.discussions:
+        if number == disc.did or ref in (disc.key, disc.name):
+            return disc
+    raise LookupError(f"unknown discussion {ref!r}")

@@ -7,25 +7,55 @@ until SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 import sys
 
-from webqq_scrapy.simulator import Simulator
+from webqq_scrapy.simulator import (
+    POLL_HOLD_RECORDED,
+    PTWEBQQ_RENEW_RECORDED,
+    SESSION_LIFETIME_RECORDED,
+    Simulator,
+)
 from webqq_scrapy.simulator.faults import __doc__ as FAULTS_DOC
 from webqq_scrapy.simulator.phone import __doc__ as PHONE_DOC
 from webqq_scrapy.simulator.phone import parse_behaviour
 
-EPILOG = f"""\
+
+def plain(text: str) -> str:
+    """reStructuredText-ish docstring markup → plain text for --help."""
+    text = re.sub(r":[a-z]+:`~?([^`]*)`", r"\1", text)
+    text = re.sub(r"::$", ":", text, flags=re.MULTILINE)
+    return re.sub(r"``([^`]*)``", r"\1", text)
+
+
+CONTROL = """\
+GET  /phone                       virtual phone (pending QRs; chat view per logged-in account)
+GET  /_sim/stats                  counters (JSON)
+GET  /_sim/world?account=NAME     the account's world: self, friends, groups, discussions
+POST /_sim/world                  {"account", "op", ...} op: add_friend, remove_friend,
+                                  add_member, remove_member, add_group, remove_group
+POST /_sim/messages               {"account", "kind", "sender", "text", "to"?, "faces"?}
+                                  kind: buddy, group, discu, status
+GET  /_sim/sent[?account=NAME]    what each account sent (msg_id, target, text)
+POST /_sim/kick                   {"account", "reason"?}: kick_message, then a dead session
+POST /_sim/session                {"account", "action"}: expire, renew (116), disconnect (121)
+Bodies are JSON or form fields. Section numbers (§) refer to docs/protocol.md;
+the whole behaviour is described in docs/simulator.md."""
+
+EPILOG = plain(f"""\
 Use it as an HTTP proxy for the http:// form of the real WebQQ URLs; put the account name
 in the proxy URL's user part (http://alice@HOST:PORT) to select per-account behaviour.
-Control host pages: http://HOST:PORT/phone (virtual phone), /_sim/stats (JSON).
+
+CONTROL HOST (http://HOST:PORT/...)
+{CONTROL}
 
 PHONE BEHAVIOURS (--phone, --account NAME=BEHAVIOUR)
 {PHONE_DOC.split(chr(10), 2)[2].strip()}
 
 FAULTS (--fault, repeatable)
 {FAULTS_DOC.split(chr(10), 2)[2].strip()}
-"""
+""")
 
 
 def _behaviour(text: str) -> str:
@@ -55,7 +85,8 @@ def _fault(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m webqq_scrapy.simulator",
-        description="Offline WebQQ/SmartQQ server with a virtual phone and fault injection.",
+        description="Offline WebQQ/SmartQQ server: QR login with a virtual phone, the world "
+        "after login (contacts, poll2, sends, session ends) and fault injection.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -84,9 +115,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll-count mode: confirm M polls after the scan (the N+M-th poll answers 0)",
     )
     add("--qr-lifetime", type=float, default=120.0, metavar="S", help="QR lifetime (120)")
-    add("--session-ttl", type=float, default=600.0, metavar="S", help="idle session TTL (600)")
-    add("--poll-hold", type=float, default=0.0, metavar="S", help="poll2 long-poll hold (0)")
-    add("--seed", type=int, help="seed tokens and fault rates for reproducible runs")
+    add(
+        "--session-ttl",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="idle timeout: a session without requests for S s ends (600)",
+    )
+    add(
+        "--session-lifetime",
+        type=float,
+        default=SESSION_LIFETIME_RECORDED,
+        metavar="S",
+        help=f"a session ends S s after its login (§8.1: 1-2 days; {SESSION_LIFETIME_RECORDED:g})",
+    )
+    add(
+        "--poll-hold",
+        type=float,
+        default=POLL_HOLD_RECORDED,
+        metavar="S",
+        help=f"poll2 holds S s when there is nothing to deliver (§5.1: {POLL_HOLD_RECORDED:g})",
+    )
+    add(
+        "--ptwebqq-renew",
+        type=float,
+        default=PTWEBQQ_RENEW_RECORDED,
+        metavar="S",
+        help=f"poll2 answers 116 with a new ptwebqq every S s; 0 never "
+        f"(§7: seen after ~11 h; {PTWEBQQ_RENEW_RECORDED:g})",
+    )
+    add("--seed", type=int, help="seed tokens, worlds and fault rates for reproducible runs")
+    world = parser.add_argument_group("world (each account's contacts, from its name and --seed)")
+    world.add_argument("--friends", type=int, default=24, metavar="N", help="friends (24)")
+    world.add_argument("--groups", type=int, default=4, metavar="N", help="groups (4)")
+    world.add_argument(
+        "--group-members",
+        type=int,
+        default=30,
+        metavar="N",
+        help="members of each group, the user included (30)",
+    )
+    world.add_argument("--discussions", type=int, default=2, metavar="N", help="discussions (2)")
+    chat = parser.add_argument_group("messages")
+    chat.add_argument(
+        "--chatter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="every logged-in session receives a message every S s, cycling friend, group, "
+        "discussion (0: off)",
+    )
+    chat.add_argument(
+        "--no-echo",
+        dest="echo",
+        action="store_false",
+        help="do not return the account's own sends through poll2 (§5.5: 2018 servers did)",
+    )
+    chat.add_argument(
+        "--duplicate-msg-id",
+        choices=("deliver", "reject"),
+        default="deliver",
+        help="a send repeating a msg_id: deliver it again (recorded, §6.3) or answer 1202",
+    )
+    chat.add_argument(
+        "--swallow-sql",
+        action="store_true",
+        help="silently drop sends whose text looks like SQL injection (§6.3)",
+    )
     add(
         "--account",
         type=_account,
@@ -105,12 +200,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     # Thousands of concurrent clients need as many descriptors as the hard limit allows.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    sim = Simulator(
+    try:
+        sim = _simulator(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for name, behaviour in args.account:
+        sim.phone.set_behaviour(name, behaviour)
+
+    from twisted.internet import reactor
+
+    url = sim.listen(args.host, args.port)
+    print(f"webqq simulator listening on {url}", flush=True)
+    reactor.run()  # type: ignore[attr-defined]  # SIGINT/SIGTERM stop it cleanly
+    return 0
+
+
+def _simulator(args: argparse.Namespace) -> Simulator:
+    return Simulator(
         qr_lifetime=args.qr_lifetime,
         phone=args.phone,
         scan_after=args.scan_after,
@@ -122,16 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         poll_hold=args.poll_hold,
         record_secrets=args.record_secrets,
         faults=args.fault,
+        friends=args.friends,
+        groups=args.groups,
+        group_members=args.group_members,
+        discussions=args.discussions,
+        chatter=args.chatter,
+        session_lifetime=args.session_lifetime,
+        ptwebqq_renew=args.ptwebqq_renew,
+        echo=args.echo,
+        duplicate_msg_id=args.duplicate_msg_id,
+        swallow_sql=args.swallow_sql,
     )
-    for name, behaviour in args.account:
-        sim.phone.set_behaviour(name, behaviour)
-
-    from twisted.internet import reactor
-
-    url = sim.listen(args.host, args.port)
-    print(f"webqq simulator listening on {url}", flush=True)
-    reactor.run()  # type: ignore[attr-defined]  # SIGINT/SIGTERM stop it cleanly
-    return 0
 
 
 if __name__ == "__main__":

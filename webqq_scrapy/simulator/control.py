@@ -14,18 +14,44 @@ Requests whose host is not a qq.com name (``http://127.0.0.1:PORT/...``) land he
 ``POST /_sim/faults``                   field ``spec`` adds a fault; ``/_sim/faults/clear``
 ``GET /_sim/secrets``                   JSON list of issued secrets (only with
                                         ``record_secrets``/``--record-secrets``)
+``GET /_sim/accounts``                  JSON list of accounts with a logged-in session
+``GET /_sim/world?account=NAME``        the account's world as the simulator holds it
+                                        (ids of the current login); 404 without a session
+``POST /_sim/world``                    JSON ``{"account", "op", …}`` changes it: ``op``
+                                        add_friend (nick, status, markname), remove_friend
+                                        (uin), add_member (group, uin or nick),
+                                        remove_member (group, uin), add_group (name,
+                                        members), remove_group (group)
+``POST /_sim/messages``                 JSON ``{"account", "kind", "sender", "text"}``
+                                        (+ ``to`` for group/discu, ``faces``): kind buddy,
+                                        group, discu or status; answers the poll items
+``GET /_sim/messages?account=NAME``     the message items delivered to the account so far
+``GET /_sim/sent[?account=NAME]``       ``{account: [{"kind", "to", "to_name", "msg_id",
+                                        "text", "faces", "content", "time", "duplicate",
+                                        "delivered", "answer"}, …]}``
+``POST /_sim/kick``                     ``{"account", "reason"?}``: kick_message on the next
+                                        poll2, then the session is dead
+``POST /_sim/session``                  ``{"account", "action"}``: ``expire`` (lifetime
+                                        over), ``renew`` (poll2 answers 116 with ``p``),
+                                        ``disconnect`` (poll2 answers 121 until login2)
+``GET /phone/chat?account=NAME``        a small chat view: messages in and out, a form
+                                        that makes a contact write to the account
 
-Actions also accept GET with the same fields in the query, for curl and scripts.
+POST bodies may be JSON or form fields; actions also accept GET with the same fields in
+the query, for curl and scripts. The anonymous account is named ``(anonymous)``.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from webqq_scrapy.simulator.endpoints import Reply, text_reply
 from webqq_scrapy.simulator.phone import QR_PATH_PREFIX, PhoneError
+from webqq_scrapy.simulator.state import ANONYMOUS
 
 if TYPE_CHECKING:
     from webqq_scrapy.simulator import Simulator
@@ -91,14 +117,110 @@ class Control:
             return _json({"faults": []})
         if path == "/_sim/secrets" and self.sim.store.secrets.enabled:
             return _json(sorted(self.sim.issued_secrets()))
+        if path == "/_sim/accounts":
+            return _json(self.sim.accounts())
+        world_api = {
+            "/_sim/world": self.world,
+            "/_sim/messages": self.messages,
+            "/_sim/sent": self.sent,
+            "/_sim/kick": self.kick,
+            "/_sim/session": self.session,
+            "/phone/chat": self.chat,
+        }
+        if path in world_api:
+            try:
+                return world_api[path](call, _fields(call))
+            except LookupError as exc:
+                return _json({"error": str(exc).strip("'\"")}, 404)
+            except (ValueError, TypeError) as exc:
+                return _json({"error": str(exc)}, 400)
         return text_reply(404, f"not found: {call.path}\n")
+
+    # ---- the world after login ---------------------------------------------------------
+
+    def world(self, call: Call, fields: dict[str, Any]) -> Reply:
+        account = _account(fields)
+        if call.method == "POST":
+            op = fields.pop("op", None)
+            if not op:
+                raise ValueError("missing field: op")
+            fields.pop("account", None)
+            return _json(self.sim.change_world(account, str(op), **fields))
+        data = self.sim.world(account)
+        if data is None:
+            raise LookupError(f"no logged-in session for account {account!r}")
+        return _json(data)
+
+    def messages(self, call: Call, fields: dict[str, Any]) -> Reply:
+        account = _account(fields)
+        if call.method != "POST":
+            return _json(self.sim.received(account))
+        kind = fields.get("kind")
+        if not kind:
+            raise ValueError("missing field: kind (buddy, group, discu or status)")
+        faces = fields.get("faces") or []
+        if isinstance(faces, str):
+            faces = [int(f) for f in faces.split(",") if f.strip()]
+        items = self.sim.inject_message(
+            account,
+            str(kind),
+            fields.get("sender"),
+            str(fields.get("text") or ""),
+            to=fields.get("to"),
+            faces=[int(f) for f in faces],
+        )
+        return _json({"delivered": len(items), "items": items})
+
+    def sent(self, call: Call, fields: dict[str, Any]) -> Reply:
+        account = _account(fields) if "account" in fields else None
+        return _json(self.sim.sent(account) if "account" in fields else self.sim.sent())
+
+    def kick(self, call: Call, fields: dict[str, Any]) -> Reply:
+        account = _account(fields)
+        reason = fields.get("reason")
+        count = self.sim.kick(account, str(reason)) if reason else self.sim.kick(account)
+        if not count:
+            raise LookupError(f"no logged-in session for account {account!r}")
+        return _json({"kicked": count})
+
+    def session(self, call: Call, fields: dict[str, Any]) -> Reply:
+        account = _account(fields)
+        actions = {
+            "expire": self.sim.expire,
+            "renew": self.sim.renew_ptwebqq,
+            "disconnect": self.sim.disconnect,
+        }
+        action = actions.get(str(fields.get("action")))
+        if action is None:
+            raise ValueError("action must be expire, renew or disconnect")
+        count = action(account)
+        if not count:
+            raise LookupError(f"no logged-in session for account {account!r}")
+        return _json({"sessions": count})
+
+    def chat(self, call: Call, fields: dict[str, Any]) -> Reply:
+        """The phone's chat view of one account (a demo: watch and make contacts write)."""
+        account = _account(fields)
+        if call.method == "POST":
+            kind, to = str(fields.get("kind") or "buddy"), fields.get("to") or None
+            sender = fields.get("sender") or None
+            if kind == "buddy":
+                sender, to = to, None
+            self.sim.inject_message(account, kind, sender, str(fields.get("text") or ""), to=to)
+            location = "/phone/chat?account=" + quote(account or ANONYMOUS, safe="")
+            return Reply(303, b"", [("Location", location)], "303")
+        data = self.sim.world(account)
+        if data is None:
+            raise LookupError(f"no logged-in session for account {account!r}")
+        return Reply(200, chat_page(account, data, self.sim), [("Content-Type", CT_HTML)], "200")
 
     def index(self) -> Reply:
         body = _PAGE_HEAD.format(title="WebQQ simulator") + (
             "<h1>WebQQ simulator</h1><ul>"
             '<li><a href="/phone">virtual phone</a></li>'
             '<li><a href="/_sim/stats">stats (JSON)</a></li>'
-            '<li><a href="/_sim/faults">faults (JSON)</a></li></ul></body></html>'
+            '<li><a href="/_sim/faults">faults (JSON)</a></li>'
+            '<li><a href="/_sim/sent">sent messages (JSON)</a></li></ul></body></html>'
         )
         return Reply(200, body.encode("utf-8"), [("Content-Type", CT_HTML)], "200")
 
@@ -122,11 +244,18 @@ class Control:
             if rows
             else "<p>No pending QR.</p>"
         )
+        chats = "".join(
+            '<li><a href="/phone/chat?account={q}">{name}</a></li>'.format(
+                q=quote(name, safe=""), name=html.escape(name)
+            )
+            for name in self.sim.accounts()
+        )
         body = (
             _PAGE_HEAD.format(title="Virtual phone")
             + "<h1>Virtual phone</h1>"
             + f"<p>Default behaviour: {html.escape(self.sim.phone.default)}</p>"
             + table
+            + (f"<h2>Logged in: chat</h2><ul>{chats}</ul>" if chats else "")
             + "<script>setTimeout(function(){location.reload()},3000)</script></body></html>"
         )
         return Reply(200, body.encode("utf-8"), [("Content-Type", CT_HTML)], "200")
@@ -171,3 +300,79 @@ class Control:
             except ValueError as exc:
                 return text_reply(400, f"{exc}\n")
         return _json({"faults": [fault.spec for fault in self.sim.faults]})
+
+
+def _fields(call: Call) -> dict[str, Any]:
+    """A JSON object body, else the form fields over the query parameters."""
+    body = call.body.strip()
+    if body[:1] == b"{" or "json" in call.content_type:
+        data = json.loads(body or b"{}")
+        if not isinstance(data, dict):
+            raise ValueError("the JSON body must be an object")
+        return data
+    return {**call.query, **call.form}
+
+
+def _account(fields: dict[str, Any]) -> str | None:
+    account = fields.get("account")
+    if not account:
+        raise ValueError("missing field: account")
+    return None if account == ANONYMOUS else str(account)
+
+
+def _text_of(item: dict[str, Any]) -> str:
+    pieces = item["value"].get("content", [])[1:]
+    return "".join(p if isinstance(p, str) else f"[face {p[1]}]" for p in pieces)
+
+
+def chat_page(account: str | None, world: dict[str, Any], sim: Any) -> bytes:
+    """HTML of /phone/chat: newest messages first, and a form to make a contact write."""
+    name = account or ANONYMOUS
+    nicks = {p["uin"]: p["nick"] for p in world["friends"]}
+    for group in world["groups"]:
+        nicks.update({m["uin"]: m["nick"] for m in group["members"]})
+    lines = []
+    for item in sim.received(account):
+        value = item["value"]
+        where = {"message": "friend", "group_message": "group", "discu_message": "discussion"}
+        who = nicks.get(value.get("send_uin", value["from_uin"]), str(value["from_uin"]))
+        stamp = time.strftime("%H:%M:%S", time.localtime(value["time"]))
+        lines.append(
+            (
+                value["time"],
+                f"<li>{stamp} ← {where[item['poll_type']]} "
+                f"{html.escape(who)}: {_text_of(item)}</li>",
+            )
+        )
+    for entry in sim.sent(account).get(name, []):
+        stamp = time.strftime("%H:%M:%S", time.localtime(entry["time"]))
+        lines.append(
+            (
+                entry["time"],
+                f"<li>{stamp} → {entry['kind']} {html.escape(entry['to_name'])}: "
+                f"{html.escape(entry['text'])}</li>",
+            )
+        )
+    lines.sort(key=lambda pair: pair[0], reverse=True)
+    options = [("buddy", p["uin"], p["nick"]) for p in world["friends"] if p["key"] != "self"]
+    options += [("group", g["gid"], g["name"]) for g in world["groups"]]
+    options += [("discu", d["did"], d["name"] or "(unnamed)") for d in world["discussions"]]
+    choices = "".join(
+        f'<option value="{kind}:{ident}">{kind}: {html.escape(label)}</option>'
+        for kind, ident, label in options
+    )
+    form = (
+        '<form method="post" action="/phone/chat" onsubmit="var v=this.pick.value.split(\':\');'
+        'this.kind.value=v[0];this.to.value=v[1];">'
+        f'<input type="hidden" name="account" value="{html.escape(name)}">'
+        '<input type="hidden" name="kind"><input type="hidden" name="to">'
+        f'<select name="pick">{choices}</select> writes: <input name="text" size="40">'
+        '<button type="submit">Send</button></form>'
+    )
+    body = (
+        _PAGE_HEAD.format(title=f"Chat of {html.escape(name)}")
+        + f"<h1>Chat of {html.escape(name)}</h1>{form}<ul>{''.join(t for _, t in lines)}</ul>"
+        + '<p><a href="/phone">phone</a></p>'
+        + "<script>setTimeout(function(){location.reload()},5000)</script></body></html>"
+    )
+    return body.encode("utf-8")

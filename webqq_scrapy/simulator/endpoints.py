@@ -7,11 +7,12 @@ where a capture exists) and checks what §10 recommends. The Twisted layer
 
 from __future__ import annotations
 
+import html
 import io
 import ipaddress
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import segno
@@ -25,6 +26,7 @@ from webqq_scrapy.protocol import (
     RETCODE_NOT_LOGGED_IN,
     RETCODE_NOT_REGISTERED,
     RETCODE_OK,
+    RETCODE_POLL_TIMEOUT,
     RETCODE_PTWEBQQ_INVALID,
     format_ptuicb,
     hash33,
@@ -39,13 +41,24 @@ from webqq_scrapy.simulator.cookies import (
     misplaced_cookies,
     tencent_cookie,
 )
-from webqq_scrapy.simulator.state import CONFIRMED, QR, STATE_CODES
+from webqq_scrapy.simulator.messages import kick_item, parse_send_content
+from webqq_scrapy.simulator.state import (
+    ANONYMOUS,
+    CONFIRMED,
+    ENDED_EXPIRED,
+    ENDED_IDLE,
+    ENDED_KICKED,
+    QR,
+    STATE_CODES,
+    Session,
+    Tombstone,
+)
 from webqq_scrapy.simulator.tokens import QQ_MIN, QQ_SPAN, qq_number, uin_cookie
 
 if TYPE_CHECKING:
     from webqq_scrapy.simulator import Simulator
     from webqq_scrapy.simulator.faults import Fault
-    from webqq_scrapy.simulator.state import Session
+    from webqq_scrapy.simulator.world import World
 
 __all__ = ["ROUTES", "Call", "Reply", "WebQQ", "route"]
 
@@ -69,6 +82,23 @@ ROUTES[protocol.HOST_STATIC, protocol.PATH_GETVFWEBQQ] = "getvfwebqq"
 ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_LOGIN2] = "login2"
 ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_ONLINE_BUDDIES] = "get_online_buddies2"
 ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_POLL2] = "poll2"
+# §4 quick reference: the post-login APIs at their real hosts and paths.
+STATIC_STEPS = (
+    "get_user_friends2",
+    "get_group_name_list_mask2",
+    "get_discus_list",
+    "get_self_info2",
+    "get_friend_info2",
+    "get_single_long_nick2",
+    "get_group_info_ext2",
+    "get_friend_uin2",
+)
+CHANNEL_STEPS = ("get_recent_list2", "get_discu_info", "change_status2")
+SEND_STEPS = ("send_buddy_msg2", "send_qun_msg2", "send_discu_msg2")
+for _step in STATIC_STEPS:
+    ROUTES[protocol.HOST_STATIC, f"/api/{_step}"] = _step
+for _step in CHANNEL_STEPS + SEND_STEPS:
+    ROUTES[protocol.HOST_DYNAMIC, f"/channel/{_step}"] = _step
 for _host in PROXY_HOSTS:
     ROUTES[_host, protocol.PATH_PROXY] = STEP_PROXY_PAGE
     ROUTES[_host, "/cfproxy.html"] = STEP_PROXY_PAGE
@@ -109,6 +139,32 @@ ERROR_BODIES = {
     RETCODE_NOT_REGISTERED: {"errmsg": "error", "retcode": RETCODE_NOT_REGISTERED},
     RETCODE_NOT_LOGGED_IN: {"errmsg": "login error", "retcode": RETCODE_NOT_LOGGED_IN},
 }
+# §7 / §4.15 retcodes of the post-login APIs.
+RETCODE_SESSION_EXPIRED = 6  # s.web2 calls of an aged session / wrong vfwebqq (§4.15, §7)
+RETCODE_BAD_ID = 6  # gcode that is not a listed code; unknown tuin / did (§4.15)
+RETCODE_HASH_WRONG = 50  # wrong hash, or r without vfwebqq/hash (§4.15)
+RETCODE_PTWEBQQ_RENEWED = 116  # poll2: new ptwebqq in "p" (§7)
+RETCODE_RELINK = 121  # poll2: connection lost, relink needed (§7)
+RETCODE_MAYBE_SENT = 1202  # sends: maybe not delivered (§6.3)
+RETCODE_FETCH_FAILED = 100100  # friend list without r (§4.15); "sent anyway" on sends (§6.3)
+_UNSET: Any = object()
+
+
+def send_error_body(retcode: int) -> dict[str, object]:
+    """§1.4/§6.3: the recorded error body of a send, ``{"errmsg":"error!!!","retcode":N}``."""
+    return {"errmsg": "error!!!", "retcode": retcode}
+
+
+def hash2(uin: int, ptwebqq: str) -> str:
+    """§2.2 ``hash2(uin, ptwebqq)`` of the two list POSTs (16 upper-case hex digits)."""
+    p = [0, 0, 0, 0]
+    for i, char in enumerate(ptwebqq):
+        p[i % 4] ^= ord(char)
+    salt = b"ECOK"
+    v = [((uin >> shift) & 0xFF) ^ salt[i] for i, shift in enumerate((24, 16, 8, 0))]
+    return "".join(f"{b:02X}" for pair in zip(p, v, strict=True) for b in pair)
+
+
 # §5.2: the 2018 "no message" answer of poll2.
 POLL_NO_MESSAGE = b'{"retcode":0,"retmsg":"ok","errmsg":"error"}'
 # §3.2 check_sig URL (verify_status_certified fixture, §3.3 example shape).
@@ -150,6 +206,10 @@ class Call:
     referer: str | None = None
     account: str | None = None
     client_ip: str = "127.0.0.1"
+    body: bytes = b""
+    content_type: str = ""
+    degraded: bool = False  # a "degraded" fault: answer without the key clients retry on
+    forced_retcode: int | None = None  # a send fault 1202/100100: deliver, then answer it
 
     def cookie(self, name: str) -> str | None:
         value = None
@@ -175,6 +235,7 @@ class Reply:
     answer: str = ""  # the stats key: ptuiCB code, retcode or HTTP status
     hold: float = 0.0  # seconds to wait before sending (poll2's long poll)
     drop: bool = False
+    waiter: Session | None = None  # a poll2 to hold until this session has something
 
 
 def json_reply(data: dict[str, object], answer: object) -> Reply:
@@ -184,6 +245,15 @@ def json_reply(data: dict[str, object], answer: object) -> Reply:
 
 def retcode_reply(retcode: int) -> Reply:
     return json_reply(ERROR_BODIES.get(retcode, {"retcode": retcode}), retcode)
+
+
+def nginx_reply(status: int) -> Reply:
+    """The small nginx error page of a dead or missing node (§3.4 404, §4.9, §5.2 502/504)."""
+    body = (
+        f"<html><head><title>{status}</title></head><body><center><h1>"
+        f"{status}</h1></center><hr><center>nginx</center></body></html>\r\n"
+    ).encode()
+    return Reply(status, body, [("Content-Type", CT_HTML)], f"http_{status}")
 
 
 def text_reply(status: int, text: str, answer: str | None = None) -> Reply:
@@ -253,15 +323,13 @@ class WebQQ:
     def fault_reply(self, step: str, fault: Fault) -> Reply:
         """The answer of a fault whose action is status, malformed or retcode."""
         if fault.status is not None:
-            body = (
-                f"<html><head><title>{fault.status}</title></head><body><center><h1>"
-                f"{fault.status}</h1></center><hr><center>nginx</center></body></html>\r\n"
-            ).encode()
-            return Reply(fault.status, body, [("Content-Type", CT_HTML)], f"http_{fault.status}")
+            return nginx_reply(fault.status)
         if fault.retcode is not None:
             if step == "ptqrlogin":
                 line = format_ptuicb(fault.retcode).encode("utf-8")
                 return Reply(200, line, [("Content-Type", CT_JS)], str(fault.retcode))
+            if step in SEND_STEPS:
+                return json_reply(send_error_body(fault.retcode), fault.retcode)
             return retcode_reply(fault.retcode)
         # malformed: the start of a plausible answer, cut off.
         if step == "ptqrshow":
@@ -418,27 +486,78 @@ class WebQQ:
         headers += [("Set-Cookie", cookie) for cookie in cookies]
         return Reply(302, b"", headers, "302")
 
-    # ---- §3.4–§3.6 web2 APIs ------------------------------------------------------------
+    # ---- sessions: live, dead, unknown (§8) ---------------------------------------------
 
-    def _web2_session(self, call: Call) -> Session | None:
-        """§10: Referer on *.web2.qq.com, cookies uin/skey/p_skey of one live session."""
+    def _find(self, call: Call) -> Session | Tombstone | None:
+        """§10: Referer on *.web2.qq.com and the cookies uin/skey/p_skey of one session.
+
+        A live session past its lifetime or idle timeout ends here (the sweep does the same
+        periodically); an ended one is returned as its tombstone.
+        """
         referer_host = urlsplit(call.referer or "").hostname or ""
         if not referer_host.endswith(".web2.qq.com"):
             return None
-        session = self.store.by_p_skey.get(call.cookie("p_skey") or "")
-        if session is None:
+        p_skey = call.cookie("p_skey") or ""
+        uin, skey = call.cookie("uin"), call.cookie("skey")
+        session = self.store.by_p_skey.get(p_skey)
+        if session is not None:
+            if uin != uin_cookie(session.qq) or skey != session.skey:
+                return None
+            now = self.sim.clock()
+            if now - session.created >= self.store.session_lifetime:
+                self.store.end_session(session, ENDED_EXPIRED)
+            elif now - session.last_seen > self.store.session_ttl and session.waiter is None:
+                reason = ENDED_KICKED if session.kick_pending else ENDED_IDLE
+                self.store.end_session(session, reason)
+            else:
+                session.last_seen = now
+                return session
+        tomb = self.store.ended.get(p_skey)
+        if tomb is None or uin != uin_cookie(tomb.qq) or skey != tomb.skey:
             return None
-        if call.cookie("uin") != uin_cookie(session.qq) or call.cookie("skey") != session.skey:
-            return None
-        session.last_seen = self.sim.clock()
-        return session
+        return tomb
+
+    def _web2_session(self, call: Call) -> Session | None:
+        found = self._find(call)
+        return found if isinstance(found, Session) else None
+
+    def dead_reply(self, reason: str, family: str) -> Reply:
+        """What the real service answered a dead session (§4.15, §6.3, §7, §8).
+
+        s.web2 data calls: ``{"retcode":6}`` (friend list and self info of aged sessions,
+        kitech/wxagent#15/#19, rebown@93c7409). d1 calls after the lifetime:
+        ``{"errmsg":"login error","retcode":100001}`` (rebown#13); after a kick: 103 (the
+        multi-point login check, §7, §8.1); a send after an idle timeout: 100012 (DumbQQ#11,
+        qqbot#283). getvfwebqq: 100000 (§3.4); login2: 103 ("not re-login", §3.5).
+        """
+        if family == "static":
+            return retcode_reply(RETCODE_SESSION_EXPIRED)
+        if family == "getvfwebqq":
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if family == "login2" or reason == ENDED_KICKED:
+            return retcode_reply(RETCODE_NOT_REGISTERED)
+        if family == "send" and reason == ENDED_IDLE:
+            return json_reply(send_error_body(RETCODE_POLL_TIMEOUT), RETCODE_POLL_TIMEOUT)
+        return retcode_reply(RETCODE_NOT_LOGGED_IN)
+
+    def _live(self, call: Call, family: str) -> Session | Reply:
+        found = self._find(call)
+        if found is None:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if isinstance(found, Tombstone):
+            return self.dead_reply(found.reason, family)
+        if found.kick_pending and family != "poll":
+            return self.dead_reply(ENDED_KICKED, family)
+        return found
+
+    # ---- §3.4–§3.6 web2 APIs ------------------------------------------------------------
 
     def getvfwebqq(self, call: Call) -> Reply:
         session = self._web2_session(call)
         ptwebqq = call.query.get("ptwebqq")
         if (
             session is None
-            or ptwebqq != session.ptwebqq
+            or not session.ptwebqq_ok(ptwebqq)
             or call.cookie("ptwebqq") != ptwebqq
             or _int_or_none(call.query.get("clientid")) != CLIENTID
         ):
@@ -449,7 +568,7 @@ class WebQQ:
         # §3.4 key order: retcode first (get_vfwebqq.txt).
         return json_reply({"retcode": RETCODE_OK, "result": {"vfwebqq": session.vfwebqq}}, 0)
 
-    def _r(self, call: Call) -> dict[str, object] | None:
+    def _r(self, call: Call) -> dict[str, Any] | None:
         raw = call.param("r")
         try:
             data = json.loads(raw) if raw is not None else None
@@ -461,23 +580,40 @@ class WebQQ:
         r = self._r(call)
         if r is None:
             return retcode_reply(RETCODE_BAD_POST)
-        session = self._web2_session(call)
+        found = self._find(call)
+        if isinstance(found, Tombstone):
+            return self.dead_reply(found.reason, "login2")
+        session = found
         if session is None or _int_or_none(r.get("clientid")) != CLIENTID:
             return retcode_reply(RETCODE_LOGIN_INVALID)
-        if r.get("ptwebqq") != session.ptwebqq or call.cookie("ptwebqq") != session.ptwebqq:
+        if session.kick_pending:
+            return self.dead_reply(ENDED_KICKED, "login2")
+        if not session.ptwebqq_ok(r.get("ptwebqq")) or not session.ptwebqq_ok(
+            call.cookie("ptwebqq")
+        ):
             return retcode_reply(RETCODE_PTWEBQQ_INVALID)
-        if session.psessionid is not None:
-            self.store.by_psessionid.pop(session.psessionid, None)
-        # §3.4: login2's vfwebqq is not the one the other calls accept.
-        session.login2_vfwebqq = self.tokens.vfwebqq()
-        session.psessionid = self.tokens.psessionid(
-            session.qq, session.skey, session.login2_vfwebqq
-        )
-        session.online = False
-        self.store.by_psessionid[session.psessionid] = session
-        self.store.secrets.add(session.login2_vfwebqq, session.psessionid)
-        self.store.stats.logins[session.account or "(anonymous)"] += 1
-        status = r.get("status")
+        status = r.get("status", r.get("state"))
+        # §3.5 relink: login2 again with the current psessionid keeps the session.
+        relink = bool(session.psessionid) and r.get("psessionid") == session.psessionid
+        if relink:
+            session.disconnected = False
+        else:
+            if session.psessionid is not None:
+                self.store.by_psessionid.pop(session.psessionid, None)
+            # §3.4: login2's vfwebqq is not the one the other calls accept.
+            session.login2_vfwebqq = self.tokens.vfwebqq()
+            session.psessionid = self.tokens.psessionid(
+                session.qq, session.skey, session.login2_vfwebqq
+            )
+            session.online = False
+            self.store.by_psessionid[session.psessionid] = session
+            self.store.secrets.add(session.login2_vfwebqq, session.psessionid)
+            key = session.account or ANONYMOUS
+            self.store.stats.logins[key] += 1
+            if session.world is None:
+                self.sim.open_world(session, self.store.stats.logins[key])
+        assert session.psessionid is not None and session.login2_vfwebqq is not None
+        session.status = status if status in STATUSES else "online"
         try:
             cip = int(ipaddress.IPv4Address(call.client_ip))
         except ValueError:
@@ -490,20 +626,22 @@ class WebQQ:
             "index": rng.randrange(1000, 1100),
             "port": rng.randrange(40000, 50000),
             "psessionid": session.psessionid,
-            "status": status if status in STATUSES else "online",
+            "status": session.status,
             "uin": session.qq,
             "user_state": 0,
             "vfwebqq": session.login2_vfwebqq,
         }
         return json_reply({"result": result, "retcode": RETCODE_OK}, 0)
 
-    def _channel_session(self, call: Call, psessionid: object) -> Session | Reply:
-        session = self._web2_session(call)
-        if session is None:
-            return retcode_reply(RETCODE_LOGIN_INVALID)
-        if not psessionid or psessionid != session.psessionid:
+    def _channel_session(
+        self, call: Call, psessionid: object, family: str = "channel"
+    ) -> Session | Reply:
+        found = self._live(call, family)
+        if isinstance(found, Reply):
+            return found
+        if not psessionid or psessionid != found.psessionid:
             return retcode_reply(RETCODE_NOT_LOGGED_IN)
-        return session
+        return found
 
     def get_online_buddies2(self, call: Call) -> Reply:
         found = self._channel_session(call, call.query.get("psessionid"))
@@ -517,27 +655,287 @@ class WebQQ:
         ):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         found.online = True  # §3.6: the session is now "registered" for poll2
-        # §4.5: the virtual account has no friends online.
-        return json_reply({"result": [], "retcode": RETCODE_OK}, 0)
+        world = found.world
+        # §4.5: the friends who are online (an array, possibly empty).
+        return json_reply({"result": world.online_result() if world else [], "retcode": 0}, 0)
+
+    # ---- §5 poll2 -----------------------------------------------------------------------
 
     def poll2(self, call: Call) -> Reply:
         r = self._r(call)
         if r is None:
             return retcode_reply(RETCODE_BAD_POST)
-        found = self._channel_session(call, r.get("psessionid"))
+        found = self._channel_session(call, r.get("psessionid"), "poll")
         if isinstance(found, Reply):
             return found
         # §5.1: poll2's ptwebqq may be "" (2018) or the cookie value.
-        if _int_or_none(r.get("clientid")) != CLIENTID or r.get("ptwebqq") not in (
-            "",
-            found.ptwebqq,
+        ptwebqq = r.get("ptwebqq")
+        if _int_or_none(r.get("clientid")) != CLIENTID or not (
+            ptwebqq == "" or found.ptwebqq_ok(ptwebqq)
         ):
             return retcode_reply(RETCODE_LOGIN_INVALID)
-        if not found.online:
+        if not found.online and not found.kick_pending:
             return retcode_reply(RETCODE_NOT_REGISTERED)  # §3.6
+        ready = self.poll_now(found)
+        if ready is not None:
+            return ready
         return Reply(
-            200, POLL_NO_MESSAGE, [("Content-Type", CT_JSON)], "0", hold=self.sim.poll_hold
+            200,
+            POLL_NO_MESSAGE,
+            [("Content-Type", CT_JSON)],
+            "0",
+            hold=self.sim.poll_hold,
+            waiter=found,
         )
+
+    def poll_now(self, session: Session) -> Reply | None:
+        """The answer poll2 can give at once, or None when it would wait (§5.1, §5.2)."""
+        if session.ended is not None:
+            return self.dead_reply(session.ended, "poll")
+        if session.kick_pending:
+            # §5.3: the kick arrives as a poll item; afterwards the session is dead (§8.1).
+            body = {"result": [kick_item(session.kick_reason)], "retcode": RETCODE_OK}
+            self.store.end_session(session, ENDED_KICKED)
+            return json_reply(body, "kick_message")
+        if session.disconnected:
+            return retcode_reply(RETCODE_RELINK)  # §7: 121, relink (login2 again) needed
+        now = self.sim.clock()
+        if session.renew_now or (session.next_renew is not None and now >= session.next_renew):
+            # §7: 116 carries the new ptwebqq in "p"; the client rewrites its cookie.
+            session.prev_ptwebqq, session.ptwebqq = session.ptwebqq, self.tokens.ptwebqq()
+            self.store.secrets.add(session.ptwebqq)
+            session.renew_now = False
+            interval = self.sim.ptwebqq_renew
+            session.next_renew = now + interval if interval else None
+            return json_reply({"retcode": RETCODE_PTWEBQQ_RENEWED, "p": session.ptwebqq}, 116)
+        channel = session.channel
+        item = channel.pop() if channel is not None else None
+        if item is None:
+            return None
+        # §5.2: one item per answer; the rest wait for the next polls.
+        return json_reply({"result": [item], "retcode": RETCODE_OK}, item["poll_type"])
+
+    def poll_timeout(self, session: Session) -> Reply:
+        """The answer of a held poll2 when the hold ends (§5.2: the 2018 no-message body)."""
+        ready = self.poll_now(session)
+        if ready is not None:
+            return ready
+        return Reply(200, POLL_NO_MESSAGE, [("Content-Type", CT_JSON)], "0")
+
+    # ---- §4 lists and details (s.web2) --------------------------------------------------
+
+    def _static(self, call: Call, *, vfwebqq: object = _UNSET) -> tuple[Session, World] | Reply:
+        """Session for an s.web2 data call; a wrong vfwebqq answers 6 (§4.15)."""
+        found = self._live(call, "static")
+        if isinstance(found, Reply):
+            return found
+        if vfwebqq is not _UNSET and (found.vfwebqq is None or vfwebqq != found.vfwebqq):
+            return retcode_reply(RETCODE_SESSION_EXPIRED)
+        if found.world is None:  # cookies of a session that never reached login2
+            return retcode_reply(RETCODE_NOT_REGISTERED)
+        return found, found.world
+
+    def _hash_ok(self, session: Session, value: object) -> bool:
+        """§2.2: hash(self uin, ptwebqq), with the current or the previous ptwebqq."""
+        return any(
+            value == hash2(session.qq, p) for p in (session.ptwebqq, session.prev_ptwebqq) if p
+        )
+
+    def _list_call(self, call: Call, missing_r: int) -> tuple[Session, World] | Reply:
+        """§4.1/§4.2: ``r`` = {vfwebqq, hash}, in the body or (Mojo) the query."""
+        found = self._live(call, "static")
+        if isinstance(found, Reply):
+            return found
+        r = self._r(call)
+        if r is None:
+            return retcode_reply(missing_r)  # §4.15: friends 100100, groups 50
+        if not isinstance(r.get("vfwebqq"), str) or not isinstance(r.get("hash"), str):
+            return retcode_reply(RETCODE_HASH_WRONG)  # §4.15: r with the wrong keys → 50
+        checked = self._static(call, vfwebqq=r["vfwebqq"])
+        if isinstance(checked, Reply):
+            return checked
+        if not self._hash_ok(found, r["hash"]):
+            return retcode_reply(RETCODE_HASH_WRONG)
+        return checked
+
+    def get_user_friends2(self, call: Call) -> Reply:
+        found = self._list_call(call, RETCODE_FETCH_FAILED)
+        if isinstance(found, Reply):
+            return found
+        if call.degraded:
+            result = found[1].friends_result()
+            del result["marknames"]  # §4.15 degraded answer (qqbot v2.1.2 changes)
+            return json_reply({"retcode": 0, "result": result}, "degraded")
+        return json_reply({"retcode": 0, "result": found[1].friends_result()}, 0)
+
+    def get_group_name_list_mask2(self, call: Call) -> Reply:
+        found = self._list_call(call, RETCODE_HASH_WRONG)
+        if isinstance(found, Reply):
+            return found
+        return json_reply({"retcode": 0, "result": found[1].groups_result()}, 0)
+
+    def get_discus_list(self, call: Call) -> Reply:
+        found = self._static(call, vfwebqq=call.query.get("vfwebqq"))
+        if isinstance(found, Reply):
+            return found
+        bad = self._ids_reply(call, found[0])
+        if bad is not None:
+            return bad
+        if call.degraded:
+            return json_reply({"retcode": 0, "result": {}}, "degraded")  # §4.3 transient
+        return json_reply({"retcode": 0, "result": found[1].discussions_result()}, 0)
+
+    def get_self_info2(self, call: Call) -> Reply:
+        found = self._static(call)
+        if isinstance(found, Reply):
+            return found
+        session, world = found
+        world.me.status = session.status
+        return json_reply({"retcode": 0, "result": world.self_info()}, 0)
+
+    def get_friend_info2(self, call: Call) -> Reply:
+        found = self._static(call, vfwebqq=call.query.get("vfwebqq"))
+        if isinstance(found, Reply):
+            return found
+        bad = self._ids_reply(call, found[0])
+        if bad is not None:
+            return bad
+        info = found[1].friend_info(_int_or_none(call.query.get("tuin")) or 0)
+        if info is None:
+            return retcode_reply(RETCODE_BAD_ID)  # §4.15: unknown tuin → 6
+        return json_reply({"retcode": 0, "result": info}, 0)
+
+    def get_single_long_nick2(self, call: Call) -> Reply:
+        found = self._static(call, vfwebqq=call.query.get("vfwebqq"))
+        if isinstance(found, Reply):
+            return found
+        result = found[1].long_nick(_int_or_none(call.query.get("tuin")) or 0)
+        if result is None:
+            return retcode_reply(RETCODE_BAD_ID)
+        return json_reply({"retcode": 0, "result": result}, 0)
+
+    def get_group_info_ext2(self, call: Call) -> Reply:
+        found = self._static(call, vfwebqq=call.query.get("vfwebqq"))
+        if isinstance(found, Reply):
+            return found
+        # §4.10/§4.15: gcode must be a listed code; a gid (or anything else) answers 6.
+        group = found[1].group_by_code(_int_or_none(call.query.get("gcode")))
+        if group is None:
+            return retcode_reply(RETCODE_BAD_ID)
+        result = found[1].group_info(group)
+        if call.degraded:
+            del result["minfo"]  # §4.15 degraded answer (pandolia/qqbot#121)
+            return json_reply({"retcode": 0, "result": result}, "degraded")
+        return json_reply({"retcode": 0, "result": result}, 0)
+
+    def get_friend_uin2(self, call: Call) -> Reply:
+        # §4.9: retired 2017-04-14; by 2017-09 it answered HTTP 404.
+        return nginx_reply(404)
+
+    def _ids_reply(self, call: Call, session: Session) -> Reply | None:
+        """clientid (100000) and psessionid (100001) where the official call sends them."""
+        if _int_or_none(call.query.get("clientid")) != CLIENTID:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if call.query.get("psessionid") != session.psessionid:
+            return retcode_reply(RETCODE_NOT_LOGGED_IN)
+        return None
+
+    # ---- §4.6, §4.11, §4.12 (d1) -------------------------------------------------------
+
+    def get_recent_list2(self, call: Call) -> Reply:
+        r = self._r(call)
+        if r is None:
+            return retcode_reply(RETCODE_BAD_POST)
+        found = self._live(call, "channel")
+        if isinstance(found, Reply):
+            return found
+        # §4.6: psessionid "" (ScienJus) and {vfwebqq, hash} (rebown) also worked.
+        psessionid = r.get("psessionid")
+        if psessionid not in (None, "", found.psessionid):
+            return retcode_reply(RETCODE_NOT_LOGGED_IN)
+        if found.vfwebqq is None or r.get("vfwebqq") != found.vfwebqq:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if found.world is None:
+            return retcode_reply(RETCODE_NOT_REGISTERED)
+        return json_reply({"retcode": 0, "result": found.world.recent_result()}, 0)
+
+    def get_discu_info(self, call: Call) -> Reply:
+        found = self._channel_session(call, call.query.get("psessionid"))
+        if isinstance(found, Reply):
+            return found
+        if (
+            found.vfwebqq is None
+            or call.query.get("vfwebqq") != found.vfwebqq
+            or _int_or_none(call.query.get("clientid")) != CLIENTID
+        ):
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        world = found.world
+        disc = world.discussion(_int_or_none(call.query.get("did"))) if world else None
+        if world is None or disc is None:
+            return retcode_reply(RETCODE_BAD_ID)  # §4.15: unknown did → 6
+        return json_reply({"retcode": 0, "result": world.discussion_info(disc)}, 0)
+
+    def change_status2(self, call: Call) -> Reply:
+        found = self._channel_session(call, call.query.get("psessionid"))
+        if isinstance(found, Reply):
+            return found
+        if _int_or_none(call.query.get("clientid")) != CLIENTID:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        status = call.query.get("newstatus")
+        if status not in STATUSES:
+            return retcode_reply(RETCODE_BAD_ID)
+        found.status = status
+        if found.world is not None:
+            found.world.me.status = status
+        # The success body is not recorded; Mojo tests only retcode == 0 (change_state.pm).
+        return json_reply({"retcode": 0}, 0)
+
+    # ---- §6 sends -----------------------------------------------------------------------
+
+    def send_buddy_msg2(self, call: Call) -> Reply:
+        return self._send(call, "buddy", "to")
+
+    def send_qun_msg2(self, call: Call) -> Reply:
+        return self._send(call, "group", "group_uin")
+
+    def send_discu_msg2(self, call: Call) -> Reply:
+        return self._send(call, "discu", "did")
+
+    def _send(self, call: Call, kind: str, target_key: str) -> Reply:
+        r = self._r(call)
+        if r is None:
+            return retcode_reply(RETCODE_BAD_POST)
+        found = self._channel_session(call, r.get("psessionid"), "send")
+        if isinstance(found, Reply):
+            return found
+        if _int_or_none(r.get("clientid")) != CLIENTID:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if not found.online:
+            return retcode_reply(RETCODE_NOT_REGISTERED)  # §4.15: sends got 103 too
+        msg_id = r.get("msg_id")
+        if not isinstance(msg_id, int) or isinstance(msg_id, bool):
+            return retcode_reply(RETCODE_BAD_POST)
+        parsed = parse_send_content(r.get("content"))
+        if parsed is None:
+            # §1.4: a malformed send once produced an Erlang error page (kitech/wxagent#14).
+            raw = str(r.get("content"))[:200]
+            page = (
+                "<html><h1>Error occured:</h1><pre>{{case_clause,{invalid_json,"
+                + html.escape(raw)
+                + "}}}</pre></html>"
+            )
+            return Reply(500, page.encode("utf-8"), [("Content-Type", CT_HTML)], "http_500")
+        target = _int_or_none(r.get(target_key))
+        outcome = self.sim.record_send(
+            found, kind, target, parsed, msg_id, str(r["content"]), call.forced_retcode
+        )
+        if outcome is None:
+            return retcode_reply(RETCODE_BAD_ID)  # not a friend / group / discussion of the list
+        if outcome != RETCODE_OK:
+            return json_reply(send_error_body(outcome), outcome)
+        # §6.3: after 2017-09 the success carried only retcode (its exact body is not
+        # recorded; every client tests retcode == 0 or accepts it).
+        return json_reply({"retcode": RETCODE_OK}, 0)
 
     def proxy_page(self, call: Call) -> Reply:
         return Reply(200, PROXY_PAGE, [("Content-Type", CT_HTML_UTF8)], "200")

@@ -1,20 +1,27 @@
-"""Fault injection for the simulator: make one login step fail on purpose (tests, benchmarks).
+"""Fault injection for the simulator: make one step fail on purpose (tests, benchmarks).
 
 A fault names a step and an action, optionally a trigger and an account::
 
     STEP:ACTION[:ACTION…][:TRIGGER…]
 
 STEP
-    ``ptqrshow``, ``ptqrlogin``, ``check_sig``, ``getvfwebqq``, ``login2``,
-    ``get_online_buddies2``, ``poll2`` or ``*`` (every step).
+    a login step (``ptqrshow``, ``ptqrlogin``, ``check_sig``, ``getvfwebqq``, ``login2``),
+    a post-login API (``get_online_buddies2``, ``poll2``, ``get_user_friends2``,
+    ``get_group_name_list_mask2``, ``get_discus_list``, ``get_self_info2``,
+    ``get_friend_info2``, ``get_single_long_nick2``, ``get_group_info_ext2``,
+    ``get_friend_uin2``, ``get_recent_list2``, ``get_discu_info``, ``change_status2``,
+    ``send_buddy_msg2``, ``send_qun_msg2``, ``send_discu_msg2``) or ``*`` (every step).
 ACTION (at least one)
     ``status=NNN``   answer HTTP NNN (e.g. 502, 504) with a small HTML body;
     ``drop``         close the connection without answering;
     ``delay=S``      wait S seconds, then answer (normally, or with another action);
     ``malformed``    answer 200 with a broken body (truncated JSON / ptuiCB / PNG);
     ``retcode=N``    a JSON step answers ``{"retcode":N}`` (103 and 100001 with their
-    recorded ``errmsg``, §1.4); ptqrlogin answers ``ptuiCB('N',…)`` (§3.2).
-    At most one of status / drop / malformed / retcode.
+    recorded ``errmsg``, §1.4); ptqrlogin answers ``ptuiCB('N',…)`` (§3.2); on a send,
+    1202 and 100100 deliver the message and then answer the code (§6.3: it may arrive).
+    ``degraded``     answer 0 without the key clients retry on (§4.15): friends without
+    ``marknames``, group detail without ``minfo``, discussion list without ``dnamelist``.
+    At most one of status / drop / malformed / retcode / degraded.
 TRIGGER (default: every request of the step)
     ``nth=N``        only the N-th matching request (1-based);
     ``rate=P``       each matching request with probability P (the simulator's seeded RNG);
@@ -40,10 +47,26 @@ STEPS = (
     "login2",
     "get_online_buddies2",
     "poll2",
+    "get_user_friends2",
+    "get_group_name_list_mask2",
+    "get_discus_list",
+    "get_self_info2",
+    "get_friend_info2",
+    "get_single_long_nick2",
+    "get_group_info_ext2",
+    "get_friend_uin2",
+    "get_recent_list2",
+    "get_discu_info",
+    "change_status2",
+    "send_buddy_msg2",
+    "send_qun_msg2",
+    "send_discu_msg2",
 )
+# Steps that can answer a "degraded" body (§4.15).
+DEGRADABLE = ("get_user_friends2", "get_group_info_ext2", "get_discus_list")
 ANY_STEP = "*"
 # Steps whose answer is not a retcode carrier (PNG, 302 redirect).
-_NO_RETCODE = ("ptqrshow", "check_sig")
+_NO_RETCODE = ("ptqrshow", "check_sig", "get_friend_uin2")
 
 
 @dataclass(eq=False)
@@ -56,6 +79,7 @@ class Fault:
     delay: float = 0.0
     malformed: bool = False
     retcode: int | None = None
+    degraded: bool = False
     nth: int | None = None
     rate: float | None = None
     times: int | None = None
@@ -66,11 +90,23 @@ class Fault:
     def __post_init__(self) -> None:
         if self.step != ANY_STEP and self.step not in STEPS:
             raise ValueError(f"unknown step {self.step!r}: expected one of {', '.join(STEPS)}")
-        outcomes = [self.status is not None, self.drop, self.malformed, self.retcode is not None]
+        outcomes = [
+            self.status is not None,
+            self.drop,
+            self.malformed,
+            self.retcode is not None,
+            self.degraded,
+        ]
         if sum(outcomes) > 1:
-            raise ValueError("a fault has at most one of status, drop, malformed, retcode")
+            raise ValueError(
+                "a fault has at most one of status, drop, malformed, retcode, degraded"
+            )
+        if self.degraded and self.step not in DEGRADABLE:
+            raise ValueError(f"degraded applies to {', '.join(DEGRADABLE)} only")
         if not any(outcomes) and self.delay <= 0:
-            raise ValueError("a fault needs an action: status, drop, delay, malformed or retcode")
+            raise ValueError(
+                "a fault needs an action: status, drop, delay, malformed, retcode or degraded"
+            )
         if self.status is not None and not 100 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP status code, got {self.status}")
         if self.delay < 0:
@@ -95,7 +131,7 @@ class Fault:
             name, eq, value = part.partition("=")
             name = name.strip().lower()
             try:
-                if name in ("drop", "malformed") and not eq:
+                if name in ("drop", "malformed", "degraded") and not eq:
                     kwargs[name] = True
                 elif name in ("status", "retcode", "nth", "times") and eq:
                     kwargs[name] = int(value)
@@ -125,6 +161,8 @@ class Fault:
             parts.append("malformed")
         if self.retcode is not None:
             parts.append(f"retcode={self.retcode}")
+        if self.degraded:
+            parts.append("degraded")
         for name in ("nth", "rate", "times", "account"):
             value = getattr(self, name)
             if value is not None:

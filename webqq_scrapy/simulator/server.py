@@ -15,17 +15,26 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from webqq_scrapy.simulator.endpoints import Call, Reply, is_qq_host, route, text_reply
+from webqq_scrapy.simulator.endpoints import (
+    SEND_STEPS,
+    Call,
+    Reply,
+    is_qq_host,
+    route,
+    text_reply,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
     from twisted.web.server import Request
 
     from webqq_scrapy.simulator import Simulator
+    from webqq_scrapy.simulator.state import Session
 
 __all__ = ["SimulatorSite", "build_call"]
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+SENT_ANYWAY = (1202, 100100)  # §6.3: send answers whose message may have arrived anyway
 
 
 def _header(request: Request, name: str) -> str | None:
@@ -71,10 +80,12 @@ def build_call(request: Request) -> Call:
     method = request.method.decode("latin-1").upper()
     form: dict[str, str] = {}
     content_type = (_header(request, "content-type") or "").lower()
-    if method == "POST" and content_type.startswith(FORM_TYPE) and request.content is not None:
+    raw = b""
+    if method == "POST" and request.content is not None:
         request.content.seek(0)
-        body = request.content.read().decode("utf-8", "replace")
-        form = dict(parse_qsl(body, keep_blank_values=True))
+        raw = request.content.read()
+    if method == "POST" and content_type.startswith(FORM_TYPE):
+        form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     from webqq_scrapy.simulator.cookies import parse_cookie_header
 
     address = request.getClientAddress()
@@ -88,6 +99,8 @@ def build_call(request: Request) -> Call:
         referer=_header(request, "referer"),
         account=proxy_account(_header(request, "proxy-authorization")),
         client_ip=getattr(address, "host", "127.0.0.1"),
+        body=raw,
+        content_type=content_type,
     )
 
 
@@ -129,6 +142,12 @@ class _Root(Resource):
                 abort = getattr(transport, "abortConnection", transport.loseConnection)
                 abort()
             return NOT_DONE_YET
+        if fault.degraded:
+            call.degraded = True
+            return self._answer(request, step, call)
+        if fault.retcode in SENT_ANYWAY and step in SEND_STEPS:
+            call.forced_retcode = fault.retcode  # §6.3: delivered, answered 1202 / 100100
+            return self._answer(request, step, call)
         if fault.status is None and fault.retcode is None and not fault.malformed:
             return self._answer(request, step, call)  # delay only
         reply = self.sim.webqq.fault_reply(step, fault)
@@ -137,6 +156,9 @@ class _Root(Resource):
 
     def _answer(self, request: Request, step: str, call: Call) -> Any:
         reply = self.sim.webqq.handle(step, call)
+        if reply.waiter is not None and reply.hold > 0:
+            _HeldPoll(self, request, step, reply.waiter, reply.hold)
+            return NOT_DONE_YET
         self.sim.store.stats.count(step, reply.answer)
         if reply.hold > 0:
             self._later(request, reply.hold, self._send, request, reply)
@@ -178,6 +200,58 @@ class _Root(Resource):
         request.write(reply.body)
         request.finish()
         return NOT_DONE_YET
+
+
+class _HeldPoll:
+    """A poll2 held open (§5.1) until its session has something or the hold ends."""
+
+    def __init__(self, root: _Root, request: Request, step: str, session: Session, hold: float):
+        from twisted.internet import reactor
+
+        self.root, self.request, self.step, self.session = root, request, step, session
+        self.done = False
+        previous = getattr(session.waiter, "__self__", None)
+        if isinstance(previous, _HeldPoll):
+            previous.expire()  # one held poll per session: the older one answers now
+        session.waiter = self.wake
+        root.sim._held.add(self)
+        self.timer: IDelayedCall = reactor.callLater(hold, self.expire)  # type: ignore[attr-defined]
+        request.notifyFinish().addBoth(self._gone)
+
+    def wake(self) -> None:
+        """Called through ``Session.wake`` (which already unset the waiter)."""
+        if self.done:
+            return
+        reply = self.root.sim.webqq.poll_now(self.session)
+        if reply is None:
+            self.session.waiter = self.wake  # nothing to deliver after all: keep holding
+            return
+        self._finish(reply)
+
+    def expire(self) -> None:
+        if self.done:
+            return
+        if self.session.waiter == self.wake:
+            self.session.waiter = None
+        self._finish(self.root.sim.webqq.poll_timeout(self.session))
+
+    def _finish(self, reply: Reply) -> None:
+        self.done = True
+        if self.timer.active():
+            self.timer.cancel()
+        self.root.sim._held.discard(self)
+        self.root.sim.store.stats.count(self.step, reply.answer)
+        self.root._send(self.request, reply)
+
+    def _gone(self, _: object) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.timer.active():
+            self.timer.cancel()
+        self.root.sim._held.discard(self)
+        if self.session.waiter == self.wake:
+            self.session.waiter = None
 
 
 class _Channel(HTTPChannel):

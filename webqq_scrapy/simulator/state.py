@@ -4,13 +4,16 @@ A QR moves ``waiting`` (66) → ``scanned`` (67) → ``confirmed`` (0), or ends 
 or ``expired`` (65), as protocol.md §10 recommends. The phone's automatic actions are
 evaluated lazily (``advance``) when a QR is polled, listed or swept, so thousands of pending
 QRs cost no timers. A QR is forgotten once its final code has been answered or its lifetime
-has passed; a session once it has been idle for ``session_ttl`` seconds.
+has passed; a session once it has been idle for ``session_ttl`` seconds or has lived for
+``session_lifetime`` seconds (protocol.md §8.1), or when it was kicked. An ended session leaves
+a small tombstone (its cookies' identity and the reason) so that later requests get the
+answers the real service gave a dead session; its world and messages are forgotten.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING
@@ -20,7 +23,9 @@ from webqq_scrapy.protocol import QR_EXPIRED, QR_OK, QR_REFUSED, QR_SCANNED, QR_
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from webqq_scrapy.simulator.messages import Channel
     from webqq_scrapy.simulator.tokens import TokenFactory
+    from webqq_scrapy.simulator.world import World
 
 __all__ = [
     "CONFIRMED",
@@ -34,6 +39,7 @@ __all__ = [
     "Session",
     "Stats",
     "Store",
+    "Tombstone",
     "advance",
 ]
 
@@ -60,6 +66,12 @@ PLAN_SCAN_ONLY = "scan-only"  # scan, then never decide: the QR expires as 67
 PLAN_NOTHING = "nothing"  # never scan by itself (manual phone, "never", "expire:K")
 
 ANONYMOUS = "(anonymous)"
+
+# Why a session ended (§8): its lifetime passed, it idled too long, it was kicked.
+ENDED_EXPIRED = "expired"
+ENDED_IDLE = "idle"
+ENDED_KICKED = "kicked"
+MAX_TOMBSTONES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +178,38 @@ class Session:
     login2_vfwebqq: str | None = None  # the "wrong" one inside login2's answer (§3.4)
     psessionid: str | None = None
     online: bool = False  # get_online_buddies2 called: poll2 no longer answers 103 (§3.6)
+    created: float = 0.0  # ptqrlogin code 0: the lifetime counts from here (§8.1)
+    login_no: int = 0  # the account's n-th login2 in this simulator (per-login ids, §4.13)
+    world: World | None = None  # contacts, from login2 on
+    channel: Channel | None = None  # poll queue and sends, from login2 on
+    status: str = "online"  # login2 / change_status2
+    prev_ptwebqq: str | None = None  # still accepted after a 116 renewal
+    next_renew: float | None = None  # when poll2 answers 116 next (§7)
+    renew_now: bool = False  # a renewal asked through the control API
+    disconnected: bool = False  # poll2 answers 121 until a relink (login2 again, §7)
+    kick_pending: bool = False  # poll2 delivers kick_message, then the session is dead
+    kick_reason: str = ""
+    ended: str | None = None  # why the session ended (ENDED_*), None while alive
+    waiter: Callable[[], None] | None = None  # a held poll2 to wake (set by the server)
+
+    def ptwebqq_ok(self, value: object) -> bool:
+        return value == self.ptwebqq or (value is not None and value == self.prev_ptwebqq)
+
+    def wake(self) -> None:
+        """Answer a held poll2 now (a message arrived, or the session changed)."""
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            waiter()
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is left of an ended session: enough to recognise its cookies, and why it ended."""
+
+    qq: int
+    skey: str
+    reason: str
+    account: str | None
 
 
 class Stats:
@@ -221,6 +265,7 @@ class Store:
     tokens: TokenFactory
     qr_lifetime: float = 120.0
     session_ttl: float = 600.0
+    session_lifetime: float = 2 * 86400.0
     stats: Stats = field(default_factory=Stats)
     secrets: SecretLog = field(default_factory=SecretLog)
     qrs_by_sig: dict[str, QR] = field(default_factory=dict)
@@ -229,6 +274,7 @@ class Store:
     by_ptsigx: dict[str, Session] = field(default_factory=dict)
     by_p_skey: dict[str, Session] = field(default_factory=dict)
     by_psessionid: dict[str, Session] = field(default_factory=dict)
+    ended: OrderedDict[str, Tombstone] = field(default_factory=OrderedDict)  # by p_skey
     _serials: Iterable[int] = field(default_factory=lambda: count(1))
 
     # ---- QRs ---------------------------------------------------------------------------
@@ -257,6 +303,7 @@ class Store:
             skey=self.tokens.skey(),
             ptsigx=self.tokens.ptsigx(),
             last_seen=now,
+            created=now,
         )
         self.sessions[session.serial] = session
         assert session.ptsigx is not None
@@ -274,14 +321,39 @@ class Store:
             if key is not None and index.get(key) is session:
                 del index[key]
 
+    def end_session(self, session: Session, reason: str) -> None:
+        """End a session (§8): forget it and its world, keep a tombstone, wake its poll."""
+        self.forget_session(session)
+        session.ended = reason
+        session.world = None
+        session.channel = None
+        if session.p_skey is not None:
+            self.ended[session.p_skey] = Tombstone(
+                session.qq, session.skey, reason, session.account
+            )
+            while len(self.ended) > MAX_TOMBSTONES:
+                self.ended.popitem(last=False)
+        self.stats.count("session_end", reason)
+        session.wake()
+
+    def sessions_of(self, account: str | None) -> list[Session]:
+        """The live sessions of an account that have logged in (login2), oldest first."""
+        return [
+            s
+            for s in self.sessions.values()
+            if s.account == account and s.world is not None and not s.kick_pending
+        ]
+
     # ---- housekeeping ------------------------------------------------------------------
 
     def sweep(self, now: float) -> None:
-        """Forget QRs past their lifetime and sessions idle for longer than the TTL."""
+        """Forget QRs past their lifetime; end sessions idle too long or past their lifetime."""
         for qr in list(self.qrs_by_id.values()):
             self.advance(qr, now)
             if now >= qr.expires:
                 self.forget_qr(qr)
         for session in list(self.sessions.values()):
-            if now - session.last_seen > self.session_ttl:
-                self.forget_session(session)
+            if now - session.created >= self.session_lifetime:
+                self.end_session(session, ENDED_EXPIRED)
+            elif now - session.last_seen > self.session_ttl and session.waiter is None:
+                self.end_session(session, ENDED_KICKED if session.kick_pending else ENDED_IDLE)
