@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -54,7 +55,9 @@ class PrivateFileFeedStorage(FileFeedStorage):
             path.parent.mkdir(parents=True)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self.write_mode == "wb" else os.O_APPEND)
         fd = os.open(path, flags, FILE_MODE)
-        # An existing file keeps its mode through O_CREAT: narrow it (owner only).
-        with contextlib.suppress(PermissionError):  # someone else's file: leave its mode
-            os.fchmod(fd, FILE_MODE)
+        # An existing file keeps its mode through O_CREAT: narrow it (owner only). Only a
+        # regular file: `-O /dev/null` must not take the device away from everyone else.
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            with contextlib.suppress(PermissionError):  # someone else's file: leave its mode
+                os.fchmod(fd, FILE_MODE)
         return os.fdopen(fd, self.write_mode)

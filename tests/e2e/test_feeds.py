@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.commands import run_scrapy
 
 
-def crawl(tmp: Path, feed: Path, *accounts: str) -> None:
+def crawl(tmp: Path, feed: Path | str, *accounts: str) -> None:
     result = run_scrapy(
         *("crawl", "qrlogin", "-a", f"accounts={','.join(accounts)}", "-O", str(feed)),
         *("-s", f"WEBQQ_JSON_PATH={tmp / 'store.json'}", "-s", "WEBQQ_DATABASE_ENABLED=false"),
@@ -49,3 +49,9 @@ def test_feed_files_are_private(tmp_path: Path) -> None:
     fresh = tmp_path / "new" / "creds.jsonl"
     crawl(tmp_path, fresh, "bob")
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_a_feed_to_a_device_leaves_its_mode(tmp_path: Path) -> None:
+    before = stat.S_IMODE(Path("/dev/null").stat().st_mode)
+    crawl(tmp_path, "/dev/null:json", "alice")
+    assert stat.S_IMODE(Path("/dev/null").stat().st_mode) == before
