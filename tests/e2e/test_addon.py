@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,15 @@ def build_wheel(tmp: Path) -> Path:
         env=clean_env(),
     )
     (wheel,) = dist.glob("webqq_scrapy-*.whl")
+    # Every file of the package is in it (modules and data files such as the QR page's),
+    # and nothing else but its metadata.
+    with zipfile.ZipFile(wheel) as archive:
+        packed = {n for n in archive.namelist() if ".dist-info/" not in n}
+    assert packed == {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "webqq_scrapy").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
     return wheel
 
 
