@@ -11,16 +11,15 @@ from scrapy.exceptions import UsageError
 from sqlalchemy.exc import SQLAlchemyError
 
 from webqq_scrapy import settings as defaults
-from webqq_scrapy._storage import (
+from webqq_scrapy.store import (
     StoreError,
     default_database_url,
-    describe_error,
     is_expired,
     read_credentials_records,
     read_outcome_records,
-    redact_record,
-    redact_url,
 )
+from webqq_scrapy.store.records import describe_error, redact_record
+from webqq_scrapy.store.sql import redact_url
 
 if TYPE_CHECKING:
     import argparse

@@ -25,7 +25,13 @@ import scrapy
 from webqq_scrapy import protocol, qr
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import check_qr_dir
-from webqq_scrapy.items import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR, Credentials, LoginOutcome
+from webqq_scrapy.items import (
+    OUTCOME_OK,
+    OUTCOME_PROTOCOL_ERROR,
+    Credentials,
+    LoginOutcome,
+    utc_timestamp,
+)
 from webqq_scrapy.meta import META_PSESSIONID, META_UIN
 from webqq_scrapy.protocol.codes import (
     STEP_CHECK_SIG,
@@ -52,7 +58,6 @@ from webqq_scrapy.spiders.base import (
     account_step,
     cookie_record,
     excerpt,
-    utc,
 )
 
 if TYPE_CHECKING:
@@ -341,8 +346,8 @@ class QRLoginSpider(AccountSpider):
             psessionid=response.meta[META_PSESSIONID],
             clientid=protocol.CLIENTID,
             cookies=[cookie_record(c) for c in self.jar_cookies(state.account)],
-            obtained_at=utc(obtained),
-            expires_at=utc(obtained + timedelta(seconds=self.config.session_lifetime)),
+            obtained_at=utc_timestamp(obtained),
+            expires_at=utc_timestamp(obtained + timedelta(seconds=self.config.session_lifetime)),
             target=self.config.target_label,
             job=self.job,
         )
@@ -424,8 +429,8 @@ class QRLoginSpider(AccountSpider):
             LoginOutcome(
                 account=state.account,
                 outcome=outcome,
-                started_at=utc(state.started_at),
-                finished_at=utc(datetime.now(UTC)),
+                started_at=utc_timestamp(state.started_at),
+                finished_at=utc_timestamp(datetime.now(UTC)),
                 target=self.config.target_label,
                 step=None if outcome == OUTCOME_OK else step,
                 detail=detail,
