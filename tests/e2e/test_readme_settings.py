@@ -40,18 +40,7 @@ def test_every_setting_has_a_row() -> None:
     assert sorted(table()) == known_settings()
 
 
-# StorageConfig reads WEBQQ_DATABASE_ENABLED with Scrapy's getbool (no yes/no, on/off);
-# fixed with the store/ move into config.py.
-LAX = {"WEBQQ_DATABASE_ENABLED"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="getbool")) if n in LAX else n
-        for n in known_settings()
-    ],
-)
+@pytest.mark.parametrize("name", known_settings())
 def test_the_row_states_the_type_the_setting_accepts(name: str) -> None:
     kind = table()[name]
     default = getattr(defaults, name)
