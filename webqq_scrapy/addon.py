@@ -48,9 +48,9 @@ COMPONENT_SETTINGS = (
     "EXTENSIONS",
 )
 
-# Plain dictionaries (keyed by feed format or URI scheme): each entry of settings.py is
+# Plain dictionaries (keyed by feed format): each entry of settings.py is
 # added unless the project's dictionary has that key.
-KEYED_SETTINGS = ("FEED_EXPORTERS", "FEED_STORAGES")
+KEYED_SETTINGS = ("FEED_EXPORTERS",)
 
 # Values the login needs or is tuned for (each explained in settings.py).
 VALUE_SETTINGS = (

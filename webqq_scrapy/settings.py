@@ -152,12 +152,8 @@ HTTPPROXY_AUTH_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
 # Feeds of credentials (-O creds.csv): nested fields (cookies) as JSON text in CSV, not a
-# Python repr; local feed files created 0600, as they hold every token (docs/storage.md).
+# Python repr (README, "Feeds").
 FEED_EXPORTERS = {"csv": "webqq_scrapy.feeds.CsvItemExporter"}
-FEED_STORAGES = {
-    "": "webqq_scrapy.feeds.PrivateFileFeedStorage",
-    "file": "webqq_scrapy.feeds.PrivateFileFeedStorage",
-}
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- QR delivery -------------------------------------------------------------------------
