@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.commands import run_scrapy
 from tests.fixtures.scrapyd import PROJECT, Scrapyd, deploy, schedule, wait_finished
 
 
@@ -90,3 +91,29 @@ def test_a_first_job_without_network_logs_no_traceback(
     home = fresh_home_without_network
     assert (home / ".local/share/webqq_scrapy/credentials.sqlite3").is_file()
     assert not (home / ".cache").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["crawl", "qrlogin", "-a", "accounts=alice"], ["login", "alice"]],
+    ids=["crawl", "login"],
+)
+def test_a_log_file_gets_the_error_and_stderr_keeps_one_line(
+    args: list[str], tmp_path: Path
+) -> None:
+    bad = ["-s", "WEBQQ_POLL_INTERVAL=soon"]
+    log = tmp_path / "job.log"
+    with_file = run_scrapy(*args, *bad, "-s", f"LOG_FILE={log}", data_home=tmp_path)
+    assert with_file.returncode == 2
+    assert (
+        log.read_text()
+        .splitlines()[-1]
+        .endswith(
+            "ERROR: Crawl not started (webqq_bad_input): WEBQQ_POLL_INTERVAL: must be a number "
+            "(got 'soon')"
+        )
+    )
+    without = run_scrapy(*args, *bad, data_home=tmp_path)
+    assert without.returncode == 2
+    assert "Crawl not started" not in without.stderr  # the terminal gets the error once
+    assert without.stderr.count("WEBQQ_POLL_INTERVAL") == 1, without.stderr

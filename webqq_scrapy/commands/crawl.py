@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from scrapy import Spider
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,15 @@ logger = logging.getLogger(__name__)
 UNAVAILABLE_REASONS = (FINISH_STORAGE_UNAVAILABLE, FINISH_REDIS_UNAVAILABLE)
 # The reason logged for a crawl refused before it started: a bad setting or argument.
 FINISH_BAD_INPUT = "webqq_bad_input"
+
+
+def log_bad_input(settings: BaseSettings, error: Exception) -> None:
+    """Put a refused start into the log file too (a scrapyd job's log), with its reason.
+
+    Without LOG_FILE the log is stderr, where the command's own error line goes already.
+    """
+    if settings.get("LOG_FILE"):
+        logger.error("Crawl not started (%s): %s", FINISH_BAD_INPUT, error)
 
 
 # The last sentence of `scrapy crawl -h` and `scrapy login -h`.
@@ -70,9 +80,7 @@ class Command(ScrapyCrawlCommand):
                 if spidercls.accounts_from_arguments:
                     read_accounts(opts.spargs.get("accounts"), opts.spargs.get("accounts_file"))
             except (SettingError, SpiderArgumentError) as exc:
-                if self.settings.get("LOG_FILE"):
-                    # Without a log file the log is stderr, where the UsageError goes too.
-                    logger.error("Crawl not started (%s): %s", FINISH_BAD_INPUT, exc)
+                log_bad_input(self.settings, exc)
                 raise UsageError(str(exc), print_help=False) from None
         super().run(args, opts)
         if self.crawler is not None and self.exitcode == 0:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import BaseRunSpiderCommand
 from twisted.internet.defer import Deferred
 
-from webqq_scrapy.commands.crawl import SETTINGS_HELP
+from webqq_scrapy.commands.crawl import SETTINGS_HELP, log_bad_input
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
@@ -98,6 +98,7 @@ class Command(BaseRunSpiderCommand):
         try:
             accounts = preflight(self.settings, spargs)
         except (SettingError, SpiderArgumentError) as exc:
+            log_bad_input(self.settings, exc)
             self._fail(EXIT_USAGE, f"login: error: {exc}")
             return
 
