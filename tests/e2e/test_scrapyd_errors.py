@@ -9,6 +9,9 @@ reads the job log (``/logs/PROJECT/SPIDER/JOB.log``), so the one-line error must
 This module's scrapyd runs with a HOME of its own, new and empty (no tldextract cache), and
 every https download sent to a closed loopback port: the first job is a first run without
 network, as on a new scrapyd host.
+
+The last test runs ``scrapy crawl`` and ``scrapy login`` directly with and without
+``LOG_FILE``, the setting through which scrapyd sends a job's log to its file.
 """
 
 from __future__ import annotations
