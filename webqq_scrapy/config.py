@@ -511,11 +511,8 @@ class StorageConfig:
         json_path = None
         if raw_json:
             json_path = check_writable_file("WEBQQ_JSON_PATH", Path(str(raw_json)).expanduser())
-        try:
-            enabled = settings.getbool("WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED)
-        except ValueError:
-            name = "WEBQQ_DATABASE_ENABLED"
-            raise SettingError(name, "must be true or false", settings[name]) from None
+        # The same spellings as every other boolean (yes/no, on/off too), not Scrapy's getbool.
+        enabled = read_bool(settings, "WEBQQ_DATABASE_ENABLED")
         database_url = None
         if enabled:
             raw_url = _raw(settings, "WEBQQ_DATABASE_URL")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import BaseRunSpiderCommand
 from twisted.internet.defer import Deferred
 
+from webqq_scrapy.commands.crawl import SETTINGS_HELP, log_bad_input
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
 from webqq_scrapy.pipelines import store_losses
@@ -84,7 +85,8 @@ class Command(BaseRunSpiderCommand):
             "stderr. Exit status: 0 every account ok; 1 some account not ok or without an "
             "outcome; 2 bad command line, argument or setting (nothing was started or "
             "written); 3 the crawl did not start or ended abnormally (finish_reason other "
-            "than 'finished', e.g. webqq_storage_unavailable, or records not stored)."
+            "than 'finished', e.g. webqq_storage_unavailable, or records not stored). "
+            + SETTINGS_HELP
         )
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
@@ -102,6 +104,7 @@ class Command(BaseRunSpiderCommand):
         try:
             accounts = preflight(self.settings, spargs)
         except (SettingError, SpiderArgumentError) as exc:
+            log_bad_input(self.settings, exc)
             self._fail(EXIT_USAGE, f"login: error: {exc}")
             return
 
