@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class SecretSourceError(ValueError):
         self.problem = problem
 
 
-def expand(name: str, value: Any, environ: dict[str, str] | None = None) -> Any:
+def expand(name: str, value: Any, environ: Mapping[str, str] | None = None) -> Any:
     """``value`` with its ``${VAR}`` references replaced (strings, and dict values)."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
