@@ -16,12 +16,19 @@ import math
 import os
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from webqq_scrapy import settings as defaults
+from webqq_scrapy.secret_settings import (
+    FILE_SUFFIX,
+    SECRET_SETTINGS,
+    SecretSourceError,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -61,13 +68,30 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_REDIS_MAX_IN_FLIGHT": 1_000_000,
     "WEBQQ_REDIS_IDLE_CLOSE": DAY,
     "WEBQQ_REDIS_LEASE_MARGIN": DAY,
+    "WEBQQ_REDIS_HEARTBEAT": DAY,
 }
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def _raw(settings: BaseSettings, name: str) -> Any:
-    return settings.get(name, getattr(defaults, name))
+    value = settings.get(name, getattr(defaults, name))
+    return _secret(settings, name, value) if name in SECRET_SETTINGS else value
+
+
+def _secret(settings: BaseSettings, name: str, value: Any) -> Any:
+    """A secret setting's value from ``NAME``, ``NAME_FILE`` or ``${VAR}`` references
+    (webqq_scrapy.secret_settings): never on the command line."""
+    try:
+        file_path = settings.get(name + FILE_SUFFIX, "")
+        return resolve(name, value, file_path, getattr(defaults, name))
+    except SecretSourceError as exc:
+        raise SettingError(exc.name, exc.problem, "…") from None
+
+
+def secret_setting(settings: BaseSettings, name: str) -> Any:
+    """The value of the secret setting ``name`` (SECRET_SETTINGS) wherever it comes from."""
+    return _raw(settings, name)
 
 
 def _number(
@@ -210,6 +234,14 @@ class WebQQConfig:
     simulator_qr_lifetime: float
     log_secrets: bool
     simulator_world: dict[str, float] = field(default_factory=dict)
+    unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
+
+    def unfinished_file(self, spider: str, job: str | None) -> Path:
+        """Where a run's accounts left without an outcome are listed (WEBQQ_UNFINISHED_PATH)."""
+        if self.unfinished_path is not None:
+            return self.unfinished_path
+        run = job or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+        return default_unfinished_dir() / f"{spider}-{run}.txt"
 
     @property
     def scheme(self) -> str:
@@ -248,6 +280,7 @@ class WebQQConfig:
             ),
             simulator_qr_lifetime=_number(settings, "WEBQQ_SIMULATOR_QR_LIFETIME"),
             log_secrets=read_bool(settings, "WEBQQ_LOG_SECRETS"),
+            unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
         )
 
@@ -293,6 +326,25 @@ class MessagesConfig:
                 _number(settings, "WEBQQ_MESSAGES_MAX_FAILURES", positive=False, integer=True)
             ),
         )
+
+
+def default_unfinished_dir() -> Path:
+    """Beside the default SQLite store: ``<user data dir>/webqq_scrapy/unfinished``."""
+    import platformdirs
+
+    return platformdirs.user_data_path("webqq_scrapy") / "unfinished"
+
+
+def _unfinished_path(settings: BaseSettings) -> Path | None:
+    name = "WEBQQ_UNFINISHED_PATH"
+    raw = str(_raw(settings, name) or "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser().absolute()
+    if path.is_dir():
+        raise SettingError(name, "is a directory, not a file", str(path))
+    check_creatable(name, path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -356,8 +408,10 @@ def _port_ok(parts: Any) -> bool:
 
 def _headers(settings: BaseSettings, name: str) -> dict[str, str]:
     try:
-        headers = settings.getdict(name, getattr(defaults, name))
-    except (TypeError, ValueError):
+        headers = _secret(settings, name, settings.getdict(name, getattr(defaults, name)))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SettingError):
+            raise
         raise SettingError(name, "must be a dict (or its JSON text)", "…") from None
     if not all(isinstance(key, str) and isinstance(v, str) for key, v in headers.items()):
         # Header values may be secrets (an Authorization token): never show them.
@@ -376,6 +430,7 @@ class RedisConfig:
     idle_close: float
     lease_prefix: str
     lease_margin: float
+    heartbeat: float
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> RedisConfig:
@@ -399,6 +454,7 @@ class RedisConfig:
             idle_close=_number(settings, "WEBQQ_REDIS_IDLE_CLOSE", positive=False),
             lease_prefix=_text(settings, "WEBQQ_REDIS_LEASE_PREFIX"),
             lease_margin=_number(settings, "WEBQQ_REDIS_LEASE_MARGIN", positive=False),
+            heartbeat=_number(settings, "WEBQQ_REDIS_HEARTBEAT"),
         )
 
 
@@ -501,14 +557,11 @@ class StorageConfig:
         json_path = None
         if raw_json:
             json_path = check_writable_file("WEBQQ_JSON_PATH", Path(str(raw_json)).expanduser())
-        try:
-            enabled = settings.getbool("WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED)
-        except ValueError:
-            name = "WEBQQ_DATABASE_ENABLED"
-            raise SettingError(name, "must be true or false", settings[name]) from None
+        # The same spellings as every other boolean (yes/no, on/off too), not Scrapy's getbool.
+        enabled = read_bool(settings, "WEBQQ_DATABASE_ENABLED")
         database_url = None
         if enabled:
-            raw_url = settings.get("WEBQQ_DATABASE_URL", defaults.WEBQQ_DATABASE_URL)
+            raw_url = _raw(settings, "WEBQQ_DATABASE_URL")
             database_url = parse_database_url(raw_url or default_database_url())
         return cls(
             json_path=json_path,

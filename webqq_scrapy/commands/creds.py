@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webqq_scrapy import settings as defaults
 from webqq_scrapy.commands import _check as check
+from webqq_scrapy.config import SettingError, secret_setting
 from webqq_scrapy.store import (
     StoreError,
     default_database_url,
@@ -29,6 +30,7 @@ from webqq_scrapy.store import (
 )
 from webqq_scrapy.store.records import describe_error, redact_record
 from webqq_scrapy.store.sql import redact_url
+from webqq_scrapy.text import escape_controls, escape_json_controls
 
 if TYPE_CHECKING:
     import argparse
@@ -99,7 +101,11 @@ class Command(ScrapyCommand):
         if opts.json_path:
             return {"json_path": opts.json_path}, opts.json_path
         assert self.settings is not None
-        url = opts.database_url or self.settings.get("WEBQQ_DATABASE_URL")
+        try:
+            # WEBQQ_DATABASE_URL, WEBQQ_DATABASE_URL_FILE or ${VAR} references in it.
+            url = opts.database_url or secret_setting(self.settings, "WEBQQ_DATABASE_URL")
+        except SettingError as exc:
+            raise UsageError(str(exc), print_help=False) from None
         json_path = self.settings.get("WEBQQ_JSON_PATH")
         if not url and json_path:
             return {"json_path": json_path}, str(json_path)
@@ -127,7 +133,10 @@ class Command(ScrapyCommand):
         if not rows:
             print(f"No credentials stored in {label}")
             return
-        table = [[str(row.get(name) or "") for name in LIST_COLUMNS] for row in rows]
+        # Names and nicknames come from users and servers: no terminal escape, no newline.
+        table = [
+            [escape_controls(str(row.get(name) or "")) for name in LIST_COLUMNS] for row in rows
+        ]
         widths = [
             max(len(name), *(len(line[i]) for line in table)) for i, name in enumerate(LIST_COLUMNS)
         ]
@@ -144,7 +153,7 @@ class Command(ScrapyCommand):
             return
         record = records[0]
         if full:
-            print(json.dumps(record, ensure_ascii=False, indent=2))
+            print(escape_json_controls(json.dumps(record, ensure_ascii=False, indent=2)))
             return
         shown = {**redact_record(record), "status": "expired" if is_expired(record) else "valid"}
         outcomes = read_outcome_records(account=account, **source)
@@ -153,5 +162,5 @@ class Command(ScrapyCommand):
                 name: outcomes[-1].get(name)
                 for name in ("outcome", "finished_at", "step", "detail", "run_id")
             }
-        print(json.dumps(shown, ensure_ascii=False, indent=2))
+        print(escape_json_controls(json.dumps(shown, ensure_ascii=False, indent=2)))
         print(f"(secrets redacted; --json prints them; source: {label})")
