@@ -152,7 +152,9 @@ def _login(sim: SimulatorProcess, tmp: Path, names: list[str]) -> None:
         raise RuntimeError(f"login crawl exited {proc.returncode}; log: {tmp / 'login.log'}")
 
 
-def _send(sim: str, names: list[str], rate: float, stop: threading.Event, sent: list[int]) -> None:
+def _send(
+    control_url: str, names: list[str], rate: float, stop: threading.Event, sent: list[int]
+) -> None:
     """One sender thread: ``rate`` messages per second to random accounts until ``stop``."""
     rng = random.Random()
     next_at = time.monotonic()
@@ -161,7 +163,9 @@ def _send(sim: str, names: list[str], rate: float, stop: threading.Event, sent: 
             {"account": rng.choice(names), "kind": "buddy", "text": f"t {time.time():.6f}"}
         )
         request = urllib.request.Request(
-            f"{sim}/_sim/messages", data=body.encode(), headers={"Content-Type": "application/json"}
+            f"{control_url}/_sim/messages",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
         )
         with contextlib.suppress(OSError):
             urllib.request.urlopen(request, timeout=10).read()
@@ -219,7 +223,9 @@ def run(
         stop = threading.Event()
         sent = [0]
         threads = [
-            threading.Thread(target=_send, args=(sim.url, names, rate / senders, stop, sent))
+            threading.Thread(
+                target=_send, args=(sim.control_url, names, rate / senders, stop, sent)
+            )
             for _ in range(senders)
         ]
         count0, cpu0, t0 = _count(db, "messages"), _cpu(crawl.pid), time.monotonic()

@@ -29,10 +29,11 @@ SIM_ARGS = ("--seed", "7", "--scan-after", "0.1", "--confirm-after", "0.1", "--p
 pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
 
 
-def control(sim_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def control(control_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """The simulator's control API (``control_url``: with its token, docs/simulator.md)."""
     data = None if body is None else json.dumps(body).encode()
     headers = {} if body is None else {"Content-Type": "application/json"}
-    request = urllib.request.Request(sim_url + path, data=data, headers=headers)
+    request = urllib.request.Request(control_url + path, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.loads(answer.read())
@@ -40,8 +41,8 @@ def control(sim_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
         raise AssertionError(f"{path} {body}: HTTP {exc.code} {exc.read()[:300]!r}") from None
 
 
-def world(sim_url: str, account: str) -> dict[str, Any]:
-    return control(sim_url, f"/_sim/world?account={account}")
+def world(control_url: str, account: str) -> dict[str, Any]:
+    return control(control_url, f"/_sim/world?account={account}")
 
 
 def crawl(tmp_path: Path, sim_url: str, db: str, *args: str) -> Any:
@@ -145,7 +146,7 @@ def feed_view(records: list[dict[str, Any]], account: str) -> dict[str, Any]:
 def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
     tmp_path: Path, simulator_process: Any, database_url: str
 ) -> None:
-    sim, url = simulator_process.url, database_url
+    sim, ctl, url = simulator_process.url, simulator_process.control_url, database_url
     login(tmp_path, sim, url)
     feed = tmp_path / "contacts.jsonl"
     result = crawl(
@@ -157,7 +158,7 @@ def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
     assert outcomes == {"alice": "ok", "bob": "ok"}
     views = {}
     for account in ACCOUNTS:
-        expected = expected_view(world(sim, account))
+        expected = expected_view(world(ctl, account))
         contacts = load_contacts(account, database_url=url)
         assert contacts is not None and contacts.snapshot is not None
         assert stored_view(contacts) == expected
@@ -174,28 +175,28 @@ def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
     assert any(mark for _, mark, *_ in alice["friends"].values())
 
     # The world changes: a friend and a member leave, a friend and a group arrive.
-    w = world(sim, "alice")
+    w = world(ctl, "alice")
     me = w["self"]["uin"]
     leaving = next(f["uin"] for f in w["friends"] if f["uin"] != me)
     group = w["groups"][0]
     member = next(m["uin"] for m in group["members"] if m["uin"] not in (me, group["owner"]))
-    control(sim, "/_sim/world", {"account": "alice", "op": "remove_friend", "uin": leaving})
+    control(ctl, "/_sim/world", {"account": "alice", "op": "remove_friend", "uin": leaving})
     control(
-        sim,
+        ctl,
         "/_sim/world",
         {"account": "alice", "op": "remove_member", "group": group["gid"], "uin": member},
     )
     new_friend = control(
-        sim, "/_sim/world", {"account": "alice", "op": "add_friend", "nick": "Zoë &amp; co"}
+        ctl, "/_sim/world", {"account": "alice", "op": "add_friend", "nick": "Zoë &amp; co"}
     )["uin"]
     new_group = control(
-        sim, "/_sim/world", {"account": "alice", "op": "add_group", "name": "新群", "members": []}
+        ctl, "/_sim/world", {"account": "alice", "op": "add_group", "name": "新群", "members": []}
     )["gid"]
     result = crawl(tmp_path, sim, url, "crawl", "contacts", "-a", "accounts=alice")
     assert result.returncode == 0, result.stderr[-3000:]
     contacts = load_contacts("alice", database_url=url)
     assert contacts is not None
-    assert stored_view(contacts) == expected_view(world(sim, "alice"))
+    assert stored_view(contacts) == expected_view(world(ctl, "alice"))
     left = {
         (type(i).__name__, getattr(i, "gid", None), i.uin if hasattr(i, "uin") else None)
         for i in contacts.left
@@ -247,7 +248,7 @@ def test_degraded_answers_and_103_are_asked_again_as_clients_did(
 ) -> None:
     """§4.15: friends without marknames, a group without minfo → the call again; §3.6: 103 →
     the get_online_buddies2 warm-up, then the call again. The lists end up complete."""
-    sim = simulator_process.url
+    sim, ctl = simulator_process.url, simulator_process.control_url
     login(tmp_path, sim, sqlite_url)
     result = crawl(tmp_path, sim, sqlite_url, "crawl", "contacts", "-a", "accounts=alice")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -256,4 +257,4 @@ def test_degraded_answers_and_103_are_asked_again_as_clients_did(
     assert "'webqq/session/warm_up': 1" in result.stderr
     contacts = load_contacts("alice", database_url=sqlite_url)
     assert contacts is not None
-    assert stored_view(contacts) == expected_view(world(sim, "alice"))
+    assert stored_view(contacts) == expected_view(world(ctl, "alice"))

@@ -59,9 +59,9 @@ def wait_held(db: str, accounts: tuple[str, ...], timeout: float = 60) -> None:
 class Chatter(threading.Thread):
     """The accounts' contacts write, one message every ``every`` s, until stopped."""
 
-    def __init__(self, sim: str, accounts: list[str], every: float = 0.1) -> None:
+    def __init__(self, ctl: str, accounts: list[str], every: float = 0.1) -> None:
         super().__init__(daemon=True)
-        self.sim, self.accounts, self.every = sim, accounts, every
+        self.ctl, self.accounts, self.every = ctl, accounts, every
         self.stop_event = threading.Event()
         self.errors: list[str] = []
         self.count = 0
@@ -78,7 +78,7 @@ class Chatter(threading.Thread):
                 if n % 3 == 0:
                     body["faces"] = [14, n % 100]
                 try:
-                    control(self.sim, "/_sim/messages", body)
+                    control(self.ctl, "/_sim/messages", body)
                     self.count += 1
                 except Exception as exc:  # a kicked account refuses: recorded, not fatal
                     self.errors.append(f"{account}: {exc}")
@@ -89,10 +89,10 @@ class Chatter(threading.Thread):
         self.join(10)
 
 
-def delivered(sim: str, account: str) -> list[tuple[Any, ...]]:
+def delivered(ctl: str, account: str) -> list[tuple[Any, ...]]:
     """The simulator's record of the account's messages as comparable keys."""
     out = []
-    for item in control(sim, f"/_sim/messages?account={account}"):
+    for item in control(ctl, f"/_sim/messages?account={account}"):
         v = item["value"]
         kind = {"message": "buddy", "group_message": "group", "discu_message": "discussion"}[
             item["poll_type"]
@@ -118,16 +118,16 @@ def stored(db: str, account: str) -> list[tuple[Any, ...]]:
 def test_messages_held_with_chatter_send_and_kick(
     tmp_path: Path, simulator_process: Any, database_url: str
 ) -> None:
-    sim, db = simulator_process.url, database_url
+    sim, ctl, db = simulator_process.url, simulator_process.control_url, database_url
     login(tmp_path, sim, db)
     result = crawl(tmp_path, sim, db, "crawl", "contacts")
     assert result.returncode == 0, result.stderr[-3000:]
-    alice_world = control(sim, "/_sim/world?account=alice")
+    alice_world = control(ctl, "/_sim/world?account=alice")
     friend = next(f for f in alice_world["friends"] if f["uin"] != alice_world["self"]["uin"])
 
     feed = tmp_path / "messages.jsonl"
     proc = start_crawl(tmp_path, sim, db, "-a", "duration=20", "-O", str(feed))
-    chatter = Chatter(sim, ["alice", "bob"])
+    chatter = Chatter(ctl, ["alice", "bob"])
     try:
         wait_held(db, ("alice", "bob"))
         chatter.start()
@@ -140,12 +140,12 @@ def test_messages_held_with_chatter_send_and_kick(
         assert send.returncode == 0, send.stdout + send.stderr
         assert "sent" in send.stdout
         # §7: 116 with a new ptwebqq on alice's next poll; she goes on with it.
-        control(sim, "/_sim/session", {"account": "alice", "action": "renew"})
+        control(ctl, "/_sim/session", {"account": "alice", "action": "renew"})
         chatter.accounts.remove("bob")
         time.sleep(1)
         # A kicked session's messages are forgotten by the simulator: take its record now.
-        bob_delivered = delivered(sim, "bob")
-        assert control(sim, "/_sim/kick", {"account": "bob"})
+        bob_delivered = delivered(ctl, "bob")
+        assert control(ctl, "/_sim/kick", {"account": "bob"})
         kicked_at = time.time()
         time.sleep(3)  # alice keeps receiving after bob's kick
         chatter.stop()
@@ -156,7 +156,7 @@ def test_messages_held_with_chatter_send_and_kick(
             proc.kill()
     assert chatter.count > 50
 
-    for account, expected in (("alice", delivered(sim, "alice")), ("bob", bob_delivered)):
+    for account, expected in (("alice", delivered(ctl, "alice")), ("bob", bob_delivered)):
         got = stored(db, account)
         assert len(got) == len(set(got)), f"{account}: a message stored twice"
         assert sorted(got) == sorted(expected), account
@@ -173,7 +173,7 @@ def test_messages_held_with_chatter_send_and_kick(
     assert all(m["sender_name"] for m in alice if m["kind"] == "buddy" and not m["own"])
     assert all(m["peer_name"] is not None for m in alice if m["kind"] == "group")
     # The send reached the simulator with its face, and came back as an echo (§5.5).
-    sent = control(sim, "/_sim/sent?account=alice")["alice"]
+    sent = control(ctl, "/_sim/sent?account=alice")["alice"]
     assert [(s["to"], s["text"], s["faces"], s["duplicate"]) for s in sent] == [
         (friend["uin"], "hello  <&>", [14], False)
     ]
@@ -200,10 +200,10 @@ def test_messages_held_with_chatter_send_and_kick(
 def test_sigint_halfway_loses_nothing(
     tmp_path: Path, simulator_process: Any, sqlite_url: str
 ) -> None:
-    sim, db = simulator_process.url, sqlite_url
+    sim, ctl, db = simulator_process.url, simulator_process.control_url, sqlite_url
     login(tmp_path, sim, db)
     proc = start_crawl(tmp_path, sim, db)
-    chatter = Chatter(sim, ["alice", "bob"], every=0.05)
+    chatter = Chatter(ctl, ["alice", "bob"], every=0.05)
     try:
         wait_held(db, ("alice", "bob"))
         chatter.start()
@@ -224,7 +224,7 @@ def test_sigint_halfway_loses_nothing(
     for account in ("alice", "bob"):
         got = stored(db, account)
         assert len(got) == len(set(got)), f"{account}: a message stored twice"
-        assert sorted(got) == sorted(delivered(sim, account)), account
+        assert sorted(got) == sorted(delivered(ctl, account)), account
         assert set(before[account]) <= set(got)
 
 
