@@ -27,8 +27,7 @@ from sqlalchemy.engine import make_url
 
 from tests.fixtures.databases import make_credentials, make_outcome, set_postgres_connections
 from webqq_scrapy import settings as project
-from webqq_scrapy._storage import StorageConfig
-from webqq_scrapy.config import SettingError
+from webqq_scrapy.config import SettingError, StorageConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

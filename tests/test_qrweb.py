@@ -38,7 +38,7 @@ from tests.scripted import run_script
 from tests.settings import project_settings
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import SettingError
-from webqq_scrapy.qrweb import QRWebPage
+from webqq_scrapy.qr.page import QRWebPage
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -48,7 +48,7 @@ PAYLOAD_2 = "http://127.0.0.1:8000/phone/qr/second-qr-2222"
 PAYLOAD_BOB = "http://127.0.0.1:8000/phone/qr/bob-qr-3333"
 SETTINGS = {
     "WEBQQ_QR_WEB_ENABLED": True,
-    "EXTENSIONS": {"webqq_scrapy.qrweb.QRWebPage": 500},
+    "EXTENSIONS": {"webqq_scrapy.qr.page.QRWebPage": 500},
 }
 
 
@@ -230,7 +230,7 @@ async def test_a_fixed_port_and_the_security_headers() -> None:
 
 def test_off_by_default_and_safe_in_the_project_settings() -> None:
     crawler = get_crawler(Spider, project_settings())
-    assert "webqq_scrapy.qrweb.QRWebPage" in crawler.settings.getdict("EXTENSIONS")
+    assert "webqq_scrapy.qr.page.QRWebPage" in crawler.settings.getdict("EXTENSIONS")
     with pytest.raises(NotConfigured):
         QRWebPage.from_crawler(crawler)
 

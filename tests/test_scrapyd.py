@@ -44,10 +44,13 @@ def test_egg_holds_the_package_and_no_tests(egg: Path) -> None:
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]
     expected = {
         path.relative_to(ROOT).as_posix()
-        for path in (ROOT / PROJECT).rglob("*.py")
-        if "__pycache__" not in path.parts
+        for path in (ROOT / PROJECT).rglob("*")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and (path.suffix == ".py" or path.parent == ROOT / PROJECT / "qr" / "static")
     }
-    assert code == expected  # every module and subpackage, and nothing else
+    assert f"{PROJECT}/qr/static/page.js" in expected
+    assert code == expected  # every module and subpackage, the QR page's files, nothing else
     for package in ("simulator", "spiders", "commands"):
         assert f"{PROJECT}/{package}/__init__.py" in names
     parser = configparser.ConfigParser()

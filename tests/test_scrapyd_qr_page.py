@@ -34,7 +34,7 @@ from webqq_scrapy.store import list_credentials, list_outcomes, load_credentials
 
 ACCOUNTS = ("carol", "dave")
 PAGE_LINE = re.compile(r"QR web page \(scan the QR codes there\): (http://\S+)")
-# The page's text for an account, as the browser renders it (webqq_scrapy/qrweb.py).
+# The page's text for an account, as the browser renders it (webqq_scrapy/qr/page.py).
 SCANNED_TEXT = "scanned: confirm the login on the phone"
 
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
-from typing import TYPE_CHECKING
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import webqq_scrapy.store
 from tests.fixtures.databases import make_credentials, make_outcome
-from webqq_scrapy._storage import (
-    create_db_engine,
-    credentials_record,
-    ensure_schema,
-    outcome_record,
-    update_json_store,
-    upsert_attempts,
-    upsert_credentials,
-    write_json_atomic,
-)
 from webqq_scrapy.store import (
     StoreError,
     is_expired,
@@ -25,12 +19,17 @@ from webqq_scrapy.store import (
     list_outcomes,
     load_credentials,
 )
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from webqq_scrapy.store.json_file import update_json_store, write_json_atomic
+from webqq_scrapy.store.records import credentials_record, outcome_record
+from webqq_scrapy.store.sql import (
+    create_db_engine,
+    ensure_schema,
+    upsert_attempts,
+    upsert_credentials,
+)
 
 ALICE = make_credentials("alice")
-BOB_EXPIRED = make_credentials("bob", expires_at="2020-01-01T00:00:00+00:00")
+BOB_EXPIRED = make_credentials("bob", expires_at="2020-01-01T00:00:00.000Z")
 
 
 def store_in_database(url: str) -> None:
@@ -117,3 +116,85 @@ def test_unreadable_json_files_raise_store_error(tmp_path):
 def test_one_source_at_a_time(tmp_path, sqlite_url):
     with pytest.raises(ValueError, match="not both"):
         load_credentials("alice", json_path=tmp_path / "c.json", database_url=sqlite_url)
+
+
+# --- timestamps --------------------------------------------------------------------------
+
+
+def test_records_are_written_in_the_one_timestamp_format():
+    item = make_credentials(
+        "carol", obtained_at="2026-11-24T12:00:00Z", expires_at="2026-11-26T14:00:00.5+02:00"
+    )
+    record = credentials_record(item)
+    assert (record["obtained_at"], record["expires_at"]) == (
+        "2026-11-24T12:00:00.000Z",
+        "2026-11-26T12:00:00.500Z",
+    )
+    outcome = outcome_record(make_outcome("carol", started_at="2026-11-24T11:59:00+00:00"))
+    assert outcome["started_at"] == "2026-11-24T11:59:00.000Z"
+    # A value that is no time is kept as it is (and counts as expired).
+    assert credentials_record(make_credentials("x", expires_at="later"))["expires_at"] == "later"
+    assert is_expired(make_credentials("x", expires_at="later"))
+
+
+# What stores written before 0.2 hold: seconds precision, "+00:00", written as they were.
+OLD_VALID = credentials_record(ALICE) | {
+    "obtained_at": "2026-11-24T12:00:00+00:00",
+    "expires_at": "2099-11-26T12:00:00+00:00",
+    "stored_at": "2026-11-24T12:00:01+00:00",
+}
+OLD_EXPIRED = credentials_record(BOB_EXPIRED) | {
+    "obtained_at": "2019-12-30T00:00:00+00:00",
+    "expires_at": "2020-01-01T00:00:00+00:00",
+    "stored_at": "2019-12-30T00:00:01.123+00:00",
+}
+
+
+@pytest.mark.parametrize("kind", ["json", "sqlite"])
+def test_stores_with_older_timestamp_formats_keep_working(kind, tmp_path, sqlite_url):
+    if kind == "json":
+        path = tmp_path / "creds.json"
+        update_json_store(path, {"alice": OLD_VALID, "bob": OLD_EXPIRED}, {})
+        source = {"json_path": str(path)}
+    else:
+        engine = create_db_engine(sqlite_url)
+        ensure_schema(engine)
+        with engine.begin() as conn:
+            upsert_credentials(conn, [OLD_VALID, OLD_EXPIRED])
+        engine.dispose()
+        source = {"database_url": sqlite_url}
+    stored = list_credentials(**source)
+    assert [c.expires_at for c in stored] == [OLD_VALID["expires_at"], OLD_EXPIRED["expires_at"]]
+    assert [c.account for c in list_credentials(valid_only=True, **source)] == ["alice"]
+    alice = load_credentials("alice", **source)
+    assert alice is not None
+    assert not is_expired(alice)
+    assert is_expired(load_credentials("bob", **source))
+
+
+# --- import contract ---------------------------------------------------------------------
+
+
+def test_store_imports_neither_scrapy_nor_twisted():
+    package = Path(webqq_scrapy.store.__file__).parent
+    for module in package.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n.split(".")[0] in ("scrapy", "twisted")]
+            assert not bad, f"{module.name} imports {bad} (even under TYPE_CHECKING: no)"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, webqq_scrapy.store, webqq_scrapy.store.writer; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scrapy', 'twisted'}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

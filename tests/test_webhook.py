@@ -27,7 +27,7 @@ from tests.scripted import ScriptSpider, run_script
 from tests.settings import project_settings
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import SettingError
-from webqq_scrapy.webhook import QRWebhook
+from webqq_scrapy.qr.webhook import QRWebhook
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -144,7 +144,7 @@ def summary(event: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def crawl(script: Callable[[ScriptSpider], Awaitable[None]], **settings: Any):
-    extension = {"EXTENSIONS": {"webqq_scrapy.webhook.QRWebhook": 510}}
+    extension = {"EXTENSIONS": {"webqq_scrapy.qr.webhook.QRWebhook": 510}}
     return await run_script(script, {**extension, "WEBQQ_QR_WEBHOOK_BACKOFF": 0.05, **settings})
 
 
@@ -258,7 +258,7 @@ async def test_client_errors_are_not_retried(receiver_factory) -> None:
 
 def test_off_by_default_and_safe_in_the_project_settings() -> None:
     crawler = get_crawler(Spider, project_settings())
-    assert "webqq_scrapy.webhook.QRWebhook" in crawler.settings.getdict("EXTENSIONS")
+    assert "webqq_scrapy.qr.webhook.QRWebhook" in crawler.settings.getdict("EXTENSIONS")
     with pytest.raises(NotConfigured):
         QRWebhook.from_crawler(crawler)
 

@@ -378,8 +378,6 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
 
     Raises :class:`SettingError` naming the first bad setting; creates and writes nothing.
     """
-    from webqq_scrapy._storage import StorageConfig
-
     check_unknown(settings)
     config = WebQQConfig.from_settings(settings)
     check_qr_dir(config.qr_dir)
@@ -388,3 +386,123 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
     WebhookConfig.from_settings(settings)
     RedisConfig.from_settings(settings)
     return config
+
+
+# --- storage (WEBQQ_JSON_PATH, WEBQQ_DATABASE_*, WEBQQ_STORE_*) ---------------------------
+# SQLAlchemy and webqq_scrapy.store are imported where they are used: the crawl's other
+# components read this module without loading the database layer.
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+
+def check_writable_file(name: str, path: Path) -> Path:
+    """Raise SettingError unless ``path`` is a file that can be created or replaced."""
+    if path.is_dir():
+        raise SettingError(name, "is a directory, not a file", str(path))
+    check_creatable(name, path)
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise SettingError(name, "is not writable: no read and write permission", str(path))
+    return path
+
+
+def parse_database_url(raw: object, name: str = "WEBQQ_DATABASE_URL") -> URL:
+    """A usable SQLAlchemy URL (its dialect and driver importable), or SettingError."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from webqq_scrapy.store.sql import redact_url, sqlite_path
+
+    text = str(raw or "").strip()
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise SettingError(
+            name,
+            "is not a SQLAlchemy URL like sqlite:////path/creds.sqlite3 or "
+            "postgresql+psycopg://user:password@host/dbname",
+            redact_url(text),
+        ) from None
+    try:
+        url.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = ""
+        if url.get_backend_name() == "postgresql":
+            hint = "; for PostgreSQL use postgresql+psycopg://"
+        raise SettingError(
+            name, f"has no usable database driver ({exc}){hint}", redact_url(url)
+        ) from None
+    path = sqlite_path(url)
+    if path is not None:
+        check_writable_file(name, path)
+    return url
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The ``WEBQQ_*`` storage settings, read and validated together."""
+
+    json_path: Path | None
+    database_url: URL | None  # None: the database is switched off
+    retry_times: int
+    retry_backoff: float
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> StorageConfig:
+        from webqq_scrapy.store import default_database_url
+
+        raw_json = settings.get("WEBQQ_JSON_PATH", defaults.WEBQQ_JSON_PATH)
+        json_path = None
+        if raw_json:
+            json_path = check_writable_file("WEBQQ_JSON_PATH", Path(str(raw_json)).expanduser())
+        try:
+            enabled = settings.getbool("WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED)
+        except ValueError:
+            name = "WEBQQ_DATABASE_ENABLED"
+            raise SettingError(name, "must be true or false", settings[name]) from None
+        database_url = None
+        if enabled:
+            raw_url = settings.get("WEBQQ_DATABASE_URL", defaults.WEBQQ_DATABASE_URL)
+            database_url = parse_database_url(raw_url or default_database_url())
+        return cls(
+            json_path=json_path,
+            database_url=database_url,
+            retry_times=int(
+                _number(settings, "WEBQQ_STORE_RETRY_TIMES", positive=False, integer=True)
+            ),
+            retry_backoff=_number(settings, "WEBQQ_STORE_RETRY_BACKOFF", positive=False),
+        )
+
+
+def credentials_source(
+    settings: BaseSettings,
+    *,
+    json_path: str | None = None,
+    database_url: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The store to read credentials from, as ``webqq_scrapy.store`` keywords, and its name
+    for messages (a URL without its password).
+
+    ``json_path`` / ``database_url`` (a command's options) win; then ``WEBQQ_DATABASE_URL``,
+    then ``WEBQQ_JSON_PATH``, then the default SQLite file unless ``WEBQQ_DATABASE_ENABLED``
+    is off (SettingError: there is no store at all). ``scrapy creds`` and the session
+    spiders read through this.
+    """
+    from webqq_scrapy.store import default_database_url
+    from webqq_scrapy.store.sql import redact_url
+
+    if json_path:
+        return {"json_path": json_path}, json_path
+    url = database_url or settings.get("WEBQQ_DATABASE_URL")
+    configured_json = settings.get("WEBQQ_JSON_PATH")
+    if not url and configured_json:
+        return {"json_path": str(configured_json)}, str(configured_json)
+    if not url:
+        if not read_bool(settings, "WEBQQ_DATABASE_ENABLED"):
+            raise SettingError(
+                "WEBQQ_DATABASE_ENABLED",
+                "no store to read: the database is off and WEBQQ_JSON_PATH is empty",
+                settings.get("WEBQQ_DATABASE_ENABLED"),
+            )
+        url = default_database_url()
+    return {"database_url": url}, redact_url(url)

@@ -2,58 +2,45 @@
 
 ``CredentialsValidationPipeline`` drops unusable Credentials items. ``JsonFilePipeline``
 (``WEBQQ_JSON_PATH``) and ``DatabasePipeline`` (``WEBQQ_DATABASE_URL``) store Credentials
-and LoginOutcome items. Both storage pipelines write on one worker thread of their own, so
-the reactor never waits for a disk or a database and writes never overlap; the records of
-items that arrive while a write is running are written together by the next one.
+and LoginOutcome items. They are Scrapy adapters over ``webqq_scrapy.store``: settings,
+stats, log lines and the reactor side; the records, the batching and the retries live
+there. Each storage pipeline writes on one worker thread of its own, so the reactor never
+waits for a disk or a database and writes never overlap; the records of items that arrive
+while a write is running are written together by the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import CloseSpider, DropItem, NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available, run_in_thread
 
-from webqq_scrapy._storage import (
-    StorageConfig,
-    create_db_engine,
-    credentials_record,
-    describe_error,
-    ensure_schema,
-    missing_fields,
-    now_iso,
-    outcome_record,
-    read_json_store,
-    redact_url,
-    update_json_store,
-    upsert_attempts,
-    upsert_credentials,
-)
-from webqq_scrapy.items import Credentials, LoginOutcome
+from webqq_scrapy.config import StorageConfig
+from webqq_scrapy.items import Credentials
+from webqq_scrapy.retry import RetryPolicy
+from webqq_scrapy.store.json_file import JsonFileStore
+from webqq_scrapy.store.records import CREDENTIALS, OUTCOMES, describe_error, missing_fields
+from webqq_scrapy.store.sql import DatabaseStore
+from webqq_scrapy.store.writer import BufferedWriter, keyed_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
     from typing import Self
 
     from scrapy.crawler import Crawler
     from scrapy.statscollectors import StatsCollector
-    from sqlalchemy.engine import URL, Engine
+
+    from webqq_scrapy.store.writer import RecordStore, WriteResult
 
 logger = logging.getLogger(__name__)
 
 # Finish reason of a crawl closed at open because its store cannot be used.
 FINISH_STORAGE_UNAVAILABLE = "webqq_storage_unavailable"
-
-CREDENTIALS = "credentials"
-OUTCOMES = "outcomes"
 
 
 class StorageUnavailable(RuntimeError):
@@ -89,48 +76,29 @@ class CredentialsValidationPipeline:
         raise DropItem(f"invalid credentials: missing {', '.join(missing)}", log_level="DEBUG")
 
 
-@dataclass
-class _WriteResult:
-    saved: dict[str, int] = field(default_factory=dict)  # kind -> records written
-    retries: int = 0
-    error: str | None = None  # the last failure, when the batch was not written
-    unsaved: list[tuple[str, ...]] = field(default_factory=list)
-
-
 class _BufferedStorePipeline:
-    """Common part of the storage pipelines: batching, the worker thread, retries.
+    """Common part of the storage pipelines: the worker thread, stats and log lines.
 
-    ``process_item`` puts the item's record in ``_pending`` and waits for a write job on the
-    worker thread. A job takes everything pending, plus what earlier jobs failed to store,
-    and writes it in one go (``_write``); a failed write is retried ``retry_times`` times with
-    a doubling backoff. Records still not written stay in ``_unsaved`` and ride along with
-    the next job; ``close_spider`` tries them a last time and names the accounts it lost.
+    ``process_item`` hands the item's record to a ``store.writer.BufferedWriter`` and waits
+    for a flush on the worker thread, which writes everything pending in one go (retried
+    as ``WEBQQ_STORE_RETRY_*`` say). Records not written ride along with the next flush;
+    ``close_spider`` tries them a last time and names the accounts it lost.
     """
 
     stats_prefix = "webqq/store"
     setting = "WEBQQ_STORE"
-    store_label = "store"
 
-    def __init__(self, *, stats: StatsCollector, retry_times: int, retry_backoff: float) -> None:
+    def __init__(self, store: RecordStore, *, stats: StatsCollector, policy: RetryPolicy) -> None:
+        self.store = store
         self.stats = stats
-        self.retry_times = retry_times
-        self.retry_backoff = retry_backoff
+        self.policy = policy
         self.run_id = uuid.uuid4().hex
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, ...], dict[str, Any]] = {}
-        self._unsaved: dict[tuple[str, ...], dict[str, Any]] = {}
+        self.writer = BufferedWriter(store, policy)
         self._executor: ThreadPoolExecutor | None = None
 
-    # -- to be provided by subclasses --
-
-    def _open(self) -> None:
-        """Connect or check the store; raise to refuse to start (worker thread)."""
-
-    def _write(self, batch: dict[tuple[str, ...], dict[str, Any]]) -> None:
-        raise NotImplementedError
-
-    def _close(self) -> None:
-        """Release connections (worker thread)."""
+    @property
+    def store_label(self) -> str:
+        return self.store.label
 
     # -- pipeline methods --
 
@@ -142,33 +110,30 @@ class _BufferedStorePipeline:
             message = f"{self.setting}: {self.store_label} cannot be used: {describe_error(exc)}"
             logger.error("%s", message)
             self.stats.set_value(f"{self.stats_prefix}/open_failed", 1)
-            await self._in_worker(self._close)
+            await self._in_worker(self.store.close)
             self._executor.shutdown(wait=True)
             self._executor = None
             raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
 
+    def _open(self) -> None:
+        self.store.open()
+        logger.info("Storing credentials in %s", self.store_label)
+
     async def process_item(self, item: Any) -> Any:
-        if isinstance(item, Credentials):
-            key: tuple[str, ...] = (CREDENTIALS, item.account)
-            record = {**credentials_record(item), "stored_at": now_iso()}
-        elif isinstance(item, LoginOutcome):
-            run_id = item.job or self.run_id
-            key = (OUTCOMES, run_id, item.account)
-            record = {**outcome_record(item), "run_id": run_id, "stored_at": now_iso()}
-        else:
+        entry = keyed_record(item, self.run_id)
+        if entry is None:
             return item
-        with self._lock:
-            self._pending[key] = record
-        self._account_for(await self._in_worker(self._flush))
+        self.writer.add(*entry)
+        self._account_for(await self._in_worker(self.writer.flush))
         return item
 
     async def close_spider(self) -> None:
         if self._executor is None:
             return
         try:
-            result = await self._in_worker(self._flush, True)
+            result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
-            lost = list(self._unsaved)
+            lost = list(self.writer.unsaved)
             for kind in (CREDENTIALS, OUTCOMES):
                 accounts = sorted(key[-1] for key in lost if key[0] == kind)
                 if not accounts:
@@ -183,11 +148,11 @@ class _BufferedStorePipeline:
                     ", ".join(accounts),
                 )
         finally:
-            await self._in_worker(self._close)
+            await self._in_worker(self.store.close)
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    # -- worker thread --
+    # -- reactor thread --
 
     async def _in_worker(self, func: Callable[..., Any], *args: Any) -> Any:
         assert self._executor is not None
@@ -196,54 +161,7 @@ class _BufferedStorePipeline:
             return await asyncio.wrap_future(future)
         return await run_in_thread(future.result)  # a non-asyncio reactor
 
-    def _take(self) -> dict[tuple[str, ...], dict[str, Any]]:
-        with self._lock:
-            batch, self._pending = self._pending, {}
-        return batch
-
-    def _flush(self, final: bool = False) -> _WriteResult:
-        """Write what is pending (and what failed before); runs on the worker thread."""
-        batch = self._take()
-        if not batch and not (final and self._unsaved):
-            # An earlier job wrote this job's record already, or keeps it in _unsaved.
-            return _WriteResult(unsaved=list(self._unsaved))
-        batch = {**self._unsaved, **batch}
-        self._unsaved = {}
-        result = _WriteResult()
-        for attempt in range(self.retry_times + 1):
-            try:
-                self._write(batch)
-            except Exception as exc:
-                result.error = describe_error(exc)
-                if attempt == self.retry_times:
-                    break
-                delay = self.retry_backoff * 2**attempt
-                result.retries += 1
-                logger.warning(
-                    "Could not write %d record(s) to %s (%s); retry %d/%d in %.1f s",
-                    len(batch),
-                    self.store_label,
-                    result.error,
-                    attempt + 1,
-                    self.retry_times,
-                    delay,
-                )
-                time.sleep(delay)
-                # Records that arrived meanwhile join the retry.
-                batch.update(self._take())
-            else:
-                result.error = None
-                for key in batch:
-                    result.saved[key[0]] = result.saved.get(key[0], 0) + 1
-                break
-        if result.error is not None:
-            self._unsaved = batch
-            result.unsaved = list(batch)
-        return result
-
-    # -- reactor thread --
-
-    def _account_for(self, result: _WriteResult) -> None:
+    def _account_for(self, result: WriteResult) -> None:
         for kind, count in result.saved.items():
             self.stats.inc_value(f"{self.stats_prefix}/{kind}_saved", count)
         if result.saved:
@@ -257,10 +175,14 @@ class _BufferedStorePipeline:
                 "kept and written with the next item or when the spider closes: %s",
                 len(result.unsaved),
                 self.store_label,
-                self.retry_times,
+                self.policy.times,
                 result.error,
                 ", ".join(sorted({f"{key[0]}:{key[-1]}" for key in result.unsaved})),
             )
+
+
+def _policy(config: StorageConfig) -> RetryPolicy:
+    return RetryPolicy(times=config.retry_times, backoff=config.retry_backoff)
 
 
 class JsonFilePipeline(_BufferedStorePipeline):
@@ -273,33 +195,12 @@ class JsonFilePipeline(_BufferedStorePipeline):
     stats_prefix = "webqq/json"
     setting = "WEBQQ_JSON_PATH"
 
-    def __init__(
-        self, path: Path, *, stats: StatsCollector, retry_times: int, retry_backoff: float
-    ) -> None:
-        super().__init__(stats=stats, retry_times=retry_times, retry_backoff=retry_backoff)
-        self.path = path
-        self.store_label = f"the JSON file {path}"
-
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         config = StorageConfig.from_settings(crawler.settings)
         if config.json_path is None:
             raise NotConfigured  # off by default: no warning for it
-        return cls(
-            config.json_path,
-            stats=crawler.stats,
-            retry_times=config.retry_times,
-            retry_backoff=config.retry_backoff,
-        )
-
-    def _open(self) -> None:
-        read_json_store(self.path)  # refuse to overwrite a file that is not ours
-        logger.info("Storing credentials in the JSON file %s", self.path)
-
-    def _write(self, batch: dict[tuple[str, ...], dict[str, Any]]) -> None:
-        credentials = {key[-1]: rec for key, rec in batch.items() if key[0] == CREDENTIALS}
-        outcomes = {key[-1]: rec for key, rec in batch.items() if key[0] == OUTCOMES}
-        update_json_store(self.path, credentials, outcomes)
+        return cls(JsonFileStore(config.json_path), stats=crawler.stats, policy=_policy(config))
 
 
 class DatabasePipeline(_BufferedStorePipeline):
@@ -312,40 +213,9 @@ class DatabasePipeline(_BufferedStorePipeline):
     stats_prefix = "webqq/sql"
     setting = "WEBQQ_DATABASE_URL"
 
-    def __init__(
-        self, url: URL, *, stats: StatsCollector, retry_times: int, retry_backoff: float
-    ) -> None:
-        super().__init__(stats=stats, retry_times=retry_times, retry_backoff=retry_backoff)
-        self.url = url
-        self.store_label = f"the database {redact_url(url)}"
-        self.engine: Engine | None = None
-
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         config = StorageConfig.from_settings(crawler.settings)
         if config.database_url is None:
             raise NotConfigured("WEBQQ_DATABASE_ENABLED is off")
-        return cls(
-            config.database_url,
-            stats=crawler.stats,
-            retry_times=config.retry_times,
-            retry_backoff=config.retry_backoff,
-        )
-
-    def _open(self) -> None:
-        self.engine = create_db_engine(self.url)
-        ensure_schema(self.engine)
-        logger.info("Storing credentials in %s", self.store_label)
-
-    def _write(self, batch: dict[tuple[str, ...], dict[str, Any]]) -> None:
-        assert self.engine is not None
-        credentials = [rec for key, rec in batch.items() if key[0] == CREDENTIALS]
-        attempts = [rec for key, rec in batch.items() if key[0] == OUTCOMES]
-        with self.engine.begin() as conn:
-            upsert_credentials(conn, credentials)
-            upsert_attempts(conn, attempts)
-
-    def _close(self) -> None:
-        if self.engine is not None:
-            self.engine.dispose()
-            self.engine = None
+        return cls(DatabaseStore(config.database_url), stats=crawler.stats, policy=_policy(config))

@@ -179,8 +179,8 @@ WEBQQ_QR_WEBHOOK_HEADERS: dict[str, str] = {}
 # Both extensions switch themselves off (NotConfigured) unless configured above.
 EXTENSIONS.update(
     {
-        "webqq_scrapy.qrweb.QRWebPage": 500,
-        "webqq_scrapy.webhook.QRWebhook": 510,
+        "webqq_scrapy.qr.page.QRWebPage": 500,
+        "webqq_scrapy.qr.webhook.QRWebhook": 510,
     }
 )
 

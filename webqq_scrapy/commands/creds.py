@@ -18,18 +18,15 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from sqlalchemy.exc import SQLAlchemyError
 
-from webqq_scrapy import settings as defaults
-from webqq_scrapy._storage import (
+from webqq_scrapy.commands import _check as check
+from webqq_scrapy.config import SettingError, credentials_source
+from webqq_scrapy.store import (
     StoreError,
-    default_database_url,
-    describe_error,
     is_expired,
     read_credentials_records,
     read_outcome_records,
-    redact_record,
-    redact_url,
 )
-from webqq_scrapy.commands import _check as check
+from webqq_scrapy.store.records import describe_error, redact_record
 
 if TYPE_CHECKING:
     import argparse
@@ -97,25 +94,15 @@ class Command(ScrapyCommand):
             self.exitcode = 1
 
     def _source(self, opts: argparse.Namespace) -> tuple[dict[str, Any], str]:
-        if opts.json_path:
-            return {"json_path": opts.json_path}, opts.json_path
         assert self.settings is not None
-        url = opts.database_url or self.settings.get("WEBQQ_DATABASE_URL")
-        json_path = self.settings.get("WEBQQ_JSON_PATH")
-        if not url and json_path:
-            return {"json_path": json_path}, str(json_path)
-        if not url:
-            enabled = self.settings.getbool(
-                "WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED
+        try:
+            return credentials_source(
+                self.settings, json_path=opts.json_path, database_url=opts.database_url
             )
-            if not enabled:
-                raise UsageError(
-                    "no store: WEBQQ_DATABASE_ENABLED is off and WEBQQ_JSON_PATH is empty; "
-                    "use --json-path or --database-url",
-                    print_help=False,
-                )
-            url = default_database_url()
-        return {"database_url": url}, redact_url(url)
+        except SettingError as exc:
+            raise UsageError(
+                f"{exc}; use --json-path or --database-url", print_help=False
+            ) from None
 
     def _list(self, source: dict[str, Any], label: str) -> None:
         rows = [

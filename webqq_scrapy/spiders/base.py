@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from http.cookiejar import Cookie
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -88,11 +88,6 @@ class AccountState:
 
 def excerpt(body: bytes) -> str:
     return repr(body[:BODY_EXCERPT])
-
-
-def utc(dt: datetime) -> str:
-    """RFC 3339 UTC with milliseconds, the one timestamp format of every record."""
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def account_step(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

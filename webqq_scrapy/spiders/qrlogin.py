@@ -31,6 +31,7 @@ from webqq_scrapy.items import (
     Credentials,
     CredentialsUpdate,
     LoginOutcome,
+    utc_timestamp,
 )
 from webqq_scrapy.meta import META_PSESSIONID, META_UIN
 from webqq_scrapy.protocol.codes import (
@@ -60,7 +61,6 @@ from webqq_scrapy.spiders.base import (
     account_step,
     cookie_record,
     excerpt,
-    utc,
 )
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
@@ -202,7 +202,7 @@ class QRLoginSpider(AccountSpider):
         if answer.status == STATUS_VALID:
             yield CredentialsUpdate(
                 account=state.account,
-                checked_at=utc(datetime.now(UTC)),
+                checked_at=utc_timestamp(),
                 psessionid=answer.psessionid,
                 status=STATUS_VALID,
                 status_retcode=answer.retcode,
@@ -414,14 +414,14 @@ class QRLoginSpider(AccountSpider):
             psessionid=response.meta[META_PSESSIONID],
             clientid=protocol.CLIENTID,
             cookies=[cookie_record(c) for c in self.jar_cookies(state.account)],
-            obtained_at=utc(obtained),
-            expires_at=utc(obtained + timedelta(seconds=self.config.session_lifetime)),
+            obtained_at=utc_timestamp(obtained),
+            expires_at=utc_timestamp(obtained + timedelta(seconds=self.config.session_lifetime)),
             target=self.config.target_label,
             job=self.job,
             # get_online_buddies2 answering 0 is the liveness test itself (§8.1).
             status=STATUS_VALID,
             status_retcode=protocol.RETCODE_OK,
-            checked_at=utc(obtained),
+            checked_at=utc_timestamp(obtained),
         )
         for item in await self.finish(state, OUTCOME_OK, STEP_ONLINE_BUDDIES, None):
             yield item
@@ -506,8 +506,8 @@ class QRLoginSpider(AccountSpider):
             LoginOutcome(
                 account=state.account,
                 outcome=outcome,
-                started_at=utc(state.started_at),
-                finished_at=utc(datetime.now(UTC)),
+                started_at=utc_timestamp(state.started_at),
+                finished_at=utc_timestamp(datetime.now(UTC)),
                 target=self.config.target_label,
                 step=None if outcome == OUTCOME_OK else step,
                 detail=detail,

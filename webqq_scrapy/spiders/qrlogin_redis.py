@@ -7,7 +7,8 @@ polls) stays in the process that took it. Only the list and the leases are share
 request queue stays Scrapy's own, in memory (docs/scrapy-notes.md §4: a shared scheduler hands
 one account's polls to a process without its cookies).
 
-Before an account starts, the process takes its lease (:mod:`webqq_scrapy.lease`; expiry
+Before an account starts, the process takes its lease
+(:class:`webqq_scrapy.spiders.accounts.RedisLease`; expiry
 ``WEBQQ_LOGIN_TIMEOUT`` + ``WEBQQ_REDIS_LEASE_MARGIN``). An account whose lease another
 process holds is skipped (stat ``webqq/redis/leased_elsewhere``): it is being, or was just,
 logged in there. A failed login gives its lease back; a successful one keeps it until it

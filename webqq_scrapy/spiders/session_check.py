@@ -12,10 +12,9 @@ announced by the ``session_ended`` signal); anything else, or no answer: ``unkno
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from webqq_scrapy.items import CredentialsUpdate
+from webqq_scrapy.items import CredentialsUpdate, utc_timestamp
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
@@ -24,7 +23,7 @@ from webqq_scrapy.protocol.codes import (
     STEP_ONLINE_BUDDIES,
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_UNKNOWN, STATUS_VALID
-from webqq_scrapy.spiders.base import AccountState, StepFailed, account_step, utc
+from webqq_scrapy.spiders.base import AccountState, StepFailed, account_step
 from webqq_scrapy.spiders.session import (
     Session,
     SessionSpider,
@@ -70,7 +69,7 @@ class SessionCheckSpider(SessionSpider):
         valid = outcome == OUTCOME_OK
         update = CredentialsUpdate(
             account=state.account,
-            checked_at=utc(datetime.now(UTC)),
+            checked_at=utc_timestamp(),
             psessionid=state.psessionid,
             status=STATUS_VALID if valid else STATUS_UNKNOWN,
             status_retcode=state.retcode,

@@ -14,6 +14,7 @@ and forgets an account's image once the account is done or failed.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import html
 import ipaddress
@@ -23,7 +24,9 @@ import secrets
 import socket
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from importlib import resources
+from string import Template
+from typing import TYPE_CHECKING, Any, cast
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
@@ -33,13 +36,14 @@ from twisted.web.server import Site
 
 from webqq_scrapy import settings as defaults
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import SettingError
+from webqq_scrapy.config import QRPageConfig
 
 if TYPE_CHECKING:
     from typing import Self
 
     from scrapy.crawler import Crawler
-    from twisted.internet.interfaces import IListeningPort
+    from twisted.internet.posixbase import PosixReactorBase
+    from twisted.internet.tcp import Port
     from twisted.web.server import Request
 
 logger = logging.getLogger(__name__)
@@ -71,70 +75,15 @@ COMMON_HEADERS = {
     ),
 }
 
-CSS = """
-body { font-family: sans-serif; margin: 1.5em; background: #fff; color: #111; }
-#accounts { display: flex; flex-wrap: wrap; gap: 1.5em; }
-.account { border: 1px solid #ccc; border-radius: 6px; padding: 1em; min-width: 16em; }
-.account h2 { margin: 0 0 .3em; font-size: 1.2em; overflow-wrap: anywhere; }
-.account img { display: block; width: 330px; height: 330px; image-rendering: pixelated;
-  background: #fff; margin-top: .5em; }
-.state-done .state { color: #070; } .state-failed .state { color: #a00; }
-.note { color: #555; font-size: .9em; }
-"""
 
-SCRIPT = """\
-"use strict";
-(function () {
-  const list = document.getElementById("accounts");
-  const note = document.getElementById("note");
-  let failures = 0;
-  function card(entry) {
-    let node = document.getElementById("account-" + entry.id);
-    if (!node) {
-      node = document.createElement("section");
-      node.id = "account-" + entry.id;
-      const title = document.createElement("h2");
-      title.textContent = entry.account;
-      const state = document.createElement("p");
-      state.className = "state";
-      node.append(title, state);
-      list.append(node);
-    }
-    node.className = "account state-" + entry.state;
-    node.querySelector(".state").textContent = entry.text;
-    let img = node.querySelector("img");
-    if (!entry.image) {
-      if (img) img.remove();
-      return;
-    }
-    if (!img) {
-      img = document.createElement("img");
-      node.append(img);
-    }
-    if (img.getAttribute("src") !== entry.image) {
-      img.setAttribute("src", entry.image);
-      img.alt = "QR code for " + entry.account + " (QR #" + entry.generation + ")";
-    }
-  }
-  async function poll() {
-    try {
-      const answer = await fetch("state.json", {cache: "no-store"});
-      if (!answer.ok) throw new Error("HTTP " + answer.status);
-      const data = await answer.json();
-      data.accounts.forEach(card);
-      document.getElementById("empty").hidden = data.accounts.length > 0;
-      note.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
-      failures = 0;
-    } catch (error) {
-      failures += 1;
-      note.textContent = "The crawl has ended or this page is unreachable.";
-      if (failures >= 3) return;
-    }
-    setTimeout(poll, __POLL_MS__);
-  }
-  setTimeout(poll, __POLL_MS__);
-})();
-""".replace("__POLL_MS__", str(POLL_MS))
+@functools.cache
+def static_text(name: str) -> str:
+    """A file of ``webqq_scrapy/qr/static/`` (package data: also inside a scrapyd egg)."""
+    return (resources.files(__package__) / "static" / name).read_text(encoding="utf-8")
+
+
+def page_script() -> str:
+    return static_text("page.js").replace("__POLL_MS__", str(POLL_MS))
 
 
 @dataclass
@@ -198,7 +147,7 @@ class QRPageResource(Resource):
             body = json.dumps(self.page.snapshot(), ensure_ascii=False).encode()
             return self.send(request, b"application/json", body)
         if rest == ["page.js"]:
-            return self.send(request, b"text/javascript; charset=utf-8", SCRIPT.encode())
+            return self.send(request, b"text/javascript; charset=utf-8", page_script().encode())
         if len(rest) == 3 and rest[0] == "qr":
             png = self.page.png_for(rest[1], rest[2])
             if png is not None:
@@ -258,26 +207,16 @@ class QRWebPage:
         self.token = token or secrets.token_urlsafe(32)
         self.crawler = crawler
         self.accounts: dict[str, AccountEntry] = {}
-        self.listening: IListeningPort | None = None
+        self.listening: Port | None = None
         self.site: QRSite | None = None
         self.url: str | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        settings = crawler.settings
-        if not settings.getbool("WEBQQ_QR_WEB_ENABLED", defaults.WEBQQ_QR_WEB_ENABLED):
+        config = QRPageConfig.from_settings(crawler.settings)
+        if not config.enabled:
             raise NotConfigured  # off by default: no warning for it
-        host = str(settings.get("WEBQQ_QR_WEB_HOST", defaults.WEBQQ_QR_WEB_HOST)).strip()
-        if not host:
-            raise SettingError("WEBQQ_QR_WEB_HOST", "must be an address to bind", host)
-        raw_port = settings.get("WEBQQ_QR_WEB_PORT", defaults.WEBQQ_QR_WEB_PORT)
-        try:
-            port = int(str(raw_port).strip())
-        except ValueError:
-            raise SettingError("WEBQQ_QR_WEB_PORT", "must be an integer", raw_port) from None
-        if not 0 <= port <= 65535:
-            raise SettingError("WEBQQ_QR_WEB_PORT", "must be 0 (a free port) to 65535", raw_port)
-        page = cls(host, port, crawler=crawler)
+        page = cls(config.host, config.port, crawler=crawler)
         crawler.signals.connect(page.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(page.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(page.qr_ready, signal=webqq_signals.qr_ready)
@@ -308,7 +247,8 @@ class QRWebPage:
         from twisted.internet import reactor
 
         self.site = QRSite(QRPageResource(self))
-        self.listening = reactor.listenTCP(self.port, self.site, interface=self.host)
+        tcp = cast("PosixReactorBase", reactor)  # every reactor Scrapy runs on
+        self.listening = cast("Port", tcp.listenTCP(self.port, self.site, interface=self.host))
         self.url = f"http://{self.url_host()}:{self.listening.getHost().port}/{self.token}/"
         logger.info("QR web page (scan the QR codes there): %s", self.url)
         if not self.is_loopback():
@@ -323,7 +263,9 @@ class QRWebPage:
         if self.listening is None:
             return
         listening, self.listening = self.listening, None
-        await maybe_deferred_to_future(listening.stopListening())
+        stopped = listening.stopListening()
+        if stopped is not None:
+            await maybe_deferred_to_future(stopped)
         if self.site is not None:
             self.site.close_connections()
         logger.info("QR web page stopped")
@@ -389,16 +331,9 @@ class QRWebPage:
                 f"<h2>{html.escape(entry.account)}</h2>"
                 f'<p class="state">{html.escape(entry.text)}</p>{image}</section>'
             )
-        hidden = " hidden" if cards else ""
-        return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="referrer" content="no-referrer">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<title>WebQQ login: QR codes</title>"
-            f'<noscript><meta http-equiv="refresh" content="{max(1, POLL_MS // 1000) * 5}">'
-            f"</noscript><style>{CSS}</style></head><body>"
-            "<h1>WebQQ login: scan with the QQ mobile app</h1>"
-            f'<div id="accounts">{"".join(cards)}</div><p id="empty"{hidden}>No QR code yet.</p>'
-            '<p id="note" class="note">This page updates itself; an expired QR code is '
-            'replaced by the new one.</p><script src="page.js"></script></body></html>\n'
+        return Template(static_text("page.html")).substitute(
+            refresh=max(1, POLL_MS // 1000) * 5,
+            css=static_text("page.css"),
+            cards="".join(cards),
+            hidden=" hidden" if cards else "",
         )

@@ -6,7 +6,7 @@ it. Each event is one ``POST`` with a JSON body::
 
     {"event": "qr" | "state", "account": "alice", "state": "waiting", "generation": 2,
      "png_base64": "iVBORw0…" (with "qr" events; null otherwise), "outcome": null | "ok" | …,
-     "sent_at": "2026-11-24T10:00:00.123456+00:00"}
+     "sent_at": "2026-11-24T10:00:00.123Z"}
 
 and when the service ends an account's stored session (the ``session_ended`` signal,
 docs/sessions.md)::
@@ -20,8 +20,9 @@ crawl. The events of one account are delivered in order. A failed delivery (conn
 error, timeout, HTTP 5xx, 408 or 429) is logged at WARNING, without the URL's path, query
 or credentials (webhook URLs often carry a secret), and retried after
 WEBQQ_QR_WEBHOOK_BACKOFF seconds, doubling each time, at most WEBQQ_QR_WEBHOOK_RETRIES
-times; other HTTP errors are not retried. Nothing here ever stops the crawl, and the spider
-stays open until pending deliveries are done (bounded by the retries).
+times (``webqq_scrapy.retry``); other HTTP errors are not retried. Nothing here ever stops
+the crawl, and the spider stays open until pending deliveries are done (bounded by the
+retries).
 
 Stats: ``webqq/webhook/sent``, ``webqq/webhook/failed`` (events given up),
 ``webqq/webhook/retries``.
@@ -32,7 +33,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -43,7 +43,9 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
 from webqq_scrapy import settings as defaults
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import SettingError
+from webqq_scrapy.config import WebhookConfig
+from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.retry import RetryPolicy, is_transient_status
 
 if TYPE_CHECKING:
     from typing import Self
@@ -56,9 +58,6 @@ logger = logging.getLogger(__name__)
 EVENT_QR = "qr"
 EVENT_STATE = "state"
 EVENT_SESSION_ENDED = "session_ended"
-
-# Answers worth another try: the receiver may recover (RFC 9110 §15.5.9, RFC 6585 §4).
-RETRY_STATUSES = frozenset({408, 429})
 
 
 def safe_url(url: str) -> str:
@@ -104,8 +103,7 @@ class QRWebhook:
         crawler: Crawler | None = None,
     ) -> None:
         self.url = url
-        self.retries = retries
-        self.backoff = backoff
+        self.policy = RetryPolicy(times=retries, backoff=backoff)
         self.timeout = timeout
         self.headers = dict(headers or {})
         self.crawler = crawler
@@ -115,22 +113,15 @@ class QRWebhook:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        settings = crawler.settings
-        url = str(settings.get("WEBQQ_QR_WEBHOOK_URL", defaults.WEBQQ_QR_WEBHOOK_URL)).strip()
-        if not url:
+        config = WebhookConfig.from_settings(crawler.settings)
+        if not config.url:
             raise NotConfigured  # off by default: no warning for it
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            # The value may hold a secret: name the setting, show only its scheme.
-            raise SettingError(
-                "WEBQQ_QR_WEBHOOK_URL", "must be an http:// or https:// URL", f"{parts.scheme}:…"
-            )
         webhook = cls(
-            url,
-            retries=_setting_number(settings, "WEBQQ_QR_WEBHOOK_RETRIES", int, minimum=0),
-            backoff=_setting_number(settings, "WEBQQ_QR_WEBHOOK_BACKOFF", float, minimum=0),
-            timeout=_setting_number(settings, "WEBQQ_QR_WEBHOOK_TIMEOUT", float, minimum=None),
-            headers=_setting_headers(settings),
+            config.url,
+            retries=config.retries,
+            backoff=config.backoff,
+            timeout=config.timeout,
+            headers=config.headers,
             crawler=crawler,
         )
         crawler.signals.connect(webhook.qr_ready, signal=webqq_signals.qr_ready)
@@ -190,26 +181,26 @@ class QRWebhook:
 
     async def deliver(self, payload: dict[str, Any]) -> bool:
         """POST ``payload``, retrying with backoff; True when the receiver accepted it."""
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
+        retries = 0
+        while True:
             problem = await self._attempt(payload)
             if problem is None:
                 self._inc("sent")
                 return True
-            retry = attempt < attempts and problem.retryable
-            delay = self.backoff * 2 ** (attempt - 1)
+            delay = self.policy.delay(retries) if problem.retryable else None
             logger.warning(
                 "QR webhook %s: delivering the %s event of an account failed (%s, attempt "
                 "%d of %d)%s",
                 safe_url(self.url),
                 payload["event"],
                 problem.reason,
-                attempt,
-                attempts,
-                f"; retrying in {delay:g}s" if retry else "; giving up",
+                retries + 1,
+                self.policy.times + 1,
+                "; giving up" if delay is None else f"; retrying in {delay:g}s",
             )
-            if not retry:
+            if delay is None:
                 break
+            retries += 1
             self._inc("retries")
             await sleep(delay)
         self._inc("failed")
@@ -222,7 +213,7 @@ class QRWebhook:
             engine = None
         if engine is None or engine.spider is None:
             return _Problem("the crawl has ended", retryable=False)
-        body = dict(payload, sent_at=datetime.now(UTC).isoformat())
+        body = dict(payload, sent_at=utc_timestamp())
         request = Request(
             self.url,
             method="POST",
@@ -246,8 +237,7 @@ class QRWebhook:
             return _Problem(type(exc).__name__, retryable=True)
         if 200 <= response.status < 300:
             return None
-        retryable = response.status >= 500 or response.status in RETRY_STATUSES
-        return _Problem(f"HTTP {response.status}", retryable=retryable)
+        return _Problem(f"HTTP {response.status}", retryable=is_transient_status(response.status))
 
     def _inc(self, name: str) -> None:
         if self.crawler is not None:
@@ -258,35 +248,3 @@ class _Problem:
     def __init__(self, reason: str, *, retryable: bool) -> None:
         self.reason = reason
         self.retryable = retryable
-
-
-def _setting_number(
-    settings: Any, name: str, kind: type[int] | type[float], *, minimum: float | None
-) -> Any:
-    raw = settings.get(name, getattr(defaults, name))
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        value = kind(str(raw).strip()) if kind is int else kind(raw)
-    except (TypeError, ValueError):
-        what = "an integer" if kind is int else "a number"
-        raise SettingError(name, f"must be {what}", raw) from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise SettingError(name, "must be a finite number", raw)
-    if minimum is None and value <= 0:
-        raise SettingError(name, "must be greater than 0", raw)
-    if minimum is not None and value < minimum:
-        raise SettingError(name, f"must be at least {minimum}", raw)
-    return value
-
-
-def _setting_headers(settings: Any) -> dict[str, str]:
-    name = "WEBQQ_QR_WEBHOOK_HEADERS"
-    try:
-        headers = settings.getdict(name, defaults.WEBQQ_QR_WEBHOOK_HEADERS)
-    except (TypeError, ValueError):
-        raise SettingError(name, "must be a dict (or its JSON text)", "…") from None
-    if not all(isinstance(key, str) and isinstance(v, str) for key, v in headers.items()):
-        # Header values may be secrets (an Authorization token): never show them.
-        raise SettingError(name, "must map header names to string values", "…")
-    return headers

@@ -1,42 +1,16 @@
-"""QR delivery helpers: the PNG file in WEBQQ_QR_DIR and the half-block terminal rendering.
-
-The spider calls these directly: ``save_qr`` when ptqrshow returns a PNG (and again when a
-new QR replaces an expired one), ``remove_qr`` when the account finishes, and
-``render_terminal`` to print the QR where a person can scan it with a phone. The web page
-(``webqq_scrapy.qrweb``) and the webhook (``webqq_scrapy.webhook``) listen to the spider's
-signals instead.
-"""
+"""The QR in a terminal: half-block rendering of the PNG, its parser, and when to print."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import os
 import re
-import secrets
-import stat
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from PIL import Image
 
 if TYPE_CHECKING:
     from typing import TextIO
-
-__all__ = [
-    "parse_terminal",
-    "qr_matrix",
-    "qr_path",
-    "remove_qr",
-    "render_terminal",
-    "save_qr",
-    "terminal_wanted",
-]
-
-DIR_MODE = 0o700
-FILE_MODE = 0o600
 
 # The quiet zone the QR standard asks for around the symbol, in modules; phone scanners
 # find the finder patterns reliably only with a light margin around them.
@@ -57,87 +31,6 @@ _SYMBOL_SIZES = (11, 13, 15, 17, *range(21, 178, 4))
 # A finder pattern is 7 modules wide; its top row is one dark run of that width.
 _FINDER = 7
 
-_SAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
-_MAX_SLUG = 40
-
-
-# --- the PNG file ------------------------------------------------------------------------
-
-
-def qr_path(directory: str | os.PathLike[str], account: str) -> Path:
-    """The file of ``account``'s QR in ``directory``: a readable slug plus a hash of the name.
-
-    Account names are arbitrary strings: only ``[A-Za-z0-9_-]`` survive in the slug (so no
-    ``/``, ``..``, NUL or leading dot can reach the file system), and the hash of the full
-    name keeps two names that share a slug ("a/b", "a_b") in two different files.
-    """
-    digest = hashlib.sha256(account.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    slug = _SAFE_CHARS.sub("_", account).strip("_")[:_MAX_SLUG] or "account"
-    return Path(directory) / f"qr-{slug}-{digest}.png"
-
-
-def ensure_qr_dir(directory: str | os.PathLike[str]) -> Path:
-    """Create ``directory`` and its missing parents with mode 0700; refuse an unsafe one.
-
-    An existing directory must belong to the current user and not be writable by others
-    (anyone who can write there could swap the QR a person is about to scan).
-    """
-    path = Path(directory).expanduser().absolute()
-    missing = []
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            break
-        missing.append(candidate)
-    for candidate in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(candidate, DIR_MODE)
-            os.chmod(candidate, DIR_MODE)  # the umask may have taken bits; never adds any
-    info = path.stat()
-    if not stat.S_ISDIR(info.st_mode):
-        raise NotADirectoryError(f"WEBQQ_QR_DIR: {path} is not a directory")
-    if info.st_uid != os.getuid():
-        raise PermissionError(f"WEBQQ_QR_DIR: {path} belongs to another user")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(
-            f"WEBQQ_QR_DIR: {path} is writable by other users (mode "
-            f"{stat.S_IMODE(info.st_mode):o}); use a directory only you can write to"
-        )
-    return path
-
-
-def save_qr(directory: str | os.PathLike[str], account: str, png: bytes) -> Path:
-    """Write ``png`` as ``account``'s QR file (mode 0600) and return its path.
-
-    The bytes go to a new temporary file created 0600 in the same directory, which then
-    replaces the account's file in one ``os.replace``: a reader (a person's image viewer)
-    sees the old QR or the new one, never a partial file, and the QR is never readable by
-    another user, not even for a moment. No fsync: a QR outlives neither its two minutes
-    nor a crash, and the call must stay short in the crawl's thread.
-    """
-    path = qr_path(ensure_qr_dir(directory), account)
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), FILE_MODE)
-            file.write(png)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def remove_qr(path: str | os.PathLike[str] | None) -> None:
-    """Delete a QR file written by ``save_qr``; a missing file (or ``None``) is fine."""
-    if path is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-
-
-# --- the terminal rendering ----------------------------------------------------------------
-
 
 def qr_matrix(png: bytes) -> list[list[bool]]:
     """The module matrix (True = dark) of the QR symbol in a PNG, without its quiet zone.
@@ -157,8 +50,12 @@ def qr_matrix(png: bytes) -> list[list[bool]]:
         else:
             grey = image.convert("L")
     width, height = grey.size
-    pixels = grey.load()
-    low, high = grey.getextrema()
+    data = grey.tobytes()  # mode "L": one byte per pixel, row by row
+
+    def pixel(x: int, y: int) -> int:
+        return data[y * width + x]
+
+    low, high = cast("tuple[int, int]", grey.getextrema())
     if high - low < 64:
         raise ValueError("not a QR image: no contrast")
     threshold = (low + high) / 2
@@ -168,7 +65,7 @@ def qr_matrix(png: bytes) -> list[list[bool]]:
         raise ValueError("not a QR image: nothing dark")
     left, top, right, bottom = box
     run = 0
-    while left + run < right and pixels[left + run, top] < threshold:
+    while left + run < right and pixel(left + run, top) < threshold:
         run += 1
     module = run / _FINDER
     side = right - left
@@ -181,10 +78,10 @@ def qr_matrix(png: bytes) -> list[list[bool]]:
     pitch_y = (bottom - top) / count
     return [
         [
-            pixels[
+            pixel(
                 min(width - 1, int(left + (col + 0.5) * pitch_x)),
                 min(height - 1, int(top + (row + 0.5) * pitch_y)),
-            ]
+            )
             < threshold
             for col in range(count)
         ]

@@ -1,0 +1,105 @@
+"""The QR as a PNG file in WEBQQ_QR_DIR: private directory, atomic 0600 writes, removal."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import stat
+from pathlib import Path
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+_SAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_MAX_SLUG = 40
+
+
+def qr_path(directory: str | os.PathLike[str], account: str) -> Path:
+    """The file of ``account``'s QR in ``directory``: a readable slug plus a hash of the name.
+
+    Account names are arbitrary strings: only ``[A-Za-z0-9_-]`` survive in the slug (so no
+    ``/``, ``..``, NUL or leading dot can reach the file system), and the hash of the full
+    name keeps two names that share a slug ("a/b", "a_b") in two different files.
+    """
+    digest = hashlib.sha256(account.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    slug = _SAFE_CHARS.sub("_", account).strip("_")[:_MAX_SLUG] or "account"
+    return Path(directory) / f"qr-{slug}-{digest}.png"
+
+
+def ensure_qr_dir(directory: str | os.PathLike[str]) -> Path:
+    """Create ``directory`` and its missing parents with mode 0700; refuse an unsafe one.
+
+    An existing directory must belong to the current user and not be writable by others
+    (anyone who can write there could swap the QR a person is about to scan).
+    """
+    path = Path(directory).expanduser().absolute()
+    missing = []
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    for candidate in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(candidate, DIR_MODE)
+            os.chmod(candidate, DIR_MODE)  # the umask may have taken bits; never adds any
+    problem = qr_dir_problem(path)
+    if problem == NOT_A_DIRECTORY:
+        raise NotADirectoryError(f"WEBQQ_QR_DIR: {path} {problem}")
+    if problem is not None:
+        raise PermissionError(
+            f"WEBQQ_QR_DIR: {path} {problem}; use a directory only you can write to"
+        )
+    return path
+
+
+NOT_A_DIRECTORY = "is not a directory"
+
+
+def qr_dir_problem(path: Path) -> str | None:
+    """Why the existing ``path`` must not hold QR files, or None when it may.
+
+    It must be a directory of the current user that no one else can write to: anyone who
+    can write there could swap the QR a person is about to scan.
+    """
+    info = path.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        return NOT_A_DIRECTORY
+    if info.st_uid != os.getuid():
+        return "belongs to another user"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def save_qr(directory: str | os.PathLike[str], account: str, png: bytes) -> Path:
+    """Write ``png`` as ``account``'s QR file (mode 0600) and return its path.
+
+    The bytes go to a new temporary file created 0600 in the same directory, which then
+    replaces the account's file in one ``os.replace``: a reader (a person's image viewer)
+    sees the old QR or the new one, never a partial file, and the QR is never readable by
+    another user, not even for a moment. No fsync: a QR outlives neither its two minutes
+    nor a crash, and the call must stay short in the crawl's thread.
+    """
+    path = qr_path(ensure_qr_dir(directory), account)
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), FILE_MODE)
+            file.write(png)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def remove_qr(path: str | os.PathLike[str] | None) -> None:
+    """Delete a QR file written by ``save_qr``; a missing file (or ``None``) is fine."""
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

@@ -1,0 +1,138 @@
+"""Storage without Scrapy: the records, the JSON file, the SQL database, and the read API.
+
+Read stored WebQQ credentials from another program (a bot, a data spider, a scheduler)::
+
+    from webqq_scrapy.store import is_expired, load_credentials
+
+    creds = load_credentials("alice", database_url="sqlite:////srv/webqq/creds.sqlite3")
+    if creds is None or is_expired(creds):
+        ...  # log alice in again: scrapy crawl qrlogin -a accounts=alice
+    else:
+        cookies = {c["name"]: c["value"] for c in creds.cookies}
+
+Give ``json_path`` (a ``WEBQQ_JSON_PATH`` file) or ``database_url`` (a SQLAlchemy URL, as
+``WEBQQ_DATABASE_URL``); with neither, the default SQLite file of the pipelines is read.
+A store that does not exist yet holds nothing; one that cannot be read raises ``StoreError``
+(``OperationalError`` and friends from SQLAlchemy when a database is unreachable).
+
+What lives where: ``records`` (fields, item conversions, redaction, expiry, timestamps),
+``json_file`` (the file format, atomic writes, the lock), ``sql`` (tables, upserts,
+readers), ``writer`` (batched, retried writes for the pipelines), and here the read API.
+Every function is synchronous; the pipelines (``webqq_scrapy.pipelines``) run them off the
+reactor thread. This package imports the standard library, SQLAlchemy, platformdirs,
+``webqq_scrapy.items`` and ``webqq_scrapy.retry`` only: never Scrapy, Twisted or the
+settings (``webqq_scrapy.config.StorageConfig`` reads those).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from webqq_scrapy.store.json_file import read_json_store
+from webqq_scrapy.store.records import (
+    StoreError,
+    credentials_from_record,
+    is_expired,
+    outcome_from_record,
+)
+from webqq_scrapy.store.sql import (
+    default_database_url,
+    read_db_attempts,
+    read_db_credentials,
+    reading_engine,
+)
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable
+
+    from sqlalchemy.engine import URL, Engine
+
+    from webqq_scrapy.items import Credentials, LoginOutcome
+
+__all__ = [
+    "StoreError",
+    "default_database_url",
+    "is_expired",
+    "list_credentials",
+    "list_outcomes",
+    "load_credentials",
+]
+
+
+def load_credentials(
+    account: str,
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    database_url: str | URL | None = None,
+) -> Credentials | None:
+    """The stored credentials of ``account``, or None if it has none (expired ones too)."""
+    records = read_credentials_records(
+        json_path=json_path, database_url=database_url, account=account
+    )
+    return credentials_from_record(records[0]) if records else None
+
+
+def list_credentials(
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    database_url: str | URL | None = None,
+    valid_only: bool = False,
+) -> list[Credentials]:
+    """Every stored account's credentials, ordered by account; ``valid_only`` skips expired."""
+    records = read_credentials_records(json_path=json_path, database_url=database_url)
+    items = [credentials_from_record(record) for record in records]
+    return [item for item in items if not (valid_only and is_expired(item))]
+
+
+def list_outcomes(
+    account: str | None = None,
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    database_url: str | URL | None = None,
+) -> list[LoginOutcome]:
+    """How logins ended: every attempt from a database (oldest first), the latest per
+    account from a JSON file."""
+    records = read_outcome_records(json_path=json_path, database_url=database_url, account=account)
+    return [outcome_from_record(record) for record in records]
+
+
+# --- records as stored (``scrapy creds`` shows them) ---------------------------------------
+
+
+def read_credentials_records(
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    database_url: str | URL | None = None,
+    account: str | None = None,
+) -> list[dict[str, Any]]:
+    """Stored credentials records (as stored, secrets included), ordered by account."""
+    return _read_records("credentials", read_db_credentials, json_path, database_url, account)
+
+
+def read_outcome_records(
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    database_url: str | URL | None = None,
+    account: str | None = None,
+) -> list[dict[str, Any]]:
+    """Stored outcomes: the latest per account (JSON) or every attempt, oldest first (SQL)."""
+    return _read_records("outcomes", read_db_attempts, json_path, database_url, account)
+
+
+def _read_records(
+    section: str,
+    read_db: Callable[[Engine, str | None], list[dict[str, Any]]],
+    json_path: str | os.PathLike[str] | None,
+    database_url: str | URL | None,
+    account: str | None,
+) -> list[dict[str, Any]]:
+    if json_path is not None and database_url is not None:
+        raise ValueError("give json_path or database_url, not both")
+    if json_path is not None:
+        records = read_json_store(Path(json_path).expanduser())[section]
+        accounts = sorted(records) if account is None else [account]
+        return [records[name] for name in accounts if name in records]
+    with reading_engine(database_url or default_database_url()) as engine:
+        return [] if engine is None else read_db(engine, account)

@@ -1,0 +1,151 @@
+"""The JSON file store (WEBQQ_JSON_PATH): its format, atomic writes and the lock file."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from webqq_scrapy.items import SCHEMA_VERSION
+from webqq_scrapy.store.records import CREDENTIALS, OUTCOMES, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from pathlib import Path
+
+    from webqq_scrapy.store.records import Batch
+
+# {"schema_version": 1,
+#  "credentials": {"<account>": {<Credentials fields>, "stored_at": "..."}, ...},
+#  "outcomes": {"<account>": {<LoginOutcome fields>, "run_id": "...", "stored_at": "..."}}}
+#
+# "outcomes" keeps each account's latest outcome; the history is in the SQL table
+# login_attempts. A file of an older schema_version is upgraded by JSON_MIGRATIONS when read
+# (and written back in the new version with the next write); a newer one is refused.
+
+JSON_MIGRATIONS: dict[int, Any] = {}  # {from_version: function(doc) -> doc of from_version + 1}
+
+
+def empty_json_store() -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "credentials": {}, "outcomes": {}}
+
+
+def read_json_store(path: Path) -> dict[str, Any]:
+    """The content of a JSON store (empty when the file does not exist yet)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return empty_json_store()
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"{path}: is not valid JSON ({exc})") from None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("schema_version"), int)
+        or not isinstance(doc.get("credentials"), dict)
+    ):
+        raise StoreError(f"{path}: is not a webqq_scrapy credentials file")
+    version = doc["schema_version"]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema_version {version} is newer than this webqq_scrapy "
+            f"({SCHEMA_VERSION}); upgrade webqq_scrapy to read it"
+        )
+    while version < SCHEMA_VERSION:
+        doc = JSON_MIGRATIONS[version](doc)
+        version = doc["schema_version"] = version + 1
+    doc.setdefault("outcomes", {})
+    return doc
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` with mode 0700 (parents too); an existing one is left as it is."""
+    if not directory.is_dir():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Replace ``path`` with ``doc`` so that a crash leaves the old or the new file, whole.
+
+    The temporary file lives in the same directory (``os.replace`` is atomic only within a
+    file system), is created 0600 by ``mkstemp``, and is fsynced before the rename; the
+    directory is fsynced after it, so the rename itself survives a power cut.
+    """
+    directory = path.parent
+    ensure_private_dir(directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(doc, file, ensure_ascii=False, indent=2)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def json_store_lock(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write cycles of processes sharing one JSON store."""
+    ensure_private_dir(path.parent)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A temporary file seen under the lock was left by a writer that was killed.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        yield
+    finally:
+        os.close(fd)
+
+
+def update_json_store(
+    path: Path,
+    credentials: Mapping[str, dict[str, Any]],
+    outcomes: Mapping[str, dict[str, Any]],
+) -> None:
+    """Upsert records (keyed by account) into the JSON store at ``path``."""
+    with json_store_lock(path):
+        doc = read_json_store(path)
+        doc["credentials"].update(credentials)
+        doc["outcomes"].update(outcomes)
+        write_json_atomic(path, doc)
+
+
+class JsonFileStore:
+    """The JSON file as a ``writer.RecordStore``: every write re-reads the file under the
+    lock file (so several crawls can share it), upserts the batch and replaces the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.label = f"the JSON file {path}"
+
+    def open(self) -> None:
+        read_json_store(self.path)  # refuse to overwrite a file that is not ours
+
+    def write(self, batch: Batch) -> None:
+        credentials = {key[-1]: rec for key, rec in batch.items() if key[0] == CREDENTIALS}
+        outcomes = {key[-1]: rec for key, rec in batch.items() if key[0] == OUTCOMES}
+        update_json_store(self.path, credentials, outcomes)
+
+    def close(self) -> None:
+        pass

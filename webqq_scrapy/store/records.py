@@ -1,0 +1,105 @@
+"""Credentials and outcome records: their fields, item conversions, redaction and expiry."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from webqq_scrapy.items import Credentials, LoginOutcome, parse_timestamp, utc_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# Fields without which a Credentials record cannot be used; empty values count as missing.
+REQUIRED_FIELDS = ("account", "uin", "ptwebqq", "vfwebqq", "psessionid", "cookies")
+# Fields that let anyone act as the account: never logged, redacted when shown.
+SECRET_FIELDS = ("ptwebqq", "vfwebqq", "psessionid", "cookies")
+REDACTED = "<redacted>"
+
+# The two kinds of record. A batch of records to write is keyed (CREDENTIALS, account) or
+# (OUTCOMES, run_id, account): a later record of the same key replaces an earlier one.
+CREDENTIALS = "credentials"
+OUTCOMES = "outcomes"
+Batch = dict[tuple[str, ...], dict[str, Any]]
+
+CREDENTIALS_FIELDS = tuple(f.name for f in dataclasses.fields(Credentials))
+OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(LoginOutcome))
+# Fields holding a time: written as utc_timestamp() gives it, whatever the item held.
+TIMESTAMP_FIELDS = ("obtained_at", "expires_at", "started_at", "finished_at", "stored_at")
+
+
+class StoreError(Exception):
+    """A store exists but cannot be used (unreadable, foreign or newer format)."""
+
+
+def normalise_timestamps(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its readable times in the one format (others kept as they are)."""
+    for name in TIMESTAMP_FIELDS:
+        moment = parse_time(record.get(name))
+        if moment is not None:  # an unreadable value is kept: is_expired() says expired
+            record[name] = utc_timestamp(moment)
+    return record
+
+
+def missing_fields(item: Credentials) -> list[str]:
+    """Required fields of ``item`` that are absent or empty."""
+    return [name for name in REQUIRED_FIELDS if not getattr(item, name, None)]
+
+
+def credentials_record(item: Credentials) -> dict[str, Any]:
+    """The record that stores ``item`` (without ``stored_at``, which the writer adds)."""
+    return normalise_timestamps(dataclasses.asdict(item))
+
+
+def outcome_record(item: LoginOutcome) -> dict[str, Any]:
+    """The record that stores ``item`` (without ``run_id`` and ``stored_at``)."""
+    return normalise_timestamps(dataclasses.asdict(item))
+
+
+def credentials_from_record(record: Mapping[str, Any]) -> Credentials:
+    return Credentials(**{name: record[name] for name in CREDENTIALS_FIELDS if name in record})
+
+
+def outcome_from_record(record: Mapping[str, Any]) -> LoginOutcome:
+    return LoginOutcome(**{name: record[name] for name in OUTCOME_FIELDS if name in record})
+
+
+def parse_time(value: object) -> datetime | None:
+    """The time of a record field, or None when it is empty or unreadable."""
+    if not value:
+        return None
+    try:
+        return parse_timestamp(str(value))
+    except ValueError:
+        return None
+
+
+def is_expired(record: Mapping[str, Any] | Credentials, now: datetime | None = None) -> bool:
+    """Whether the session's estimated lifetime is over (an unreadable time counts as over)."""
+    expires_at = record.expires_at if isinstance(record, Credentials) else record.get("expires_at")
+    moment = parse_time(expires_at)
+    return moment is None or moment <= (now or datetime.now(UTC))
+
+
+def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a credentials record that can be shown: secrets replaced, cookie names kept."""
+    shown = dict(record)
+    for name in SECRET_FIELDS:
+        if name == "cookies" and isinstance(shown.get(name), list):
+            shown[name] = [
+                {**{k: v for k, v in cookie.items() if k != "value"}, "value": REDACTED}
+                for cookie in shown[name]
+                if isinstance(cookie, dict)
+            ]
+        elif shown.get(name):
+            shown[name] = REDACTED
+    return shown
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line about a failure, without SQL parameters (they hold the secrets)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    text = lines[0][:300] if lines else ""
+    return f"{type(orig).__name__}: {text}" if text else type(orig).__name__

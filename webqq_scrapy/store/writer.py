@@ -1,0 +1,139 @@
+"""Batched writes of records to one store, retried with backoff, on one worker thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from webqq_scrapy.items import Credentials, LoginOutcome, utc_timestamp
+from webqq_scrapy.store.records import (
+    CREDENTIALS,
+    OUTCOMES,
+    Batch,
+    credentials_record,
+    describe_error,
+    outcome_record,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from webqq_scrapy.retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+
+class RecordStore(Protocol):
+    """A place records go: the JSON file or the database (synchronous, worker thread)."""
+
+    label: str  # how messages name it, without secrets: "the JSON file /x/creds.json"
+
+    def open(self) -> None:
+        """Connect or check the store; raise to refuse to start."""
+
+    def write(self, batch: Batch) -> None:
+        """Upsert every record of ``batch`` in one go, or raise."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def keyed_record(item: Any, run_id: str) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+    """The batch key and the record (with ``stored_at``, and ``run_id`` for an outcome) of
+    a Credentials or LoginOutcome item; None for any other item."""
+    if isinstance(item, Credentials):
+        return (CREDENTIALS, item.account), {
+            **credentials_record(item),
+            "stored_at": utc_timestamp(),
+        }
+    if isinstance(item, LoginOutcome):
+        run_id = item.job or run_id
+        return (OUTCOMES, run_id, item.account), {
+            **outcome_record(item),
+            "run_id": run_id,
+            "stored_at": utc_timestamp(),
+        }
+    return None
+
+
+@dataclass
+class WriteResult:
+    saved: dict[str, int] = field(default_factory=dict)  # kind -> records written
+    retries: int = 0
+    error: str | None = None  # the last failure, when the batch was not written
+    unsaved: list[tuple[str, ...]] = field(default_factory=list)
+
+
+class BufferedWriter:
+    """Collect records from any thread; write them in batches on one worker thread.
+
+    ``add`` puts a record in ``pending``. ``flush`` (worker thread) takes everything
+    pending, plus what earlier flushes failed to store, and writes it in one go; a failed
+    write is retried as ``policy`` says, and records that arrive meanwhile join the retry.
+    Records still not written stay in ``unsaved`` and ride along with the next flush.
+    """
+
+    def __init__(
+        self,
+        store: RecordStore,
+        policy: RetryPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._pending: Batch = {}
+        self.unsaved: Batch = {}
+
+    def add(self, key: tuple[str, ...], record: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending[key] = record
+
+    def _take(self) -> Batch:
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        return batch
+
+    def flush(self, final: bool = False) -> WriteResult:
+        """Write what is pending (and, when there is any or ``final``, what failed before)."""
+        batch = self._take()
+        if not batch and not (final and self.unsaved):
+            # An earlier flush wrote this caller's record already, or keeps it in unsaved.
+            return WriteResult(unsaved=list(self.unsaved))
+        batch = {**self.unsaved, **batch}
+        self.unsaved = {}
+        result = WriteResult()
+        while True:
+            try:
+                self.store.write(batch)
+            except Exception as exc:
+                result.error = describe_error(exc)
+                delay = self.policy.delay(result.retries)
+                if delay is None:
+                    break
+                result.retries += 1
+                logger.warning(
+                    "Could not write %d record(s) to %s (%s); retry %d/%d in %.1f s",
+                    len(batch),
+                    self.store.label,
+                    result.error,
+                    result.retries,
+                    self.policy.times,
+                    delay,
+                )
+                self.sleep(delay)
+                batch.update(self._take())
+            else:
+                result.error = None
+                for key in batch:
+                    result.saved[key[0]] = result.saved.get(key[0], 0) + 1
+                break
+        if result.error is not None:
+            self.unsaved = batch
+            result.unsaved = list(batch)
+        return result
