@@ -38,7 +38,9 @@ __all__ = [
     "SessionOutcome",
 ]
 
-SCHEMA_VERSION = 1
+# 2: credentials carry the session's status (status, status_retcode, status_reason,
+# checked_at); stores of version 1 are upgraded when opened (store/sql.py, store/json_file.py).
+SCHEMA_VERSION = 2
 
 
 @dataclass

@@ -31,7 +31,24 @@ from webqq_scrapy.store.records import describe_error, redact_record
 if TYPE_CHECKING:
     import argparse
 
-LIST_COLUMNS = ("account", "uin", "nickname", "obtained_at", "expires_at", "status")
+LIST_COLUMNS = (
+    "account",
+    "uin",
+    "nickname",
+    "obtained_at",
+    "expires_at",
+    "checked_at",
+    "status",
+)
+
+
+def shown_status(record: dict[str, Any]) -> str:
+    """What ``list`` and ``show`` say of a session: ``ended`` or ``unknown`` when the last
+    check (``scrapy creds check``, a session spider) said so, else ``expired`` once the
+    estimated lifetime is over, else ``valid``."""
+    if record.get("status") in ("ended", "unknown"):
+        return str(record["status"])
+    return "expired" if is_expired(record) else "valid"
 
 
 class Command(ScrapyCommand):
@@ -108,7 +125,7 @@ class Command(ScrapyCommand):
         rows = [
             {
                 **record,
-                "status": "expired" if is_expired(record) else "valid",
+                "status": shown_status(record),
             }
             for record in read_credentials_records(**source)
         ]
@@ -134,7 +151,7 @@ class Command(ScrapyCommand):
         if full:
             print(json.dumps(record, ensure_ascii=False, indent=2))
             return
-        shown = {**redact_record(record), "status": "expired" if is_expired(record) else "valid"}
+        shown = {**redact_record(record), "status": shown_status(record)}
         outcomes = read_outcome_records(account=account, **source)
         if outcomes:
             shown["last_outcome"] = {

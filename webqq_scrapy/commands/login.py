@@ -40,7 +40,12 @@ OUTCOME_STAT_PREFIX = "webqq/outcome/"
 # An account logged in by QR, or whose stored session was found alive (--reuse).
 SUCCESS = frozenset({OUTCOME_OK, OUTCOME_REUSED})
 # Stats of the storage pipelines (webqq/json/…, webqq/sql/…) that mean records were lost.
-STORE_LOSS_SUFFIXES = ("/open_failed", "/credentials_failed", "/outcomes_failed")
+STORE_LOSS_SUFFIXES = (
+    "/open_failed",
+    "/credentials_failed",
+    "/outcomes_failed",
+    "/updates_failed",
+)
 
 
 def preflight(settings: BaseSettings, spargs: dict[str, Any]) -> list[str]:
