@@ -162,3 +162,17 @@ def test_an_expired_session_is_stored_ended(tmp_path: Path, simulator_process):
     assert table["dave"][1] == "missing"
     (carol,) = list_credentials(json_path=path)
     assert (carol.status, carol.status_retcode) == ("ended", 100001)
+
+
+def test_check_exit_status_for_bad_input_and_a_store_that_is_down(tmp_path: Path):
+    bad = run_scrapy("creds", "check", "-bob", data_home=tmp_path / "data")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("creds check: error: accounts:")
+    # Nothing listens on port 9: the store cannot be opened, nothing was checked.
+    down = run_scrapy(
+        "creds", "check", "--database-url", "postgresql+psycopg://u:pw@127.0.0.1:9/webqq",
+        data_home=tmp_path / "data",
+    )  # fmt: skip
+    assert down.returncode == 3, down.stderr[-2000:]
+    assert "webqq_storage_unavailable" in down.stderr
+    assert "pw@" not in down.stderr  # the password never reaches the output
