@@ -30,17 +30,6 @@ SIMULATOR = ("--scan-after", "0.1", "--confirm-after", "0.1", "--session-lifetim
 POLL_SPIDER = ["-s", "SPIDER_MODULES=webqq_scrapy.spiders,tests.e2e.poll_spider"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "json"])
-def store(request, tmp_path) -> tuple[list[str], dict[str, str]]:
-    """(-s settings of every command, keyword for webqq_scrapy.store)"""
-    if request.param == "json":
-        path = str(tmp_path / "creds.json")
-        settings = ["-s", f"WEBQQ_JSON_PATH={path}", "-s", "WEBQQ_DATABASE_ENABLED=false"]
-        return settings, {"json_path": path}
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    return ["-s", f"WEBQQ_DATABASE_URL={url}"], {"database_url": url}
-
-
 @pytest.fixture
 def receiver():
     receiver = Receiver()
