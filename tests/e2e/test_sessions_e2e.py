@@ -19,7 +19,7 @@ import pytest
 from tests.commands import run_scrapy
 from tests.fixtures.simulator import Browser
 from tests.test_webhook import Receiver
-from webqq_scrapy.store import list_credentials
+from webqq_scrapy.store import list_credentials, load_credentials
 
 FAST = [
     "-s", "WEBQQ_POLL_INTERVAL=0.2",
@@ -129,7 +129,7 @@ def test_check_kick_reuse_and_renewal(tmp_path: Path, store, simulator_process, 
 
 
 @pytest.mark.simulator_args(*SIMULATOR)
-def test_an_expired_session_is_stored_ended(tmp_path: Path, simulator_process):
+def test_an_expired_or_kicked_session_is_stored_ended(tmp_path: Path, simulator_process):
     path = tmp_path / "creds.json"
     common = [
         "-s", f"WEBQQ_TARGET={simulator_process.url}",
@@ -138,7 +138,7 @@ def test_an_expired_session_is_stored_ended(tmp_path: Path, simulator_process):
         "-s", "WEBQQ_DATABASE_ENABLED=false",
         *FAST,
     ]  # fmt: skip
-    login = run_scrapy("login", "carol", *common, data_home=tmp_path / "data")
+    login = run_scrapy("login", "carol", "erin", *common, data_home=tmp_path / "data")
     assert login.returncode == 0, login.stderr[-3000:]
     expired = Browser(simulator_process.url).control(
         "/_sim/session", {"account": "carol", "action": "expire"}
@@ -149,8 +149,23 @@ def test_an_expired_session_is_stored_ended(tmp_path: Path, simulator_process):
     table = {line.split()[0]: line.split() for line in check.stdout.splitlines()[1:]}
     assert table["carol"][1:3] == ["ended", "100001"]  # "login error" after the lifetime
     assert table["dave"][1] == "missing"
-    (carol,) = list_credentials(json_path=path)
+    carol = load_credentials("carol", json_path=path)
+    assert carol is not None
     assert (carol.status, carol.status_retcode) == ("ended", 100001)
+
+    # A spider polling erin's session gets the kick as a poll2 item (§5.3, §8.1).
+    kicked = Browser(simulator_process.url).control("/_sim/kick", {"account": "erin"})
+    assert kicked.status == 200, kicked.text
+    poll = run_scrapy(
+        "crawl", "poll_once", "-a", "accounts=erin", *POLL_SPIDER, *common,
+        data_home=tmp_path / "data",
+    )  # fmt: skip
+    assert poll.returncode == 0, poll.stderr[-3000:]
+    assert "Account erin: the stored session has ended (kicked: " in poll.stderr
+    erin = load_credentials("erin", json_path=path)
+    assert erin is not None
+    assert erin.status == "ended" and erin.status_reason.startswith("kicked: ")
+    assert erin.status_retcode is None and erin.checked_at
 
 
 def test_check_exit_status_for_bad_input_and_a_store_that_is_down(tmp_path: Path):
