@@ -85,7 +85,9 @@ class Command(BaseRunSpiderCommand):
         return "[options] [ACCOUNT ...]"
 
     def short_desc(self) -> str:
-        return "Log WebQQ accounts in (the qrlogin spider); exit 0 only if every login is ok"
+        return (
+            "Log WebQQ accounts in (the qrlogin spider); exit 0 only if every login is ok or reused"
+        )
 
     def long_desc(self) -> str:
         return (
