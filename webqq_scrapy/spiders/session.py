@@ -80,6 +80,7 @@ from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import SettingError, credentials_source
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import META_PSESSIONID
+from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
@@ -115,7 +116,6 @@ if TYPE_CHECKING:
     from webqq_scrapy.protocol import web2
 
 __all__ = [
-    "FINISH_STORE_UNREADABLE",
     "Liveness",
     "Session",
     "SessionEnded",
@@ -126,9 +126,6 @@ __all__ = [
     "load_stored_credentials",
     "read_stored_credentials",
 ]
-
-# The finish reason of a session spider that could not read its store.
-FINISH_STORE_UNREADABLE = "webqq_storage_unavailable"
 
 
 class SessionEnded(StepFailed):
@@ -199,7 +196,7 @@ async def read_stored_credentials(
         source, label = credentials_source(spider.crawler.settings)
     except SettingError as exc:
         spider.logger.error("Cannot read stored credentials: %s", exc)
-        raise CloseSpider(FINISH_STORE_UNREADABLE) from None
+        raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
     try:
         return await maybe_deferred_to_future(
             deferToThread(load_stored_credentials, source, accounts)
@@ -208,7 +205,7 @@ async def read_stored_credentials(
         spider.logger.error(
             "Cannot read stored credentials from %s: %s", label, describe_error(exc)
         )
-        raise CloseSpider(FINISH_STORE_UNREADABLE) from None
+        raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
 
 
 # ---- the liveness test (§8.1) -----------------------------------------------------------------
