@@ -27,7 +27,7 @@ from scrapy.exceptions import UsageError
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE, store_losses
 from webqq_scrapy.private import private_log_file
-from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.spiders.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import AccountSpider
 from webqq_scrapy.spiders.qrlogin_redis import FINISH_REDIS_UNAVAILABLE
 
@@ -86,8 +86,7 @@ class Command(ScrapyCrawlCommand):
             assert self.settings is not None
             try:
                 validate_all(self.settings)
-                if spidercls.accounts_from_arguments:
-                    read_accounts(opts.spargs.get("accounts"), opts.spargs.get("accounts_file"))
+                spidercls.check_arguments(opts.spargs)
             except (SettingError, SpiderArgumentError) as exc:
                 log_bad_input(self.settings, exc)
                 raise UsageError(str(exc), print_help=False) from None
