@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -38,7 +39,8 @@ def open_private(path: str | os.PathLike[str], *, append: bool) -> IO[bytes]:
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
     try:
-        os.fchmod(fd, PRIVATE_FILE)
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # never a device: /dev/null is everyone's
+            os.fchmod(fd, PRIVATE_FILE)
         return os.fdopen(fd, "ab" if append else "wb")
     except BaseException:
         os.close(fd)
@@ -65,8 +67,13 @@ def private_log_file(settings: BaseSettings) -> None:
 
 
 def make_handlers_private(logger: logging.Logger | None = None) -> None:
-    """Make the file of every FileHandler on ``logger`` (the root logger) 0600."""
+    """Make the file of every FileHandler on ``logger`` (the root logger) 0600.
+
+    Regular files only: pytest's logging plugin, for one, keeps a FileHandler on /dev/null,
+    and making that 0600 (as root) breaks every other user's processes on the machine.
+    """
     for handler in (logger or logging.getLogger()).handlers:
         if isinstance(handler, logging.FileHandler):
             with contextlib.suppress(OSError):
-                os.chmod(handler.baseFilename, PRIVATE_FILE)
+                if stat.S_ISREG(os.stat(handler.baseFilename).st_mode):
+                    os.chmod(handler.baseFilename, PRIVATE_FILE)
