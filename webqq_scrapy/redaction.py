@@ -110,7 +110,8 @@ class RedactingLogFormatter(LogFormatter):
     def _item(self, item: Any) -> Any:
         return _Lazy(redact_item, item) if self.redact else item
 
-    def _redact_args(self, entry: dict[str, Any], request: Any = None) -> dict[str, Any]:
+    def _redact_args(self, entry: Any, request: Any = None) -> Any:
+        """``entry`` (Scrapy's LogFormatterResult dict) with its arguments made safe."""
         args = entry.get("args")
         if not isinstance(args, dict):
             return entry

@@ -24,7 +24,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SECRET_SETTINGS = (
     "WEBQQ_DATABASE_URL",
@@ -45,7 +48,7 @@ class SecretSourceError(ValueError):
         self.problem = problem
 
 
-def expand(name: str, value: Any, environ: dict[str, str] | None = None) -> Any:
+def expand(name: str, value: Any, environ: Mapping[str, str] | None = None) -> Any:
     """``value`` with its ``${VAR}`` references replaced (strings, and dict values)."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
