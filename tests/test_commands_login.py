@@ -121,7 +121,7 @@ def test_no_account_is_a_usage_error(tmp_path):
 def test_help_lists_the_exit_statuses(tmp_path):
     result = scrapy("login", "-h", tmp_path=tmp_path)
     assert result.returncode == 0
-    assert "Exit status: 0 every account ok; 1 some account not ok" in " ".join(
+    assert "Exit status: 0 every account ok or reused; 1 some account not ok" in " ".join(
         result.stdout.split()
     )
 

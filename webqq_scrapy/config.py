@@ -553,11 +553,8 @@ class StorageConfig:
         json_path = None
         if raw_json:
             json_path = check_writable_file("WEBQQ_JSON_PATH", Path(str(raw_json)).expanduser())
-        try:
-            enabled = settings.getbool("WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED)
-        except ValueError:
-            name = "WEBQQ_DATABASE_ENABLED"
-            raise SettingError(name, "must be true or false", settings[name]) from None
+        # The same spellings as every other boolean (yes/no, on/off too), not Scrapy's getbool.
+        enabled = read_bool(settings, "WEBQQ_DATABASE_ENABLED")
         database_url = None
         if enabled:
             raw_url = _raw(settings, "WEBQQ_DATABASE_URL")
@@ -570,3 +567,38 @@ class StorageConfig:
             ),
             retry_backoff=_number(settings, "WEBQQ_STORE_RETRY_BACKOFF", positive=False),
         )
+
+
+def credentials_source(
+    settings: BaseSettings,
+    *,
+    json_path: str | None = None,
+    database_url: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The store to read credentials from, as ``webqq_scrapy.store`` keywords, and its name
+    for messages (a URL without its password).
+
+    ``json_path`` / ``database_url`` (a command's options) win; then ``WEBQQ_DATABASE_URL``,
+    then ``WEBQQ_JSON_PATH``, then the default SQLite file unless ``WEBQQ_DATABASE_ENABLED``
+    is off (SettingError: there is no store at all). ``scrapy creds`` and the session
+    spiders read through this.
+    """
+    from webqq_scrapy.store import default_database_url
+    from webqq_scrapy.store.sql import redact_url
+
+    if json_path:
+        return {"json_path": json_path}, json_path
+    # WEBQQ_DATABASE_URL, WEBQQ_DATABASE_URL_FILE or ${VAR} references in it.
+    url = database_url or secret_setting(settings, "WEBQQ_DATABASE_URL")
+    configured_json = settings.get("WEBQQ_JSON_PATH")
+    if not url and configured_json:
+        return {"json_path": str(configured_json)}, str(configured_json)
+    if not url:
+        if not read_bool(settings, "WEBQQ_DATABASE_ENABLED"):
+            raise SettingError(
+                "WEBQQ_DATABASE_ENABLED",
+                "no store to read: the database is off and WEBQQ_JSON_PATH is empty",
+                settings.get("WEBQQ_DATABASE_ENABLED"),
+            )
+        url = default_database_url()
+    return {"database_url": url}, redact_url(url)

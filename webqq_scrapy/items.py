@@ -1,4 +1,10 @@
-"""The records a login produces: Credentials (on success) and LoginOutcome (always)."""
+"""The records the spiders produce.
+
+A login: ``Credentials`` (on success) and ``LoginOutcome`` (always). A session spider (one
+that works on stored credentials, ``webqq_scrapy.spiders.session``): ``CredentialsUpdate``
+(what it learnt about the stored session: its status, a renewed ptwebqq) and
+``SessionOutcome`` (always).
+"""
 
 from __future__ import annotations
 
@@ -27,10 +33,14 @@ __all__ = [
     "OUTCOME_TIMEOUT",
     "SCHEMA_VERSION",
     "Credentials",
+    "CredentialsUpdate",
     "LoginOutcome",
+    "SessionOutcome",
 ]
 
-SCHEMA_VERSION = 1
+# 2: credentials carry the session's status (status, status_retcode, status_reason,
+# checked_at); stores of version 1 are upgraded when opened (store/sql.py, store/json_file.py).
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -41,6 +51,9 @@ class Credentials:
     ``cookies`` holds every cookie of the account's jar as dicts with the keys
     name, value, domain, path and expires (a Unix time, or None for a session cookie).
     ``expires_at`` is an estimate: obtained_at + WEBQQ_SESSION_LIFETIME (§8.1 says 1–2 days).
+    ``status`` is what the service last said of the session: ``valid`` (get_online_buddies2
+    answered 0, as at the end of every login), ``ended`` (with ``status_retcode`` and
+    ``status_reason``) or ``unknown`` (the check could not tell); ``checked_at`` is when.
     """
 
     account: str
@@ -56,6 +69,10 @@ class Credentials:
     target: str
     job: str | None = None
     schema_version: int = SCHEMA_VERSION
+    status: str | None = None
+    status_retcode: int | None = None
+    status_reason: str | None = None
+    checked_at: str | None = None
 
 
 @dataclass
@@ -113,3 +130,48 @@ def parse_timestamp(text: str) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+@dataclass
+class CredentialsUpdate:
+    """A change to an account's stored credentials, learnt from the service.
+
+    The storage pipelines apply it to the stored record of ``account`` when that record is
+    still the session ``psessionid`` (otherwise, or without a record, nothing happens).
+    Fields left None stay as stored: a liveness check sets ``status``, ``status_retcode``,
+    ``status_reason`` and ``checked_at``; a ptwebqq renewal (poll2's 116,
+    docs/protocol.md §7) sets ``ptwebqq`` and ``cookies`` (the jar, its ptwebqq cookie
+    rewritten) as well.
+    """
+
+    account: str
+    checked_at: str
+    # The session it is about: applied only while the stored record still holds this
+    # psessionid (a newer login of the account is never overwritten by news of the old one).
+    psessionid: str
+    status: str | None = None
+    status_retcode: int | None = None
+    status_reason: str | None = None
+    ptwebqq: str | None = None
+    cookies: list[dict[str, Any]] | None = None
+    job: str | None = None
+
+
+@dataclass
+class SessionOutcome:
+    """How one account's run of a session spider ended: exactly one per account and run.
+
+    ``outcome`` is one of ``protocol.codes.SESSION_OUTCOMES``; ``retcode`` is the service's
+    retcode that decided it (the one that ended the session, with ``session_ended``).
+    """
+
+    account: str
+    outcome: str
+    spider: str
+    started_at: str
+    finished_at: str
+    target: str
+    step: str | None = None
+    detail: str | None = None
+    retcode: int | None = None
+    job: str | None = None

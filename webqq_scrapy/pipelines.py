@@ -2,7 +2,8 @@
 
 ``CredentialsValidationPipeline`` drops unusable Credentials items. ``JsonFilePipeline``
 (``WEBQQ_JSON_PATH``) and ``DatabasePipeline`` (``WEBQQ_DATABASE_URL``) store Credentials
-and LoginOutcome items. They are Scrapy adapters over ``webqq_scrapy.store``: settings,
+and LoginOutcome items, and apply CredentialsUpdate items (a checked status, a renewed
+ptwebqq) to the stored credentials. They are Scrapy adapters over ``webqq_scrapy.store``: settings,
 stats, log lines and the reactor side; the records, the batching and the retries live
 there. Each storage pipeline writes on one worker thread of its own, so the reactor never
 waits for a disk or a database and writes never overlap; the records of items that arrive
@@ -24,7 +25,13 @@ from webqq_scrapy.config import StorageConfig
 from webqq_scrapy.items import Credentials
 from webqq_scrapy.retry import RetryPolicy
 from webqq_scrapy.store.json_file import JsonFileStore
-from webqq_scrapy.store.records import CREDENTIALS, OUTCOMES, describe_error, missing_fields
+from webqq_scrapy.store.records import (
+    CREDENTIALS,
+    OUTCOMES,
+    UPDATES,
+    describe_error,
+    missing_fields,
+)
 from webqq_scrapy.store.sql import DatabaseStore
 from webqq_scrapy.store.writer import BufferedWriter, keyed_record
 
@@ -50,14 +57,23 @@ STORE_LOSS_SUFFIXES = (
     "/open_failed",
     "/credentials_failed",
     "/outcomes_failed",
+    "/updates_failed",
     "/credentials_refused",
     "/outcomes_refused",
+    "/updates_refused",
 )
 
 
 def store_losses(stats: Mapping[str, Any]) -> list[str]:
     """The loss stats of a crawl (empty when everything given to a store was stored)."""
     return sorted(k for k in stats if k.startswith("webqq/") and k.endswith(STORE_LOSS_SUFFIXES))
+
+
+_KIND_NAMES = {
+    CREDENTIALS: "Credentials",
+    OUTCOMES: "Login outcomes",
+    UPDATES: "Status or ptwebqq updates",
+}
 
 
 class StorageUnavailable(RuntimeError):
@@ -153,14 +169,14 @@ class _BufferedStorePipeline:
             result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
             lost = list(self.writer.unsaved)
-            for kind in (CREDENTIALS, OUTCOMES):
+            for kind in (CREDENTIALS, OUTCOMES, UPDATES):
                 accounts = sorted(key[-1] for key in lost if key[0] == kind)
                 if not accounts:
                     continue
                 self.stats.set_value(f"{self.stats_prefix}/{kind}_failed", len(accounts))
                 logger.error(
                     "%s of %d account(s) were NOT stored in %s (%s): %s",
-                    "Credentials" if kind == CREDENTIALS else "Login outcomes",
+                    _KIND_NAMES[kind],
                     len(accounts),
                     self.store_label,
                     result.error or "see the errors above",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter, is_item
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
-from scrapy.logformatter import LogFormatter
+from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 from webqq_scrapy.config import read_bool
 from webqq_scrapy.meta import META_LOG_URL
@@ -110,8 +110,7 @@ class RedactingLogFormatter(LogFormatter):
     def _item(self, item: Any) -> Any:
         return _Lazy(redact_item, item) if self.redact else item
 
-    def _redact_args(self, entry: Any, request: Any = None) -> Any:
-        """``entry`` (Scrapy's LogFormatterResult dict) with its arguments made safe."""
+    def _redact_args(self, entry: LogFormatterResult, request: Any = None) -> LogFormatterResult:
         args = entry.get("args")
         if not isinstance(args, dict):
             return entry

@@ -138,8 +138,12 @@ CONCURRENT_ITEMS = 1
 # check_sig's 302 is read where it lands (docs/protocol.md §3.3), and a 301 from an http:// API
 # URL (s.web2.qq.com since 2018-12-04) turned POSTs into GETs for the clients that followed
 # it (§1.6), so a redirect is an answer to record, not to follow.
+# Scrapy's cookie middleware would download the Public Suffix List on a first run (a dozen
+# tracebacks without network); this one uses the copy inside tldextract.
 DOWNLOADER_MIDDLEWARES = {
     "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "webqq_scrapy.middlewares.OfflineCookiesMiddleware": 700,
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
@@ -169,6 +173,9 @@ FEED_STORAGES = {
     "": "webqq_scrapy.private.PrivateFileFeedStorage",
     "file": "webqq_scrapy.private.PrivateFileFeedStorage",
 }
+# Feeds of credentials (-O creds.csv): nested fields (cookies) as JSON text in CSV, not a
+# Python repr (README, "Feeds").
+FEED_EXPORTERS = {"csv": "webqq_scrapy.feeds.CsvItemExporter"}
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- QR delivery -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Signals the qrlogin spider sends, for components that deliver the QR to a person.
+"""Signals the spiders send, for components that tell a person (QR delivery, alerting).
 
 Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_ready)``.
 
@@ -7,12 +7,18 @@ Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_r
 ``qr_state(account: str, state: str, outcome: str | None)``
     ``state`` is one of ``waiting``, ``scanned``, ``done``, ``failed``; ``outcome``
     is set with ``done``/``failed`` (an ``items.OUTCOMES`` value).
+``session_ended(account: str, reason: str, retcode: int | None)``
+    the service said ``account``'s stored session is over (docs/protocol.md §7, §8: a
+    retcode such as 100001 or 103, or a kick message); only a new QR login helps. Sent by
+    the session spiders and by ``qrlogin -a reuse=true``; handlers may accept only
+    ``account`` and ``reason``.
 """
 
 from __future__ import annotations
 
 qr_ready = object()
 qr_state = object()
+session_ended = object()
 
 QR_WAITING = "waiting"
 QR_SCANNED = "scanned"

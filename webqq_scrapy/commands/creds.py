@@ -1,4 +1,12 @@
-"""``scrapy creds``: show the stored credentials (``list``) or one account's record (``show``)."""
+"""``scrapy creds``: show stored credentials (``list``, ``show``) or check them live (``check``).
+
+``check [ACCOUNT…] [--json]`` runs the ``session_check`` spider: each stored credential is
+tested with get_online_buddies2 (docs/protocol.md §8.1), never a QR, and the result (valid,
+ended, unknown; the retcode; ``checked_at``) is stored with the credentials. Exit status: 0
+every checked account valid; 1 some account not valid, or without stored credentials, or
+none at all; 2 bad input (an account name, an option, a setting); 3 the check could not run
+(the store could not be read or written, or no account reached the target).
+"""
 
 from __future__ import annotations
 
@@ -10,23 +18,38 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from sqlalchemy.exc import SQLAlchemyError
 
-from webqq_scrapy import settings as defaults
-from webqq_scrapy.config import SettingError, secret_setting
+from webqq_scrapy.commands import _check as check
+from webqq_scrapy.config import SettingError, credentials_source
 from webqq_scrapy.store import (
     StoreError,
-    default_database_url,
     is_expired,
     read_credentials_records,
     read_outcome_records,
 )
 from webqq_scrapy.store.records import describe_error, redact_record
-from webqq_scrapy.store.sql import redact_url
 from webqq_scrapy.text import escape_controls, escape_json_controls
 
 if TYPE_CHECKING:
     import argparse
 
-LIST_COLUMNS = ("account", "uin", "nickname", "obtained_at", "expires_at", "status")
+LIST_COLUMNS = (
+    "account",
+    "uin",
+    "nickname",
+    "obtained_at",
+    "expires_at",
+    "checked_at",
+    "status",
+)
+
+
+def shown_status(record: dict[str, Any]) -> str:
+    """What ``list`` and ``show`` say of a session: ``ended`` or ``unknown`` when the last
+    check (``scrapy creds check``, a session spider) said so, else ``expired`` once the
+    estimated lifetime is over, else ``valid``."""
+    if record.get("status") in ("ended", "unknown"):
+        return str(record["status"])
+    return "expired" if is_expired(record) else "valid"
 
 
 class Command(ScrapyCommand):
@@ -35,10 +58,10 @@ class Command(ScrapyCommand):
     default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
 
     def syntax(self) -> str:
-        return "list | show ACCOUNT [--json]"
+        return "list | show ACCOUNT [--json] | check [ACCOUNT ...] [--json]"
 
     def short_desc(self) -> str:
-        return "List the stored WebQQ credentials or show one account's record"
+        return "List, show or check (live, no QR) the stored WebQQ credentials"
 
     def long_desc(self) -> str:
         return (
@@ -46,7 +69,12 @@ class Command(ScrapyCommand):
             "valid or expired) without any secret. 'show ACCOUNT' prints the account's record "
             "with its tokens and cookie values redacted, and its latest login outcome; "
             "'show ACCOUNT --json' prints the complete record, secrets included, as JSON for "
-            "other programs. The store is --json-path or --database-url when given, else "
+            "other programs. 'check [ACCOUNT ...]' tests each stored credential (all when no "
+            "ACCOUNT is given) live with get_online_buddies2, never a QR, stores the result "
+            "(valid, ended or unknown, with the retcode and checked_at) with the credentials "
+            "and prints it ('--json': as JSON); exit status 0 all valid, 1 some not valid or "
+            "missing, 2 bad input, 3 the check could not run (store or target down). "
+            "The store is --json-path or --database-url when given, else "
             "WEBQQ_DATABASE_URL when set, else WEBQQ_JSON_PATH when set, else the default "
             "SQLite database."
         )
@@ -59,12 +87,16 @@ class Command(ScrapyCommand):
         parser.add_argument(
             "--json",
             action="store_true",
-            help="show: print the full record (secrets included) as JSON",
+            help="show: print the full record (secrets included) as JSON; "
+            "check: print the results as JSON",
         )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if args and args[0] == "check":
+            self.exitcode = check.run_check(self, args[1:], opts)
+            return
         if not args or args[0] not in ("list", "show"):
-            raise UsageError("expected 'list' or 'show ACCOUNT'")
+            raise UsageError("expected 'list', 'show ACCOUNT' or 'check [ACCOUNT ...]'")
         if args[0] == "list" and len(args) != 1:
             raise UsageError("'list' takes no argument")
         if args[0] == "show" and len(args) != 2:
@@ -80,35 +112,21 @@ class Command(ScrapyCommand):
             self.exitcode = 1
 
     def _source(self, opts: argparse.Namespace) -> tuple[dict[str, Any], str]:
-        if opts.json_path:
-            return {"json_path": opts.json_path}, opts.json_path
         assert self.settings is not None
         try:
-            # WEBQQ_DATABASE_URL, WEBQQ_DATABASE_URL_FILE or ${VAR} references in it.
-            url = opts.database_url or secret_setting(self.settings, "WEBQQ_DATABASE_URL")
-        except SettingError as exc:
-            raise UsageError(str(exc), print_help=False) from None
-        json_path = self.settings.get("WEBQQ_JSON_PATH")
-        if not url and json_path:
-            return {"json_path": json_path}, str(json_path)
-        if not url:
-            enabled = self.settings.getbool(
-                "WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED
+            return credentials_source(
+                self.settings, json_path=opts.json_path, database_url=opts.database_url
             )
-            if not enabled:
-                raise UsageError(
-                    "no store: WEBQQ_DATABASE_ENABLED is off and WEBQQ_JSON_PATH is empty; "
-                    "use --json-path or --database-url",
-                    print_help=False,
-                )
-            url = default_database_url()
-        return {"database_url": url}, redact_url(url)
+        except SettingError as exc:
+            raise UsageError(
+                f"{exc}; use --json-path or --database-url", print_help=False
+            ) from None
 
     def _list(self, source: dict[str, Any], label: str) -> None:
         rows = [
             {
                 **record,
-                "status": "expired" if is_expired(record) else "valid",
+                "status": shown_status(record),
             }
             for record in read_credentials_records(**source)
         ]
@@ -137,7 +155,7 @@ class Command(ScrapyCommand):
         if full:
             print(escape_json_controls(json.dumps(record, ensure_ascii=False, indent=2)))
             return
-        shown = {**redact_record(record), "status": "expired" if is_expired(record) else "valid"}
+        shown = {**redact_record(record), "status": shown_status(record)}
         outcomes = read_outcome_records(account=account, **source)
         if outcomes:
             shown["last_outcome"] = {

@@ -1,7 +1,10 @@
 """``scrapy login``: run the qrlogin spider and exit with a status a scheduler can act on.
 
-Exit status (docs/failures.md): 0 every account ``ok``; 1 the crawl ran to its end but some
-account is not ``ok`` (or has no outcome at all); 2 bad command line, spider argument or
+With ``--reuse`` (``-a reuse=true``) each account's stored credentials are checked live first
+(docs/protocol.md §8.1); an account whose session is alive ends ``reused``, without a QR.
+
+Exit status (docs/failures.md): 0 every account ``ok`` or ``reused``; 1 the crawl ran to its
+end but some account is neither (or has no outcome at all); 2 bad command line, spider argument or
 setting, found before anything starts; 3 the crawl did not start or ended abnormally
 (``finish_reason`` other than ``finished``, e.g. ``webqq_storage_unavailable``, or records
 the storage pipelines could not keep). A one-line summary goes to stderr in every case.
@@ -16,15 +19,18 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import BaseRunSpiderCommand
 from twisted.internet.defer import Deferred
 
+from webqq_scrapy.commands.crawl import SETTINGS_HELP, log_bad_input
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
 from webqq_scrapy.pipelines import store_losses
 from webqq_scrapy.private import private_log_file
+from webqq_scrapy.protocol.codes import OUTCOME_REUSED
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
 
 if TYPE_CHECKING:
     import argparse
 
+    from scrapy.crawler import Crawler, CrawlerProcessBase
     from scrapy.settings import BaseSettings
     from twisted.python.failure import Failure
 
@@ -34,6 +40,8 @@ EXIT_USAGE = 2  # also what Scrapy itself uses for a UsageError
 EXIT_CRAWL_FAILED = 3
 
 OUTCOME_STAT_PREFIX = "webqq/outcome/"
+# An account logged in by QR, or whose stored session was found alive (--reuse).
+SUCCESS = frozenset({OUTCOME_OK, OUTCOME_REUSED})
 
 
 def preflight(settings: BaseSettings, spargs: dict[str, Any]) -> list[str]:
@@ -43,6 +51,7 @@ def preflight(settings: BaseSettings, spargs: dict[str, Any]) -> list[str]:
     setting or argument. Nothing is created or written.
     """
     validate_all(settings)
+    QRLoginSpider.check_arguments(spargs)
     return read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
 
 
@@ -73,18 +82,23 @@ class Command(BaseRunSpiderCommand):
         return "[options] [ACCOUNT ...]"
 
     def short_desc(self) -> str:
-        return "Log WebQQ accounts in (the qrlogin spider); exit 0 only if every login is ok"
+        return (
+            "Log WebQQ accounts in (the qrlogin spider); exit 0 only if every login is ok or reused"
+        )
 
     def long_desc(self) -> str:
         return (
             "Run the qrlogin spider, like 'scrapy crawl qrlogin', for the ACCOUNTs given as "
             "arguments and/or -a accounts=alice,bob and -a accounts_file=PATH; -s, -o and -O "
             "work as with 'scrapy crawl'. Settings and arguments are checked before anything "
-            "starts. A summary line ('login: 2 accounts: ok 1, refused 1') is printed on "
-            "stderr. Exit status: 0 every account ok; 1 some account not ok or without an "
+            "starts. With --reuse, each account's stored credentials are checked live first "
+            "and an account whose session is alive ends 'reused', without a QR. A summary "
+            "line ('login: 2 accounts: ok 1, reused 1') is printed on stderr. Exit status: "
+            "0 every account ok or reused; 1 some account not ok or without an "
             "outcome; 2 bad command line, argument or setting (nothing was started or "
             "written); 3 the crawl did not start or ended abnormally (finish_reason other "
-            "than 'finished', e.g. webqq_storage_unavailable, or records not stored)."
+            "than 'finished', e.g. webqq_storage_unavailable, or records not stored). "
+            + SETTINGS_HELP
         )
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
@@ -92,16 +106,28 @@ class Command(BaseRunSpiderCommand):
         assert self.settings is not None
         private_log_file(self.settings)  # before Scrapy's log handler creates it 0644
 
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        parser.add_argument(
+            "--reuse",
+            action="store_true",
+            help="check stored credentials live first; a QR only for accounts whose "
+            "session is not alive (same as -a reuse=true)",
+        )
+
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.settings is not None
         assert self.crawler_process is not None
         spargs = dict(opts.spargs)
+        if opts.reuse:
+            spargs["reuse"] = "true"
         if args:
             given = [spargs["accounts"]] if spargs.get("accounts") else []
             spargs["accounts"] = ",".join([*given, *args])
         try:
             accounts = preflight(self.settings, spargs)
         except (SettingError, SpiderArgumentError) as exc:
+            log_bad_input(self.settings, exc)
             self._fail(EXIT_USAGE, f"login: error: {exc}")
             return
 
@@ -110,21 +136,9 @@ class Command(BaseRunSpiderCommand):
         except SettingError as exc:  # a check the spider's update_settings() may make
             self._fail(EXIT_USAGE, f"login: error: {exc}")
             return
-        started = self.crawler_process.crawl(crawler, **spargs)
-        errors: list[BaseException] = []
-        if isinstance(started, Deferred):
-            started.addErrback(_collect, errors)
-        self.crawler_process.start()
-        if isinstance(started, asyncio.Future) and started.done() and not started.cancelled():
-            # Retrieved here, so asyncio does not log it again as "never retrieved".
-            error = started.exception()
-            if error is not None:
-                errors.append(error)
-
-        if errors or getattr(crawler, "spider", None) is None:
-            reason = describe(errors[0]) if errors else "the spider was not created"
-            code = EXIT_USAGE if errors and _is_input_error(errors[0]) else EXIT_CRAWL_FAILED
-            self._fail(code, f"login: error: the crawl did not start: {reason}")
+        problem = run_crawl(self.crawler_process, crawler, spargs)
+        if problem is not None:
+            self._fail(problem[0], f"login: error: the crawl did not start: {problem[1]}")
             return
 
         stats = crawler.stats.get_stats()
@@ -136,7 +150,7 @@ class Command(BaseRunSpiderCommand):
             self._fail(EXIT_CRAWL_FAILED, f"{line}; the crawl ended abnormally: {finish_reason}")
         elif lost:
             self._fail(EXIT_CRAWL_FAILED, f"{line}; records were not stored ({', '.join(lost)})")
-        elif missing or set(counts) - {OUTCOME_OK}:
+        elif missing or set(counts) - SUCCESS:
             self._fail(EXIT_NOT_ALL_OK, line)
         else:
             print(line, file=sys.stderr)
@@ -144,6 +158,27 @@ class Command(BaseRunSpiderCommand):
     def _fail(self, code: int, message: str) -> None:
         print(message, file=sys.stderr)
         self.exitcode = code
+
+
+def run_crawl(
+    process: CrawlerProcessBase, crawler: Crawler, spargs: dict[str, Any]
+) -> tuple[int, str] | None:
+    """Run ``crawler`` to its end; None, or (exit status, why) when it did not start."""
+    started = process.crawl(crawler, **spargs)
+    errors: list[BaseException] = []
+    if isinstance(started, Deferred):
+        started.addErrback(_collect, errors)
+    process.start()
+    if isinstance(started, asyncio.Future) and started.done() and not started.cancelled():
+        # Retrieved here, so asyncio does not log it again as "never retrieved".
+        error = started.exception()
+        if error is not None:
+            errors.append(error)
+    if errors or getattr(crawler, "spider", None) is None:
+        reason = describe(errors[0]) if errors else "the spider was not created"
+        code = EXIT_USAGE if errors and _is_input_error(errors[0]) else EXIT_CRAWL_FAILED
+        return code, reason
+    return None
 
 
 def _collect(failure: Failure, errors: list[BaseException]) -> None:
@@ -166,4 +201,6 @@ __all__ = [
     "EXIT_USAGE",
     "Command",
     "preflight",
+    "run_crawl",
+    "store_losses",
 ]

@@ -81,8 +81,11 @@ OUTCOME_REFUSED = "refused"
 OUTCOME_TIMEOUT = "timeout"
 OUTCOME_PROTOCOL_ERROR = "protocol_error"
 OUTCOME_NETWORK_ERROR = "network_error"
+# A login that found the account's stored session alive (qrlogin -a reuse=true): no QR.
+OUTCOME_REUSED = "reused"
 OUTCOMES = (
     OUTCOME_OK,
+    OUTCOME_REUSED,
     OUTCOME_EXPIRED,
     OUTCOME_REFUSED,
     OUTCOME_TIMEOUT,
@@ -90,6 +93,17 @@ OUTCOMES = (
     OUTCOME_NETWORK_ERROR,
 )
 
+# How an account's run of a session spider (one that works on stored credentials) ended.
+OUTCOME_NO_CREDENTIALS = "no_credentials"  # nothing stored for the account
+OUTCOME_SESSION_ENDED = "session_ended"  # the service said the session is over (§7, §8)
+SESSION_OUTCOMES = (
+    OUTCOME_OK,
+    OUTCOME_NO_CREDENTIALS,
+    OUTCOME_SESSION_ENDED,
+    OUTCOME_TIMEOUT,
+    OUTCOME_PROTOCOL_ERROR,
+    OUTCOME_NETWORK_ERROR,
+)
 
 # §7, the codes the login flow does not already name.
 # get_group_info_ext2: gcode is not a listed group code (a gid was sent, §4.15); on

@@ -1,4 +1,5 @@
-"""An optional webhook (WEBQQ_QR_WEBHOOK_URL) told of every new QR and every state change.
+"""An optional webhook (WEBQQ_QR_WEBHOOK_URL) told of every new QR, every state change, and
+every stored session that ended.
 
 A chat bot or a mail relay behind the URL can forward the QR to the person who must scan
 it. Each event is one ``POST`` with a JSON body::
@@ -6,6 +7,12 @@ it. Each event is one ``POST`` with a JSON body::
     {"event": "qr" | "state", "account": "alice", "state": "waiting", "generation": 2,
      "png_base64": "iVBORw0…" (with "qr" events; null otherwise), "outcome": null | "ok" | …,
      "sent_at": "2026-11-24T10:00:00.123Z"}
+
+and when the service ends an account's stored session (the ``session_ended`` signal,
+docs/sessions.md)::
+
+    {"event": "session_ended", "account": "alice", "reason": "retcode 103 (…)",
+     "retcode": 103, "sent_at": "…"}
 
 The requests go through Scrapy's own downloader (``crawler.engine.download_async``: the
 crawl's DOWNLOAD_TIMEOUT-style timeout, proxies and TLS settings), never blocking the
@@ -51,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 EVENT_QR = "qr"
 EVENT_STATE = "state"
+EVENT_SESSION_ENDED = "session_ended"
 
 
 def safe_url(url: str) -> str:
@@ -119,6 +127,7 @@ class QRWebhook:
         )
         crawler.signals.connect(webhook.qr_ready, signal=webqq_signals.qr_ready)
         crawler.signals.connect(webhook.qr_state, signal=webqq_signals.qr_state)
+        crawler.signals.connect(webhook.session_ended, signal=webqq_signals.session_ended)
         crawler.signals.connect(webhook.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(webhook.spider_closed, signal=signals.spider_closed)
         return webhook
@@ -134,6 +143,16 @@ class QRWebhook:
         if state in (webqq_signals.QR_DONE, webqq_signals.QR_FAILED):
             self.generations.pop(account, None)
         self.send(build_payload(EVENT_STATE, account, state, generation, outcome))
+
+    def session_ended(self, account: str, reason: str, retcode: int | None = None) -> None:
+        self.send(
+            {
+                "event": EVENT_SESSION_ENDED,
+                "account": account,
+                "reason": reason,
+                "retcode": retcode,
+            }
+        )
 
     def spider_idle(self) -> None:
         if self.workers:  # a delivery is waiting to retry: not finished yet

@@ -119,6 +119,8 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IListeningPort
     from twisted.internet.task import LoopingCall
 
+    from webqq_scrapy.simulator.server import SimulatorSite
+
 __all__ = [
     "BEHAVIOURS",
     "STEPS",
@@ -271,7 +273,7 @@ class Simulator:
         self.control = Control(self, self.control_token)
         self.url = ""
         self._port: IListeningPort | None = None
-        self._site = None
+        self._site: SimulatorSite | None = None
         self._sweeper: LoopingCall | None = None
         self._chatter: LoopingCall | None = None
         self._delayed: set[IDelayedCall] = set()
@@ -289,17 +291,19 @@ class Simulator:
     def listen(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on the installed reactor; return ``http://HOST:PORT``."""
         from twisted.internet import reactor
+        from twisted.internet.address import IPv4Address, IPv6Address
         from twisted.internet.task import LoopingCall
 
         from webqq_scrapy.simulator.server import SimulatorSite
 
         if self._port is not None:
             raise RuntimeError(f"already listening on {self.url}")
-        self._site = SimulatorSite(self)
-        self._port = reactor.listenTCP(  # type: ignore[attr-defined]
-            port, self._site, backlog=LISTEN_BACKLOG, interface=host
-        )
+        site = self._site = SimulatorSite(self)
+        # Twisted's stubs type the factory as ServerFactory; a Site is one at run time.
+        factory: Any = site
+        self._port = reactor.listenTCP(port, factory, backlog=LISTEN_BACKLOG, interface=host)
         bound = self._port.getHost()
+        assert isinstance(bound, (IPv4Address, IPv6Address))
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{bound.port}"
         interval = min(self.qr_lifetime, self.session_ttl, self.store.session_lifetime) / 2

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"webqq simulator listening on {url}", flush=True)
     # The control host's URL holds its token: on this terminal only, never in a log.
     print(f"control (virtual phone, /_sim/ API): {sim.control_url}/phone", flush=True)
-    reactor.run()  # type: ignore[attr-defined]  # SIGINT/SIGTERM stop it cleanly
+    reactor.run()  # SIGINT/SIGTERM stop it cleanly
     return 0
 
 

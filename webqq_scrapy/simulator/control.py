@@ -252,7 +252,7 @@ class Control:
                 '<td><a href="{payload}">{qr}</a></td><td>{buttons}</td></tr>'.format(
                     account=html.escape(str(item["account"] or "(anonymous)")),
                     state=item["state"],
-                    expires=item["expires_in"],
+                    expires=float(str(item["expires_in"])),
                     payload=html.escape(str(item["payload"])),
                     qr=html.escape(str(item["qr"])),
                     buttons=_buttons(str(item["qr"]), self.base),

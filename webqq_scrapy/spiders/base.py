@@ -168,6 +168,13 @@ class AccountSpider(scrapy.Spider):
         crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
         return spider
 
+    @classmethod
+    def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        """Check the account arguments before a crawl starts (``scrapy crawl``/``login``):
+        raises SpiderArgumentError naming the argument."""
+        if cls.accounts_from_arguments:
+            read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
+
     # ---- hooks for subclasses ------------------------------------------------------------
 
     def make_outcome(
@@ -345,7 +352,7 @@ class AccountSpider(scrapy.Spider):
 
     def free(self, state: AccountState) -> None:
         """Drop the account's cookie jar: a long run must not grow."""
-        self.cookie_jars().pop(state.account, None)
+        self.drop_jar(state.account)
 
     def unfinished_accounts(self) -> list[str]:
         """The accounts given to this crawl that have no outcome (yet), in their order."""
@@ -389,6 +396,10 @@ class AccountSpider(scrapy.Spider):
     def cookie_jars(self) -> dict[Any, Any]:
         mw = self.crawler.get_downloader_middleware(CookiesMiddleware)
         return mw.jars if mw is not None else {}
+
+    def drop_jar(self, account: str) -> None:
+        """Forget the account's cookies (its next request starts an empty jar)."""
+        self.cookie_jars().pop(account, None)
 
     def jar_cookies(self, account: str) -> list[Cookie]:
         jar = self.cookie_jars().get(account)

@@ -29,11 +29,13 @@ from webqq_scrapy.items import (
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
     Credentials,
+    CredentialsUpdate,
     LoginOutcome,
     utc_timestamp,
 )
 from webqq_scrapy.meta import META_PSESSIONID, META_UIN
 from webqq_scrapy.protocol.codes import (
+    OUTCOME_REUSED,
     STEP_CHECK_SIG,
     STEP_GETVFWEBQQ,
     STEP_LOGIN2,
@@ -50,6 +52,7 @@ from webqq_scrapy.protocol.login import (
     QRLogin,
 )
 from webqq_scrapy.protocol.ptlogin import PNG_MAGIC
+from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_VALID
 from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
 from webqq_scrapy.spiders.base import (
     AccountSpider,
@@ -59,16 +62,22 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     excerpt,
 )
+from webqq_scrapy.spiders.session import (
+    announce_session_ended,
+    liveness_answer,
+    liveness_request,
+    read_stored_credentials,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
     from pathlib import Path
     from typing import Self
 
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-__all__ = ["Login", "QRLoginSpider", "SpiderArgumentError", "read_accounts"]
+__all__ = ["Login", "QRLoginSpider", "SpiderArgumentError", "parse_reuse", "read_accounts"]
 
 
 @dataclass(eq=False)
@@ -88,6 +97,18 @@ class Login(AccountState):
     @property
     def qr_refreshes(self) -> int:
         return self.machine.qr_refreshes
+
+
+def parse_reuse(value: str | bool | None) -> bool:
+    """The ``-a reuse=…`` argument: true/false, yes/no, on/off, 1/0 (default false)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise SpiderArgumentError("reuse", f"must be true or false, not {value!r}")
 
 
 def _credentials_feed(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -111,10 +132,17 @@ class QRLoginSpider(AccountSpider):
         STEP_ONLINE_BUDDIES: 4 * 1024 * 1024,
     }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, reuse: str | bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # -a reuse=true: accounts whose stored session is alive end "reused", without a QR.
+        self.reuse = parse_reuse(reuse)
         self._random = random.Random()
         self.limits: LoginLimits
+
+    @classmethod
+    def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        super().check_arguments(spargs)
+        parse_reuse(spargs.get("reuse"))
 
     @classmethod
     def update_settings(cls, settings: Any) -> None:
@@ -155,12 +183,52 @@ class QRLoginSpider(AccountSpider):
 
     async def start(self) -> AsyncIterator[Any]:
         self.logger.info(
-            "Logging in %d account(s) against target %s",
+            "Logging in %d account(s) against target %s%s",
             len(self.accounts),
             self.config.target_label,
+            ", reusing live stored sessions" if self.reuse else "",
         )
+        stored = await read_stored_credentials(self, self.accounts) if self.reuse else {}
         for account in self.accounts:
-            yield self.ptqrshow_request(self.new_login(account))
+            login = self.new_login(account)
+            creds = stored.get(account)
+            if creds is None:
+                yield self.ptqrshow_request(login)
+                continue
+            # -a reuse=true: the liveness test first (protocol.md §8.1); a QR only if it fails.
+            self.seed_jar(account, creds.cookies)
+            yield liveness_request(self, login, creds, self.parse_reuse_check)
+
+    @account_step(STEP_ONLINE_BUDDIES)
+    async def parse_reuse_check(self, response: Response, state: Login) -> AsyncIterator[Any]:
+        answer = liveness_answer(response)
+        self.crawler.stats.inc_value(f"webqq/check/{answer.status}")
+        if answer.status == STATUS_VALID:
+            yield CredentialsUpdate(
+                account=state.account,
+                checked_at=utc_timestamp(),
+                psessionid=answer.psessionid,
+                status=STATUS_VALID,
+                status_retcode=answer.retcode,
+                job=self.job,
+            )
+            detail = "the stored session is alive (get_online_buddies2 answered 0)"
+            for item in await self.finish(state, OUTCOME_REUSED, STEP_ONLINE_BUDDIES, detail):
+                yield item
+            return
+        if answer.status == STATUS_ENDED:
+            yield await announce_session_ended(
+                self, state.account, answer.psessionid, answer.reason, answer.retcode
+            )
+        else:
+            self.logger.info(
+                "Account %s: the stored session's check said nothing clear (%s); logging in by QR",
+                state.account,
+                answer.reason,
+            )
+        # The new login starts from an empty jar, as without -a reuse.
+        self.drop_jar(state.account)
+        yield self.ptqrshow_request(state)
 
     def new_login(self, account: str) -> Login:
         """The state of a login that starts now, with its WEBQQ_LOGIN_TIMEOUT deadline."""
@@ -369,6 +437,10 @@ class QRLoginSpider(AccountSpider):
             expires_at=utc_timestamp(obtained + timedelta(seconds=self.config.session_lifetime)),
             target=self.config.target_label,
             job=self.job,
+            # get_online_buddies2 answering 0 is the liveness test itself (§8.1).
+            status=STATUS_VALID,
+            status_retcode=protocol.RETCODE_OK,
+            checked_at=utc_timestamp(obtained),
         )
         for item in await self.finish(state, OUTCOME_OK, STEP_ONLINE_BUDDIES, None):
             yield item
@@ -411,6 +483,11 @@ class QRLoginSpider(AccountSpider):
     ) -> None:
         assert isinstance(state, Login)
         stats = self.crawler.stats
+        if outcome == OUTCOME_REUSED:
+            # No QR was shown: nothing to tell the QR delivery.
+            stats.inc_value("webqq/login/reused")
+            self.logger.info("Account %s: reused its stored session, no QR", state.account)
+            return
         if outcome == OUTCOME_OK:
             stats.inc_value("webqq/login/ok")
             self.logger.info(

@@ -51,10 +51,10 @@ from webqq_scrapy.spiders.accounts import (
     account_problem,
     owner_id,
 )
-from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError
+from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, parse_reuse
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
     from typing import Self
 
     from redis.asyncio import Redis
@@ -64,6 +64,15 @@ if TYPE_CHECKING:
 FEED_WAIT = 0.2
 # Finish reason of a crawl closed at start because Redis cannot be reached.
 FINISH_REDIS_UNAVAILABLE = "webqq_redis_unavailable"
+
+
+def _refuse_reuse(spargs: Mapping[str, Any]) -> None:
+    if parse_reuse(spargs.get("reuse")):
+        raise SpiderArgumentError(
+            "reuse",
+            "qrlogin_redis does not check stored sessions; run scrapy creds check and push "
+            "only the accounts that are not valid",
+        )
 
 
 class QRLoginRedisSpider(QRLoginSpider):
@@ -83,6 +92,7 @@ class QRLoginRedisSpider(QRLoginSpider):
                     "(RPUSH <key> alice bob); use the qrlogin spider for -a accounts",
                 )
             kwargs.pop(argument, None)
+        _refuse_reuse(kwargs)
         super().__init__(None, None, *args, **kwargs)
         self.redis_url: str
         self.redis_key: str
@@ -101,6 +111,10 @@ class QRLoginRedisSpider(QRLoginSpider):
         self.queue: RedisAccountQueue | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.registered = False  # in the workers set: give back at close
+
+    @classmethod
+    def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        _refuse_reuse(spargs)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:

@@ -30,7 +30,13 @@ from sqlalchemy.engine import make_url
 
 from webqq_scrapy.items import SCHEMA_VERSION, utc_timestamp
 from webqq_scrapy.store.json_file import ensure_private_dir
-from webqq_scrapy.store.records import CREDENTIALS, OUTCOMES, StoreError
+from webqq_scrapy.store.records import (
+    CREDENTIALS,
+    OUTCOMES,
+    UPDATES,
+    StoreError,
+    update_values,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -77,6 +83,17 @@ def sqlite_path(url: URL) -> Path | None:
 metadata = MetaData()
 _JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
+
+def _status_columns() -> list[Column[Any]]:
+    """The status columns, new objects each time (a Column belongs to one Table)."""
+    return [
+        Column("status", String(16)),  # valid, ended, unknown; NULL: never checked
+        Column("status_retcode", BigInteger),
+        Column("status_reason", Text),
+        Column("checked_at", String(64)),
+    ]
+
+
 credentials_table = Table(
     "credentials",
     metadata,
@@ -94,6 +111,8 @@ credentials_table = Table(
     Column("job", String(255)),  # scrapyd's _job id, when the crawl ran under scrapyd
     Column("schema_version", Integer, nullable=False),
     Column("stored_at", String(64), nullable=False),
+    # Schema 2: what the service last said of the session (docs/sessions.md).
+    *_status_columns(),
 )
 
 login_attempts_table = Table(
@@ -125,9 +144,25 @@ schema_table = Table(
     Column("version", Integer, nullable=False),
 )
 
-SQL_MIGRATIONS: dict[int, Any] = {}  # {from_version: function(connection)}
+
+def _add_status(conn: Connection) -> None:
+    """1 → 2: the status columns of ``credentials`` (NULL: never checked)."""
+    if not _has_table(conn, "credentials"):
+        return
+    present = {column["name"] for column in inspect(conn).get_columns("credentials")}
+    for column in _status_columns():
+        if column.name not in present:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE credentials ADD COLUMN {column.name} {kind}")
+
+
+SQL_MIGRATIONS: dict[int, Any] = {1: _add_status}  # {from_version: function(connection)}
 
 _SCHEMA_LOCK_ID = 0x77656271  # "webq": serialises table creation between PostgreSQL clients
+
+
+def _has_table(conn: Connection, name: str) -> bool:
+    return inspect(conn).has_table(name)
 
 
 def create_db_engine(url: str | URL) -> Engine:
@@ -215,8 +250,20 @@ def upsert_attempts(conn: Connection, records: Sequence[dict[str, Any]]) -> None
     _upsert(conn, login_attempts_table, rows, ["run_id", "account"])
 
 
-def _has_table(conn: Connection, name: str) -> bool:
-    return inspect(conn).has_table(name)
+def apply_updates(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> None:
+    """Apply update records in order, each to its account's row while that row is still the
+    session the update is about (same psessionid; records.apply_update)."""
+    table = credentials_table
+    for update in updates:
+        values = update_values(update)
+        if not values:
+            continue
+        conn.execute(
+            table.update()
+            .where(table.c.account == update["account"])
+            .where(table.c.psessionid == update["psessionid"])
+            .values(**values)
+        )
 
 
 def read_db_credentials(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
@@ -274,9 +321,11 @@ class DatabaseStore:
         assert self.engine is not None
         credentials = [rec for key, rec in batch.items() if key[0] == CREDENTIALS]
         attempts = [rec for key, rec in batch.items() if key[0] == OUTCOMES]
+        updates = [rec for key, rec in batch.items() if key[0] == UPDATES]
         with self.engine.begin() as conn:
             upsert_credentials(conn, credentials)
             upsert_attempts(conn, attempts)
+            apply_updates(conn, updates)
 
     def close(self) -> None:
         if self.engine is not None:

@@ -1,0 +1,480 @@
+"""The base of every spider that works on stored credentials instead of logging in.
+
+A session spider takes its accounts from ``-a accounts=alice,bob`` / ``-a accounts_file=PATH``,
+or, with neither, every account of the store. For each account it reads the stored
+``Credentials`` (the store the ``scrapy creds`` command reads: ``WEBQQ_DATABASE_URL``, else
+``WEBQQ_JSON_PATH``, else the default SQLite file), seeds the account's cookie jar with the
+stored cookies exactly as stored (name, value, domain, path, expiry) and carries uin,
+ptwebqq, vfwebqq, psessionid and clientid in a :class:`Session` state. Every account ends
+with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` one of
+``ok``, ``no_credentials``, ``session_ended`` (with the retcode that said so),
+``protocol_error``, ``network_error`` (or ``timeout`` at ``WEBQQ_LOGIN_TIMEOUT``).
+
+Writing a session spider (the ``contacts`` and ``messages`` spiders do this)::
+
+    class MessagesSpider(SessionSpider):
+        name = "messages"
+
+        async def session_started(self, state: Session) -> AsyncIterator[Any]:
+            # The jar is seeded; state.uin/ptwebqq/vfwebqq/psessionid/clientid are set.
+            yield self.call_request(web2.poll2(self.config.scheme, ptwebqq=state.ptwebqq,
+                                               psessionid=state.psessionid), state,
+                                    self.parse_poll2)
+
+        @account_step("poll2")
+        async def parse_poll2(self, response: Response, state: Session) -> AsyncIterator[Any]:
+            # Raises SessionEnded for 100, 100001, 120… (codes.session_state(retcode, call)).
+            envelope = self.session_answer(response, state, "poll2")
+            poll = web2.parse_poll2(envelope, self_uin=state.uin)
+            if poll.state == "renew_ptwebqq":  # 116 (§7): store it, go on
+                for item in await self.ptwebqq_renewed(state, poll.ptwebqq):
+                    yield item
+            elif poll.kick is not None:  # logged in elsewhere (§5.3, §8.1)
+                for item in await self.session_ended(state, f"kicked: {poll.kick.reason}"):
+                    yield item
+                return
+            ...  # items, the next poll, or the end:
+            for item in await self.finish(state, OUTCOME_OK, "poll2", None):
+                yield item
+
+How an account ends:
+
+* ``await self.finish(state, outcome, step, detail)`` (from the base) ends it with any outcome
+  and returns the items to yield; raising :class:`~webqq_scrapy.spiders.base.StepFailed`
+  in an ``@account_step`` callback does the same.
+* A dead session: :meth:`SessionSpider.session_answer` raises :class:`SessionEnded` for a
+  retcode that says the session is over (docs/protocol.md §7, §8); a callback that learns it
+  otherwise (poll2's ``kick_message`` item, §5.3) calls
+  ``await self.session_ended(state, reason, retcode)`` and yields what it returns, or raises
+  ``self.session_end(state, reason, retcode)`` (which records the reason on ``state``).
+  Either way the account ends ``session_ended``, the stored record's status becomes
+  ``ended`` (with the reason, the retcode and the time, through a
+  :class:`~webqq_scrapy.items.CredentialsUpdate` item the storage pipelines apply), the
+  log says so at WARNING and the ``webqq_scrapy.signals.session_ended`` signal fires (the
+  QR webhook forwards it as a ``session_ended`` event).
+* A renewed ptwebqq (poll2's 116, ``PollResult.ptwebqq``):
+  ``await self.ptwebqq_renewed(state, new)`` updates the
+  state and the jar's ptwebqq cookie and returns the ``CredentialsUpdate`` that stores it;
+  the account goes on.
+
+The liveness test (§8.1: get_online_buddies2 answering 0) is here too, as
+:func:`liveness_request` and :func:`liveness_answer`, shared by the ``session_check`` spider
+(``scrapy creds check``) and ``qrlogin -a reuse=true``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import scrapy
+from scrapy.exceptions import CloseSpider
+from scrapy.utils.defer import maybe_deferred_to_future
+from sqlalchemy.exc import SQLAlchemyError
+from twisted.internet.threads import deferToThread
+
+from webqq_scrapy import protocol, store
+from webqq_scrapy import signals as webqq_signals
+from webqq_scrapy.config import SettingError, credentials_source
+from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
+from webqq_scrapy.meta import META_PSESSIONID
+from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
+from webqq_scrapy.protocol.codes import (
+    OUTCOME_NO_CREDENTIALS,
+    OUTCOME_OK,
+    OUTCOME_PROTOCOL_ERROR,
+    OUTCOME_SESSION_ENDED,
+    STEP_ONLINE_BUDDIES,
+    session_state,
+)
+from webqq_scrapy.protocol.session import (
+    STATUS_ENDED,
+    Status,
+    liveness,
+    retcode_reason,
+)
+from webqq_scrapy.spiders.accounts import read_accounts
+from webqq_scrapy.spiders.base import (
+    AccountSpider,
+    AccountState,
+    StepFailed,
+    cookie_from_record,
+    cookie_record,
+    excerpt,
+)
+from webqq_scrapy.store import StoreError
+from webqq_scrapy.store.records import describe_error
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Mapping
+
+    from scrapy.http import Response
+
+    from webqq_scrapy.items import Credentials
+    from webqq_scrapy.protocol import web2
+
+__all__ = [
+    "Liveness",
+    "Session",
+    "SessionEnded",
+    "SessionSpider",
+    "announce_session_ended",
+    "liveness_answer",
+    "liveness_request",
+    "load_stored_credentials",
+    "read_stored_credentials",
+]
+
+
+class SessionEnded(StepFailed):
+    """The service said the session is over; ends the account with ``session_ended``."""
+
+    def __init__(self, reason: str, retcode: int | None = None) -> None:
+        super().__init__(OUTCOME_SESSION_ENDED, reason)
+        self.retcode = retcode
+
+
+@dataclass(eq=False)
+class Session(AccountState):
+    """One account's stored session: the tokens every post-login call needs (§4–§6)."""
+
+    stored: Credentials | None = None
+    uin: int = 0
+    ptwebqq: str = ""
+    vfwebqq: str = ""
+    psessionid: str = ""
+    clientid: int = protocol.CLIENTID
+    # The retcode of the last envelope read with session_answer(), and when the session
+    # ended, the retcode (None for a kick message) and reason that said so.
+    retcode: int | None = None
+    ended_retcode: int | None = None
+    ended_reason: str | None = None
+    # The store update marking the session ended, made when the account ends that way.
+    ended_update: CredentialsUpdate | None = None
+
+    @classmethod
+    def from_credentials(cls, account: str, stored: Credentials | None, deadline: float) -> Session:
+        state = cls(account=account, started_at=datetime.now(UTC), deadline=deadline)
+        if stored is not None:
+            state.stored = stored
+            state.uin = stored.uin
+            state.ptwebqq = stored.ptwebqq
+            state.vfwebqq = stored.vfwebqq
+            state.psessionid = stored.psessionid
+            state.clientid = stored.clientid or protocol.CLIENTID
+        return state
+
+
+# ---- the store ------------------------------------------------------------------------------
+
+
+def load_stored_credentials(
+    source: Mapping[str, Any], accounts: list[str] | None
+) -> dict[str, Credentials]:
+    """The stored credentials of ``accounts`` (all stored accounts when None), by account.
+
+    Blocking (a database or a file): call it off the reactor thread.
+    """
+    records = store.read_credentials_records(**source)
+    wanted = None if accounts is None else set(accounts)
+    return {
+        record["account"]: store.credentials_from_record(record)
+        for record in records
+        if wanted is None or record["account"] in wanted
+    }
+
+
+async def read_stored_credentials(
+    spider: AccountSpider, accounts: list[str] | None
+) -> dict[str, Credentials]:
+    """The stored credentials of ``accounts`` (all when None), read off the reactor thread;
+    a store that cannot be read closes the spider (finish reason
+    ``webqq_storage_unavailable``)."""
+    try:
+        source, label = credentials_source(spider.crawler.settings)
+    except SettingError as exc:
+        spider.logger.error("Cannot read stored credentials: %s", exc)
+        raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
+    try:
+        return await maybe_deferred_to_future(
+            deferToThread(load_stored_credentials, source, accounts)
+        )
+    except (StoreError, SQLAlchemyError, OSError) as exc:
+        spider.logger.error(
+            "Cannot read stored credentials from %s: %s", label, describe_error(exc)
+        )
+        raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
+
+
+# ---- the liveness test (§8.1) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What get_online_buddies2 said of a stored session."""
+
+    status: Status
+    retcode: int
+    psessionid: str  # the stored session that was tested
+
+    @property
+    def reason(self) -> str:
+        return retcode_reason(self.retcode)
+
+
+def liveness_request(
+    spider: AccountSpider,
+    state: AccountState,
+    stored: Credentials,
+    callback: Callable[..., Any],
+) -> scrapy.Request:
+    """§8.1's liveness test: get_online_buddies2 with the stored vfwebqq and psessionid, in
+    the account's jar (seed it first: the call needs the stored cookies)."""
+    t_ms = int(time.time() * 1000)
+    url = protocol.online_buddies_url(spider.config.scheme, stored.vfwebqq, stored.psessionid, t_ms)
+    return spider.account_request(
+        url,
+        STEP_ONLINE_BUDDIES,
+        state,
+        callback,
+        headers={"Referer": protocol.dynamic_referer(spider.config.scheme)},
+        meta={META_PSESSIONID: stored.psessionid},
+    )
+
+
+def liveness_answer(response: Response) -> Liveness:
+    """Read the liveness test's answer; a broken one raises StepFailed / ProtocolError."""
+    if response.status != 200:
+        raise StepFailed(
+            OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
+        )
+    retcode = protocol.parse_api_json(response.body)["retcode"]
+    return Liveness(liveness(retcode), retcode, response.meta[META_PSESSIONID])
+
+
+async def announce_session_ended(
+    spider: AccountSpider, account: str, psessionid: str, reason: str, retcode: int | None
+) -> CredentialsUpdate:
+    """Say that ``account``'s stored session is over: a WARNING, the stat
+    ``webqq/session/ended``, the ``session_ended`` signal; returns the update that marks the
+    stored record ``ended``."""
+    spider.crawler.stats.inc_value("webqq/session/ended")
+    spider.logger.warning(
+        "Account %s: the stored session has ended (%s); log it in again with 'scrapy login %s'",
+        account,
+        reason,
+        account,
+    )
+    await spider.crawler.signals.send_catch_log_async(
+        signal=webqq_signals.session_ended, account=account, reason=reason, retcode=retcode
+    )
+    return CredentialsUpdate(
+        account=account,
+        checked_at=utc_timestamp(),
+        psessionid=psessionid,
+        status=STATUS_ENDED,
+        status_retcode=retcode,
+        status_reason=reason,
+        job=spider.job,
+    )
+
+
+# ---- the spider base ---------------------------------------------------------------------------
+
+
+class SessionSpider(AccountSpider):
+    """Base of the spiders that reuse stored credentials (see the module docstring).
+
+    A subclass sets ``name`` and implements :meth:`session_started`; it may extend
+    :meth:`make_outcome` (call ``super()``) to add items at each account's end.
+    """
+
+    # Accounts are optional here: with none given, every stored account.
+    accounts_from_arguments: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        accounts: str | None = None,
+        accounts_file: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(None, None, *args, **kwargs)
+        # None: every stored account (known once start() has read the store).
+        self.requested: list[str] | None = (
+            read_accounts(accounts, accounts_file) if accounts or accounts_file else None
+        )
+
+    @classmethod
+    def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        accounts, accounts_file = spargs.get("accounts"), spargs.get("accounts_file")
+        if accounts or accounts_file:
+            read_accounts(accounts, accounts_file)
+
+    # ---- hooks for subclasses ------------------------------------------------------------
+
+    async def session_started(self, state: Session) -> AsyncIterator[Any]:
+        """The account's first request(s): its jar is seeded, its tokens are in ``state``."""
+        raise NotImplementedError
+        yield  # pragma: no cover  (an async generator)
+
+    # ---- start ---------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Any]:
+        stored = await read_stored_credentials(self, self.requested)
+        self.accounts = self.requested if self.requested is not None else sorted(stored)
+        self.logger.info(
+            "Working on the stored sessions of %d account(s) against target %s",
+            len(self.accounts),
+            self.config.target_label,
+        )
+        for account in self.accounts:
+            creds = stored.get(account)
+            state = Session.from_credentials(
+                account, creds, time.monotonic() + self.config.login_timeout
+            )
+            if creds is None:
+                detail = f"no credentials stored for {account!r}; log it in: scrapy login"
+                for item in await self.finish(state, OUTCOME_NO_CREDENTIALS, None, detail):
+                    yield item
+                continue
+            self.seed_jar(account, creds.cookies)
+            async for result in self.session_started(state):
+                yield result
+
+    # ---- requests and answers ------------------------------------------------------------
+
+    def call_request(
+        self,
+        call: web2.Call,
+        state: Session,
+        callback: Callable[..., Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+    ) -> scrapy.Request:
+        """The request of a post-login API call built by ``protocol.web2`` (§4–§6): its
+        Referer (§1.2), for a POST its form and Origin; the step is the call's name."""
+        headers = {"Referer": call.referer}
+        if call.form is None:
+            return self.account_request(
+                call.url, call.name, state, callback, headers=headers, meta=meta
+            )
+        headers["Origin"] = call.origin
+        return self.account_request(
+            call.url,
+            call.name,
+            state,
+            callback,
+            cls=scrapy.FormRequest,
+            formdata=call.form,
+            headers=headers,
+            meta=meta,
+        )
+
+    def session_answer(
+        self, response: Response, state: Session, call: str | None = None
+    ) -> dict[str, Any]:
+        """The ``{"retcode": …}`` envelope of a post-login answer (§1.4) of API ``call``.
+
+        Raises :class:`SessionEnded` when the retcode says the session is over
+        (``codes.session_state(retcode, call) == "ended"``, §7, §8), StepFailed for an HTTP
+        error, ProtocolError for a malformed body; any other retcode (0, 116, 103, codes to
+        retry) is the caller's to read, with ``session_state`` telling what to do.
+        """
+        if response.status != 200:
+            raise StepFailed(
+                OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
+            )
+        envelope = protocol.parse_api_json(response.body)
+        retcode = state.retcode = envelope["retcode"]
+        if session_state(retcode, call) == "ended":
+            raise self.session_end(state, retcode_reason(retcode), retcode)
+        return envelope
+
+    def session_end(self, state: Session, reason: str, retcode: int | None) -> SessionEnded:
+        """Record why the session ended on ``state``; the exception to raise."""
+        state.ended_reason, state.ended_retcode = reason, retcode
+        return SessionEnded(reason, retcode)
+
+    async def session_ended(
+        self, state: Session, reason: str, retcode: int | None = None
+    ) -> list[Any]:
+        """End the account ``session_ended`` (a kick message, a retcode): the items to yield."""
+        self.session_end(state, reason, retcode)
+        return await self.finish(state, OUTCOME_SESSION_ENDED, None, reason)
+
+    async def ptwebqq_renewed(self, state: Session, ptwebqq: str) -> list[Any]:
+        """§7: poll2 answered 116 with a new ptwebqq. Use it from now on (state and the
+        qq.com cookie, as the page does) and store it: the items to yield."""
+        state.ptwebqq = ptwebqq
+        jar = self.cookie_jars().get(state.account)
+        if jar is not None:
+            old = next(
+                (c for c in jar if c.name == "ptwebqq" and c.domain.lstrip(".") == "qq.com"),
+                None,
+            )
+            record = (
+                cookie_record(old)
+                if old is not None
+                else {
+                    "name": "ptwebqq",
+                    "domain": "qq.com",
+                    "path": "/",
+                    "expires": None,
+                }
+            )
+            jar.set_cookie(cookie_from_record({**record, "value": ptwebqq}))
+        self.crawler.stats.inc_value("webqq/session/ptwebqq_renewed")
+        self.logger.info("Account %s: the service renewed ptwebqq; stored", state.account)
+        return [
+            CredentialsUpdate(
+                account=state.account,
+                checked_at=utc_timestamp(),
+                psessionid=state.psessionid,
+                ptwebqq=ptwebqq,
+                cookies=[cookie_record(c) for c in self.jar_cookies(state.account)],
+                job=self.job,
+            )
+        ]
+
+    # ---- the end of an account -----------------------------------------------------------
+
+    async def account_finished(
+        self, state: AccountState, outcome: str, step: str | None, detail: str | None
+    ) -> None:
+        assert isinstance(state, Session)
+        if outcome == OUTCOME_SESSION_ENDED:
+            reason = state.ended_reason or detail or "session ended"
+            state.ended_update = await announce_session_ended(
+                self, state.account, state.psessionid, reason, state.ended_retcode
+            )
+        elif outcome == OUTCOME_OK:
+            self.logger.info("Account %s: ok", state.account)
+        else:
+            where = f" at {step}" if step else ""
+            self.logger.info("Account %s: %s%s: %s", state.account, outcome, where, detail)
+
+    def make_outcome(
+        self, state: AccountState, outcome: str, step: str | None, detail: str | None
+    ) -> list[Any]:
+        assert isinstance(state, Session)
+        items: list[Any] = []
+        if state.ended_update is not None:
+            items.append(state.ended_update)
+        items.append(
+            SessionOutcome(
+                account=state.account,
+                outcome=outcome,
+                spider=self.name,
+                started_at=utc_timestamp(state.started_at),
+                finished_at=utc_timestamp(),
+                target=self.config.target_label,
+                step=None if outcome == OUTCOME_OK else step,
+                detail=detail,
+                retcode=state.ended_retcode if outcome == OUTCOME_SESSION_ENDED else state.retcode,
+                job=self.job,
+            )
+        )
+        return items
