@@ -55,7 +55,9 @@ def test_list_shows_accounts_without_secrets(stored):
     result = scrapy_creds("list", *stored)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ACCOUNT", "UIN", "NICKNAME", "OBTAINED_AT", "EXPIRES_AT", "STATUS"]
+    assert lines[0].split() == [
+        "ACCOUNT", "UIN", "NICKNAME", "OBTAINED_AT", "EXPIRES_AT", "CHECKED_AT", "STATUS"
+    ]  # fmt: skip
     assert lines[1].split() == [
         "alice",
         str(ALICE.uin),

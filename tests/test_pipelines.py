@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from tests.fixtures.databases import make_credentials, make_outcome, set_postgres_connections
 from webqq_scrapy import settings as project
 from webqq_scrapy.config import SettingError, StorageConfig
+from webqq_scrapy.items import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -141,7 +142,7 @@ async def test_200_accounts_concurrently_into_json_and_database(database_url, tm
     assert {(a[1], a[2]) for a in attempts} == {("ok", "job-200")}
 
     doc = json.loads(json_path.read_text())
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == SCHEMA_VERSION
     assert sorted(doc["credentials"]) == accounts
     assert sorted(doc["outcomes"]) == accounts
     assert doc["credentials"]["user199"]["psessionid"] == "SECRET-ps-user199"
@@ -267,7 +268,7 @@ def test_json_killed_mid_write_leaves_old_or_new_complete_file(tmp_path):
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         doc = json.loads(json_path.read_text())  # never partial
-        assert doc["schema_version"] == 1
+        assert doc["schema_version"] == SCHEMA_VERSION
         records = doc["credentials"]
         assert records
         for account, record in records.items():
@@ -368,12 +369,13 @@ async def test_newer_database_schema_is_refused(database_url, caplog):
     await crawl(settings, logins(["alice"]))
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE webqq_schema SET version = 2"))
+        conn.execute(text(f"UPDATE webqq_schema SET version = {SCHEMA_VERSION + 1}"))
     engine.dispose()
     with caplog.at_level(logging.ERROR):
         crawler = await crawl(settings, logins(["bob"]))
     assert crawler.stats.get_value("finish_reason") == "webqq_storage_unavailable"
-    assert "database schema_version 2 is newer than this webqq_scrapy (1)" in caplog.text
+    newer = f"database schema_version {SCHEMA_VERSION + 1} is newer than this webqq_scrapy"
+    assert f"{newer} ({SCHEMA_VERSION})" in caplog.text
     assert rows(database_url, "SELECT account FROM credentials") == [("alice",)]
 
 

@@ -15,7 +15,7 @@ from scrapy.utils.test import get_crawler
 
 from tests.settings import project_settings
 from webqq_scrapy import protocol
-from webqq_scrapy.items import Credentials, LoginOutcome
+from webqq_scrapy.items import SCHEMA_VERSION, Credentials, LoginOutcome
 from webqq_scrapy.spiders.qrlogin import (
     Login,
     QRLoginSpider,
@@ -266,7 +266,10 @@ async def test_warm_up_answer_yields_credentials_then_the_ok_outcome():
         "skey": ".qq.com",
         "p_skey": ".web2.qq.com",
     }
-    assert credentials.schema_version == 1
+    assert credentials.schema_version == SCHEMA_VERSION
+    # The warm-up is the liveness test: a fresh login is stored as checked and valid.
+    assert (credentials.status, credentials.status_retcode) == ("valid", 0)
+    assert credentials.checked_at == credentials.obtained_at
     assert credentials.obtained_at.endswith("Z")
     assert outcome.outcome == "ok"
     assert "alice" not in spider.cookie_jars()

@@ -13,7 +13,7 @@ from scrapy.utils.test import get_crawler
 
 from tests.commands import ROOT, run_scrapy
 from tests.settings import project_settings
-from webqq_scrapy.items import Credentials, LoginOutcome
+from webqq_scrapy.items import SCHEMA_VERSION, Credentials, LoginOutcome
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 
 HEX = re.compile(r"^[0-9a-f]+$")
@@ -79,7 +79,10 @@ def assert_complete(credentials: Credentials, account: str) -> None:
     ]:
         assert expected in names, expected
     assert credentials.obtained_at < credentials.expires_at
-    assert credentials.schema_version == 1
+    assert credentials.schema_version == SCHEMA_VERSION
+    # The warm-up is the liveness test: a fresh login is stored as checked and valid.
+    assert (credentials.status, credentials.status_retcode) == ("valid", 0)
+    assert credentials.checked_at == credentials.obtained_at
 
 
 @deferred_f_from_coro_f

@@ -7,8 +7,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.commands import run_scrapy
 from webqq_scrapy.store import list_credentials, list_outcomes
 
@@ -21,17 +19,6 @@ FAST = [
 
 def scrapy(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return run_scrapy(*args, data_home=tmp_path / "data")
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "json"])
-def store(request, tmp_path) -> tuple[list[str], dict[str, str]]:
-    """(-s settings for the crawl, keyword for webqq_scrapy.store)"""
-    if request.param == "json":
-        path = str(tmp_path / "creds.json")
-        settings = ["-s", f"WEBQQ_JSON_PATH={path}", "-s", "WEBQQ_DATABASE_ENABLED=false"]
-        return settings, {"json_path": path}
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    return ["-s", f"WEBQQ_DATABASE_URL={url}"], {"database_url": url}
 
 
 def test_crawled_logins_are_stored_and_listed(tmp_path, store):

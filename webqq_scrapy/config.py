@@ -12,6 +12,8 @@ accept the same spellings everywhere: true/false, 1/0, yes/no, on/off.
 from __future__ import annotations
 
 import difflib
+import functools
+import logging
 import math
 import os
 import stat
@@ -32,6 +34,8 @@ from webqq_scrapy.secret_settings import (
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
 
 TARGET_SIMULATOR = "simulator"
 TARGET_TENCENT = "tencent"
@@ -179,26 +183,22 @@ def check_qr_dir(path: Path) -> None:
     """Raise SettingError unless WEBQQ_QR_DIR can hold the QR files; create nothing.
 
     The same rules as ``qr.ensure_qr_dir`` applies when the first QR arrives (a directory
-    of this user, not writable by others), checked before anything runs.
+    of this user, not writable by others, on a path no other user controls), checked
+    before anything runs.
     """
+    from webqq_scrapy.qr.files import ancestors_problem, qr_dir_problem
+
     name = "WEBQQ_QR_DIR"
     path = path.expanduser().absolute()
-    if path.exists():
-        info = path.stat()
-        if not stat.S_ISDIR(info.st_mode):
-            raise SettingError(name, "is not a directory", str(path))
-        if info.st_uid != os.getuid():
-            raise SettingError(name, "belongs to another user", str(path))
-        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise SettingError(
-                name,
-                f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o})",
-                str(path),
-            )
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise SettingError(name, "is not writable", str(path))
-        return
-    check_creatable(name, path)
+    problem = ancestors_problem(path)
+    if problem is None and path.exists():
+        problem = qr_dir_problem(path)
+        if problem is None and not os.access(path, os.W_OK | os.X_OK):
+            problem = "is not writable"
+    if problem is not None:
+        raise SettingError(name, problem, str(path))
+    if not path.exists():
+        check_creatable(name, path)
 
 
 def check_creatable(name: str, path: Path) -> None:
@@ -213,7 +213,49 @@ def check_creatable(name: str, path: Path) -> None:
 
 
 def default_qr_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"webqq_scrapy-{os.getuid()}" / "qr"
+    """Where the QR files go when WEBQQ_QR_DIR is empty.
+
+    The per-user runtime directory (``$XDG_RUNTIME_DIR/webqq_scrapy/qr``, on a systemd
+    machine ``/run/user/<uid>``, which no other user can enter) when there is one; else
+    ``<temp dir>/webqq_scrapy-<uid>/qr``. That name is predictable under a shared /tmp: when
+    another user got there first (the directory exists and is not safely ours), a fresh
+    unpredictable ``<temp dir>/webqq_scrapy-<uid>-<random>/qr`` is used for this process
+    instead of refusing to start.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime) and _private_dir(Path(runtime)):
+        return Path(runtime) / "webqq_scrapy" / "qr"
+    base = Path(tempfile.gettempdir()) / f"webqq_scrapy-{os.getuid()}"
+    if not os.path.lexists(base) or _private_dir(base):
+        return base / "qr"
+    return _fallback_qr_dir()
+
+
+def _private_dir(path: Path) -> bool:
+    """A real directory (not a link) of the current user that only it can write to."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+@functools.cache
+def _fallback_qr_dir() -> Path:
+    taken = Path(tempfile.gettempdir()) / f"webqq_scrapy-{os.getuid()}"
+    # mkdtemp: a new directory, 0700, under a name nobody could have guessed in advance.
+    base = Path(tempfile.mkdtemp(prefix=f"webqq_scrapy-{os.getuid()}-"))
+    logger.warning(
+        "WEBQQ_QR_DIR: %s exists and is not safely this user's (created by another user?); "
+        "the QR files go to %s instead",
+        taken,
+        base / "qr",
+    )
+    return base / "qr"
 
 
 @dataclass(frozen=True)
@@ -571,3 +613,38 @@ class StorageConfig:
             ),
             retry_backoff=_number(settings, "WEBQQ_STORE_RETRY_BACKOFF", positive=False),
         )
+
+
+def credentials_source(
+    settings: BaseSettings,
+    *,
+    json_path: str | None = None,
+    database_url: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The store to read credentials from, as ``webqq_scrapy.store`` keywords, and its name
+    for messages (a URL without its password).
+
+    ``json_path`` / ``database_url`` (a command's options) win; then ``WEBQQ_DATABASE_URL``,
+    then ``WEBQQ_JSON_PATH``, then the default SQLite file unless ``WEBQQ_DATABASE_ENABLED``
+    is off (SettingError: there is no store at all). ``scrapy creds`` and the session
+    spiders read through this.
+    """
+    from webqq_scrapy.store import default_database_url
+    from webqq_scrapy.store.sql import redact_url
+
+    if json_path:
+        return {"json_path": json_path}, json_path
+    # WEBQQ_DATABASE_URL, WEBQQ_DATABASE_URL_FILE or ${VAR} references in it.
+    url = database_url or secret_setting(settings, "WEBQQ_DATABASE_URL")
+    configured_json = settings.get("WEBQQ_JSON_PATH")
+    if not url and configured_json:
+        return {"json_path": str(configured_json)}, str(configured_json)
+    if not url:
+        if not read_bool(settings, "WEBQQ_DATABASE_ENABLED"):
+            raise SettingError(
+                "WEBQQ_DATABASE_ENABLED",
+                "no store to read: the database is off and WEBQQ_JSON_PATH is empty",
+                settings.get("WEBQQ_DATABASE_ENABLED"),
+            )
+        url = default_database_url()
+    return {"database_url": url}, redact_url(url)

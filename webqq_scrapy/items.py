@@ -59,7 +59,9 @@ __all__ = [
     "SessionOutcome",
 ]
 
-SCHEMA_VERSION = 1
+# 2: credentials carry the session's status (status, status_retcode, status_reason,
+# checked_at); stores of version 1 are upgraded when opened (store/sql.py, store/json_file.py).
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -110,6 +112,45 @@ class LoginOutcome:
     job: str | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- timestamps --------------------------------------------------------------------------
+#
+# Every time in a record is RFC 3339 in UTC with milliseconds: 2026-11-28T22:31:05.123Z.
+# Stores written before 0.2 also hold seconds precision and "+00:00" (or another offset):
+# parse_timestamp reads those too.
+
+
+def utc_timestamp(dt: datetime | None = None) -> str:
+    """``dt`` (an aware datetime; now when None) as ``2026-11-28T22:31:05.123Z``."""
+    if dt is None:
+        dt = datetime.now(UTC)
+    elif dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"a timestamp needs a time zone (got the naive {dt.isoformat()})")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """The aware UTC datetime of a record's time: the current format or an older one.
+
+    Accepts ISO 8601 / RFC 3339 date-times with ``Z`` or an offset, with or without
+    fractional seconds; one without an offset is taken as UTC (nothing ever wrote local
+    times). Raises ValueError for anything else.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"not a timestamp: {text!r}")
+    value = text.strip()
+    if len(value) < len("2026-11-28T22:31") or value[10:11] not in ("T", "t", " "):
+        raise ValueError(f"not a timestamp: {text!r}")
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a timestamp: {text!r}") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 @dataclass
@@ -363,42 +404,3 @@ class SendResult:
     detail: str | None = None
     job: str | None = None
     record: str = field(default="send_result", init=False)
-
-
-# --- timestamps --------------------------------------------------------------------------
-#
-# Every time in a record is RFC 3339 in UTC with milliseconds: 2026-11-28T22:31:05.123Z.
-# Stores written before 0.2 also hold seconds precision and "+00:00" (or another offset):
-# parse_timestamp reads those too.
-
-
-def utc_timestamp(dt: datetime | None = None) -> str:
-    """``dt`` (an aware datetime; now when None) as ``2026-11-28T22:31:05.123Z``."""
-    if dt is None:
-        dt = datetime.now(UTC)
-    elif dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError(f"a timestamp needs a time zone (got the naive {dt.isoformat()})")
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_timestamp(text: str) -> datetime:
-    """The aware UTC datetime of a record's time: the current format or an older one.
-
-    Accepts ISO 8601 / RFC 3339 date-times with ``Z`` or an offset, with or without
-    fractional seconds; one without an offset is taken as UTC (nothing ever wrote local
-    times). Raises ValueError for anything else.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"not a timestamp: {text!r}")
-    value = text.strip()
-    if len(value) < len("2026-11-28T22:31") or value[10:11] not in ("T", "t", " "):
-        raise ValueError(f"not a timestamp: {text!r}")
-    if value[-1:] in ("Z", "z"):
-        value = value[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"not a timestamp: {text!r}") from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

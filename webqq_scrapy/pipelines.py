@@ -2,7 +2,8 @@
 
 ``CredentialsValidationPipeline`` drops unusable Credentials items. ``JsonFilePipeline``
 (``WEBQQ_JSON_PATH``) and ``DatabasePipeline`` (``WEBQQ_DATABASE_URL``) store Credentials
-and LoginOutcome items. They are Scrapy adapters over ``webqq_scrapy.store``: settings,
+and LoginOutcome items, and apply CredentialsUpdate items (a checked status, a renewed
+ptwebqq) to the stored credentials. They are Scrapy adapters over ``webqq_scrapy.store``: settings,
 stats, log lines and the reactor side; the records, the batching and the retries live
 there. Each storage pipeline writes on one worker thread of its own, so the reactor never
 waits for a disk or a database and writes never overlap; the records of items that arrive
@@ -30,6 +31,7 @@ from webqq_scrapy.store.records import (
     MESSAGES,
     OUTCOMES,
     SEND_RESULTS,
+    UPDATES,
     describe_error,
     missing_fields,
 )
@@ -58,6 +60,7 @@ STORE_LOSS_SUFFIXES = (
     "/open_failed",
     "/credentials_failed",
     "/outcomes_failed",
+    "/updates_failed",
     "/credentials_refused",
     "/outcomes_refused",
     "/contacts_failed",
@@ -66,12 +69,23 @@ STORE_LOSS_SUFFIXES = (
     "/contacts_refused",
     "/messages_refused",
     "/send_results_refused",
+    "/updates_refused",
 )
 
 
 def store_losses(stats: Mapping[str, Any]) -> list[str]:
     """The loss stats of a crawl (empty when everything given to a store was stored)."""
     return sorted(k for k in stats if k.startswith("webqq/") and k.endswith(STORE_LOSS_SUFFIXES))
+
+
+_KIND_NAMES = {
+    CREDENTIALS: "Credentials",
+    OUTCOMES: "Login outcomes",
+    UPDATES: "Status or ptwebqq updates",
+    CONTACTS: "Contacts",
+    MESSAGES: "Messages",
+    SEND_RESULTS: "Send results",
+}
 
 
 class StorageUnavailable(RuntimeError):
@@ -167,7 +181,7 @@ class _BufferedStorePipeline:
             result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
             lost = list(self.writer.unsaved)
-            for kind in (CREDENTIALS, OUTCOMES, CONTACTS, MESSAGES, SEND_RESULTS):
+            for kind in (CREDENTIALS, OUTCOMES, UPDATES, CONTACTS, MESSAGES, SEND_RESULTS):
                 accounts = sorted({key[-1] for key in lost if key[0] == kind})
                 if not accounts:
                     continue
@@ -176,7 +190,7 @@ class _BufferedStorePipeline:
                 )
                 logger.error(
                     "%s of %d account(s) were NOT stored in %s (%s): %s",
-                    _LOST_WHAT[kind],
+                    _KIND_NAMES[kind],
                     len(accounts),
                     self.store_label,
                     result.error or "see the errors above",
@@ -225,15 +239,6 @@ class _BufferedStorePipeline:
                 result.error,
                 ", ".join(sorted({f"{key[0]}:{key[-1]}" for key in result.unsaved})),
             )
-
-
-_LOST_WHAT = {
-    CREDENTIALS: "Credentials",
-    OUTCOMES: "Login outcomes",
-    CONTACTS: "Contacts",
-    MESSAGES: "Messages",
-    SEND_RESULTS: "Send results",
-}
 
 
 def _policy(config: StorageConfig) -> RetryPolicy:

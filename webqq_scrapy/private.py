@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -34,11 +35,16 @@ PRIVATE_DIR = 0o700
 
 
 def open_private(path: str | os.PathLike[str], *, append: bool) -> IO[bytes]:
-    """Open ``path`` for binary writing, created 0600; an existing file is made 0600 first."""
+    """Open ``path`` for binary writing, created 0600; an existing file is made 0600 first.
+
+    Only a regular file is narrowed: a feed or log sent to a device (``-O /dev/null``,
+    ``/dev/stdout``) or a FIFO must not change that node's mode for everyone else.
+    """
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
     try:
-        os.fchmod(fd, PRIVATE_FILE)
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, PRIVATE_FILE)
         return os.fdopen(fd, "ab" if append else "wb")
     except BaseException:
         os.close(fd)
@@ -65,8 +71,14 @@ def private_log_file(settings: BaseSettings) -> None:
 
 
 def make_handlers_private(logger: logging.Logger | None = None) -> None:
-    """Make the file of every FileHandler on ``logger`` (the root logger) 0600."""
+    """Make the file of every FileHandler on ``logger`` (the root logger) 0600.
+
+    Regular files only: pytest's logging plugin, for one, keeps a FileHandler on /dev/null,
+    and making that 0600 (as root) breaks every other user's processes on the machine.
+    """
     for handler in (logger or logging.getLogger()).handlers:
-        if isinstance(handler, logging.FileHandler):
-            with contextlib.suppress(OSError):
-                os.chmod(handler.baseFilename, PRIVATE_FILE)
+        if isinstance(handler, logging.FileHandler) and handler.stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                fd = handler.stream.fileno()
+                if stat.S_ISREG(os.fstat(fd).st_mode):  # never a device (LOG_FILE=/dev/null)
+                    os.fchmod(fd, PRIVATE_FILE)

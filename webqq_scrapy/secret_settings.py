@@ -25,7 +25,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SECRET_SETTINGS = (
     "WEBQQ_DATABASE_URL",

@@ -42,7 +42,10 @@ WEBQQ_RETRY_BACKOFF = 0.5
 WEBQQ_SESSION_LIFETIME = 2 * 24 * 3600
 
 # Directory for the QR PNG files (created 0700; files 0600; each removed when its account
-# finishes). Empty: "<temp dir>/webqq_scrapy-<uid>/qr".
+# finishes); it must be this user's, on a path no other user controls. Empty: the per-user
+# runtime directory "$XDG_RUNTIME_DIR/webqq_scrapy/qr" when there is one, else
+# "<temp dir>/webqq_scrapy-<uid>/qr" (or, if another user created that first, a fresh
+# "<temp dir>/webqq_scrapy-<uid>-<random>/qr", with a WARNING).
 WEBQQ_QR_DIR = ""
 
 # Print each QR into the terminal with half-block characters: "auto" (when stderr is a

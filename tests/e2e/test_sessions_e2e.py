@@ -19,7 +19,7 @@ import pytest
 from tests.commands import run_scrapy
 from tests.fixtures.simulator import Browser
 from tests.test_webhook import Receiver
-from webqq_scrapy.store import list_credentials
+from webqq_scrapy.store import list_credentials, load_credentials
 
 FAST = [
     "-s", "WEBQQ_POLL_INTERVAL=0.2",
@@ -28,17 +28,6 @@ FAST = [
 # The simulator started apart: a fast phone and short sessions (§8.1, in seconds).
 SIMULATOR = ("--scan-after", "0.1", "--confirm-after", "0.1", "--session-lifetime", "300")
 POLL_SPIDER = ["-s", "SPIDER_MODULES=webqq_scrapy.spiders,tests.e2e.poll_spider"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "json"])
-def store(request, tmp_path) -> tuple[list[str], dict[str, str]]:
-    """(-s settings of every command, keyword for webqq_scrapy.store)"""
-    if request.param == "json":
-        path = str(tmp_path / "creds.json")
-        settings = ["-s", f"WEBQQ_JSON_PATH={path}", "-s", "WEBQQ_DATABASE_ENABLED=false"]
-        return settings, {"json_path": path}
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    return ["-s", f"WEBQQ_DATABASE_URL={url}"], {"database_url": url}
 
 
 @pytest.fixture
@@ -84,7 +73,7 @@ def test_check_kick_reuse_and_renewal(tmp_path: Path, store, simulator_process, 
     assert not events(receiver, "session_ended")
 
     # alice logs in "elsewhere" (§8.1): the service answers her session 103 from now on.
-    kicked = Browser(simulator_process.url).control("/_sim/kick", {"account": "alice"})
+    kicked = Browser(simulator_process).control("/_sim/kick", {"account": "alice"})
     assert kicked.status == 200, kicked.text
 
     check = scrapy("creds", "check", "--json")
@@ -123,7 +112,7 @@ def test_check_kick_reuse_and_renewal(tmp_path: Path, store, simulator_process, 
         assert getattr(bob_now, field) == getattr(bob_then, field), field
 
     # §7: the service renews bob's ptwebqq on his next poll2; the store follows.
-    renew = Browser(simulator_process.url).control(
+    renew = Browser(simulator_process).control(
         "/_sim/session", {"account": "bob", "action": "renew"}
     )
     assert renew.status == 200, renew.text
@@ -140,7 +129,7 @@ def test_check_kick_reuse_and_renewal(tmp_path: Path, store, simulator_process, 
 
 
 @pytest.mark.simulator_args(*SIMULATOR)
-def test_an_expired_session_is_stored_ended(tmp_path: Path, simulator_process):
+def test_an_expired_or_kicked_session_is_stored_ended(tmp_path: Path, simulator_process):
     path = tmp_path / "creds.json"
     common = [
         "-s", f"WEBQQ_TARGET={simulator_process.url}",
@@ -149,9 +138,9 @@ def test_an_expired_session_is_stored_ended(tmp_path: Path, simulator_process):
         "-s", "WEBQQ_DATABASE_ENABLED=false",
         *FAST,
     ]  # fmt: skip
-    login = run_scrapy("login", "carol", *common, data_home=tmp_path / "data")
+    login = run_scrapy("login", "carol", "erin", *common, data_home=tmp_path / "data")
     assert login.returncode == 0, login.stderr[-3000:]
-    expired = Browser(simulator_process.url).control(
+    expired = Browser(simulator_process).control(
         "/_sim/session", {"account": "carol", "action": "expire"}
     )
     assert expired.status == 200, expired.text
@@ -160,5 +149,34 @@ def test_an_expired_session_is_stored_ended(tmp_path: Path, simulator_process):
     table = {line.split()[0]: line.split() for line in check.stdout.splitlines()[1:]}
     assert table["carol"][1:3] == ["ended", "100001"]  # "login error" after the lifetime
     assert table["dave"][1] == "missing"
-    (carol,) = list_credentials(json_path=path)
+    carol = load_credentials("carol", json_path=path)
+    assert carol is not None
     assert (carol.status, carol.status_retcode) == ("ended", 100001)
+
+    # A spider polling erin's session gets the kick as a poll2 item (§5.3, §8.1).
+    kicked = Browser(simulator_process).control("/_sim/kick", {"account": "erin"})
+    assert kicked.status == 200, kicked.text
+    poll = run_scrapy(
+        "crawl", "poll_once", "-a", "accounts=erin", *POLL_SPIDER, *common,
+        data_home=tmp_path / "data",
+    )  # fmt: skip
+    assert poll.returncode == 0, poll.stderr[-3000:]
+    assert "Account erin: the stored session has ended (kicked: " in poll.stderr
+    erin = load_credentials("erin", json_path=path)
+    assert erin is not None
+    assert erin.status == "ended" and erin.status_reason.startswith("kicked: ")
+    assert erin.status_retcode is None and erin.checked_at
+
+
+def test_check_exit_status_for_bad_input_and_a_store_that_is_down(tmp_path: Path):
+    bad = run_scrapy("creds", "check", "-bob", data_home=tmp_path / "data")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("creds check: error: accounts:")
+    # Nothing listens on port 9: the store cannot be opened, nothing was checked.
+    down = run_scrapy(
+        "creds", "check", "--database-url", "postgresql+psycopg://u:pw@127.0.0.1:9/webqq",
+        data_home=tmp_path / "data",
+    )  # fmt: skip
+    assert down.returncode == 3, down.stderr[-2000:]
+    assert "webqq_storage_unavailable" in down.stderr
+    assert "pw@" not in down.stderr  # the password never reaches the output

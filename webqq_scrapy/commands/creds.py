@@ -18,24 +18,38 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from sqlalchemy.exc import SQLAlchemyError
 
-from webqq_scrapy import settings as defaults
 from webqq_scrapy.commands import _check as check
-from webqq_scrapy.config import SettingError, secret_setting
+from webqq_scrapy.config import SettingError, credentials_source
 from webqq_scrapy.store import (
     StoreError,
-    default_database_url,
     is_expired,
     read_credentials_records,
     read_outcome_records,
 )
 from webqq_scrapy.store.records import describe_error, redact_record
-from webqq_scrapy.store.sql import redact_url
 from webqq_scrapy.text import escape_controls, escape_json_controls
 
 if TYPE_CHECKING:
     import argparse
 
-LIST_COLUMNS = ("account", "uin", "nickname", "obtained_at", "expires_at", "status")
+LIST_COLUMNS = (
+    "account",
+    "uin",
+    "nickname",
+    "obtained_at",
+    "expires_at",
+    "checked_at",
+    "status",
+)
+
+
+def shown_status(record: dict[str, Any]) -> str:
+    """What ``list`` and ``show`` say of a session: ``ended`` or ``unknown`` when the last
+    check (``scrapy creds check``, a session spider) said so, else ``expired`` once the
+    estimated lifetime is over, else ``valid``."""
+    if record.get("status") in ("ended", "unknown"):
+        return str(record["status"])
+    return "expired" if is_expired(record) else "valid"
 
 
 class Command(ScrapyCommand):
@@ -98,35 +112,21 @@ class Command(ScrapyCommand):
             self.exitcode = 1
 
     def _source(self, opts: argparse.Namespace) -> tuple[dict[str, Any], str]:
-        if opts.json_path:
-            return {"json_path": opts.json_path}, opts.json_path
         assert self.settings is not None
         try:
-            # WEBQQ_DATABASE_URL, WEBQQ_DATABASE_URL_FILE or ${VAR} references in it.
-            url = opts.database_url or secret_setting(self.settings, "WEBQQ_DATABASE_URL")
-        except SettingError as exc:
-            raise UsageError(str(exc), print_help=False) from None
-        json_path = self.settings.get("WEBQQ_JSON_PATH")
-        if not url and json_path:
-            return {"json_path": json_path}, str(json_path)
-        if not url:
-            enabled = self.settings.getbool(
-                "WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED
+            return credentials_source(
+                self.settings, json_path=opts.json_path, database_url=opts.database_url
             )
-            if not enabled:
-                raise UsageError(
-                    "no store: WEBQQ_DATABASE_ENABLED is off and WEBQQ_JSON_PATH is empty; "
-                    "use --json-path or --database-url",
-                    print_help=False,
-                )
-            url = default_database_url()
-        return {"database_url": url}, redact_url(url)
+        except SettingError as exc:
+            raise UsageError(
+                f"{exc}; use --json-path or --database-url", print_help=False
+            ) from None
 
     def _list(self, source: dict[str, Any], label: str) -> None:
         rows = [
             {
                 **record,
-                "status": "expired" if is_expired(record) else "valid",
+                "status": shown_status(record),
             }
             for record in read_credentials_records(**source)
         ]
@@ -155,7 +155,7 @@ class Command(ScrapyCommand):
         if full:
             print(escape_json_controls(json.dumps(record, ensure_ascii=False, indent=2)))
             return
-        shown = {**redact_record(record), "status": "expired" if is_expired(record) else "valid"}
+        shown = {**redact_record(record), "status": shown_status(record)}
         outcomes = read_outcome_records(account=account, **source)
         if outcomes:
             shown["last_outcome"] = {

@@ -82,7 +82,9 @@ class Command(BaseRunSpiderCommand):
         return "[options] [ACCOUNT ...]"
 
     def short_desc(self) -> str:
-        return "Log WebQQ accounts in (the qrlogin spider); exit 0 only if every login is ok"
+        return (
+            "Log WebQQ accounts in (the qrlogin spider); exit 0 only if every login is ok or reused"
+        )
 
     def long_desc(self) -> str:
         return (
@@ -99,6 +101,11 @@ class Command(BaseRunSpiderCommand):
             + SETTINGS_HELP
         )
 
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        private_log_file(self.settings)  # before Scrapy's log handler creates it 0644
+
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument(
@@ -107,11 +114,6 @@ class Command(BaseRunSpiderCommand):
             help="check stored credentials live first; a QR only for accounts whose "
             "session is not alive (same as -a reuse=true)",
         )
-
-    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
-        super().process_options(args, opts)
-        assert self.settings is not None
-        private_log_file(self.settings)  # before Scrapy's log handler creates it 0644
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.settings is not None

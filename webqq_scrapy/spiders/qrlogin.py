@@ -164,6 +164,10 @@ class QRLoginSpider(AccountSpider):
         )
         # Fail now, before any pipeline writes, rather than at the first QR.
         check_qr_dir(config.qr_dir)
+        if not crawler.settings.get("WEBQQ_QR_DIR"):
+            # The default directory is made now (0700, ours): under a shared /tmp, another
+            # user cannot slip their own in before the first QR.
+            qr.ensure_qr_dir(config.qr_dir)
         settings = crawler.settings
         feeds = settings.getdict("FEEDS")
         if feeds and not settings.frozen:

@@ -77,8 +77,10 @@ from twisted.internet.threads import deferToThread
 
 from webqq_scrapy import protocol, store
 from webqq_scrapy import signals as webqq_signals
+from webqq_scrapy.config import SettingError, credentials_source
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import META_PSESSIONID
+from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
@@ -93,7 +95,6 @@ from webqq_scrapy.protocol.session import (
     liveness,
     retcode_reason,
 )
-from webqq_scrapy.settings import WEBQQ_DATABASE_ENABLED
 from webqq_scrapy.spiders.accounts import read_accounts
 from webqq_scrapy.spiders.base import (
     AccountSpider,
@@ -103,32 +104,28 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     excerpt,
 )
+from webqq_scrapy.store import StoreError
+from webqq_scrapy.store.records import describe_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
     from scrapy.http import Response
-    from scrapy.settings import BaseSettings
 
     from webqq_scrapy.items import Credentials
     from webqq_scrapy.protocol import web2
 
 __all__ = [
-    "FINISH_STORE_UNREADABLE",
     "Liveness",
     "Session",
     "SessionEnded",
     "SessionSpider",
     "announce_session_ended",
-    "credentials_source",
     "liveness_answer",
     "liveness_request",
     "load_stored_credentials",
     "read_stored_credentials",
 ]
-
-# The finish reason of a session spider that could not read its store.
-FINISH_STORE_UNREADABLE = "webqq_storage_unavailable"
 
 
 class SessionEnded(StepFailed):
@@ -173,33 +170,6 @@ class Session(AccountState):
 # ---- the store ------------------------------------------------------------------------------
 
 
-def credentials_source(
-    settings: BaseSettings,
-    *,
-    json_path: str | None = None,
-    database_url: str | None = None,
-) -> tuple[dict[str, Any], str]:
-    """Which store to read credentials from, and its name for messages (URL redacted).
-
-    ``json_path`` / ``database_url`` (a command's options) win; then ``WEBQQ_DATABASE_URL``,
-    then ``WEBQQ_JSON_PATH``, then the default SQLite file unless ``WEBQQ_DATABASE_ENABLED``
-    is off. Raises ValueError when there is no store at all.
-    """
-    from webqq_scrapy.store.sql import default_database_url, redact_url
-
-    if json_path:
-        return {"json_path": json_path}, json_path
-    url = database_url or settings.get("WEBQQ_DATABASE_URL")
-    configured_json = settings.get("WEBQQ_JSON_PATH")
-    if not url and configured_json:
-        return {"json_path": str(configured_json)}, str(configured_json)
-    if not url:
-        if not settings.getbool("WEBQQ_DATABASE_ENABLED", WEBQQ_DATABASE_ENABLED):
-            raise ValueError("no store: WEBQQ_DATABASE_ENABLED is off and WEBQQ_JSON_PATH is empty")
-        url = default_database_url()
-    return {"database_url": url}, redact_url(url)
-
-
 def load_stored_credentials(
     source: Mapping[str, Any], accounts: list[str] | None
 ) -> dict[str, Credentials]:
@@ -207,12 +177,10 @@ def load_stored_credentials(
 
     Blocking (a database or a file): call it off the reactor thread.
     """
-    from webqq_scrapy.store.records import credentials_from_record
-
     records = store.read_credentials_records(**source)
     wanted = None if accounts is None else set(accounts)
     return {
-        record["account"]: credentials_from_record(record)
+        record["account"]: store.credentials_from_record(record)
         for record in records
         if wanted is None or record["account"] in wanted
     }
@@ -224,13 +192,11 @@ async def read_stored_credentials(
     """The stored credentials of ``accounts`` (all when None), read off the reactor thread;
     a store that cannot be read closes the spider (finish reason
     ``webqq_storage_unavailable``)."""
-    from webqq_scrapy.store.records import StoreError, describe_error
-
     try:
         source, label = credentials_source(spider.crawler.settings)
-    except ValueError as exc:
+    except SettingError as exc:
         spider.logger.error("Cannot read stored credentials: %s", exc)
-        raise CloseSpider(FINISH_STORE_UNREADABLE) from None
+        raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
     try:
         return await maybe_deferred_to_future(
             deferToThread(load_stored_credentials, source, accounts)
@@ -239,7 +205,7 @@ async def read_stored_credentials(
         spider.logger.error(
             "Cannot read stored credentials from %s: %s", label, describe_error(exc)
         )
-        raise CloseSpider(FINISH_STORE_UNREADABLE) from None
+        raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
 
 
 # ---- the liveness test (§8.1) -----------------------------------------------------------------

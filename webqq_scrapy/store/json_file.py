@@ -10,10 +10,17 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy.items import SCHEMA_VERSION
-from webqq_scrapy.store.records import CREDENTIALS, OUTCOMES, StoreError
+from webqq_scrapy.store.records import (
+    CREDENTIALS,
+    OUTCOMES,
+    STATUS_FIELDS,
+    UPDATES,
+    StoreError,
+    apply_update,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
 
     from webqq_scrapy.store.records import Batch
@@ -26,7 +33,17 @@ if TYPE_CHECKING:
 # login_attempts. A file of an older schema_version is upgraded by JSON_MIGRATIONS when read
 # (and written back in the new version with the next write); a newer one is refused.
 
-JSON_MIGRATIONS: dict[int, Any] = {}  # {from_version: function(doc) -> doc of from_version + 1}
+
+def _add_status(doc: dict[str, Any]) -> dict[str, Any]:
+    """1 → 2: credentials carry the session's status; none was checked yet."""
+    for record in doc["credentials"].values():
+        for name in STATUS_FIELDS:
+            record.setdefault(name, None)
+    return doc
+
+
+# {from_version: function(doc) -> doc of from_version + 1}
+JSON_MIGRATIONS: dict[int, Any] = {1: _add_status}
 
 
 def empty_json_store() -> dict[str, Any]:
@@ -122,12 +139,18 @@ def update_json_store(
     path: Path,
     credentials: Mapping[str, dict[str, Any]],
     outcomes: Mapping[str, dict[str, Any]],
+    updates: Iterable[Mapping[str, Any]] = (),
 ) -> None:
-    """Upsert records (keyed by account) into the JSON store at ``path``."""
+    """Upsert records (keyed by account) into the JSON store at ``path``, then apply
+    ``updates`` (records.apply_update) in order."""
     with json_store_lock(path):
         doc = read_json_store(path)
         doc["credentials"].update(credentials)
         doc["outcomes"].update(outcomes)
+        for update in updates:
+            record = doc["credentials"].get(update["account"])
+            if record is not None:
+                apply_update(record, update)
         write_json_atomic(path, doc)
 
 
@@ -145,7 +168,8 @@ class JsonFileStore:
     def write(self, batch: Batch) -> None:
         credentials = {key[-1]: rec for key, rec in batch.items() if key[0] == CREDENTIALS}
         outcomes = {key[-1]: rec for key, rec in batch.items() if key[0] == OUTCOMES}
-        update_json_store(self.path, credentials, outcomes)
+        updates = [rec for key, rec in batch.items() if key[0] == UPDATES]
+        update_json_store(self.path, credentials, outcomes, updates)
 
     def close(self) -> None:
         pass

@@ -6,7 +6,13 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from webqq_scrapy.items import Credentials, LoginOutcome, parse_timestamp, utc_timestamp
+from webqq_scrapy.items import (
+    Credentials,
+    CredentialsUpdate,
+    LoginOutcome,
+    parse_timestamp,
+    utc_timestamp,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -21,6 +27,9 @@ REDACTED = "<redacted>"
 # (OUTCOMES, run_id, account): a later record of the same key replaces an earlier one.
 CREDENTIALS = "credentials"
 OUTCOMES = "outcomes"
+# Changes to stored credentials (CredentialsUpdate), keyed (UPDATES, sequence, account):
+# applied in order, after the credentials of the same batch.
+UPDATES = "updates"
 # The data spiders' records (SQL store only): one account's contacts crawl, a received
 # message, the result of a send from the outbox.
 CONTACTS = "contacts"
@@ -31,7 +40,16 @@ Batch = dict[tuple[str, ...], dict[str, Any]]
 CREDENTIALS_FIELDS = tuple(f.name for f in dataclasses.fields(Credentials))
 OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(LoginOutcome))
 # Fields holding a time: written as utc_timestamp() gives it, whatever the item held.
-TIMESTAMP_FIELDS = ("obtained_at", "expires_at", "started_at", "finished_at", "stored_at")
+TIMESTAMP_FIELDS = (
+    "obtained_at",
+    "expires_at",
+    "started_at",
+    "finished_at",
+    "stored_at",
+    "checked_at",
+)
+# What the service last said of a stored session (docs/sessions.md), set together.
+STATUS_FIELDS = ("status", "status_retcode", "status_reason", "checked_at")
 
 
 class StoreError(Exception):
@@ -60,6 +78,32 @@ def credentials_record(item: Credentials) -> dict[str, Any]:
 def outcome_record(item: LoginOutcome) -> dict[str, Any]:
     """The record that stores ``item`` (without ``run_id`` and ``stored_at``)."""
     return normalise_timestamps(dataclasses.asdict(item))
+
+
+def update_record(item: CredentialsUpdate) -> dict[str, Any]:
+    """The record of a change to stored credentials."""
+    return normalise_timestamps(dataclasses.asdict(item))
+
+
+def update_values(update: Mapping[str, Any]) -> dict[str, Any]:
+    """The credentials fields an update record sets: the status fields (with ``checked_at``)
+    when it carries a status; ``ptwebqq`` and ``cookies`` when it carries them."""
+    values: dict[str, Any] = {}
+    if update.get("status") is not None:
+        values.update({name: update.get(name) for name in STATUS_FIELDS})
+    for name in ("ptwebqq", "cookies"):
+        if update.get(name) is not None:
+            values[name] = update[name]
+    return values
+
+
+def apply_update(record: dict[str, Any], update: Mapping[str, Any]) -> bool:
+    """Apply ``update`` to a stored credentials ``record`` in place, when the record is still
+    the session the update is about (same psessionid); whether it was applied."""
+    if record.get("psessionid") != update.get("psessionid"):
+        return False
+    record.update(update_values(update))
+    return True
 
 
 def credentials_from_record(record: Mapping[str, Any]) -> Credentials:

@@ -36,7 +36,9 @@ from webqq_scrapy.store.records import (
     MESSAGES,
     OUTCOMES,
     SEND_RESULTS,
+    UPDATES,
     StoreError,
+    update_values,
 )
 
 if TYPE_CHECKING:
@@ -84,6 +86,17 @@ def sqlite_path(url: URL) -> Path | None:
 metadata = MetaData()
 _JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
+
+def _status_columns() -> list[Column[Any]]:
+    """The status columns, new objects each time (a Column belongs to one Table)."""
+    return [
+        Column("status", String(16)),  # valid, ended, unknown; NULL: never checked
+        Column("status_retcode", BigInteger),
+        Column("status_reason", Text),
+        Column("checked_at", String(64)),
+    ]
+
+
 credentials_table = Table(
     "credentials",
     metadata,
@@ -101,6 +114,8 @@ credentials_table = Table(
     Column("job", String(255)),  # scrapyd's _job id, when the crawl ran under scrapyd
     Column("schema_version", Integer, nullable=False),
     Column("stored_at", String(64), nullable=False),
+    # Schema 2: what the service last said of the session (docs/sessions.md).
+    *_status_columns(),
 )
 
 login_attempts_table = Table(
@@ -132,9 +147,25 @@ schema_table = Table(
     Column("version", Integer, nullable=False),
 )
 
-SQL_MIGRATIONS: dict[int, Any] = {}  # {from_version: function(connection)}
+
+def _add_status(conn: Connection) -> None:
+    """1 → 2: the status columns of ``credentials`` (NULL: never checked)."""
+    if not _has_table(conn, "credentials"):
+        return
+    present = {column["name"] for column in inspect(conn).get_columns("credentials")}
+    for column in _status_columns():
+        if column.name not in present:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE credentials ADD COLUMN {column.name} {kind}")
+
+
+SQL_MIGRATIONS: dict[int, Any] = {1: _add_status}  # {from_version: function(connection)}
 
 _SCHEMA_LOCK_ID = 0x77656271  # "webq": serialises table creation between PostgreSQL clients
+
+
+def _has_table(conn: Connection, name: str) -> bool:
+    return inspect(conn).has_table(name)
 
 
 def create_db_engine(url: str | URL) -> Engine:
@@ -231,8 +262,20 @@ def upsert_attempts(conn: Connection, records: Sequence[dict[str, Any]]) -> None
     _upsert(conn, login_attempts_table, rows, ["run_id", "account"])
 
 
-def _has_table(conn: Connection, name: str) -> bool:
-    return inspect(conn).has_table(name)
+def apply_updates(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> None:
+    """Apply update records in order, each to its account's row while that row is still the
+    session the update is about (same psessionid; records.apply_update)."""
+    table = credentials_table
+    for update in updates:
+        values = update_values(update)
+        if not values:
+            continue
+        conn.execute(
+            table.update()
+            .where(table.c.account == update["account"])
+            .where(table.c.psessionid == update["psessionid"])
+            .values(**values)
+        )
 
 
 def read_db_credentials(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
@@ -297,6 +340,7 @@ class DatabaseStore:
         with self.engine.begin() as conn:
             upsert_credentials(conn, of(CREDENTIALS))
             upsert_attempts(conn, of(OUTCOMES))
+            apply_updates(conn, of(UPDATES))
             for entry in of(CONTACTS):
                 write_contacts(conn, entry)
             insert_messages(conn, of(MESSAGES))

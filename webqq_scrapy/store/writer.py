@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from webqq_scrapy.items import (
     ContactsSnapshot,
     Credentials,
+    CredentialsUpdate,
     LoginOutcome,
     Message,
     SendResult,
@@ -23,11 +25,13 @@ from webqq_scrapy.store.records import (
     MESSAGES,
     OUTCOMES,
     SEND_RESULTS,
+    UPDATES,
     Batch,
     credentials_record,
     describe_error,
     is_record_error,
     outcome_record,
+    update_record,
 )
 
 if TYPE_CHECKING:
@@ -55,7 +59,7 @@ class RecordStore(Protocol):
 
 def keyed_record(item: Any, run_id: str) -> tuple[tuple[str, ...], dict[str, Any]] | None:
     """The batch key and the record (with ``stored_at``, and ``run_id`` for an outcome) of
-    a Credentials or LoginOutcome item; None for any other item."""
+    a Credentials, LoginOutcome or CredentialsUpdate item; None for any other item."""
     if isinstance(item, Credentials):
         return (CREDENTIALS, item.account), {
             **credentials_record(item),
@@ -68,7 +72,13 @@ def keyed_record(item: Any, run_id: str) -> tuple[tuple[str, ...], dict[str, Any
             "run_id": run_id,
             "stored_at": utc_timestamp(),
         }
+    if isinstance(item, CredentialsUpdate):
+        # Several updates of one account may wait in a batch: each keeps its own key.
+        return (UPDATES, str(next(_update_sequence)), item.account), update_record(item)
     return None
+
+
+_update_sequence = itertools.count()
 
 
 @dataclass
