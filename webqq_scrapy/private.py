@@ -71,7 +71,11 @@ def private_log_file(settings: BaseSettings) -> None:
 
 
 def make_handlers_private(logger: logging.Logger | None = None) -> None:
-    """Make the file of every FileHandler on ``logger`` (the root logger) 0600."""
+    """Make the file of every FileHandler on ``logger`` (the root logger) 0600.
+
+    Regular files only: pytest's logging plugin, for one, keeps a FileHandler on /dev/null,
+    and making that 0600 (as root) breaks every other user's processes on the machine.
+    """
     for handler in (logger or logging.getLogger()).handlers:
         if isinstance(handler, logging.FileHandler) and handler.stream is not None:
             with contextlib.suppress(OSError, ValueError):
