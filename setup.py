@@ -1,21 +1,14 @@
-"""Packaging for scrapyd (docs/scrapyd.md): the egg holds the webqq_scrapy package and nothing else.
+"""Kept for scrapyd-deploy only: the package's metadata is in pyproject.toml.
 
-``scrapyd-deploy`` runs ``python setup.py bdist_egg`` in this directory; without this file it
-would write its own, whose bare ``find_packages()`` also ships ``tests/``. The ``scrapy``
-entry point names the settings module scrapyd runs the egg's spiders with. Data files must
-be listed in ``package_data``: the QR web page's CSS, script and HTML (``webqq_scrapy/qr/
-static/``, read with ``importlib.resources``, which reads them inside the zipped egg too).
-Dependencies are not declared: scrapyd installs nothing from an egg, so they are installed
-into scrapyd's own environment (``pip install -r requirements.txt``).
-scrapyd ignores ``version``; the deployed version is ``scrapyd-deploy --version``.
+``scrapyd-deploy`` runs ``python setup.py bdist_egg`` in this directory and, when there is
+no ``setup.py``, writes its own, whose bare ``find_packages()`` would also ship ``tests/``.
+This one defers to pyproject.toml, so the egg holds the ``webqq_scrapy`` package, its QR
+page's static files and the ``scrapy`` settings entry point (docs/scrapyd.md), the same as
+the wheel. scrapyd installs no dependencies from an egg: they are installed into scrapyd's
+own environment (``pip install -r requirements.txt``). scrapyd ignores the version; the
+deployed version is ``scrapyd-deploy --version``.
 """
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
-setup(
-    name="webqq_scrapy",
-    version="0.1.0",
-    packages=find_packages(include=["webqq_scrapy", "webqq_scrapy.*"]),
-    package_data={"webqq_scrapy.qr": ["static/*"]},
-    entry_points={"scrapy": ["settings = webqq_scrapy.settings"]},
-)
+setup()

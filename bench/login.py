@@ -88,9 +88,12 @@ class SimulatorProcess:
             self.stop()
             raise RuntimeError(f"simulator did not start: {line!r}")
         self.url = match.group(0)
+        # The second line: the control host's URL, with its token.
+        self.control_url = self.proc.stdout.readline().split(": ", 1)[-1].strip()
+        self.control_url = self.control_url.removesuffix("/phone")
 
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_sim/stats", timeout=60) as response:
+        with urllib.request.urlopen(f"{self.control_url}/_sim/stats", timeout=60) as response:
             return json.load(response)
 
     def rss(self) -> int:

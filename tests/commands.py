@@ -5,19 +5,30 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_scrapy(
-    *args: str, cwd: Path = ROOT, data_home: Path | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path = ROOT,
+    data_home: Path | None = None,
+    timeout: float = 120,
+    env_changes: Mapping[str, str | None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m scrapy ARGS`` with this checkout importable; ``data_home`` becomes
-    XDG_DATA_HOME, so the default SQLite store never lands in the real home."""
+    XDG_DATA_HOME, so the default SQLite store never lands in the real home.
+    ``env_changes`` sets variables, or removes those given as None."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if data_home is not None:
         env["XDG_DATA_HOME"] = str(data_home)
+    for name, value in (env_changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return subprocess.run(
         [sys.executable, "-m", "scrapy", *args],
         cwd=cwd,

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.databases",
     "tests.fixtures.scrapyd",
+    "tests.fixtures.redis",
 ]

@@ -26,6 +26,8 @@ CASES = {
     "once_502": ("status=502:nth=1", "ok", None),
     "once_drop": ("drop:nth=1", "ok", None),
     "once_slow": ("delay=2:nth=1", "ok", None),
+    # Processed by the server, then the answer lost (a confirmed QR, a spent ptsigx).
+    "once_lost": ("lost:nth=1", "ok", None),
     "always_503": ("status=503", "protocol_error", "HTTP 503"),
     "always_drop": ("drop", "network_error", ""),
     "always_slow": ("delay=3", "network_error", "Timeout"),
@@ -121,3 +123,25 @@ async def test_soak_200_accounts_with_random_faults_on_every_step(simulator, tmp
         if answer.startswith("fault_")
     )
     assert injected >= 100  # the faults really fired, on many steps
+
+
+@pytest.mark.simulator(seed=11)
+@deferred_f_from_coro_f
+async def test_soak_200_accounts_with_10_percent_of_answers_lost_after_processing(
+    simulator, tmp_path
+):
+    # Every step processes the request, then loses 10 % of its answers: a ptqrlogin code 0
+    # (the server forgets the QR), a check_sig (its one-time ptsigx spent), a login2 …
+    simulator.faults.add("*:lost:rate=0.1")
+    accounts = [f"lost{i:03d}" for i in range(200)]
+    run = await crawl(simulator, tmp_path, accounts, WEBQQ_RETRY_TIMES=3, WEBQQ_RETRY_BACKOFF=0.05)
+    outcomes = run.outcomes  # asserts: never two outcomes for one account
+    assert set(outcomes) == set(accounts)
+    ok = [a for a, o in outcomes.items() if o.outcome == "ok"]
+    assert len(ok) >= 199, {a: o for a, o in outcomes.items() if o.outcome != "ok"}  # 99.5 %
+    assert set(run.credentials) == set(ok)
+    steps = simulator.stats()["steps"]
+    lost = {step: answers.get("fault_lost", 0) for step, answers in steps.items()}
+    for step in LOGIN_STEPS:
+        assert lost.get(step, 0) >= 5, lost  # it fired on every step of the login
+    assert run.stat("webqq/qr/restarted_after_lost_answer") >= 1

@@ -65,7 +65,7 @@ def test_scan_the_qr_of_a_scheduled_job_from_its_web_page(
     scrapyd: Scrapyd, egg: Path, simulator_process: SimulatorProcess, tmp_path: Path
 ) -> None:
     executable = chromium_or_skip()
-    phone = Browser(simulator_process.url)
+    phone = Browser(simulator_process)
 
     deploy(scrapyd, egg, tmp_path / "config", "qr-page-1")
     database_url = f"sqlite:///{tmp_path / 'creds.sqlite3'}"

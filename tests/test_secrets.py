@@ -160,7 +160,7 @@ def test_scrapy_crawl_log_file_and_stderr_hold_no_secret(simulator_process, tmp_
     text = log_file.read_text(encoding="utf-8")
     assert "'webqq/outcome/ok': 2" in text
     assert "Received cookies from" in text
-    secrets = sim_secrets(simulator_process.url)
+    secrets = sim_secrets(simulator_process.control_url)
     stored = json.loads((tmp_path / "store.json").read_text(encoding="utf-8"))
     assert stored, "the store holds the credentials"
     if log_secrets:

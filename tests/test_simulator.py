@@ -67,7 +67,7 @@ def full_login(browser: Browser) -> dict:
 @pytest_twisted.inlineCallbacks
 def test_full_login_with_decoded_qr_and_phone_api(simulator):
     def flow():
-        b = Browser(simulator.url, "alice")
+        b = Browser(simulator, "alice")
         show = b.ptqrshow()
         assert show.status == 200
         assert show.headers["Content-Type"] == "image/png"
@@ -176,7 +176,7 @@ def test_full_login_with_decoded_qr_and_phone_api(simulator):
 
 @pytest_twisted.inlineCallbacks
 def test_automatic_phone_logs_in_anonymous_client(simulator):
-    out = yield in_thread(full_login, Browser(simulator.url))
+    out = yield in_thread(full_login, Browser(simulator))
     assert out["qr"].code == 0 and out["qr"].nickname.startswith("QQ")
     assert out["poll2"].json()["retcode"] == 0
     assert "(anonymous)" in simulator.stats()["confirms"]
@@ -197,7 +197,7 @@ def test_qr_lifetime_default_is_120_seconds():
 @pytest_twisted.inlineCallbacks
 def test_ptqrlogin_without_matching_ptqrtoken_is_403_login_server_page(simulator):
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         no_cookie = b.ptqrlogin()
         b.ptqrshow()
         qrsig = b.cookie("qrsig")
@@ -218,7 +218,7 @@ def test_ptqrlogin_without_matching_ptqrtoken_is_403_login_server_page(simulator
 @pytest_twisted.inlineCallbacks
 def test_qr_expires_with_code_65_and_is_forgotten(simulator):
     def flow():
-        b = Browser(simulator.url, "carol")
+        b = Browser(simulator, "carol")
         b.ptqrshow()
         first = b.ptqrlogin().body
         time.sleep(0.5)
@@ -235,7 +235,7 @@ def test_qr_expires_with_code_65_and_is_forgotten(simulator):
 @pytest_twisted.inlineCallbacks
 def test_refusing_phone_answers_68(simulator):
     def flow():
-        b = Browser(simulator.url, "dave")
+        b = Browser(simulator, "dave")
         b.ptqrshow()
         return b.ptqrlogin().body, b.ptqrlogin().body
 
@@ -248,7 +248,7 @@ def test_refusing_phone_answers_68(simulator):
 @pytest_twisted.inlineCallbacks
 def test_phone_refuse_through_http_api(simulator):
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         payload = decode_qr(b.ptqrshow().body)
         answer = b.control("/phone/refuse", {"payload": payload})
         late = b.control("/phone/confirm", {"payload": payload})
@@ -270,7 +270,7 @@ def test_expire_first_k_qrs_then_confirm(simulator):
     def flow():
         codes = []
         for _ in range(3):
-            b = Browser(simulator.url, "erin")
+            b = Browser(simulator, "erin")
             b.ptqrshow()
             codes.append(parse_ptuicb(b.ptqrlogin().text).code)
         return codes
@@ -283,7 +283,7 @@ def test_expire_first_k_qrs_then_confirm(simulator):
 @pytest_twisted.inlineCallbacks
 def test_poll_count_mode_confirms_after_fixed_number_of_polls(simulator):
     def flow():
-        b = Browser(simulator.url, "frank")
+        b = Browser(simulator, "frank")
         b.ptqrshow()
         return [parse_ptuicb(b.ptqrlogin().text).code for _ in range(4)]
 
@@ -295,7 +295,7 @@ def test_poll_count_mode_confirms_after_fixed_number_of_polls(simulator):
 @pytest_twisted.inlineCallbacks
 def test_scan_only_expires_after_67(simulator):
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         b.ptqrshow()
         first = parse_ptuicb(b.ptqrlogin().text).code
         time.sleep(0.4)
@@ -309,7 +309,7 @@ def test_scan_only_expires_after_67(simulator):
 @pytest_twisted.inlineCallbacks
 def test_phone_page_lists_pending_qrs_with_buttons(simulator):
     def flow():
-        b = Browser(simulator.url, "gina")
+        b = Browser(simulator, "gina")
         payload = decode_qr(b.ptqrshow().body)
         page = b.control("/phone")
         pending = b.control("/phone/pending").json()
@@ -317,7 +317,8 @@ def test_phone_page_lists_pending_qrs_with_buttons(simulator):
         qr_id = payload.rsplit("/", 1)[1]
         back = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         # A form button: POST with back=1 answers 303 to /phone (followed by urllib).
-        with back.open(simulator.url + "/phone/scan", data=f"qr={qr_id}&back=1".encode()) as r:
+        scan = simulator.control_url + "/phone/scan"
+        with back.open(scan, data=f"qr={qr_id}&back=1".encode()) as r:
             followed = r.url
         return payload, page, pending, qr_page, followed, b.ptqrlogin()
 
@@ -350,7 +351,7 @@ def test_phone_python_api(simulator):
 @pytest_twisted.inlineCallbacks
 def test_cookie_jar_scopes_cookies_and_simulator_rejects_misplaced_ones(simulator):
     def flow():
-        b = Browser(simulator.url, "hank")
+        b = Browser(simulator, "hank")
         cb = login_until_check_sig(b)
         b.request(cb.url)
         # What the jar itself would send to each host (the browser's view).
@@ -427,7 +428,7 @@ def test_origin_form_request_is_routed_by_host_header(simulator):
 @pytest_twisted.inlineCallbacks
 def test_check_sig_with_empty_referer_is_403(simulator):
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         cb = login_until_check_sig(b)
         empty = b.request(cb.url, headers={"Referer": ""})
         ok = b.request(cb.url, headers={"Referer": protocol.static_referer("http")})
@@ -441,7 +442,7 @@ def test_check_sig_with_empty_referer_is_403(simulator):
 @pytest_twisted.inlineCallbacks
 def test_web2_checks_answer_documented_retcodes(simulator):
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         out = {"before_check_sig": None}
         cb = login_until_check_sig(b)
         out["before_check_sig"] = b.getvfwebqq()
@@ -512,9 +513,9 @@ def test_expired_and_completed_state_is_forgotten(simulator):
 
     def flow():
         for _ in range(60):
-            Browser(simulator.url, "idle").ptqrshow()
+            Browser(simulator, "idle").ptqrshow()
         for i in range(5):
-            full_login(Browser(simulator.url, f"user{i}"))
+            full_login(Browser(simulator, f"user{i}"))
         return simulator.live_qr_count(), simulator.live_session_count()
 
     qrs, sessions = yield in_thread(flow)

@@ -19,7 +19,7 @@ LOADCHECK_ARGS = ("--clients", "200", "--interval", "0.2", "--polls", "3", "--ti
 )
 def test_cli_serves_a_whole_login_to_a_plain_client(simulator_process):
     assert simulator_process.line.startswith("webqq simulator listening on http://127.0.0.1:")
-    b = Browser(simulator_process.url, "zoe")
+    b = Browser(simulator_process, "zoe")
     payload = decode_qr(b.ptqrshow().body)
     assert b.ptqrlogin().body == format_ptuicb(66).encode()
     assert b.control("/phone/scan", {"payload": payload}).json()["state"] == "scanned"
@@ -43,7 +43,7 @@ def test_cli_serves_a_whole_login_to_a_plain_client(simulator_process):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_exits_cleanly_on_signal(sig):
     process = SimulatorProcess("--qr-lifetime", "30", "--record-secrets")
-    b = Browser(process.url)
+    b = Browser(process)
     b.ptqrshow()
     assert b.cookie("qrsig") in b.control("/_sim/secrets").json()
     process.proc.send_signal(sig)

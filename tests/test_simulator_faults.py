@@ -18,8 +18,8 @@ from webqq_scrapy.protocol import ProtocolError, parse_ptuicb
 from webqq_scrapy.simulator import Fault, Faults
 
 
-def logged_in(sim_url: str, account: str | None = None) -> Browser:
-    b = Browser(sim_url, account)
+def logged_in(sim: object, account: str | None = None) -> Browser:
+    b = Browser(sim, account)
     b.ptqrshow()
     cb = b.poll_until({0})
     assert cb.code == 0
@@ -32,7 +32,7 @@ def test_status_fault_on_nth_request_only(simulator):
     simulator.faults.add(Fault.parse("login2:status=502:nth=1"))
 
     def flow():
-        b = logged_in(simulator.url)
+        b = logged_in(simulator)
         b.getvfwebqq()
         return b.login2(), b.login2()
 
@@ -47,7 +47,7 @@ def test_drop_fault_closes_the_connection(simulator):
     simulator.faults.add(Fault("ptqrlogin", drop=True, times=1))
 
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         b.ptqrshow()
         with pytest.raises(OSError):  # RemoteDisconnected / URLError / reset
             b.ptqrlogin()
@@ -62,7 +62,7 @@ def test_delay_fault_answers_late_but_normally(simulator):
     simulator.faults.add("getvfwebqq:delay=0.3")
 
     def flow():
-        b = logged_in(simulator.url)
+        b = logged_in(simulator)
         start = time.monotonic()
         answer = b.getvfwebqq()
         return answer, time.monotonic() - start
@@ -78,7 +78,7 @@ def test_malformed_fault_on_every_step(simulator):
         simulator.faults.add(Fault(step, malformed=True, nth=1))
 
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         bad_png = b.ptqrshow()
         b.ptqrshow()
         bad_line = b.ptqrlogin()
@@ -107,12 +107,12 @@ def test_retcode_fault_and_account_filter(simulator):
     simulator.faults.add("poll2:retcode=100001")
 
     def flow():
-        alice = Browser(simulator.url, "alice")
+        alice = Browser(simulator, "alice")
         alice.ptqrshow()
         forced_65 = alice.ptqrlogin()
-        alice = logged_in(simulator.url, "alice")
+        alice = logged_in(simulator, "alice")
         alice.getvfwebqq()
-        bob = logged_in(simulator.url, "bob")
+        bob = logged_in(simulator, "bob")
         bob.getvfwebqq()
         login_bob = bob.login2()
         return (
@@ -135,7 +135,7 @@ def test_rate_fault_uses_seeded_rng(simulator):
     simulator.faults.add("ptqrshow:status=503:rate=0.5")
 
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         return [b.ptqrshow().status for _ in range(40)]
 
     statuses = yield deferToThread(flow)
@@ -150,7 +150,7 @@ def test_rate_fault_uses_seeded_rng(simulator):
 @pytest_twisted.inlineCallbacks
 def test_faults_configured_over_http(simulator):
     def flow():
-        b = Browser(simulator.url)
+        b = Browser(simulator)
         added = b.control("/_sim/faults", {"spec": "ptqrshow:status=500:nth=1"})
         bad = b.control("/_sim/faults", {"spec": "ptqrshow:retcode=1"})
         first, second = b.ptqrshow().status, b.ptqrshow().status
@@ -170,6 +170,7 @@ def test_faults_configured_over_http(simulator):
         ("nosuch:drop", "unknown step"),
         ("login2", "needs an action"),
         ("login2:drop:status=502", "at most one"),
+        ("login2:lost:drop", "at most one"),
         ("login2:drop:nth=1:rate=0.5", "exclusive"),
         ("check_sig:retcode=0", "no retcode"),
         ("login2:status=abc", "bad fault item"),
@@ -192,3 +193,5 @@ def test_fault_spec_round_trip():
         "bob",
     )
     assert Fault.parse(fault.spec).spec == fault.spec
+    lost = Fault.parse("check_sig:lost:rate=0.1")
+    assert (lost.lost, lost.drop, lost.spec) == (True, False, "check_sig:lost:rate=0.1")

@@ -26,9 +26,9 @@ NO_MESSAGE = b'{"retcode":0,"retmsg":"ok","errmsg":"error"}'
 LOGIN_ERROR = b'{"errmsg":"login error","retcode":100001}'
 
 
-def ready(sim_url: str, account: str) -> Web2Client:
+def ready(sim: object, account: str) -> Web2Client:
     """Logged in and registered (get_online_buddies2, §3.6)."""
-    c = Web2Client(sim_url, account)
+    c = Web2Client(sim, account)
     c.login()
     assert c.online().json()["retcode"] == 0
     return c
@@ -46,7 +46,7 @@ def test_default_in_process_world_is_empty_but_complete(simulator):
     # Simulator() keeps its pre-world behaviour by default: no contacts, yet every
     # endpoint answers with every "always present" key (§4.0).
     def flow():
-        c = ready(simulator.url, "alice")
+        c = ready(simulator, "alice")
         return c, c.online(), lists(c), c.self_info(), c.recent()
 
     c, online, (friends, groups, dids), info, recent = yield deferToThread(flow)
@@ -59,7 +59,7 @@ def test_default_in_process_world_is_empty_but_complete(simulator):
 @pytest.mark.simulator(**WORLD, poll_hold=30)
 @pytest_twisted.inlineCallbacks
 def test_held_poll_is_answered_by_an_injected_message(simulator):
-    c = yield deferToThread(ready, simulator.url, "bob")
+    c = yield deferToThread(ready, simulator, "bob")
     friend = next(f for f in simulator.world("bob")["friends"] if f["key"] != "self")
     polled = deferToThread(c.poll, 60)
     while not simulator._held:  # the poll is being held
@@ -75,7 +75,7 @@ def test_held_poll_is_answered_by_an_injected_message(simulator):
 @pytest.mark.simulator(**WORLD, poll_hold=30)
 @pytest_twisted.inlineCallbacks
 def test_stop_releases_held_polls(simulator):
-    c = yield deferToThread(ready, simulator.url, "carol")
+    c = yield deferToThread(ready, simulator, "carol")
     polled = deferToThread(c.poll, 60)
     while not simulator._held:
         yield deferToThread(time.sleep, 0.05)
@@ -89,12 +89,12 @@ def test_stop_releases_held_polls(simulator):
 @pytest.mark.simulator(**WORLD, poll_hold=30)
 @pytest_twisted.inlineCallbacks
 def test_a_second_poll_answers_the_held_one_and_a_kick_wakes_it(simulator):
-    c = yield deferToThread(ready, simulator.url, "ivy")
+    c = yield deferToThread(ready, simulator, "ivy")
     first = deferToThread(c.poll, 60)
     while not simulator._held:
         yield deferToThread(time.sleep, 0.05)
     held = next(iter(simulator._held))
-    other = Web2Client(simulator.url, "ivy")
+    other = Web2Client(simulator, "ivy")
     other.browser, other.psessionid = c.browser, c.psessionid
     second = deferToThread(other.poll, 60)
     while next(iter(simulator._held), held) is held:  # the second poll took over
@@ -109,7 +109,7 @@ def test_a_second_poll_answers_the_held_one_and_a_kick_wakes_it(simulator):
 @pytest.mark.simulator(**WORLD)
 @pytest_twisted.inlineCallbacks
 def test_messages_of_every_kind_one_per_answer(simulator):
-    c = yield deferToThread(ready, simulator.url, "dave")
+    c = yield deferToThread(ready, simulator, "dave")
     world = simulator.world("dave")
     group, disc = world["groups"][0], world["discussions"][0]
     simulator.inject_message("dave", "group", None, "g", to=group["key"])
@@ -138,7 +138,7 @@ def test_messages_of_every_kind_one_per_answer(simulator):
 @pytest_twisted.inlineCallbacks
 def test_sends_answer_retcode_0_are_recorded_and_echoed(simulator):
     def flow():
-        c = ready(simulator.url, "erin")
+        c = ready(simulator, "erin")
         friends, groups, dids = lists(c)
         friend = sorted(friends - {c.uin})[0]
         did = next(iter(dids))
@@ -181,7 +181,7 @@ def test_sends_answer_retcode_0_are_recorded_and_echoed(simulator):
 @pytest_twisted.inlineCallbacks
 def test_duplicate_msg_id_rejected_when_asked(simulator):
     def flow():
-        c = ready(simulator.url, "fred")
+        c = ready(simulator, "fred")
         friend = sorted(lists(c)[0] - {c.uin})[0]
         return c.send("buddy", friend, "x", msg_id=7), c.send("buddy", friend, "x", msg_id=7)
 
@@ -200,7 +200,7 @@ def test_send_faults_1202_and_100100_still_deliver(simulator):
     simulator.faults.add("get_recent_list2:retcode=1202:nth=1")  # §4.6: some accounts, 2017-12
 
     def flow():
-        c = ready(simulator.url, "gina")
+        c = ready(simulator, "gina")
         _, groups, _ = lists(c)
         gid, code = next(iter(groups.items()))
         assert c.self_info().status == 502 and c.self_info().json()["retcode"] == 0
@@ -223,7 +223,7 @@ def test_send_faults_1202_and_100100_still_deliver(simulator):
 @pytest_twisted.inlineCallbacks
 def test_kick_expire_renew_disconnect(simulator):
     def login(name):
-        return ready(simulator.url, name)
+        return ready(simulator, name)
 
     kicked = yield deferToThread(login, "k")
     expired = yield deferToThread(login, "x")
@@ -288,7 +288,7 @@ def test_kick_expire_renew_disconnect(simulator):
 @pytest.mark.simulator(**WORLD, session_lifetime=0.5, session_ttl=60)
 @pytest_twisted.inlineCallbacks
 def test_session_lifetime_ends_the_session_and_forgets_its_world(simulator):
-    c = yield deferToThread(ready, simulator.url, "old")
+    c = yield deferToThread(ready, simulator, "old")
     assert simulator.world("old") is not None
     yield deferToThread(time.sleep, 0.6)
 
@@ -305,7 +305,7 @@ def test_session_lifetime_ends_the_session_and_forgets_its_world(simulator):
 @pytest.mark.simulator(**WORLD, session_ttl=0.3)
 @pytest_twisted.inlineCallbacks
 def test_idle_timeout_send_answers_100012(simulator):
-    c = yield deferToThread(ready, simulator.url, "idle")
+    c = yield deferToThread(ready, simulator, "idle")
     friend = sorted(f["uin"] for f in simulator.world("idle")["friends"] if f["key"] != "self")[0]
     yield deferToThread(time.sleep, 0.5)
     answer = yield deferToThread(c.send, "buddy", friend, "late")
@@ -315,7 +315,7 @@ def test_idle_timeout_send_answers_100012(simulator):
 @pytest.mark.simulator(**WORLD, chatter=0.05)
 @pytest_twisted.inlineCallbacks
 def test_chatter_cycles_friend_group_discussion(simulator):
-    c = yield deferToThread(ready, simulator.url, "chatty")
+    c = yield deferToThread(ready, simulator, "chatty")
     while len(simulator.received("chatty")) < 3:
         yield deferToThread(time.sleep, 0.05)
     kinds = [item["poll_type"] for item in simulator.received("chatty")[:3]]
@@ -329,7 +329,7 @@ def test_chatter_cycles_friend_group_discussion(simulator):
 @pytest.mark.simulator(**WORLD)
 @pytest_twisted.inlineCallbacks
 def test_world_control_api_and_phone_chat(simulator):
-    c = yield deferToThread(ready, simulator.url, "hank")
+    c = yield deferToThread(ready, simulator, "hank")
     b = c.browser
 
     def flow():

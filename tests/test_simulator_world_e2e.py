@@ -49,8 +49,8 @@ def ok(answer) -> object:
 
 @pytest.mark.simulator_args(*WORLD_ARGS)
 def test_plain_client_walks_every_endpoint(simulator_process):
-    url = simulator_process.url
-    c = Web2Client(url, "erin")
+    url = simulator_process.control_url
+    c = Web2Client(simulator_process, "erin")
     c.login()
     me = c.uin
 

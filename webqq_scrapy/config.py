@@ -12,19 +12,30 @@ accept the same spellings everywhere: true/false, 1/0, yes/no, on/off.
 from __future__ import annotations
 
 import difflib
+import functools
+import logging
 import math
 import os
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from webqq_scrapy import settings as defaults
+from webqq_scrapy.secret_settings import (
+    FILE_SUFFIX,
+    SECRET_SETTINGS,
+    SecretSourceError,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
 
 TARGET_SIMULATOR = "simulator"
 TARGET_TENCENT = "tencent"
@@ -61,13 +72,30 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_REDIS_MAX_IN_FLIGHT": 1_000_000,
     "WEBQQ_REDIS_IDLE_CLOSE": DAY,
     "WEBQQ_REDIS_LEASE_MARGIN": DAY,
+    "WEBQQ_REDIS_HEARTBEAT": DAY,
 }
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def _raw(settings: BaseSettings, name: str) -> Any:
-    return settings.get(name, getattr(defaults, name))
+    value = settings.get(name, getattr(defaults, name))
+    return _secret(settings, name, value) if name in SECRET_SETTINGS else value
+
+
+def _secret(settings: BaseSettings, name: str, value: Any) -> Any:
+    """A secret setting's value from ``NAME``, ``NAME_FILE`` or ``${VAR}`` references
+    (webqq_scrapy.secret_settings): never on the command line."""
+    try:
+        file_path = settings.get(name + FILE_SUFFIX, "")
+        return resolve(name, value, file_path, getattr(defaults, name))
+    except SecretSourceError as exc:
+        raise SettingError(exc.name, exc.problem, "…") from None
+
+
+def secret_setting(settings: BaseSettings, name: str) -> Any:
+    """The value of the secret setting ``name`` (SECRET_SETTINGS) wherever it comes from."""
+    return _raw(settings, name)
 
 
 def _number(
@@ -155,26 +183,22 @@ def check_qr_dir(path: Path) -> None:
     """Raise SettingError unless WEBQQ_QR_DIR can hold the QR files; create nothing.
 
     The same rules as ``qr.ensure_qr_dir`` applies when the first QR arrives (a directory
-    of this user, not writable by others), checked before anything runs.
+    of this user, not writable by others, on a path no other user controls), checked
+    before anything runs.
     """
+    from webqq_scrapy.qr.files import ancestors_problem, qr_dir_problem
+
     name = "WEBQQ_QR_DIR"
     path = path.expanduser().absolute()
-    if path.exists():
-        info = path.stat()
-        if not stat.S_ISDIR(info.st_mode):
-            raise SettingError(name, "is not a directory", str(path))
-        if info.st_uid != os.getuid():
-            raise SettingError(name, "belongs to another user", str(path))
-        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise SettingError(
-                name,
-                f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o})",
-                str(path),
-            )
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise SettingError(name, "is not writable", str(path))
-        return
-    check_creatable(name, path)
+    problem = ancestors_problem(path)
+    if problem is None and path.exists():
+        problem = qr_dir_problem(path)
+        if problem is None and not os.access(path, os.W_OK | os.X_OK):
+            problem = "is not writable"
+    if problem is not None:
+        raise SettingError(name, problem, str(path))
+    if not path.exists():
+        check_creatable(name, path)
 
 
 def check_creatable(name: str, path: Path) -> None:
@@ -189,7 +213,49 @@ def check_creatable(name: str, path: Path) -> None:
 
 
 def default_qr_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"webqq_scrapy-{os.getuid()}" / "qr"
+    """Where the QR files go when WEBQQ_QR_DIR is empty.
+
+    The per-user runtime directory (``$XDG_RUNTIME_DIR/webqq_scrapy/qr``, on a systemd
+    machine ``/run/user/<uid>``, which no other user can enter) when there is one; else
+    ``<temp dir>/webqq_scrapy-<uid>/qr``. That name is predictable under a shared /tmp: when
+    another user got there first (the directory exists and is not safely ours), a fresh
+    unpredictable ``<temp dir>/webqq_scrapy-<uid>-<random>/qr`` is used for this process
+    instead of refusing to start.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime) and _private_dir(Path(runtime)):
+        return Path(runtime) / "webqq_scrapy" / "qr"
+    base = Path(tempfile.gettempdir()) / f"webqq_scrapy-{os.getuid()}"
+    if not os.path.lexists(base) or _private_dir(base):
+        return base / "qr"
+    return _fallback_qr_dir()
+
+
+def _private_dir(path: Path) -> bool:
+    """A real directory (not a link) of the current user that only it can write to."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+@functools.cache
+def _fallback_qr_dir() -> Path:
+    taken = Path(tempfile.gettempdir()) / f"webqq_scrapy-{os.getuid()}"
+    # mkdtemp: a new directory, 0700, under a name nobody could have guessed in advance.
+    base = Path(tempfile.mkdtemp(prefix=f"webqq_scrapy-{os.getuid()}-"))
+    logger.warning(
+        "WEBQQ_QR_DIR: %s exists and is not safely this user's (created by another user?); "
+        "the QR files go to %s instead",
+        taken,
+        base / "qr",
+    )
+    return base / "qr"
 
 
 @dataclass(frozen=True)
@@ -209,6 +275,14 @@ class WebQQConfig:
     simulator_confirm_after: float
     simulator_qr_lifetime: float
     log_secrets: bool
+    unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
+
+    def unfinished_file(self, spider: str, job: str | None) -> Path:
+        """Where a run's accounts left without an outcome are listed (WEBQQ_UNFINISHED_PATH)."""
+        if self.unfinished_path is not None:
+            return self.unfinished_path
+        run = job or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+        return default_unfinished_dir() / f"{spider}-{run}.txt"
 
     @property
     def scheme(self) -> str:
@@ -247,7 +321,27 @@ class WebQQConfig:
             ),
             simulator_qr_lifetime=_number(settings, "WEBQQ_SIMULATOR_QR_LIFETIME"),
             log_secrets=read_bool(settings, "WEBQQ_LOG_SECRETS"),
+            unfinished_path=_unfinished_path(settings),
         )
+
+
+def default_unfinished_dir() -> Path:
+    """Beside the default SQLite store: ``<user data dir>/webqq_scrapy/unfinished``."""
+    import platformdirs
+
+    return platformdirs.user_data_path("webqq_scrapy") / "unfinished"
+
+
+def _unfinished_path(settings: BaseSettings) -> Path | None:
+    name = "WEBQQ_UNFINISHED_PATH"
+    raw = str(_raw(settings, name) or "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser().absolute()
+    if path.is_dir():
+        raise SettingError(name, "is a directory, not a file", str(path))
+    check_creatable(name, path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -311,8 +405,10 @@ def _port_ok(parts: Any) -> bool:
 
 def _headers(settings: BaseSettings, name: str) -> dict[str, str]:
     try:
-        headers = settings.getdict(name, getattr(defaults, name))
-    except (TypeError, ValueError):
+        headers = _secret(settings, name, settings.getdict(name, getattr(defaults, name)))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SettingError):
+            raise
         raise SettingError(name, "must be a dict (or its JSON text)", "…") from None
     if not all(isinstance(key, str) and isinstance(v, str) for key, v in headers.items()):
         # Header values may be secrets (an Authorization token): never show them.
@@ -331,6 +427,7 @@ class RedisConfig:
     idle_close: float
     lease_prefix: str
     lease_margin: float
+    heartbeat: float
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> RedisConfig:
@@ -354,6 +451,7 @@ class RedisConfig:
             idle_close=_number(settings, "WEBQQ_REDIS_IDLE_CLOSE", positive=False),
             lease_prefix=_text(settings, "WEBQQ_REDIS_LEASE_PREFIX"),
             lease_margin=_number(settings, "WEBQQ_REDIS_LEASE_MARGIN", positive=False),
+            heartbeat=_number(settings, "WEBQQ_REDIS_HEARTBEAT"),
         )
 
 
@@ -455,14 +553,11 @@ class StorageConfig:
         json_path = None
         if raw_json:
             json_path = check_writable_file("WEBQQ_JSON_PATH", Path(str(raw_json)).expanduser())
-        try:
-            enabled = settings.getbool("WEBQQ_DATABASE_ENABLED", defaults.WEBQQ_DATABASE_ENABLED)
-        except ValueError:
-            name = "WEBQQ_DATABASE_ENABLED"
-            raise SettingError(name, "must be true or false", settings[name]) from None
+        # The same spellings as every other boolean (yes/no, on/off too), not Scrapy's getbool.
+        enabled = read_bool(settings, "WEBQQ_DATABASE_ENABLED")
         database_url = None
         if enabled:
-            raw_url = settings.get("WEBQQ_DATABASE_URL", defaults.WEBQQ_DATABASE_URL)
+            raw_url = _raw(settings, "WEBQQ_DATABASE_URL")
             database_url = parse_database_url(raw_url or default_database_url())
         return cls(
             json_path=json_path,
@@ -493,7 +588,8 @@ def credentials_source(
 
     if json_path:
         return {"json_path": json_path}, json_path
-    url = database_url or settings.get("WEBQQ_DATABASE_URL")
+    # WEBQQ_DATABASE_URL, WEBQQ_DATABASE_URL_FILE or ${VAR} references in it.
+    url = database_url or secret_setting(settings, "WEBQQ_DATABASE_URL")
     configured_json = settings.get("WEBQQ_JSON_PATH")
     if not url and configured_json:
         return {"json_path": str(configured_json)}, str(configured_json)

@@ -11,6 +11,9 @@ META_RETRIES = "webqq_retries"
 # Values a later step needs from an earlier answer.
 META_UIN = "webqq_uin"
 META_PSESSIONID = "webqq_psessionid"
+# What the log shows instead of the request's URL, for a URL that holds a secret of its own
+# (the webhook's, e.g. ?token=…): the Crawled lines of DEBUG print request URLs whole.
+META_LOG_URL = "webqq_log_url"
 
 # Meta keys a retried request keeps; Scrapy's own (download_latency, proxy, retry state…)
 # must be computed afresh (docs/scrapy-notes.md §1.6: never copy meta wholesale).

@@ -1,10 +1,19 @@
-"""Routing of the login requests to their target: the simulator (as an HTTP proxy) or Tencent.
+"""Downloader middlewares: routing to the target, and cookies without a network look-up.
+
+``TargetRoutingMiddleware``: routing of the login requests to their target, the simulator
+(as an HTTP proxy) or Tencent.
 
 With ``WEBQQ_TARGET = "simulator"`` this middleware also starts the offline simulator inside
 the crawl (on a free loopback port, with its automatic virtual phone) and stops it at the end.
 The spider never knows which target it talks to: it always uses the real host names, and in
 the simulator modes this middleware sends those ``http://`` URLs through the simulator as a
 forward proxy, so cookies stay scoped by the real domains (DESIGN.md, "Contracts").
+
+``OfflineCookiesMiddleware``: Scrapy's cookie middleware, which asks tldextract whether a
+cookie's domain is a public suffix. tldextract's default downloads the Public Suffix List on
+first use and caches it under ``~/.cache``: on a machine without network (or in a fresh HOME,
+e.g. a scrapyd user's) every first run printed a dozen tracebacks before the first QR. This
+one uses the copy of the list that ships inside tldextract: no network, no cache file.
 """
 
 from __future__ import annotations
@@ -14,16 +23,22 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from scrapy import signals
+from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
+from tldextract import TLDExtract
 
 from webqq_scrapy.config import TARGET_SIMULATOR, TARGET_TENCENT, WebQQConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from http.cookiejar import Cookie
     from typing import Self
 
     from scrapy import Request
     from scrapy.crawler import Crawler
+    from scrapy.http.cookies import CookieJar
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +83,7 @@ class TargetRoutingMiddleware:
             phone="auto",
             scan_after=self.config.simulator_scan_after,
             confirm_after=self.config.simulator_confirm_after,
+            record_secrets=False,  # nobody reads them here; a long crawl must not grow
         )
         self.proxy_url = self.simulator.listen("127.0.0.1", 0)
         logger.info(
@@ -80,6 +96,9 @@ class TargetRoutingMiddleware:
             self.config.simulator_scan_after,
             self.config.simulator_confirm_after,
         )
+        # Its control host (phone page, faults) is protected by the token in this URL;
+        # logged at INFO like the QR page's URL (the log file is 0600).
+        logger.info("Simulator control page (virtual phone): %s/phone", self.simulator.control_url)
 
     async def spider_closed(self) -> None:
         if self.simulator is not None:
@@ -98,3 +117,40 @@ class TargetRoutingMiddleware:
             parts = urlsplit(proxy)
             proxy = f"{parts.scheme}://{quote(str(account), safe='')}:@{parts.netloc}"
         request.meta["proxy"] = proxy
+
+
+# The Public Suffix List as shipped inside the installed tldextract (its "snapshot"): no
+# suffix-list URL to fetch, no disk cache to read or write. Private suffixes (github.io, …)
+# count, as in Scrapy's own middleware.
+OFFLINE_SUFFIXES = TLDExtract(cache_dir=None, suffix_list_urls=(), include_psl_private_domains=True)
+
+
+def is_public_suffix(domain: str) -> bool:
+    """True when ``domain`` is a public suffix itself (``com``, ``github.io``), not a site."""
+    return not OFFLINE_SUFFIXES(domain).domain
+
+
+class OfflineCookiesMiddleware(CookiesMiddleware):
+    """Scrapy's CookiesMiddleware with the public-suffix check made offline.
+
+    Replaces ``scrapy.downloadermiddlewares.cookies.CookiesMiddleware`` at the same order
+    (700); everything else (jars per ``meta["cookiejar"]``, COOKIES_DEBUG, ``dont_merge_
+    cookies``) is Scrapy's. ``crawler.get_downloader_middleware(CookiesMiddleware)`` finds it.
+    """
+
+    def _process_cookies(
+        self, cookies: Iterable[Cookie], *, jar: CookieJar, request: Request
+    ) -> None:
+        # The same rule as Scrapy 2.19's: a cookie set for a public suffix is kept only by
+        # that very host, and then scoped to it alone.
+        for cookie in cookies:
+            cookie_domain = cookie.domain.removeprefix(".")
+            hostname = urlparse_cached(request).hostname
+            if hostname is None:
+                continue
+            request_domain = hostname.lower()
+            if cookie_domain and is_public_suffix(cookie_domain):
+                if cookie_domain != request_domain:
+                    continue
+                cookie.domain = request_domain
+            jar.set_cookie_if_ok(cookie, request)

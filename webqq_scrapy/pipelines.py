@@ -36,7 +36,7 @@ from webqq_scrapy.store.sql import DatabaseStore
 from webqq_scrapy.store.writer import BufferedWriter, keyed_record
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import Self
 
     from scrapy.crawler import Crawler
@@ -48,6 +48,25 @@ logger = logging.getLogger(__name__)
 
 # Finish reason of a crawl closed at open because its store cannot be used.
 FINISH_STORAGE_UNAVAILABLE = "webqq_storage_unavailable"
+
+
+# Stats of the storage pipelines (webqq/json/…, webqq/sql/…) meaning that records given to
+# them were not stored: the store could not open, records still failing at close, or
+# records the store refused.
+STORE_LOSS_SUFFIXES = (
+    "/open_failed",
+    "/credentials_failed",
+    "/outcomes_failed",
+    "/updates_failed",
+    "/credentials_refused",
+    "/outcomes_refused",
+    "/updates_refused",
+)
+
+
+def store_losses(stats: Mapping[str, Any]) -> list[str]:
+    """The loss stats of a crawl (empty when everything given to a store was stored)."""
+    return sorted(k for k in stats if k.startswith("webqq/") and k.endswith(STORE_LOSS_SUFFIXES))
 
 
 _KIND_NAMES = {
@@ -96,7 +115,9 @@ class _BufferedStorePipeline:
     ``process_item`` hands the item's record to a ``store.writer.BufferedWriter`` and waits
     for a flush on the worker thread, which writes everything pending in one go (retried
     as ``WEBQQ_STORE_RETRY_*`` say). Records not written ride along with the next flush;
-    ``close_spider`` tries them a last time and names the accounts it lost.
+    ``close_spider`` tries them a last time and names the accounts it lost. A record the
+    store refuses (a value it cannot hold) is named in an ERROR and counted
+    (``…/credentials_refused``, ``…/outcomes_refused``), and the others are stored.
     """
 
     stats_prefix = "webqq/store"
@@ -178,6 +199,17 @@ class _BufferedStorePipeline:
     def _account_for(self, result: WriteResult) -> None:
         for kind, count in result.saved.items():
             self.stats.inc_value(f"{self.stats_prefix}/{kind}_saved", count)
+        for key, error in sorted(result.refused.items()):
+            kind = key[0]
+            self.stats.inc_value(f"{self.stats_prefix}/{kind}_refused")
+            logger.error(
+                "%s of account %s NOT stored: %s refused the record (%s); the other "
+                "records are stored",
+                "The credentials" if kind == CREDENTIALS else "The login outcome",
+                key[-1],
+                self.store_label,
+                error,
+            )
         if result.saved:
             self.stats.inc_value(f"{self.stats_prefix}/write_count")
         if result.retries:

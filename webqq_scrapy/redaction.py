@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter, is_item
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
-from scrapy.logformatter import LogFormatter
+from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 from webqq_scrapy.config import read_bool
+from webqq_scrapy.meta import META_LOG_URL
+from webqq_scrapy.private import make_handlers_private
+from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
     from typing import Self
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 REDACTED = "<redacted>"
+# Loggers of this project (its modules, and the spiders, whose logger is their name).
+OWN_LOGGERS = ("webqq_scrapy", "qrlogin")
 
 # Item fields that hold secrets.
 SECRET_FIELDS = frozenset({"ptwebqq", "vfwebqq", "psessionid", "cookies"})
@@ -81,7 +86,7 @@ class RedactingLogFormatter(LogFormatter):
         return cls(redact=not log_secrets(crawler.settings))
 
     def crawled(self, request, response, spider):
-        return self._redact_args(super().crawled(request, response, spider))
+        return self._redact_args(super().crawled(request, response, spider), request)
 
     # The item lines also name the response ("Scraped from <200 …?psessionid=…>").
 
@@ -95,18 +100,27 @@ class RedactingLogFormatter(LogFormatter):
         return self._redact_args(super().item_error(self._item(item), exception, response, spider))
 
     def spider_error(self, failure, request, response, spider):
-        return self._redact_args(super().spider_error(failure, request, response, spider))
+        entry = super().spider_error(failure, request, response, spider)
+        return self._redact_args(entry, request)
 
     def download_error(self, failure, request, spider, errmsg=None):
-        return self._redact_args(super().download_error(failure, request, spider, errmsg))
+        entry = super().download_error(failure, request, spider, errmsg)
+        return self._redact_args(entry, request)
 
     def _item(self, item: Any) -> Any:
         return _Lazy(redact_item, item) if self.redact else item
 
-    def _redact_args(self, entry: dict[str, Any]) -> dict[str, Any]:
+    def _redact_args(self, entry: LogFormatterResult, request: Any = None) -> LogFormatterResult:
         args = entry.get("args")
-        if self.redact and isinstance(args, dict):
-            entry["args"] = {key: _Lazy(str, value) for key, value in args.items()}
+        if not isinstance(args, dict):
+            return entry
+        shown = getattr(request, "meta", {}).get(META_LOG_URL)
+        if shown:
+            # A URL with a secret of its own (the webhook's): replaced whatever the level.
+            args = {key: _Shown(value, request.url, shown) for key, value in args.items()}
+        if self.redact:
+            args = {key: _Lazy(str, value) for key, value in args.items()}
+        entry["args"] = args
         return entry
 
 
@@ -126,12 +140,33 @@ class _Lazy:
     __repr__ = __str__
 
 
+class _Shown:
+    """A log argument with ``url`` replaced by ``shown``, computed when written."""
+
+    __slots__ = ("shown", "url", "value")
+
+    def __init__(self, value: Any, url: str, shown: str) -> None:
+        self.value, self.url, self.shown = value, url, shown
+
+    def __str__(self) -> str:
+        return str(self.value).replace(self.url, self.shown)
+
+    __repr__ = __str__
+
+
 class SecretLogFilter(logging.Filter):
-    """Rewrite every record so that no secret value reaches a handler."""
+    """Rewrite every record so that no secret value reaches a handler, and no text from
+    outside (an account name, a server's answer) writes a terminal escape or a forged line:
+    control characters are escaped, in the arguments of this project's log lines newlines
+    too (a multi-line message of Scrapy's, a traceback or the stats, keeps its lines)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.name.startswith(OWN_LOGGERS):
+            record.args = tuple(
+                escape_controls(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
         message = record.getMessage()
-        redacted = redact_text(message)
+        redacted = escape_controls(redact_text(message), keep_lines=True)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
@@ -162,6 +197,8 @@ class SecretRedaction:
         return ext
 
     def attach(self) -> None:
+        # LOG_FILE holds the QR page's token: owner only, however the crawl was started.
+        make_handlers_private()
         for handler in logging.getLogger().handlers:
             if self.filter not in handler.filters:
                 handler.addFilter(self.filter)

@@ -42,7 +42,10 @@ WEBQQ_RETRY_BACKOFF = 0.5
 WEBQQ_SESSION_LIFETIME = 2 * 24 * 3600
 
 # Directory for the QR PNG files (created 0700; files 0600; each removed when its account
-# finishes). Empty: "<temp dir>/webqq_scrapy-<uid>/qr".
+# finishes); it must be this user's, on a path no other user controls. Empty: the per-user
+# runtime directory "$XDG_RUNTIME_DIR/webqq_scrapy/qr" when there is one, else
+# "<temp dir>/webqq_scrapy-<uid>/qr" (or, if another user created that first, a fresh
+# "<temp dir>/webqq_scrapy-<uid>-<random>/qr", with a WARNING).
 WEBQQ_QR_DIR = ""
 
 # Print each QR into the terminal with half-block characters: "auto" (when stderr is a
@@ -55,6 +58,13 @@ WEBQQ_SIMULATOR_SCAN_AFTER = 1.0
 WEBQQ_SIMULATOR_CONFIRM_AFTER = 1.0
 # Seconds a QR of the embedded simulator stays valid (the real service: about 120).
 WEBQQ_SIMULATOR_QR_LIFETIME = 120.0
+
+# A crawl stopped before every account has an outcome (Ctrl-C, SIGTERM, scrapyd cancel,
+# CLOSESPIDER_*) lists the accounts left without one, started or never started, in this
+# file (one name a line, "#" comments: rerun them with -a accounts_file=PATH; mode 0600),
+# and names them in a WARNING. Empty: a new file per run,
+# "<user data dir>/webqq_scrapy/unfinished/<spider>-<scrapyd job, or UTC time-pid>.txt".
+WEBQQ_UNFINISHED_PATH = ""
 
 # Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
 WEBQQ_LOG_SECRETS = False
@@ -73,6 +83,12 @@ WEBQQ_DATABASE_ENABLED = True
 # "postgresql+psycopg://user:password@host:5432/dbname". Empty: the SQLite file
 # "<user data dir>/webqq_scrapy/credentials.sqlite3" (~/.local/share/... on Linux).
 WEBQQ_DATABASE_URL = ""
+# The same from a file (its content, the trailing newline dropped), so that the password is
+# not on the command line, where every local user sees it (ps, scrapyd's listjobs). The
+# secret settings (this one, WEBQQ_REDIS_URL, WEBQQ_QR_WEBHOOK_URL and
+# WEBQQ_QR_WEBHOOK_HEADERS) each have a *_FILE twin, and their values may also refer to
+# environment variables: "postgresql+psycopg://webqq:${WEBQQ_DB_PASSWORD}@db/webqq".
+WEBQQ_DATABASE_URL_FILE = ""
 
 # A write that fails (database down, disk full) is retried this many times, waiting
 # BACKOFF seconds before the first retry and twice as long before each next one; records
@@ -122,8 +138,12 @@ CONCURRENT_ITEMS = 1
 # check_sig's 302 is read where it lands (docs/protocol.md §3.3), and a 301 from an http:// API
 # URL (s.web2.qq.com since 2018-12-04) turned POSTs into GETs for the clients that followed
 # it (§1.6), so a redirect is an answer to record, not to follow.
+# Scrapy's cookie middleware would download the Public Suffix List on a first run (a dozen
+# tracebacks without network); this one uses the copy inside tldextract.
 DOWNLOADER_MIDDLEWARES = {
     "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "webqq_scrapy.middlewares.OfflineCookiesMiddleware": 700,
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
@@ -147,6 +167,15 @@ HTTPPROXY_AUTH_ENCODING = "utf-8"
 
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
+# Feeds to local files (scrapy crawl qrlogin -O credentials.json, scrapyd's items) hold
+# every token and cookie: created 0600, their new directories 0700 (webqq_scrapy/private.py).
+FEED_STORAGES = {
+    "": "webqq_scrapy.private.PrivateFileFeedStorage",
+    "file": "webqq_scrapy.private.PrivateFileFeedStorage",
+}
+# Feeds of credentials (-O creds.csv): nested fields (cookies) as JSON text in CSV, not a
+# Python repr (README, "Feeds").
+FEED_EXPORTERS = {"csv": "webqq_scrapy.feeds.CsvItemExporter"}
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- QR delivery -------------------------------------------------------------------------
@@ -166,6 +195,8 @@ WEBQQ_QR_WEB_PORT = 0
 # POST a JSON event (account, state, generation, the PNG as base64 with each new QR,
 # outcome, sent_at) to this URL on every new QR and state change. Empty: no webhook.
 WEBQQ_QR_WEBHOOK_URL = ""
+# A file holding the webhook URL (its token stays off the command line; ${VAR} works too).
+WEBQQ_QR_WEBHOOK_URL_FILE = ""
 # A failed delivery (connection error, timeout, HTTP 5xx/408/429) is retried this many
 # times, BACKOFF seconds after the first failure and twice as long after each next one;
 # failures are logged and never stop the crawl.
@@ -175,6 +206,8 @@ WEBQQ_QR_WEBHOOK_BACKOFF = 1.0
 WEBQQ_QR_WEBHOOK_TIMEOUT = 10.0
 # Extra request headers, e.g. {"Authorization": "Bearer …"} (values are never logged).
 WEBQQ_QR_WEBHOOK_HEADERS: dict[str, str] = {}
+# A file holding those headers as a JSON object; values may also be "Bearer ${WEBHOOK_TOKEN}".
+WEBQQ_QR_WEBHOOK_HEADERS_FILE = ""
 
 # Both extensions switch themselves off (NotConfigured) unless configured above.
 EXTENSIONS.update(
@@ -193,9 +226,19 @@ EXTENSIONS.update(
 
 # Redis server holding the list of accounts and the leases.
 WEBQQ_REDIS_URL = "redis://127.0.0.1:6379/0"
-# The list the accounts are taken from (push names with RPUSH; one name per entry).
+# A file holding the Redis URL, when it carries a password (${VAR} works too).
+WEBQQ_REDIS_URL_FILE = ""
+# The list the accounts are taken from (push names with RPUSH; one name per entry). It is
+# a reliable queue: a process moves each name it takes (LMOVE, Redis >= 6.2) to its own list
+# "<KEY>:processing:<process id>" and removes it only once the account's outcome is stored;
+# "<KEY>:workers" and "<KEY>:alive:<process id>" say which processes are alive.
 WEBQQ_REDIS_KEY = "webqq:accounts"
-# Accounts taken from the list at a time (Redis LPOP with a count: Redis >= 6.2).
+# Seconds a process stays "alive" without renewing its key (it renews it every third of
+# that). When a process is killed, the next process to notice (after at most this long)
+# moves the accounts it had taken back to the head of the list, releasing their leases, and
+# they are logged in by the survivors. Longer than any stall of a process.
+WEBQQ_REDIS_HEARTBEAT = 15.0
+# Accounts taken from the list at a time.
 WEBQQ_REDIS_BATCH_SIZE = 50
 # At most this many accounts in progress in one process; more stay in the list for other
 # processes.

@@ -1,0 +1,1 @@
+"""User-level tests: the real commands and spiders against real servers on loopback."""

@@ -73,7 +73,7 @@ def test_check_kick_reuse_and_renewal(tmp_path: Path, store, simulator_process, 
     assert not events(receiver, "session_ended")
 
     # alice logs in "elsewhere" (§8.1): the service answers her session 103 from now on.
-    kicked = Browser(simulator_process.url).control("/_sim/kick", {"account": "alice"})
+    kicked = Browser(simulator_process).control("/_sim/kick", {"account": "alice"})
     assert kicked.status == 200, kicked.text
 
     check = scrapy("creds", "check", "--json")
@@ -112,7 +112,7 @@ def test_check_kick_reuse_and_renewal(tmp_path: Path, store, simulator_process, 
         assert getattr(bob_now, field) == getattr(bob_then, field), field
 
     # §7: the service renews bob's ptwebqq on his next poll2; the store follows.
-    renew = Browser(simulator_process.url).control(
+    renew = Browser(simulator_process).control(
         "/_sim/session", {"account": "bob", "action": "renew"}
     )
     assert renew.status == 200, renew.text
@@ -140,7 +140,7 @@ def test_an_expired_or_kicked_session_is_stored_ended(tmp_path: Path, simulator_
     ]  # fmt: skip
     login = run_scrapy("login", "carol", "erin", *common, data_home=tmp_path / "data")
     assert login.returncode == 0, login.stderr[-3000:]
-    expired = Browser(simulator_process.url).control(
+    expired = Browser(simulator_process).control(
         "/_sim/session", {"account": "carol", "action": "expire"}
     )
     assert expired.status == 200, expired.text
@@ -154,7 +154,7 @@ def test_an_expired_or_kicked_session_is_stored_ended(tmp_path: Path, simulator_
     assert (carol.status, carol.status_retcode) == ("ended", 100001)
 
     # A spider polling erin's session gets the kick as a poll2 item (§5.3, §8.1).
-    kicked = Browser(simulator_process.url).control("/_sim/kick", {"account": "erin"})
+    kicked = Browser(simulator_process).control("/_sim/kick", {"account": "erin"})
     assert kicked.status == 200, kicked.text
     poll = run_scrapy(
         "crawl", "poll_once", "-a", "accounts=erin", *POLL_SPIDER, *common,

@@ -5,19 +5,28 @@ asyncio traceback; checked here first (every ``WEBQQ_*`` setting for every spide
 project, and the account arguments of the spiders that take them), it is one ``error:``
 line and exit status 2, and nothing is written. A crawl closed before any login because a
 service it needs is down (finish reason ``webqq_storage_unavailable``,
-``webqq_redis_unavailable``) exits with 1 instead of Scrapy's 0. Other spiders run exactly as
+``webqq_redis_unavailable``) exits with 1 instead of Scrapy's 0, and so does a crawl whose
+storage pipelines could not store records they were given (a record the store refused, or
+records still failing when the spider closed). Other spiders run exactly as
 with Scrapy's own command.
+
+When the log goes to a file (``LOG_FILE``: every scrapyd job), the bad input is also logged
+there, as one ERROR line with the finish reason ``webqq_bad_input``: scrapyd puts a job's
+stderr into its own log only and reports the job ``finished`` anyway (docs/scrapyd.md).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import TYPE_CHECKING
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 
 from webqq_scrapy.config import SettingError, validate_all
-from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
+from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE, store_losses
+from webqq_scrapy.private import private_log_file
 from webqq_scrapy.spiders.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import AccountSpider
 from webqq_scrapy.spiders.qrlogin_redis import FINISH_REDIS_UNAVAILABLE
@@ -27,14 +36,49 @@ if TYPE_CHECKING:
 
     from scrapy import Spider
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
+
+logger = logging.getLogger(__name__)
 
 # Finish reasons of a crawl that could not do its work (a store or Redis down at open).
 UNAVAILABLE_REASONS = (FINISH_STORAGE_UNAVAILABLE, FINISH_REDIS_UNAVAILABLE)
+# The reason logged for a crawl refused before it started: a bad setting or argument.
+FINISH_BAD_INPUT = "webqq_bad_input"
+
+
+def log_bad_input(settings: BaseSettings, error: Exception) -> None:
+    """Put a refused start into the log file too (a scrapyd job's log), with its reason.
+
+    Without LOG_FILE the log is stderr, where the command's own error line goes already.
+    """
+    if settings.get("LOG_FILE"):
+        logger.error("Crawl not started (%s): %s", FINISH_BAD_INPUT, error)
+
+
+# The last sentence of `scrapy crawl -h` and `scrapy login -h`.
+SETTINGS_HELP = (
+    "Settings (-s NAME=VALUE): every WEBQQ_* setting, with its type, default and meaning, is "
+    "in webqq_scrapy/settings.py and in the README's 'Settings' table; storage in "
+    "docs/storage.md, QR delivery in docs/qr-delivery.md."
+)
 
 
 class Command(ScrapyCrawlCommand):
     crawler: Crawler | None = None
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        private_log_file(self.settings)  # before Scrapy's log handler creates it 0644
+
+    def long_desc(self) -> str:
+        return (
+            "Run a spider. For this project's spiders (qrlogin: -a accounts=alice,bob or -a "
+            "accounts_file=PATH; qrlogin_redis), every WEBQQ_* setting and the account "
+            "arguments are checked first: a bad one stops the crawl with one line and exit "
+            "status 2, before anything is written. " + SETTINGS_HELP
+        )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         spidercls = self._project_spider(args[0]) if len(args) == 1 else None
@@ -44,11 +88,20 @@ class Command(ScrapyCrawlCommand):
                 validate_all(self.settings)
                 spidercls.check_arguments(opts.spargs)
             except (SettingError, SpiderArgumentError) as exc:
+                log_bad_input(self.settings, exc)
                 raise UsageError(str(exc), print_help=False) from None
         super().run(args, opts)
         if self.crawler is not None and self.exitcode == 0:
             reason = self.crawler.stats.get_value("finish_reason")
+            lost = store_losses(self.crawler.stats.get_stats())
             if reason in UNAVAILABLE_REASONS:
+                self.exitcode = 1
+            elif lost:
+                # A crawl that failed to store what it was given did not do its job.
+                print(
+                    f"crawl: records were not stored ({', '.join(lost)}); see the ERROR lines",
+                    file=sys.stderr,
+                )
                 self.exitcode = 1
 
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:

@@ -27,6 +27,7 @@ from webqq_scrapy.store import (
     read_outcome_records,
 )
 from webqq_scrapy.store.records import describe_error, redact_record
+from webqq_scrapy.text import escape_controls, escape_json_controls
 
 if TYPE_CHECKING:
     import argparse
@@ -132,7 +133,10 @@ class Command(ScrapyCommand):
         if not rows:
             print(f"No credentials stored in {label}")
             return
-        table = [[str(row.get(name) or "") for name in LIST_COLUMNS] for row in rows]
+        # Names and nicknames come from users and servers: no terminal escape, no newline.
+        table = [
+            [escape_controls(str(row.get(name) or "")) for name in LIST_COLUMNS] for row in rows
+        ]
         widths = [
             max(len(name), *(len(line[i]) for line in table)) for i, name in enumerate(LIST_COLUMNS)
         ]
@@ -149,7 +153,7 @@ class Command(ScrapyCommand):
             return
         record = records[0]
         if full:
-            print(json.dumps(record, ensure_ascii=False, indent=2))
+            print(escape_json_controls(json.dumps(record, ensure_ascii=False, indent=2)))
             return
         shown = {**redact_record(record), "status": shown_status(record)}
         outcomes = read_outcome_records(account=account, **source)
@@ -158,5 +162,5 @@ class Command(ScrapyCommand):
                 name: outcomes[-1].get(name)
                 for name in ("outcome", "finished_at", "step", "detail", "run_id")
             }
-        print(json.dumps(shown, ensure_ascii=False, indent=2))
+        print(escape_json_controls(json.dumps(shown, ensure_ascii=False, indent=2)))
         print(f"(secrets redacted; --json prints them; source: {label})")

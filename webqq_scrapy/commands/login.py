@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import BaseRunSpiderCommand
 from twisted.internet.defer import Deferred
 
+from webqq_scrapy.commands.crawl import SETTINGS_HELP, log_bad_input
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
+from webqq_scrapy.pipelines import store_losses
+from webqq_scrapy.private import private_log_file
 from webqq_scrapy.protocol.codes import OUTCOME_REUSED
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
 
@@ -39,13 +42,6 @@ EXIT_CRAWL_FAILED = 3
 OUTCOME_STAT_PREFIX = "webqq/outcome/"
 # An account logged in by QR, or whose stored session was found alive (--reuse).
 SUCCESS = frozenset({OUTCOME_OK, OUTCOME_REUSED})
-# Stats of the storage pipelines (webqq/json/…, webqq/sql/…) that mean records were lost.
-STORE_LOSS_SUFFIXES = (
-    "/open_failed",
-    "/credentials_failed",
-    "/outcomes_failed",
-    "/updates_failed",
-)
 
 
 def preflight(settings: BaseSettings, spargs: dict[str, Any]) -> list[str]:
@@ -64,7 +60,8 @@ def summarize(stats: dict[str, Any], accounts: int) -> tuple[dict[str, int], int
     counts = {name: int(stats.get(OUTCOME_STAT_PREFIX + name) or 0) for name in OUTCOMES}
     for key, value in stats.items():
         name = key[len(OUTCOME_STAT_PREFIX) :]
-        if key.startswith(OUTCOME_STAT_PREFIX) and name not in counts:
+        # webqq/outcome/unfinished counts the accounts left without an outcome.
+        if key.startswith(OUTCOME_STAT_PREFIX) and name not in counts and name != "unfinished":
             counts[name] = int(value or 0)
     missing = max(0, accounts - sum(counts.values()))
     return {name: count for name, count in counts.items() if count}, missing
@@ -100,8 +97,14 @@ class Command(BaseRunSpiderCommand):
             "0 every account ok or reused; 1 some account not ok or without an "
             "outcome; 2 bad command line, argument or setting (nothing was started or "
             "written); 3 the crawl did not start or ended abnormally (finish_reason other "
-            "than 'finished', e.g. webqq_storage_unavailable, or records not stored)."
+            "than 'finished', e.g. webqq_storage_unavailable, or records not stored). "
+            + SETTINGS_HELP
         )
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        private_log_file(self.settings)  # before Scrapy's log handler creates it 0644
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
@@ -124,6 +127,7 @@ class Command(BaseRunSpiderCommand):
         try:
             accounts = preflight(self.settings, spargs)
         except (SettingError, SpiderArgumentError) as exc:
+            log_bad_input(self.settings, exc)
             self._fail(EXIT_USAGE, f"login: error: {exc}")
             return
 
@@ -175,13 +179,6 @@ def run_crawl(
         code = EXIT_USAGE if errors and _is_input_error(errors[0]) else EXIT_CRAWL_FAILED
         return code, reason
     return None
-
-
-def store_losses(stats: dict[str, Any]) -> list[str]:
-    """The stats of the storage pipelines that say records were lost."""
-    return sorted(
-        key for key in stats if key.startswith("webqq/") and key.endswith(STORE_LOSS_SUFFIXES)
-    )
 
 
 def _collect(failure: Failure, errors: list[BaseException]) -> None:

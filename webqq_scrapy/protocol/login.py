@@ -62,10 +62,12 @@ class Poll:
 
 @dataclass(frozen=True)
 class FetchQR:
-    """The QR expired: fetch a new one now (refresh ``refresh`` of ``limit``)."""
+    """Fetch a new QR now (refresh ``refresh`` of ``limit``): the QR expired, or (``lost``)
+    an answer was lost after the server acted on it and only a new QR can go on."""
 
     refresh: int
     limit: int
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,14 @@ class QRLogin:
         self.polls += 1
 
     def poll_answered(self, answer: PtuiCB, now: float) -> Action:
-        """A ptqrlogin answer (§3.2) → what to do next."""
+        """A ptqrlogin answer (§3.2) → what to do next.
+
+        A 65 after the QR was scanned means it expired while waiting for the confirmation,
+        or that the confirmation (code 0) was answered and that answer lost: the server
+        forgets a QR once it answered 0 and then answers 65 (§3.2). A poll is a GET, which
+        the HTTP client may repeat by itself on a lost answer, so the spider cannot tell the
+        two apart; either way a new QR is the way on (``FetchQR.lost`` says which it may be).
+        """
         timeout = self.timed_out(now)
         if timeout is not None:
             return timeout
@@ -154,15 +163,35 @@ class QRLogin:
                     OUTCOME_EXPIRED,
                     f"QR expired {self.qr_refreshes + 1} time(s); WEBQQ_MAX_QR_REFRESHES={limit}",
                 )
-            self.qr_refreshes += 1
-            self.scanned = False
-            return FetchQR(self.qr_refreshes, limit)
+            return self._new_qr(lost=self.scanned)
         if code == QR_REFUSED:
             return Finish(OUTCOME_REFUSED, "login refused on the phone (ptuiCB code 68)")
         if code == QR_OK:
             # Raises ProtocolError for a URL that is not a plain qq.com check_sig URL.
             return CheckSig(check_sig_url(answer.url), answer.nickname)
         return Finish(OUTCOME_PROTOCOL_ERROR, f"unexpected ptuiCB code {code}")
+
+    def answer_lost(self, step: str, detail: str, now: float) -> FetchQR | Finish:
+        """``step`` refused a one-time token (check_sig's failure page instead of its 302,
+        §3.3): most likely the first request was processed and its answer lost, and the
+        ptsigx is single-use, so the repeat is refused. The protocol's way on is a new QR
+        (§3.1), within the refresh budget; once that is spent, ``protocol_error``."""
+        timeout = self.timed_out(now)
+        if timeout is not None:
+            return timeout
+        limit = self.limits.max_qr_refreshes
+        if self.qr_refreshes >= limit:
+            return Finish(
+                OUTCOME_PROTOCOL_ERROR,
+                f"{detail} (an answer to {step} was lost; no QR refresh left: "
+                f"WEBQQ_MAX_QR_REFRESHES={limit})",
+            )
+        return self._new_qr(lost=True)
+
+    def _new_qr(self, *, lost: bool) -> FetchQR:
+        self.qr_refreshes += 1
+        self.scanned = False
+        return FetchQR(self.qr_refreshes, self.limits.max_qr_refreshes, lost=lost)
 
     def fault(
         self, outcome: str, detail: str, *, transient: bool, attempt: int, now: float

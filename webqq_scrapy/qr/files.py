@@ -45,7 +45,7 @@ def ensure_qr_dir(directory: str | os.PathLike[str]) -> Path:
         with contextlib.suppress(FileExistsError):
             os.mkdir(candidate, DIR_MODE)
             os.chmod(candidate, DIR_MODE)  # the umask may have taken bits; never adds any
-    problem = qr_dir_problem(path)
+    problem = qr_dir_problem(path) or ancestors_problem(path)
     if problem == NOT_A_DIRECTORY:
         raise NotADirectoryError(f"WEBQQ_QR_DIR: {path} {problem}")
     if problem is not None:
@@ -56,6 +56,29 @@ def ensure_qr_dir(directory: str | os.PathLike[str]) -> Path:
 
 
 NOT_A_DIRECTORY = "is not a directory"
+
+
+def ancestors_problem(path: Path) -> str | None:
+    """Why the directories above ``path`` let another user swap it, or None.
+
+    Every existing directory on the way (symbolic links followed) must belong to root or
+    the current user, and one that others may write to must be sticky, as /tmp is: else
+    its owner, or anyone who can write there, could rename ``path`` away and put their own
+    in its place, before the crawl starts or in the middle of it.
+    """
+    me = os.getuid()
+    for directory in path.resolve().parents:
+        try:
+            info = directory.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid not in (0, me):
+            return f"is inside {directory}, which belongs to another user (uid {info.st_uid})"
+        shared = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if shared and not info.st_mode & stat.S_ISVTX:
+            mode = stat.S_IMODE(info.st_mode)
+            return f"is inside {directory}, which other users may write to (mode {mode:o})"
+    return None
 
 
 def qr_dir_problem(path: Path) -> str | None:

@@ -45,6 +45,7 @@ from webqq_scrapy import settings as defaults
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import WebhookConfig
 from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.meta import META_LOG_URL
 from webqq_scrapy.retry import RetryPolicy, is_transient_status
 
 if TYPE_CHECKING:
@@ -228,6 +229,8 @@ class QRWebhook:
                 "dont_merge_cookies": True,
                 "handle_httpstatus_all": True,
                 "download_timeout": self.timeout,
+                # Its URL may carry a token (?token=…): never in the log, at any level.
+                META_LOG_URL: safe_url(self.url),
             },
         )
         try:

@@ -90,6 +90,7 @@ tombstone; a periodic sweep and every ``live_*_count()`` call apply this.
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,8 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
     from twisted.internet.interfaces import IDelayedCall, IListeningPort
     from twisted.internet.task import LoopingCall
+
+    from webqq_scrapy.simulator.server import SimulatorSite
 
 __all__ = [
     "BEHAVIOURS",
@@ -199,6 +202,7 @@ class Simulator:
         echo: bool = True,
         duplicate_msg_id: str = "deliver",
         swallow_sql: bool = False,
+        control_token: str | None = None,
     ) -> None:
         """Defaults keep an in-process simulator quiet and fast: empty worlds, no poll hold.
 
@@ -263,10 +267,13 @@ class Simulator:
             self.faults.add(fault)
         self.fault_steps = frozenset(STEPS)
         self.webqq = WebQQ(self)
-        self.control = Control(self)
+        # The control host answers only under /<token> (see simulator.control): system
+        # randomness even with a seed, since a seed is public.
+        self.control_token = control_token or secrets.token_urlsafe(24)
+        self.control = Control(self, self.control_token)
         self.url = ""
         self._port: IListeningPort | None = None
-        self._site = None
+        self._site: SimulatorSite | None = None
         self._sweeper: LoopingCall | None = None
         self._chatter: LoopingCall | None = None
         self._delayed: set[IDelayedCall] = set()
@@ -275,20 +282,28 @@ class Simulator:
 
     # ---- network -----------------------------------------------------------------------
 
+    @property
+    def control_url(self) -> str:
+        """``http://HOST:PORT/<token>``: the control host (phone page, /_sim/… API); a
+        secret like the QR page's URL."""
+        return f"{self.url}/{self.control_token}"
+
     def listen(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on the installed reactor; return ``http://HOST:PORT``."""
         from twisted.internet import reactor
+        from twisted.internet.address import IPv4Address, IPv6Address
         from twisted.internet.task import LoopingCall
 
         from webqq_scrapy.simulator.server import SimulatorSite
 
         if self._port is not None:
             raise RuntimeError(f"already listening on {self.url}")
-        self._site = SimulatorSite(self)
-        self._port = reactor.listenTCP(  # type: ignore[attr-defined]
-            port, self._site, backlog=LISTEN_BACKLOG, interface=host
-        )
+        site = self._site = SimulatorSite(self)
+        # Twisted's stubs type the factory as ServerFactory; a Site is one at run time.
+        factory: Any = site
+        self._port = reactor.listenTCP(port, factory, backlog=LISTEN_BACKLOG, interface=host)
         bound = self._port.getHost()
+        assert isinstance(bound, (IPv4Address, IPv6Address))
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{bound.port}"
         interval = min(self.qr_lifetime, self.session_ttl, self.store.session_lifetime) / 2

@@ -30,6 +30,9 @@ def plain(text: str) -> str:
 
 
 CONTROL = """\
+Every path lives under /<token>, the random token of the control URL printed at start
+(second line); without it only a QR's own page (/phone/qr/<id>) and its scan/confirm/refuse
+answer. The control host is open to every local user otherwise.
 GET  /phone                       virtual phone (pending QRs; chat view per logged-in account)
 GET  /_sim/stats                  counters (JSON)
 GET  /_sim/world?account=NAME     the account's world: self, friends, groups, discussions
@@ -217,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
 
     url = sim.listen(args.host, args.port)
     print(f"webqq simulator listening on {url}", flush=True)
-    reactor.run()  # type: ignore[attr-defined]  # SIGINT/SIGTERM stop it cleanly
+    # The control host's URL holds its token: on this terminal only, never in a log.
+    print(f"control (virtual phone, /_sim/ API): {sim.control_url}/phone", flush=True)
+    reactor.run()  # SIGINT/SIGTERM stop it cleanly
     return 0
 
 

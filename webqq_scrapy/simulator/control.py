@@ -1,6 +1,12 @@
 """The simulator's own control host: the virtual phone's page and API, stats, faults.
 
-Requests whose host is not a qq.com name (``http://127.0.0.1:PORT/...``) land here:
+Requests whose host is not a qq.com name (``http://127.0.0.1:PORT/...``) land here. Like
+the crawl's QR page, the control host is protected by a random token in its URL: every
+path below lives under ``/<token>`` (``Simulator.control_url``, printed by the CLI, logged
+where the QR page's URL is). Without the token only a QR's own page and actions answer
+(``/phone/qr/<id>``, ``POST /phone/scan|confirm|refuse`` with ``payload`` or ``qr``): the
+QR id is in the QR, so whoever can see a QR can scan it, as with the real service; nothing
+lists QRs, changes behaviours, injects faults or reads secrets without the token.
 
 ``GET /phone``                          HTML list of pending QRs with Scan/Confirm/Refuse
 ``GET /phone/qr/<id>``                  the page a phone opens after scanning (the payload)
@@ -76,11 +82,11 @@ def _json(data: object, status: int = 200) -> Reply:
     return Reply(status, body, [("Content-Type", CT_JSON)], str(status))
 
 
-def _buttons(qr_id: str) -> str:
+def _buttons(qr_id: str, base: str = "") -> str:
     forms = []
     for action in _ACTIONS:
         forms.append(
-            f'<form method="post" action="/phone/{action}">'
+            f'<form method="post" action="{base}/phone/{action}">'
             f'<input type="hidden" name="qr" value="{html.escape(qr_id)}">'
             f'<input type="hidden" name="back" value="1">'
             f'<button type="submit">{action.capitalize()}</button></form>'
@@ -91,11 +97,23 @@ def _buttons(qr_id: str) -> str:
 class Control:
     """Dispatch for the control host."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Simulator, token: str) -> None:
         self.sim = sim
+        self.token = token
+        self.base = f"/{token}"  # the prefix of every protected path
 
     def handle(self, call: Call) -> Reply:
         path = call.path.rstrip("/") or "/"
+        if path == self.base or path.startswith(self.base + "/"):
+            return self._protected(call, path[len(self.base) :] or "/")
+        # Without the token: a QR's own page and actions, by the id the QR holds.
+        if path.startswith(QR_PATH_PREFIX):
+            return self.qr_page(path[len(QR_PATH_PREFIX) :])
+        if path in ("/phone/scan", "/phone/confirm", "/phone/refuse"):
+            return self.action(call, path.rsplit("/", 1)[1], back=QR_PATH_PREFIX)
+        return text_reply(404, "not found\n")
+
+    def _protected(self, call: Call, path: str) -> Reply:
         if path == "/":
             return self.index()
         if path == "/phone":
@@ -105,7 +123,7 @@ class Control:
         if path == "/phone/pending":
             return _json(self.sim.phone.pending())
         if path in ("/phone/scan", "/phone/confirm", "/phone/refuse"):
-            return self.action(call, path.rsplit("/", 1)[1])
+            return self.action(call, path.rsplit("/", 1)[1], back=f"{self.base}/phone")
         if path == "/phone/behaviour":
             return self.behaviour(call)
         if path == "/_sim/stats":
@@ -134,7 +152,7 @@ class Control:
                 return _json({"error": str(exc).strip("'\"")}, 404)
             except (ValueError, TypeError) as exc:
                 return _json({"error": str(exc)}, 400)
-        return text_reply(404, f"not found: {call.path}\n")
+        return text_reply(404, "not found\n")
 
     # ---- the world after login ---------------------------------------------------------
 
@@ -207,20 +225,22 @@ class Control:
             if kind == "buddy":
                 sender, to = to, None
             self.sim.inject_message(account, kind, sender, str(fields.get("text") or ""), to=to)
-            location = "/phone/chat?account=" + quote(account or ANONYMOUS, safe="")
+            location = f"{self.base}/phone/chat?account=" + quote(account or ANONYMOUS, safe="")
             return Reply(303, b"", [("Location", location)], "303")
         data = self.sim.world(account)
         if data is None:
             raise LookupError(f"no logged-in session for account {account!r}")
-        return Reply(200, chat_page(account, data, self.sim), [("Content-Type", CT_HTML)], "200")
+        page = chat_page(account, data, self.sim, self.base)
+        return Reply(200, page, [("Content-Type", CT_HTML)], "200")
 
     def index(self) -> Reply:
+        b = self.base
         body = _PAGE_HEAD.format(title="WebQQ simulator") + (
             "<h1>WebQQ simulator</h1><ul>"
-            '<li><a href="/phone">virtual phone</a></li>'
-            '<li><a href="/_sim/stats">stats (JSON)</a></li>'
-            '<li><a href="/_sim/faults">faults (JSON)</a></li>'
-            '<li><a href="/_sim/sent">sent messages (JSON)</a></li></ul></body></html>'
+            f'<li><a href="{b}/phone">virtual phone</a></li>'
+            f'<li><a href="{b}/_sim/stats">stats (JSON)</a></li>'
+            f'<li><a href="{b}/_sim/faults">faults (JSON)</a></li>'
+            f'<li><a href="{b}/_sim/sent">sent messages (JSON)</a></li></ul></body></html>'
         )
         return Reply(200, body.encode("utf-8"), [("Content-Type", CT_HTML)], "200")
 
@@ -232,10 +252,10 @@ class Control:
                 '<td><a href="{payload}">{qr}</a></td><td>{buttons}</td></tr>'.format(
                     account=html.escape(str(item["account"] or "(anonymous)")),
                     state=item["state"],
-                    expires=item["expires_in"],
+                    expires=float(str(item["expires_in"])),
                     payload=html.escape(str(item["payload"])),
                     qr=html.escape(str(item["qr"])),
-                    buttons=_buttons(str(item["qr"])),
+                    buttons=_buttons(str(item["qr"]), self.base),
                 )
             )
         table = (
@@ -245,8 +265,8 @@ class Control:
             else "<p>No pending QR.</p>"
         )
         chats = "".join(
-            '<li><a href="/phone/chat?account={q}">{name}</a></li>'.format(
-                q=quote(name, safe=""), name=html.escape(name)
+            '<li><a href="{b}/phone/chat?account={q}">{name}</a></li>'.format(
+                b=self.base, q=quote(name, safe=""), name=html.escape(name)
             )
             for name in self.sim.accounts()
         )
@@ -270,7 +290,7 @@ class Control:
         )
         return Reply(200, body.encode("utf-8"), [("Content-Type", CT_HTML)], "200")
 
-    def action(self, call: Call, action: str) -> Reply:
+    def action(self, call: Call, action: str, back: str) -> Reply:
         payload = call.param("payload") or call.param("qr")
         if not payload:
             return text_reply(400, "missing field: payload (decoded QR text) or qr (id)\n")
@@ -279,7 +299,9 @@ class Control:
         except PhoneError as exc:
             return _json({"error": str(exc)}, exc.status)
         if call.param("back"):
-            return Reply(303, b"", [("Location", "/phone")], "303")
+            if back == QR_PATH_PREFIX:  # from a QR's own page: back to it
+                back += quote(str(call.param("qr") or ""), safe="")
+            return Reply(303, b"", [("Location", back)], "303")
         return _json({"qr": payload, "state": state})
 
     def behaviour(self, call: Call) -> Reply:
@@ -325,7 +347,7 @@ def _text_of(item: dict[str, Any]) -> str:
     return "".join(p if isinstance(p, str) else f"[face {p[1]}]" for p in pieces)
 
 
-def chat_page(account: str | None, world: dict[str, Any], sim: Any) -> bytes:
+def chat_page(account: str | None, world: dict[str, Any], sim: Any, base: str) -> bytes:
     """HTML of /phone/chat: newest messages first, and a form to make a contact write."""
     name = account or ANONYMOUS
     nicks = {p["uin"]: p["nick"] for p in world["friends"]}
@@ -362,8 +384,8 @@ def chat_page(account: str | None, world: dict[str, Any], sim: Any) -> bytes:
         for kind, ident, label in options
     )
     form = (
-        '<form method="post" action="/phone/chat" onsubmit="var v=this.pick.value.split(\':\');'
-        'this.kind.value=v[0];this.to.value=v[1];">'
+        f'<form method="post" action="{base}/phone/chat" '
+        "onsubmit=\"var v=this.pick.value.split(':');this.kind.value=v[0];this.to.value=v[1];\">"
         f'<input type="hidden" name="account" value="{html.escape(name)}">'
         '<input type="hidden" name="kind"><input type="hidden" name="to">'
         f'<select name="pick">{choices}</select> writes: <input name="text" size="40">'
@@ -372,7 +394,7 @@ def chat_page(account: str | None, world: dict[str, Any], sim: Any) -> bytes:
     body = (
         _PAGE_HEAD.format(title=f"Chat of {html.escape(name)}")
         + f"<h1>Chat of {html.escape(name)}</h1>{form}<ul>{''.join(t for _, t in lines)}</ul>"
-        + '<p><a href="/phone">phone</a></p>'
+        + f'<p><a href="{base}/phone">phone</a></p>'
         + "<script>setTimeout(function(){location.reload()},5000)</script></body></html>"
     )
     return body.encode("utf-8")

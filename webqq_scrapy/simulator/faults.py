@@ -14,6 +14,9 @@ STEP
 ACTION (at least one)
     ``status=NNN``   answer HTTP NNN (e.g. 502, 504) with a small HTML body;
     ``drop``         close the connection without answering;
+    ``lost``         process the request (a QR confirmed, a one-time ptsigx used, a session
+    made), then close the connection without answering: the answer is lost after the
+    server acted on it;
     ``delay=S``      wait S seconds, then answer (normally, or with another action);
     ``malformed``    answer 200 with a broken body (truncated JSON / ptuiCB / PNG);
     ``retcode=N``    a JSON step answers ``{"retcode":N}`` (103 and 100001 with their
@@ -21,7 +24,7 @@ ACTION (at least one)
     1202 and 100100 deliver the message and then answer the code (§6.3: it may arrive).
     ``degraded``     answer 0 without the key clients retry on (§4.15): friends without
     ``marknames``, group detail without ``minfo``, discussion list without ``dnamelist``.
-    At most one of status / drop / malformed / retcode / degraded.
+    At most one of status / drop / lost / malformed / retcode / degraded.
 TRIGGER (default: every request of the step)
     ``nth=N``        only the N-th matching request (1-based);
     ``rate=P``       each matching request with probability P (the simulator's seeded RNG);
@@ -29,7 +32,7 @@ TRIGGER (default: every request of the step)
     ``account=NAME`` only requests of that account (the proxy user name).
 
 Examples: ``login2:status=502:nth=1``, ``ptqrlogin:drop:rate=0.1``,
-``getvfwebqq:retcode=100000:account=alice``, ``poll2:delay=2``.
+``getvfwebqq:retcode=100000:account=alice``, ``poll2:delay=2``, ``check_sig:lost:rate=0.1``.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class Fault:
     step: str
     status: int | None = None
     drop: bool = False
+    lost: bool = False
     delay: float = 0.0
     malformed: bool = False
     retcode: int | None = None
@@ -93,19 +97,20 @@ class Fault:
         outcomes = [
             self.status is not None,
             self.drop,
+            self.lost,
             self.malformed,
             self.retcode is not None,
             self.degraded,
         ]
         if sum(outcomes) > 1:
             raise ValueError(
-                "a fault has at most one of status, drop, malformed, retcode, degraded"
+                "a fault has at most one of status, drop, lost, malformed, retcode, degraded"
             )
         if self.degraded and self.step not in DEGRADABLE:
             raise ValueError(f"degraded applies to {', '.join(DEGRADABLE)} only")
         if not any(outcomes) and self.delay <= 0:
             raise ValueError(
-                "a fault needs an action: status, drop, delay, malformed, retcode or degraded"
+                "a fault needs an action: status, drop, lost, delay, malformed, retcode or degraded"
             )
         if self.status is not None and not 100 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP status code, got {self.status}")
@@ -131,7 +136,7 @@ class Fault:
             name, eq, value = part.partition("=")
             name = name.strip().lower()
             try:
-                if name in ("drop", "malformed", "degraded") and not eq:
+                if name in ("drop", "lost", "malformed", "degraded") and not eq:
                     kwargs[name] = True
                 elif name in ("status", "retcode", "nth", "times") and eq:
                     kwargs[name] = int(value)
@@ -155,6 +160,8 @@ class Fault:
             parts.append(f"status={self.status}")
         if self.drop:
             parts.append("drop")
+        if self.lost:
+            parts.append("lost")
         if self.delay:
             parts.append(f"delay={self.delay:g}")
         if self.malformed:

@@ -27,6 +27,14 @@ _CODE = re.compile(rb"ptuiCB\('(\d+)'")
 _URL = re.compile(rb"ptuiCB\('0','0','([^']*)'")
 
 
+def _found(pattern: re.Pattern[bytes], data: bytes) -> bytes:
+    """The first group of ``pattern`` in ``data``; an answer without it is a surprise."""
+    match = pattern.search(data)
+    if match is None:
+        raise RuntimeError(f"unexpected answer: {data[:80]!r}")
+    return match.group(1)
+
+
 class _Client:
     def __init__(self, host: str, port: int, account: str) -> None:
         self.host, self.port = host, port
@@ -70,15 +78,15 @@ class _Client:
         """Requests made; raises on any protocol surprise."""
         requests = 1
         _, set_cookies, _ = await self.get(protocol.ptqrshow_url("http", 0.5))
-        self.cookies["qrsig"] = _QRSIG.search(b"".join(set_cookies)).group(1).decode()
+        self.cookies["qrsig"] = _found(_QRSIG, b"".join(set_cookies)).decode()
         token = protocol.hash33(self.cookies["qrsig"])
         while time.monotonic() < deadline:
             await asyncio.sleep(interval)
             _, _, body = await self.get(protocol.ptqrlogin_url("http", token, 1000))
             requests += 1
-            code = int(_CODE.search(body).group(1))
+            code = int(_found(_CODE, body))
             if code == protocol.QR_OK:
-                status, _, _ = await self.get(_URL.search(body).group(1).decode())
+                status, _, _ = await self.get(_found(_URL, body).decode())
                 if status != 302:
                     raise RuntimeError(f"check_sig answered {status}")
                 return requests + 1
@@ -96,7 +104,7 @@ def _rss_kb(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
-async def run(url: str, clients: int, interval: float, timeout: float) -> dict[str, float]:
+async def run(url: str, clients: int, interval: float, timeout: float) -> dict[str, float | str]:
     parts = urlsplit(url)
     pool = [_Client(parts.hostname or "", parts.port or 80, f"load{i}") for i in range(clients)]
     start = time.monotonic()
@@ -117,7 +125,7 @@ async def run(url: str, clients: int, interval: float, timeout: float) -> dict[s
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else 0.0
 
-    return {
+    figures: dict[str, float | str] = {
         "clients": clients,
         "connected": len(connected),
         "connect_errors": connect_errors,
@@ -130,6 +138,7 @@ async def run(url: str, clients: int, interval: float, timeout: float) -> dict[s
         "latency_p50_ms": round(pct(0.5) * 1000, 1),
         "latency_p99_ms": round(pct(0.99) * 1000, 1),
     }
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:

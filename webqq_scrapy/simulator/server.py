@@ -11,6 +11,7 @@ import binascii
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from twisted.internet.protocol import connectionDone
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -26,6 +27,7 @@ from webqq_scrapy.simulator.endpoints import (
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
+    from twisted.python.failure import Failure
     from twisted.web.server import Request
 
     from webqq_scrapy.simulator import Simulator
@@ -135,8 +137,14 @@ class _Root(Resource):
 
     def _apply_fault(self, request: Request, step: str, call: Call, fault: Any) -> Any:
         stats = self.sim.store.stats
-        if fault.drop:
-            stats.count(step, "fault_drop")
+        if fault.lost:
+            # Processed, then the answer is lost on the way back (the server's state moved on).
+            # (A poll2 that would be held is simply given up.)
+            self.sim.webqq.handle(step, call)
+            stats.count(step, "fault_lost")
+        if fault.drop or fault.lost:
+            if fault.drop:
+                stats.count(step, "fault_drop")
             transport = request.channel.transport if request.channel else None
             if transport is not None:
                 abort = getattr(transport, "abortConnection", transport.loseConnection)
@@ -175,7 +183,7 @@ class _Root(Resource):
             if not getattr(request, "_disconnected", False) and not request.finished:
                 fn(*args)
 
-        delayed: IDelayedCall = reactor.callLater(seconds, fire)  # type: ignore[attr-defined]
+        delayed: IDelayedCall = reactor.callLater(seconds, fire)
         calls.add(delayed)
 
         def gone(_: object) -> None:
@@ -215,7 +223,7 @@ class _HeldPoll:
             previous.expire()  # one held poll per session: the older one answers now
         session.waiter = self.wake
         root.sim._held.add(self)
-        self.timer: IDelayedCall = reactor.callLater(hold, self.expire)  # type: ignore[attr-defined]
+        self.timer: IDelayedCall = reactor.callLater(hold, self.expire)
         request.notifyFinish().addBoth(self._gone)
 
     def wake(self) -> None:
@@ -259,10 +267,10 @@ class _Channel(HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        self.factory.channels.add(self)  # type: ignore[attr-defined]
+        self.factory.channels.add(self)
 
-    def connectionLost(self, reason: Any) -> None:
-        self.factory.channels.discard(self)  # type: ignore[attr-defined]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.channels.discard(self)
         super().connectionLost(reason)
 
 
@@ -276,7 +284,7 @@ class SimulatorSite(Site):
         super().__init__(_Root(sim))
         self.channels: set[HTTPChannel] = set()
 
-    def log(self, request: Request) -> None:
+    def log(self, request: Any) -> None:
         # DESIGN: secrets (ptsigx, ptwebqq in query strings) never reach a log.
         return
 

@@ -240,7 +240,7 @@ class Stats:
 class SecretLog:
     """Every secret value the simulator handed out (bounded; newest kept)."""
 
-    def __init__(self, enabled: bool = True, limit: int = 500_000) -> None:
+    def __init__(self, enabled: bool = True, limit: int = 20_000) -> None:
         self.enabled = enabled
         self._limit = limit
         self._values: dict[str, None] = {}

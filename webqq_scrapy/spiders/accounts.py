@@ -125,3 +125,128 @@ class RedisLease:
     async def holder(self, account: str) -> str | None:
         value = await self.client.get(self.key(account))
         return value.decode() if isinstance(value, bytes) else value
+
+
+# ---- the reliable Redis queue (qrlogin_redis) ---------------------------------------------
+
+# The list WEBQQ_REDIS_KEY is a reliable queue (the Redis "reliable queue" pattern): a worker
+# never pops a name, it moves it (LMOVE, atomic) to its own processing list
+# ``<key>:processing:<owner>``, and removes it from there only once the account's outcome
+# went through the pipelines. A worker registers in the set ``<key>:workers`` and keeps the
+# key ``<key>:alive:<owner>`` alive with an expiry (WEBQQ_REDIS_HEARTBEAT): when a worker is
+# killed, its key expires, and the next worker that looks moves the dead worker's processing
+# list back to the head of the main list, deleting the leases the dead worker held on those
+# accounts, so that they are logged in (once) by the survivors. A worker stopped gracefully
+# gives its unfinished accounts back the same way. (Keys built inside the scripts: one Redis
+# server, not Redis Cluster.)
+
+# KEYS[1] the main list, KEYS[2] the processing list; ARGV[1] how many. Names moved, in order.
+_TAKE = """
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+    local name = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+    if not name then break end
+    taken[#taken + 1] = name
+end
+return taken
+"""
+
+# KEYS[1] the workers set, KEYS[2] the main list, KEYS[3] the processing list, KEYS[4] the
+# alive key; ARGV[1] the owner, ARGV[2] the lease prefix, ARGV[3] "force" (give back one's
+# own list) or "dead" (only if the alive key is gone). Moves the processing list back to the
+# head of the main list (first taken, first again), deletes the owner's leases of those names
+# and forgets the worker. Returns the names moved.
+_GIVE_BACK = """
+if ARGV[3] ~= 'force' and redis.call('EXISTS', KEYS[4]) == 1 then
+    return {}
+end
+local moved = {}
+while true do
+    local name = redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT')
+    if not name then break end
+    local lease = ARGV[2] .. name
+    if redis.call('GET', lease) == ARGV[1] then
+        redis.call('DEL', lease)
+    end
+    moved[#moved + 1] = name
+end
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[4])
+return moved
+"""
+
+
+class RedisAccountQueue:
+    """One worker's side of the reliable account queue (see the comment above)."""
+
+    def __init__(
+        self, client: Redis, *, key: str, owner: str, lease_prefix: str, heartbeat: float
+    ) -> None:
+        self.client = client
+        self.key = key
+        self.owner = owner
+        self.lease_prefix = lease_prefix
+        self.heartbeat_ms = max(1, round(heartbeat * 1000))
+        self.workers_key = f"{key}:workers"
+        self._take = client.register_script(_TAKE)
+        self._give_back = client.register_script(_GIVE_BACK)
+
+    def processing_key(self, owner: str | None = None) -> str:
+        return f"{self.key}:processing:{owner or self.owner}"
+
+    def alive_key(self, owner: str | None = None) -> str:
+        return f"{self.key}:alive:{owner or self.owner}"
+
+    async def beat(self) -> bool:
+        """Say this worker is alive; False when it had been presumed dead (its accounts were
+        then recovered by another worker)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.alive_key(), "1", px=self.heartbeat_ms)
+        pipe.sadd(self.workers_key, self.owner)
+        _, added = await pipe.execute()
+        return not added
+
+    async def register(self) -> None:
+        await self.beat()
+
+    async def take(self, count: int) -> list[bytes]:
+        """Move up to ``count`` names from the main list to this worker's processing list,
+        as the raw bytes of the list (give the same bytes to :meth:`done`)."""
+        return list(await self._take(keys=[self.key, self.processing_key()], args=[count]))
+
+    async def done(self, account: str | bytes) -> None:
+        """The account has its outcome (stored, or skipped): it leaves the processing list."""
+        await self.client.lrem(self.processing_key(), 1, account)  # type: ignore[arg-type]
+
+    async def give_back(self) -> list[str]:
+        """Graceful stop: this worker's unfinished accounts go back to the main list's head."""
+        return await self._give_back_of(self.owner, force=True)
+
+    async def recover(self) -> dict[str, list[str]]:
+        """Give back the processing lists of workers whose alive key expired."""
+        recovered: dict[str, list[str]] = {}
+        for raw in await self.client.smembers(self.workers_key):
+            owner = _decode(raw)
+            if owner == self.owner:
+                continue
+            names = await self._give_back_of(owner, force=False)
+            if names:
+                recovered[owner] = names
+        return recovered
+
+    async def others_busy(self) -> bool:
+        """True while another registered worker still has accounts in its processing list."""
+        for raw in await self.client.smembers(self.workers_key):
+            owner = _decode(raw)
+            if owner != self.owner and await self.client.llen(self.processing_key(owner)):
+                return True
+        return False
+
+    async def _give_back_of(self, owner: str, *, force: bool) -> list[str]:
+        keys = [self.workers_key, self.key, self.processing_key(owner), self.alive_key(owner)]
+        args = [owner, self.lease_prefix, "force" if force else "dead"]
+        return [_decode(name) for name in await self._give_back(keys=keys, args=args)]
+
+
+def _decode(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw

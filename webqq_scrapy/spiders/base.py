@@ -23,7 +23,10 @@ A subclass provides ``start()``, its steps and :meth:`~AccountSpider.make_outcom
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,13 +35,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http.cookies import CookieJar
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.asyncio import sleep
 
 from webqq_scrapy import protocol
 from webqq_scrapy.config import WebQQConfig
+from webqq_scrapy.items import utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
 from webqq_scrapy.protocol import ProtocolError
 from webqq_scrapy.protocol.codes import (
@@ -52,6 +56,7 @@ from webqq_scrapy.spiders.accounts import read_accounts
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+    from pathlib import Path
     from typing import Self
 
     from scrapy.crawler import Crawler
@@ -151,6 +156,9 @@ class AccountSpider(scrapy.Spider):
         self.retry_policy: RetryPolicy
         # Accounts whose run has started and not yet ended, for the report at close.
         self.active: dict[str, AccountState] = {}
+        # Every account this spider was given (or took) and has not ended yet, in order:
+        # started or not, each one left here when the crawl closes is reported unfinished.
+        self.pending: dict[str, None] = dict.fromkeys(self.accounts)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -253,6 +261,13 @@ class AccountSpider(scrapy.Spider):
         elif isinstance(exc, IgnoreRequest):
             outcome, detail = OUTCOME_NETWORK_ERROR, f"request ignored: {type(exc).__name__}"
             transient = False
+        elif isinstance(exc, DownloadCancelledError) and "max size" in str(exc):
+            # The answer is over the step's cap (max_answer_bytes): hostile or broken, and
+            # the same again on a retry (§3: every login answer is small).
+            self.record_latency(step, state)
+            limit = request.meta.get("download_maxsize")
+            outcome, detail = OUTCOME_PROTOCOL_ERROR, f"answer larger than {limit} bytes"
+            transient = False
         else:
             outcome, detail = OUTCOME_NETWORK_ERROR, type(exc).__name__
             transient = True
@@ -329,6 +344,7 @@ class AccountSpider(scrapy.Spider):
             return []
         state.finished = True
         self.active.pop(state.account, None)
+        self.pending.pop(state.account, None)
         self.crawler.stats.inc_value(f"webqq/outcome/{outcome}")
         self.free(state)
         await self.account_finished(state, outcome, step, detail)
@@ -338,22 +354,42 @@ class AccountSpider(scrapy.Spider):
         """Drop the account's cookie jar: a long run must not grow."""
         self.drop_jar(state.account)
 
-    def report_unfinished(self, reason: str) -> None:
-        """A crawl stopped early (Ctrl-C, CLOSESPIDER_*) leaves accounts without an outcome:
-        say which, since no item can be stored any more."""
-        if not self.active:
-            return
-        accounts = sorted(self.active)
-        self.crawler.stats.set_value("webqq/outcome/unfinished", len(accounts))
-        self.logger.warning(
-            "The crawl ended (%s) before %d account(s) finished; no outcome was stored for: %s",
-            reason,
-            len(accounts),
-            ", ".join(accounts),
-        )
+    def unfinished_accounts(self) -> list[str]:
+        """The accounts given to this crawl that have no outcome (yet), in their order."""
+        names = dict.fromkeys(self.pending)
+        names.update(dict.fromkeys(self.active))
+        return list(names)
+
+    async def report_unfinished(self, reason: str) -> None:
+        """A crawl stopped early (Ctrl-C, SIGTERM, CLOSESPIDER_*) leaves accounts without an
+        outcome, started or never started: name every one in the log and in the file
+        ``WEBQQ_UNFINISHED_PATH``, an accounts file to rerun exactly those
+        (``-a accounts_file=PATH``), since no item can be stored for them any more."""
+        accounts = self.unfinished_accounts()
         for state in self.active.values():
             self.free(state)
         self.active.clear()
+        self.pending.clear()
+        if not accounts:
+            return
+        self.crawler.stats.set_value("webqq/outcome/unfinished", len(accounts))
+        path = self.config.unfinished_file(self.name, self.job)
+        try:
+            write_unfinished(path, accounts, f"{self.name} ended ({reason})")
+        except OSError as exc:
+            self.logger.error("WEBQQ_UNFINISHED_PATH: cannot write %s (%s)", path, exc)
+            written = "not written to a file"
+        else:
+            self.crawler.stats.set_value("webqq/unfinished_path", str(path))
+            written = f"listed in {path}; rerun them with -a accounts_file={path}"
+        self.logger.warning(
+            "The crawl ended (%s) before %d account(s) finished (%s); no outcome was stored "
+            "for: %s",
+            reason,
+            len(accounts),
+            written,
+            ", ".join(accounts),
+        )
 
     # ---- cookie jars ---------------------------------------------------------------------
 
@@ -388,6 +424,26 @@ class AccountSpider(scrapy.Spider):
         for record in records:
             jar.set_cookie(cookie_from_record(record))
         return jar
+
+
+def write_unfinished(path: Path, accounts: Iterable[str], why: str) -> None:
+    """Write ``accounts`` to ``path`` as an accounts file (one name a line, ``#`` comments),
+    mode 0600 in a 0700 directory, replaced atomically: a crash leaves no half list."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    header = (
+        f"# webqq_scrapy: accounts without an outcome; {why} at {utc_timestamp()}\n"
+        "# Rerun exactly these: scrapy crawl qrlogin -a accounts_file=THIS_FILE\n"
+    )
+    text = header + "".join(f"{name}\n" for name in accounts)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def cookie_record(cookie: Cookie) -> dict[str, Any]:

@@ -164,6 +164,10 @@ class QRLoginSpider(AccountSpider):
         )
         # Fail now, before any pipeline writes, rather than at the first QR.
         check_qr_dir(config.qr_dir)
+        if not crawler.settings.get("WEBQQ_QR_DIR"):
+            # The default directory is made now (0700, ours): under a shared /tmp, another
+            # user cannot slip their own in before the first QR.
+            qr.ensure_qr_dir(config.qr_dir)
         settings = crawler.settings
         feeds = settings.getdict("FEEDS")
         if feeds and not settings.frozen:
@@ -296,13 +300,24 @@ class QRLoginSpider(AccountSpider):
             await self.wait(login, action.delay)
             yield self.ptqrlogin_request(login)
         elif isinstance(action, FetchQR):
-            self.crawler.stats.inc_value("webqq/qr/expired")
-            self.logger.info(
-                "Account %s: QR expired, fetching a new one (%d/%d)",
-                login.account,
-                action.refresh,
-                action.limit,
-            )
+            if action.lost:
+                self.crawler.stats.inc_value("webqq/qr/restarted_after_lost_answer")
+                self.logger.info(
+                    "Account %s: the server has already used this QR (its confirmation or "
+                    "check_sig answer was lost on the way, or it expired); starting again "
+                    "from a new QR (%d/%d): scan it again",
+                    login.account,
+                    action.refresh,
+                    action.limit,
+                )
+            else:
+                self.crawler.stats.inc_value("webqq/qr/expired")
+                self.logger.info(
+                    "Account %s: QR expired, fetching a new one (%d/%d)",
+                    login.account,
+                    action.refresh,
+                    action.limit,
+                )
             yield self.ptqrshow_request(login)
         elif isinstance(action, CheckSig):
             login.nickname = action.nickname
@@ -333,10 +348,14 @@ class QRLoginSpider(AccountSpider):
     @account_step(STEP_CHECK_SIG)
     async def parse_check_sig(self, response: Response, state: Login) -> AsyncIterator[Any]:
         if response.status != 302:
-            raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR,
-                f"HTTP {response.status} instead of 302: {excerpt(response.body)}",
-            )
+            detail = f"HTTP {response.status} instead of 302: {excerpt(response.body)}"
+            # The ptsigx was refused: most likely spent by a first check_sig whose answer
+            # was lost (a GET the HTTP client may have repeated by itself); it is single-use
+            # (§3.3), so only a new QR can go on, within WEBQQ_MAX_QR_REFRESHES.
+            action = state.machine.answer_lost(STEP_CHECK_SIG, detail, time.monotonic())
+            async for result in self._carry_out(state, action):
+                yield result
+            return
         for name, domain in (("p_skey", "web2.qq.com"), ("skey", "qq.com")):
             if not self.cookie(state.account, name, domain):
                 raise protocol.ProtocolError(f"check_sig set no {name} cookie on {domain}")

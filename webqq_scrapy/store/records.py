@@ -141,6 +141,23 @@ def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def is_record_error(exc: BaseException) -> bool:
+    """True when a write failed because of a record (a value the store cannot hold), not
+    because of the store: a NUL byte or a name over 255 characters on PostgreSQL, an
+    integer over 2**63 - 1, text that is not valid Unicode. Such a write fails the same way
+    on every retry; the store being down (OperationalError, OSError) does not."""
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, (sa.DataError, sa.IntegrityError)):
+        return True
+    if isinstance(exc, sa.DBAPIError):  # connection, interface, programming errors
+        return False
+    if isinstance(exc, sa.StatementError) and exc.orig is not None:
+        exc = exc.orig
+    # UnicodeError is a ValueError; TypeError: not JSON serialisable.
+    return isinstance(exc, (ValueError, OverflowError, TypeError))
+
+
 def describe_error(exc: BaseException) -> str:
     """One line about a failure, without SQL parameters (they hold the secrets)."""
     orig = getattr(exc, "orig", None) or exc

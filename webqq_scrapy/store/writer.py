@@ -17,6 +17,7 @@ from webqq_scrapy.store.records import (
     Batch,
     credentials_record,
     describe_error,
+    is_record_error,
     outcome_record,
     update_record,
 )
@@ -74,6 +75,9 @@ class WriteResult:
     retries: int = 0
     error: str | None = None  # the last failure, when the batch was not written
     unsaved: list[tuple[str, ...]] = field(default_factory=list)
+    # Records the store refused (is_record_error), by key, with the reason: dropped, never
+    # retried, so that one bad record never holds the others back.
+    refused: dict[tuple[str, ...], str] = field(default_factory=dict)
 
 
 class BufferedWriter:
@@ -83,6 +87,11 @@ class BufferedWriter:
     pending, plus what earlier flushes failed to store, and writes it in one go; a failed
     write is retried as ``policy`` says, and records that arrive meanwhile join the retry.
     Records still not written stay in ``unsaved`` and ride along with the next flush.
+
+    A write that fails because of a record (:func:`~webqq_scrapy.store.records.
+    is_record_error`) is not retried as a whole: the batch is halved until the records the
+    store refuses are alone; those are dropped and reported (``WriteResult.refused``), the
+    others written, so that one bad record never takes the others with it.
     """
 
     def __init__(
@@ -121,6 +130,12 @@ class BufferedWriter:
             try:
                 self.store.write(batch)
             except Exception as exc:
+                if is_record_error(exc):
+                    batch, store_error = self._isolate(batch, result)
+                    if store_error is None:
+                        result.error = None
+                        break
+                    exc = store_error
                 result.error = describe_error(exc)
                 delay = self.policy.delay(result.retries)
                 if delay is None:
@@ -146,3 +161,28 @@ class BufferedWriter:
             self.unsaved = batch
             result.unsaved = list(batch)
         return result
+
+    def _isolate(self, batch: Batch, result: WriteResult) -> tuple[Batch, Exception | None]:
+        """Find the records the store refuses by halving ``batch``: halves that are written
+        count as saved, single records refused go to ``result.refused`` (about 2·log2(n)
+        writes per bad record, not n: the JSON store rewrites its whole file each time).
+        When the store itself fails, returns what is left (to be retried as a whole) and
+        that error; else an empty batch and None."""
+        chunks = [list(batch)]
+        while chunks:
+            keys = chunks.pop()
+            try:
+                self.store.write({key: batch[key] for key in keys})
+            except Exception as exc:
+                if not is_record_error(exc):
+                    left = [key for chunk in chunks for key in chunk] + keys
+                    return {key: batch[key] for key in left}, exc
+                if len(keys) == 1:
+                    result.refused[keys[0]] = describe_error(exc)
+                else:
+                    middle = len(keys) // 2
+                    chunks += [keys[middle:], keys[:middle]]
+            else:
+                for key in keys:
+                    result.saved[key[0]] = result.saved.get(key[0], 0) + 1
+        return {}, None

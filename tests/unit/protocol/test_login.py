@@ -56,7 +56,8 @@ def test_scanned_polls_sooner_and_says_so_once():
 def test_expired_qr_is_refreshed_until_the_budget_is_spent():
     login = QRLogin(limits(max_qr_refreshes=2), now=0.0)
     login.poll_answered(answer(codes.QR_SCANNED), now=1.0)
-    assert login.poll_answered(answer(codes.QR_EXPIRED), now=2.0) == FetchQR(1, 2)
+    # Scanned, then 65: expired, or its code-0 answer was lost (the server forgot the QR).
+    assert login.poll_answered(answer(codes.QR_EXPIRED), now=2.0) == FetchQR(1, 2, lost=True)
     assert login.scanned is False  # a new QR must be scanned again
     assert login.poll_answered(answer(codes.QR_EXPIRED), now=3.0) == FetchQR(2, 2)
     finish = login.poll_answered(answer(codes.QR_EXPIRED), now=4.0)
@@ -124,3 +125,23 @@ def test_a_retry_that_would_end_after_the_deadline_is_a_timeout():
     action = login.fault("network_error", "ConnectionLost", transient=True, attempt=0, now=7.0)
     assert isinstance(action, Finish) and action.outcome == codes.OUTCOME_TIMEOUT
     assert "ConnectionLost" in (action.detail or "")
+
+
+def test_a_refused_one_time_token_starts_again_from_a_new_qr_within_the_budget():
+    login = QRLogin(limits(max_qr_refreshes=1), now=0.0)
+    login.poll_answered(answer(codes.QR_SCANNED), now=1.0)
+    assert login.answer_lost("check_sig", "HTTP 200 instead of 302", now=2.0) == FetchQR(
+        1, 1, lost=True
+    )
+    assert login.scanned is False
+    finish = login.answer_lost("check_sig", "HTTP 200 instead of 302", now=3.0)
+    assert isinstance(finish, Finish)
+    assert finish.outcome == codes.OUTCOME_PROTOCOL_ERROR
+    assert "HTTP 200 instead of 302" in (finish.detail or "")
+    assert "no QR refresh left" in (finish.detail or "")
+
+
+def test_a_refused_one_time_token_after_the_deadline_is_a_timeout():
+    login = QRLogin(limits(login_timeout=10.0), now=0.0)
+    finish = login.answer_lost("check_sig", "HTTP 200 instead of 302", now=11.0)
+    assert isinstance(finish, Finish) and finish.outcome == codes.OUTCOME_TIMEOUT
