@@ -85,6 +85,7 @@ def test_scheduled_login_stores_credentials_and_logs_no_secret(
     assert scrapyd.api(f"listspiders.json?project={PROJECT}")["spiders"] == [
         "qrlogin",
         "qrlogin_redis",
+        "session_check",
     ]
 
     database = tmp_path / "creds.sqlite3"
