@@ -78,6 +78,7 @@ def test_scan_the_qr_of_a_scheduled_job_from_its_web_page(
             "WEBQQ_TARGET": simulator_process.url,
             "WEBQQ_QR_WEB_ENABLED": "true",
             "WEBQQ_QR_WEB_PORT": "0",
+            "WEBQQ_QR_WEB_GRACE": "0",  # the job ends with its crawl
             "WEBQQ_DATABASE_URL": database_url,
             "WEBQQ_QR_DIR": str(qr_dir),
             "WEBQQ_POLL_INTERVAL": "0.2",

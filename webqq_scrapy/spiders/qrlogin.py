@@ -470,6 +470,9 @@ class QRLoginSpider(AccountSpider):
             png=png,
             path=str(path),
             generation=login.machine.qr_generation,
+            expires_in=self.config.qr_lifetime,
+            refresh=login.qr_refreshes,
+            max_refreshes=self.config.max_qr_refreshes,
         )
         await self._send_state(login, webqq_signals.QR_WAITING)
 
