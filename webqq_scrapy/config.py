@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -277,6 +277,7 @@ class WebQQConfig:
     simulator_confirm_after: float
     simulator_qr_lifetime: float
     log_secrets: bool
+    simulator_world: dict[str, float] = field(default_factory=dict)
     unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
 
     def unfinished_file(self, spider: str, job: str | None) -> Path:
@@ -332,6 +333,50 @@ class WebQQConfig:
             simulator_qr_lifetime=_number(settings, "WEBQQ_SIMULATOR_QR_LIFETIME"),
             log_secrets=read_bool(settings, "WEBQQ_LOG_SECRETS"),
             unfinished_path=_unfinished_path(settings),
+            simulator_world=simulator_world(settings),
+        )
+
+
+# The embedded simulator's world settings → Simulator keyword arguments (docs/simulator.md).
+_SIMULATOR_WORLD = {
+    "WEBQQ_SIMULATOR_FRIENDS": ("friends", True),
+    "WEBQQ_SIMULATOR_GROUPS": ("groups", True),
+    "WEBQQ_SIMULATOR_GROUP_MEMBERS": ("group_members", True),
+    "WEBQQ_SIMULATOR_DISCUSSIONS": ("discussions", True),
+    "WEBQQ_SIMULATOR_CHATTER": ("chatter", False),
+    "WEBQQ_SIMULATOR_POLL_HOLD": ("poll_hold", False),
+}
+
+
+def simulator_world(settings: BaseSettings) -> dict[str, float]:
+    """The Simulator keyword arguments of WEBQQ_SIMULATOR_FRIENDS … _POLL_HOLD."""
+    out: dict[str, float] = {}
+    for name, (keyword, integer) in _SIMULATOR_WORLD.items():
+        value = _number(settings, name, positive=False, integer=integer)
+        out[keyword] = int(value) if integer else value
+    if out["group_members"] < 1:
+        raise SettingError(
+            "WEBQQ_SIMULATOR_GROUP_MEMBERS", "must be at least 1 (the user)", out["group_members"]
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class MessagesConfig:
+    """The messages spider: WEBQQ_MESSAGES_*."""
+
+    outbox_interval: float
+    retry_delay: float
+    max_failures: int
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> MessagesConfig:
+        return cls(
+            outbox_interval=_number(settings, "WEBQQ_MESSAGES_OUTBOX_INTERVAL"),
+            retry_delay=_number(settings, "WEBQQ_MESSAGES_RETRY_DELAY", positive=False),
+            max_failures=int(
+                _number(settings, "WEBQQ_MESSAGES_MAX_FAILURES", positive=False, integer=True)
+            ),
         )
 
 
@@ -495,6 +540,7 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
     QRPageConfig.from_settings(settings)
     WebhookConfig.from_settings(settings)
     RedisConfig.from_settings(settings)
+    MessagesConfig.from_settings(settings)
     return config
 
 

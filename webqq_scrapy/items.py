@@ -4,6 +4,16 @@ A login: ``Credentials`` (on success) and ``LoginOutcome`` (always). A session s
 that works on stored credentials, ``webqq_scrapy.spiders.session``): ``CredentialsUpdate``
 (what it learnt about the stored session: its status, a renewed ptwebqq) and
 ``SessionOutcome`` (always).
+
+The data spiders (docs/spiders.md): ``contacts`` yields one record per contact — ``SelfInfo``,
+``Friend``, ``Group``, ``GroupMember``, ``Discussion``, ``DiscussionMember``,
+``RecentConversation`` — all of one account's only after every list of it was read and
+checked (docs/protocol.md §4.14), then ``ContactsSnapshot`` (the account's lists are
+complete: the store marks what is no longer there as gone). ``messages`` yields ``Message``
+per received message and ``SendResult`` per message sent from the store's outbox. Each
+carries ``account`` and a ``record`` field naming its type, so one feed can hold them all.
+Ids are the service's, random per login and stable within a session (§4.13); names are raw,
+exactly as the service sent them (HTML entities included, §4.0).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from webqq_scrapy.protocol.codes import (
 )
 
 __all__ = [
+    "CONTACT_RECORDS",
     "OUTCOMES",
     "OUTCOME_EXPIRED",
     "OUTCOME_NETWORK_ERROR",
@@ -32,9 +43,19 @@ __all__ = [
     "OUTCOME_REFUSED",
     "OUTCOME_TIMEOUT",
     "SCHEMA_VERSION",
+    "ContactsSnapshot",
     "Credentials",
     "CredentialsUpdate",
+    "Discussion",
+    "DiscussionMember",
+    "Friend",
+    "Group",
+    "GroupMember",
     "LoginOutcome",
+    "Message",
+    "RecentConversation",
+    "SelfInfo",
+    "SendResult",
     "SessionOutcome",
 ]
 
@@ -175,3 +196,211 @@ class SessionOutcome:
     detail: str | None = None
     retcode: int | None = None
     job: str | None = None
+
+
+# ---- contacts (the contacts spider) -----------------------------------------------------
+
+
+@dataclass
+class SelfInfo:
+    """The account's own profile (get_self_info2, §4.4); ``uin`` is the QQ number."""
+
+    account: str
+    crawled_at: str
+    uin: int
+    nick: str
+    lnick: str
+    face: int
+    gender: str
+    birthday: str  # YYYY-MM-DD as sent (0000-00-00 when unset)
+    vip_info: int
+    country: str
+    province: str
+    city: str
+    record: str = field(default="self", init=False)
+
+
+@dataclass
+class Friend:
+    """One friend (get_user_friends2 §4.1 joined with get_online_buddies2 §4.5).
+
+    ``status`` is the online state (``online``, ``away``, …) or None when offline;
+    ``markname`` the user's own name for the friend, None when unset.
+    """
+
+    account: str
+    crawled_at: str
+    uin: int
+    nick: str
+    markname: str | None
+    category: int
+    category_name: str
+    is_vip: bool
+    vip_level: int
+    status: str | None
+    client_type: int | None
+    face: int
+    record: str = field(default="friend", init=False)
+
+
+@dataclass
+class Group:
+    """One group (get_group_name_list_mask2 §4.2 + get_group_info_ext2 §4.10).
+
+    ``gid`` is the id messages and sends use; ``code`` only asks for the details (§4.13).
+    """
+
+    account: str
+    crawled_at: str
+    gid: int
+    code: int
+    name: str
+    markname: str | None
+    mask: int | None  # 0 receive, 1 receive silently, 2 block (§4.2)
+    owner: int
+    memo: str
+    createtime: int
+    level: int
+    member_count: int
+    record: str = field(default="group", init=False)
+
+
+@dataclass
+class GroupMember:
+    """A member of group ``gid``; ``card`` is the group card (None: none set)."""
+
+    account: str
+    crawled_at: str
+    gid: int
+    uin: int
+    nick: str
+    card: str | None
+    is_owner: bool
+    gender: str
+    is_vip: bool
+    vip_level: int
+    stat: int | None  # §4.10: 10 online … 70 silent; None = offline
+    client_type: int | None
+    record: str = field(default="group_member", init=False)
+
+
+@dataclass
+class Discussion:
+    """One discussion (get_discus_list §4.3 + get_discu_info §4.11); ``name`` may be ""."""
+
+    account: str
+    crawled_at: str
+    did: int
+    name: str
+    owner: int | None
+    member_count: int
+    record: str = field(default="discussion", init=False)
+
+
+@dataclass
+class DiscussionMember:
+    """A member of discussion ``did``; ``ruin`` is the real QQ number (§4.11)."""
+
+    account: str
+    crawled_at: str
+    did: int
+    uin: int
+    ruin: int
+    nick: str
+    status: str | None  # None = not online
+    client_type: int | None
+    record: str = field(default="discussion_member", init=False)
+
+
+@dataclass
+class RecentConversation:
+    """An entry of the recent list (get_recent_list2 §4.6), ``position`` 0 = most recent;
+    ``kind`` buddy / group / discussion and ``id`` the uin, gid or did."""
+
+    account: str
+    crawled_at: str
+    kind: str
+    id: int
+    position: int
+    record: str = field(default="recent", init=False)
+
+
+@dataclass
+class ContactsSnapshot:
+    """Every list of ``account`` was read at ``crawled_at`` and the records above were all
+    yielded: what the store holds for the account and was not seen now is gone."""
+
+    account: str
+    crawled_at: str
+    uin: int
+    friends: int
+    groups: int
+    group_members: int
+    discussions: int
+    discussion_members: int
+    recent: int
+    job: str | None = None
+    record: str = field(default="contacts_snapshot", init=False)
+
+
+CONTACT_RECORDS = (
+    SelfInfo,
+    Friend,
+    Group,
+    GroupMember,
+    Discussion,
+    DiscussionMember,
+    RecentConversation,
+)
+
+
+# ---- messages (the messages spider) -----------------------------------------------------
+
+
+@dataclass
+class Message:
+    """One message poll2 delivered (§5.3).
+
+    ``kind``: ``buddy``, ``group`` or ``discussion``. ``sender_uin`` is the friend or member
+    (the user's own QQ number, or 0, for the user writing from elsewhere, §5.5: ``own``).
+    ``peer_id`` is where a reply goes — the friend's uin, the group's gid or the
+    discussion's did — and ``reply_to`` says it as ``scrapy send`` takes it
+    (``group:GID``). ``text`` has entities decoded and faces as ``[face:N]``; ``content`` is
+    the array as received (compact JSON). ``time`` is the service's Unix time;
+    ``msg_id`` the service's. Names come from the stored contacts (None when unknown).
+    """
+
+    account: str
+    received_at: str
+    kind: str
+    peer_id: int
+    sender_uin: int
+    msg_id: int
+    time: int
+    text: str
+    content: str
+    reply_to: str
+    own: bool = False
+    sender_name: str | None = None
+    peer_name: str | None = None
+    job: str | None = None
+    record: str = field(default="message", init=False)
+
+
+@dataclass
+class SendResult:
+    """What became of one outbox message (``outbox_id``) the messages spider sent.
+
+    ``status``: ``sent`` (retcode 0), ``unconfirmed`` (1202 / 100100: maybe delivered,
+    never resent, §6.3) or ``failed`` (with ``retcode`` and ``detail``).
+    """
+
+    account: str
+    outbox_id: int
+    status: str
+    finished_at: str
+    msg_id: int | None = None
+    retcode: int | None = None
+    detail: str | None = None
+    job: str | None = None
+    record: str = field(default="send_result", init=False)

@@ -22,18 +22,21 @@ from scrapy.exceptions import CloseSpider, DropItem, NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available, run_in_thread
 
 from webqq_scrapy.config import StorageConfig
-from webqq_scrapy.items import Credentials
+from webqq_scrapy.items import CONTACT_RECORDS, Credentials
 from webqq_scrapy.retry import RetryPolicy
 from webqq_scrapy.store.json_file import JsonFileStore
 from webqq_scrapy.store.records import (
+    CONTACTS,
     CREDENTIALS,
+    MESSAGES,
     OUTCOMES,
+    SEND_RESULTS,
     UPDATES,
     describe_error,
     missing_fields,
 )
 from webqq_scrapy.store.sql import DatabaseStore
-from webqq_scrapy.store.writer import BufferedWriter, keyed_record
+from webqq_scrapy.store.writer import BufferedWriter, data_record, keyed_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -60,6 +63,12 @@ STORE_LOSS_SUFFIXES = (
     "/updates_failed",
     "/credentials_refused",
     "/outcomes_refused",
+    "/contacts_failed",
+    "/messages_failed",
+    "/send_results_failed",
+    "/contacts_refused",
+    "/messages_refused",
+    "/send_results_refused",
     "/updates_refused",
 )
 
@@ -73,6 +82,9 @@ _KIND_NAMES = {
     CREDENTIALS: "Credentials",
     OUTCOMES: "Login outcomes",
     UPDATES: "Status or ptwebqq updates",
+    CONTACTS: "Contacts",
+    MESSAGES: "Messages",
+    SEND_RESULTS: "Send results",
 }
 
 
@@ -169,11 +181,13 @@ class _BufferedStorePipeline:
             result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
             lost = list(self.writer.unsaved)
-            for kind in (CREDENTIALS, OUTCOMES, UPDATES):
-                accounts = sorted(key[-1] for key in lost if key[0] == kind)
+            for kind in (CREDENTIALS, OUTCOMES, UPDATES, CONTACTS, MESSAGES, SEND_RESULTS):
+                accounts = sorted({key[-1] for key in lost if key[0] == kind})
                 if not accounts:
                     continue
-                self.stats.set_value(f"{self.stats_prefix}/{kind}_failed", len(accounts))
+                self.stats.set_value(
+                    f"{self.stats_prefix}/{kind}_failed", sum(key[0] == kind for key in lost)
+                )
                 logger.error(
                     "%s of %d account(s) were NOT stored in %s (%s): %s",
                     _KIND_NAMES[kind],
@@ -258,6 +272,23 @@ class DatabasePipeline(_BufferedStorePipeline):
 
     stats_prefix = "webqq/sql"
     setting = "WEBQQ_DATABASE_URL"
+
+    def __init__(self, store: RecordStore, *, stats: StatsCollector, policy: RetryPolicy) -> None:
+        super().__init__(store, stats=stats, policy=policy)
+        # An account's contact records, held until its ContactsSnapshot says the lists are
+        # complete; then they are written in one transaction (docs/data-spiders.md).
+        self._contacts: dict[str, list[Any]] = {}
+
+    async def process_item(self, item: Any) -> Any:
+        if isinstance(item, CONTACT_RECORDS):
+            self._contacts.setdefault(item.account, []).append(item)
+            return item
+        entry = data_record(item, self._contacts)
+        if entry is None:
+            return await super().process_item(item)
+        self.writer.add(*entry)
+        self._account_for(await self._in_worker(self.writer.flush))
+        return item
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

@@ -66,6 +66,29 @@ WEBQQ_SIMULATOR_QR_LIFETIME = 120.0
 # "<user data dir>/webqq_scrapy/unfinished/<spider>-<scrapyd job, or UTC time-pid>.txt".
 WEBQQ_UNFINISHED_PATH = ""
 
+# The world of the embedded simulator's accounts (docs/simulator.md): friends, groups, members
+# of each group (the user included), discussions; 0 keeps them empty, as before.
+WEBQQ_SIMULATOR_FRIENDS = 0
+WEBQQ_SIMULATOR_GROUPS = 0
+WEBQQ_SIMULATOR_GROUP_MEMBERS = 20
+WEBQQ_SIMULATOR_DISCUSSIONS = 0
+# Every logged-in session of the embedded simulator receives a message every CHATTER
+# seconds (0: never).
+WEBQQ_SIMULATOR_CHATTER = 0.0
+# Seconds the embedded simulator holds a poll2 with nothing to deliver (the real service:
+# about 60, docs/protocol.md §5.1; 0 answers at once).
+WEBQQ_SIMULATOR_POLL_HOLD = 0.0
+
+# --- The messages spider (docs/spiders.md) ------------------------------------------------
+# Seconds between two looks at the store's outbox (what `scrapy send` queued); also how
+# often the spider marks its accounts as held, which `scrapy send` checks.
+WEBQQ_MESSAGES_OUTBOX_INTERVAL = 1.0
+# After a poll2 answer asking for a retry (an unexpected retcode), wait this long before
+# polling again, and give up on the account after more than MAX_FAILURES in a row (the
+# official page: 10 s and 8, docs/protocol.md §7).
+WEBQQ_MESSAGES_RETRY_DELAY = 10.0
+WEBQQ_MESSAGES_MAX_FAILURES = 8
+
 # Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
 WEBQQ_LOG_SECRETS = False
 

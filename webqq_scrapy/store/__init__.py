@@ -29,7 +29,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# contacts and messages define their tables on the shared metadata: imported here, they
+# exist before any database is opened.
+from webqq_scrapy.store.contacts import Contacts, load_contacts
 from webqq_scrapy.store.json_file import read_json_store
+from webqq_scrapy.store.messages import list_messages
 from webqq_scrapy.store.records import (
     StoreError,
     credentials_from_record,
@@ -52,11 +56,14 @@ if TYPE_CHECKING:
     from webqq_scrapy.items import Credentials, LoginOutcome
 
 __all__ = [
+    "Contacts",
     "StoreError",
     "default_database_url",
     "is_expired",
     "list_credentials",
+    "list_messages",
     "list_outcomes",
+    "load_contacts",
     "load_credentials",
 ]
 

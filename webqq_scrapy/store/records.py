@@ -30,6 +30,11 @@ OUTCOMES = "outcomes"
 # Changes to stored credentials (CredentialsUpdate), keyed (UPDATES, sequence, account):
 # applied in order, after the credentials of the same batch.
 UPDATES = "updates"
+# The data spiders' records (SQL store only): one account's contacts crawl, a received
+# message, the result of a send from the outbox.
+CONTACTS = "contacts"
+MESSAGES = "messages"
+SEND_RESULTS = "send_results"
 Batch = dict[tuple[str, ...], dict[str, Any]]
 
 CREDENTIALS_FIELDS = tuple(f.name for f in dataclasses.fields(Credentials))

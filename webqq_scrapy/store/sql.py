@@ -31,8 +31,11 @@ from sqlalchemy.engine import make_url
 from webqq_scrapy.items import SCHEMA_VERSION, utc_timestamp
 from webqq_scrapy.store.json_file import ensure_private_dir
 from webqq_scrapy.store.records import (
+    CONTACTS,
     CREDENTIALS,
+    MESSAGES,
     OUTCOMES,
+    SEND_RESULTS,
     UPDATES,
     StoreError,
     update_values,
@@ -200,8 +203,15 @@ def ensure_schema(engine: Engine) -> None:
 
 
 def _upsert(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    *,
+    keep: Sequence[str] = (),
 ) -> None:
+    """Insert ``rows``, or update the row with the same ``keys``; the columns in ``keep``
+    keep their stored value on update (``first_seen``)."""
     if not rows:
         return
     dialect = conn.dialect.name
@@ -213,15 +223,17 @@ def _upsert(
             set_={
                 column.name: stmt.excluded[column.name]
                 for column in table.columns
-                if column.name not in keys and column.name != "id"
+                if column.name not in keys and column.name != "id" and column.name not in keep
             },
         )
         conn.execute(stmt, list(rows))
         return
-    # Other dialects: delete then insert, in the caller's transaction.
+    # Other dialects: update, else insert, in the caller's transaction.
     for row in rows:
-        conn.execute(table.delete().where(and_(*(table.c[k] == row[k] for k in keys))))
-    conn.execute(table.insert(), list(rows))
+        where = and_(*(table.c[k] == row[k] for k in keys))
+        values = {k: v for k, v in row.items() if k not in keys and k not in keep}
+        if conn.execute(table.update().where(where).values(**values)).rowcount == 0:
+            conn.execute(table.insert(), [row])
 
 
 def _names(table: Table) -> list[str]:
@@ -319,13 +331,20 @@ class DatabaseStore:
 
     def write(self, batch: Batch) -> None:
         assert self.engine is not None
-        credentials = [rec for key, rec in batch.items() if key[0] == CREDENTIALS]
-        attempts = [rec for key, rec in batch.items() if key[0] == OUTCOMES]
-        updates = [rec for key, rec in batch.items() if key[0] == UPDATES]
+        from webqq_scrapy.store.contacts import write_contacts
+        from webqq_scrapy.store.messages import finish_sends, insert_messages
+
+        def of(kind: str) -> list[dict[str, Any]]:
+            return [rec for key, rec in batch.items() if key[0] == kind]
+
         with self.engine.begin() as conn:
-            upsert_credentials(conn, credentials)
-            upsert_attempts(conn, attempts)
-            apply_updates(conn, updates)
+            upsert_credentials(conn, of(CREDENTIALS))
+            upsert_attempts(conn, of(OUTCOMES))
+            apply_updates(conn, of(UPDATES))
+            for entry in of(CONTACTS):
+                write_contacts(conn, entry)
+            insert_messages(conn, of(MESSAGES))
+            finish_sends(conn, of(SEND_RESULTS))
 
     def close(self) -> None:
         if self.engine is not None:

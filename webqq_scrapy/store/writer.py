@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
@@ -9,10 +10,21 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from webqq_scrapy.items import Credentials, CredentialsUpdate, LoginOutcome, utc_timestamp
+from webqq_scrapy.items import (
+    ContactsSnapshot,
+    Credentials,
+    CredentialsUpdate,
+    LoginOutcome,
+    Message,
+    SendResult,
+    utc_timestamp,
+)
 from webqq_scrapy.store.records import (
+    CONTACTS,
     CREDENTIALS,
+    MESSAGES,
     OUTCOMES,
+    SEND_RESULTS,
     UPDATES,
     Batch,
     credentials_record,
@@ -186,3 +198,25 @@ class BufferedWriter:
                 for key in keys:
                     result.saved[key[0]] = result.saved.get(key[0], 0) + 1
         return {}, None
+
+
+def data_record(
+    item: Any, pending_contacts: dict[str, list[Any]]
+) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+    """The batch key and record of a data spider's item (SQL store only): a
+    ContactsSnapshot takes the account's contact records gathered in ``pending_contacts``
+    (one transaction: upserts, then the gone-marking); a Message is keyed by its dedup key
+    (stored once); a SendResult by its outbox row. None for any other item."""
+    from webqq_scrapy.protocol.messaging import dedup_key
+    from webqq_scrapy.store.contacts import contacts_record
+
+    if isinstance(item, ContactsSnapshot):
+        records = pending_contacts.pop(item.account, [])
+        return (CONTACTS, item.crawled_at, item.account), contacts_record(item, records)
+    if isinstance(item, Message):
+        key = dedup_key(item.account, item.kind, item.peer_id, item.sender_uin, item.msg_id,
+                        item.time)  # fmt: skip
+        return (MESSAGES, key, item.account), dataclasses.asdict(item)
+    if isinstance(item, SendResult):
+        return (SEND_RESULTS, str(item.outbox_id), item.account), dataclasses.asdict(item)
+    return None

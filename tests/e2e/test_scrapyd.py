@@ -83,6 +83,8 @@ def test_scheduled_login_stores_credentials_and_logs_no_secret(
     deploy(scrapyd, egg, tmp_path / "config", "r1")
     assert scrapyd.api(f"listversions.json?project={PROJECT}")["versions"] == ["r1"]
     assert scrapyd.api(f"listspiders.json?project={PROJECT}")["spiders"] == [
+        "contacts",
+        "messages",
         "qrlogin",
         "qrlogin_redis",
         "session_check",

@@ -6,7 +6,7 @@ The WebQQ side is a simulator started as its own process (``python -m
 webqq_scrapy.simulator --phone manual``), so nothing logs in unless the QR codes decoded
 from the browser's screenshot are scanned and confirmed through the phone API. scrapyd, the
 egg and the deploy helper come from ``tests/fixtures/scrapyd.py``; the DevTools-pipe browser
-from ``tests/test_qrweb.py``.
+from ``tests/unit/qr/test_page.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.fixtures.scrapyd import (
     wait_finished,
 )
 from tests.fixtures.simulator import Browser, SimulatorProcess
-from tests.test_qrweb import IMAGES_LOADED, Chromium, chromium_or_skip, decode
+from tests.unit.qr.test_page import IMAGES_LOADED, Chromium, chromium_or_skip, decode
 from webqq_scrapy.store import list_credentials, list_outcomes, load_credentials
 
 ACCOUNTS = ("carol", "dave")

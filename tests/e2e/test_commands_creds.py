@@ -11,7 +11,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.commands import run_scrapy
 from tests.fixtures.databases import make_credentials, make_outcome
-from tests.test_pipelines import crawl, logins, storage_settings
+from tests.unit.test_pipelines import crawl, logins, storage_settings
 from webqq_scrapy.store.json_file import update_json_store
 from webqq_scrapy.store.records import credentials_record, outcome_record
 from webqq_scrapy.store.sql import (
@@ -21,7 +21,7 @@ from webqq_scrapy.store.sql import (
     upsert_credentials,
 )
 
-WORKDIR = Path(__file__).resolve().parent.parent
+WORKDIR = Path(__file__).resolve().parents[2]
 ALICE = make_credentials("alice")
 BOB = make_credentials("bob", expires_at="2020-01-02T00:00:00.000Z")
 CAROL_REFUSED = make_outcome(

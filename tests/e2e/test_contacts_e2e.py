@@ -1,0 +1,260 @@
+"""``scrapy crawl contacts`` against the simulator: the stored contacts are the simulator's world.
+
+Two accounts log in (``scrapy login``) against a CLI simulator with the recorded world sizes,
+then ``scrapy crawl contacts`` stores their contacts (SQLite by default; PostgreSQL too) and
+writes a JSON-lines feed. The test compares both with the simulator's own view
+(``GET /_sim/world``): every friend with markname, category name, VIP and online state; every
+group with code, owner, markname and each member's card; every discussion and member; the
+recent list — ids above 2³¹ and names with their HTML entities exactly as the service sent
+them. After the world changes (a friend and a group member leave, a friend and a group come),
+a second crawl marks the gone rows and shows the new ones; a malformed answer ends the account
+``protocol_error`` naming the call, and stores nothing partial.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.commands import run_scrapy
+from webqq_scrapy.store.contacts import load_contacts
+
+ACCOUNTS = ("alice", "bob")
+SIM_ARGS = ("--seed", "7", "--scan-after", "0.1", "--confirm-after", "0.1", "--poll-hold", "2")
+pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
+
+
+def control(control_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """The simulator's control API (``control_url``: with its token, docs/simulator.md)."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {} if body is None else {"Content-Type": "application/json"}
+    request = urllib.request.Request(control_url + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{path} {body}: HTTP {exc.code} {exc.read()[:300]!r}") from None
+
+
+def world(control_url: str, account: str) -> dict[str, Any]:
+    return control(control_url, f"/_sim/world?account={account}")
+
+
+def crawl(tmp_path: Path, sim_url: str, db: str, *args: str) -> Any:
+    """``scrapy ARGS`` against the simulator, storing in ``db``."""
+    return run_scrapy(
+        *args, "-s", f"WEBQQ_TARGET={sim_url}", "-s", "WEBQQ_QR_TERMINAL=false",
+        "-s", f"WEBQQ_DATABASE_URL={db}", data_home=tmp_path / "data", timeout=180,
+    )  # fmt: skip
+
+
+def login(tmp_path: Path, sim_url: str, db: str) -> None:
+    result = crawl(tmp_path, sim_url, db, "login", ",".join(ACCOUNTS))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def expected_view(w: dict[str, Any]) -> dict[str, Any]:
+    """What the stored contacts must say, from the simulator's world."""
+    me = w["self"]["uin"]
+    categories = {c["index"]: c["name"] for c in w["categories"]}
+    categories.setdefault(0, "我的好友")  # §4.1: clients add index 0 when it is absent
+    return {
+        "self": me,
+        "friends": {
+            f["uin"]: (
+                f["nick"],
+                f["markname"],
+                categories[f["category"]],
+                bool(f["is_vip"]),
+                f["vip_level"],
+                None if f["status"] == "offline" else f["status"],
+            )
+            for f in w["friends"]
+            if f["uin"] != me
+        },
+        "groups": {
+            g["gid"]: (g["code"], g["name"], g["markname"], g["owner"]) for g in w["groups"]
+        },
+        "members": {
+            (g["gid"], m["uin"]): (m["nick"], m["card"], m["uin"] == g["owner"])
+            for g in w["groups"]
+            for m in g["members"]
+        },
+        "discussions": {d["did"]: d["name"] for d in w["discussions"]},
+        "discussion_members": {
+            (d["did"], m["uin"]): m["nick"] for d in w["discussions"] for m in d["members"]
+        },
+        "recent": [
+            (("buddy", "group", "discussion")[r["type"]], r["uin"])
+            for r in w["recent"]
+            if not (r["type"] == 0 and r["uin"] == me)
+        ],
+    }
+
+
+def stored_view(contacts: Any) -> dict[str, Any]:
+    return {
+        "self": contacts.self_info.uin,
+        "friends": {
+            f.uin: (f.nick, f.markname, f.category_name, f.is_vip, f.vip_level, f.status)
+            for f in contacts.friends
+        },
+        "groups": {g.gid: (g.code, g.name, g.markname, g.owner) for g in contacts.groups},
+        "members": {(m.gid, m.uin): (m.nick, m.card, m.is_owner) for m in contacts.group_members},
+        "discussions": {d.did: d.name for d in contacts.discussions},
+        "discussion_members": {(m.did, m.uin): m.nick for m in contacts.discussion_members},
+        "recent": [(r.kind, r.id) for r in contacts.recent],
+    }
+
+
+def feed_view(records: list[dict[str, Any]], account: str) -> dict[str, Any]:
+    mine = [r for r in records if r.get("account") == account and "record" in r]
+
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [r for r in mine if r["record"] == kind]
+
+    return {
+        "self": of("self")[0]["uin"],
+        "friends": {
+            f["uin"]: (
+                f["nick"],
+                f["markname"],
+                f["category_name"],
+                f["is_vip"],
+                f["vip_level"],
+                f["status"],
+            )
+            for f in of("friend")
+        },
+        "groups": {
+            g["gid"]: (g["code"], g["name"], g["markname"], g["owner"]) for g in of("group")
+        },
+        "members": {
+            (m["gid"], m["uin"]): (m["nick"], m["card"], m["is_owner"]) for m in of("group_member")
+        },
+        "discussions": {d["did"]: d["name"] for d in of("discussion")},
+        "discussion_members": {(m["did"], m["uin"]): m["nick"] for m in of("discussion_member")},
+        "recent": [(r["kind"], r["id"]) for r in sorted(of("recent"), key=lambda r: r["position"])],
+    }
+
+
+def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
+    tmp_path: Path, simulator_process: Any, database_url: str
+) -> None:
+    sim, ctl, url = simulator_process.url, simulator_process.control_url, database_url
+    login(tmp_path, sim, url)
+    feed = tmp_path / "contacts.jsonl"
+    result = crawl(
+        tmp_path, sim, url, "crawl", "contacts", "-a", "accounts=alice,bob", "-O", str(feed)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in feed.read_text("utf-8").splitlines()]
+    outcomes = {r["account"]: r["outcome"] for r in records if "outcome" in r}
+    assert outcomes == {"alice": "ok", "bob": "ok"}
+    views = {}
+    for account in ACCOUNTS:
+        expected = expected_view(world(ctl, account))
+        contacts = load_contacts(account, database_url=url)
+        assert contacts is not None and contacts.snapshot is not None
+        assert stored_view(contacts) == expected
+        assert feed_view(records, account) == expected
+        assert contacts.gone == [] and contacts.joined == []
+        views[account] = expected
+    # The world has what the test must see stored faithfully.
+    alice = views["alice"]
+    ids = [*alice["friends"], *alice["groups"], *(c for c, *_ in alice["groups"].values())]
+    assert any(i > 2**31 for i in ids) and all(i < 2**32 for i in ids)
+    names = [n for n, *_ in alice["friends"].values()] + [n for n, *_ in alice["members"].values()]
+    assert any("&nbsp;" in n or "&amp;" in n or "&lt;" in n for n in names)
+    assert any(card for _, card, _ in alice["members"].values())
+    assert any(mark for _, mark, *_ in alice["friends"].values())
+
+    # The world changes: a friend and a member leave, a friend and a group arrive.
+    w = world(ctl, "alice")
+    me = w["self"]["uin"]
+    leaving = next(f["uin"] for f in w["friends"] if f["uin"] != me)
+    group = w["groups"][0]
+    member = next(m["uin"] for m in group["members"] if m["uin"] not in (me, group["owner"]))
+    control(ctl, "/_sim/world", {"account": "alice", "op": "remove_friend", "uin": leaving})
+    control(
+        ctl,
+        "/_sim/world",
+        {"account": "alice", "op": "remove_member", "group": group["gid"], "uin": member},
+    )
+    new_friend = control(
+        ctl, "/_sim/world", {"account": "alice", "op": "add_friend", "nick": "Zoë &amp; co"}
+    )["uin"]
+    new_group = control(
+        ctl, "/_sim/world", {"account": "alice", "op": "add_group", "name": "新群", "members": []}
+    )["gid"]
+    result = crawl(tmp_path, sim, url, "crawl", "contacts", "-a", "accounts=alice")
+    assert result.returncode == 0, result.stderr[-3000:]
+    contacts = load_contacts("alice", database_url=url)
+    assert contacts is not None
+    assert stored_view(contacts) == expected_view(world(ctl, "alice"))
+    left = {
+        (type(i).__name__, getattr(i, "gid", None), i.uin if hasattr(i, "uin") else None)
+        for i in contacts.left
+    }
+    assert ("Friend", None, leaving) in left
+    assert ("GroupMember", group["gid"], member) in left
+    assert all(g.gone_at == contacts.snapshot.crawled_at for g in contacts.gone)
+    joined = {
+        (type(i).__name__, getattr(i, "uin", None), getattr(i, "gid", None))
+        for i in contacts.joined
+    }
+    assert ("Friend", new_friend, None) in joined
+    assert ("Group", None, new_group) in joined
+    assert contacts.previous_crawl is not None
+    # bob was not crawled again: nothing of his is gone.
+    bob = load_contacts("bob", database_url=url)
+    assert bob is not None and bob.gone == [] and stored_view(bob) == views["bob"]
+
+
+@pytest.mark.simulator_args(*SIM_ARGS, "--fault", "get_group_info_ext2:malformed")
+def test_a_malformed_answer_is_a_recorded_outcome_not_a_partial_list(
+    tmp_path: Path, simulator_process: Any, sqlite_url: str
+) -> None:
+    sim = simulator_process.url
+    login(tmp_path, sim, sqlite_url)
+    feed = tmp_path / "contacts.jsonl"
+    result = crawl(tmp_path, sim, sqlite_url, "crawl", "contacts", "-O", str(feed))
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in feed.read_text("utf-8").splitlines()]
+    outcomes = {r["account"]: r for r in records if "outcome" in r}
+    assert set(outcomes) == set(ACCOUNTS)
+    for outcome in outcomes.values():
+        assert outcome["outcome"] == "protocol_error"
+        assert outcome["step"] == "get_group_info_ext2"
+        assert outcome["detail"]
+    assert [r for r in records if "record" in r] == []  # no partial lists in the feed
+    for account in ACCOUNTS:
+        assert load_contacts(account, database_url=sqlite_url) is None
+
+
+@pytest.mark.simulator_args(
+    *SIM_ARGS,
+    *("--fault", "get_user_friends2:degraded:nth=1"),
+    *("--fault", "get_group_info_ext2:degraded:nth=2"),
+    *("--fault", "get_discus_list:retcode=103:nth=1"),
+)
+def test_degraded_answers_and_103_are_asked_again_as_clients_did(
+    tmp_path: Path, simulator_process: Any, sqlite_url: str
+) -> None:
+    """§4.15: friends without marknames, a group without minfo → the call again; §3.6: 103 →
+    the get_online_buddies2 warm-up, then the call again. The lists end up complete."""
+    sim, ctl = simulator_process.url, simulator_process.control_url
+    login(tmp_path, sim, sqlite_url)
+    result = crawl(tmp_path, sim, sqlite_url, "crawl", "contacts", "-a", "accounts=alice")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'webqq/retry/get_user_friends2/count': 1" in result.stderr
+    assert "'webqq/retry/get_group_info_ext2/count': 1" in result.stderr
+    assert "'webqq/session/warm_up': 1" in result.stderr
+    contacts = load_contacts("alice", database_url=sqlite_url)
+    assert contacts is not None
+    assert stored_view(contacts) == expected_view(world(ctl, "alice"))

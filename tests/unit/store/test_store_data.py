@@ -1,0 +1,154 @@
+"""The SQL store's contacts, messages and outbox (real SQLite and PostgreSQL databases)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from webqq_scrapy import items
+from webqq_scrapy.store import messages as outbox
+from webqq_scrapy.store.contacts import contacts_record, load_contacts, write_contacts
+from webqq_scrapy.store.sql import create_db_engine, ensure_schema
+
+BIG = 3_772_225_519  # ids above 2**31 (docs/protocol.md §4.13)
+
+
+def crawl(at: str, friends: list[tuple[int, str]], members: list[int]) -> list[Any]:
+    common = {"account": "alice", "crawled_at": at}
+    out: list[Any] = [
+        items.SelfInfo(**common, uin=2012345678, nick="alice", lnick="", face=0,
+                       gender="female", birthday="1990-01-02", vip_info=0, country="",
+                       province="", city=""),
+        *(items.Friend(**common, uin=uin, nick=nick, markname=None, category=0,
+                       category_name="我的好友", is_vip=False, vip_level=0, status=None,
+                       client_type=None, face=0) for uin, nick in friends),
+        items.Group(**common, gid=BIG, code=BIG + 1, name="群 &amp; co", markname=None,
+                    mask=0, owner=members[0], memo="", createtime=0, level=0,
+                    member_count=len(members)),
+        *(items.GroupMember(**common, gid=BIG, uin=uin, nick=f"m{uin}", card="card" if i else None,
+                            is_owner=i == 0, gender="male", is_vip=False, vip_level=0,
+                            stat=None, client_type=None) for i, uin in enumerate(members)),
+        items.RecentConversation(**common, kind="group", id=BIG, position=0),
+    ]  # fmt: skip
+    return out
+
+
+def store(url: str, records: list[Any]) -> None:
+    snapshot = items.ContactsSnapshot(
+        account="alice", crawled_at=records[0].crawled_at, uin=2012345678,
+        friends=sum(isinstance(r, items.Friend) for r in records), groups=1,
+        group_members=sum(isinstance(r, items.GroupMember) for r in records), discussions=0,
+        discussion_members=0, recent=1,
+    )  # fmt: skip
+    engine = create_db_engine(url)
+    try:
+        ensure_schema(engine)
+        with engine.begin() as conn:
+            write_contacts(conn, contacts_record(snapshot, records))
+    finally:
+        engine.dispose()
+
+
+def test_contacts_round_trip_then_gone_and_joined(database_url: str) -> None:
+    assert load_contacts("alice", database_url=database_url) is None
+    first = crawl("2026-11-28T10:00:00.000Z", [(BIG + 10, "小红&nbsp;☆"), (11, "bob")], [5, 6, 7])
+    store(database_url, first)
+    contacts = load_contacts("alice", database_url=database_url)
+    assert contacts is not None
+    # Read back exactly as written (ordered by id), names raw.
+    assert contacts.friends == sorted(
+        (r for r in first if isinstance(r, items.Friend)), key=lambda f: f.uin
+    )
+    assert {m.uin: m.card for m in contacts.group_members} == {5: None, 6: "card", 7: "card"}
+    assert contacts.groups[0].name == "群 &amp; co" and contacts.groups[0].gid == BIG
+    assert contacts.gone == [] and contacts.joined == [] and contacts.previous_crawl is None
+
+    second = crawl(
+        "2026-11-28T11:00:00.000Z", [(BIG + 10, "小红&nbsp;☆"), (12, "carol")], [5, 7, 8]
+    )
+    store(database_url, second)
+    contacts = load_contacts("alice", database_url=database_url)
+    assert contacts is not None
+    assert sorted(f.uin for f in contacts.friends) == [12, BIG + 10]
+    left = {(type(i).__name__, i.uin) for i in contacts.left}
+    assert left == {("Friend", 11), ("GroupMember", 6)}
+    joined = {(type(i).__name__, getattr(i, "uin", None)) for i in contacts.joined}
+    assert joined == {("Friend", 12), ("GroupMember", 8)}
+    assert contacts.previous_crawl == "2026-11-28T10:00:00.000Z"
+
+    # A third crawl in which bob is back: his row is live again; 6 stays gone since 11:00.
+    third = crawl(
+        "2026-11-28T12:00:00.000Z", [(11, "bob"), (12, "carol"), (BIG + 10, "x")], [5, 7, 8]
+    )
+    store(database_url, third)
+    contacts = load_contacts("alice", database_url=database_url)
+    assert contacts is not None
+    assert 11 in {f.uin for f in contacts.friends}
+    assert {(type(g.item).__name__, g.item.uin, g.gone_at) for g in contacts.gone} == {
+        ("GroupMember", 6, "2026-11-28T11:00:00.000Z")
+    }
+    assert next(f for f in contacts.friends if f.uin == BIG + 10).nick == "x"
+
+
+def message(**overrides: Any) -> dict[str, Any]:
+    m = items.Message(account="alice", received_at="2026-11-28T10:00:00.000Z", kind="group",
+                      peer_id=BIG, sender_uin=5, msg_id=10001, time=1795907061, text="hi",
+                      content="[]", reply_to=f"group:{BIG}")  # fmt: skip
+    return dataclasses.asdict(m) | overrides
+
+
+def test_messages_are_stored_once(database_url: str) -> None:
+    engine = create_db_engine(database_url)
+    try:
+        ensure_schema(engine)
+        with engine.begin() as conn:
+            outbox.insert_messages(conn, [message(), message(), message(msg_id=10002)])
+        with engine.begin() as conn:
+            outbox.insert_messages(conn, [message(msg_id=10002), message(account="bob")])
+    finally:
+        engine.dispose()
+    rows = outbox.list_messages(database_url=database_url)
+    assert [(r["account"], r["msg_id"]) for r in rows] == [
+        ("alice", 10001),
+        ("alice", 10002),
+        ("bob", 10001),
+    ]
+    assert (
+        outbox.list_messages("alice", database_url=database_url, after_id=rows[0]["id"])[0][
+            "msg_id"
+        ]
+        == 10002
+    )
+
+
+def test_outbox_claim_release_finish_and_holders(database_url: str) -> None:
+    source = {"database_url": database_url}
+    assert outbox.holder_of(source, "alice") is None
+    with pytest.raises(ValueError):
+        outbox.enqueue(source, "alice", "nowhere:1", "x")
+    first = outbox.enqueue(source, "alice", f"group:{BIG}", "hello [face:14]")
+    second = outbox.enqueue(source, "alice", "buddy:5", "two")
+    other = outbox.enqueue(source, "bob", "buddy:5", "bob's")
+    assert outbox.outbox_entry(source, first)["status"] == "queued"
+    rows = outbox.claim(source, ["alice"], "host:1", now=1000.0)
+    assert [r["id"] for r in rows] == [first, second]
+    assert outbox.claim(source, ["alice"], "host:2", now=1001.0) == []  # claimed once only
+    assert outbox.holder_of(source, "alice", now=1005.0) == "host:2"
+    assert outbox.holder_of(source, "alice", now=1001.0 + outbox.HOLDER_STALE_AFTER + 1) is None
+    assert outbox.holder_of(source, "bob", now=1001.0) is None
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            outbox.finish_sends(conn, [{"outbox_id": first, "status": "sent",
+                                        "finished_at": "2026-11-28T10:00:01.000Z",
+                                        "msg_id": 45670001, "retcode": 0}])  # fmt: skip
+    finally:
+        engine.dispose()
+    outbox.release(source, [first, second], "host:2", ["alice"])
+    assert outbox.outbox_entry(source, first)["status"] == "sent"
+    assert outbox.outbox_entry(source, first)["msg_id"] == 45670001
+    assert outbox.outbox_entry(source, second)["status"] == "queued"
+    assert outbox.outbox_entry(source, other)["status"] == "queued"
+    assert outbox.holder_of(source, "alice", now=1001.0) is None

@@ -1,0 +1,153 @@
+"""``scrapy send ACCOUNT TARGET TEXT``: queue a message for the running ``messages`` spider.
+
+``TARGET`` is ``buddy:UIN``, ``group:GID`` or ``discussion:DID`` — the ``reply_to`` of a
+stored message, or an id from ``scrapy crawl contacts`` (ids are per login,
+docs/protocol.md §4.13: take them from the current session's crawl). ``[face:N]`` in TEXT
+sends face N (§6.2). The message goes to the database store's outbox; the ``messages``
+spider holding the account's session sends it within ``WEBQQ_MESSAGES_OUTBOX_INTERVAL``
+and records the result.
+
+Exit status: 0 queued (with ``--wait``: sent); 1 no running ``messages`` spider holds the
+account (nothing is queued), or with ``--wait`` the message was not sent (failed,
+unconfirmed, or no result within ``--timeout``); 2 bad command line; 3 the store could not
+be used.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from scrapy.commands import ScrapyCommand
+from scrapy.exceptions import UsageError
+from sqlalchemy.exc import SQLAlchemyError
+
+from webqq_scrapy.config import MessagesConfig, SettingError, validate_all
+from webqq_scrapy.protocol.messaging import parse_target
+from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.spiders.session import credentials_source
+
+if TYPE_CHECKING:
+    import argparse
+
+EXIT_NOT_SENT = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+
+
+class Command(ScrapyCommand):
+    requires_project = True
+    requires_crawler_process = False
+    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+
+    def syntax(self) -> str:
+        return "ACCOUNT buddy:UIN|group:GID|discussion:DID TEXT [--wait]"
+
+    def short_desc(self) -> str:
+        return "Send a message on an account's session held by a running 'messages' spider"
+
+    def long_desc(self) -> str:
+        return (
+            "Queue TEXT in the database store's outbox for ACCOUNT; the 'scrapy crawl "
+            "messages' spider that holds the account's session sends it and records the "
+            "result. --wait waits for that result and prints it (exit 0 only if sent). "
+            "Without a running messages spider for the account nothing is queued (exit 1). "
+            "[face:N] in TEXT sends face N."
+        )
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        parser.add_argument(
+            "--wait", action="store_true", help="wait for the result; exit 0 only if sent"
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=60.0,
+            metavar="S",
+            help="--wait at most S seconds (default 60)",
+        )
+        parser.add_argument("--database-url", metavar="URL", help="the store's SQLAlchemy URL")
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        from webqq_scrapy.store import messages as outbox
+        from webqq_scrapy.store.records import describe_error
+
+        if len(args) != 3:
+            raise UsageError("expected ACCOUNT TARGET TEXT")
+        account, target_text, text = args
+        assert self.settings is not None
+        try:
+            interval = MessagesConfig.from_settings(self.settings).outbox_interval
+            validate_all(self.settings)
+            read_accounts(account, None)
+            target = parse_target(target_text)
+        except (SettingError, SpiderArgumentError, ValueError) as exc:
+            self._fail(EXIT_USAGE, str(exc))
+            return
+        if not text.strip():
+            self._fail(EXIT_USAGE, "the message is empty")
+            return
+        if opts.timeout <= 0:
+            self._fail(EXIT_USAGE, "--timeout must be > 0")
+            return
+        try:
+            source, label = credentials_source(self.settings, database_url=opts.database_url)
+        except ValueError as exc:
+            self._fail(EXIT_USAGE, str(exc))
+            return
+        if "database_url" not in source:
+            self._fail(
+                EXIT_USAGE,
+                "the outbox lives in the database store; this project stores in a JSON file "
+                "(WEBQQ_JSON_PATH): give --database-url or set WEBQQ_DATABASE_URL",
+            )
+            return
+        try:
+            # The spider renews its heartbeat every outbox interval; three missed: gone.
+            stale_after = max(outbox.HOLDER_STALE_AFTER, 3 * interval)
+            holder = outbox.holder_of(source, account, stale_after=stale_after)
+            if holder is None:
+                self._fail(
+                    EXIT_NOT_SENT,
+                    f"no running 'messages' spider holds {account}'s session in {label}; "
+                    f"start one: scrapy crawl messages -a accounts={account}",
+                )
+                return
+            outbox_id = outbox.enqueue(source, account, str(target), text)
+            print(f"queued: outbox message {outbox_id} from {account} to {target} ({holder})")
+            if not opts.wait:
+                return
+            self.exitcode = self._wait(outbox, source, outbox_id, opts.timeout)
+        except (SQLAlchemyError, OSError) as exc:
+            self._fail(EXIT_STORE, f"cannot use {label}: {describe_error(exc)}")
+
+    def _wait(self, outbox: Any, source: dict[str, Any], outbox_id: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        row = None
+        while time.monotonic() < deadline:
+            row = outbox.outbox_entry(source, outbox_id)
+            if row is not None and row["status"] in outbox.FINISHED:
+                break
+            time.sleep(0.2)
+        else:
+            status = row["status"] if row else "unknown"
+            print(
+                f"not sent within {timeout:g} s: outbox message {outbox_id} is {status}",
+                file=sys.stderr,
+            )
+            return EXIT_NOT_SENT
+        status = row["status"]
+        if status == "sent":
+            print(f"sent: outbox message {outbox_id} (msg_id {row['msg_id']})")
+            return 0
+        why = row.get("detail") or (f"retcode {row['retcode']}" if row.get("retcode") else "")
+        print(
+            f"{status}: outbox message {outbox_id}" + (f": {why}" if why else ""), file=sys.stderr
+        )
+        return EXIT_NOT_SENT
+
+    def _fail(self, code: int, message: str) -> None:
+        print(f"send: {message}", file=sys.stderr)
+        self.exitcode = code

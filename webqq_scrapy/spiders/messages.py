@@ -1,0 +1,488 @@
+"""The ``messages`` spider: hold each account's session open, store what arrives, send the outbox.
+
+``scrapy crawl messages [-a accounts=alice,bob] [-a duration=SECONDS]``. Per account it keeps
+exactly one poll2 outstanding (the long poll of docs/protocol.md §5.1: the server holds it
+until a message arrives or about 60 s pass) and polls again as soon as the answer is read,
+so it is also the session's keep-alive. Each delivered message (§5.3: friend, group,
+discussion) becomes a :class:`~webqq_scrapy.items.Message` item, its names resolved from the
+contacts the ``contacts`` spider stored for the same login (ids are per login, §4.13).
+
+Session codes (§7, §8): 103 → the get_online_buddies2 warm-up, then poll again (a second
+103 in a row ends the session: logged in elsewhere, §8.1); 116 → the new ptwebqq is used
+and stored; a kick message or a code that ends the session → ``session_ended`` (the session
+base's signal, log line and store update) while the other accounts go on; any other code →
+the official policy: wait ``WEBQQ_MESSAGES_RETRY_DELAY`` (10 s) and poll again, giving up
+after more than ``WEBQQ_MESSAGES_MAX_FAILURES`` (8) failures in a row.
+
+Sending (``scrapy send``): every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL`` seconds the spider
+claims the queued outbox rows of the accounts it holds in the database store, sends each
+on its account's session with the session's §2.4 msg_id sequence and the §6.2 content
+encoding, and records the result (``SendResult`` item: sent, unconfirmed, failed with the
+retcode). It also marks the accounts as held there, which is how ``scrapy send`` knows a
+spider is running for an account.
+
+It runs until stopped: ``-a duration=S``, Ctrl-C / scrapyd cancel, ``CLOSESPIDER_*``. A stop
+is graceful: the polls in flight are answered (within the server's hold) and what they
+delivered is stored before the spider closes; no new poll is made. Storage deduplicates
+messages, so a message delivered twice is stored once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from scrapy import signals
+from scrapy.utils.asyncio import call_later, sleep
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet import task
+from twisted.internet.threads import deferToThread
+
+from webqq_scrapy.config import MessagesConfig
+from webqq_scrapy.items import Message, SendResult, utc_timestamp
+from webqq_scrapy.protocol import web2
+from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
+from webqq_scrapy.protocol.messaging import parse_target, received, send_call
+from webqq_scrapy.protocol.session import retcode_reason
+from webqq_scrapy.spiders.accounts import SpiderArgumentError
+from webqq_scrapy.spiders.base import account_step, excerpt
+from webqq_scrapy.spiders.session import credentials_source
+from webqq_scrapy.spiders.web2base import Web2Spider, describe_retcode
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+    from typing import Self
+
+    import scrapy
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+    from webqq_scrapy.spiders.session import Session
+    from webqq_scrapy.store.contacts import Contacts
+
+__all__ = ["MessagesSpider", "Names", "parse_duration"]
+
+POLL = "poll2"
+FINISH_DURATION = "duration"
+
+
+def parse_duration(value: str | None) -> float | None:
+    """``-a duration=S``: seconds, > 0; None when not given."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SpiderArgumentError("duration", f"must be a number of seconds > 0, not {value!r}")
+    return seconds
+
+
+@dataclass
+class Names:
+    """Display names by id, from the stored contacts of the current login."""
+
+    friends: dict[int, str] = field(default_factory=dict)
+    groups: dict[int, str] = field(default_factory=dict)
+    members: dict[tuple[int, int], str] = field(default_factory=dict)
+    discussions: dict[int, str] = field(default_factory=dict)
+    discussion_members: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, contacts: Contacts) -> Names:
+        names = cls()
+        for f in contacts.friends:
+            names.friends[f.uin] = f.markname or f.nick
+        for g in contacts.groups:
+            names.groups[g.gid] = g.markname or g.name
+        for m in contacts.group_members:
+            names.members[(m.gid, m.uin)] = m.card or m.nick
+        for d in contacts.discussions:
+            names.discussions[d.did] = d.name
+        for dm in contacts.discussion_members:
+            names.discussion_members[(dm.did, dm.uin)] = dm.nick
+        return names
+
+    def resolve(self, kind: str, peer_id: int, sender_uin: int) -> tuple[str | None, str | None]:
+        """(sender name, peer name): the friend and the friend, or the member and the group."""
+        if kind == "buddy":
+            name = self.friends.get(peer_id)
+            return name, name
+        if kind == "group":
+            sender = self.members.get((peer_id, sender_uin)) or self.friends.get(sender_uin)
+            return sender, self.groups.get(peer_id)
+        sender = self.discussion_members.get((peer_id, sender_uin)) or self.friends.get(sender_uin)
+        return sender, self.discussions.get(peer_id)
+
+
+@dataclass
+class Held:
+    """One held session's running state."""
+
+    msg_ids: web2.MsgIdSequence
+    names: Names = field(default_factory=Names)
+    failures: int = 0  # poll answers in a row that asked for a retry (§7)
+    warm_ups: int = 0  # 103s in a row
+
+
+class MessagesSpider(Web2Spider):
+    """Receive each account's messages and send its outbox (see the module docstring)."""
+
+    name = "messages"
+    # One poll answer carries one item (§5.2), a send answer a few bytes.
+    max_answer_bytes: ClassVar[dict[str, int]] = {POLL: 1024 * 1024}
+
+    def __init__(self, *args: Any, duration: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.duration = parse_duration(duration)
+        self.messages_config: MessagesConfig
+        self.held: dict[str, Held] = {}
+        self.states: dict[str, Session] = {}
+        self.claimed: dict[int, dict[str, Any]] = {}  # outbox rows being sent, by id
+        self.stopping = False
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.store_source: dict[str, Any] | None = None
+        self._outbox_loop: task.LoopingCall | None = None
+        self._stop_call: Any = None
+        self._contacts: dict[str, Contacts] | None = None
+        self._contacts_read = False
+
+    @classmethod
+    def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        super().check_arguments(spargs)
+        parse_duration(spargs.get("duration"))
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.messages_config = MessagesConfig.from_settings(crawler.settings)
+        crawler.signals.connect(spider.opened, signal=signals.spider_opened)
+        crawler.signals.connect(spider.closed_messages, signal=signals.spider_closed)
+        return spider
+
+    # ---- the spider's life ---------------------------------------------------------------
+
+    def opened(self) -> None:
+        try:
+            source, _ = credentials_source(self.crawler.settings)
+        except ValueError:
+            source = {}
+        if source.get("database_url"):
+            self.store_source = source
+            self._outbox_loop = task.LoopingCall(self._outbox_tick)
+            self._outbox_loop.start(self.messages_config.outbox_interval, now=False)
+        else:
+            self.logger.info(
+                "Sending is off: the outbox lives in the database store, and this crawl "
+                "stores credentials in a JSON file (WEBQQ_JSON_PATH)"
+            )
+        if self.duration is not None:
+            self._stop_call = call_later(self.duration, self.stop, FINISH_DURATION)
+
+    def stop(self, reason: str) -> None:
+        """Stop polling and close the spider (graceful: polls in flight are read)."""
+        self.stopping = True
+        self.logger.info("Stopping (%s): no new polls; the ones in flight are read first", reason)
+        deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
+
+    def closing(self) -> bool:
+        """True once the crawl is being stopped, by whatever means."""
+        engine = self.crawler.engine
+        slot = getattr(engine, "_slot", None)
+        return (
+            self.stopping or not self.crawler.crawling or slot is None or slot.closing is not None
+        )
+
+    async def closed_messages(self, reason: str) -> None:
+        self.stopping = True
+        if self._stop_call is not None:
+            self._stop_call.cancel()
+        if self._outbox_loop is not None and self._outbox_loop.running:
+            self._outbox_loop.stop()
+        if self.store_source is None:
+            return
+        from webqq_scrapy.store import messages as message_store
+
+        unsent = list(self.claimed)
+        self.claimed.clear()
+        try:
+            await maybe_deferred_to_future(
+                deferToThread(
+                    message_store.release,
+                    self.store_source,
+                    unsent,
+                    self.holder,
+                    list(self.held),
+                )
+            )
+        except Exception as exc:
+            self.logger.error("Could not release the outbox rows of this crawl: %s", exc)
+
+    # ---- sessions ------------------------------------------------------------------------
+
+    async def session_started(self, state: Session) -> AsyncIterator[Any]:
+        # Held until stopped: the login timeout does not apply to a held session.
+        state.deadline = math.inf
+        held = Held(msg_ids=web2.MsgIdSequence(time.time() * 1000))
+        self.held[state.account] = held
+        self.states[state.account] = state
+        held.names = await self._names(state)
+        yield self.poll_request(state)
+
+    async def _names(self, state: Session) -> Names:
+        """Names for the account's messages, from contacts stored for this login."""
+        if self.store_source is None:
+            return Names()
+        if self._contacts is None:
+            # One read for every account of the crawl, made by the first to ask.
+            from webqq_scrapy.store.contacts import load_contacts_of
+
+            self._contacts = {}
+            try:
+                self._contacts = await maybe_deferred_to_future(
+                    deferToThread(load_contacts_of, list(self.accounts), **self.store_source)
+                )
+            except Exception as exc:
+                self.logger.warning("Stored contacts not read (no names in messages): %s", exc)
+            self._contacts_read = True
+        while not self._contacts_read:
+            await sleep(0.05)
+        contacts = self._contacts.get(state.account)
+        if contacts is None or contacts.snapshot is None:
+            return Names()
+        obtained = state.stored.obtained_at if state.stored else None
+        if obtained and contacts.snapshot.crawled_at < obtained:
+            # §4.13: ids are per login; contacts of an older login name the wrong people.
+            self.logger.info(
+                "Account %s: the stored contacts are older than the session; no names "
+                "(run scrapy crawl contacts)",
+                state.account,
+            )
+            return Names()
+        return Names.of(contacts)
+
+    def free(self, state: Any) -> None:
+        super().free(state)
+        self.held.pop(state.account, None)
+        self.states.pop(state.account, None)
+
+    def poll_request(self, state: Session) -> scrapy.Request:
+        call = web2.poll2(
+            self.config.scheme,
+            ptwebqq=state.ptwebqq,
+            psessionid=state.psessionid,
+            clientid=state.clientid,
+        )
+        # §5.2: a 502/504 after the hold is "no message", read by parse_poll, not an error.
+        meta = {"handle_httpstatus_list": sorted(web2.POLL_TIMEOUT_HTTP_STATUSES)}
+        return self.call_request(call, state, self.parse_poll, meta=meta)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep in short steps, so a stop is not held up by a retry wait."""
+        end = time.monotonic() + seconds
+        while not self.closing() and time.monotonic() < end:
+            await sleep(min(0.5, end - time.monotonic()))
+
+    async def stopped(self, state: Session) -> list[Any]:
+        return await self.finish(state, OUTCOME_OK, None, "stopped")
+
+    @account_step(POLL)
+    async def parse_poll(self, response: Response, state: Session) -> AsyncIterator[Any]:
+        # The account may have ended meanwhile (a send answer); its delivered messages count.
+        held = self.held.get(state.account) or Held(web2.MsgIdSequence(0))
+        if response.status in web2.POLL_TIMEOUT_HTTP_STATUSES:
+            # §5.2: 502/504 after the hold are "no message".
+            self.crawler.stats.inc_value(f"webqq/poll/http/{response.status}")
+            result = web2.PollResult(retcode=0, state="ok")
+        else:
+            result = web2.parse_poll2(self.call_envelope(response, state, POLL), self_uin=state.uin)
+        state.retcode = result.retcode
+        self.crawler.stats.inc_value(f"webqq/poll/retcode/{result.retcode}")
+        for event in result.events:
+            item = self.message_item(state, held, event)
+            if item is not None:
+                yield item
+        if state.finished:  # a send answer ended the session meanwhile
+            return
+        if result.state == "ended":
+            kick = result.kick
+            if kick is not None:
+                reason, retcode = f"kicked: {kick.reason}", None
+            else:
+                reason, retcode = retcode_reason(result.retcode), result.retcode
+            for item in await self.session_ended(state, reason, retcode):
+                yield item
+            return
+        if result.state == "renew_ptwebqq":
+            assert result.ptwebqq is not None
+            for item in await self.ptwebqq_renewed(state, result.ptwebqq):
+                yield item
+        elif result.state == "warm_up":
+            held.warm_ups += 1
+            if held.warm_ups > 1:
+                # §8.1: a 103 that survives the warm-up: logged in elsewhere.
+                for item in await self.session_ended(
+                    state, retcode_reason(result.retcode), result.retcode
+                ):
+                    yield item
+                return
+            if self.closing():
+                for item in await self.stopped(state):
+                    yield item
+                return
+            yield self.warm_up_request(state, then=self.poll_request(state))
+            return
+        elif result.state == "retry":
+            held.failures += 1
+            limit = self.messages_config.max_failures
+            if held.failures > limit:
+                detail = f"poll2: {describe_retcode(result.retcode)}, {held.failures} in a row"
+                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, POLL, detail):
+                    yield item
+                return
+            await self.pause(self.messages_config.retry_delay)
+        else:
+            held.failures = 0
+            held.warm_ups = 0
+        if self.closing():
+            for item in await self.stopped(state):
+                yield item
+            return
+        yield self.poll_request(state)
+
+    def message_item(self, state: Session, held: Held, event: web2.PollEvent) -> Message | None:
+        stats = self.crawler.stats
+        if not isinstance(event, web2.FriendMessage | web2.GroupMessage | web2.DiscuMessage):
+            stats.inc_value(f"webqq/poll/event/{event.poll_type}")
+            return None
+        who = received(event, state.uin)
+        sender_name, peer_name = held.names.resolve(who.kind, who.peer_id, who.sender_uin)
+        stats.inc_value(f"webqq/messages/{who.kind}")
+        return Message(
+            account=state.account,
+            received_at=utc_timestamp(),
+            kind=who.kind,
+            peer_id=who.peer_id,
+            sender_uin=who.sender_uin,
+            msg_id=event.msg_id,
+            time=event.time,
+            text=event.text,
+            content=event.raw,
+            reply_to=who.reply_to,
+            own=who.own,
+            sender_name=sender_name,
+            peer_name=peer_name,
+            job=self.job,
+        )
+
+    # ---- the outbox ----------------------------------------------------------------------
+
+    def _outbox_tick(self) -> Any:
+        return deferred_from_coro(self.outbox_tick())
+
+    async def outbox_tick(self) -> None:
+        """Mark the held accounts as held, claim their queued messages, send them."""
+        if self.closing() or self.store_source is None:
+            return
+        from webqq_scrapy.store import messages as message_store
+
+        accounts = [a for a, s in self.states.items() if not s.finished]
+        try:
+            rows = await maybe_deferred_to_future(
+                deferToThread(message_store.claim, self.store_source, accounts, self.holder)
+            )
+        except Exception as exc:
+            self.crawler.stats.inc_value("webqq/outbox/claim_failed")
+            self.logger.warning("Could not read the outbox: %s", exc)
+            return
+        for row in rows:
+            self.claimed[row["id"]] = row
+            state = self.states.get(row["account"])
+            request = self.send_request(state, row) if state is not None else None
+            if request is None:
+                continue
+            self.crawler.engine.crawl(request)
+
+    def send_request(self, state: Session, row: dict[str, Any]) -> scrapy.Request | None:
+        held = self.held.get(state.account)
+        if held is None or state.finished or self.closing():
+            return None
+        target = parse_target(row["target"])
+        msg_id = held.msg_ids.next()
+        call = send_call(
+            self.config.scheme,
+            target,
+            row["text"],
+            msg_id=msg_id,
+            psessionid=state.psessionid,
+            clientid=state.clientid,
+        )
+        self.crawler.stats.inc_value("webqq/outbox/claimed")
+        request = self.call_request(call, state, self.parse_send, row=row, msg_id=msg_id)
+        return request.replace(errback=self.on_send_error)
+
+    def send_result(
+        self,
+        row: dict[str, Any],
+        status: str,
+        msg_id: int | None,
+        retcode: int | None = None,
+        detail: str | None = None,
+    ) -> SendResult:
+        self.claimed.pop(row["id"], None)
+        self.crawler.stats.inc_value(f"webqq/outbox/{status}")
+        log = self.logger.info if status == "sent" else self.logger.warning
+        log(
+            "Account %s: outbox message %d to %s: %s%s",
+            row["account"],
+            row["id"],
+            row["target"],
+            status,
+            f" ({detail})" if detail else "",
+        )
+        return SendResult(
+            account=row["account"],
+            outbox_id=row["id"],
+            status=status,
+            finished_at=utc_timestamp(),
+            msg_id=msg_id,
+            retcode=retcode,
+            detail=detail,
+            job=self.job,
+        )
+
+    async def parse_send(
+        self, response: Response, state: Session, row: dict[str, Any], msg_id: int
+    ) -> AsyncIterator[Any]:
+        """A send answer (§6.3): sent, unconfirmed (1202/100100: never resent) or failed."""
+        call = response.request.meta.get("webqq_step", "send_buddy_msg2")  # type: ignore[union-attr]
+        try:
+            if response.status != 200:
+                raise web2.ProtocolError(f"HTTP {response.status}: {excerpt(response.body)}")
+            answer = web2.parse_send_result(web2.load_json(call, response.body), call=call)
+        except web2.ProtocolError as exc:
+            yield self.send_result(row, "failed", msg_id, None, str(exc))
+            return
+        detail = None if answer.outcome == "sent" else describe_retcode(answer.retcode or 0)
+        if answer.retcode is None and answer.outcome != "sent":
+            detail = f"errCode {answer.err_code}"
+        yield self.send_result(row, answer.outcome, msg_id, answer.retcode, detail)
+        if answer.state == "ended" and answer.retcode is not None and not state.finished:
+            for item in await self.session_ended(
+                state, retcode_reason(answer.retcode), answer.retcode
+            ):
+                yield item
+
+    async def on_send_error(self, failure: Failure) -> AsyncIterator[Any]:
+        """No answer to a send: failed, not retried (it may have arrived; a resend could
+        make a duplicate, §6.3)."""
+        request = failure.request  # type: ignore[attr-defined]
+        row = request.cb_kwargs["row"]
+        detail = f"no answer: {type(failure.value).__name__}"
+        yield self.send_result(row, "failed", request.cb_kwargs["msg_id"], None, detail)

@@ -1,0 +1,341 @@
+"""Messages, the outbox and the held sessions in the SQL store.
+
+* ``messages``: every message the ``messages`` spider received, once: unique on
+  ``dedup_key`` (``protocol.messaging.dedup_key``), inserted with "on conflict do nothing",
+  so a message delivered twice — or stored twice around a restart — is one row.
+* ``outbox``: what ``scrapy send`` queued. ``status`` goes ``queued`` → ``sending`` (a
+  running ``messages`` spider claimed it, ``holder`` says which) → ``sent``,
+  ``unconfirmed`` or ``failed`` (with ``retcode`` and ``detail``). A claim the spider could
+  not send before it stopped goes back to ``queued``.
+* ``message_holders``: which accounts a running ``messages`` spider holds, with a heartbeat
+  (``seen_at``, Unix seconds) renewed every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL``;
+  ``scrapy send`` refuses an account nobody holds.
+
+Every function is synchronous (a database round trip); ``source`` arguments are the
+``database_url=…`` keyword of the other readers, as a mapping.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.protocol.messaging import dedup_key, parse_target
+from webqq_scrapy.store.sql import (
+    _has_table,
+    _upsert,
+    create_db_engine,
+    default_database_url,
+    ensure_schema,
+    metadata,
+    reading_engine,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "HOLDER_STALE_AFTER",
+    "claim",
+    "enqueue",
+    "finish_sends",
+    "holder_of",
+    "insert_messages",
+    "list_messages",
+    "outbox_entry",
+    "release",
+]
+
+_TIME = String(64)
+# A holder whose heartbeat is older than this many seconds is gone (crashed, stopped).
+HOLDER_STALE_AFTER = 15.0
+
+messages_table = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(255), nullable=False, unique=True),
+    Column("account", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("peer_id", BigInteger, nullable=False),
+    Column("sender_uin", BigInteger, nullable=False),
+    Column("msg_id", BigInteger, nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("reply_to", String(64), nullable=False),
+    Column("own", Boolean, nullable=False),
+    Column("sender_name", Text),
+    Column("peer_name", Text),
+    Column("received_at", _TIME, nullable=False),
+    Column("job", String(255)),
+    Column("stored_at", _TIME, nullable=False),
+    Index("ix_messages_account", "account", "id"),
+)
+
+outbox_table = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(255), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("queued_at", _TIME, nullable=False),
+    Column("holder", String(255)),
+    Column("claimed_at", _TIME),
+    Column("finished_at", _TIME),
+    Column("msg_id", BigInteger),
+    Column("retcode", Integer),
+    Column("detail", Text),
+    Column("job", String(255)),
+    Index("ix_outbox_account_status", "account", "status"),
+)
+
+holders_table = Table(
+    "message_holders",
+    metadata,
+    Column("account", String(255), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("seen_at", Float, nullable=False),
+)
+
+_MESSAGE_COLUMNS = [c.name for c in messages_table.columns if c.name != "id"]
+FINISHED = frozenset({"sent", "unconfirmed", "failed"})
+
+
+def insert_messages(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Insert received messages (``Message`` item records); duplicates are skipped."""
+    if not records:
+        return
+    now = utc_timestamp()
+    rows = []
+    for r in records:
+        key = dedup_key(
+            r["account"], r["kind"], r["peer_id"], r["sender_uin"], r["msg_id"], r["time"]
+        )
+        rows.append(
+            {name: r.get(name) for name in _MESSAGE_COLUMNS} | {"dedup_key": key, "stored_at": now}
+        )
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        conn.execute(
+            insert(messages_table).on_conflict_do_nothing(index_elements=["dedup_key"]), rows
+        )
+        return
+    for row in rows:  # other dialects: look first
+        exists = conn.scalar(
+            select(messages_table.c.id).where(messages_table.c.dedup_key == row["dedup_key"])
+        )
+        if exists is None:
+            conn.execute(messages_table.insert(), [row])
+
+
+def finish_sends(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Record send results (``SendResult`` item records) against their outbox rows."""
+    for r in records:
+        conn.execute(
+            outbox_table.update()
+            .where(outbox_table.c.id == r["outbox_id"])
+            .values(
+                status=r["status"],
+                finished_at=r["finished_at"],
+                msg_id=r.get("msg_id"),
+                retcode=r.get("retcode"),
+                detail=r.get("detail"),
+                job=r.get("job"),
+            )
+        )
+
+
+def _writing_engine(source: Mapping[str, Any]) -> Engine:
+    engine = create_db_engine(source.get("database_url") or default_database_url())
+    ensure_schema(engine)
+    return engine
+
+
+def enqueue(source: Mapping[str, Any], account: str, target: str, text: str) -> int:
+    """Queue ``text`` for ``target`` (``buddy:UIN`` …) on ``account``'s session: the row id."""
+    parse_target(target)  # ValueError for a bad one
+    if not text:
+        raise ValueError("the message is empty")
+    engine = _writing_engine(source)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                outbox_table.insert().values(
+                    account=account,
+                    target=target,
+                    text=text,
+                    status="queued",
+                    queued_at=utc_timestamp(),
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+    finally:
+        engine.dispose()
+
+
+def outbox_entry(source: Mapping[str, Any], outbox_id: int) -> dict[str, Any] | None:
+    """One outbox row as stored, or None."""
+    with reading_engine(source.get("database_url") or default_database_url()) as engine:
+        if engine is None:
+            return None
+        with engine.connect() as conn:
+            if not _has_table(conn, "outbox"):
+                return None
+            row = conn.execute(select(outbox_table).where(outbox_table.c.id == outbox_id))
+            found = row.mappings().first()
+            return dict(found) if found is not None else None
+
+
+def holder_of(
+    source: Mapping[str, Any],
+    account: str,
+    *,
+    now: float | None = None,
+    stale_after: float = HOLDER_STALE_AFTER,
+) -> str | None:
+    """The running ``messages`` spider that holds ``account``: its heartbeat is younger
+    than ``stale_after`` seconds."""
+    now = time.time() if now is None else now
+    with reading_engine(source.get("database_url") or default_database_url()) as engine:
+        if engine is None:
+            return None
+        with engine.connect() as conn:
+            if not _has_table(conn, "message_holders"):
+                return None
+            row = (
+                conn.execute(select(holders_table).where(holders_table.c.account == account))
+                .mappings()
+                .first()
+            )
+    if row is None or now - row["seen_at"] > stale_after:
+        return None
+    return str(row["holder"])
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def _engine(source: Mapping[str, Any]) -> Engine:
+    """One engine per URL for the spider's periodic calls (pooled connections)."""
+    url = str(source.get("database_url") or default_database_url())
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = _writing_engine(source)
+    return engine
+
+
+def claim(
+    source: Mapping[str, Any], accounts: Sequence[str], holder: str, *, now: float | None = None
+) -> list[dict[str, Any]]:
+    """Renew ``holder``'s heartbeat for ``accounts`` and claim their queued outbox rows
+    (status ``sending``), oldest first: the rows to send."""
+    now = time.time() if now is None else now
+    if not accounts:
+        return []
+    engine = _engine(source)
+    with engine.begin() as conn:
+        _upsert(
+            conn,
+            holders_table,
+            [{"account": a, "holder": holder, "seen_at": now} for a in accounts],
+            ["account"],
+        )
+        rows: list[dict[str, Any]] = []
+        wanted = list(accounts)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = (
+                select(outbox_table)
+                .where(and_(outbox_table.c.status == "queued", outbox_table.c.account.in_(chunk)))
+                .order_by(outbox_table.c.id)
+            )
+            rows.extend(dict(r) for r in conn.execute(query).mappings())
+        claimed = []
+        stamp = utc_timestamp()
+        for row in rows:
+            # Only one holder wins a row, even with two spiders on one account.
+            done = conn.execute(
+                outbox_table.update()
+                .where(and_(outbox_table.c.id == row["id"], outbox_table.c.status == "queued"))
+                .values(status="sending", holder=holder, claimed_at=stamp)
+            )
+            if done.rowcount == 1:
+                claimed.append(row | {"status": "sending", "holder": holder})
+        return claimed
+
+
+def release(
+    source: Mapping[str, Any], unsent: Sequence[int], holder: str, accounts: Sequence[str]
+) -> None:
+    """At the spider's end: claimed rows it did not send go back to ``queued``; its
+    accounts are no longer held."""
+    engine = _engine(source)
+    try:
+        with engine.begin() as conn:
+            if unsent:
+                conn.execute(
+                    outbox_table.update()
+                    .where(
+                        and_(
+                            outbox_table.c.id.in_(list(unsent)),
+                            outbox_table.c.status == "sending",
+                        )
+                    )
+                    .values(status="queued", holder=None, claimed_at=None)
+                )
+            if accounts:
+                conn.execute(
+                    holders_table.delete().where(
+                        and_(
+                            holders_table.c.account.in_(list(accounts)),
+                            holders_table.c.holder == holder,
+                        )
+                    )
+                )
+    finally:
+        _ENGINES.pop(str(source.get("database_url") or default_database_url()), None)
+        engine.dispose()
+
+
+def list_messages(
+    account: str | None = None,
+    *,
+    database_url: str | Any | None = None,
+    after_id: int = 0,
+) -> list[dict[str, Any]]:
+    """Stored messages (all, or one account's), in the order they were stored; ``after_id``
+    reads only newer rows (a bot's cursor)."""
+    with reading_engine(database_url or default_database_url()) as engine:
+        if engine is None:
+            return []
+        with engine.connect() as conn:
+            if not _has_table(conn, "messages"):
+                return []
+            query = select(messages_table).where(messages_table.c.id > after_id)
+            if account is not None:
+                query = query.where(messages_table.c.account == account)
+            return [dict(r) for r in conn.execute(query.order_by(messages_table.c.id)).mappings()]
