@@ -33,9 +33,15 @@ class ScriptSpider(Spider):
         return
         yield
 
-    def qr_ready(self, account: str, png: bytes, generation: int) -> None:
+    def qr_ready(self, account: str, png: bytes, generation: int, **more: Any) -> None:
+        """``more``: the optional ``expires_in``, ``refresh`` and ``max_refreshes``."""
         self.crawler.signals.send_catch_log(
-            webqq_signals.qr_ready, account=account, png=png, path=None, generation=generation
+            webqq_signals.qr_ready,
+            account=account,
+            png=png,
+            path=None,
+            generation=generation,
+            **more,
         )
 
     def qr_state(self, account: str, state: str, outcome: str | None = None) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from webqq_scrapy import settings as defaults
+from webqq_scrapy.protocol.codes import QR_LIFETIME
 from webqq_scrapy.secret_settings import (
     FILE_SUFFIX,
     SECRET_SETTINGS,
@@ -54,6 +55,7 @@ class SettingError(ValueError):
 DAY = 24 * 3600.0
 MAXIMA: dict[str, float] = {
     "WEBQQ_POLL_INTERVAL": 3600,
+    "WEBQQ_QR_WEB_GRACE": 3600,
     "WEBQQ_SCANNED_POLL_INTERVAL": 3600,
     "WEBQQ_MAX_QR_REFRESHES": 1000,
     "WEBQQ_LOGIN_TIMEOUT": DAY,
@@ -291,6 +293,14 @@ class WebQQConfig:
         return "https" if self.target == TARGET_TENCENT else "http"
 
     @property
+    def qr_lifetime(self) -> float:
+        """How long a QR is expected to stay valid (a countdown, never a decision): the
+        simulator's setting, else about 2 minutes (docs/protocol.md §3.2)."""
+        if self.target == TARGET_SIMULATOR:
+            return self.simulator_qr_lifetime
+        return QR_LIFETIME
+
+    @property
     def target_label(self) -> str:
         """What the records name as their target: "simulator", "tencent" or the URL."""
         if self.target == "url" and self.simulator_url:
@@ -396,6 +406,7 @@ class QRPageConfig:
     enabled: bool
     host: str
     port: int
+    grace: float
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> QRPageConfig:
@@ -406,6 +417,7 @@ class QRPageConfig:
             enabled=read_bool(settings, "WEBQQ_QR_WEB_ENABLED"),
             host=host,
             port=_port(settings, "WEBQQ_QR_WEB_PORT"),
+            grace=_number(settings, "WEBQQ_QR_WEB_GRACE", positive=False),
         )
 
 

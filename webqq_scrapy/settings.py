@@ -207,13 +207,18 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # are set above.
 
 # Serve a web page showing the current QR and the state of every account, at a secret URL
-# ("http://HOST:PORT/<random token>/") logged at INFO; it stops when the crawl ends.
+# ("http://HOST:PORT/<random token>/") logged at INFO; it stops WEBQQ_QR_WEB_GRACE seconds
+# after the crawl ends.
 WEBQQ_QR_WEB_ENABLED = False
 # Address the page listens on: loopback by default. "0.0.0.0" makes it reachable from the
 # network, over plain HTTP, protected only by the token in its URL.
 WEBQQ_QR_WEB_HOST = "127.0.0.1"
 # TCP port of the page; 0 picks a free port (see the logged URL).
 WEBQQ_QR_WEB_PORT = 0
+# Seconds the page keeps serving the final states after the crawl ends (when someone has
+# opened it), so an open browser shows each account's outcome instead of a dead QR. 0: stop
+# at once.
+WEBQQ_QR_WEB_GRACE = 60.0
 
 # POST a JSON event (account, state, generation, the PNG as base64 with each new QR,
 # outcome, sent_at) to this URL on every new QR and state change. Empty: no webhook.

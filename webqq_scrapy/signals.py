@@ -3,7 +3,9 @@
 Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_ready)``.
 
 ``qr_ready(account: str, png: bytes, path: str | None, generation: int)``
-    a new QR image for ``account`` (generation 1, 2, … after each expiry).
+    a new QR image for ``account`` (generation 1, 2, … after each expiry). The spider also
+    passes ``expires_in`` (seconds the QR is expected to stay valid), ``refresh`` and
+    ``max_refreshes`` (QR refreshes so far, and the limit); handlers may leave them out.
 ``qr_state(account: str, state: str, outcome: str | None)``
     ``state`` is one of ``waiting``, ``scanned``, ``done``, ``failed``; ``outcome``
     is set with ``done``/``failed`` (an ``items.OUTCOMES`` value).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,16 +36,57 @@ def run_on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120
     return b"".join(chunks).decode("utf-8", errors="replace").replace("\r\n", "\n")
 
 
+def screen_lines(output: str) -> list[str]:
+    """The non-empty lines as the terminal shows them: a ``\\r`` returns to the line's start
+    (what follows overwrites what was there), ``ESC [K`` erases to the line's end."""
+    lines = []
+    for raw in output.splitlines():
+        shown = ""
+        for part in raw.split("\r"):
+            erase = "\x1b[K" in part
+            part = part.replace("\x1b[K", "")
+            shown = part if erase else part + shown[len(part) :]
+        if shown.strip():
+            lines.append(shown)
+    return lines
+
+
 def test_one_account_interactively(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
     output = run_on_a_terminal(
         [sys.executable, "-m", "scrapy", "login", "alice", "-L", "WARNING"], env
     )
-    lines = [line for line in output.splitlines() if line.strip()]
+    lines = screen_lines(output)
     assert lines[0] == "QR code for alice:"
     assert "▀" in output or "▄" in output or "█" in output  # drawn with half blocks
     assert lines[-1] == "login: 1 account: ok 1"
     assert " INFO: " not in output and "Traceback" not in output
+
+
+PROGRESS = re.compile(
+    "QR alice: (waiting for a scan|scanned, confirm on the phone) \u00b7 [0-9]+ s left "
+    "\u00b7 refresh [0-9]+/[0-9]+"
+)
+
+
+def test_a_waiting_qr_shows_a_progress_line_on_the_terminal_only(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
+    log = tmp_path / "login.log"
+    output = run_on_a_terminal(
+        [sys.executable, "-m", "scrapy", "login", "alice", "-s", f"LOG_FILE={log}"], env
+    )
+    # Rewritten in place: a carriage return, the line, an erase to its end.
+    shown = re.findall("\r([^\r\n\x1b]*)\x1b\\[K", output)
+    progress = [line for line in shown if line]
+    assert progress, output
+    assert all(PROGRESS.fullmatch(line) for line in progress), progress
+    # Erased once the login has finished: the last thing on the screen is the result.
+    assert screen_lines(output)[-1] == "login: 1 account: ok 1"
+    # Never in the log file, never when stderr is not a terminal.
+    assert "INFO" in log.read_text() and "s left" not in log.read_text()
+    piped = run_scrapy("login", "bob", "-L", "WARNING", data_home=tmp_path / "data")
+    assert piped.returncode == 0, piped.stderr
+    assert "s left" not in piped.stderr and "\r" not in piped.stderr
 
 
 def test_help_points_to_the_settings() -> None:

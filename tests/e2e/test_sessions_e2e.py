@@ -18,7 +18,7 @@ import pytest
 
 from tests.commands import run_scrapy
 from tests.fixtures.simulator import Browser
-from tests.test_webhook import Receiver
+from tests.unit.qr.test_webhook import Receiver
 from webqq_scrapy.store import list_credentials, load_credentials
 
 FAST = [

@@ -64,8 +64,11 @@ async def test_creds_list_and_show_print_a_hostile_nickname_escaped(simulator, t
         shown = run_scrapy("creds", *args, "--database-url", db)
         assert shown.returncode == 0, shown.stderr
         assert not any(raw in shown.stdout for raw in ("\x1b", "\x07", "\x9b"))
-        document = shown.stdout.split("\n(secrets redacted")[0]
-        assert json.loads(document)["nickname"] == HOSTILE_NICK  # the data, intact
+    # The short view shows the nickname escaped, on one line; --json keeps the data intact.
+    summary = run_scrapy("creds", "show", "alice", "--database-url", db).stdout
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b31mred\\nalice2" in summary
+    document = run_scrapy("creds", "show", "alice", "--json", "--database-url", db).stdout
+    assert json.loads(document)["nickname"] == HOSTILE_NICK
 
 
 def test_account_names_with_control_characters_are_refused_at_start(tmp_path):

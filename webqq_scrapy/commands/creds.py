@@ -26,7 +26,7 @@ from webqq_scrapy.store import (
     read_credentials_records,
     read_outcome_records,
 )
-from webqq_scrapy.store.records import describe_error, redact_record
+from webqq_scrapy.store.records import describe_error
 from webqq_scrapy.text import escape_controls, escape_json_controls
 
 if TYPE_CHECKING:
@@ -40,7 +40,12 @@ LIST_COLUMNS = (
     "expires_at",
     "checked_at",
     "status",
+    "last_outcome",
+    "outcome_at",
 )
+# ``show`` (human view): the record's plain fields; tokens and cookie values never.
+SHOW_FIELDS = ("account", "uin", "nickname", "status", "obtained_at", "expires_at", "checked_at")
+OUTCOME_FIELDS = ("outcome", "finished_at", "step", "detail", "run_id")
 
 
 def shown_status(record: dict[str, Any]) -> str:
@@ -58,7 +63,7 @@ class Command(ScrapyCommand):
     default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
 
     def syntax(self) -> str:
-        return "list | show ACCOUNT [--json] | check [ACCOUNT ...] [--json]"
+        return "list [--json] | show ACCOUNT [--json] | check [ACCOUNT ...] [--json]"
 
     def short_desc(self) -> str:
         return "List, show or check (live, no QR) the stored WebQQ credentials"
@@ -66,10 +71,14 @@ class Command(ScrapyCommand):
     def long_desc(self) -> str:
         return (
             "'list' prints one line per account (uin, obtained and estimated expiry time, "
-            "valid or expired) without any secret. 'show ACCOUNT' prints the account's record "
-            "with its tokens and cookie values redacted, and its latest login outcome; "
-            "'show ACCOUNT --json' prints the complete record, secrets included, as JSON for "
-            "other programs. 'check [ACCOUNT ...]' tests each stored credential (all when no "
+            "status: valid, expired, ended, unknown, or none when no credentials are stored, "
+            "and the last login outcome), accounts whose logins all failed included, without "
+            "any secret ('--json': as a JSON list). 'show ACCOUNT' prints a short summary: "
+            "the account's plain fields, status, cookie names and last login outcome; "
+            "'show ACCOUNT --json' prints the complete record, secrets included, with "
+            "'last_outcome', as JSON for other programs; exit status 1 when no credentials "
+            "are stored for ACCOUNT (its outcome is still shown). "
+            "'check [ACCOUNT ...]' tests each stored credential (all when no "
             "ACCOUNT is given) live with get_online_buddies2, never a QR, stores the result "
             "(valid, ended or unknown, with the retcode and checked_at) with the credentials "
             "and prints it ('--json': as JSON); exit status 0 all valid, 1 some not valid or "
@@ -87,8 +96,8 @@ class Command(ScrapyCommand):
         parser.add_argument(
             "--json",
             action="store_true",
-            help="show: print the full record (secrets included) as JSON; "
-            "check: print the results as JSON",
+            help="list: print the accounts as JSON; show: print the full record (secrets "
+            "included) and the last outcome as JSON; check: print the results as JSON",
         )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
@@ -104,7 +113,7 @@ class Command(ScrapyCommand):
         source, label = self._source(opts)
         try:
             if args[0] == "list":
-                self._list(source, label)
+                self._list(source, label, as_json=opts.json)
             else:
                 self._show(args[1], source, label, full=opts.json)
         except (StoreError, SQLAlchemyError, OSError) as exc:
@@ -122,45 +131,106 @@ class Command(ScrapyCommand):
                 f"{exc}; use --json-path or --database-url", print_help=False
             ) from None
 
-    def _list(self, source: dict[str, Any], label: str) -> None:
+    def _list(self, source: dict[str, Any], label: str, *, as_json: bool) -> None:
+        credentials = {r["account"]: r for r in read_credentials_records(**source)}
+        outcomes = latest_outcomes(read_outcome_records(**source))
+        # An account whose logins all failed has an outcome and no credentials: list it too.
         rows = [
-            {
-                **record,
-                "status": shown_status(record),
-            }
-            for record in read_credentials_records(**source)
+            account_row(account, credentials.get(account), outcomes.get(account))
+            for account in sorted(credentials.keys() | outcomes.keys())
         ]
+        if as_json:
+            print(escape_json_controls(json.dumps(rows, ensure_ascii=False, indent=2)))
+            return
         if not rows:
             print(f"No credentials stored in {label}")
             return
         # Names and nicknames come from users and servers: no terminal escape, no newline.
-        table = [
-            [escape_controls(str(row.get(name) or "")) for name in LIST_COLUMNS] for row in rows
-        ]
+        table = [[cell(row, name) for name in LIST_COLUMNS] for row in rows]
         widths = [
             max(len(name), *(len(line[i]) for line in table)) for i, name in enumerate(LIST_COLUMNS)
         ]
         for line in [[name.upper() for name in LIST_COLUMNS], *table]:
-            cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+            cells = (text.ljust(width) for text, width in zip(line, widths, strict=True))
             print("  ".join(cells).rstrip())
         print(f"{len(rows)} account(s) in {label}")
 
     def _show(self, account: str, source: dict[str, Any], label: str, *, full: bool) -> None:
         records = read_credentials_records(account=account, **source)
-        if not records:
-            print(f"No credentials for account {account!r} in {label}", file=sys.stderr)
+        record = records[0] if records else None
+        outcome = latest_outcomes(read_outcome_records(account=account, **source)).get(account)
+        if record is None and outcome is None:
+            print(
+                f"No credentials and no login outcome for account {account!r} in {label}",
+                file=sys.stderr,
+            )
             self.exitcode = 1
             return
-        record = records[0]
+        # Exit status 1 when nothing usable is stored, even though the outcome is shown.
+        self.exitcode = 0 if record is not None else 1
         if full:
-            print(escape_json_controls(json.dumps(record, ensure_ascii=False, indent=2)))
+            shown = {**(record or {"account": account}), "last_outcome": outcome_summary(outcome)}
+            print(escape_json_controls(json.dumps(shown, ensure_ascii=False, indent=2)))
             return
-        shown = {**redact_record(record), "status": shown_status(record)}
-        outcomes = read_outcome_records(account=account, **source)
-        if outcomes:
-            shown["last_outcome"] = {
-                name: outcomes[-1].get(name)
-                for name in ("outcome", "finished_at", "step", "detail", "run_id")
-            }
-        print(escape_json_controls(json.dumps(shown, ensure_ascii=False, indent=2)))
-        print(f"(secrets redacted; --json prints them; source: {label})")
+        row = account_row(account, record, outcome)
+        # Without credentials only the status and the outcome say anything.
+        fields = SHOW_FIELDS if record is not None else ("account", "status")
+        lines = [(name, cell(row, name)) for name in fields]
+        if record is not None:
+            cookies = [c.get("name") for c in record.get("cookies") or [] if isinstance(c, dict)]
+            lines.append(("cookies", f"{len(cookies)} ({', '.join(map(str, cookies))})"))
+        lines.append(("last outcome", describe_outcome(outcome)))
+        width = max(len(name) for name, _ in lines)
+        for name, value in lines:
+            print(f"{name.ljust(width)}  {escape_controls(value)}")
+        if record is None:
+            print(f"(no credentials stored; source: {label})")
+        else:
+            print(f"(tokens and cookie values not shown; --json prints them; source: {label})")
+
+
+def latest_outcomes(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The latest outcome per account; records come oldest first (SQL) or one each (JSON)."""
+    return {record["account"]: record for record in records}
+
+
+def outcome_summary(outcome: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What ``list --json`` and ``show --json`` say of the last login attempt."""
+    if outcome is None:
+        return None
+    return {name: outcome.get(name) for name in OUTCOME_FIELDS}
+
+
+def account_row(
+    account: str, record: dict[str, Any] | None, outcome: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One account as ``list`` shows it: no secret, its status (``none`` without stored
+    credentials) and its last login outcome."""
+    row: dict[str, Any] = {"account": account}
+    for name in ("uin", "nickname", "obtained_at", "expires_at", "checked_at"):
+        row[name] = record.get(name) if record is not None else None
+    row["status"] = shown_status(record) if record is not None else "none"
+    row["last_outcome"] = outcome_summary(outcome)
+    return row
+
+
+def cell(row: dict[str, Any], name: str) -> str:
+    """A table cell: ``-`` when empty, control characters escaped."""
+    if name == "last_outcome":
+        value = (row.get("last_outcome") or {}).get("outcome")
+    elif name == "outcome_at":
+        value = (row.get("last_outcome") or {}).get("finished_at")
+    else:
+        value = row.get(name)
+    return escape_controls(str(value)) if value not in (None, "") else "-"
+
+
+def describe_outcome(outcome: dict[str, Any] | None) -> str:
+    """``refused at 2026-… (step ptqrlogin: detail; run run-1)`` or ``none recorded``."""
+    if outcome is None:
+        return "none recorded"
+    text = f"{outcome.get('outcome')} at {outcome.get('finished_at') or '?'}"
+    extra = [str(outcome[n]) for n in ("step", "detail") if outcome.get(n)]
+    if outcome.get("run_id"):
+        extra.append(f"run {outcome['run_id']}")
+    return f"{text} ({'; '.join(extra)})" if extra else text

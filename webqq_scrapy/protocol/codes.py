@@ -38,6 +38,9 @@ QR_EXPIRED = 65
 QR_WAITING = 66
 QR_SCANNED = 67
 QR_REFUSED = 68
+# How long a QR stays valid on the server: about 2 minutes (docs/protocol.md §3.2); the
+# page's own timeout is 120 s. Used only to show a countdown, never to decide anything.
+QR_LIFETIME = 120.0
 
 QR_MESSAGES = {
     QR_OK: "登录成功！",

@@ -6,7 +6,10 @@ crawl, one page at ``http://HOST:PORT/<token>/`` listing each account with its s
 (``secrets.token_urlsafe``) and the page URL, logged at INFO, is the only way in; any other
 path answers 404. The page polls a small JSON endpoint and swaps an expired QR for the new
 one; image URLs carry the QR generation and every answer is ``Cache-Control: no-store``, so
-a browser never shows a stale QR. The server stops when the spider closes.
+a browser never shows a stale QR. Each card counts down to its QR's expected expiry and shows
+the refresh count. When the spider closes, every QR is dropped, the page says the crawl has
+ended with each account's outcome, and the server keeps serving that final state for
+``WEBQQ_QR_WEB_GRACE`` seconds (when the page was opened at all), then stops.
 
 It listens to the spider's ``qr_ready`` and ``qr_state`` signals (``webqq_scrapy.signals``)
 and forgets an account's image once the account is done or failed.
@@ -22,6 +25,7 @@ import json
 import logging
 import secrets
 import socket
+import time
 import weakref
 from dataclasses import dataclass
 from importlib import resources
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -54,9 +59,15 @@ STATE_TEXT = {
     webqq_signals.QR_DONE: "done",
     webqq_signals.QR_FAILED: "failed",
 }
+# An account the crawl ended without finishing (closed, interrupted).
+UNFINISHED = "unfinished"
+STATE_TEXT[UNFINISHED] = "not finished: the crawl ended"
 # What the page shows before the first state signal of an account.
 INITIAL_STATE = webqq_signals.QR_WAITING
 FINAL_STATES = (webqq_signals.QR_DONE, webqq_signals.QR_FAILED)
+
+RUNNING_NOTE = "This page updates itself; an expired QR code is replaced by the new one."
+ENDED_NOTE = "The crawl has ended; this page shows how each login ended and no longer updates."
 
 # How often the page asks for news, in milliseconds.
 POLL_MS = 1000
@@ -94,6 +105,10 @@ class AccountEntry:
     outcome: str | None = None
     generation: int = 0
     png: bytes | None = None
+    # The QR's expected expiry (time.monotonic()) and its refresh count, for the countdown.
+    expires: float | None = None
+    refresh: int | None = None
+    max_refreshes: int | None = None
 
     @property
     def image(self) -> str | None:
@@ -116,7 +131,27 @@ class AccountEntry:
             "generation": self.generation,
             "image": self.image,
             "text": self.text,
+            # Relative seconds, not a time of day: the browser's clock may be wrong.
+            "seconds_left": self.seconds_left(),
+            "refresh": self.refresh,
+            "max_refreshes": self.max_refreshes,
         }
+
+    @property
+    def progress(self) -> str:
+        """``QR expires in 87 s · refresh 1/5`` (page.js keeps the count going)."""
+        parts = []
+        left = self.seconds_left()
+        if left is not None:
+            parts.append(f"QR expires in {left} s" if left else "QR expired, a new one is coming")
+        if self.max_refreshes is not None:
+            parts.append(f"refresh {self.refresh or 0}/{self.max_refreshes}")
+        return " \u00b7 ".join(parts)
+
+    def seconds_left(self) -> int | None:
+        if self.expires is None or self.png is None:
+            return None
+        return max(0, round(self.expires - time.monotonic()))
 
 
 class QRPageResource(Resource):
@@ -136,6 +171,7 @@ class QRPageResource(Resource):
             self.page.inc_stat("denied")
             return self.not_found(request)
         self.page.inc_stat("requests")
+        self.page.visited = True
         rest = [segment.decode("utf-8", "replace") for segment in segments[1:]]
         if not rest:  # /<token> without the slash: the page's relative URLs need it
             request.setResponseCode(302)
@@ -201,6 +237,7 @@ class QRWebPage:
         *,
         token: str | None = None,
         crawler: Crawler | None = None,
+        grace: float = defaults.WEBQQ_QR_WEB_GRACE,
     ) -> None:
         self.host = host
         self.port = port
@@ -210,13 +247,16 @@ class QRWebPage:
         self.listening: Port | None = None
         self.site: QRSite | None = None
         self.url: str | None = None
+        self.grace = grace
+        self.ended = False
+        self.visited = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         config = QRPageConfig.from_settings(crawler.settings)
         if not config.enabled:
             raise NotConfigured  # off by default: no warning for it
-        page = cls(config.host, config.port, crawler=crawler)
+        page = cls(config.host, config.port, crawler=crawler, grace=config.grace)
         crawler.signals.connect(page.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(page.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(page.qr_ready, signal=webqq_signals.qr_ready)
@@ -241,7 +281,23 @@ class QRWebPage:
             )
 
     async def spider_closed(self) -> None:
+        self.end()
+        if self.listening is not None and self.visited and self.grace > 0:
+            # Someone opened the page: let the browser learn the outcomes before it goes.
+            logger.info(
+                "QR web page: showing the final states for %g s more (WEBQQ_QR_WEB_GRACE)",
+                self.grace,
+            )
+            await sleep(self.grace)
         await self.stop()
+
+    def end(self) -> None:
+        """The crawl is over: no QR is valid any more; unfinished accounts say so."""
+        self.ended = True
+        for entry in self.accounts.values():
+            entry.png = None
+            if entry.state not in FINAL_STATES:
+                entry.state = UNFINISHED
 
     def start(self) -> str:
         from twisted.internet import reactor
@@ -292,14 +348,29 @@ class QRWebPage:
             self.accounts[account] = AccountEntry(id=len(self.accounts) + 1, account=account)
         return self.accounts[account]
 
-    def qr_ready(self, account: str, png: bytes, generation: int) -> None:
+    def qr_ready(
+        self,
+        account: str,
+        png: bytes,
+        generation: int,
+        expires_in: float | None = None,
+        refresh: int | None = None,
+        max_refreshes: int | None = None,
+    ) -> None:
+        if self.ended:
+            return
         entry = self.entry(account)
         entry.png = png
         entry.generation = generation
+        entry.expires = None if expires_in is None else time.monotonic() + expires_in
+        entry.refresh = refresh
+        entry.max_refreshes = max_refreshes
         entry.state = webqq_signals.QR_WAITING
         entry.outcome = None
 
     def qr_state(self, account: str, state: str, outcome: str | None = None) -> None:
+        if self.ended and state not in FINAL_STATES:
+            return
         entry = self.entry(account)
         entry.state = state
         entry.outcome = outcome
@@ -309,7 +380,10 @@ class QRWebPage:
     # --- what the page shows -------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        return {"accounts": [entry.as_json() for entry in self.accounts.values()]}
+        return {
+            "accounts": [entry.as_json() for entry in self.accounts.values()],
+            "ended": self.ended,
+        }
 
     def png_for(self, entry_id: str, name: str) -> bytes | None:
         """The PNG of an image URL, only while it is the account's current QR."""
@@ -329,11 +403,14 @@ class QRWebPage:
             cards.append(
                 f'<section id="account-{entry.id}" class="account state-{state}">'
                 f"<h2>{html.escape(entry.account)}</h2>"
-                f'<p class="state">{html.escape(entry.text)}</p>{image}</section>'
+                f'<p class="state">{html.escape(entry.text)}</p>'
+                f'<p class="progress">{html.escape(entry.progress)}</p>{image}</section>'
             )
         return Template(static_text("page.html")).substitute(
             refresh=max(1, POLL_MS // 1000) * 5,
             css=static_text("page.css"),
             cards="".join(cards),
             hidden=" hidden" if cards else "",
+            note=ENDED_NOTE if self.ended else RUNNING_NOTE,
+            ended="true" if self.ended else "false",
         )

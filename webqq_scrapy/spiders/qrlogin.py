@@ -68,6 +68,7 @@ from webqq_scrapy.spiders.session import (
     liveness_request,
     read_stored_credentials,
 )
+from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -86,6 +87,9 @@ class Login(AccountState):
 
     machine: QRLogin = field(default=None)  # type: ignore[assignment]
     qr_path: Path | None = None
+    # When the current QR is expected to expire (time.monotonic()), for the progress line.
+    qr_expires: float = 0.0
+    progress_shown: bool = False
     nickname: str = ""
     ptwebqq: str = ""
     vfwebqq: str = ""
@@ -297,6 +301,7 @@ class QRLoginSpider(AccountSpider):
             if action.scanned_now:
                 self.logger.info("Account %s: QR scanned, waiting for confirmation", login.account)
                 await self._send_state(login, webqq_signals.QR_SCANNED)
+            self._show_progress(login)
             await self.wait(login, action.delay)
             yield self.ptqrlogin_request(login)
         elif isinstance(action, FetchQR):
@@ -450,6 +455,7 @@ class QRLoginSpider(AccountSpider):
     async def _deliver_qr(self, login: Login, png: bytes) -> None:
         path = qr.save_qr(self.config.qr_dir, login.account, png)
         login.qr_path = path
+        login.qr_expires = time.monotonic() + self.config.qr_lifetime
         self.logger.info(
             "Account %s: QR code #%d saved to %s — scan it with the QQ app",
             login.account,
@@ -470,8 +476,37 @@ class QRLoginSpider(AccountSpider):
             png=png,
             path=str(path),
             generation=login.machine.qr_generation,
+            expires_in=self.config.qr_lifetime,
+            refresh=login.qr_refreshes,
+            max_refreshes=self.config.max_qr_refreshes,
         )
         await self._send_state(login, webqq_signals.QR_WAITING)
+        self._show_progress(login)
+
+    def _show_progress(self, login: Login) -> None:
+        """One line on a terminal while a QR waits: state, seconds left, refresh n/N.
+
+        Written to stderr, never through logging, and only when stderr is a terminal: it is
+        rewritten in place (``\\r``), so it would be noise in a log file or a pipe. The cursor
+        goes back to the line's start, so a log line written meanwhile overwrites it.
+        """
+        if not sys.stderr.isatty():
+            return
+        state = "scanned, confirm on the phone" if login.machine.scanned else "waiting for a scan"
+        left = max(0, round(login.qr_expires - time.monotonic()))
+        line = (
+            f"QR {escape_controls(login.account)}: {state} \u00b7 {left} s left \u00b7 "
+            f"refresh {login.qr_refreshes}/{self.config.max_qr_refreshes}"
+        )
+        sys.stderr.write(f"\r{line}\x1b[K\r")
+        sys.stderr.flush()
+        login.progress_shown = True
+
+    def _clear_progress(self, login: Login) -> None:
+        if login.progress_shown and sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+        login.progress_shown = False
 
     async def _send_state(self, login: Login, state: str, outcome: str | None = None) -> None:
         await self.crawler.signals.send_catch_log_async(
@@ -482,6 +517,7 @@ class QRLoginSpider(AccountSpider):
         self, state: AccountState, outcome: str, step: str | None, detail: str | None
     ) -> None:
         assert isinstance(state, Login)
+        self._clear_progress(state)
         stats = self.crawler.stats
         if outcome == OUTCOME_REUSED:
             # No QR was shown: nothing to tell the QR delivery.

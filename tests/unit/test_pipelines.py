@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
-WORKDIR = Path(__file__).resolve().parent.parent
+WORKDIR = Path(__file__).resolve().parents[2]
 
 
 class StoreSpider(Spider):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from tests.test_qrlogin_e2e import assert_complete, crawl
+from tests.e2e.test_qrlogin import assert_complete, crawl
 
 LOGIN_STEPS = ["ptqrshow", "ptqrlogin", "check_sig", "getvfwebqq", "login2", "get_online_buddies2"]
 JSON_STEPS = {"getvfwebqq", "login2", "get_online_buddies2"}

@@ -43,7 +43,7 @@ def test_crawled_logins_are_stored_and_listed(tmp_path, store):
     assert listing.returncode == 0, listing.stderr
     rows = [line.split() for line in listing.stdout.splitlines()]
     assert [row[0] for row in rows[1:3]] == ["alice", "bob"]
-    assert all(row[-1] == "valid" for row in rows[1:3])
+    assert all(row[-3:-1] == ["valid", "ok"] for row in rows[1:3])
     for credentials in stored:
         assert credentials.psessionid not in listing.stdout
         assert credentials.vfwebqq not in listing.stdout

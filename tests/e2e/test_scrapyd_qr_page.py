@@ -6,7 +6,7 @@ The WebQQ side is a simulator started as its own process (``python -m
 webqq_scrapy.simulator --phone manual``), so nothing logs in unless the QR codes decoded
 from the browser's screenshot are scanned and confirmed through the phone API. scrapyd, the
 egg and the deploy helper come from ``tests/fixtures/scrapyd.py``; the DevTools-pipe browser
-from ``tests/test_qrweb.py``.
+from ``tests/unit/qr/test_page.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.fixtures.scrapyd import (
     wait_finished,
 )
 from tests.fixtures.simulator import Browser, SimulatorProcess
-from tests.test_qrweb import IMAGES_LOADED, Chromium, chromium_or_skip, decode
+from tests.unit.qr.test_page import IMAGES_LOADED, Chromium, chromium_or_skip, decode
 from webqq_scrapy.store import list_credentials, list_outcomes, load_credentials
 
 ACCOUNTS = ("carol", "dave")
@@ -78,6 +78,7 @@ def test_scan_the_qr_of_a_scheduled_job_from_its_web_page(
             "WEBQQ_TARGET": simulator_process.url,
             "WEBQQ_QR_WEB_ENABLED": "true",
             "WEBQQ_QR_WEB_PORT": "0",
+            "WEBQQ_QR_WEB_GRACE": "0",  # the job ends with its crawl
             "WEBQQ_DATABASE_URL": database_url,
             "WEBQQ_QR_DIR": str(qr_dir),
             "WEBQQ_POLL_INTERVAL": "0.2",

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,7 @@ PAYLOAD_2 = "http://127.0.0.1:8000/phone/qr/second-qr-2222"
 PAYLOAD_BOB = "http://127.0.0.1:8000/phone/qr/bob-qr-3333"
 SETTINGS = {
     "WEBQQ_QR_WEB_ENABLED": True,
+    "WEBQQ_QR_WEB_GRACE": 0,  # the server stops with the crawl, unless a test says otherwise
     "EXTENSIONS": {"webqq_scrapy.qr.page.QRWebPage": 500},
 }
 
@@ -242,6 +244,8 @@ def test_off_by_default_and_safe_in_the_project_settings() -> None:
         ("WEBQQ_QR_WEB_PORT", 70000),
         ("WEBQQ_QR_WEB_PORT", -1),
         ("WEBQQ_QR_WEB_HOST", " "),
+        ("WEBQQ_QR_WEB_GRACE", -1),
+        ("WEBQQ_QR_WEB_GRACE", "soon"),
     ],
 )
 def test_settings_are_validated(name: str, value: Any) -> None:
@@ -412,6 +416,48 @@ async def test_in_headless_chromium() -> None:
             await run_in_thread(browser.close)
 
     await run(script)
+
+
+PROGRESS = "document.querySelector('#account-1 .progress').textContent"
+
+
+@deferred_f_from_coro_f
+async def test_countdown_and_the_final_states_after_the_crawl_in_headless_chromium() -> None:
+    executable = chromium_or_skip()
+    browser = await run_in_thread(Chromium, executable)
+    seen: dict[str, Any] = {}
+
+    async def script(spider: ScriptSpider) -> None:
+        spider.qr_ready("alice", make_png(PAYLOAD_1), 2, expires_in=90, refresh=1, max_refreshes=5)
+        spider.qr_ready("bob", make_png(PAYLOAD_BOB), 1, expires_in=90, refresh=0, max_refreshes=5)
+        seen["url"] = spider.page.url
+        await run_in_thread(browser.open, spider.page.url)
+        await run_in_thread(browser.wait_for, IMAGES_LOADED)
+        # The QR's countdown goes down by itself, with the refresh count beside it.
+        first = await run_in_thread(browser.evaluate, PROGRESS)
+        assert re.fullmatch(r"QR expires in (\d+) s \u00b7 refresh 1/5", first), first
+        start = int(re.findall(r"\d+", first)[0])
+        await run_in_thread(
+            browser.wait_for, f"parseInt({PROGRESS}.match(/\\d+/)[0]) < {start}", 10
+        )
+        spider.qr_state("bob", webqq_signals.QR_FAILED, "refused")
+        await run_in_thread(browser.wait_for, "document.body.innerText.includes('refused')")
+        # The crawl ends now, alice's QR still waiting: WEBQQ_QR_WEB_GRACE keeps the page up.
+
+    try:
+        await run(script, WEBQQ_QR_WEB_GRACE=4)
+        # The server is gone, yet the open page shows how every login ended, no dead QR.
+        with pytest.raises(urllib.error.URLError):
+            fetch_sync(seen["url"])
+        text = await run_in_thread(browser.evaluate, "document.body.innerText")
+        assert "The crawl has ended" in text
+        assert "not finished: the crawl ended" in text  # alice
+        assert "failed (refused)" in text  # bob
+        assert "QR expires" not in text and "waiting" not in text
+        assert await run_in_thread(browser.evaluate, "document.images.length") == 0
+        assert decode(await run_in_thread(browser.screenshot)) == []
+    finally:
+        await run_in_thread(browser.close)
 
 
 @deferred_f_from_coro_f

@@ -11,7 +11,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.commands import run_scrapy
 from tests.fixtures.databases import make_credentials, make_outcome
-from tests.test_pipelines import crawl, logins, storage_settings
+from tests.unit.test_pipelines import crawl, logins, storage_settings
 from webqq_scrapy.store.json_file import update_json_store
 from webqq_scrapy.store.records import credentials_record, outcome_record
 from webqq_scrapy.store.sql import (
@@ -21,9 +21,12 @@ from webqq_scrapy.store.sql import (
     upsert_credentials,
 )
 
-WORKDIR = Path(__file__).resolve().parent.parent
+WORKDIR = Path(__file__).resolve().parents[2]
 ALICE = make_credentials("alice")
 BOB = make_credentials("bob", expires_at="2020-01-02T00:00:00.000Z")
+CAROL_REFUSED = make_outcome(
+    "carol", "refused", step="ptqrlogin", detail="the login was refused on the phone"
+)
 
 
 def scrapy_creds(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,81 +35,130 @@ def scrapy_creds(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(params=["json", "sqlite", "postgresql"])
 def stored(request, tmp_path) -> list[str]:
-    """Options selecting a store holding alice (valid, last outcome ok) and bob (expired)."""
+    """Options selecting a store holding alice (valid, last outcome ok), bob (expired, no
+    outcome) and carol (login refused: an outcome, no credentials)."""
     credentials = [
         credentials_record(c) | {"stored_at": "2026-11-24T12:00:01+00:00"} for c in (ALICE, BOB)
     ]
     outcome = outcome_record(make_outcome("alice", "ok")) | {"run_id": "run-1"}
+    refused = outcome_record(CAROL_REFUSED) | {"run_id": "run-2"}
     if request.param == "json":
         path = tmp_path / "creds.json"
-        update_json_store(path, {r["account"]: r for r in credentials}, {"alice": outcome})
+        update_json_store(
+            path, {r["account"]: r for r in credentials}, {"alice": outcome, "carol": refused}
+        )
         return ["--json-path", str(path)]
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
     engine = create_db_engine(url)
     ensure_schema(engine)
     with engine.begin() as conn:
         upsert_credentials(conn, credentials)
-        upsert_attempts(conn, [outcome])
+        upsert_attempts(conn, [outcome, refused])
     engine.dispose()
     return ["--database-url", url]
 
 
-def test_list_shows_accounts_without_secrets(stored):
+def test_list_shows_accounts_with_their_last_outcome(stored):
     result = scrapy_creds("list", *stored)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "ACCOUNT", "UIN", "NICKNAME", "OBTAINED_AT", "EXPIRES_AT", "CHECKED_AT", "STATUS"
+        "ACCOUNT", "UIN", "NICKNAME", "OBTAINED_AT", "EXPIRES_AT", "CHECKED_AT", "STATUS",
+        "LAST_OUTCOME", "OUTCOME_AT",
     ]  # fmt: skip
+    finished = "2026-11-24T12:00:00.000Z"
     assert lines[1].split() == [
-        "alice",
-        str(ALICE.uin),
-        "alice-nick",
-        ALICE.obtained_at,
-        ALICE.expires_at,
-        "valid",
-    ]
+        "alice", str(ALICE.uin), "alice-nick", ALICE.obtained_at, ALICE.expires_at, "-",
+        "valid", "ok", finished,
+    ]  # fmt: skip
     assert lines[2].split() == [
-        "bob",
-        str(BOB.uin),
-        "bob-nick",
-        BOB.obtained_at,
-        BOB.expires_at,
-        "expired",
-    ]
-    assert lines[3] == f"2 account(s) in {stored[1]}"
+        "bob", str(BOB.uin), "bob-nick", BOB.obtained_at, BOB.expires_at, "-", "expired", "-", "-",
+    ]  # fmt: skip
+    # The refused login is listed though nothing was stored for carol.
+    assert lines[3].split() == ["carol", "-", "-", "-", "-", "-", "none", "refused", finished]
+    assert lines[4] == f"3 account(s) in {stored[1]}"
     assert "SECRET" not in result.stdout + result.stderr
 
 
-def test_show_redacts_secrets(stored):
+def test_list_json(stored):
+    result = scrapy_creds("list", "--json", *stored)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["account"], r["status"]) for r in rows] == [
+        ("alice", "valid"),
+        ("bob", "expired"),
+        ("carol", "none"),
+    ]
+    assert rows[0]["uin"] == ALICE.uin
+    assert rows[0]["last_outcome"]["run_id"] == "run-1"
+    assert rows[1]["last_outcome"] is None
+    assert rows[2]["last_outcome"] == {
+        "outcome": "refused",
+        "finished_at": "2026-11-24T12:00:00.000Z",
+        "step": "ptqrlogin",
+        "detail": "the login was refused on the phone",
+        "run_id": "run-2",
+    }
+    assert "SECRET" not in result.stdout
+
+
+def test_show_is_a_short_summary_without_secrets(stored):
     result = scrapy_creds("show", "alice", *stored)
     assert result.returncode == 0, result.stderr
     assert "SECRET" not in result.stdout + result.stderr
-    shown = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
-    assert shown["ptwebqq"] == shown["vfwebqq"] == shown["psessionid"] == "<redacted>"
-    assert [(c["name"], c["value"]) for c in shown["cookies"]] == [
-        ("skey", "<redacted>"),
-        ("p_skey", "<redacted>"),
+    assert result.stdout.splitlines() == [
+        "account       alice",
+        f"uin           {ALICE.uin}",
+        "nickname      alice-nick",
+        "status        valid",
+        f"obtained_at   {ALICE.obtained_at}",
+        f"expires_at    {ALICE.expires_at}",
+        "checked_at    -",
+        "cookies       2 (skey, p_skey)",
+        "last outcome  ok at 2026-11-24T12:00:00.000Z (run run-1)",
+        f"(tokens and cookie values not shown; --json prints them; source: {stored[1]})",
     ]
-    assert shown["uin"] == ALICE.uin
-    assert shown["status"] == "valid"
-    assert shown["last_outcome"]["outcome"] == "ok"
-    assert result.stdout.rstrip().endswith(
-        f"(secrets redacted; --json prints them; source: {stored[1]})"
-    )
+
+
+def test_show_a_refused_account_shows_its_outcome(stored):
+    result = scrapy_creds("show", "carol", *stored)
+    assert result.returncode == 1  # nothing usable is stored
+    assert result.stdout.splitlines() == [
+        "account       carol",
+        "status        none",
+        "last outcome  refused at 2026-11-24T12:00:00.000Z "
+        "(ptqrlogin; the login was refused on the phone; run run-2)",
+        f"(no credentials stored; source: {stored[1]})",
+    ]
+    as_json = scrapy_creds("show", "carol", "--json", *stored)
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == {
+        "account": "carol",
+        "last_outcome": {
+            "outcome": "refused",
+            "finished_at": "2026-11-24T12:00:00.000Z",
+            "step": "ptqrlogin",
+            "detail": "the login was refused on the phone",
+            "run_id": "run-2",
+        },
+    }
 
 
 def test_show_json_prints_the_full_record(stored):
     result = scrapy_creds("show", "alice", "--json", *stored)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
+    last_outcome = record.pop("last_outcome")
     assert record == credentials_record(ALICE) | {"stored_at": "2026-11-24T12:00:01+00:00"}
+    assert (last_outcome["outcome"], last_outcome["run_id"]) == ("ok", "run-1")
 
 
 def test_show_unknown_account_fails(stored):
     result = scrapy_creds("show", "nobody", *stored)
     assert result.returncode == 1
-    assert result.stderr.strip() == f"No credentials for account 'nobody' in {stored[1]}"
+    assert result.stderr.strip() == (
+        f"No credentials and no login outcome for account 'nobody' in {stored[1]}"
+    )
 
 
 def test_usage_errors_exit_2():
