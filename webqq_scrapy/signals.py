@@ -5,7 +5,8 @@ Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_r
 ``qr_ready(account: str, png: bytes, path: str | None, generation: int)``
     a new QR image for ``account`` (generation 1, 2, … after each expiry).
 ``qr_state(account: str, state: str, outcome: str | None)``
-    ``state`` is one of ``waiting``, ``scanned``, ``done``, ``failed``; ``outcome``
+    ``state`` is one of ``queued`` (waiting for admission, WEBQQ_MAX_ACCOUNTS_IN_FLIGHT;
+    no QR yet), ``waiting``, ``scanned``, ``done``, ``failed``; ``outcome``
     is set with ``done``/``failed`` (an ``items.OUTCOMES`` value).
 ``session_ended(account: str, reason: str, retcode: int | None)``
     the service said ``account``'s stored session is over (docs/protocol.md §7, §8: a
@@ -20,6 +21,8 @@ qr_ready = object()
 qr_state = object()
 session_ended = object()
 
+# Waiting for admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): no QR fetched yet.
+QR_QUEUED = "queued"
 QR_WAITING = "waiting"
 QR_SCANNED = "scanned"
 QR_DONE = "done"
