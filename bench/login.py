@@ -585,31 +585,22 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(("instant", args.instant, 0.001, 0, 0))
     for label, count, interval, scan_polls, confirm_polls in runs:
         results = []
+        same: dict[str, Any] = {
+            "interval": interval,
+            "scan_polls": scan_polls,
+            "confirm_polls": confirm_polls,
+            "log_level": args.log_level,
+            "keep": args.keep,
+        }
         for limit in limits if label == "polled" else ["default"]:
             settings = dict(extra)
             if limit != "default":
                 settings["WEBQQ_MAX_ACCOUNTS_IN_FLIGHT"] = limit
-            result = one_run(
-                label,
-                count,
-                interval=interval,
-                scan_polls=scan_polls,
-                confirm_polls=confirm_polls,
-                log_level=args.log_level,
-                keep=args.keep,
-                extra=settings,
-            )
+            result = one_run(label, count, extra=settings, **same)
             results.append(result)
             print(row(result), flush=True)
         if args.baseline:
-            base = baseline_run(
-                count,
-                interval=interval,
-                scan_polls=scan_polls,
-                confirm_polls=confirm_polls,
-                log_level=args.log_level,
-                keep=args.keep,
-            )
+            base = baseline_run(count, **same)
             for result in results:
                 print(baseline_line(result, base), flush=True)
     print(LEGEND)

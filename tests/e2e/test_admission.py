@@ -8,16 +8,17 @@ queued lists them, with the started ones, in the unfinished file.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from typing import TYPE_CHECKING
 
-from tests.commands import ROOT, run_scrapy
-from tests.e2e.test_unfinished import _listed, _settings, _stored_outcomes, _unfinished_file
+from tests.commands import run_scrapy
+from tests.e2e.test_unfinished import (
+    _listed,
+    _settings,
+    _stored_outcomes,
+    _unfinished_file,
+    crawl_then_ctrl_c,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -71,27 +72,10 @@ def test_ctrl_c_while_accounts_are_queued_lists_them_unfinished(tmp_path):
     accounts = [f"adm{i:02d}" for i in range(30)]
     data_home = tmp_path / "xdg"
     # The phone never scans: the first LIMIT accounts stay in flight, the rest queued.
-    command = [sys.executable, "-m", "scrapy", "crawl", "qrlogin"]
-    command += ["-a", f"accounts_file={_accounts_file(tmp_path, accounts)}"]
-    command += _settings(
-        tmp_path, WEBQQ_SIMULATOR_SCAN_AFTER=3600, WEBQQ_MAX_ACCOUNTS_IN_FLIGHT=LIMIT
+    accounts_file = _accounts_file(tmp_path, accounts)
+    log = crawl_then_ctrl_c(
+        tmp_path, accounts_file, data_home, qrs=LIMIT, WEBQQ_MAX_ACCOUNTS_IN_FLIGHT=LIMIT
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(data_home)}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    log_path = tmp_path / "crawl.log"
-    try:
-        deadline = time.monotonic() + 60
-        while (log_path.read_text() if log_path.exists() else "").count("QR code #1 saved") < LIMIT:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.1)
-        time.sleep(1)  # several polls: the queued accounts stay queued
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    log = log_path.read_text()
     assert log.count("QR code #1 saved") == LIMIT, log[-3000:]
     assert "26 account(s) queued" in log
     assert "(shutdown) before 30 account(s) finished" in log, log[-3000:]
