@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python -m bench.login --accounts 100,1000,5000 --instant 2000 --waves 10000/1000
+    python -m bench.login --accounts 1000 --limits 0,100,200,400 --instant 2000
 
 For each account count, a fresh simulator is started (``python -m webqq_scrapy.simulator``,
 its phone scanning each QR at the ``--scan-after-polls``-th ptqrlogin poll and confirming
@@ -27,6 +28,15 @@ Figures (one row per account count):
 
 ``--instant N``: the phone confirms at the first poll and the interval is 1 ms, so the
 figure is the most logins per second one process achieves (``logins/s``).
+
+``--limits 0,100,200``: each polled count runs once per ``WEBQQ_MAX_ACCOUNTS_IN_FLIGHT``
+value (``default``: the project's); the rows add ``limit``, the most accounts in flight,
+the longest admission wait and the CPU ms per downloaded request.
+
+Baseline (``--no-baseline`` skips it): after each count's rows, ``bench/baseline.py`` — a
+bare Scrapy spider with the same request chains, no project middleware, pipeline or
+extension — runs against a fresh simulator with the same phone, and the line under the
+rows gives its CPU per request and the project's divided by it (issue 17).
 
 ``--waves TOTAL/WAVE``: one ``qrlogin_redis`` process fed from a Redis list (a throwaway
 ``redis-server`` on loopback) in waves of WAVE accounts; prints the RSS of the idle process
