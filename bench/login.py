@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python -m bench.login --accounts 100,1000,5000 --instant 2000 --waves 10000/1000
+    python -m bench.login --accounts 1000 --limits 0,100,200,400 --instant 2000
 
 For each account count, a fresh simulator is started (``python -m webqq_scrapy.simulator``,
 its phone scanning each QR at the ``--scan-after-polls``-th ptqrlogin poll and confirming
@@ -27,6 +28,15 @@ Figures (one row per account count):
 
 ``--instant N``: the phone confirms at the first poll and the interval is 1 ms, so the
 figure is the most logins per second one process achieves (``logins/s``).
+
+``--limits 0,100,200``: each polled count runs once per ``WEBQQ_MAX_ACCOUNTS_IN_FLIGHT``
+value (``default``: the project's); the rows add ``limit``, the most accounts in flight,
+the longest admission wait and the CPU ms per downloaded request.
+
+Baseline (``--no-baseline`` skips it): after each count's rows, ``bench/baseline.py`` — a
+bare Scrapy spider with the same request chains, no project middleware, pipeline or
+extension — runs against a fresh simulator with the same phone, and the line under the
+rows gives its CPU per request and the project's divided by it (issue 17).
 
 ``--waves TOTAL/WAVE``: one ``qrlogin_redis`` process fed from a Redis list (a throwaway
 ``redis-server`` on loopback) in waves of WAVE accounts; prints the RSS of the idle process
@@ -217,6 +227,13 @@ class Result:
     requests: int
     sim_cpu: float
     db_rows: int
+    cpu: float = 0.0  # the crawl's CPU seconds, spider open → close
+    limit: str = ""  # WEBQQ_MAX_ACCOUNTS_IN_FLIGHT of the run
+    admission_max_wait: float = 0.0
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu / max(1, self.requests)
 
     @property
     def rss_per_account(self) -> float:
@@ -271,6 +288,8 @@ def analyse(
         requests=int(stats.get("downloader/request_count", 0)),
         sim_cpu=0.0,
         db_rows=rows,
+        cpu=probe["closed"]["cpu"] - opened["cpu"],
+        admission_max_wait=stats.get("webqq/admission/max_wait_ms", 0) / 1000,
     )
 
 
@@ -281,12 +300,8 @@ def one_run(
     tmp = Path(tempfile.mkdtemp(prefix=f"webqq-bench-{accounts}-"))
     names = [f"bench{i:05d}" for i in range(accounts)]
     (tmp / "accounts.txt").write_text("\n".join(names) + "\n")
-    sim_args = [
-        "--phone", "auto", "--scan-after-polls", str(scan_polls),
-        "--confirm-after-polls", str(confirm_polls), "--qr-lifetime", "600",
-    ]  # fmt: skip
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    sim = SimulatorProcess(tmp, sim_args)
+    sim = SimulatorProcess(tmp, _sim_args(scan_polls, confirm_polls))
     try:
         settings = {"LOG_LEVEL": log_level, **extra}
         command = [
@@ -301,6 +316,7 @@ def one_run(
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     floor = scan_polls * interval + confirm_polls * interval
     result = analyse(label, accounts, floor, tmp, sim_stats, proc_wall)
+    result.limit = extra.get("WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", "default")
     # the simulator's CPU: all children's minus the crawl's
     result.sim_cpu = (
         (children_after.ru_utime - children_before.ru_utime)
@@ -312,6 +328,77 @@ def one_run(
     else:
         print(f"  (kept {tmp})")
     return result
+
+
+def _sim_args(scan_polls: int, confirm_polls: int) -> list[str]:
+    return [
+        "--phone", "auto", "--scan-after-polls", str(scan_polls),
+        "--confirm-after-polls", str(confirm_polls), "--qr-lifetime", "600",
+    ]  # fmt: skip
+
+
+# Scrapy settings the baseline shares with the project (webqq_scrapy/settings.py): the same
+# concurrency, so both run every account at once; everything else is Scrapy's default.
+BASELINE_SETTINGS = {
+    "CONCURRENT_REQUESTS": 0,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 5000,
+    "CONCURRENT_ITEMS": 1,
+    "TELNETCONSOLE_ENABLED": False,
+}
+
+
+@dataclass
+class Baseline:
+    accounts: int
+    ok: int
+    requests: int
+    cpu: float
+    wall: float
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu / max(1, self.requests)
+
+
+def baseline_run(
+    accounts: int, *, interval: float, scan_polls: int, confirm_polls: int, log_level: str,
+    keep: bool,
+) -> Baseline:  # fmt: skip
+    """``bench/baseline.py`` (bare Scrapy, the same request chains) against a fresh simulator."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"webqq-baseline-{accounts}-"))
+    (tmp / "accounts.txt").write_text("\n".join(f"bench{i:05d}" for i in range(accounts)) + "\n")
+    sim = SimulatorProcess(tmp, _sim_args(scan_polls, confirm_polls))
+    try:
+        settings = {**BASELINE_SETTINGS, "LOG_LEVEL": log_level, "LOG_FILE": tmp / "crawl.log"}
+        # From tmp (no scrapy.cfg there): no project settings at all.
+        command = [sys.executable, "-m", "scrapy", "runspider", str(ROOT / "bench/baseline.py")]
+        command += ["-a", f"accounts_file={tmp / 'accounts.txt'}", "-a", f"proxy={sim.url}"]
+        command += ["-a", f"out={tmp / 'baseline.json'}", "-a", f"interval={interval}"]
+        for name, value in settings.items():
+            command += ["-s", f"{name}={value}"]
+        timeout = 120 + accounts * 0.2 + (scan_polls + confirm_polls) * interval
+        proc = subprocess.run(
+            command, cwd=tmp, env=_env(tmp), timeout=timeout, capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-3000:])
+            raise RuntimeError(f"baseline exited with {proc.returncode}; log: {tmp}/crawl.log")
+    finally:
+        sim.stop()
+    doc = json.loads((tmp / "baseline.json").read_text())
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Baseline(accounts, doc["ok"], doc["requests"], doc["cpu"], doc["wall"])
+
+
+def baseline_line(project: Result, base: Baseline) -> str:
+    ratio = project.cpu_per_request / base.cpu_per_request if base.cpu else float("nan")
+    return (
+        f"  baseline (bare Scrapy, same chains): {base.ok}/{base.accounts} ok, "
+        f"{base.requests} requests in {base.wall:.2f} s, CPU {base.cpu_per_request * 1000:.3f} "
+        f"ms/request; project {project.cpu_per_request * 1000:.3f} ms/request "
+        f"({project.requests} requests) → project / baseline = {ratio:.2f}"
+    )
 
 
 # ---- waves --------------------------------------------------------------------------------
@@ -423,14 +510,17 @@ def machine() -> str:
 HEAD = (
     f"{'run':<8}{'accts':>6}{'ok':>6}{'wall s':>8}{'floor s':>8}{'w/f':>6}{'starts s':>9}"
     f"{'c→s p50':>9}{'c→s p99':>9}{'base MB':>8}{'peak MB':>8}{'KB/acct':>8}{'idle MB':>8}"
-    f"{'trim MB':>8}{'CPU ms/login':>13}{'req/s':>7}{'login/s':>8}"
+    f"{'trim MB':>8}{'CPU ms/login':>13}{'req/s':>7}{'login/s':>8}{'limit':>8}{'inflt':>6}"
+    f"{'adm wait s':>11}{'ms/req':>8}"
 )
 LEGEND = (
     "wall: spider open → last credentials stored; floor: polls × interval; starts: first to "
     "last account's first request; c→s: phone confirm → credentials stored, s; KB/acct: "
     "(peak − base RSS) / most accounts in flight; idle: RSS once every account finished, "
     "after gc; trim: the same after malloc_trim(0) (memory the C allocator kept, not live "
-    "objects); CPU of the crawl process only (the simulator runs on the other core)."
+    "objects); CPU of the crawl process only (the simulator runs on the other core); limit: "
+    "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT (0 = none); inflt: most accounts in flight at once; adm "
+    "wait: longest wait of an account for admission; ms/req: CPU ms per downloaded request."
 )
 
 
@@ -441,7 +531,8 @@ def row(r: Result) -> str:
         f"{r.start_spread:>9.2f}{r.confirm_p50:>9.3f}{r.confirm_p99:>9.3f}"
         f"{r.base_rss / MB:>8.1f}{r.peak_rss / MB:>8.1f}{r.rss_per_account / 1024:>8.1f}"
         f"{r.idle_rss / MB:>8.1f}{r.trimmed_rss / MB:>8.1f}{r.cpu_per_login * 1000:>13.2f}"
-        f"{r.req_per_s:>7.0f}{r.logins_per_s:>8.1f}"
+        f"{r.req_per_s:>7.0f}{r.logins_per_s:>8.1f}{r.limit:>8}{r.peak_in_flight:>6}"
+        f"{r.admission_max_wait:>11.2f}{r.cpu_per_request * 1000:>8.3f}"
     )
     if r.ok != r.accounts or r.db_rows != r.ok:
         text += f"  WARNING: {r.ok}/{r.accounts} ok, {r.db_rows} rows stored"
@@ -458,6 +549,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confirm-after-polls", type=int, default=2, metavar="M")
     parser.add_argument(
         "--instant", type=int, default=2000, metavar="N", help="instant-phone run (0: none)"
+    )
+    parser.add_argument(
+        "--limits",
+        default="default",
+        metavar="N,…",
+        help="WEBQQ_MAX_ACCOUNTS_IN_FLIGHT values for the polled runs, one run each "
+        "('default': the project's; 0: no limit)",
+    )
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the bare-Scrapy baseline runs (bench/baseline.py)",
     )
     parser.add_argument("--waves", default="", metavar="TOTAL/WAVE", help="e.g. 10000/1000")
     parser.add_argument("--log-level", default="INFO", help="the crawl's LOG_LEVEL (INFO)")
@@ -481,38 +585,34 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print(HEAD, flush=True)
-    for count in [int(c) for c in args.accounts.split(",") if c.strip()]:
-        print(
-            row(
-                one_run(
-                    "polled",
-                    count,
-                    interval=args.interval,
-                    scan_polls=args.scan_after_polls,
-                    confirm_polls=args.confirm_after_polls,
-                    log_level=args.log_level,
-                    keep=args.keep,
-                    extra=extra,
-                )
-            ),
-            flush=True,
-        )
+    limits = [c.strip() for c in args.limits.split(",") if c.strip()]
+    runs = [
+        ("polled", int(c), args.interval, args.scan_after_polls, args.confirm_after_polls)
+        for c in args.accounts.split(",")
+        if c.strip()
+    ]
     if args.instant:
-        print(
-            row(
-                one_run(
-                    "instant",
-                    args.instant,
-                    interval=0.001,
-                    scan_polls=0,
-                    confirm_polls=0,
-                    log_level=args.log_level,
-                    keep=args.keep,
-                    extra=extra,
-                )
-            ),
-            flush=True,
-        )
+        runs.append(("instant", args.instant, 0.001, 0, 0))
+    for label, count, interval, scan_polls, confirm_polls in runs:
+        results = []
+        same: dict[str, Any] = {
+            "interval": interval,
+            "scan_polls": scan_polls,
+            "confirm_polls": confirm_polls,
+            "log_level": args.log_level,
+            "keep": args.keep,
+        }
+        for limit in limits if label == "polled" else ["default"]:
+            settings = dict(extra)
+            if limit != "default":
+                settings["WEBQQ_MAX_ACCOUNTS_IN_FLIGHT"] = limit
+            result = one_run(label, count, extra=settings, **same)
+            results.append(result)
+            print(row(result), flush=True)
+        if args.baseline:
+            base = baseline_run(count, **same)
+            for result in results:
+                print(baseline_line(result, base), flush=True)
     print(LEGEND)
     if args.waves:
         total, _, wave = args.waves.partition("/")

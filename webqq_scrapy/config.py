@@ -59,6 +59,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_SCANNED_POLL_INTERVAL": 3600,
     "WEBQQ_MAX_QR_REFRESHES": 1000,
     "WEBQQ_LOGIN_TIMEOUT": DAY,
+    "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -277,6 +278,7 @@ class WebQQConfig:
     simulator_confirm_after: float
     simulator_qr_lifetime: float
     log_secrets: bool
+    max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
     unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
 
@@ -332,6 +334,9 @@ class WebQQConfig:
             ),
             simulator_qr_lifetime=_number(settings, "WEBQQ_SIMULATOR_QR_LIFETIME"),
             log_secrets=read_bool(settings, "WEBQQ_LOG_SECRETS"),
+            max_accounts_in_flight=int(
+                _number(settings, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", positive=False, integer=True)
+            ),
             unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
         )

@@ -29,6 +29,14 @@ WEBQQ_MAX_QR_REFRESHES = 5
 # Seconds an account may take from its first QR to its credentials; then "timeout".
 WEBQQ_LOGIN_TIMEOUT = 600.0
 
+# Accounts of one qrlogin crawl in flight at once (first QR fetched, no outcome yet); the
+# others wait, queued, before their QR is fetched, so no QR shown expires while the process
+# is saturated. 0 = no limit. The default is from docs/performance.md "Admission": about
+# what one core keeps up with at the 2 s poll interval, with room for the other steps.
+# qrlogin_redis bounds itself by WEBQQ_REDIS_MAX_IN_FLIGHT instead (the waiting names stay
+# in the Redis list, where other processes can take them).
+WEBQQ_MAX_ACCOUNTS_IN_FLIGHT = 200
+
 # Transient faults (HTTP 5xx, 408, 429, timeouts, dropped connections) on any step are
 # retried this many times, waiting BACKOFF seconds before the first retry and twice as long
 # before each next one (never past WEBQQ_LOGIN_TIMEOUT). Permanent answers (HTTP 403,

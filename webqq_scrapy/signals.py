@@ -7,7 +7,8 @@ Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_r
     passes ``expires_in`` (seconds the QR is expected to stay valid), ``refresh`` and
     ``max_refreshes`` (QR refreshes so far, and the limit); handlers may leave them out.
 ``qr_state(account: str, state: str, outcome: str | None)``
-    ``state`` is one of ``waiting``, ``scanned``, ``done``, ``failed``; ``outcome``
+    ``state`` is one of ``queued`` (waiting for admission, WEBQQ_MAX_ACCOUNTS_IN_FLIGHT;
+    no QR yet), ``waiting``, ``scanned``, ``done``, ``failed``; ``outcome``
     is set with ``done``/``failed`` (an ``items.OUTCOMES`` value).
 ``session_ended(account: str, reason: str, retcode: int | None)``
     the service said ``account``'s stored session is over (docs/protocol.md §7, §8: a
@@ -22,6 +23,8 @@ qr_ready = object()
 qr_state = object()
 session_ended = object()
 
+# Waiting for admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): no QR fetched yet.
+QR_QUEUED = "queued"
 QR_WAITING = "waiting"
 QR_SCANNED = "scanned"
 QR_DONE = "done"

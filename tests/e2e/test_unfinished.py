@@ -64,6 +64,32 @@ def _listed(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def crawl_then_ctrl_c(
+    tmp_path: Path, accounts_file: Path, data_home: Path, *, qrs: int = 1, **settings: object
+) -> str:
+    """``scrapy crawl qrlogin`` whose phone never scans, stopped by SIGINT once ``qrs``
+    accounts' first QR codes were saved and a second more went by; the crawl's log."""
+    command = [sys.executable, "-m", "scrapy", "crawl", "qrlogin"]
+    command += ["-a", f"accounts_file={accounts_file}"]
+    command += _settings(tmp_path, WEBQQ_SIMULATOR_SCAN_AFTER=3600, **settings)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(data_home)}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    log_path = tmp_path / "crawl.log"
+    try:
+        deadline = time.monotonic() + 60
+        while (log_path.read_text() if log_path.exists() else "").count("QR code #1 saved") < qrs:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        time.sleep(1)  # a few polls go by
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return log_path.read_text()
+
+
 def _assert_each_account_once(outcomes: list[str], unfinished: list[str]) -> None:
     assert len(outcomes) == len(set(outcomes)), "an account has two outcomes"
     assert len(unfinished) == len(set(unfinished))
@@ -74,24 +100,7 @@ def _assert_each_account_once(outcomes: list[str], unfinished: list[str]) -> Non
 def test_ctrl_c_lists_every_account_without_outcome_in_a_file_to_rerun(tmp_path):
     data_home = tmp_path / "xdg"
     # The virtual phone never scans in this run: no account can finish before the Ctrl-C.
-    command = [sys.executable, "-m", "scrapy", "crawl", "qrlogin"]
-    command += ["-a", f"accounts_file={_accounts_file(tmp_path)}"]
-    command += _settings(tmp_path, WEBQQ_SIMULATOR_SCAN_AFTER=3600)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(data_home)}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    log_path = tmp_path / "crawl.log"
-    try:
-        deadline = time.monotonic() + 60
-        while "QR code #1 saved" not in (log_path.read_text() if log_path.exists() else ""):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    log = log_path.read_text()
+    log = crawl_then_ctrl_c(tmp_path, _accounts_file(tmp_path), data_home)
     assert "(shutdown) before 300 account(s) finished" in log, log[-3000:]
     path = _unfinished_file(log)
     # Beside the default store, one file per run, readable by this user only.

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATE_TEXT = {
+    webqq_signals.QR_QUEUED: "queued: its QR comes once fewer accounts are in progress",
     webqq_signals.QR_WAITING: "waiting: scan this QR code with the QQ mobile app",
     webqq_signals.QR_SCANNED: "scanned: confirm the login on the phone",
     webqq_signals.QR_DONE: "done",

@@ -21,6 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
+from scrapy.utils.asyncio import call_later
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol, qr
 from webqq_scrapy import signals as webqq_signals
@@ -71,12 +74,20 @@ from webqq_scrapy.spiders.session import (
 from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Iterable, Mapping
     from pathlib import Path
     from typing import Self
 
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+
+# Request priorities (Scrapy's scheduler takes higher first). The steps after a confirm are
+# ahead of everything: check_sig's ptsigx and the QR scan are single-use and time-bound
+# (§3.2–§3.3), and each is one step from credentials. A new QR (an admitted account's first,
+# or a refresh) comes next, so a person is not left looking at nothing; polls come last,
+# they only repeat a question.
+PRIORITY_AFTER_CONFIRM = 20
+PRIORITY_QR = 10
 
 __all__ = ["Login", "QRLoginSpider", "SpiderArgumentError", "parse_reuse", "read_accounts"]
 
@@ -142,6 +153,8 @@ class QRLoginSpider(AccountSpider):
         self.reuse = parse_reuse(reuse)
         self._random = random.Random()
         self.limits: LoginLimits
+        # Admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): fired when an account in flight ends.
+        self._admission: Deferred[None] | None = None
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -193,7 +206,17 @@ class QRLoginSpider(AccountSpider):
             ", reusing live stored sessions" if self.reuse else "",
         )
         stored = await read_stored_credentials(self, self.accounts) if self.reuse else {}
-        for account in self.accounts:
+        limit = self.config.max_accounts_in_flight
+        if limit and len(self.accounts) > limit:
+            self.logger.info(
+                "%d account(s) queued: at most %d in progress at once "
+                "(WEBQQ_MAX_ACCOUNTS_IN_FLIGHT); each gets its QR when one ends",
+                len(self.accounts) - limit,
+                limit,
+            )
+            await self._announce_queued(self.accounts[limit:])
+        for index, account in enumerate(self.accounts):
+            await self.admission(limit, index)
             login = self.new_login(account)
             creds = stored.get(account)
             if creds is None:
@@ -202,6 +225,45 @@ class QRLoginSpider(AccountSpider):
             # -a reuse=true: the liveness test first (protocol.md §8.1); a QR only if it fails.
             self.seed_jar(account, creds.cookies)
             yield liveness_request(self, login, creds, self.parse_reuse_check)
+
+    async def admission(self, limit: int, index: int) -> None:
+        """Wait until fewer than ``limit`` accounts are in flight (0: no limit). A waiting
+        account has no QR yet, so none shown expires while the process is saturated."""
+        if not limit or len(self.active) < limit:
+            return
+        stats = self.crawler.stats
+        stats.inc_value("webqq/admission/waits")
+        waited = time.monotonic()
+        while len(self.active) >= limit:
+            self._admission = Deferred()
+            await maybe_deferred_to_future(self._admission)
+        stats.max_value("webqq/admission/max_wait_ms", round((time.monotonic() - waited) * 1000))
+        queued = len(self.accounts) - index - 1
+        if queued and queued % limit == 0:
+            self.logger.info(
+                "%d account(s) still queued for admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT=%d)",
+                queued,
+                limit,
+            )
+
+    async def _announce_queued(self, accounts: Iterable[str]) -> None:
+        for account in accounts:
+            await self.crawler.signals.send_catch_log_async(
+                signal=webqq_signals.qr_state,
+                account=account,
+                state=webqq_signals.QR_QUEUED,
+                outcome=None,
+            )
+
+    async def finish(
+        self, state: AccountState, outcome: str, step: str | None, detail: str | None
+    ) -> list[Any]:
+        items = await super().finish(state, outcome, step, detail)
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            # On the next reactor turn: start() goes on after this callback's output.
+            call_later(0, admission.callback, None)
+        return items
 
     @account_step(STEP_ONLINE_BUDDIES)
     async def parse_reuse_check(self, response: Response, state: Login) -> AsyncIterator[Any]:
@@ -251,7 +313,14 @@ class QRLoginSpider(AccountSpider):
         """§3.1 ptqrshow; the login page is the image's Referer."""
         url = protocol.ptqrshow_url(self.config.scheme, self._random.random())
         headers = {"Referer": protocol.login_page_url(self.config.scheme)}
-        return self.account_request(url, STEP_PTQRSHOW, login, self.parse_ptqrshow, headers=headers)
+        return self.account_request(
+            url,
+            STEP_PTQRSHOW,
+            login,
+            self.parse_ptqrshow,
+            headers=headers,
+            priority=PRIORITY_QR,
+        )
 
     @account_step(STEP_PTQRSHOW)
     async def parse_ptqrshow(self, response: Response, state: Login) -> AsyncIterator[Any]:
@@ -340,6 +409,7 @@ class QRLoginSpider(AccountSpider):
             STEP_CHECK_SIG,
             login,
             self.parse_check_sig,
+            priority=PRIORITY_AFTER_CONFIRM,
             # §3.3: read the cookies of the 302 itself; its target (w.qq.com/proxy.html) was
             # down for weeks in 2018 while the login worked. No Referer at all: an empty one
             # got HTTP 403 (ScienJus/smartqq#28).
@@ -378,6 +448,7 @@ class QRLoginSpider(AccountSpider):
             login,
             self.parse_getvfwebqq,
             headers={"Referer": protocol.static_referer(self.config.scheme)},
+            priority=PRIORITY_AFTER_CONFIRM,
         )
 
     @account_step(STEP_GETVFWEBQQ)
@@ -396,6 +467,7 @@ class QRLoginSpider(AccountSpider):
             self.parse_login2,
             cls=scrapy.FormRequest,
             formdata=protocol.login2_form(login.ptwebqq),
+            priority=PRIORITY_AFTER_CONFIRM,
             headers={
                 "Referer": protocol.dynamic_referer(self.config.scheme),
                 "Origin": protocol.origin(protocol.HOST_DYNAMIC, self.config.scheme),
@@ -420,6 +492,7 @@ class QRLoginSpider(AccountSpider):
             self.parse_get_online_buddies2,
             headers={"Referer": protocol.dynamic_referer(self.config.scheme)},
             meta={META_UIN: uin, META_PSESSIONID: psessionid},
+            priority=PRIORITY_AFTER_CONFIRM,
         )
 
     @account_step(STEP_ONLINE_BUDDIES)

@@ -123,8 +123,13 @@ async def test_page_follows_the_login_of_each_account(caplog) -> None:
         spider.qr_ready("alice", png_1, 1)
         spider.qr_state("alice", webqq_signals.QR_WAITING)
         spider.qr_ready("<b>bob</b>", png_bob, 1)
+        # carol waits for admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): listed, no QR yet.
+        spider.qr_state("carol", webqq_signals.QR_QUEUED)
         await sleep(0.05)
         accounts = await state_of(url)
+        assert accounts["carol"]["state"] == "queued"
+        assert accounts["carol"]["image"] is None
+        assert accounts["carol"]["text"].startswith("queued")
         assert accounts["alice"]["state"] == "waiting"
         assert accounts["alice"]["generation"] == 1
         assert await image_payloads(url, accounts["alice"]) == [PAYLOAD_1]

@@ -1,0 +1,162 @@
+"""A bare-Scrapy baseline for ``python -m bench.login`` (issue 17, point 3).
+
+The same requests in the same chains as ``qrlogin`` — ptqrshow, ptqrlogin polls every
+``interval`` seconds until the confirm, check_sig (its 302 read, not followed), getvfwebqq,
+login2, get_online_buddies2 — against the same simulator, one cookie jar per account, with
+Scrapy's default components only: no project middleware, pipeline, extension, item, state
+machine or retry. URLs come from the project's pure ``webqq_scrapy.protocol`` builders, so
+the requests are byte for byte the project's. Run by ``bench.login`` with ``scrapy
+runspider`` from a directory without ``scrapy.cfg`` (so no project settings), it writes its
+CPU seconds and request count (spider open → close) as JSON to ``-a out=PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import scrapy
+from scrapy.utils.asyncio import sleep
+
+from webqq_scrapy.protocol.common import dynamic_referer, hash33, login_page_url, static_referer
+from webqq_scrapy.protocol.ptlogin import (
+    check_sig_url,
+    getvfwebqq_url,
+    login2_form,
+    login2_url,
+    online_buddies_url,
+    parse_ptuicb,
+    ptqrlogin_url,
+    ptqrshow_url,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from scrapy.http import Response
+
+SCHEME = "http"  # the simulator is reached as an http proxy, as the project does
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _set_cookie(response: Response, name: str) -> str:
+    prefix = f"{name}=".encode()
+    for header in response.headers.getlist("Set-Cookie"):
+        if header.startswith(prefix):
+            return header[len(prefix) :].split(b";", 1)[0].decode()
+    return ""
+
+
+class BaselineSpider(scrapy.Spider):
+    name = "baseline"
+
+    def __init__(
+        self, accounts_file: str, proxy: str, out: str, interval: str, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.accounts = Path(accounts_file).read_text().split()
+        self.proxy = urlsplit(proxy)
+        self.out = out
+        self.interval = float(interval)
+        self.opened = (time.time(), _cpu())
+        self.ok = 0
+
+    def request(self, account: str, url: str, callback: Any, **kwargs: Any) -> scrapy.Request:
+        meta = {
+            "cookiejar": account,
+            "account": account,
+            "proxy": f"{self.proxy.scheme}://{quote(account, safe='')}:@{self.proxy.netloc}",
+            "dont_redirect": True,
+            "handle_httpstatus_list": [302],
+            **kwargs.pop("meta", {}),
+        }
+        return scrapy.Request(url, callback, meta=meta, dont_filter=True, **kwargs)
+
+    async def start(self) -> AsyncIterator[Any]:
+        self.opened = (time.time(), _cpu())
+        for account in self.accounts:
+            yield self.qr(account)
+
+    def qr(self, account: str) -> scrapy.Request:
+        url = ptqrshow_url(SCHEME, time.time() % 1)
+        headers = {"Referer": login_page_url(SCHEME)}
+        return self.request(account, url, self.parse_qr, headers=headers)
+
+    async def parse_qr(self, response: Response) -> AsyncIterator[Any]:
+        qrsig = _set_cookie(response, "qrsig")
+        yield await self.poll(response.meta["account"], qrsig, time.monotonic())
+
+    async def poll(self, account: str, qrsig: str, started: float) -> scrapy.Request:
+        await sleep(self.interval)
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        url = ptqrlogin_url(SCHEME, hash33(qrsig), elapsed_ms)
+        return self.request(
+            account,
+            url,
+            self.parse_poll,
+            headers={"Referer": login_page_url(SCHEME)},
+            cb_kwargs={"qrsig": qrsig, "started": started},
+        )
+
+    async def parse_poll(self, response: Response, qrsig: str, started: float) -> Any:
+        account = response.meta["account"]
+        answer = parse_ptuicb(response.text)
+        if answer.code == 0:
+            ptwebqq = _set_cookie(response, "ptwebqq")
+            url = check_sig_url(answer.url)
+            yield self.request(account, url, self.parse_check_sig, cb_kwargs={"ptwebqq": ptwebqq})
+        elif answer.code == 65:
+            yield self.qr(account)
+        else:
+            yield await self.poll(account, qrsig, started)
+
+    def parse_check_sig(self, response: Response, ptwebqq: str) -> Any:
+        url = getvfwebqq_url(SCHEME, ptwebqq, int(time.time() * 1000))
+        yield self.request(
+            response.meta["account"],
+            url,
+            self.parse_getvfwebqq,
+            headers={"Referer": static_referer(SCHEME)},
+            cb_kwargs={"ptwebqq": ptwebqq},
+        )
+
+    def parse_getvfwebqq(self, response: Response, ptwebqq: str) -> Any:
+        vfwebqq = json.loads(response.body)["result"]["vfwebqq"]
+        yield scrapy.FormRequest(
+            login2_url(SCHEME),
+            formdata=login2_form(ptwebqq),
+            callback=self.parse_login2,
+            meta=self.request(response.meta["account"], login2_url(SCHEME), None).meta,
+            dont_filter=True,
+            headers={"Referer": dynamic_referer(SCHEME)},
+            cb_kwargs={"vfwebqq": vfwebqq},
+        )
+
+    def parse_login2(self, response: Response, vfwebqq: str) -> Any:
+        result = json.loads(response.body)["result"]
+        url = online_buddies_url(SCHEME, vfwebqq, result["psessionid"], int(time.time() * 1000))
+        headers = {"Referer": dynamic_referer(SCHEME)}
+        yield self.request(response.meta["account"], url, self.parse_buddies, headers=headers)
+
+    def parse_buddies(self, response: Response) -> None:
+        if json.loads(response.body).get("retcode") == 0:
+            self.ok += 1
+
+    def closed(self, reason: str) -> None:
+        assert self.crawler.stats is not None
+        doc = {
+            "reason": reason,
+            "ok": self.ok,
+            "wall": time.time() - self.opened[0],
+            "cpu": _cpu() - self.opened[1],
+            "requests": self.crawler.stats.get_value("downloader/request_count", 0),
+        }
+        Path(self.out).write_text(json.dumps(doc))
