@@ -7,7 +7,7 @@ With ``WEBQQ_TARGET = "simulator"`` this middleware also starts the offline simu
 the crawl (on a free loopback port, with its automatic virtual phone) and stops it at the end.
 The spider never knows which target it talks to: it always uses the real host names, and in
 the simulator modes this middleware sends those ``http://`` URLs through the simulator as a
-forward proxy, so cookies stay scoped by the real domains (DESIGN.md, "Contracts").
+forward proxy, so cookies stay scoped by the real domains (README, "Targets").
 
 ``OfflineCookiesMiddleware``: Scrapy's cookie middleware, which asks tldextract whether a
 cookie's domain is a public suffix. tldextract's default downloads the Public Suffix List on
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The component that runs the offline server; a dotted path keeps the spider and this
-# module free of any import of the simulator package (DESIGN.md, "One direction").
+# module free of any import of the simulator package (README, "Layout").
 SIMULATOR_CLASS = "webqq_scrapy.simulator.Simulator"
 
 # Meta key naming the account a request belongs to (also its cookie jar key).

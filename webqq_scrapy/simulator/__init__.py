@@ -1,7 +1,7 @@
 """The offline WebQQ/SmartQQ server ("the simulator"): docs/protocol.md §1–§8, §10 on one port.
 
 Tencent closed WebQQ on 2019-01-01; this server answers as Tencent's did, to the byte where
-protocol.md records the bytes, so that a client that logs in here would have logged in there.
+docs/protocol.md records the bytes, so that a client that logs in here would have logged in there.
 
 Hosts and routing (§1.1). One TCP port serves every host. A client uses the ``http://``
 form of each real URL with the simulator as its HTTP proxy (absolute-form request lines,
@@ -137,7 +137,7 @@ __all__ = [
 MAX_SWEEP_INTERVAL = 5.0
 MIN_SWEEP_INTERVAL = 0.2
 LISTEN_BACKLOG = 4096  # thousands of clients may connect at once (issue 3, point 10)
-# protocol.md §5.1: with nothing to deliver the server held poll2 about 60 s (2017–2018).
+# docs/protocol.md §5.1: with nothing to deliver the server held poll2 about 60 s (2017–2018).
 POLL_HOLD_RECORDED = 60.0
 # §8.1: a QR login lasted ~1–2 days ("保存的登录信息将在 2 天之后过期", qqbot README §2).
 SESSION_LIFETIME_RECORDED = 2 * 86400.0

@@ -1,9 +1,8 @@
-"""Cookie domains and Set-Cookie spelling of the simulator (protocol.md §2.6, §3.1–§3.3).
+"""Cookie domains and Set-Cookie spelling of the simulator (docs/protocol.md §2.6, §3.1–§3.3).
 
 Two jobs: write Set-Cookie headers as Tencent's login server spelled them, and decide
-whether a cookie that arrived at a host could have been sent there by a browser (DESIGN:
-"the simulator must reject a request whose cookies would not have been sent by a real
-browser to that host").
+whether a cookie that arrived at a host could have been sent there by a browser
+(a request whose cookies a real browser would not have sent to that host is rejected).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The WebQQ endpoints of the simulator: one ``Call`` in, one ``Reply`` out, no network.
 
-Each handler answers what protocol.md records for its step (§3.1–§3.6, bytes verbatim
+Each handler answers what docs/protocol.md records for its step (§3.1–§3.6, bytes verbatim
 where a capture exists) and checks what §10 recommends. The Twisted layer
 (``server.py``) turns HTTP requests into ``Call`` objects and applies delays and drops.
 """

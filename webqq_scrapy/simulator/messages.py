@@ -1,6 +1,6 @@
 """Messages of the simulator: poll2 items, the send ``content`` format, queues; pure.
 
-* Received items (protocol.md §5.3): ``message`` / ``group_message`` / ``discu_message``
+* Received items (docs/protocol.md §5.3): ``message`` / ``group_message`` / ``discu_message``
   with the keys every client reads (``from_uin``, ``to_uin``, ``msg_id``, ``msg_type``,
   ``time``, ``content`` and ``group_code``/``did`` + ``send_uin``), in the key order of the
   recorded fixture (slince poll_messages.txt: ``msg_type`` 0, server ``msg_id`` 5 digits);

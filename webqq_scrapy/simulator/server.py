@@ -55,7 +55,7 @@ def _split_host(value: str) -> str:
 
 
 def proxy_account(header: str | None) -> str | None:
-    """The user name of ``Proxy-Authorization: Basic base64(name:)`` (the person, DESIGN)."""
+    """The user name of ``Proxy-Authorization: Basic base64(name:)``: whose phone scans."""
     if not header:
         return None
     scheme, _, data = header.strip().partition(" ")
@@ -275,7 +275,7 @@ class _Channel(HTTPChannel):
 
 
 class SimulatorSite(Site):
-    """The Site of the simulator: silent (no access log: URLs carry secrets, DESIGN)."""
+    """The Site of the simulator: silent (no access log: URLs carry secrets)."""
 
     noisy = False
     protocol = _Channel  # type: ignore[assignment]
@@ -285,7 +285,7 @@ class SimulatorSite(Site):
         self.channels: set[HTTPChannel] = set()
 
     def log(self, request: Any) -> None:
-        # DESIGN: secrets (ptsigx, ptwebqq in query strings) never reach a log.
+        # Secrets (ptsigx, ptwebqq in query strings) never reach a log.
         return
 
     def close_channels(self) -> None:

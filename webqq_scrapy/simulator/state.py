@@ -1,11 +1,11 @@
 """Login state of the simulator: QR codes, sessions, counters; pure, clock passed in.
 
 A QR moves ``waiting`` (66) → ``scanned`` (67) → ``confirmed`` (0), or ends ``refused`` (68)
-or ``expired`` (65), as protocol.md §10 recommends. The phone's automatic actions are
+or ``expired`` (65), as docs/protocol.md §10 recommends. The phone's automatic actions are
 evaluated lazily (``advance``) when a QR is polled, listed or swept, so thousands of pending
 QRs cost no timers. A QR is forgotten once its final code has been answered or its lifetime
 has passed; a session once it has been idle for ``session_ttl`` seconds or has lived for
-``session_lifetime`` seconds (protocol.md §8.1), or when it was kicked. An ended session leaves
+``session_lifetime`` seconds (docs/protocol.md §8.1), or when it was kicked. An ended session leaves
 a small tombstone (its cookies' identity and the reason) so that later requests get the
 answers the real service gave a dead session; its world and messages are forgotten.
 """

@@ -1,7 +1,7 @@
 """Token generators of the simulator: qrsig, ptwebqq, skey, ptsigx, vfwebqq, psessionid (§2.6).
 
 Pure functions over a ``random.Random`` so that a seeded simulator issues reproducible
-tokens; the formats are the ones decoded from the recorded fixtures in protocol.md §2.6.
+tokens; the formats are the ones decoded from the recorded fixtures in docs/protocol.md §2.6.
 """
 
 from __future__ import annotations

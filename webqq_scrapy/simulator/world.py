@@ -1,6 +1,6 @@
 """The contacts of a virtual account ("its world") and the answers rendered from them; pure.
 
-One model per logged-in session, from which every list and detail answer of protocol.md
+One model per logged-in session, from which every list and detail answer of docs/protocol.md
 §4.1–§4.11 is rendered, so that the §4.14 consistency rules hold by construction (§10):
 ``info`` parallel to ``friends``; ``minfo`` and ``vipinfo`` parallel to ``ginfo.members``;
 ``mem_info`` parallel to ``mem_list``; marknames, vipinfo, stats, cards and mem_status only

@@ -222,7 +222,7 @@ class QRLoginSpider(AccountSpider):
             if creds is None:
                 yield self.ptqrshow_request(login)
                 continue
-            # -a reuse=true: the liveness test first (protocol.md §8.1); a QR only if it fails.
+            # -a reuse=true: the liveness test first (docs/protocol.md §8.1); a QR only if it fails.
             self.seed_jar(account, creds.cookies)
             yield liveness_request(self, login, creds, self.parse_reuse_check)
 

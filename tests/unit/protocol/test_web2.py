@@ -1,4 +1,4 @@
-"""Tests for webqq_scrapy.protocol.web2 and .codes, with the examples of protocol.md §2–§7."""
+"""Tests for webqq_scrapy.protocol.web2 and .codes, with the examples of docs/protocol.md §2–§7."""
 
 from __future__ import annotations
 
