@@ -443,11 +443,14 @@ def waves_run(
                     raise RuntimeError("wave did not finish in 600 s")
                 time.sleep(0.2)
             took = time.time() - t0
-            time.sleep(1.0)  # the probe collects garbage 0.5 s after the last account
-            rows.append((index + 1, took, crawl_rss() / MB, len(sim.stats()["logins"])))
+            # The probe collects garbage once the last account has finished and records the
+            # idle RSS: wait for that record (the crawl may lag behind the simulator).
+            idle = _wait_idle(tmp / "probe.json.idle", (index + 1) * wave, proc)
+            rows.append((index + 1, took, idle["rss"] / MB, len(sim.stats()["logins"])))
             print(
                 f"  wave {index + 1:3d}: {wave} accounts in {took:5.1f} s, "
-                f"idle RSS {rows[-1][2]:6.1f} MB (spider open: {base / MB:.1f} MB), "
+                f"idle RSS {rows[-1][2]:6.1f} MB (after malloc_trim {idle['trimmed'] / MB:.1f}; "
+                f"at start {base / MB:.1f} MB), "
                 f"simulator RSS {sim.rss() / MB:6.1f} MB",
                 flush=True,
             )
@@ -473,8 +476,31 @@ def waves_run(
         f"further account); simulator live QRs {sim_stats_final.get('live_qrs', '?')}, "
         f"live sessions {sim_stats_final.get('live_sessions', '?')} (kept for session_ttl)"
     )
+    opened = probe["opened"]["rss"] / MB
+    idle = [entry["rss"] / MB for entry in probe["idle"]]
+    if idle:
+        print(
+            f"  RSS at spider open {opened:.1f} MB; idle after the last wave {idle[-1]:.1f} MB "
+            f"= {(idle[-1] / opened - 1) * 100:+.0f} % of it (target: within +20 %); lowest "
+            f"idle {min(idle):.1f} MB, highest {max(idle):.1f} MB"
+        )
     if not keep:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _wait_idle(path: Path, finished: int, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """The probe's idle record once ``finished`` accounts have ended (bench/probe.py)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in reversed(path.read_text().splitlines()):
+                record = json.loads(line)
+                if record["finished"] >= finished:
+                    return record
+        if proc.poll() is not None:
+            raise RuntimeError(f"crawl ended early; log: {path.parent / 'crawl.log'}")
+        time.sleep(0.2)
+    raise RuntimeError(f"the crawl was not idle within 600 s after {finished} accounts")
 
 
 def _rss_reader(pid: int):

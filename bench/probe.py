@@ -5,18 +5,30 @@ It is an item pipeline placed after the storage pipelines, so the moment its
 writing it ("stored"). It also samples the process every ``BENCH_PROBE_SAMPLE`` seconds:
 RSS, CPU seconds and the number of accounts in flight (first ptqrshow scheduled, no outcome
 yet), and, each time the last in-flight account finishes, collects garbage and records the
-RSS of the idle process. Everything is written as JSON to ``BENCH_PROBE_PATH`` when the
+RSS of the idle process (also appended at once, one JSON a line, to
+``BENCH_PROBE_PATH.idle``). Everything is written as JSON to ``BENCH_PROBE_PATH`` when the
 spider closes.
+
+``BENCH_PROBE_DIAG=N`` (N > 0; for finding what holds memory, not for the figures: tracing
+costs CPU and memory) starts :mod:`tracemalloc` with N frames at spider open and, at each
+idle check, appends to ``BENCH_PROBE_PATH.diag.txt`` what is still allocated since then (by
+line, and the largest by traceback), object counts by type (against spider open), glibc's
+``mallinfo2``, pymalloc's arena statistics and the sizes of the crawl's per-account
+containers (cookie jars, stats, the connection pool).
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import gc
 import json
 import os
 import resource
+import sys
+import tempfile
 import time
+import tracemalloc
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -54,6 +66,45 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _type_counts() -> collections.Counter[str]:
+    return collections.Counter(type(obj).__qualname__ for obj in gc.get_objects())
+
+
+def _mallinfo() -> str:
+    """glibc's heap: arena = from brk, hblkhd = mmapped, uordblks = in use, fordblks = free."""
+    fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks")
+    fields += ("uordblks", "fordblks", "keepcost")
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in fields]
+
+    try:
+        call = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return "unavailable"
+    call.restype = Mallinfo2
+    info = call()
+    return ", ".join(
+        f"{name} {getattr(info, name) / 2**20:.1f} MB"
+        for name in ("arena", "hblkhd", "uordblks", "fordblks", "keepcost")
+    )
+
+
+def _debugmallocstats() -> list[str]:
+    """sys._debugmallocstats() writes to the C stderr: catch it in a file."""
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        return tmp.read().decode("utf-8", "replace").splitlines()
+
+
 class BenchProbe:
     def __init__(self, crawler: Crawler, path: str, interval: float) -> None:
         self.crawler = crawler
@@ -66,6 +117,8 @@ class BenchProbe:
         self.idle: list[dict[str, Any]] = []
         self.opened: dict[str, float] = {}
         self._loop: Any = None
+        self.diag_frames = 0
+        self._types_opened: collections.Counter[str] = collections.Counter()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -73,6 +126,7 @@ class BenchProbe:
         if not path:
             raise NotConfigured("BENCH_PROBE_PATH is not set")
         probe = cls(crawler, path, crawler.settings.getfloat("BENCH_PROBE_SAMPLE", 0.1))
+        probe.diag_frames = crawler.settings.getint("BENCH_PROBE_DIAG", 0)
         connect = crawler.signals.connect
         connect(probe.spider_opened, signal=signals.spider_opened)
         connect(probe.spider_closed, signal=signals.spider_closed)
@@ -82,6 +136,9 @@ class BenchProbe:
 
     def spider_opened(self) -> None:
         gc.collect()
+        if self.diag_frames:
+            self._types_opened = _type_counts()
+            tracemalloc.start(self.diag_frames)
         self.opened = {"time": time.time(), "rss": rss_bytes(), "cpu": cpu_seconds()}
         self._loop = create_looping_call(self.sample)
         self._loop.start(self.interval)
@@ -111,6 +168,61 @@ class BenchProbe:
         self.idle.append(
             {"time": time.time(), "finished": finished, "rss": rss, "trimmed": trimmed}
         )
+        if self.diag_frames:
+            with open(f"{self.path}.diag.txt", "a", encoding="utf-8") as out:
+                out.write(self.diagnosis(finished, rss, trimmed))
+        # For a driver waiting for the idle process (bench.login --waves): one JSON a line.
+        with open(f"{self.path}.idle", "a", encoding="utf-8") as out:
+            out.write(json.dumps(self.idle[-1]) + "\n")
+
+    def diagnosis(self, finished: int, rss: int, trimmed: int) -> str:
+        """What holds the idle process's memory (BENCH_PROBE_DIAG)."""
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        traced, peak = tracemalloc.get_traced_memory()
+        lines = [
+            f"=== idle after {finished} accounts: RSS {rss / 2**20:.1f} MB (after malloc_trim "
+            f"{trimmed / 2**20:.1f} MB; spider open {self.opened['rss'] / 2**20:.1f} MB); "
+            f"tracemalloc since open: {traced / 2**20:.2f} MB live, peak {peak / 2**20:.1f} MB",
+            f"glibc mallinfo2: {_mallinfo()}",
+            f"containers: {self._containers()}",
+            "--- live since spider open, by line (top 25):",
+        ]
+        lines += [str(stat) for stat in snapshot.statistics("lineno")[:25]]
+        lines.append("--- largest by traceback (top 5):")
+        for stat in snapshot.statistics("traceback")[:5]:
+            lines.append(f"{stat.size / 1024:.1f} KiB in {stat.count} blocks")
+            lines += [f"    {frame}" for frame in stat.traceback.format()[-2 * self.diag_frames :]]
+        lines.append("--- object counts by type, change since spider open (top 25):")
+        now = _type_counts()
+        now.subtract(self._types_opened)
+        lines += [f"{n:+8d} {name}" for name, n in now.most_common(25)]
+        lines.append("--- pymalloc (sys._debugmallocstats), summary:")
+        lines += [line for line in _debugmallocstats() if "arena" in line or "#" in line]
+        return "\n".join(lines) + "\n\n"
+
+    def _containers(self) -> dict[str, int]:
+        crawler = self.crawler
+        spider: Any = crawler.spider
+        engine: Any = crawler.engine
+        sizes: dict[str, int] = {"stats keys": len(crawler.stats.get_stats())}
+        for name in ("active", "pending", "accounts", "in_flight", "taken"):
+            if hasattr(spider, name):
+                sizes[f"spider.{name}"] = len(getattr(spider, name))
+        if engine is not None:
+            sizes["scheduler"] = len(engine._slot.scheduler) if engine._slot else -1
+            downloader = engine.downloader
+            sizes["downloader slots"] = len(downloader.slots)
+            sizes["downloader active"] = len(downloader.active)
+            for handler in downloader.handlers._handlers.values():
+                pool = getattr(handler, "_pool", None)
+                if pool is not None:
+                    sizes["idle HTTP connections"] = sum(map(len, pool._connections.values()))
+        for mw in getattr(engine.downloader.middleware, "middlewares", ()):
+            if hasattr(mw, "jars"):
+                sizes["cookie jars"] = len(mw.jars)
+        return sizes
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, Credentials):
