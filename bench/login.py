@@ -420,7 +420,8 @@ def waves_run(
         "LOG_LEVEL": log_level,
         "WEBQQ_REDIS_URL": red.url,
         "WEBQQ_REDIS_KEY": key,
-        "WEBQQ_REDIS_IDLE_CLOSE": 3,
+        # Long enough for a diagnosis (BENCH_PROBE_DIAG) between waves; the last wait.
+        "WEBQQ_REDIS_IDLE_CLOSE": 10,
         **extra,
     }
     command = crawl_command("qrlogin_redis", sim.url, tmp, interval, extra)
@@ -450,7 +451,7 @@ def waves_run(
             print(
                 f"  wave {index + 1:3d}: {wave} accounts in {took:5.1f} s, "
                 f"idle RSS {rows[-1][2]:6.1f} MB (after malloc_trim {idle['trimmed'] / MB:.1f}; "
-                f"at start {base / MB:.1f} MB), "
+                f"at start {base / MB:.1f} MB; {_held(idle)}), "
                 f"simulator RSS {sim.rss() / MB:6.1f} MB",
                 flush=True,
             )
@@ -486,6 +487,20 @@ def waves_run(
         )
     if not keep:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _held(idle: dict[str, Any]) -> str:
+    """Where the idle process's heap is: pymalloc's arenas and glibc's heap (bench/probe.py)."""
+    py, libc = idle.get("pymalloc", {}), idle.get("glibc", {})
+    if not py:
+        return "pymalloc off"
+    text = (
+        f"pymalloc {py.get('arenas', 0)} arenas (most {py.get('arenas_highwater', 0)}), "
+        f"{py.get('allocated', 0) / MB:.1f} MB live in them"
+    )
+    if libc:
+        text += f"; glibc heap {libc['heap'] / MB:.1f} MB, {libc['free'] / MB:.1f} MB of it free"
+    return text
 
 
 def _wait_idle(path: Path, finished: int, proc: subprocess.Popen[bytes]) -> dict[str, Any]:

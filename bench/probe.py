@@ -14,7 +14,9 @@ costs CPU and memory) starts :mod:`tracemalloc` with N frames at spider open and
 idle check, appends to ``BENCH_PROBE_PATH.diag.txt`` what is still allocated since then (by
 line, and the largest by traceback), object counts by type (against spider open), glibc's
 ``mallinfo2``, pymalloc's arena statistics and the sizes of the crawl's per-account
-containers (cookie jars, stats, the connection pool).
+containers (cookie jars, stats, the connection pool). With ``BENCH_PROBE_DIAG_AT=M``
+too, once M accounts are in flight it writes to ``BENCH_PROBE_PATH.busy.txt`` the bytes
+still allocated since spider open per account in flight, by file and by line.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 IDLE_SETTLE = 0.5  # seconds after the last account finished before the idle RSS is taken
+BUSY_SETTLE = 5.0  # seconds after BENCH_PROBE_DIAG_AT accounts are in flight
 
 
 def rss_bytes() -> int:
@@ -70,23 +73,35 @@ def _type_counts() -> collections.Counter[str]:
     return collections.Counter(type(obj).__qualname__ for obj in gc.get_objects())
 
 
-def _mallinfo() -> str:
-    """glibc's heap: arena = from brk, hblkhd = mmapped, uordblks = in use, fordblks = free."""
-    fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks")
-    fields += ("uordblks", "fordblks", "keepcost")
+_MALLINFO_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks")
+_MALLINFO_FIELDS += ("uordblks", "fordblks", "keepcost")
 
-    class Mallinfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in fields]
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO_FIELDS]
+
+
+def mallinfo() -> dict[str, int]:
+    """glibc's main heap, bytes: ``heap`` from brk/arenas, ``mmapped`` large blocks,
+    ``in_use`` and ``free`` (held by malloc, not returned to the system); empty without glibc."""
     try:
         call = ctypes.CDLL("libc.so.6").mallinfo2
     except (OSError, AttributeError):
-        return "unavailable"
-    call.restype = Mallinfo2
+        return {}
+    call.restype = _Mallinfo2
     info = call()
+    return {
+        "heap": info.arena,
+        "mmapped": info.hblkhd,
+        "in_use": info.uordblks,
+        "free": info.fordblks,
+    }
+
+
+def _megabytes(figures: dict[str, int]) -> str:
     return ", ".join(
-        f"{name} {getattr(info, name) / 2**20:.1f} MB"
-        for name in ("arena", "hblkhd", "uordblks", "fordblks", "keepcost")
+        f"{name} {value / 2**20:.1f} MB" if value > 4096 else f"{name} {value}"
+        for name, value in figures.items()
     )
 
 
@@ -98,11 +113,36 @@ def _debugmallocstats() -> list[str]:
         try:
             os.dup2(tmp.fileno(), 2)
             sys._debugmallocstats()
+            ctypes.CDLL(None).fflush(None)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         tmp.seek(0)
         return tmp.read().decode("utf-8", "replace").splitlines()
+
+
+PYMALLOC_FIGURES = {
+    "# arenas allocated current": "arenas",
+    "# arenas highwater mark": "arenas_highwater",
+    "# bytes in allocated blocks": "allocated",
+    "# bytes in available blocks": "available",
+}
+
+
+def pymalloc() -> dict[str, int]:
+    """CPython's small-object allocator: ``arenas`` (1 MiB each in 3.10+, mmapped, given back
+    only when wholly empty), ``allocated`` bytes of live blocks, ``available`` free blocks in
+    used pools, ``unused_pools`` bytes of empty pools inside arenas still held."""
+    figures: dict[str, int] = {}
+    for line in _debugmallocstats():
+        name, _, value = line.partition("=")
+        name = name.strip()
+        number = value.strip().replace(",", "")
+        if name in PYMALLOC_FIGURES and number.isdigit():
+            figures[PYMALLOC_FIGURES[name]] = int(number)
+        elif name.endswith("bytes") and "unused pools" in name and number.isdigit():
+            figures["unused_pools"] = int(number)
+    return figures
 
 
 class BenchProbe:
@@ -118,6 +158,7 @@ class BenchProbe:
         self.opened: dict[str, float] = {}
         self._loop: Any = None
         self.diag_frames = 0
+        self.diag_at = 0  # in-flight count at which to record what one account holds
         self._types_opened: collections.Counter[str] = collections.Counter()
 
     @classmethod
@@ -127,6 +168,7 @@ class BenchProbe:
             raise NotConfigured("BENCH_PROBE_PATH is not set")
         probe = cls(crawler, path, crawler.settings.getfloat("BENCH_PROBE_SAMPLE", 0.1))
         probe.diag_frames = crawler.settings.getint("BENCH_PROBE_DIAG", 0)
+        probe.diag_at = crawler.settings.getint("BENCH_PROBE_DIAG_AT", 0)
         connect = crawler.signals.connect
         connect(probe.spider_opened, signal=signals.spider_opened)
         connect(probe.spider_closed, signal=signals.spider_closed)
@@ -139,13 +181,22 @@ class BenchProbe:
         if self.diag_frames:
             self._types_opened = _type_counts()
             tracemalloc.start(self.diag_frames)
-        self.opened = {"time": time.time(), "rss": rss_bytes(), "cpu": cpu_seconds()}
+        self.opened = {
+            "time": time.time(),
+            "rss": rss_bytes(),
+            "cpu": cpu_seconds(),
+            "glibc": mallinfo(),
+            "pymalloc": pymalloc(),
+        }
         self._loop = create_looping_call(self.sample)
         self._loop.start(self.interval)
 
     def sample(self) -> None:
         in_flight = len(self.started) - len(self.finished)
         self.samples.append((time.time(), rss_bytes(), in_flight, cpu_seconds()))
+        if self.diag_frames and self.diag_at and in_flight >= self.diag_at:
+            self.diag_at = 0  # once: a few seconds on, most accounts wait between polls
+            call_later(BUSY_SETTLE, self._busy_check)
 
     def request_scheduled(self, request: Request) -> None:
         account = request.meta.get("webqq_account")
@@ -166,7 +217,14 @@ class BenchProbe:
         # Diagnostic: how much of the idle RSS is free memory the C allocator kept.
         trimmed = rss_bytes() if _malloc_trim() else rss
         self.idle.append(
-            {"time": time.time(), "finished": finished, "rss": rss, "trimmed": trimmed}
+            {
+                "time": time.time(),
+                "finished": finished,
+                "rss": rss,
+                "trimmed": trimmed,
+                "glibc": mallinfo(),
+                "pymalloc": pymalloc(),
+            }
         )
         if self.diag_frames:
             with open(f"{self.path}.diag.txt", "a", encoding="utf-8") as out:
@@ -185,7 +243,7 @@ class BenchProbe:
             f"=== idle after {finished} accounts: RSS {rss / 2**20:.1f} MB (after malloc_trim "
             f"{trimmed / 2**20:.1f} MB; spider open {self.opened['rss'] / 2**20:.1f} MB); "
             f"tracemalloc since open: {traced / 2**20:.2f} MB live, peak {peak / 2**20:.1f} MB",
-            f"glibc mallinfo2: {_mallinfo()}",
+            f"glibc mallinfo2: {_megabytes(mallinfo())}; pymalloc: {_megabytes(pymalloc())}",
             f"containers: {self._containers()}",
             "--- live since spider open, by line (top 25):",
         ]
@@ -198,9 +256,38 @@ class BenchProbe:
         now = _type_counts()
         now.subtract(self._types_opened)
         lines += [f"{n:+8d} {name}" for name, n in now.most_common(25)]
-        lines.append("--- pymalloc (sys._debugmallocstats), summary:")
-        lines += [line for line in _debugmallocstats() if "arena" in line or "#" in line]
         return "\n".join(lines) + "\n\n"
+
+    def _busy_check(self) -> None:
+        """BENCH_PROBE_DIAG_AT: what the accounts in flight hold, per account, by line."""
+        gc.collect()
+        in_flight = len(self.started) - len(self.finished)
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        traced = tracemalloc.get_traced_memory()[0]
+        lines = [
+            f"=== {in_flight} accounts in flight, {len(self.finished)} finished: RSS "
+            f"{rss_bytes() / 2**20:.1f} MB (spider open {self.opened['rss'] / 2**20:.1f} MB); "
+            f"live since spider open {traced / 2**20:.2f} MB = {traced / in_flight:.0f} bytes "
+            "per account in flight",
+            f"containers: {self._containers()}",
+            "--- by file, bytes per account in flight:",
+        ]
+        for stat in snapshot.statistics("filename")[:20]:
+            lines.append(f"{stat.size / in_flight:9.0f} B {stat.count / in_flight:7.1f} blocks  "
+                         f"{stat.traceback[0].filename}")  # fmt: skip
+        lines.append("--- by line, bytes per account in flight:")
+        for stat in snapshot.statistics("lineno")[:40]:
+            frame = stat.traceback[0]
+            lines.append(f"{stat.size / in_flight:9.0f} B {stat.count / in_flight:7.1f} blocks  "
+                         f"{frame.filename}:{frame.lineno}")  # fmt: skip
+        lines.append("--- object counts by type, change since spider open, per account:")
+        now = _type_counts()
+        now.subtract(self._types_opened)
+        lines += [f"{n / in_flight:8.2f} {name}" for name, n in now.most_common(40)]
+        with open(f"{self.path}.busy.txt", "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
 
     def _containers(self) -> dict[str, int]:
         crawler = self.crawler
