@@ -9,14 +9,16 @@ RSS of the idle process (also appended at once, one JSON a line, to
 ``BENCH_PROBE_PATH.idle``). Everything is written as JSON to ``BENCH_PROBE_PATH`` when the
 spider closes.
 
-``BENCH_PROBE_DIAG=N`` (N > 0; for finding what holds memory, not for the figures: tracing
-costs CPU and memory) starts :mod:`tracemalloc` with N frames at spider open and, at each
-idle check, appends to ``BENCH_PROBE_PATH.diag.txt`` what is still allocated since then (by
-line, and the largest by traceback), object counts by type (against spider open), glibc's
-``mallinfo2``, pymalloc's arena statistics and the sizes of the crawl's per-account
-containers (cookie jars, stats, the connection pool). With ``BENCH_PROBE_DIAG_AT=M``
-too, once M accounts are in flight it writes to ``BENCH_PROBE_PATH.busy.txt`` the bytes
-still allocated since spider open per account in flight, by file and by line.
+``BENCH_PROBE_DIAG=1`` (for finding what holds memory, not for the figures) appends to
+``BENCH_PROBE_PATH.diag.txt`` at each idle check: glibc's ``mallinfo2``, pymalloc's arena
+statistics, the sizes of the crawl's per-account containers (cookie jars, stats, the
+connection pool), the modules imported since spider open, object counts by type (against
+spider open and the previous idle check) and who holds the newest object of the types that
+grew. ``BENCH_PROBE_TRACEMALLOC=N`` (it costs CPU and memory) also starts
+:mod:`tracemalloc` with N frames at spider open and adds what is still allocated since
+then, by line and by traceback; with ``BENCH_PROBE_DIAG_AT=M`` too, once M accounts are in
+flight it writes to ``BENCH_PROBE_PATH.busy.txt`` the bytes allocated since spider open
+per account in flight, by file and by line.
 """
 
 from __future__ import annotations
@@ -73,8 +75,49 @@ def _type_counts() -> collections.Counter[str]:
     return collections.Counter(type(obj).__qualname__ for obj in gc.get_objects())
 
 
-_MALLINFO_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks")
-_MALLINFO_FIELDS += ("uordblks", "fordblks", "keepcost")
+def _timers() -> str:
+    """The reactor's pending timed calls: cancelled ones still in its heap, and the live ones
+    by function and by how far ahead they fire."""
+    from twisted.internet import reactor
+
+    heap = [*getattr(reactor, "_pendingTimedCalls", ()), *getattr(reactor, "_newTimedCalls", ())]
+    now = reactor.seconds()
+    cancelled = sum(1 for call in heap if call.cancelled)
+    live: collections.Counter[str] = collections.Counter()
+    for call in heap:
+        if not call.cancelled:
+            func = getattr(call, "func", None)
+            name = getattr(func, "__qualname__", type(func).__name__)
+            ahead = call.getTime() - now
+            live[f"{name} in {'<10' if ahead < 10 else '<100' if ahead < 100 else '>=100'} s"] += 1
+    return f"{len(heap)} in the heap, {cancelled} cancelled; live: {dict(live.most_common(8))}"
+
+
+def _holders(type_name: str, depth: int = 3) -> str:
+    """Types along one chain of referrers of the newest object of ``type_name``."""
+    objects = [obj for obj in gc.get_objects() if type(obj).__qualname__ == type_name]
+    if not objects:
+        return "?"
+    chain: list[str] = []
+    obj: Any = objects[-1]
+    seen = {id(objects), id(obj)}
+    for _ in range(depth):
+        referrers = [r for r in gc.get_referrers(obj) if id(r) not in seen and r is not objects]
+        if not referrers:
+            break
+        obj = referrers[0]
+        seen.add(id(obj))
+        kind = type(obj).__qualname__
+        if isinstance(obj, dict):
+            kind += f" (keys {list(obj)[:4]!r:.80})"
+        chain.append(f"{kind} (+{len(referrers) - 1} more)")
+    return " <- ".join(chain)
+
+
+_MALLINFO_FIELDS = (
+    *("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks"),
+    *("uordblks", "fordblks", "keepcost"),
+)
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -155,11 +198,14 @@ class BenchProbe:
         self.stored: dict[str, float] = {}
         self.samples: list[tuple[float, int, int, float]] = []
         self.idle: list[dict[str, Any]] = []
-        self.opened: dict[str, float] = {}
+        self.opened: dict[str, Any] = {}
         self._loop: Any = None
+        self.diag = False
         self.diag_frames = 0
         self.diag_at = 0  # in-flight count at which to record what one account holds
         self._types_opened: collections.Counter[str] = collections.Counter()
+        self._modules_opened: set[str] = set()
+        self._types_before: collections.Counter[str] = collections.Counter()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -167,7 +213,9 @@ class BenchProbe:
         if not path:
             raise NotConfigured("BENCH_PROBE_PATH is not set")
         probe = cls(crawler, path, crawler.settings.getfloat("BENCH_PROBE_SAMPLE", 0.1))
-        probe.diag_frames = crawler.settings.getint("BENCH_PROBE_DIAG", 0)
+        probe.diag = crawler.settings.getbool("BENCH_PROBE_DIAG", False)
+        probe.diag_frames = crawler.settings.getint("BENCH_PROBE_TRACEMALLOC", 0)
+        probe.diag = probe.diag or probe.diag_frames > 0
         probe.diag_at = crawler.settings.getint("BENCH_PROBE_DIAG_AT", 0)
         connect = crawler.signals.connect
         connect(probe.spider_opened, signal=signals.spider_opened)
@@ -178,8 +226,10 @@ class BenchProbe:
 
     def spider_opened(self) -> None:
         gc.collect()
+        if self.diag:
+            self._modules_opened = set(sys.modules)
+            self._types_opened = self._types_before = _type_counts()
         if self.diag_frames:
-            self._types_opened = _type_counts()
             tracemalloc.start(self.diag_frames)
         self.opened = {
             "time": time.time(),
@@ -226,7 +276,7 @@ class BenchProbe:
                 "pymalloc": pymalloc(),
             }
         )
-        if self.diag_frames:
+        if self.diag:
             with open(f"{self.path}.diag.txt", "a", encoding="utf-8") as out:
                 out.write(self.diagnosis(finished, rss, trimmed))
         # For a driver waiting for the idle process (bench.login --waves): one JSON a line.
@@ -235,28 +285,49 @@ class BenchProbe:
 
     def diagnosis(self, finished: int, rss: int, trimmed: int) -> str:
         """What holds the idle process's memory (BENCH_PROBE_DIAG)."""
+        lines = [
+            f"=== idle after {finished} accounts: RSS {rss / 2**20:.1f} MB (after malloc_trim "
+            f"{trimmed / 2**20:.1f} MB; spider open {self.opened['rss'] / 2**20:.1f} MB)",
+            f"glibc mallinfo2: {_megabytes(mallinfo())}; pymalloc: {_megabytes(pymalloc())}",
+            f"containers: {self._containers()}",
+            f"modules imported since spider open: {sorted(set(sys.modules) - self._modules_opened)}",  # noqa: E501
+        ]
+        lines.append(f"reactor timers: {_timers()}")
+        if self.diag_frames:
+            lines += self._traced()
+        counts = _type_counts()
+        for title, before in (
+            ("spider open", self._types_opened),
+            ("the last idle", self._types_before),
+        ):
+            lines.append(f"--- object counts by type, change since {title} (top 25):")
+            change = collections.Counter(counts)
+            change.subtract(before)
+            lines += [f"{n:+8d} {name}" for name, n in change.most_common(25)]
+        growing = collections.Counter(counts)
+        growing.subtract(self._types_before)
+        self._types_before = counts
+        lines.append("--- who holds the newest object of the types that grew most:")
+        for name, n in growing.most_common(12):
+            if n > 100 and name not in ("dict", "tuple", "list", "function", "cell", "method"):
+                lines.append(f"{name}: {_holders(name)}")
+        return "\n".join(lines) + "\n\n"
+
+    def _traced(self) -> list[str]:
         snapshot = tracemalloc.take_snapshot().filter_traces(
             [tracemalloc.Filter(False, tracemalloc.__file__)]
         )
         traced, peak = tracemalloc.get_traced_memory()
         lines = [
-            f"=== idle after {finished} accounts: RSS {rss / 2**20:.1f} MB (after malloc_trim "
-            f"{trimmed / 2**20:.1f} MB; spider open {self.opened['rss'] / 2**20:.1f} MB); "
-            f"tracemalloc since open: {traced / 2**20:.2f} MB live, peak {peak / 2**20:.1f} MB",
-            f"glibc mallinfo2: {_megabytes(mallinfo())}; pymalloc: {_megabytes(pymalloc())}",
-            f"containers: {self._containers()}",
-            "--- live since spider open, by line (top 25):",
+            f"tracemalloc since open: {traced / 2**20:.2f} MB live, peak {peak / 2**20:.1f} MB"
         ]
+        lines.append("--- live since spider open, by line (top 25):")
         lines += [str(stat) for stat in snapshot.statistics("lineno")[:25]]
         lines.append("--- largest by traceback (top 5):")
         for stat in snapshot.statistics("traceback")[:5]:
             lines.append(f"{stat.size / 1024:.1f} KiB in {stat.count} blocks")
             lines += [f"    {frame}" for frame in stat.traceback.format()[-2 * self.diag_frames :]]
-        lines.append("--- object counts by type, change since spider open (top 25):")
-        now = _type_counts()
-        now.subtract(self._types_opened)
-        lines += [f"{n:+8d} {name}" for name, n in now.most_common(25)]
-        return "\n".join(lines) + "\n\n"
+        return lines
 
     def _busy_check(self) -> None:
         """BENCH_PROBE_DIAG_AT: what the accounts in flight hold, per account, by line."""
