@@ -90,7 +90,11 @@ def _timers() -> str:
             name = getattr(func, "__qualname__", type(func).__name__)
             ahead = call.getTime() - now
             live[f"{name} in {'<10' if ahead < 10 else '<100' if ahead < 100 else '>=100'} s"] += 1
-    return f"{len(heap)} in the heap, {cancelled} cancelled; live: {dict(live.most_common(8))}"
+    count = getattr(reactor, "_cancellations", "?")
+    return (
+        f"{len(heap)} in the heap, {cancelled} cancelled (Twisted's count of them: {count}); "
+        f"live: {dict(live.most_common(8))}"
+    )
 
 
 def _holders(type_name: str, depth: int = 3) -> str:

@@ -191,6 +191,9 @@ SPIDER_MIDDLEWARES = {
 LOG_FORMATTER = "webqq_scrapy.redaction.RedactingLogFormatter"
 EXTENSIONS = {
     "webqq_scrapy.redaction.SecretRedaction": 0,
+    # Under the asyncio reactor, Twisted would keep every cancelled download/connection
+    # timer for minutes (about 14 per login); see webqq_scrapy/timers.py.
+    "webqq_scrapy.timers.TimerHeapPurge": 10,
 }
 
 # Account names travel as the proxy user name to the simulator; allow any Unicode name.
