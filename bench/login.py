@@ -405,8 +405,9 @@ def baseline_line(project: Result, base: Baseline) -> str:
 
 
 def waves_run(
-    total: int, wave: int, *, interval: float, log_level: str, keep: bool, extra: dict[str, str]
-) -> None:
+    total: int, wave: int, *, interval: float, log_level: str, keep: bool, extra: dict[str, str],
+    settle: float = 0.0,
+) -> None:  # fmt: skip
     import redis  # the scale-out dependency; only this mode needs it
 
     tmp = Path(tempfile.mkdtemp(prefix="webqq-bench-waves-"))
@@ -420,8 +421,8 @@ def waves_run(
         "LOG_LEVEL": log_level,
         "WEBQQ_REDIS_URL": red.url,
         "WEBQQ_REDIS_KEY": key,
-        # Long enough for a diagnosis (BENCH_PROBE_DIAG) between waves; the last wait.
-        "WEBQQ_REDIS_IDLE_CLOSE": 10,
+        # Long enough for a diagnosis (BENCH_PROBE_DIAG) between waves, and for --settle.
+        "WEBQQ_REDIS_IDLE_CLOSE": 10 + settle * 2,
         **extra,
     }
     command = crawl_command("qrlogin_redis", sim.url, tmp, interval, extra)
@@ -455,6 +456,13 @@ def waves_run(
                 f"simulator RSS {sim.rss() / MB:6.1f} MB",
                 flush=True,
             )
+        if settle:
+            # Scrapy's HTTP pool closes connections idle for 240 s (Twisted's
+            # cachedConnectionTimeout): what the process gives back once they are gone.
+            time.sleep(settle)
+            settled = crawl_rss() / MB
+            print(f"  idle RSS {settle:g} s after the last wave: {settled:.1f} MB", flush=True)
+            proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
         sim_stats = sim.stats()
     finally:
@@ -605,6 +613,14 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the bare-Scrapy baseline runs (bench/baseline.py)",
     )
     parser.add_argument("--waves", default="", metavar="TOTAL/WAVE", help="e.g. 10000/1000")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="--waves: also print the RSS S seconds after the last wave (e.g. 260: after the "
+        "HTTP pool's idle connections closed)",
+    )
     parser.add_argument("--log-level", default="INFO", help="the crawl's LOG_LEVEL (INFO)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     parser.add_argument(
@@ -665,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
             keep=args.keep,
             extra=extra,
+            settle=args.settle,
         )
     return 0
 
