@@ -39,8 +39,13 @@ extension — runs against a fresh simulator with the same phone, and the line u
 rows gives its CPU per request and the project's divided by it (issue 17).
 
 ``--waves TOTAL/WAVE``: one ``qrlogin_redis`` process fed from a Redis list (a throwaway
-``redis-server`` on loopback) in waves of WAVE accounts; prints the RSS of the idle process
-after each wave, to show memory returns near its baseline and does not grow.
+``redis-server`` on loopback) in waves of WAVE accounts; after each wave (once the probe has
+recorded the idle process, after a garbage collection) prints its RSS, pymalloc's arenas and
+glibc's heap, and at the end the idle RSS as a percentage of the RSS at spider open (the
+target: within +20 %) and whether it grew. ``--settle S`` also prints the RSS S seconds
+after the last wave (260: after the HTTP pool's idle connections closed). With ``-s
+BENCH_PROBE_DIAG=1`` the probe writes what holds the memory (``bench/probe.py``; ``--keep``
+keeps the file).
 """
 
 from __future__ import annotations
