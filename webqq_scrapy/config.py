@@ -60,6 +60,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_MAX_QR_REFRESHES": 1000,
     "WEBQQ_LOGIN_TIMEOUT": DAY,
     "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
+    "WEBQQ_ADMISSION_RATE": 1_000_000,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -279,6 +280,7 @@ class WebQQConfig:
     simulator_qr_lifetime: float
     log_secrets: bool
     max_accounts_in_flight: int = 0  # 0: no limit
+    admission_rate: float = 0.0  # accounts admitted per second; 0: no pacing
     simulator_world: dict[str, float] = field(default_factory=dict)
     unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
 
@@ -337,6 +339,7 @@ class WebQQConfig:
             max_accounts_in_flight=int(
                 _number(settings, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", positive=False, integer=True)
             ),
+            admission_rate=_number(settings, "WEBQQ_ADMISSION_RATE", positive=False),
             unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
         )

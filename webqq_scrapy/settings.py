@@ -37,6 +37,13 @@ WEBQQ_LOGIN_TIMEOUT = 600.0
 # in the Redis list, where other processes can take them).
 WEBQQ_MAX_ACCOUNTS_IN_FLIGHT = 200
 
+# Accounts of one qrlogin crawl admitted (first QR fetched) per second at most, after a first
+# second's worth at once; 0 = no pacing. Accounts admitted together poll together and, with
+# people who scan at once, confirm together: the steps after their confirms then queue
+# behind each other on the process's one core. Spreading the starts spreads that work. The
+# default is from docs/performance.md "Admission".
+WEBQQ_ADMISSION_RATE = 20.0
+
 # Transient faults (HTTP 5xx, 408, 429, timeouts, dropped connections) on any step are
 # retried this many times, waiting BACKOFF seconds before the first retry and twice as long
 # before each next one (never past WEBQQ_LOGIN_TIMEOUT). Permanent answers (HTTP 403,

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
-from scrapy.utils.asyncio import call_later
+from scrapy.utils.asyncio import call_later, sleep
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
@@ -155,6 +155,9 @@ class QRLoginSpider(AccountSpider):
         self.limits: LoginLimits
         # Admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): fired when an account in flight ends.
         self._admission: Deferred[None] | None = None
+        # Pacing (WEBQQ_ADMISSION_RATE): when the next account may start (time.monotonic()).
+        self._next_start = 0.0
+        self._admitted = 0  # accounts past admission; the rest are queued
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -217,6 +220,8 @@ class QRLoginSpider(AccountSpider):
             await self._announce_queued(self.accounts[limit:])
         for index, account in enumerate(self.accounts):
             await self.admission(limit, index)
+            await self.pace(self.config.admission_rate)
+            self._admitted = index + 1
             login = self.new_login(account)
             creds = stored.get(account)
             if creds is None:
@@ -245,6 +250,19 @@ class QRLoginSpider(AccountSpider):
                 queued,
                 limit,
             )
+
+    async def pace(self, rate: float) -> None:
+        """Start at most ``rate`` accounts per second (0: no pacing), the first second's worth
+        at once: a token bucket holding one second of starts."""
+        if not rate:
+            return
+        now = time.monotonic()
+        # An idle bucket refills up to one second's worth of starts, never more.
+        self._next_start = max(self._next_start, now - 1.0)
+        if self._next_start > now:
+            self.crawler.stats.inc_value("webqq/admission/paced")
+            await sleep(self._next_start - now)
+        self._next_start += 1.0 / rate
 
     async def _announce_queued(self, accounts: Iterable[str]) -> None:
         for account in accounts:
@@ -557,7 +575,8 @@ class QRLoginSpider(AccountSpider):
         self._show_progress(login)
 
     def _show_progress(self, login: Login) -> None:
-        """One line on a terminal while a QR waits: state, seconds left, refresh n/N.
+        """One line on a terminal while a QR waits: state, seconds left, refresh n/N, and
+        how many accounts wait for admission (queued), if any.
 
         Written to stderr, never through logging, and only when stderr is a terminal: it is
         rewritten in place (``\\r``), so it would be noise in a log file or a pipe. The cursor
@@ -571,6 +590,9 @@ class QRLoginSpider(AccountSpider):
             f"QR {escape_controls(login.account)}: {state} \u00b7 {left} s left \u00b7 "
             f"refresh {login.qr_refreshes}/{self.config.max_qr_refreshes}"
         )
+        queued = len(self.accounts) - self._admitted
+        if queued > 0:
+            line += f" \u00b7 {queued} queued"
         sys.stderr.write(f"\r{line}\x1b[K\r")
         sys.stderr.flush()
         login.progress_shown = True
