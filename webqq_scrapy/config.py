@@ -61,6 +61,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_LOGIN_TIMEOUT": DAY,
     "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_ADMISSION_RATE": 1_000_000,
+    "WEBQQ_ADMISSION_MAX_LAG": 3600,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -281,6 +282,7 @@ class WebQQConfig:
     log_secrets: bool
     max_accounts_in_flight: int = 0  # 0: no limit
     admission_rate: float = 0.0  # accounts admitted per second; 0: no pacing
+    admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
     simulator_world: dict[str, float] = field(default_factory=dict)
     unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
 
@@ -340,6 +342,7 @@ class WebQQConfig:
                 _number(settings, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", positive=False, integer=True)
             ),
             admission_rate=_number(settings, "WEBQQ_ADMISSION_RATE", positive=False),
+            admission_max_lag=_number(settings, "WEBQQ_ADMISSION_MAX_LAG", positive=False),
             unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
         )

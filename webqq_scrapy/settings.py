@@ -44,6 +44,13 @@ WEBQQ_MAX_ACCOUNTS_IN_FLIGHT = 200
 # default is from docs/performance.md "Admission".
 WEBQQ_ADMISSION_RATE = 20.0
 
+# A qrlogin crawl admits no new account while its event loop runs more than this many
+# seconds late (0 = no such check), unless no account is in flight. The lateness is how
+# long every step waits its turn, whatever makes the process busy (its own accounts, or
+# other processes on the machine), so this keeps the wait after a confirm short under any
+# load. The default is from docs/performance.md "Admission".
+WEBQQ_ADMISSION_MAX_LAG = 0.1
+
 # Transient faults (HTTP 5xx, 408, 429, timeouts, dropped connections) on any step are
 # retried this many times, waiting BACKOFF seconds before the first retry and twice as long
 # before each next one (never past WEBQQ_LOGIN_TIMEOUT). Permanent answers (HTTP 403,

@@ -42,6 +42,7 @@ def test_tencent_target_uses_https():
         ("WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", "2.5"),
         ("WEBQQ_ADMISSION_RATE", "-1"),
         ("WEBQQ_ADMISSION_RATE", "fast"),
+        ("WEBQQ_ADMISSION_MAX_LAG", "-0.1"),
         ("WEBQQ_LOGIN_TIMEOUT", "nan"),
         ("WEBQQ_QR_TERMINAL", "maybe"),
     ],

@@ -65,6 +65,7 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     excerpt,
 )
+from webqq_scrapy.spiders.lag import LoopLag
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
     liveness_answer,
@@ -158,6 +159,8 @@ class QRLoginSpider(AccountSpider):
         # Pacing (WEBQQ_ADMISSION_RATE): when the next account may start (time.monotonic()).
         self._next_start = 0.0
         self._admitted = 0  # accounts past admission; the rest are queued
+        # WEBQQ_ADMISSION_MAX_LAG: how late the event loop runs (started in start()).
+        self.loop_lag = LoopLag()
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -184,6 +187,7 @@ class QRLoginSpider(AccountSpider):
         )
         # Fail now, before any pipeline writes, rather than at the first QR.
         check_qr_dir(config.qr_dir)
+        crawler.signals.connect(spider._stop_lag, signal=scrapy.signals.spider_closed)
         if not crawler.settings.get("WEBQQ_QR_DIR"):
             # The default directory is made now (0700, ours): under a shared /tmp, another
             # user cannot slip their own in before the first QR.
@@ -210,6 +214,8 @@ class QRLoginSpider(AccountSpider):
         )
         stored = await read_stored_credentials(self, self.accounts) if self.reuse else {}
         limit = self.config.max_accounts_in_flight
+        if self.config.admission_max_lag:
+            self.loop_lag.start()
         if limit and len(self.accounts) > limit:
             self.logger.info(
                 "%d account(s) queued: at most %d in progress at once "
@@ -221,6 +227,7 @@ class QRLoginSpider(AccountSpider):
         for index, account in enumerate(self.accounts):
             await self.admission(limit, index)
             await self.pace(self.config.admission_rate)
+            await self.until_caught_up(self.config.admission_max_lag)
             self._admitted = index + 1
             login = self.new_login(account)
             creds = stored.get(account)
@@ -263,6 +270,24 @@ class QRLoginSpider(AccountSpider):
             self.crawler.stats.inc_value("webqq/admission/paced")
             await sleep(self._next_start - now)
         self._next_start += 1.0 / rate
+
+    async def until_caught_up(self, max_lag: float) -> None:
+        """Wait while the event loop runs more than ``max_lag`` s late and some account is in
+        flight (0: never wait): a saturated process finishes what it has before it shows
+        another QR, so the steps after a confirm never queue behind new accounts."""
+        if not max_lag or self.loop_lag.value <= max_lag or not self.active:
+            return
+        stats = self.crawler.stats
+        stats.inc_value("webqq/admission/lag_waits")
+        waited = time.monotonic()
+        while self.active and self.loop_lag.value > max_lag:
+            await sleep(self.loop_lag.period)
+        stats.max_value(
+            "webqq/admission/max_lag_wait_ms", round((time.monotonic() - waited) * 1000)
+        )
+
+    def _stop_lag(self) -> None:
+        self.loop_lag.stop()
 
     async def _announce_queued(self, accounts: Iterable[str]) -> None:
         for account in accounts:
