@@ -15,6 +15,9 @@ one protocol step:
 * the deadline (:meth:`~AccountSpider.wait`, :meth:`~AccountSpider.check_deadline`),
   finish-exactly-once (:meth:`~AccountSpider.finish`), per-step latency stats and the
   report of accounts left without an outcome when a crawl is stopped;
+* admission (:meth:`~AccountSpider.admit`, :meth:`~AccountSpider.release`): at most
+  :meth:`~AccountSpider.admission_limit` accounts in flight at once, the others queued in
+  ``start()`` (and listed as unfinished if the crawl stops while they wait);
 * cookie jars: read a cookie by name and domain, seed a jar from stored cookie records,
   free it when the account is done.
 
@@ -38,7 +41,9 @@ from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http.cookies import CookieJar
 from scrapy.spidermiddlewares.httperror import HttpError
-from scrapy.utils.asyncio import sleep
+from scrapy.utils.asyncio import call_later, sleep
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol
 from webqq_scrapy.config import WebQQConfig
@@ -138,6 +143,8 @@ class AccountSpider(scrapy.Spider):
     accounts_from_arguments: ClassVar[bool] = True
     # Largest answer accepted per step, in bytes (Scrapy's download_maxsize, per request).
     max_answer_bytes: ClassVar[Mapping[str, int]] = {}
+    # The end of the INFO line that says accounts are queued for admission.
+    admission_note: ClassVar[str] = "each starts when one ends"
 
     def __init__(
         self,
@@ -159,6 +166,10 @@ class AccountSpider(scrapy.Spider):
         # Every account this spider was given (or took) and has not ended yet, in order:
         # started or not, each one left here when the crawl closes is reported unfinished.
         self.pending: dict[str, None] = dict.fromkeys(self.accounts)
+        # Admission: the accounts admitted and not released yet, and the wait of start()
+        # for one of them to be released.
+        self.admitted: dict[str, None] = {}
+        self._admission: Deferred[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -187,6 +198,59 @@ class AccountSpider(scrapy.Spider):
         self, state: AccountState, outcome: str, step: str | None, detail: str | None
     ) -> None:
         """Called once per account when it ends (log lines, stats, signals)."""
+
+    def admission_limit(self) -> tuple[int, str]:
+        """(most accounts in flight at once, the setting that says so); 0: no limit."""
+        return 0, ""
+
+    async def accounts_queued(self, accounts: list[str]) -> None:
+        """Called once at start with the accounts that wait for admission."""
+
+    # ---- admission -----------------------------------------------------------------------
+
+    async def announce_admission(self) -> None:
+        """At start: say (INFO) how many of ``self.accounts`` wait for admission."""
+        limit, setting = self.admission_limit()
+        if limit and len(self.accounts) > limit:
+            self.logger.info(
+                "%d account(s) queued: at most %d in progress at once (%s); %s",
+                len(self.accounts) - limit,
+                limit,
+                setting,
+                self.admission_note,
+            )
+            await self.accounts_queued(self.accounts[limit:])
+
+    async def admit(self, account: str, index: int) -> None:
+        """Wait until fewer than the limit of accounts are in flight, then count ``account``
+        (``self.accounts[index]``) in, until :meth:`release` or :meth:`finish`. A waiting
+        account has made no request yet: it costs nothing but its name."""
+        limit, setting = self.admission_limit()
+        if limit and len(self.admitted) >= limit:
+            stats = self.crawler.stats
+            stats.inc_value("webqq/admission/waits")
+            waited = time.monotonic()
+            while len(self.admitted) >= limit:
+                self._admission = Deferred()
+                await maybe_deferred_to_future(self._admission)
+            wait_ms = round((time.monotonic() - waited) * 1000)
+            stats.max_value("webqq/admission/max_wait_ms", wait_ms)
+            queued = len(self.accounts) - index - 1
+            if queued and queued % limit == 0:
+                self.logger.info(
+                    "%d account(s) still queued for admission (%s=%d)", queued, setting, limit
+                )
+        self.admitted[account] = None
+
+    def release(self, account: str) -> None:
+        """``account`` no longer counts against the admission limit; the next may start."""
+        if account not in self.admitted:
+            return
+        del self.admitted[account]
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            # On the next reactor turn: start() goes on after the current callback's output.
+            call_later(0, admission.callback, None)
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -347,6 +411,7 @@ class AccountSpider(scrapy.Spider):
         self.pending.pop(state.account, None)
         self.crawler.stats.inc_value(f"webqq/outcome/{outcome}")
         self.free(state)
+        self.release(state.account)
         await self.account_finished(state, outcome, step, detail)
         return self.make_outcome(state, outcome, step, detail)
 
@@ -370,6 +435,7 @@ class AccountSpider(scrapy.Spider):
             self.free(state)
         self.active.clear()
         self.pending.clear()
+        self.admitted.clear()
         if not accounts:
             return
         self.crawler.stats.set_value("webqq/outcome/unfinished", len(accounts))

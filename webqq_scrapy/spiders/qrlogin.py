@@ -21,9 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
-from scrapy.utils.asyncio import call_later
-from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol, qr
 from webqq_scrapy import signals as webqq_signals
@@ -74,7 +71,7 @@ from webqq_scrapy.spiders.session import (
 from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Mapping
+    from collections.abc import AsyncIterator, Mapping
     from pathlib import Path
     from typing import Self
 
@@ -137,6 +134,7 @@ class QRLoginSpider(AccountSpider):
     """Log WebQQ accounts in by QR code and yield their credentials."""
 
     name = "qrlogin"
+    admission_note = "each gets its QR when one ends"
     # §3: every login answer is small; the QR PNG is the largest (about 1 KB).
     max_answer_bytes: ClassVar[dict[str, int]] = {
         STEP_PTQRSHOW: 256 * 1024,
@@ -153,8 +151,6 @@ class QRLoginSpider(AccountSpider):
         self.reuse = parse_reuse(reuse)
         self._random = random.Random()
         self.limits: LoginLimits
-        # Admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): fired when an account in flight ends.
-        self._admission: Deferred[None] | None = None
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -206,17 +202,9 @@ class QRLoginSpider(AccountSpider):
             ", reusing live stored sessions" if self.reuse else "",
         )
         stored = await read_stored_credentials(self, self.accounts) if self.reuse else {}
-        limit = self.config.max_accounts_in_flight
-        if limit and len(self.accounts) > limit:
-            self.logger.info(
-                "%d account(s) queued: at most %d in progress at once "
-                "(WEBQQ_MAX_ACCOUNTS_IN_FLIGHT); each gets its QR when one ends",
-                len(self.accounts) - limit,
-                limit,
-            )
-            await self._announce_queued(self.accounts[limit:])
+        await self.announce_admission()
         for index, account in enumerate(self.accounts):
-            await self.admission(limit, index)
+            await self.admit(account, index)
             login = self.new_login(account)
             creds = stored.get(account)
             if creds is None:
@@ -226,27 +214,13 @@ class QRLoginSpider(AccountSpider):
             self.seed_jar(account, creds.cookies)
             yield liveness_request(self, login, creds, self.parse_reuse_check)
 
-    async def admission(self, limit: int, index: int) -> None:
-        """Wait until fewer than ``limit`` accounts are in flight (0: no limit). A waiting
-        account has no QR yet, so none shown expires while the process is saturated."""
-        if not limit or len(self.active) < limit:
-            return
-        stats = self.crawler.stats
-        stats.inc_value("webqq/admission/waits")
-        waited = time.monotonic()
-        while len(self.active) >= limit:
-            self._admission = Deferred()
-            await maybe_deferred_to_future(self._admission)
-        stats.max_value("webqq/admission/max_wait_ms", round((time.monotonic() - waited) * 1000))
-        queued = len(self.accounts) - index - 1
-        if queued and queued % limit == 0:
-            self.logger.info(
-                "%d account(s) still queued for admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT=%d)",
-                queued,
-                limit,
-            )
+    def admission_limit(self) -> tuple[int, str]:
+        """A waiting account has no QR yet, so none shown expires while the process is
+        saturated."""
+        return self.config.max_accounts_in_flight, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT"
 
-    async def _announce_queued(self, accounts: Iterable[str]) -> None:
+    async def accounts_queued(self, accounts: list[str]) -> None:
+        """The QR delivery lists them as ``queued``."""
         for account in accounts:
             await self.crawler.signals.send_catch_log_async(
                 signal=webqq_signals.qr_state,
@@ -254,16 +228,6 @@ class QRLoginSpider(AccountSpider):
                 state=webqq_signals.QR_QUEUED,
                 outcome=None,
             )
-
-    async def finish(
-        self, state: AccountState, outcome: str, step: str | None, detail: str | None
-    ) -> list[Any]:
-        items = await super().finish(state, outcome, step, detail)
-        admission, self._admission = self._admission, None
-        if admission is not None:
-            # On the next reactor turn: start() goes on after this callback's output.
-            call_later(0, admission.callback, None)
-        return items
 
     @account_step(STEP_ONLINE_BUDDIES)
     async def parse_reuse_check(self, response: Response, state: Login) -> AsyncIterator[Any]:
