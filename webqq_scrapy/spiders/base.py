@@ -241,6 +241,12 @@ class AccountSpider(scrapy.Spider):
                     "%d account(s) still queued for admission (%s=%d)", queued, setting, limit
                 )
         self.admitted[account] = None
+        self.logger.debug(
+            "Account %s admitted (%d in flight, limit %s)",
+            account,
+            len(self.admitted),
+            limit or "none",
+        )
 
     def release(self, account: str) -> None:
         """``account`` no longer counts against the admission limit; the next may start."""
