@@ -40,6 +40,8 @@ def test_tencent_target_uses_https():
         ("WEBQQ_MAX_QR_REFRESHES", "2.5"),
         ("WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", "-1"),
         ("WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", "2.5"),
+        ("WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", "-1"),
+        ("WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", "1e7"),
         ("WEBQQ_LOGIN_TIMEOUT", "nan"),
         ("WEBQQ_QR_TERMINAL", "maybe"),
     ],
