@@ -246,6 +246,10 @@ class MessagesSpider(Web2Spider):
         return self.messages_config.max_starting, "WEBQQ_MESSAGES_MAX_STARTING"
 
     async def session_started(self, state: Session) -> AsyncIterator[Any]:
+        if self.closing():
+            # Admitted as the crawl stops: no session is started; listed as unfinished.
+            self.release(state.account)
+            return
         # Held until stopped: the login timeout does not apply to a held session.
         state.deadline = math.inf
         held = Held(msg_ids=web2.MsgIdSequence(time.time() * 1000))
