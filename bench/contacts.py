@@ -7,31 +7,31 @@ Run from the repository root::
 What it does: starts the simulator CLI with a world of 24 friends, one group of
 ``--members`` (2,000) and one discussion per account, logs every account in with ``scrapy
 crawl qrlogin`` (instant phone), then takes the group away from all but ``--big`` accounts
-(spread evenly) (``POST /_sim/world``), so most accounts are small and a few carry a 2,000-member
-group. For each ``WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT`` of ``--limits`` it runs ``scrapy
-crawl contacts`` on every account (SQLite store in a temporary directory) and reads each
-account's end from the crawl's log (``Account X: ok``, millisecond times).
+(spread evenly; ``POST /_sim/world``), so most accounts are small and a few carry a
+2,000-member group. For each ``WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT`` of ``--limits`` it
+runs ``scrapy crawl contacts`` on every account (SQLite store in a temporary directory) and
+measures with ``bench/probe.py`` (a pipeline after the storage ones): when each account's
+outcome passed the pipelines (its records, yielded before it, are stored by then).
 
-Figures (printed): ``wall s`` (spider opened → closed), ``small p50 / p99 / max s`` and ``big
-max s`` (spider opened → the account's outcome), ``peak MB`` (the crawl's RSS), ``CPU s``
-(the crawl process), ``waits`` (accounts that waited for admission).
+Figures (printed): ``wall s`` (spider opened → closed), ``small p50 / p99 / max s`` and
+``big p50 / max s`` (spider opened → the account's outcome stored), ``peak MB`` (the crawl's
+peak RSS), ``CPU s`` (the crawl process), ``waits`` (accounts that waited for admission),
+``most`` (accounts at once between their first request and their outcome stored).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.login import ROOT, SimulatorProcess, _env, _rss_reader, machine, percentile
-from bench.messages import _cpu, _crawl, _login
+from bench.login import PROBE, ROOT, SimulatorProcess, _env, machine, percentile
+from bench.messages import _crawl, _login
 
 MB = 1024 * 1024
 
@@ -46,19 +46,23 @@ class Run:
     peak: int
     cpu: float
     waits: int
+    most: int
 
     def row(self) -> str:
+        def pct(values: list[float], p: float) -> float:
+            return percentile(values, p) if values else float("nan")
+
         return (
             f"{self.limit or 'none':>7}{self.ok:>6}{self.wall:>8.1f}"
-            f"{percentile(self.small, 50):>10.2f}{percentile(self.small, 99):>10.2f}"
-            f"{max(self.small):>10.2f}{max(self.big) if self.big else float('nan'):>9.2f}"
-            f"{self.peak / MB:>9.1f}{self.cpu:>7.1f}{self.waits:>7}"
+            f"{pct(self.small, 50):>10.2f}{pct(self.small, 99):>10.2f}"
+            f"{pct(self.small, 100):>10.2f}{pct(self.big, 50):>9.2f}{pct(self.big, 100):>9.2f}"
+            f"{self.peak / MB:>9.1f}{self.cpu:>7.1f}{self.waits:>7}{self.most:>7}"
         )
 
 
 HEAD = (
     f"{'limit':>7}{'ok':>6}{'wall s':>8}{'small p50':>10}{'small p99':>10}{'small max':>10}"
-    f"{'big max':>9}{'peak MB':>9}{'CPU s':>7}{'waits':>7}"
+    f"{'big p50':>9}{'big max':>9}{'peak MB':>9}{'CPU s':>7}{'waits':>7}{'most':>7}"
 )
 
 
@@ -75,40 +79,40 @@ def _remove_group(control_url: str, account: str) -> None:
         urllib.request.urlopen(request, timeout=30).read()
 
 
-def _contacts(sim: SimulatorProcess, tmp: Path, limit: int, big: set[str]) -> Run:
-    log = tmp / f"contacts-{limit}.log"
-    command = _crawl("contacts", sim.url, tmp, log=log.name)
-    command += ["-s", f"WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT={limit}"]
-    command += ["-s", "LOG_FORMAT=%(created).3f [%(name)s] %(levelname)s: %(message)s"]
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env=_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    rss = _rss_reader(proc.pid)
-    peak, cpu = 0, 0.0
-    while proc.poll() is None:
-        try:
-            peak, cpu = max(peak, rss()), _cpu(proc.pid)
-        except OSError:
-            break
-        time.sleep(0.2)
-    proc.wait()
-    text = log.read_text()
-    opened = float(re.search(r"^([\d.]+) .*Spider opened", text, re.MULTILINE).group(1))
-    closed = float(re.search(r"^([\d.]+) .*Spider closed", text, re.MULTILINE).group(1))
-    ends = {
-        m.group(2): float(m.group(1)) - opened
-        for m in re.finditer(r"^([\d.]+) .*Account (\S+): ok$", text, re.MULTILINE)
+def _contacts(sim: SimulatorProcess, tmp: Path, limit: int, big: set[str], run: int) -> Run:
+    from webqq_scrapy import settings as project  # the project's pipelines, plus the probe
+
+    probe = tmp / f"probe-{run}.json"
+    command = _crawl("contacts", sim.url, tmp, log=f"contacts-{run}.log")
+    extra = {
+        "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": limit,
+        "ITEM_PIPELINES": json.dumps({**project.ITEM_PIPELINES, PROBE: 900}),
+        "BENCH_PROBE_PATH": probe,
     }
-    waits = re.search(r"'webqq/admission/waits': (\d+)", text)
+    for name, value in extra.items():
+        command += ["-s", f"{name}={value}"]
+    subprocess.run(command, cwd=ROOT, env=_env(tmp), capture_output=True, check=True)
+    doc = json.loads(probe.read_text())
+    opened = doc["opened"]["time"]
+    stored = {account: at - opened for account, at in doc["stored"].items()}
+    # Accounts in flight from their first request scheduled to their outcome stored.
+    events = sorted(
+        [(at, 1) for at in doc["started"].values()] + [(at, -1) for at in doc["stored"].values()]
+    )
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
     return Run(
         limit=limit,
-        wall=closed - opened,
-        small=[t for a, t in ends.items() if a not in big],
-        big=[t for a, t in ends.items() if a in big],
-        ok=len(ends),
-        peak=peak,
-        cpu=cpu,
-        waits=int(waits.group(1)) if waits else 0,
+        wall=doc["closed"]["time"] - opened,
+        small=[t for a, t in stored.items() if a not in big],
+        big=[t for a, t in stored.items() if a in big],
+        ok=len(stored),
+        peak=doc["maxrss"],
+        cpu=doc["closed"]["cpu"] - doc["opened"]["cpu"],
+        waits=int(doc["stats"].get("webqq/admission/waits", 0)),
+        most=most,
     )
 
 
@@ -143,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             if name not in big:
                 _remove_group(sim.control_url, name)
         print(HEAD, flush=True)
-        for limit in (int(x) for x in args.limits.split(",")):
-            print(_contacts(sim, tmp, limit, big).row(), flush=True)
+        for run, limit in enumerate(int(x) for x in args.limits.split(",")):
+            print(_contacts(sim, tmp, limit, big, run).row(), flush=True)
     finally:
         sim.stop()
         if args.keep:

@@ -47,7 +47,7 @@ from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol
 from webqq_scrapy.config import WebQQConfig
-from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
 from webqq_scrapy.protocol import ProtocolError
 from webqq_scrapy.protocol.codes import (
@@ -145,6 +145,10 @@ class AccountSpider(scrapy.Spider):
     max_answer_bytes: ClassVar[Mapping[str, int]] = {}
     # The end of the INFO line that says accounts are queued for admission.
     admission_note: ClassVar[str] = "each starts when one ends"
+    # True: an account leaves admission when its outcome item has passed the item
+    # pipelines (its records, yielded before it, are stored), not when it ends: a spider
+    # whose accounts yield many records bounds the pipelines' backlog too.
+    release_when_stored: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -177,6 +181,13 @@ class AccountSpider(scrapy.Spider):
         spider.config = WebQQConfig.from_settings(crawler.settings)
         spider.retry_policy = RetryPolicy(spider.config.retry_times, spider.config.retry_backoff)
         crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
+        if cls.release_when_stored:
+            for signal in (
+                scrapy.signals.item_scraped,
+                scrapy.signals.item_dropped,
+                scrapy.signals.item_error,
+            ):
+                crawler.signals.connect(spider.outcome_passed, signal=signal)
         return spider
 
     @classmethod
@@ -257,6 +268,12 @@ class AccountSpider(scrapy.Spider):
         if admission is not None:
             # On the next reactor turn: start() goes on after the current callback's output.
             call_later(0, admission.callback, None)
+
+    def outcome_passed(self, item: Any, **kwargs: Any) -> None:
+        """An item left the pipelines (stored, dropped or failed): an outcome releases its
+        account (``release_when_stored``)."""
+        if isinstance(item, LoginOutcome | SessionOutcome):
+            self.release(item.account)
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -417,7 +434,8 @@ class AccountSpider(scrapy.Spider):
         self.pending.pop(state.account, None)
         self.crawler.stats.inc_value(f"webqq/outcome/{outcome}")
         self.free(state)
-        self.release(state.account)
+        if not self.release_when_stored:
+            self.release(state.account)
         await self.account_finished(state, outcome, step, detail)
         return self.make_outcome(state, outcome, step, detail)
 
