@@ -38,7 +38,7 @@ WEBQQ_LOGIN_TIMEOUT = 600.0
 WEBQQ_MAX_ACCOUNTS_IN_FLIGHT = 200
 
 # Accounts of one contacts crawl reading their contacts at once (first call made, records
-# not yielded yet); the others wait, queued, before their first call. A 2,000-member
+# not stored yet); the others wait, queued, before their first call. A 2,000-member
 # group's answer is hundreds of KB to parse and thousands of records to store: the bound
 # keeps a few such accounts from stalling the rest of the process. 0 = no limit. The
 # default is from docs/performance.md "Admission".
