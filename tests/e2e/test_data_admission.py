@@ -18,18 +18,13 @@ runs with ``WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT=2`` and ``scrapy crawl message
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.commands import ROOT
 from tests.e2e.test_contacts_e2e import (
     SIM_ARGS,
     control,
@@ -38,7 +33,7 @@ from tests.e2e.test_contacts_e2e import (
     stored_view,
     world,
 )
-from tests.e2e.test_unfinished import _listed, _unfinished_file
+from tests.e2e.test_unfinished import _listed, _unfinished_file, sigint_once_logged
 from webqq_scrapy.store.contacts import load_contacts
 from webqq_scrapy.store.messages import list_messages
 
@@ -152,20 +147,7 @@ def test_ctrl_c_while_contacts_accounts_are_queued_lists_them_unfinished(
         "-s", f"WEBQQ_UNFINISHED_PATH={tmp_path / 'unfinished.txt'}",
         *_log_settings(tmp_path, "contacts.log"),
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while (log_path.read_text() if log_path.exists() else "").count(" admitted (") < LIMIT:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    log = log_path.read_text()
+    log = sigint_once_logged(command, tmp_path / "data", log_path, " admitted (", LIMIT)
     assert log.count(" admitted (") == LIMIT, log[-3000:]
     assert "4 account(s) queued" in log
     assert "before 6 account(s) finished" in log, log[-3000:]

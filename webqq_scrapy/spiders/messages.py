@@ -259,10 +259,10 @@ class MessagesSpider(Web2Spider):
         # account need not wait for this one's read.
         reading = deferred_from_coro(self._read_names(state, held))
         self._reading.add(reading)
-        reading.addBoth(self._read, reading)
+        reading.addBoth(self._forget_reading, reading)
         yield self.poll_request(state)
 
-    def _read(self, result: Any, reading: Any) -> Any:
+    def _forget_reading(self, result: Any, reading: Any) -> Any:
         self._reading.discard(reading)
         return result
 
