@@ -12,6 +12,8 @@ accounts' friends write ``--rate`` messages per second in all (``POST /_sim/mess
 ``--senders`` threads, each message to a random account, its text carrying the time it was
 sent) for ``--seconds``, and waits for the last of them to be stored. A 1-account crawl run
 the same way first gives the baseline RSS.
+With ``--contacts`` a ``contacts`` crawl stores every account's contacts first (2 groups of
+``--members`` each), so each session's start reads its names from the store.
 
 Figures (printed):
 
@@ -184,19 +186,31 @@ def _latencies(db: Path) -> list[float]:
 
 
 def run(
-    accounts: int, rate: float, seconds: float, idle: float, senders: int, keep: bool
+    accounts: int,
+    rate: float,
+    seconds: float,
+    idle: float,
+    senders: int,
+    keep: bool,
+    members: int = 10,
+    contacts: bool = False,
 ) -> Figures:
     tmp = Path(tempfile.mkdtemp(prefix=f"webqq-bench-messages-{accounts}-"))
     names = [f"bench{i:05d}" for i in range(accounts)]
     sim_args = [
         "--phone", "auto", "--scan-after-polls", "1", "--confirm-after-polls", "1",
         "--qr-lifetime", "600", "--poll-hold", "60", "--friends", "8", "--groups", "2",
-        "--group-members", "10", "--discussions", "1",
+        "--group-members", str(members), "--discussions", "1",
     ]  # fmt: skip
     sim = SimulatorProcess(tmp, sim_args)
     db = tmp / "store.sqlite3"
     try:
         _login(sim, tmp, names)
+        if contacts:  # stored contacts: the messages crawl reads their names per account
+            subprocess.run(
+                _crawl("contacts", sim.url, tmp, log="contacts.log"),
+                cwd=ROOT, env=_env(tmp), capture_output=True, timeout=1800, check=True,
+            )  # fmt: skip
         # Baseline: the same crawl holding one session.
         base = subprocess.Popen(
             _crawl("messages", sim.url, tmp, "-a", f"accounts={names[0]}", "-a", "duration=8",
@@ -278,13 +292,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="load window, s (60)")
     parser.add_argument("--idle", type=float, default=10.0, help="idle window, s (10)")
     parser.add_argument("--senders", type=int, default=4, help="sender threads (4)")
+    parser.add_argument("--members", type=int, default=10, help="members per group (10)")
+    parser.add_argument(
+        "--contacts", action="store_true", help="crawl contacts first (names in messages)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     print(f"{args.rate:g} messages/s for {args.seconds:g} s; poll hold 60 s; SQLite store")
     print(HEAD)
     for accounts in (int(a) for a in args.accounts.split(",")):
-        figures = run(accounts, args.rate, args.seconds, args.idle, args.senders, args.keep)
+        figures = run(
+            accounts,
+            args.rate,
+            args.seconds,
+            args.idle,
+            args.senders,
+            args.keep,
+            members=args.members,
+            contacts=args.contacts,
+        )
         print(figures.row(), flush=True)
     return 0
 

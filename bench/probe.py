@@ -2,12 +2,13 @@
 
 It is an item pipeline placed after the storage pipelines, so the moment its
 ``process_item`` sees a ``Credentials`` item is the moment the database pipeline finished
-writing it ("stored"). It also samples the process every ``BENCH_PROBE_SAMPLE`` seconds:
-RSS, CPU seconds and the number of accounts in flight (first ptqrshow scheduled, no outcome
-yet), and, each time the last in-flight account finishes, collects garbage and records the
-RSS of the idle process (also appended at once, one JSON a line, to
-``BENCH_PROBE_PATH.idle``). Everything is written as JSON to ``BENCH_PROBE_PATH`` when the
-spider closes.
+writing it ("stored"); a ``SessionOutcome`` (``python -m bench.contacts``) comes after the
+account's contact records, so it marks them stored. It also samples the process every
+``BENCH_PROBE_SAMPLE`` seconds: RSS, CPU seconds and the number of accounts in flight
+(first request scheduled, no outcome yet), and, each time the last in-flight account
+finishes, collects garbage and records the RSS of the idle process (also appended at once,
+one JSON a line, to ``BENCH_PROBE_PATH.idle``). Everything is written as JSON to
+``BENCH_PROBE_PATH`` when the spider closes.
 
 ``BENCH_PROBE_DIAG=1`` (for finding what holds memory, not for the figures) appends to
 ``BENCH_PROBE_PATH.diag.txt`` at each idle check: glibc's ``mallinfo2``, pymalloc's arena
@@ -40,7 +41,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import call_later, create_looping_call
 
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.items import Credentials
+from webqq_scrapy.items import Credentials, SessionOutcome
 
 if TYPE_CHECKING:
     from typing import Self
@@ -387,7 +388,7 @@ class BenchProbe:
         return sizes
 
     def process_item(self, item: Any) -> Any:
-        if isinstance(item, Credentials):
+        if isinstance(item, Credentials | SessionOutcome):
             self.stored[item.account] = time.time()
         return item
 

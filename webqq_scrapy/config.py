@@ -60,6 +60,10 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_MAX_QR_REFRESHES": 1000,
     "WEBQQ_LOGIN_TIMEOUT": DAY,
     "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
+    "WEBQQ_ADMISSION_RATE": 1_000_000,
+    "WEBQQ_ADMISSION_MAX_LAG": 3600,
+    "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
+    "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -279,6 +283,9 @@ class WebQQConfig:
     simulator_qr_lifetime: float
     log_secrets: bool
     max_accounts_in_flight: int = 0  # 0: no limit
+    admission_rate: float = 0.0  # accounts admitted per second; 0: no pacing
+    admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
+    contacts_max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
     unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
 
@@ -337,6 +344,16 @@ class WebQQConfig:
             max_accounts_in_flight=int(
                 _number(settings, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", positive=False, integer=True)
             ),
+            admission_rate=_number(settings, "WEBQQ_ADMISSION_RATE", positive=False),
+            admission_max_lag=_number(settings, "WEBQQ_ADMISSION_MAX_LAG", positive=False),
+            contacts_max_accounts_in_flight=int(
+                _number(
+                    settings,
+                    "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT",
+                    positive=False,
+                    integer=True,
+                )
+            ),
             unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
         )
@@ -373,6 +390,7 @@ class MessagesConfig:
     outbox_interval: float
     retry_delay: float
     max_failures: int
+    max_starting: int = 0  # 0: no limit
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> MessagesConfig:
@@ -381,6 +399,9 @@ class MessagesConfig:
             retry_delay=_number(settings, "WEBQQ_MESSAGES_RETRY_DELAY", positive=False),
             max_failures=int(
                 _number(settings, "WEBQQ_MESSAGES_MAX_FAILURES", positive=False, integer=True)
+            ),
+            max_starting=int(
+                _number(settings, "WEBQQ_MESSAGES_MAX_STARTING", positive=False, integer=True)
             ),
         )
 

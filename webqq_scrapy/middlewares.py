@@ -18,6 +18,7 @@ one uses the copy of the list that ships inside tldextract: no network, no cache
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -126,6 +127,7 @@ class TargetRoutingMiddleware:
 OFFLINE_SUFFIXES = TLDExtract(cache_dir=None, suffix_list_urls=(), include_psl_private_domains=True)
 
 
+@functools.lru_cache(maxsize=1024)  # a crawl meets a handful of cookie domains, per request
 def is_public_suffix(domain: str) -> bool:
     """True when ``domain`` is a public suffix itself (``com``, ``github.io``), not a site."""
     return not OFFLINE_SUFFIXES(domain).domain

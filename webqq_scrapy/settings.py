@@ -37,6 +37,27 @@ WEBQQ_LOGIN_TIMEOUT = 600.0
 # in the Redis list, where other processes can take them).
 WEBQQ_MAX_ACCOUNTS_IN_FLIGHT = 200
 
+# Accounts of one qrlogin crawl admitted (first QR fetched) per second at most, after a first
+# second's worth at once; 0 = no pacing. Accounts admitted together poll together and, with
+# people who scan at once, confirm together: the steps after their confirms then queue
+# behind each other on the process's one core. Spreading the starts spreads that work. The
+# default is from docs/performance.md "Admission".
+WEBQQ_ADMISSION_RATE = 20.0
+
+# A qrlogin crawl admits no new account while its event loop runs more than this many
+# seconds late (0 = no such check), unless no account is in flight. The lateness is how
+# long every step waits its turn, whatever makes the process busy (its own accounts, or
+# other processes on the machine), so this keeps the wait after a confirm short under any
+# load. The default is from docs/performance.md "Admission".
+WEBQQ_ADMISSION_MAX_LAG = 0.1
+
+# Accounts of one contacts crawl reading their contacts at once (first call made, records
+# not stored yet); the others wait, queued, before their first call. A 2,000-member
+# group's answer is hundreds of KB to parse and thousands of records to store: the bound
+# keeps a few such accounts from stalling the rest of the process. 0 = no limit. The
+# default is from docs/performance.md "Admission".
+WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT = 20
+
 # Transient faults (HTTP 5xx, 408, 429, timeouts, dropped connections) on any step are
 # retried this many times, waiting BACKOFF seconds before the first retry and twice as long
 # before each next one (never past WEBQQ_LOGIN_TIMEOUT). Permanent answers (HTTP 403,
@@ -96,6 +117,12 @@ WEBQQ_MESSAGES_OUTBOX_INTERVAL = 1.0
 # official page: 10 s and 8, docs/protocol.md §7).
 WEBQQ_MESSAGES_RETRY_DELAY = 10.0
 WEBQQ_MESSAGES_MAX_FAILURES = 8
+# Sessions starting at once: reading the names of the account's stored contacts (one
+# database read each, large for 2,000-member groups) with its first poll2 outstanding;
+# the others wait, queued, with no poll. A started session counts no more: it holds one
+# poll2, which costs nothing while it waits. 0 = no limit. The default is Scrapy's
+# REACTOR_THREADPOOL_MAXSIZE: more reads at once would only queue for a thread.
+WEBQQ_MESSAGES_MAX_STARTING = 10
 
 # Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
 WEBQQ_LOG_SECRETS = False

@@ -1,9 +1,9 @@
-"""Admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT, issue 17 point 1): many accounts, a small limit.
+"""Admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT, WEBQQ_ADMISSION_RATE; issue 17): many accounts.
 
 ``scrapy crawl qrlogin`` in a subprocess against the embedded simulator. At most the limit's
 accounts have a QR at once (read from the crawl's own log, in order); the others wait,
 queued, and every account still ends with exactly one outcome. A Ctrl-C while some are
-queued lists them, with the started ones, in the unfinished file.
+queued lists them, with the started ones, in the unfinished file. A rate spreads the starts.
 """
 
 from __future__ import annotations
@@ -81,3 +81,32 @@ def test_ctrl_c_while_accounts_are_queued_lists_them_unfinished(tmp_path):
     assert "(shutdown) before 30 account(s) finished" in log, log[-3000:]
     assert _listed(_unfinished_file(log)) == accounts
     assert _stored_outcomes(data_home) == []
+
+
+def test_admission_rate_spreads_the_starts(tmp_path):
+    # WEBQQ_ADMISSION_RATE=1: after the first second's worth, one account starts per second.
+    accounts = [f"pace{i}" for i in range(6)]
+    data_home = tmp_path / "xdg"
+    result = run_scrapy(
+        "crawl",
+        "qrlogin",
+        "-a",
+        f"accounts_file={_accounts_file(tmp_path, accounts)}",
+        *_settings(
+            tmp_path,
+            WEBQQ_SIMULATOR_SCAN_AFTER=0.1,
+            WEBQQ_SIMULATOR_CONFIRM_AFTER=0.1,
+            WEBQQ_ADMISSION_RATE=1,
+        ),
+        data_home=data_home,
+        timeout=180,
+    )
+    log = (tmp_path / "crawl.log").read_text()
+    assert result.returncode == 0, result.stderr[-3000:] + log[-3000:]
+    assert sorted(_stored_outcomes(data_home)) == accounts
+    paced = re.search(r"'webqq/admission/paced': (\d+)", log)
+    assert paced and int(paced.group(1)) >= 3, log[-3000:]
+    # The first QRs' log times (second resolution) span the paced starts: 4 s or more.
+    starts = re.findall(r"^\S+ (\d\d):(\d\d):(\d\d) .*QR code #1 saved", log, re.MULTILINE)
+    seconds = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in starts]
+    assert len(seconds) == len(accounts) and max(seconds) - min(seconds) >= 3, starts

@@ -69,6 +69,16 @@ CASES = [
     ("webhook url", ["-s", "WEBQQ_QR_WEBHOOK_URL=ftp://hooks.example/x"], "WEBQQ_QR_WEBHOOK_URL"),
     ("webhook headers", ["-s", "WEBQQ_QR_WEBHOOK_HEADERS=[1]"], "WEBQQ_QR_WEBHOOK_HEADERS"),
     ("redis url", ["-s", "WEBQQ_REDIS_URL=http://127.0.0.1:6379"], "WEBQQ_REDIS_URL"),
+    (
+        "contacts admission not an integer",
+        ["-s", "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT=2.5"],
+        "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT",
+    ),
+    (
+        "messages admission negative",
+        ["-s", "WEBQQ_MESSAGES_MAX_STARTING=-1"],
+        "WEBQQ_MESSAGES_MAX_STARTING",
+    ),
     ("account with a newline", ["-a", "accounts=al\nice"], "accounts"),
     ("account with NUL", ["-a", "accounts_file={tmp}/nul.txt"], "accounts_file"),
     ("account name too long", ["-a", "accounts=" + "a" * 256], "accounts"),

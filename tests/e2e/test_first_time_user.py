@@ -89,6 +89,27 @@ def test_a_waiting_qr_shows_a_progress_line_on_the_terminal_only(tmp_path: Path)
     assert "s left" not in piped.stderr and "\r" not in piped.stderr
 
 
+def test_the_progress_line_counts_the_accounts_queued_for_admission(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
+    args = [
+        "login",
+        "alice",
+        "bob",
+        "carol",
+        "-L",
+        "WARNING",
+        "-s",
+        "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT=1",
+    ]
+    output = run_on_a_terminal([sys.executable, "-m", "scrapy", *args], env)
+    # One account at a time: while alice's QR waits, bob and carol are queued; then carol.
+    assert re.search(PROGRESS.pattern + " \u00b7 2 queued", output), output
+    assert re.search("QR bob: .* \u00b7 1 queued", output), output
+    carol = [line for line in output.split("\r") if line.startswith("QR carol:")]
+    assert carol and not any("queued" in line for line in carol), output
+    assert screen_lines(output)[-1] == "login: 3 accounts: ok 3"
+
+
 def test_help_points_to_the_settings() -> None:
     for command in ("crawl", "login"):
         result = run_scrapy(command, "-h")

@@ -64,23 +64,19 @@ def _listed(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def crawl_then_ctrl_c(
-    tmp_path: Path, accounts_file: Path, data_home: Path, *, qrs: int = 1, **settings: object
+def sigint_once_logged(
+    command: list[str], data_home: Path, log_path: Path, marker: str, count: int, settle: float = 0
 ) -> str:
-    """``scrapy crawl qrlogin`` whose phone never scans, stopped by SIGINT once ``qrs``
-    accounts' first QR codes were saved and a second more went by; the crawl's log."""
-    command = [sys.executable, "-m", "scrapy", "crawl", "qrlogin"]
-    command += ["-a", f"accounts_file={accounts_file}"]
-    command += _settings(tmp_path, WEBQQ_SIMULATOR_SCAN_AFTER=3600, **settings)
+    """Run ``command`` (a crawl logging to ``log_path``) until its log holds ``marker``
+    ``count`` times, wait ``settle`` seconds, stop it by SIGINT (Ctrl-C); the crawl's log."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(data_home)}
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    log_path = tmp_path / "crawl.log"
     try:
         deadline = time.monotonic() + 60
-        while (log_path.read_text() if log_path.exists() else "").count("QR code #1 saved") < qrs:
+        while (log_path.read_text() if log_path.exists() else "").count(marker) < count:
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
             time.sleep(0.1)
-        time.sleep(1)  # a few polls go by
+        time.sleep(settle)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     finally:
@@ -88,6 +84,20 @@ def crawl_then_ctrl_c(
             proc.kill()
             proc.wait()
     return log_path.read_text()
+
+
+def crawl_then_ctrl_c(
+    tmp_path: Path, accounts_file: Path, data_home: Path, *, qrs: int = 1, **settings: object
+) -> str:
+    """``scrapy crawl qrlogin`` whose phone never scans, stopped by SIGINT once ``qrs``
+    accounts' first QR codes were saved and a second more went by (a few polls); the
+    crawl's log."""
+    command = [sys.executable, "-m", "scrapy", "crawl", "qrlogin"]
+    command += ["-a", f"accounts_file={accounts_file}"]
+    command += _settings(tmp_path, WEBQQ_SIMULATOR_SCAN_AFTER=3600, **settings)
+    return sigint_once_logged(
+        command, data_home, tmp_path / "crawl.log", "QR code #1 saved", qrs, settle=1
+    )
 
 
 def _assert_each_account_once(outcomes: list[str], unfinished: list[str]) -> None:

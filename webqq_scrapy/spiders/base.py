@@ -15,6 +15,9 @@ one protocol step:
 * the deadline (:meth:`~AccountSpider.wait`, :meth:`~AccountSpider.check_deadline`),
   finish-exactly-once (:meth:`~AccountSpider.finish`), per-step latency stats and the
   report of accounts left without an outcome when a crawl is stopped;
+* admission (:meth:`~AccountSpider.admit`, :meth:`~AccountSpider.release`): at most
+  :meth:`~AccountSpider.admission_limit` accounts in flight at once, the others queued in
+  ``start()`` (and listed as unfinished if the crawl stops while they wait);
 * cookie jars: read a cookie by name and domain, seed a jar from stored cookie records,
   free it when the account is done.
 
@@ -38,11 +41,13 @@ from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http.cookies import CookieJar
 from scrapy.spidermiddlewares.httperror import HttpError
-from scrapy.utils.asyncio import sleep
+from scrapy.utils.asyncio import call_later, sleep
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol
 from webqq_scrapy.config import WebQQConfig
-from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
 from webqq_scrapy.protocol import ProtocolError
 from webqq_scrapy.protocol.codes import (
@@ -138,6 +143,12 @@ class AccountSpider(scrapy.Spider):
     accounts_from_arguments: ClassVar[bool] = True
     # Largest answer accepted per step, in bytes (Scrapy's download_maxsize, per request).
     max_answer_bytes: ClassVar[Mapping[str, int]] = {}
+    # The end of the INFO line that says accounts are queued for admission.
+    admission_note: ClassVar[str] = "each starts when one ends"
+    # True: an account leaves admission when its outcome item has passed the item
+    # pipelines (its records, yielded before it, are stored), not when it ends: a spider
+    # whose accounts yield many records bounds the pipelines' backlog too.
+    release_when_stored: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -159,6 +170,10 @@ class AccountSpider(scrapy.Spider):
         # Every account this spider was given (or took) and has not ended yet, in order:
         # started or not, each one left here when the crawl closes is reported unfinished.
         self.pending: dict[str, None] = dict.fromkeys(self.accounts)
+        # Admission: the accounts admitted and not released yet, and the wait of start()
+        # for one of them to be released.
+        self.admitted: dict[str, None] = {}
+        self._admission: Deferred[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -166,6 +181,13 @@ class AccountSpider(scrapy.Spider):
         spider.config = WebQQConfig.from_settings(crawler.settings)
         spider.retry_policy = RetryPolicy(spider.config.retry_times, spider.config.retry_backoff)
         crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
+        if cls.release_when_stored:
+            for signal in (
+                scrapy.signals.item_scraped,
+                scrapy.signals.item_dropped,
+                scrapy.signals.item_error,
+            ):
+                crawler.signals.connect(spider.outcome_passed, signal=signal)
         return spider
 
     @classmethod
@@ -187,6 +209,71 @@ class AccountSpider(scrapy.Spider):
         self, state: AccountState, outcome: str, step: str | None, detail: str | None
     ) -> None:
         """Called once per account when it ends (log lines, stats, signals)."""
+
+    def admission_limit(self) -> tuple[int, str]:
+        """(most accounts in flight at once, the setting that says so); 0: no limit."""
+        return 0, ""
+
+    async def accounts_queued(self, accounts: list[str]) -> None:
+        """Called once at start with the accounts that wait for admission."""
+
+    # ---- admission -----------------------------------------------------------------------
+
+    async def announce_admission(self) -> None:
+        """At start: say (INFO) how many of ``self.accounts`` wait for admission."""
+        limit, setting = self.admission_limit()
+        if limit and len(self.accounts) > limit:
+            self.logger.info(
+                "%d account(s) queued: at most %d in progress at once (%s); %s",
+                len(self.accounts) - limit,
+                limit,
+                setting,
+                self.admission_note,
+            )
+            await self.accounts_queued(self.accounts[limit:])
+
+    async def admit(self, account: str, index: int) -> None:
+        """Wait until fewer than the limit of accounts are in flight, then count ``account``
+        (``self.accounts[index]``) in, until :meth:`release` or :meth:`finish`. A waiting
+        account has made no request yet: it costs nothing but its name."""
+        limit, setting = self.admission_limit()
+        if limit and len(self.admitted) >= limit:
+            stats = self.crawler.stats
+            stats.inc_value("webqq/admission/waits")
+            waited = time.monotonic()
+            while len(self.admitted) >= limit:
+                self._admission = Deferred()
+                await maybe_deferred_to_future(self._admission)
+            wait_ms = round((time.monotonic() - waited) * 1000)
+            stats.max_value("webqq/admission/max_wait_ms", wait_ms)
+            queued = len(self.accounts) - index - 1
+            if queued and queued % limit == 0:
+                self.logger.info(
+                    "%d account(s) still queued for admission (%s=%d)", queued, setting, limit
+                )
+        self.admitted[account] = None
+        self.logger.debug(
+            "Account %s admitted (%d in flight, limit %s)",
+            account,
+            len(self.admitted),
+            limit or "none",
+        )
+
+    def release(self, account: str) -> None:
+        """``account`` no longer counts against the admission limit; the next may start."""
+        if account not in self.admitted:
+            return
+        del self.admitted[account]
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            # On the next reactor turn: start() goes on after the current callback's output.
+            call_later(0, admission.callback, None)
+
+    def outcome_passed(self, item: Any, **kwargs: Any) -> None:
+        """An item left the pipelines (stored, dropped or failed): an outcome releases its
+        account (``release_when_stored``)."""
+        if isinstance(item, LoginOutcome | SessionOutcome):
+            self.release(item.account)
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -347,6 +434,8 @@ class AccountSpider(scrapy.Spider):
         self.pending.pop(state.account, None)
         self.crawler.stats.inc_value(f"webqq/outcome/{outcome}")
         self.free(state)
+        if not self.release_when_stored:
+            self.release(state.account)
         await self.account_finished(state, outcome, step, detail)
         return self.make_outcome(state, outcome, step, detail)
 
@@ -370,6 +459,7 @@ class AccountSpider(scrapy.Spider):
             self.free(state)
         self.active.clear()
         self.pending.clear()
+        self.admitted.clear()
         if not accounts:
             return
         self.crawler.stats.set_value("webqq/outcome/unfinished", len(accounts))

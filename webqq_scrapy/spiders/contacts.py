@@ -52,6 +52,10 @@ GROUP_INFO = "get_group_info_ext2"
 DISCU_INFO = "get_discu_info"
 
 _BIG = 16 * 1024 * 1024  # a friend list or a group of 2,000 is a few hundred KB
+# The members of a group or discussion (one call each, hundreds of KB for 2,000 members)
+# wait behind every other request: the lists of the other accounts in flight and their
+# shorter chains go first, and an account with many big groups does not hold them up.
+PRIORITY_DETAIL = -10
 
 
 @dataclass
@@ -222,6 +226,17 @@ class ContactsSpider(Web2Spider):
         super().__init__(*args, **kwargs)
         self.lists: dict[str, Lists] = {}
 
+    admission_note = "each starts when one's contacts are stored"
+    # An account's records (thousands for a 2,000-member group) wait for the pipelines
+    # after it ends: it counts until they are stored.
+    release_when_stored = True
+
+    def admission_limit(self) -> tuple[int, str]:
+        return (
+            self.config.contacts_max_accounts_in_flight,
+            "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT",
+        )
+
     def timeout_detail(self) -> str:
         return f"contacts not read within WEBQQ_LOGIN_TIMEOUT={self.config.login_timeout:g}s"
 
@@ -367,7 +382,9 @@ class ContactsSpider(Web2Spider):
             call = web2.group_info_ext2(
                 self.config.scheme, gcode=group.code, vfwebqq=state.vfwebqq, t_ms=self.now_ms()
             )
-            yield self.call_request(call, state, self.parse_group_info, group=group)
+            yield self.call_request(
+                call, state, self.parse_group_info, priority=PRIORITY_DETAIL, group=group
+            )
             return
         done = len(lists.discu_infos)
         if done < len(lists.discussions):
@@ -380,7 +397,9 @@ class ContactsSpider(Web2Spider):
                 t_ms=self.now_ms(),
                 clientid=state.clientid,
             )
-            yield self.call_request(call, state, self.parse_discu_info, discussion=discussion)
+            yield self.call_request(
+                call, state, self.parse_discu_info, priority=PRIORITY_DETAIL, discussion=discussion
+            )
             return
         for item in await self.complete(state):
             yield item

@@ -129,12 +129,26 @@ class Held:
     names: Names = field(default_factory=Names)
     failures: int = 0  # poll answers in a row that asked for a retry (§7)
     warm_ups: int = 0  # 103s in a row
+    names_ready: bool = False  # the names are read (or known to be missing)
+
+
+def read_names(account: str, source: Mapping[str, Any]) -> tuple[Names, str] | None:
+    """The names of ``account``'s stored contacts and when they were crawled; None when
+    none are stored. Blocking (a database read): call it off the reactor thread. Only the
+    names are kept, not the contact records they come from."""
+    from webqq_scrapy.store.contacts import load_contacts_of
+
+    contacts = load_contacts_of([account], **source).get(account)
+    if contacts is None or contacts.snapshot is None:
+        return None
+    return Names.of(contacts), contacts.snapshot.crawled_at
 
 
 class MessagesSpider(Web2Spider):
     """Receive each account's messages and send its outbox (see the module docstring)."""
 
     name = "messages"
+    admission_note = "each starts when one has read its names"
     # One poll answer carries one item (§5.2), a send answer a few bytes.
     max_answer_bytes: ClassVar[dict[str, int]] = {POLL: 1024 * 1024}
 
@@ -150,8 +164,8 @@ class MessagesSpider(Web2Spider):
         self.store_source: dict[str, Any] | None = None
         self._outbox_loop: task.LoopingCall | None = None
         self._stop_call: Any = None
-        self._contacts: dict[str, Contacts] | None = None
-        self._contacts_read = False
+        # The names reads in progress (a task is only weakly referenced by the loop).
+        self._reading: set[Any] = set()
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -226,38 +240,59 @@ class MessagesSpider(Web2Spider):
 
     # ---- sessions ------------------------------------------------------------------------
 
+    def admission_limit(self) -> tuple[int, str]:
+        """A session is starting from its admission until its names are read; its first
+        poll2 is made at once (nothing is delivered late), its messages wait for the names."""
+        return self.messages_config.max_starting, "WEBQQ_MESSAGES_MAX_STARTING"
+
     async def session_started(self, state: Session) -> AsyncIterator[Any]:
+        if self.closing():
+            # Admitted as the crawl stops: no session is started; listed as unfinished.
+            self.release(state.account)
+            return
         # Held until stopped: the login timeout does not apply to a held session.
         state.deadline = math.inf
         held = Held(msg_ids=web2.MsgIdSequence(time.time() * 1000))
         self.held[state.account] = held
         self.states[state.account] = state
-        held.names = await self._names(state)
+        # The names are read beside the first poll, not in start(): the next admitted
+        # account need not wait for this one's read.
+        reading = deferred_from_coro(self._read_names(state, held))
+        self._reading.add(reading)
+        reading.addBoth(self._forget_reading, reading)
         yield self.poll_request(state)
+
+    def _forget_reading(self, result: Any, reading: Any) -> Any:
+        self._reading.discard(reading)
+        return result
+
+    async def _read_names(self, state: Session, held: Held) -> None:
+        try:
+            held.names = await self._names(state)
+        finally:
+            held.names_ready = True
+            self.release(state.account)
 
     async def _names(self, state: Session) -> Names:
         """Names for the account's messages, from contacts stored for this login."""
         if self.store_source is None:
             return Names()
-        if self._contacts is None:
-            # One read for every account of the crawl, made by the first to ask.
-            from webqq_scrapy.store.contacts import load_contacts_of
-
-            self._contacts = {}
-            try:
-                self._contacts = await maybe_deferred_to_future(
-                    deferToThread(load_contacts_of, list(self.accounts), **self.store_source)
-                )
-            except Exception as exc:
-                self.logger.warning("Stored contacts not read (no names in messages): %s", exc)
-            self._contacts_read = True
-        while not self._contacts_read:
-            await sleep(0.05)
-        contacts = self._contacts.get(state.account)
-        if contacts is None or contacts.snapshot is None:
+        try:
+            found = await maybe_deferred_to_future(
+                deferToThread(read_names, state.account, self.store_source)
+            )
+        except Exception as exc:
+            self.logger.warning(
+                "Account %s: stored contacts not read (no names in its messages): %s",
+                state.account,
+                exc,
+            )
             return Names()
+        if found is None:
+            return Names()
+        names, crawled_at = found
         obtained = state.stored.obtained_at if state.stored else None
-        if obtained and contacts.snapshot.crawled_at < obtained:
+        if obtained and crawled_at < obtained:
             # §4.13: ids are per login; contacts of an older login name the wrong people.
             self.logger.info(
                 "Account %s: the stored contacts are older than the session; no names "
@@ -265,7 +300,7 @@ class MessagesSpider(Web2Spider):
                 state.account,
             )
             return Names()
-        return Names.of(contacts)
+        return names
 
     def free(self, state: Any) -> None:
         super().free(state)
@@ -295,7 +330,7 @@ class MessagesSpider(Web2Spider):
     @account_step(POLL)
     async def parse_poll(self, response: Response, state: Session) -> AsyncIterator[Any]:
         # The account may have ended meanwhile (a send answer); its delivered messages count.
-        held = self.held.get(state.account) or Held(web2.MsgIdSequence(0))
+        held = self.held.get(state.account) or Held(web2.MsgIdSequence(0), names_ready=True)
         if response.status in web2.POLL_TIMEOUT_HTTP_STATUSES:
             # §5.2: 502/504 after the hold are "no message".
             self.crawler.stats.inc_value(f"webqq/poll/http/{response.status}")
@@ -304,6 +339,8 @@ class MessagesSpider(Web2Spider):
             result = web2.parse_poll2(self.call_envelope(response, state, POLL), self_uin=state.uin)
         state.retcode = result.retcode
         self.crawler.stats.inc_value(f"webqq/poll/retcode/{result.retcode}")
+        while result.events and not held.names_ready:
+            await sleep(0.05)  # the names are being read (session_started)
         for event in result.events:
             item = self.message_item(state, held, event)
             if item is not None:

@@ -21,9 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
-from scrapy.utils.asyncio import call_later
-from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet.defer import Deferred
+from scrapy.utils.asyncio import sleep
 
 from webqq_scrapy import protocol, qr
 from webqq_scrapy import signals as webqq_signals
@@ -65,6 +63,7 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     excerpt,
 )
+from webqq_scrapy.spiders.lag import LoopLag
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
     liveness_answer,
@@ -74,7 +73,7 @@ from webqq_scrapy.spiders.session import (
 from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Mapping
+    from collections.abc import AsyncIterator, Mapping
     from pathlib import Path
     from typing import Self
 
@@ -137,6 +136,7 @@ class QRLoginSpider(AccountSpider):
     """Log WebQQ accounts in by QR code and yield their credentials."""
 
     name = "qrlogin"
+    admission_note = "each gets its QR when one ends"
     # §3: every login answer is small; the QR PNG is the largest (about 1 KB).
     max_answer_bytes: ClassVar[dict[str, int]] = {
         STEP_PTQRSHOW: 256 * 1024,
@@ -153,8 +153,11 @@ class QRLoginSpider(AccountSpider):
         self.reuse = parse_reuse(reuse)
         self._random = random.Random()
         self.limits: LoginLimits
-        # Admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): fired when an account in flight ends.
-        self._admission: Deferred[None] | None = None
+        # Pacing (WEBQQ_ADMISSION_RATE): when the next account may start (time.monotonic()).
+        self._next_start = 0.0
+        self._admitted = 0  # accounts past admission; the rest are queued
+        # WEBQQ_ADMISSION_MAX_LAG: how late the event loop runs (started in start()).
+        self.loop_lag = LoopLag()
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -181,6 +184,7 @@ class QRLoginSpider(AccountSpider):
         )
         # Fail now, before any pipeline writes, rather than at the first QR.
         check_qr_dir(config.qr_dir)
+        crawler.signals.connect(spider._stop_lag, signal=scrapy.signals.spider_closed)
         if not crawler.settings.get("WEBQQ_QR_DIR"):
             # The default directory is made now (0700, ours): under a shared /tmp, another
             # user cannot slip their own in before the first QR.
@@ -206,17 +210,14 @@ class QRLoginSpider(AccountSpider):
             ", reusing live stored sessions" if self.reuse else "",
         )
         stored = await read_stored_credentials(self, self.accounts) if self.reuse else {}
-        limit = self.config.max_accounts_in_flight
-        if limit and len(self.accounts) > limit:
-            self.logger.info(
-                "%d account(s) queued: at most %d in progress at once "
-                "(WEBQQ_MAX_ACCOUNTS_IN_FLIGHT); each gets its QR when one ends",
-                len(self.accounts) - limit,
-                limit,
-            )
-            await self._announce_queued(self.accounts[limit:])
+        if self.config.admission_max_lag:
+            self.loop_lag.start()
+        await self.announce_admission()
         for index, account in enumerate(self.accounts):
-            await self.admission(limit, index)
+            await self.admit(account, index)
+            await self.pace(self.config.admission_rate)
+            await self.until_caught_up(self.config.admission_max_lag)
+            self._admitted = index + 1
             login = self.new_login(account)
             creds = stored.get(account)
             if creds is None:
@@ -226,27 +227,44 @@ class QRLoginSpider(AccountSpider):
             self.seed_jar(account, creds.cookies)
             yield liveness_request(self, login, creds, self.parse_reuse_check)
 
-    async def admission(self, limit: int, index: int) -> None:
-        """Wait until fewer than ``limit`` accounts are in flight (0: no limit). A waiting
-        account has no QR yet, so none shown expires while the process is saturated."""
-        if not limit or len(self.active) < limit:
+    def admission_limit(self) -> tuple[int, str]:
+        """A waiting account has no QR yet, so none shown expires while the process is
+        saturated."""
+        return self.config.max_accounts_in_flight, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT"
+
+    async def pace(self, rate: float) -> None:
+        """Start at most ``rate`` accounts per second (0: no pacing), the first second's worth
+        at once: a token bucket holding one second of starts."""
+        if not rate:
+            return
+        now = time.monotonic()
+        # An idle bucket refills up to one second's worth of starts, never more.
+        self._next_start = max(self._next_start, now - 1.0)
+        if self._next_start > now:
+            self.crawler.stats.inc_value("webqq/admission/paced")
+            await sleep(self._next_start - now)
+        self._next_start += 1.0 / rate
+
+    async def until_caught_up(self, max_lag: float) -> None:
+        """Wait while the event loop runs more than ``max_lag`` s late and some account is in
+        flight (0: never wait): a saturated process finishes what it has before it shows
+        another QR, so the steps after a confirm never queue behind new accounts."""
+        if not max_lag or self.loop_lag.value <= max_lag or not self.active:
             return
         stats = self.crawler.stats
-        stats.inc_value("webqq/admission/waits")
+        stats.inc_value("webqq/admission/lag_waits")
         waited = time.monotonic()
-        while len(self.active) >= limit:
-            self._admission = Deferred()
-            await maybe_deferred_to_future(self._admission)
-        stats.max_value("webqq/admission/max_wait_ms", round((time.monotonic() - waited) * 1000))
-        queued = len(self.accounts) - index - 1
-        if queued and queued % limit == 0:
-            self.logger.info(
-                "%d account(s) still queued for admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT=%d)",
-                queued,
-                limit,
-            )
+        while self.active and self.loop_lag.value > max_lag:
+            await sleep(self.loop_lag.period)
+        stats.max_value(
+            "webqq/admission/max_lag_wait_ms", round((time.monotonic() - waited) * 1000)
+        )
 
-    async def _announce_queued(self, accounts: Iterable[str]) -> None:
+    def _stop_lag(self) -> None:
+        self.loop_lag.stop()
+
+    async def accounts_queued(self, accounts: list[str]) -> None:
+        """The QR delivery lists them as ``queued``."""
         for account in accounts:
             await self.crawler.signals.send_catch_log_async(
                 signal=webqq_signals.qr_state,
@@ -254,16 +272,6 @@ class QRLoginSpider(AccountSpider):
                 state=webqq_signals.QR_QUEUED,
                 outcome=None,
             )
-
-    async def finish(
-        self, state: AccountState, outcome: str, step: str | None, detail: str | None
-    ) -> list[Any]:
-        items = await super().finish(state, outcome, step, detail)
-        admission, self._admission = self._admission, None
-        if admission is not None:
-            # On the next reactor turn: start() goes on after this callback's output.
-            call_later(0, admission.callback, None)
-        return items
 
     @account_step(STEP_ONLINE_BUDDIES)
     async def parse_reuse_check(self, response: Response, state: Login) -> AsyncIterator[Any]:
@@ -557,7 +565,8 @@ class QRLoginSpider(AccountSpider):
         self._show_progress(login)
 
     def _show_progress(self, login: Login) -> None:
-        """One line on a terminal while a QR waits: state, seconds left, refresh n/N.
+        """One line on a terminal while a QR waits: state, seconds left, refresh n/N, and
+        how many accounts wait for admission (queued), if any.
 
         Written to stderr, never through logging, and only when stderr is a terminal: it is
         rewritten in place (``\\r``), so it would be noise in a log file or a pipe. The cursor
@@ -571,6 +580,9 @@ class QRLoginSpider(AccountSpider):
             f"QR {escape_controls(login.account)}: {state} \u00b7 {left} s left \u00b7 "
             f"refresh {login.qr_refreshes}/{self.config.max_qr_refreshes}"
         )
+        queued = len(self.accounts) - self._admitted
+        if queued > 0:
+            line += f" \u00b7 {queued} queued"
         sys.stderr.write(f"\r{line}\x1b[K\r")
         sys.stderr.flush()
         login.progress_shown = True

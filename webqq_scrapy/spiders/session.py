@@ -330,16 +330,23 @@ class SessionSpider(AccountSpider):
             len(self.accounts),
             self.config.target_label,
         )
-        for account in self.accounts:
+        # Every account is owed an outcome from now on: one still queued for admission when
+        # the crawl stops is listed as unfinished.
+        self.pending = dict.fromkeys(self.accounts)
+        await self.announce_admission()
+        for index, account in enumerate(self.accounts):
             creds = stored.get(account)
-            state = Session.from_credentials(
-                account, creds, time.monotonic() + self.config.login_timeout
-            )
             if creds is None:
+                state = Session.from_credentials(account, None, time.monotonic())
                 detail = f"no credentials stored for {account!r}; log it in: scrapy login"
                 for item in await self.finish(state, OUTCOME_NO_CREDENTIALS, None, detail):
                     yield item
                 continue
+            await self.admit(account, index)
+            # The deadline (WEBQQ_LOGIN_TIMEOUT) counts from admission, not from the queue.
+            state = Session.from_credentials(
+                account, creds, time.monotonic() + self.config.login_timeout
+            )
             self.seed_jar(account, creds.cookies)
             async for result in self.session_started(state):
                 yield result
@@ -353,13 +360,20 @@ class SessionSpider(AccountSpider):
         callback: Callable[..., Any],
         *,
         meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> scrapy.Request:
         """The request of a post-login API call built by ``protocol.web2`` (§4–§6): its
         Referer (§1.2), for a POST its form and Origin; the step is the call's name."""
         headers = {"Referer": call.referer}
         if call.form is None:
             return self.account_request(
-                call.url, call.name, state, callback, headers=headers, meta=meta
+                call.url,
+                call.name,
+                state,
+                callback,
+                headers=headers,
+                meta=meta,
+                priority=priority,
             )
         headers["Origin"] = call.origin
         return self.account_request(
@@ -371,6 +385,7 @@ class SessionSpider(AccountSpider):
             formdata=call.form,
             headers=headers,
             meta=meta,
+            priority=priority,
         )
 
     def session_answer(

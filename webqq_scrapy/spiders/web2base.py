@@ -53,10 +53,11 @@ class Web2Spider(SessionSpider):
         callback: Callable[..., Any],
         *,
         meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
         **cb_kwargs: Any,
     ) -> scrapy.Request:
         """The session base's request of ``call``; ``cb_kwargs`` go to the callback."""
-        request = super().call_request(call, state, callback, meta=meta)
+        request = super().call_request(call, state, callback, meta=meta, priority=priority)
         request.cb_kwargs.update(cb_kwargs)
         return request
 
