@@ -308,8 +308,8 @@ WEBQQ_REDIS_HEARTBEAT = 15.0
 WEBQQ_REDIS_BATCH_SIZE = 50
 # At most this many accounts in progress in one process; more stay in the list for other
 # processes. The same as qrlogin's WEBQQ_MAX_ACCOUNTS_IN_FLIGHT: a process keeps the memory
-# of its busiest moment, and with 1,000 in flight that was +52 % over its RSS at start after
-# the waves, with 200 +19 % (docs/performance.md, "Memory"); more processes for more.
+# of its busiest moment: after 10,000 accounts in waves, +52 % over its RSS at start with
+# 1,000 in flight, +21 % with 200 (docs/performance.md, "Memory"); more processes for more.
 WEBQQ_REDIS_MAX_IN_FLIGHT = 200
 # Close the spider after the list was empty and no account was in progress for this many
 # seconds; 0 keeps it waiting for accounts until it is stopped.
