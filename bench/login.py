@@ -45,8 +45,13 @@ extension — runs against a fresh simulator with the same phone, and the line u
 rows gives its CPU per request and the project's divided by it (issue 17).
 
 ``--waves TOTAL/WAVE``: one ``qrlogin_redis`` process fed from a Redis list (a throwaway
-``redis-server`` on loopback) in waves of WAVE accounts; prints the RSS of the idle process
-after each wave, to show memory returns near its baseline and does not grow.
+``redis-server`` on loopback) in waves of WAVE accounts; after each wave (once the probe has
+recorded the idle process, after a garbage collection) prints its RSS, pymalloc's arenas and
+glibc's heap, and at the end the idle RSS as a percentage of the RSS at spider open (the
+target: within +20 %) and whether it grew. ``--settle S`` also prints the RSS S seconds
+after the last wave (260: after the HTTP pool's idle connections closed). With ``-s
+BENCH_PROBE_DIAG=1`` the probe writes what holds the memory (``bench/probe.py``; ``--keep``
+keeps the file).
 """
 
 from __future__ import annotations
@@ -411,8 +416,9 @@ def baseline_line(project: Result, base: Baseline) -> str:
 
 
 def waves_run(
-    total: int, wave: int, *, interval: float, log_level: str, keep: bool, extra: dict[str, str]
-) -> None:
+    total: int, wave: int, *, interval: float, log_level: str, keep: bool, extra: dict[str, str],
+    settle: float = 0.0,
+) -> None:  # fmt: skip
     import redis  # the scale-out dependency; only this mode needs it
 
     tmp = Path(tempfile.mkdtemp(prefix="webqq-bench-waves-"))
@@ -426,7 +432,8 @@ def waves_run(
         "LOG_LEVEL": log_level,
         "WEBQQ_REDIS_URL": red.url,
         "WEBQQ_REDIS_KEY": key,
-        "WEBQQ_REDIS_IDLE_CLOSE": 3,
+        # Long enough for a diagnosis (BENCH_PROBE_DIAG) between waves, and for --settle.
+        "WEBQQ_REDIS_IDLE_CLOSE": 10 + settle * 2,
         **extra,
     }
     command = crawl_command("qrlogin_redis", sim.url, tmp, interval, extra)
@@ -449,14 +456,24 @@ def waves_run(
                     raise RuntimeError("wave did not finish in 600 s")
                 time.sleep(0.2)
             took = time.time() - t0
-            time.sleep(1.0)  # the probe collects garbage 0.5 s after the last account
-            rows.append((index + 1, took, crawl_rss() / MB, len(sim.stats()["logins"])))
+            # The probe collects garbage once the last account has finished and records the
+            # idle RSS: wait for that record (the crawl may lag behind the simulator).
+            idle = _wait_idle(tmp / "probe.json.idle", (index + 1) * wave, proc)
+            rows.append((index + 1, took, idle["rss"] / MB, len(sim.stats()["logins"])))
             print(
                 f"  wave {index + 1:3d}: {wave} accounts in {took:5.1f} s, "
-                f"idle RSS {rows[-1][2]:6.1f} MB (spider open: {base / MB:.1f} MB), "
+                f"idle RSS {rows[-1][2]:6.1f} MB (after malloc_trim {idle['trimmed'] / MB:.1f}; "
+                f"at start {base / MB:.1f} MB; {_held(idle)}), "
                 f"simulator RSS {sim.rss() / MB:6.1f} MB",
                 flush=True,
             )
+        if settle:
+            # Scrapy's HTTP pool closes connections idle for 240 s (Twisted's
+            # cachedConnectionTimeout): what the process gives back once they are gone.
+            time.sleep(settle)
+            settled = crawl_rss() / MB
+            print(f"  idle RSS {settle:g} s after the last wave: {settled:.1f} MB", flush=True)
+            proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
         sim_stats = sim.stats()
     finally:
@@ -479,8 +496,45 @@ def waves_run(
         f"further account); simulator live QRs {sim_stats_final.get('live_qrs', '?')}, "
         f"live sessions {sim_stats_final.get('live_sessions', '?')} (kept for session_ttl)"
     )
+    opened = probe["opened"]["rss"] / MB
+    idle = [entry["rss"] / MB for entry in probe["idle"]]
+    if idle:
+        print(
+            f"  RSS at spider open {opened:.1f} MB; idle after the last wave {idle[-1]:.1f} MB "
+            f"= {(idle[-1] / opened - 1) * 100:+.0f} % of it (target: within +20 %); lowest "
+            f"idle {min(idle):.1f} MB, highest {max(idle):.1f} MB"
+        )
     if not keep:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _held(idle: dict[str, Any]) -> str:
+    """Where the idle process's heap is: pymalloc's arenas and glibc's heap (bench/probe.py)."""
+    py, libc = idle.get("pymalloc", {}), idle.get("glibc", {})
+    if not py:
+        return "pymalloc off"
+    text = (
+        f"pymalloc {py.get('arenas', 0)} arenas (most {py.get('arenas_highwater', 0)}), "
+        f"{py.get('allocated', 0) / MB:.1f} MB live in them"
+    )
+    if libc:
+        text += f"; glibc heap {libc['heap'] / MB:.1f} MB, {libc['free'] / MB:.1f} MB of it free"
+    return text
+
+
+def _wait_idle(path: Path, finished: int, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """The probe's idle record once ``finished`` accounts have ended (bench/probe.py)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in reversed(path.read_text().splitlines()):
+                record = json.loads(line)
+                if record["finished"] >= finished:
+                    return record
+        if proc.poll() is not None:
+            raise RuntimeError(f"crawl ended early; log: {path.parent / 'crawl.log'}")
+        time.sleep(0.2)
+    raise RuntimeError(f"the crawl was not idle within 600 s after {finished} accounts")
 
 
 def _rss_reader(pid: int):
@@ -598,6 +652,14 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the bare-Scrapy baseline runs (bench/baseline.py)",
     )
     parser.add_argument("--waves", default="", metavar="TOTAL/WAVE", help="e.g. 10000/1000")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="--waves: also print the RSS S seconds after the last wave (e.g. 260: after the "
+        "HTTP pool's idle connections closed)",
+    )
     parser.add_argument("--log-level", default="INFO", help="the crawl's LOG_LEVEL (INFO)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     parser.add_argument(
@@ -660,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
             keep=args.keep,
             extra=extra,
+            settle=args.settle,
         )
     return 0
 

@@ -141,6 +141,13 @@ class OfflineCookiesMiddleware(CookiesMiddleware):
     cookies``) is Scrapy's. ``crawler.get_downloader_middleware(CookiesMiddleware)`` finds it.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # tldextract builds its suffix tries (about 6 MB) on the first look-up: build them
+        # now, with the crawl, rather than under the first account's cookies, so the memory
+        # of a crawl at spider open already holds them (docs/performance.md, "Memory").
+        is_public_suffix("com")
+
     def _process_cookies(
         self, cookies: Iterable[Cookie], *, jar: CookieJar, request: Request
     ) -> None:

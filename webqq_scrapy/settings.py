@@ -218,6 +218,9 @@ SPIDER_MIDDLEWARES = {
 LOG_FORMATTER = "webqq_scrapy.redaction.RedactingLogFormatter"
 EXTENSIONS = {
     "webqq_scrapy.redaction.SecretRedaction": 0,
+    # Under the asyncio reactor, Twisted would keep every cancelled download/connection
+    # timer for minutes (about 14 per login); see webqq_scrapy/timers.py.
+    "webqq_scrapy.timers.TimerHeapPurge": 10,
 }
 
 # Account names travel as the proxy user name to the simulator; allow any Unicode name.
@@ -304,8 +307,10 @@ WEBQQ_REDIS_HEARTBEAT = 15.0
 # Accounts taken from the list at a time.
 WEBQQ_REDIS_BATCH_SIZE = 50
 # At most this many accounts in progress in one process; more stay in the list for other
-# processes.
-WEBQQ_REDIS_MAX_IN_FLIGHT = 1000
+# processes. The same as qrlogin's WEBQQ_MAX_ACCOUNTS_IN_FLIGHT: a process keeps the memory
+# of its busiest moment: after 10,000 accounts in waves, +52 % over its RSS at start with
+# 1,000 in flight, +21 % with 200 (docs/performance.md, "Memory"); more processes for more.
+WEBQQ_REDIS_MAX_IN_FLIGHT = 200
 # Close the spider after the list was empty and no account was in progress for this many
 # seconds; 0 keeps it waiting for accounts until it is stopped.
 WEBQQ_REDIS_IDLE_CLOSE = 30.0

@@ -64,6 +64,11 @@ if TYPE_CHECKING:
 FEED_WAIT = 0.2
 # Finish reason of a crawl closed at start because Redis cannot be reached.
 FINISH_REDIS_UNAVAILABLE = "webqq_redis_unavailable"
+# Redis connections of one process. A wave of accounts ending together acknowledges its
+# names at once (one LREM per outcome): redis-py's default pool raises "Too many
+# connections" past 100 (redis-py >= 6), which left names unacknowledged and not given
+# back, so a blocking pool makes them wait their turn instead (up to its 20 s timeout).
+REDIS_CONNECTIONS = 50
 
 
 def _refuse_reuse(spargs: Mapping[str, Any]) -> None:
@@ -141,7 +146,10 @@ class QRLoginRedisSpider(QRLoginSpider):
         import redis.asyncio
         from redis.exceptions import RedisError
 
-        self.redis = redis.asyncio.Redis.from_url(self.redis_url)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=REDIS_CONNECTIONS
+        )
+        self.redis = redis.asyncio.Redis.from_pool(pool)
         self.lease = RedisLease(
             self.redis, prefix=self.lease_prefix, ttl=self.lease_ttl, owner=self.owner
         )
