@@ -21,6 +21,7 @@ from tests.e2e.test_unfinished import (
 )
 
 if TYPE_CHECKING:
+    import subprocess
     from pathlib import Path
 
 LIMIT = 4
@@ -32,24 +33,28 @@ def _accounts_file(tmp_path: Path, accounts: list[str]) -> Path:
     return path
 
 
-def test_limit_bounds_accounts_in_flight_and_every_account_ends_once(tmp_path):
-    accounts = [f"adm{i:02d}" for i in range(40)]
-    data_home = tmp_path / "xdg"
+def _crawl(
+    tmp_path: Path, accounts: list[str], data_home: Path, **settings: object
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """``scrapy crawl qrlogin`` of ``accounts``, the phone quick; its result and its log."""
     result = run_scrapy(
         "crawl",
         "qrlogin",
         "-a",
         f"accounts_file={_accounts_file(tmp_path, accounts)}",
         *_settings(
-            tmp_path,
-            WEBQQ_SIMULATOR_SCAN_AFTER=0.1,
-            WEBQQ_SIMULATOR_CONFIRM_AFTER=0.1,
-            WEBQQ_MAX_ACCOUNTS_IN_FLIGHT=LIMIT,
+            tmp_path, WEBQQ_SIMULATOR_SCAN_AFTER=0.1, WEBQQ_SIMULATOR_CONFIRM_AFTER=0.1, **settings
         ),
         data_home=data_home,
         timeout=180,
     )
-    log = (tmp_path / "crawl.log").read_text()
+    return result, (tmp_path / "crawl.log").read_text()
+
+
+def test_limit_bounds_accounts_in_flight_and_every_account_ends_once(tmp_path):
+    accounts = [f"adm{i:02d}" for i in range(40)]
+    data_home = tmp_path / "xdg"
+    result, log = _crawl(tmp_path, accounts, data_home, WEBQQ_MAX_ACCOUNTS_IN_FLIGHT=LIMIT)
     assert result.returncode == 0, result.stderr[-3000:] + log[-3000:]
     assert f"36 account(s) queued: at most {LIMIT} in progress at once" in log
     outcomes = _stored_outcomes(data_home)
@@ -87,21 +92,7 @@ def test_admission_rate_spreads_the_starts(tmp_path):
     # WEBQQ_ADMISSION_RATE=1: after the first second's worth, one account starts per second.
     accounts = [f"pace{i}" for i in range(6)]
     data_home = tmp_path / "xdg"
-    result = run_scrapy(
-        "crawl",
-        "qrlogin",
-        "-a",
-        f"accounts_file={_accounts_file(tmp_path, accounts)}",
-        *_settings(
-            tmp_path,
-            WEBQQ_SIMULATOR_SCAN_AFTER=0.1,
-            WEBQQ_SIMULATOR_CONFIRM_AFTER=0.1,
-            WEBQQ_ADMISSION_RATE=1,
-        ),
-        data_home=data_home,
-        timeout=180,
-    )
-    log = (tmp_path / "crawl.log").read_text()
+    result, log = _crawl(tmp_path, accounts, data_home, WEBQQ_ADMISSION_RATE=1)
     assert result.returncode == 0, result.stderr[-3000:] + log[-3000:]
     assert sorted(_stored_outcomes(data_home)) == accounts
     paced = re.search(r"'webqq/admission/paced': (\d+)", log)
