@@ -36,6 +36,7 @@ from webqq_scrapy.items import (
 )
 from webqq_scrapy.meta import META_PSESSIONID, META_UIN
 from webqq_scrapy.protocol.codes import (
+    OUTCOME_BAD_RECORD,
     OUTCOME_REUSED,
     STEP_CHECK_SIG,
     STEP_GETVFWEBQQ,
@@ -66,10 +67,12 @@ from webqq_scrapy.spiders.base import (
 from webqq_scrapy.spiders.lag import LoopLag
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
+    bad_record_detail,
     liveness_answer,
     liveness_request,
     read_stored_credentials,
 )
+from webqq_scrapy.store import BadRecord
 from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
@@ -220,6 +223,12 @@ class QRLoginSpider(AccountSpider):
             self._admitted = index + 1
             login = self.new_login(account)
             creds = stored.get(account)
+            if isinstance(creds, BadRecord):
+                # A login "reusing" a record that cannot be used: say so, no QR.
+                detail = bad_record_detail(self, creds)
+                for item in await self.finish(login, OUTCOME_BAD_RECORD, None, detail):
+                    yield item
+                continue
             if creds is None:
                 yield self.ptqrshow_request(login)
                 continue
@@ -609,6 +618,8 @@ class QRLoginSpider(AccountSpider):
             stats.inc_value("webqq/login/reused")
             self.logger.info("Account %s: reused its stored session, no QR", state.account)
             return
+        if outcome == OUTCOME_BAD_RECORD:
+            return  # no QR either; bad_record_detail() said why
         if outcome == OUTCOME_OK:
             stats.inc_value("webqq/login/ok")
             self.logger.info(
