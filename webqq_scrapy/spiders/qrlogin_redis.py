@@ -120,6 +120,7 @@ class QRLoginRedisSpider(QRLoginSpider):
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
         _refuse_reuse(spargs)
+        cls.check_argument_names(spargs)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:

@@ -332,6 +332,7 @@ class SessionSpider(AccountSpider):
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        cls.check_argument_names(spargs)
         accounts, accounts_file = spargs.get("accounts"), spargs.get("accounts_file")
         if accounts or accounts_file:
             read_accounts(accounts, accounts_file)
