@@ -47,7 +47,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol
-from webqq_scrapy.config import WebQQConfig
+from webqq_scrapy.config import TARGET_TENCENT, WebQQConfig
 from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
 from webqq_scrapy.protocol import ProtocolError
@@ -197,6 +197,15 @@ class AccountSpider(scrapy.Spider):
             ):
                 crawler.signals.connect(spider.outcome_passed, signal=signal)
         return spider
+
+    @classmethod
+    def update_settings(cls, settings: Any) -> None:
+        super().update_settings(settings)
+        if str(settings.get("WEBQQ_TARGET", "")).strip() == TARGET_TENCENT:
+            # The real hosts get the session's secrets (the QR token, ptsigx, then the
+            # stored psessionid and cookies with every call of every spider): verify their
+            # certificates, which Scrapy does not do by default.
+            settings.set("DOWNLOAD_VERIFY_CERTIFICATES", True, priority="spider")
 
     @classmethod
     def argument_names(cls) -> list[str]:

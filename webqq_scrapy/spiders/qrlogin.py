@@ -168,13 +168,6 @@ class QRLoginSpider(AccountSpider):
         parse_reuse(spargs.get("reuse"))
 
     @classmethod
-    def update_settings(cls, settings: Any) -> None:
-        super().update_settings(settings)
-        if str(settings.get("WEBQQ_TARGET", "")).strip() == "tencent":
-            # The real hosts carried session secrets: verify their certificates.
-            settings.set("DOWNLOAD_VERIFY_CERTIFICATES", True, priority="spider")
-
-    @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         config = spider.config

@@ -1,0 +1,47 @@
+"""What every spider of the package gets, whichever it is (issue 26, points 12 and 13).
+
+The spiders are found as Scrapy finds them (the spider loader over ``webqq_scrapy.spiders``),
+so a spider added later is covered here without a new test; ``SPIDERS`` names those that
+exist today, so that none can silently drop out of the loader either.
+"""
+
+from __future__ import annotations
+
+import pytest
+from scrapy.settings import Settings
+from scrapy.spiderloader import SpiderLoader
+from scrapy.utils.test import get_crawler
+
+from tests.settings import project_settings
+
+SPIDERS = ("qrlogin", "qrlogin_redis", "contacts", "messages", "session_check")
+
+
+def spider_classes() -> dict[str, type]:
+    loader = SpiderLoader.from_settings(Settings({"SPIDER_MODULES": ["webqq_scrapy.spiders"]}))
+    return {name: loader.load(name) for name in loader.list()}
+
+
+def test_the_loader_finds_every_spider():
+    assert set(SPIDERS) <= set(spider_classes())
+
+
+@pytest.mark.parametrize("name", SPIDERS)
+def test_the_tencent_target_verifies_certificates(name):
+    """Scrapy verifies no certificate by default; the stored psessionid and cookies go to the
+    real hosts with every data spider's request, not only the login's."""
+    spidercls = spider_classes()[name]
+    tencent = get_crawler(spidercls, project_settings(WEBQQ_TARGET="tencent"))
+    assert tencent.settings.getbool("DOWNLOAD_VERIFY_CERTIFICATES") is True
+    # The simulator is reached as a plain-HTTP proxy: nothing to verify.
+    simulator = get_crawler(spidercls, project_settings(WEBQQ_TARGET="simulator"))
+    assert simulator.settings.getbool("DOWNLOAD_VERIFY_CERTIFICATES") is False
+
+
+@pytest.mark.parametrize("name", SPIDERS)
+def test_the_tencent_target_verifies_certificates_through_the_addon(name):
+    """A project using the add-on gets the same, whatever its own settings say."""
+    spidercls = spider_classes()[name]
+    settings = {"ADDONS": {"webqq_scrapy.Addon": 500}, "WEBQQ_TARGET": "tencent"}
+    crawler = get_crawler(spidercls, settings)
+    assert crawler.settings.getbool("DOWNLOAD_VERIFY_CERTIFICATES") is True
