@@ -45,3 +45,26 @@ def test_the_tencent_target_verifies_certificates_through_the_addon(name):
     settings = {"ADDONS": {"webqq_scrapy.Addon": 500}, "WEBQQ_TARGET": "tencent"}
     crawler = get_crawler(spidercls, settings)
     assert crawler.settings.getbool("DOWNLOAD_VERIFY_CERTIFICATES") is True
+
+
+@pytest.mark.parametrize("name", SPIDERS)
+def test_the_log_filter_treats_every_spiders_lines_as_its_own(name, caplog):
+    """A value from outside (a kick reason, a nickname) in a spider's log line cannot write
+    a line of its own: the redaction filter escapes the newlines of this project's log
+    arguments. It knew the loggers "webqq_scrapy*" and "qrlogin*" only, so a server's text in
+    a contacts, messages or session_check line forged whole log lines."""
+    from webqq_scrapy.redaction import SecretLogFilter
+
+    spidercls = spider_classes()[name]
+    crawler = get_crawler(spidercls, project_settings())
+    # qrlogin_redis takes its accounts from Redis only.
+    spider = spidercls.from_crawler(
+        crawler, **({} if name == "qrlogin_redis" else {"accounts": "a"})
+    )
+    forged = "bye\n2026-12-06 12:00:00 [qrlogin] INFO: Account mallory: ok"
+    with caplog.at_level("INFO", logger=spider.logger.logger.name):
+        spider.logger.warning("Account %s: the stored session has ended (%s)", "alice", forged)
+    (record,) = caplog.records
+    assert SecretLogFilter().filter(record)
+    line = record.getMessage()
+    assert "\n" not in line and "Account mallory" in line, line
