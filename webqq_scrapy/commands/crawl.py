@@ -27,7 +27,7 @@ from scrapy.exceptions import UsageError
 
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE, store_losses
-from webqq_scrapy.private import private_log_file
+from webqq_scrapy.private import check_feeds, private_log_file
 from webqq_scrapy.protocol.codes import OUTCOME_BAD_RECORD
 from webqq_scrapy.spiders.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import AccountSpider
@@ -90,6 +90,7 @@ class Command(ScrapyCrawlCommand):
             assert self.settings is not None
             try:
                 validate_all(self.settings)
+                check_feeds(self.settings)
                 spidercls.check_arguments(opts.spargs)
             except (SettingError, SpiderArgumentError) as exc:
                 log_bad_input(self.settings, exc)
