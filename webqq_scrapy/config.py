@@ -554,6 +554,29 @@ def check_unknown(settings: BaseSettings) -> None:
         raise SettingError(name, f"is not a setting of webqq_scrapy; {hint}", settings.get(name))
 
 
+# Checks the embedded simulator's state file (a dotted path: config never imports the
+# simulator package, see the import contracts in pyproject.toml).
+SIMULATOR_STATE_PROBLEM = "webqq_scrapy.simulator.persist.state_problem"
+
+
+class SimulatorStateError(SettingError):
+    """The embedded simulator's state file is unusable: one line naming it and the fix."""
+
+    def __init__(self, message: str) -> None:
+        self.name = "WEBQQ_TARGET"
+        ValueError.__init__(self, message)
+
+
+def check_simulator_state() -> None:
+    """Raise SimulatorStateError when WEBQQ_TARGET=simulator cannot continue its saved
+    world (a corrupt or newer-format state file); reads only."""
+    from scrapy.utils.misc import load_object
+
+    problem = load_object(SIMULATOR_STATE_PROBLEM)()
+    if problem is not None:
+        raise SimulatorStateError(problem)
+
+
 def validate_all(settings: BaseSettings) -> WebQQConfig:
     """Check every WEBQQ_* setting of every component before anything starts.
 
@@ -562,6 +585,8 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
     check_unknown(settings)
     config = WebQQConfig.from_settings(settings)
     check_qr_dir(config.qr_dir)
+    if config.target == TARGET_SIMULATOR:
+        check_simulator_state()
     StorageConfig.from_settings(settings)
     QRPageConfig.from_settings(settings)
     WebhookConfig.from_settings(settings)
