@@ -31,6 +31,7 @@ from scrapy.utils.misc import load_object
 from tldextract import TLDExtract
 
 from webqq_scrapy.config import TARGET_SIMULATOR, TARGET_TENCENT, WebQQConfig
+from webqq_scrapy.meta import META_TARGET
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -128,6 +129,11 @@ class TargetRoutingMiddleware:
         host = urlsplit(request.url).hostname or ""
         if not (host == "qq.com" or host.endswith(".qq.com")):
             return
+        target = request.meta.get(META_TARGET)
+        if target and target != TARGET_SIMULATOR:
+            # A session spider's account whose record names a running simulator's URL.
+            self._route(request, str(target))
+            return
         if self.failed is not None:
             # Never fall through to the real hosts when the simulator was meant.
             raise IgnoreRequest(f"the embedded simulator did not start: {self.failed}")
@@ -135,8 +141,11 @@ class TargetRoutingMiddleware:
             self.proxy_url = self.embedded.url  # a take-over may have moved it
         if self.proxy_url is None:
             return
+        self._route(request, self.proxy_url)
+
+    def _route(self, request: Request, base: str) -> None:
         account = request.meta.get(META_ACCOUNT)
-        proxy = self.proxy_url
+        proxy = base
         if account is not None:
             # The proxy user name tells the simulator which person's phone this client
             # belongs to (per-account phone behaviour); it never reaches a qq.com host.
