@@ -85,6 +85,7 @@ class TargetRoutingMiddleware:
             scan_after=self.config.simulator_scan_after,
             confirm_after=self.config.simulator_confirm_after,
             **self.config.simulator_world,
+            strict=self.config.simulator_strict,
             record_secrets=False,  # nobody reads them here; a long crawl must not grow
         )
         self.proxy_url = self.simulator.listen("127.0.0.1", 0)

@@ -1,7 +1,9 @@
 """Token generators of the simulator: qrsig, ptwebqq, skey, ptsigx, vfwebqq, psessionid (§2.6).
 
-Pure functions over a ``random.Random`` so that a seeded simulator issues reproducible
-tokens; the formats are the ones decoded from the recorded fixtures in docs/protocol.md §2.6.
+Pure functions over a ``random.Random``; the simulator passes the operating system's random
+source (``random.SystemRandom``, as the ``secrets`` module uses), also under ``--seed``, since
+anyone who knows a seed could predict the tokens. The formats are the ones decoded from the
+recorded fixtures in docs/protocol.md §2.6.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class TokenFactory:
         return "".join(self._rng.choices(alphabet, k=length))
 
     def qrsig(self) -> str:
+        return self._pick(_SIG_ALPHABET, 64)
+
+    def login_sig(self) -> str:
+        """pt_login_sig / g_login_sig of the login page (§3.0; its format is not recorded)."""
         return self._pick(_SIG_ALPHABET, 64)
 
     def qr_id(self) -> str:
