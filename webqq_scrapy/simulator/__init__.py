@@ -58,11 +58,19 @@ call gets the answer the real service gave a dead session. Python control method
 ``inject_message``, ``world``, ``change_world``, ``sent``, ``received``, ``kick``,
 ``expire``, ``renew_ptwebqq``, ``disconnect``; the same over HTTP under ``/_sim/``.
 
-Cookie scoping. A request carrying a cookie the simulator issued for a domain that does
-not domain-match the request host (``qrsig`` at ``s.web2.qq.com``, ``p_skey`` at
-``ssl.ptlogin2.qq.com``…) is answered **HTTP 400**, ``text/plain``, ``cookie scoping
-violation: <name> (Domain=<domain>) would not be sent to <host> by a browser``; the stats
-count it as ``http_400_cookie_scope`` under the step.
+Two modes (docs/simulator.md, "Two modes", with the audit of every check). The default
+refuses exactly what the sources show the real service refusing; ``strict=True`` (``--strict``,
+the project's own tests) also refuses what only the project's own mistakes would send, and
+names the rule in an ``X-Simulator-Strict`` header. Among those: a request carrying a cookie
+the simulator issued for a domain that does not domain-match the request host (``qrsig`` at
+``s.web2.qq.com``, ``p_skey`` at ``ssl.ptlogin2.qq.com``…) is answered **HTTP 400**,
+``text/plain``, ``cookie scoping violation: <name> (Domain=<domain>) would not be sent to
+<host> by a browser``; the stats count it as ``http_400_cookie_scope`` under the step. The
+checks described above are those of strict mode.
+
+The pages clients fetched before the QR (§3.0) are served in both modes:
+``ui.ptlogin2.qq.com/cgi-bin/login``, ``xui.ptlogin2.qq.com/cgi-bin/xlogin`` (the four values
+clients parse, and the ``pt_login_sig`` cookie) and ``w.qq.com/``.
 
 Phone behaviours: see :mod:`webqq_scrapy.simulator.phone` (``auto``, ``manual``,
 ``refuse``, ``never``, ``scan-only``, ``expire:K``). Faults: see

@@ -85,6 +85,7 @@ RULE_PSESSIONID = "psessionid: the psessionid login2 issued to this session"
 RULE_CHECK_SIG_UIN = "check_sig-uin: uin is the QQ number the ptsigx was issued for"
 RULE_PTSIGX_ONCE = "ptsigx-once: a check_sig URL is redeemed once"
 RULE_MSG_ID = "msg_id: a JSON integer"
+RULE_CONTENT = "content: the page's form, one font element and string or face pieces"
 RULE_NEWSTATUS = "newstatus: one of online, away, busy, silent, hidden, offline, callme"
 
 STEP_PROXY_PAGE = "proxy_page"
@@ -648,11 +649,14 @@ class WebQQ:
         return _int_or_none(value) != CLIENTID and self.strict(call, RULE_CLIENTID)
 
     def _ptwebqq_bad(self, call: Call, session: Session, value: object) -> bool:
-        """A ptwebqq in a POST body: empty or absent worked (2018, §3.3, §5.1); another value
-        than the session's is refused (login2's 100002, mq.js) in strict mode only."""
-        if value in (None, "") and not self.sim.strict:
+        """login2's ptwebqq: another value than the session's is refused (100002, "ptwebqq
+        invalid", in mq.js's list, §3.5); empty or absent worked in 2018 (§3.3) and is
+        refused in strict mode only."""
+        if session.ptwebqq_ok(value):
             return False
-        return not session.ptwebqq_ok(value) and self.strict(call, RULE_PTWEBQQ)
+        if value in (None, ""):
+            return self.strict(call, RULE_PTWEBQQ)
+        return True
 
     def _r(self, call: Call) -> dict[str, Any] | None:
         raw = call.param("r")
@@ -675,7 +679,7 @@ class WebQQ:
         if session.kick_pending:
             return self.dead_reply(ENDED_KICKED, "login2")
         if self._ptwebqq_bad(call, session, r.get("ptwebqq")) or (
-            self.sim.strict and self._ptwebqq_bad(call, session, call.cookie("ptwebqq"))
+            not session.ptwebqq_ok(call.cookie("ptwebqq")) and self.strict(call, RULE_PTWEBQQ)
         ):
             return retcode_reply(RETCODE_PTWEBQQ_INVALID)
         status = r.get("status", r.get("state"))
@@ -1014,6 +1018,10 @@ class WebQQ:
                 return retcode_reply(RETCODE_BAD_POST)
             msg_id = _int_or_none(raw_msg_id)  # not recorded: accepted (no duplicate check)
         parsed = parse_send_content(r.get("content"))
+        if parsed is None:
+            lenient = parse_send_content(r.get("content"), strict=False)
+            if lenient is not None and not self.strict(call, RULE_CONTENT):
+                parsed = lenient  # a JSON array, though not the page's own form
         if parsed is None:
             # §1.4: a malformed send once produced an Erlang error page (kitech/wxagent#14).
             raw = str(r.get("content"))[:200]

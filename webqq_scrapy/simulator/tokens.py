@@ -76,7 +76,19 @@ class TokenFactory:
         self._rng = rng
 
     def _pick(self, alphabet: str, length: int) -> str:
-        return "".join(self._rng.choices(alphabet, k=length))
+        """``length`` characters of ``alphabet``, uniformly: bytes in one call of the source
+        (one ``os.urandom`` for the system one), the few above a multiple of the alphabet's
+        size rejected."""
+        size = len(alphabet)
+        limit = 256 - 256 % size
+        out: list[str] = []
+        while len(out) < length:
+            for byte in self._rng.randbytes(length + length // 2):
+                if byte < limit:
+                    out.append(alphabet[byte % size])
+                    if len(out) == length:
+                        break
+        return "".join(out)
 
     def qrsig(self) -> str:
         return self._pick(_SIG_ALPHABET, 64)
