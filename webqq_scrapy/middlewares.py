@@ -91,13 +91,16 @@ class TargetRoutingMiddleware:
         self.proxy_url = self.simulator.listen("127.0.0.1", 0)
         logger.info(
             "WEBQQ_TARGET=simulator: logging in against the offline WebQQ simulator started "
-            "at %s, whose virtual phone scans each QR after %gs and confirms it %gs later. "
-            "Tencent closed WebQQ on 2019-01-01, so this faithful offline server is the "
+            "at %s, whose virtual phone scans each QR after %gs and confirms it %gs later "
+            "(%s). Tencent closed WebQQ on 2019-01-01, so this faithful offline server is the "
             "default target; set WEBQQ_TARGET=http://HOST:PORT for a separately started "
             "simulator (python -m webqq_scrapy.simulator).",
             self.proxy_url,
             self.config.simulator_scan_after,
             self.config.simulator_confirm_after,
+            "strict mode, WEBQQ_SIMULATOR_STRICT"
+            if self.config.simulator_strict
+            else "default mode: as strict as the real service",
         )
         # Its control host (phone page, faults) is protected by the token in this URL;
         # logged at INFO like the QR page's URL (the log file is 0600).
