@@ -299,6 +299,7 @@ class WebQQConfig:
     admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
     contacts_max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
+    simulator_strict: bool = False
     unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
     # WEBQQ_TARGET was chosen (see target_given); else a session spider uses the target
     # stored with each record (docs/sessions.md, "Which target").
@@ -371,6 +372,7 @@ class WebQQConfig:
             ),
             unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
+            simulator_strict=read_bool(settings, "WEBQQ_SIMULATOR_STRICT"),
             target_explicit=target_given(settings),
         )
 

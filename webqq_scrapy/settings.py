@@ -107,6 +107,11 @@ WEBQQ_SIMULATOR_CHATTER = 0.0
 # Seconds the embedded simulator holds a poll2 with nothing to deliver (the real service:
 # about 60, docs/protocol.md §5.1; 0 answers at once).
 WEBQQ_SIMULATOR_POLL_HOLD = 0.0
+# Strict mode of the embedded simulator (docs/simulator.md, "Two modes"): besides what the
+# real service refused, also refuse what only a browser or the official page would never
+# send (cookies outside their domain, inexact parameter forms). Off: as strict as the real
+# service; the project's own tests turn it on.
+WEBQQ_SIMULATOR_STRICT = False
 
 # --- The messages spider (docs/spiders.md) ------------------------------------------------
 # Seconds between two looks at the store's outbox (what `scrapy send` queued); also how
