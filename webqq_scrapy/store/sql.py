@@ -35,6 +35,7 @@ from webqq_scrapy.store.records import (
     CREDENTIALS,
     MESSAGES,
     OUTCOMES,
+    REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
     StoreError,
@@ -332,7 +333,7 @@ class DatabaseStore:
     def write(self, batch: Batch) -> None:
         assert self.engine is not None
         from webqq_scrapy.store.contacts import write_contacts
-        from webqq_scrapy.store.messages import finish_sends, insert_messages
+        from webqq_scrapy.store.messages import finish_sends, insert_messages, insert_refused
 
         def of(kind: str) -> list[dict[str, Any]]:
             return [rec for key, rec in batch.items() if key[0] == kind]
@@ -344,6 +345,7 @@ class DatabaseStore:
             for entry in of(CONTACTS):
                 write_contacts(conn, entry)
             insert_messages(conn, of(MESSAGES))
+            insert_refused(conn, of(REFUSED_MESSAGES))
             finish_sends(conn, of(SEND_RESULTS))
 
     def close(self) -> None:
