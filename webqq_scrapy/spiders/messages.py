@@ -328,6 +328,14 @@ class MessagesSpider(Web2Spider):
     async def stopped(self, state: Session) -> list[Any]:
         return await self.finish(state, OUTCOME_OK, None, "stopped")
 
+    def stop_wait(self) -> float:
+        """A graceful stop: the polls in flight may be answered for WEBQQ_MESSAGES_STOP_WAIT."""
+        return self.messages_config.stop_wait
+
+    async def download_stopped(self, state: Any, step: str) -> list[Any]:
+        # A poll cancelled at the end of the stop wait: the session was held until the stop.
+        return await self.stopped(state) if step == POLL else []
+
     @account_step(POLL)
     async def parse_poll(self, response: Response, state: Session) -> AsyncIterator[Any]:
         # The account may have ended meanwhile (a send answer); its delivered messages count.
