@@ -64,6 +64,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_ADMISSION_MAX_LAG": 3600,
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
+    "WEBQQ_MESSAGES_STOP_WAIT": 3600,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -409,6 +410,7 @@ class MessagesConfig:
     retry_delay: float
     max_failures: int
     max_starting: int = 0  # 0: no limit
+    stop_wait: float = 65.0
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> MessagesConfig:
@@ -421,6 +423,7 @@ class MessagesConfig:
             max_starting=int(
                 _number(settings, "WEBQQ_MESSAGES_MAX_STARTING", positive=False, integer=True)
             ),
+            stop_wait=_number(settings, "WEBQQ_MESSAGES_STOP_WAIT", positive=False),
         )
 
 

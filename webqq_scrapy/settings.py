@@ -128,6 +128,11 @@ WEBQQ_MESSAGES_MAX_FAILURES = 8
 # poll2, which costs nothing while it waits. 0 = no limit. The default is Scrapy's
 # REACTOR_THREADPOOL_MAXSIZE: more reads at once would only queue for a thread.
 WEBQQ_MESSAGES_MAX_STARTING = 10
+# A stop is graceful: the polls (and sends) in flight may be answered for this many seconds
+# after it, then they are cancelled and the crawl closes. The service holds a poll2 about
+# 60 s (docs/protocol.md §5.1); 0 = cancel at once (the messages they carry are then
+# delivered to the next run).
+WEBQQ_MESSAGES_STOP_WAIT = 65.0
 
 # Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
 WEBQQ_LOG_SECRETS = False
@@ -243,6 +248,12 @@ FEED_STORAGES = {
 # Python repr (README, "Feeds").
 FEED_EXPORTERS = {"csv": "webqq_scrapy.feeds.CsvItemExporter"}
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# Scrapy's HTTP handler, plus: a stop cancels the downloads of the stopping accounts, so a
+# server that never answers does not hold a Ctrl-C for DOWNLOAD_TIMEOUT (docs/spiders.md).
+DOWNLOAD_HANDLERS = {
+    "http": "webqq_scrapy.download.StoppableDownloadHandler",
+    "https": "webqq_scrapy.download.StoppableDownloadHandler",
+}
 
 # --- QR delivery -------------------------------------------------------------------------
 # How the QR reaches a person nobody sees at a terminal, e.g. under scrapyd
