@@ -32,6 +32,7 @@ from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
     OUTCOME_SESSION_ENDED,
+    OUTCOME_WRONG_TARGET,
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_UNKNOWN, STATUS_VALID
 from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
@@ -53,6 +54,7 @@ def status_of(outcome: str) -> str:
         OUTCOME_SESSION_ENDED: STATUS_ENDED,
         OUTCOME_NO_CREDENTIALS: STATUS_MISSING,
         OUTCOME_BAD_RECORD: OUTCOME_BAD_RECORD,
+        OUTCOME_WRONG_TARGET: OUTCOME_WRONG_TARGET,
     }.get(outcome, STATUS_UNKNOWN)
 
 
