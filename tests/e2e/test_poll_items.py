@@ -26,8 +26,8 @@ from tests.hostile import Answer, Call, HostileProxy
 from tests.settings import project_settings
 from webqq_scrapy.items import SessionOutcome
 from webqq_scrapy.spiders.messages import MessagesSpider
+from webqq_scrapy.store.database import DatabaseStore
 from webqq_scrapy.store.messages import list_messages, list_refused
-from webqq_scrapy.store.sql import DatabaseStore
 from webqq_scrapy.store.writer import keyed_record
 
 if TYPE_CHECKING:
