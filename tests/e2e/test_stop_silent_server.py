@@ -103,7 +103,7 @@ def test_ctrl_c_against_a_silent_server_exits_within_seconds(tmp_path, silent, s
         *("-s", f"WEBQQ_TARGET={silent.url}", "-s", "WEBQQ_QR_TERMINAL=false"),
         *("-s", "WEBQQ_DATABASE_ENABLED=false", "-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}"),
     )
-    store_alice(sqlite_url)
+    store_alice(sqlite_url, silent.url)
     messages = seconds_to_exit(
         tmp_path,
         silent,
