@@ -31,6 +31,7 @@ from scrapy.utils.misc import load_object
 from tldextract import TLDExtract
 
 from webqq_scrapy.config import TARGET_SIMULATOR, TARGET_TENCENT, WebQQConfig
+from webqq_scrapy.meta import META_ACCOUNT
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -46,9 +47,6 @@ logger = logging.getLogger(__name__)
 # The component that runs the offline server; a dotted path keeps the spider and this
 # module free of any import of the simulator package (README, "Layout").
 SIMULATOR_CLASS = "webqq_scrapy.simulator.Simulator"
-
-# Meta key naming the account a request belongs to (also its cookie jar key).
-META_ACCOUNT = "webqq_account"
 
 
 class TargetRoutingMiddleware:

@@ -29,6 +29,7 @@ from webqq_scrapy.store.json_file import JsonFileStore
 from webqq_scrapy.store.records import (
     CONTACTS,
     CREDENTIALS,
+    FINISH_STORAGE_UNAVAILABLE,
     MESSAGES,
     OUTCOMES,
     SEND_RESULTS,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Finish reason of a crawl closed at open because its store cannot be used.
-FINISH_STORAGE_UNAVAILABLE = "webqq_storage_unavailable"
 
 
 # Stats of the storage pipelines (webqq/json/…, webqq/sql/…) meaning that records given to
@@ -86,10 +86,6 @@ _KIND_NAMES = {
     MESSAGES: "Messages",
     SEND_RESULTS: "Send results",
 }
-
-
-class StorageUnavailable(RuntimeError):
-    """A store could not be opened when the spider opened; the crawl does not start."""
 
 
 class CredentialsValidationPipeline:

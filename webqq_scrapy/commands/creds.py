@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-from sqlalchemy.exc import SQLAlchemyError
 
 from webqq_scrapy.commands import _check as check
 from webqq_scrapy.config import SettingError, credentials_source
 from webqq_scrapy.store import (
-    StoreError,
+    READ_ERRORS,
     is_expired,
     read_credentials_records,
     read_outcome_records,
@@ -116,7 +115,7 @@ class Command(ScrapyCommand):
                 self._list(source, label, as_json=opts.json)
             else:
                 self._show(args[1], source, label, full=opts.json)
-        except (StoreError, SQLAlchemyError, OSError) as exc:
+        except READ_ERRORS as exc:
             print(f"Cannot read {label}: {describe_error(exc)}", file=sys.stderr)
             self.exitcode = 1
 

@@ -72,7 +72,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import scrapy
 from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import maybe_deferred_to_future
-from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.threads import deferToThread
 
 from webqq_scrapy import protocol, store
@@ -80,7 +79,6 @@ from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import SettingError, credentials_source
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import META_PSESSIONID
-from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
@@ -104,7 +102,7 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     excerpt,
 )
-from webqq_scrapy.store import StoreError
+from webqq_scrapy.store import FINISH_STORAGE_UNAVAILABLE, READ_ERRORS
 from webqq_scrapy.store.records import describe_error
 
 if TYPE_CHECKING:
@@ -201,7 +199,7 @@ async def read_stored_credentials(
         return await maybe_deferred_to_future(
             deferToThread(load_stored_credentials, source, accounts)
         )
-    except (StoreError, SQLAlchemyError, OSError) as exc:
+    except READ_ERRORS as exc:
         spider.logger.error(
             "Cannot read stored credentials from %s: %s", label, describe_error(exc)
         )
