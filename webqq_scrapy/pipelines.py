@@ -253,7 +253,7 @@ class JsonFilePipeline(_BufferedStorePipeline):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        config = StorageConfig.from_settings(crawler.settings)
+        config = StorageConfig.of(crawler.settings)
         if config.json_path is None:
             raise NotConfigured  # off by default: no warning for it
         return cls(JsonFileStore(config.json_path), stats=crawler.stats, policy=_policy(config))
@@ -288,7 +288,7 @@ class DatabasePipeline(_BufferedStorePipeline):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        config = StorageConfig.from_settings(crawler.settings)
+        config = StorageConfig.of(crawler.settings)
         if config.database_url is None:
             raise NotConfigured("WEBQQ_DATABASE_ENABLED is off")
         return cls(DatabaseStore(config.database_url), stats=crawler.stats, policy=_policy(config))

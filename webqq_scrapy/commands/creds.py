@@ -92,9 +92,9 @@ class Command(ScrapyCommand):
             "(valid, ended or unknown, with the retcode and checked_at) with the credentials "
             "and prints it ('--json': as JSON); exit status 0 all valid, 1 some not valid or "
             "missing, 2 bad input, 3 the check could not run (store or target down). "
-            "The store is --json-path or --database-url when given, else "
-            "WEBQQ_DATABASE_URL when set, else WEBQQ_JSON_PATH when set, else the default "
-            "SQLite database."
+            "The store is --json-path or --database-url when given, else the database "
+            "when it is on (WEBQQ_DATABASE_URL, else the default SQLite file), else "
+            "WEBQQ_JSON_PATH (docs/storage.md, 'Which store is read')."
         )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:

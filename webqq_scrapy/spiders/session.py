@@ -2,8 +2,8 @@
 
 A session spider takes its accounts from ``-a accounts=alice,bob`` / ``-a accounts_file=PATH``,
 or, with neither, every account of the store. For each account it reads the stored
-``Credentials`` (the store the ``scrapy creds`` command reads: ``WEBQQ_DATABASE_URL``, else
-``WEBQQ_JSON_PATH``, else the default SQLite file), seeds the account's cookie jar with the
+``Credentials`` (the store the ``scrapy creds`` command reads: docs/storage.md, "Which store
+is read"), seeds the account's cookie jar with the
 stored cookies exactly as stored (name, value, domain, path, expiry) and carries uin,
 ptwebqq, vfwebqq, psessionid and clientid in a :class:`Session` state. Every account ends
 with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` one of
