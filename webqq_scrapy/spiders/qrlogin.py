@@ -54,7 +54,8 @@ from webqq_scrapy.protocol.login import (
 )
 from webqq_scrapy.protocol.ptlogin import PNG_MAGIC
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_VALID
-from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.sources.lag import LoopLag
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -63,7 +64,6 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     excerpt,
 )
-from webqq_scrapy.spiders.lag import LoopLag
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
     liveness_answer,

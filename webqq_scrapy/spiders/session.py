@@ -99,7 +99,7 @@ from webqq_scrapy.protocol.session import (
     liveness,
     retcode_reason,
 )
-from webqq_scrapy.spiders.accounts import read_accounts
+from webqq_scrapy.sources.accounts import read_accounts
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
