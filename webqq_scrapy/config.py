@@ -66,6 +66,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_ADMISSION_MAX_LAG": 3600,
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
+    "WEBQQ_MESSAGES_STOP_WAIT": 3600,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -309,6 +310,7 @@ class WebQQConfig:
     admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
     contacts_max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
+    simulator_strict: bool = False
     unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
     # WEBQQ_TARGET was chosen (see target_given); else a session spider uses the target
     # stored with each record (docs/sessions.md, "Which target").
@@ -383,6 +385,7 @@ class WebQQConfig:
             ),
             unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
+            simulator_strict=read_bool(settings, "WEBQQ_SIMULATOR_STRICT"),
             target_explicit=target_given(settings),
         )
 
@@ -419,6 +422,7 @@ class MessagesConfig:
     retry_delay: float
     max_failures: int
     max_starting: int = 0  # 0: no limit
+    stop_wait: float = 65.0
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> MessagesConfig:
@@ -431,6 +435,7 @@ class MessagesConfig:
             max_starting=int(
                 _number(settings, "WEBQQ_MESSAGES_MAX_STARTING", positive=False, integer=True)
             ),
+            stop_wait=_number(settings, "WEBQQ_MESSAGES_STOP_WAIT", positive=False),
         )
 
 

@@ -90,6 +90,7 @@ class TargetRoutingMiddleware:
             scan_after=self.config.simulator_scan_after,
             confirm_after=self.config.simulator_confirm_after,
             **self.config.simulator_world,
+            strict=self.config.simulator_strict,
             record_secrets=False,  # nobody reads them here; a long crawl must not grow
         )
         try:
@@ -101,13 +102,14 @@ class TargetRoutingMiddleware:
             return
         logger.info(
             "WEBQQ_TARGET=simulator: logging in against the offline WebQQ simulator at %s "
-            "(%s; its state persists in %s), whose virtual phone scans each QR after %gs and "
-            "confirms it %gs later. Tencent closed WebQQ on 2019-01-01, so this faithful "
+            "(%s; its state persists in %s; %s), whose virtual phone scans each QR after %gs "
+            "and confirms it %gs later. Tencent closed WebQQ on 2019-01-01, so this faithful "
             "offline server is the default target; set WEBQQ_TARGET=http://HOST:PORT for a "
             "separately started simulator (python -m webqq_scrapy.simulator).",
             self.proxy_url,
             "served by this crawl" if self.embedded.serving else "served by another crawl",
             self.embedded.path,
+            _mode(self.embedded.simulator),
             self.config.simulator_scan_after,
             self.config.simulator_confirm_after,
         )
@@ -194,3 +196,12 @@ class OfflineCookiesMiddleware(CookiesMiddleware):
                     continue
                 cookie.domain = request_domain
             jar.set_cookie_if_ok(cookie, request)
+
+
+def _mode(simulator: Any) -> str:
+    """The simulator's mode for the log line (docs/simulator.md, "Two modes")."""
+    if simulator is None:
+        return "in the mode of the crawl that serves it"
+    if simulator.strict:
+        return "strict mode, WEBQQ_SIMULATOR_STRICT"
+    return "default mode: as strict as the real service"

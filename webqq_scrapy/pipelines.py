@@ -32,6 +32,7 @@ from webqq_scrapy.store.records import (
     FINISH_STORAGE_UNAVAILABLE,
     MESSAGES,
     OUTCOMES,
+    REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
     describe_error,
@@ -70,6 +71,8 @@ STORE_LOSS_SUFFIXES = (
     "/messages_refused",
     "/send_results_refused",
     "/updates_refused",
+    "/refused_messages_failed",
+    "/refused_messages_refused",
 )
 
 
@@ -85,6 +88,17 @@ _KIND_NAMES = {
     CONTACTS: "Contacts",
     MESSAGES: "Messages",
     SEND_RESULTS: "Send results",
+    REFUSED_MESSAGES: "Refused poll2 items",
+}
+# The one record a store refused, named in the ERROR line: "<…> of account alice NOT stored".
+_RECORD_NAMES = {
+    CREDENTIALS: "The credentials",
+    OUTCOMES: "The login outcome",
+    UPDATES: "A status or ptwebqq update",
+    CONTACTS: "The contacts",
+    MESSAGES: "A message",
+    SEND_RESULTS: "A send result",
+    REFUSED_MESSAGES: "A refused poll2 item",
 }
 
 
@@ -177,7 +191,7 @@ class _BufferedStorePipeline:
             result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
             lost = list(self.writer.unsaved)
-            for kind in (CREDENTIALS, OUTCOMES, UPDATES, CONTACTS, MESSAGES, SEND_RESULTS):
+            for kind in _KIND_NAMES:
                 accounts = sorted({key[-1] for key in lost if key[0] == kind})
                 if not accounts:
                     continue
@@ -215,7 +229,7 @@ class _BufferedStorePipeline:
             logger.error(
                 "%s of account %s NOT stored: %s refused the record (%s); the other "
                 "records are stored",
-                "The credentials" if kind == CREDENTIALS else "The login outcome",
+                _RECORD_NAMES.get(kind, kind),
                 key[-1],
                 self.store_label,
                 error,

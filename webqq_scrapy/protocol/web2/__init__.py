@@ -94,6 +94,7 @@ from webqq_scrapy.protocol.web2.poll import (
     OtherEvent,
     PollEvent,
     PollResult,
+    RefusedEvent,
     SessMessage,
     check_poll_event,
     parse_poll2,
@@ -109,6 +110,7 @@ from webqq_scrapy.protocol.web2.values import (
     STATUSES,
 )
 from webqq_scrapy.protocol.web2.walk import (
+    MAX_JSON_DEPTH,
     IncompleteAnswer,
     RetcodeError,
     load_json,
@@ -121,6 +123,7 @@ __all__ = [
     "DEFAULT_FONT",
     "DEFAULT_SEND_FACE",
     "MAX_ID",
+    "MAX_JSON_DEPTH",
     "POLL_TIMEOUT_HTTP_STATUSES",
     "STATUSES",
     "Birthday",
@@ -154,6 +157,7 @@ __all__ = [
     "PollResult",
     "ProtocolError",
     "RecentContact",
+    "RefusedEvent",
     "RetcodeError",
     "SelfInfo",
     "SendResult",
