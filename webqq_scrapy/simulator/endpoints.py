@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 import segno
 
@@ -180,7 +180,6 @@ RETCODE_BAD_ID = 6  # gcode that is not a listed code; unknown tuin / did (§4.1
 RETCODE_HASH_WRONG = 50  # wrong hash, or r without vfwebqq/hash (§4.15)
 RETCODE_PTWEBQQ_RENEWED = 116  # poll2: new ptwebqq in "p" (§7)
 RETCODE_RELINK = 121  # poll2: connection lost, relink needed (§7)
-RETCODE_MAYBE_SENT = 1202  # sends: maybe not delivered (§6.3)
 RETCODE_FETCH_FAILED = 100100  # friend list without r (§4.15); "sent anyway" on sends (§6.3)
 _UNSET: Any = object()
 
@@ -1109,8 +1108,3 @@ def _page_value(value: str | None, default: str, *, digits: bool = False) -> str
     if value is None or not _PAGE_VALUE.fullmatch(value) or (digits and not value.isdigit()):
         return default
     return value
-
-
-def ptqrshow_query() -> str:
-    """The official query of §3.1 (for tools and tests)."""
-    return urlencode({"appid": protocol.APPID, "e": 0, "l": "M", "s": 5, "d": 72, "v": 4})

@@ -60,7 +60,7 @@ from webqq_scrapy.protocol.codes import (
 )
 from webqq_scrapy.protocol.login import Finish, Retry, decide_fault
 from webqq_scrapy.retry import RetryPolicy, is_transient_status, retry_stats
-from webqq_scrapy.spiders.accounts import read_accounts
+from webqq_scrapy.sources.accounts import read_accounts
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping

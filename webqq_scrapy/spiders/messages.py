@@ -48,7 +48,7 @@ from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
 from webqq_scrapy.protocol.session import retcode_reason
-from webqq_scrapy.spiders.accounts import SpiderArgumentError
+from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
 from webqq_scrapy.spiders.web2base import Web2Spider, describe_retcode
