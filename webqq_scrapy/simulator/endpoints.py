@@ -30,6 +30,7 @@ from webqq_scrapy.protocol import (
     RETCODE_PTWEBQQ_INVALID,
     format_ptuicb,
     hash33,
+    web2,
 )
 from webqq_scrapy.simulator.cookies import (
     DELETED_EXPIRES,
@@ -80,7 +81,8 @@ for _host in CHECK_SIG_HOSTS:
     ROUTES[_host, protocol.PATH_CHECK_SIG] = "check_sig"
 ROUTES[protocol.HOST_STATIC, protocol.PATH_GETVFWEBQQ] = "getvfwebqq"
 ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_LOGIN2] = "login2"
-ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_ONLINE_BUDDIES] = "get_online_buddies2"
+_ONLINE = web2.CALLS["get_online_buddies2"]
+ROUTES[_ONLINE.host, _ONLINE.path] = _ONLINE.name
 ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_POLL2] = "poll2"
 # §4 quick reference: the post-login APIs at their real hosts and paths.
 STATIC_STEPS = (

@@ -9,7 +9,9 @@ one protocol step:
   size capped per step;
 * :func:`account_step` — the decorator of every callback: whatever goes wrong ends that
   account with an outcome, never the crawl;
-* :meth:`~AccountSpider.api_result` — the ``{"retcode": …, "result": …}`` envelope check;
+* :meth:`~AccountSpider.call_request` / :meth:`~AccountSpider.call_result` — a call of
+  ``protocol.web2`` made, and its ``{"retcode": …, "result": …}`` answer read (§1.4) by the
+  one reader :func:`read_envelope`;
 * :meth:`~AccountSpider.on_error` — the errback: transient faults are retried with the one
   backoff policy of :mod:`webqq_scrapy.retry`, the rest end the account;
 * the deadline (:meth:`~AccountSpider.wait`, :meth:`~AccountSpider.check_deadline`),
@@ -49,7 +51,7 @@ from webqq_scrapy import protocol
 from webqq_scrapy.config import WebQQConfig
 from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
-from webqq_scrapy.protocol import ProtocolError
+from webqq_scrapy.protocol import ProtocolError, web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NETWORK_ERROR,
     OUTCOME_PROTOCOL_ERROR,
@@ -98,6 +100,16 @@ class AccountState:
 
 def excerpt(body: bytes) -> str:
     return repr(body[:BODY_EXCERPT])
+
+
+def read_envelope(response: Response, call: str) -> dict[str, Any]:
+    """The one reader of an API answer (§1.4): HTTP 200 and a strict envelope
+    (``web2.load_envelope``), else StepFailed (the HTTP status) or ProtocolError (the body)."""
+    if response.status != 200:
+        raise StepFailed(
+            OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
+        )
+    return web2.load_envelope(call, response.body)
 
 
 def account_step(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -317,21 +329,60 @@ class AccountSpider(scrapy.Spider):
         remaining = state.deadline - time.monotonic()
         meta["download_timeout"] = max(0.1, min(default, remaining))
 
-    def api_result(self, response: Response, kind: type) -> Any:
-        """§1.4: ``{"retcode": 0, "result": …}``; a non-zero retcode ends the account."""
-        if response.status != 200:
-            raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
-            )
-        data = protocol.parse_api_json(response.body)
-        retcode = data["retcode"]
-        if retcode != protocol.RETCODE_OK:
-            meaning = protocol.RETCODES.get(retcode, "unknown")
-            raise StepFailed(OUTCOME_PROTOCOL_ERROR, f"retcode {retcode} ({meaning})")
-        result = data.get("result")
-        if not isinstance(result, kind):
-            raise ProtocolError(f"result is not a JSON {kind.__name__}")
-        return result
+    def call_request(
+        self,
+        call: web2.Call,
+        state: AccountState,
+        callback: Callable[..., Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        **cb_kwargs: Any,
+    ) -> scrapy.Request:
+        """The request of an API call built by ``protocol.web2`` (§4–§6): its Referer
+        (§1.2), for a POST its form and Origin; the step is the call's name; ``cb_kwargs``
+        go to the callback."""
+        headers = {"Referer": call.referer}
+        kw: dict[str, Any] = {}
+        if call.form is not None:
+            headers["Origin"] = call.origin
+            kw = {"cls": scrapy.FormRequest, "formdata": call.form}
+        request = self.account_request(
+            call.url,
+            call.name,
+            state,
+            callback,
+            headers=headers,
+            meta=meta,
+            priority=priority,
+            **kw,
+        )
+        request.cb_kwargs.update(cb_kwargs)
+        return request
+
+    def call_envelope(self, response: Response, state: AccountState, call: str) -> dict[str, Any]:
+        """The decoded ``{"retcode": …}`` envelope of ``call``'s answer (§1.4), whatever its
+        retcode: what a spider reads where a non-zero retcode is news, not failure (poll2)."""
+        envelope = read_envelope(response, call)
+        self.retcode_read(state, envelope["retcode"])
+        return envelope
+
+    def call_result(self, response: Response, state: AccountState, call: str) -> Any:
+        """The ``result`` of ``call``'s retcode-0 answer; any other retcode raises what
+        :meth:`refused` makes of it."""
+        envelope = self.call_envelope(response, state, call)
+        try:
+            return web2.result_of(call, envelope)
+        except web2.RetcodeError as exc:
+            raise self.refused(state, exc) from None
+
+    def retcode_read(self, state: AccountState, retcode: int) -> None:
+        """Hook: ``retcode`` came in an answer of ``state``'s account."""
+
+    def refused(self, state: AccountState, exc: web2.RetcodeError) -> Exception:
+        """What a non-zero retcode raises: here, the end of the account (a login step has
+        no second try at a refusal, §3)."""
+        return StepFailed(OUTCOME_PROTOCOL_ERROR, protocol.describe_retcode(exc.retcode))
 
     async def on_error(self, failure: Failure) -> AsyncIterator[Any]:
         """Errback of every step: retry transient faults with backoff, else end the account."""

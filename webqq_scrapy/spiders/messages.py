@@ -45,13 +45,12 @@ from twisted.internet.threads import deferToThread
 from webqq_scrapy.config import MessagesConfig
 from webqq_scrapy.items import Message, SendResult, utc_timestamp
 from webqq_scrapy.protocol import web2
-from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
+from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR, describe_retcode
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
-from webqq_scrapy.protocol.session import retcode_reason
 from webqq_scrapy.spiders.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
-from webqq_scrapy.spiders.web2base import Web2Spider, describe_retcode
+from webqq_scrapy.spiders.web2base import Web2Spider
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -352,7 +351,7 @@ class MessagesSpider(Web2Spider):
             if kick is not None:
                 reason, retcode = f"kicked: {kick.reason}", None
             else:
-                reason, retcode = retcode_reason(result.retcode), result.retcode
+                reason, retcode = describe_retcode(result.retcode), result.retcode
             for item in await self.session_ended(state, reason, retcode):
                 yield item
             return
@@ -365,7 +364,7 @@ class MessagesSpider(Web2Spider):
             if held.warm_ups > 1:
                 # §8.1: a 103 that survives the warm-up: logged in elsewhere.
                 for item in await self.session_ended(
-                    state, retcode_reason(result.retcode), result.retcode
+                    state, describe_retcode(result.retcode), result.retcode
                 ):
                     yield item
                 return
@@ -512,7 +511,7 @@ class MessagesSpider(Web2Spider):
         yield self.send_result(row, answer.outcome, msg_id, answer.retcode, detail)
         if answer.state == "ended" and answer.retcode is not None and not state.finished:
             for item in await self.session_ended(
-                state, retcode_reason(answer.retcode), answer.retcode
+                state, describe_retcode(answer.retcode), answer.retcode
             ):
                 yield item
 

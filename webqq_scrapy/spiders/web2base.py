@@ -3,11 +3,9 @@
 :class:`Web2Spider` adds to the session base (``spiders/session.py``) what every caller of
 the post-login API (docs/protocol.md §4–§6) needs:
 
-* :meth:`~Web2Spider.call_request` — the session base's request of a
-  :class:`~webqq_scrapy.protocol.web2.Call`, with keyword arguments for the callback;
-* :meth:`~Web2Spider.call_result` — the strict ``result`` of a call's answer (§1.4), a
-  retcode that ends the session raised as ``SessionEnded`` (§7, §8), others as
-  :class:`~webqq_scrapy.protocol.web2.RetcodeError`;
+* (from the bases) ``call_request`` / ``call_result`` — a call made, and the strict
+  ``result`` of its answer (§1.4), a retcode that ends the session raised as
+  ``SessionEnded`` (§7, §8), others as :class:`~webqq_scrapy.protocol.web2.RetcodeError`;
 * :meth:`~Web2Spider.again` — what clients do with a refused or degraded answer: 103 → the
   get_online_buddies2 warm-up, then the call again (§3.6, §7); a degraded answer (§4.15)
   or another retcode → the call again after the retry backoff, a few times (qqbot repeats
@@ -21,23 +19,18 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy.meta import CARRIED_META, META_RETRIES, META_STEP
-from webqq_scrapy.protocol import ProtocolError, web2
-from webqq_scrapy.protocol.codes import OUTCOME_PROTOCOL_ERROR, RETCODE_MEANINGS
-from webqq_scrapy.protocol.session import retcode_reason
-from webqq_scrapy.spiders.base import StepFailed, account_step, excerpt
+from webqq_scrapy.protocol import web2
+from webqq_scrapy.protocol.codes import OUTCOME_PROTOCOL_ERROR, describe_retcode
+from webqq_scrapy.spiders.base import StepFailed, account_step
 from webqq_scrapy.spiders.session import Session, SessionSpider
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator
 
     import scrapy
     from scrapy.http import Response
 
-__all__ = ["Web2Spider", "describe_retcode"]
-
-
-def describe_retcode(retcode: int) -> str:
-    return f"retcode {retcode} ({RETCODE_MEANINGS.get(retcode, 'unknown')})"
+__all__ = ["Web2Spider"]
 
 
 class Web2Spider(SessionSpider):
@@ -45,47 +38,6 @@ class Web2Spider(SessionSpider):
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
-
-    def call_request(
-        self,
-        call: web2.Call,
-        state: Session,
-        callback: Callable[..., Any],
-        *,
-        meta: Mapping[str, Any] | None = None,
-        priority: int = 0,
-        **cb_kwargs: Any,
-    ) -> scrapy.Request:
-        """The session base's request of ``call``; ``cb_kwargs`` go to the callback."""
-        request = super().call_request(call, state, callback, meta=meta, priority=priority)
-        request.cb_kwargs.update(cb_kwargs)
-        return request
-
-    def call_envelope(self, response: Response, state: Session, call: str) -> dict[str, Any]:
-        """The decoded ``{"retcode": …}`` object of an answer (strict JSON, §1.4)."""
-        if response.status != 200:
-            raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR, f"{call}: HTTP {response.status}: {excerpt(response.body)}"
-            )
-        envelope = web2.load_json(call, response.body)
-        if not isinstance(envelope, dict):
-            raise ProtocolError(f"{call}: the answer is not a JSON object")
-        return envelope
-
-    def call_result(self, response: Response, state: Session, call: str) -> Any:
-        """The ``result`` of a retcode-0 answer. A retcode that ends the session ends the
-        account ``session_ended``; another raises RetcodeError (see :meth:`again`)."""
-        envelope = self.call_envelope(response, state, call)
-        try:
-            return web2.result_of(call, envelope)
-        except web2.RetcodeError as exc:
-            state.retcode = exc.retcode
-            if exc.state == "ended":
-                raise self.session_end(state, retcode_reason(exc.retcode), exc.retcode) from None
-            raise
-        finally:
-            if isinstance(envelope.get("retcode"), int):
-                state.retcode = envelope["retcode"]
 
     async def again(
         self, response: Response, state: Session, exc: Exception, attempt: int

@@ -111,6 +111,7 @@ from webqq_scrapy.protocol.web2.values import (
 from webqq_scrapy.protocol.web2.walk import (
     IncompleteAnswer,
     RetcodeError,
+    load_envelope,
     load_json,
     result_of,
 )
@@ -173,6 +174,7 @@ __all__ = [
     "friends_hash",
     "group_info_ext2",
     "group_name_list_mask2",
+    "load_envelope",
     "load_json",
     "online_buddies2",
     "parse_discu_info",

@@ -7,9 +7,7 @@ from collections.abc import Container, Iterable, Mapping
 from typing import Any, NoReturn
 
 from webqq_scrapy.protocol.codes import SessionState, session_state
-from webqq_scrapy.protocol.common import (
-    ProtocolError,
-)
+from webqq_scrapy.protocol.common import MAX_ENVELOPE_BYTES, ProtocolError
 from webqq_scrapy.protocol.web2.values import MAX_ID
 
 # ---- Strict JSON walking ------------------------------------------------------------------
@@ -148,13 +146,25 @@ def load_json(call: str, body: bytes | str) -> Any:
     """Decode an answer body strictly: UTF-8 JSON without NaN/Infinity and without
     duplicate keys (``{"retcode":0,"retcode":100001}`` would otherwise read as 100001).
 
-    Unlike :func:`~webqq_scrapy.protocol.parse_api_json` it does not require a retcode,
-    so the 2015–2017 send answer ``{"errCode":0,"msg":"send ok"}`` (§6.3) decodes too.
+    It does not require a retcode, so the 2015–2017 send answer
+    ``{"errCode":0,"msg":"send ok"}`` (§6.3) decodes too; :func:`load_envelope` does.
     """
+    if len(body) > MAX_ENVELOPE_BYTES:
+        raise ProtocolError(f"{call}: body of {len(body)} bytes is too long for an API answer")
     try:
         return json.loads(body, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"{call}: body is not JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ProtocolError(f"{call}: body is not JSON: {str(exc)[:80]}") from None
+
+
+def load_envelope(call: str, body: bytes | str) -> dict[str, Any]:
+    """The one decoder of a §1.4 answer, login calls (getvfwebqq, login2) included: strict
+    JSON (:func:`load_json`), an object, an integer ``retcode`` — or ``ret``, copied to
+    ``retcode`` (§1.4); a boolean or a float is not a retcode. Else ProtocolError."""
+    node = _Node(call, "", load_json(call, body))
+    envelope = dict(node.as_obj())
+    envelope["retcode"] = _retcode(node)
+    return envelope
 
 
 def result_of(call: str, envelope: object) -> Any:
