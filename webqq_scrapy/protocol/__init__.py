@@ -54,11 +54,11 @@ from webqq_scrapy.protocol.common import (
     origin,
     static_referer,
 )
+from webqq_scrapy.protocol.errors import CallArgumentError, CallArgumentTypeError, WebQQError
 from webqq_scrapy.protocol.ptlogin import (
     PATH_CHECK_SIG,
     PATH_GETVFWEBQQ,
     PATH_LOGIN2,
-    PATH_POLL2,
     PATH_PTQRLOGIN,
     PATH_PTQRSHOW,
     S_URL,
@@ -89,7 +89,6 @@ __all__ = [
     "PATH_CHECK_SIG",
     "PATH_GETVFWEBQQ",
     "PATH_LOGIN2",
-    "PATH_POLL2",
     "PATH_PROXY",
     "PATH_PTQRLOGIN",
     "PATH_PTQRSHOW",
@@ -114,8 +113,11 @@ __all__ = [
     "STATIC_PROXY_QUERY",
     "S_URL",
     "USER_AGENT",
+    "CallArgumentError",
+    "CallArgumentTypeError",
     "ProtocolError",
     "PtuiCB",
+    "WebQQError",
     "base",
     "check_sig_url",
     "describe_retcode",

@@ -5,6 +5,10 @@ docs/protocol.md §1. Pure: no Scrapy, no I/O.
 
 from __future__ import annotations
 
+from webqq_scrapy.protocol.errors import ProtocolError
+
+__all__ = ["ProtocolError"]  # re-exported: its home is protocol.errors
+
 # §1.1 hosts. The http:// form is what a client sends through the simulator (as an HTTP
 # proxy); the https:// form is what the historical service used.
 HOST_PTLOGIN = "ssl.ptlogin2.qq.com"
@@ -33,10 +37,6 @@ USER_AGENT = (
 
 # An API answer (§1.4) is a small JSON object; anything longer is not one.
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
-
-
-class ProtocolError(ValueError):
-    """A server answer that does not have the recorded shape."""
 
 
 def base(host: str, scheme: str) -> str:

@@ -25,7 +25,6 @@ PATH_PTQRLOGIN = "/ptqrlogin"
 PATH_CHECK_SIG = "/check_sig"
 PATH_GETVFWEBQQ = "/api/getvfwebqq"
 PATH_LOGIN2 = "/channel/login2"
-PATH_POLL2 = "/channel/poll2"
 
 # §3.2: u1 / s_url, the page check_sig redirects to.
 S_URL = "http://w.qq.com/proxy.html?login2qq=1&webqq_type=10"

@@ -308,7 +308,7 @@ class AccountSpider(scrapy.Spider):
             META_ACCOUNT: state.account,
             META_STEP: step,
             "dont_retry": True,  # on_error retries, with backoff
-            "download_maxsize": self.max_answer_bytes.get(step, DEFAULT_MAX_ANSWER_BYTES),
+            "download_maxsize": self.answer_cap(step),
             **(meta or {}),
         }
         self._cap_timeout(full_meta, state)
@@ -322,6 +322,14 @@ class AccountSpider(scrapy.Spider):
             dont_filter=True,
             **kw,
         )
+
+    def answer_cap(self, step: str) -> int:
+        """The largest answer read for ``step``: the spider's ``max_answer_bytes``, else the
+        call table's (``web2.CALLS``), else :data:`DEFAULT_MAX_ANSWER_BYTES`."""
+        if step in self.max_answer_bytes:
+            return self.max_answer_bytes[step]
+        call = web2.CALLS.get(step)
+        return DEFAULT_MAX_ANSWER_BYTES if call is None else call.max_answer_bytes
 
     def _cap_timeout(self, meta: dict[str, Any], state: AccountState) -> None:
         """A request may not outlive the account's deadline (WEBQQ_LOGIN_TIMEOUT)."""

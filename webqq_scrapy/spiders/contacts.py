@@ -23,7 +23,7 @@ session is over ends it ``session_ended`` (§7, §8).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy import items
 from webqq_scrapy.items import utc_timestamp
@@ -51,7 +51,6 @@ SELF = "get_self_info2"
 GROUP_INFO = "get_group_info_ext2"
 DISCU_INFO = "get_discu_info"
 
-_BIG = 16 * 1024 * 1024  # a friend list or a group of 2,000 is a few hundred KB
 # The members of a group or discussion (one call each, hundreds of KB for 2,000 members)
 # wait behind every other request: the lists of the other accounts in flight and their
 # shorter chains go first, and an account with many big groups does not hold them up.
@@ -212,15 +211,6 @@ class ContactsSpider(Web2Spider):
     recent conversations (see the module docstring)."""
 
     name = "contacts"
-    max_answer_bytes: ClassVar[dict[str, int]] = {
-        FRIENDS: _BIG,
-        GROUPS: _BIG,
-        DISCUSSIONS: _BIG,
-        ONLINE: _BIG,
-        RECENT: _BIG,
-        GROUP_INFO: _BIG,
-        DISCU_INFO: _BIG,
-    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -34,7 +34,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.utils.asyncio import call_later, sleep
@@ -149,7 +149,6 @@ class MessagesSpider(Web2Spider):
     name = "messages"
     admission_note = "each starts when one has read its names"
     # One poll answer carries one item (§5.2), a send answer a few bytes.
-    max_answer_bytes: ClassVar[dict[str, int]] = {POLL: 1024 * 1024}
 
     def __init__(self, *args: Any, duration: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -145,8 +145,7 @@ class QRLoginSpider(AccountSpider):
         STEP_CHECK_SIG: 64 * 1024,
         STEP_GETVFWEBQQ: 64 * 1024,
         STEP_LOGIN2: 64 * 1024,
-        STEP_ONLINE_BUDDIES: 4 * 1024 * 1024,
-    }
+    }  # get_online_buddies2: the call table's cap
 
     def __init__(self, *args: Any, reuse: str | bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

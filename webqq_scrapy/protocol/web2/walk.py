@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 from webqq_scrapy.protocol.codes import SessionState, session_state
 from webqq_scrapy.protocol.common import MAX_ENVELOPE_BYTES, ProtocolError
+from webqq_scrapy.protocol.errors import WebQQError
 from webqq_scrapy.protocol.web2.values import MAX_ID
 
 # ---- Strict JSON walking ------------------------------------------------------------------
@@ -19,8 +20,9 @@ class IncompleteAnswer(ProtocolError):
     real clients repeat the request (qqbot up to 5–7 times, §4.16)."""
 
 
-class RetcodeError(Exception):
-    """A well-formed answer with a non-zero retcode; ``state`` says what to do (§7)."""
+class RetcodeError(WebQQError):
+    """The service refused: a well-formed answer with a non-zero retcode; ``state`` says
+    what to do (§7)."""
 
     def __init__(self, call: str, retcode: int, errmsg: str | None = None) -> None:
         self.call = call

@@ -1,0 +1,48 @@
+"""The call table (webqq_scrapy.protocol.web2.calls): one entry drives builder, parser and route."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from webqq_scrapy.protocol import web2
+from webqq_scrapy.simulator.endpoints import WebQQ, route
+
+
+@pytest.mark.parametrize("name", sorted(web2.CALLS))
+def test_each_call_is_routed_by_the_simulator_to_a_handler(name):
+    call = web2.CALLS[name]
+    assert route(call.host, call.path) == name
+    assert callable(getattr(WebQQ, name))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in web2.CALLS.items() if c.parser))
+def test_each_parser_entry_names_a_public_parser(name):
+    parse = web2.CALLS[name].parse
+    assert parse is getattr(web2, parse.__name__)
+
+
+def test_build_sends_the_table_parameters_in_order_with_t_last_on_a_get():
+    call = web2.build("get_discu_info", "http", did=7, vfwebqq="vf", psessionid="ps", t_ms=5)
+    query = parse_qsl(urlsplit(call.url).query)
+    assert [k for k, _ in query] == ["did", "vfwebqq", "clientid", "psessionid", "t"]
+    assert call.url.startswith("http://d1.web2.qq.com/channel/get_discu_info?")
+    poll = web2.build("poll2", "http", ptwebqq="", psessionid="ps")
+    assert poll.form is not None and list(json.loads(poll.form["r"])) == [
+        "ptwebqq", "clientid", "psessionid", "key",
+    ]  # fmt: skip
+
+
+def test_a_callers_mistake_is_a_call_argument_error_not_a_protocol_error():
+    with pytest.raises(web2.CallArgumentTypeError, match="get_self_info2 takes no tuin"):
+        web2.build("get_self_info2", "http", t_ms=1, tuin=5)
+    with pytest.raises(TypeError, match="needs vfwebqq"):
+        web2.build("get_single_long_nick2", "http", tuin=5, t_ms=1)
+    with pytest.raises(ValueError, match="out of range"):
+        web2.friend_info2("http", tuin=0, vfwebqq="v", psessionid="p", t_ms=1)
+    with pytest.raises(web2.CallArgumentError) as caught:
+        web2.change_status2("http", newstatus="asleep", psessionid="p", t_ms=1)
+    assert isinstance(caught.value, web2.WebQQError)
+    assert not isinstance(caught.value, web2.ProtocolError)
