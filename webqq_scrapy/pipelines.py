@@ -24,6 +24,7 @@ from scrapy.utils.asyncio import is_asyncio_available, run_in_thread
 from webqq_scrapy.config import StorageConfig
 from webqq_scrapy.items import CONTACT_RECORDS, Credentials
 from webqq_scrapy.retry import RetryPolicy
+from webqq_scrapy.store.database import DatabaseStore
 from webqq_scrapy.store.json_file import JsonFileStore
 from webqq_scrapy.store.records import (
     CONTACTS,
@@ -35,7 +36,6 @@ from webqq_scrapy.store.records import (
     describe_error,
     missing_fields,
 )
-from webqq_scrapy.store.sql import DatabaseStore
 from webqq_scrapy.store.writer import BufferedWriter, data_record, keyed_record
 
 if TYPE_CHECKING:

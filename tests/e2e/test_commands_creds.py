@@ -12,11 +12,11 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from tests.commands import run_scrapy
 from tests.fixtures.databases import make_credentials, make_outcome
 from tests.unit.test_pipelines import crawl, logins, storage_settings
+from webqq_scrapy.store.database import ensure_schema
 from webqq_scrapy.store.json_file import update_json_store
 from webqq_scrapy.store.records import credentials_record, outcome_record
 from webqq_scrapy.store.sql import (
     create_db_engine,
-    ensure_schema,
     upsert_attempts,
     upsert_credentials,
 )

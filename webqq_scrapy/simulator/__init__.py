@@ -466,6 +466,7 @@ class Simulator:
             session.channel.push(item)
             session.wake()
             items.append(item)
+        self.store.stats.version += 1
         return items
 
     def _message_item(
@@ -653,6 +654,7 @@ class Simulator:
             text = f"第{channel.chatter_turn}条消息 <3 & 😀"
             item = self._message_item(session, kind, None, text, to, [14])
             channel.push(item)
+            self.store.stats.version += 1
             session.wake()
 
 

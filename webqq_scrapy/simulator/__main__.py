@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
+    add(
+        "--reset-state",
+        action="store_true",
+        help="delete the state file of the embedded simulator that crawls start "
+        "(WEBQQ_TARGET=simulator: <user data dir>/webqq_scrapy/simulator/state.json): its "
+        "sessions end, stored credentials and data stay; then exit",
+    )
     add("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     add("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
     add("--phone", type=_behaviour, default="auto", help="default phone behaviour (auto)")
@@ -205,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.reset_state:
+        from webqq_scrapy.simulator.persist import StateFileError, reset_state
+
+        try:
+            print(reset_state(), flush=True)
+        except StateFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     # Thousands of concurrent clients need as many descriptors as the hard limit allows.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:

@@ -51,6 +51,8 @@ from webqq_scrapy.spiders.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
 from webqq_scrapy.spiders.web2base import Web2Spider
+from webqq_scrapy.store import messages as message_store
+from webqq_scrapy.store.sql import Database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -160,6 +162,7 @@ class MessagesSpider(Web2Spider):
         self.stopping = False
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.store_source: dict[str, Any] | None = None
+        self.outbox: Database | None = None  # the outbox's database, while sending is on
         self._outbox_loop: task.LoopingCall | None = None
         self._stop_call: Any = None
         # The names reads in progress (a task is only weakly referenced by the loop).
@@ -187,6 +190,7 @@ class MessagesSpider(Web2Spider):
             source = {}
         if source.get("database_url"):
             self.store_source = source
+            self.outbox = Database(source["database_url"], message_store.TABLES)
             self._outbox_loop = task.LoopingCall(self._outbox_tick)
             self._outbox_loop.start(self.messages_config.outbox_interval, now=False)
         else:
@@ -217,24 +221,19 @@ class MessagesSpider(Web2Spider):
             self._stop_call.cancel()
         if self._outbox_loop is not None and self._outbox_loop.running:
             self._outbox_loop.stop()
-        if self.store_source is None:
+        outbox, self.outbox = self.outbox, None
+        if outbox is None:
             return
-        from webqq_scrapy.store import messages as message_store
-
         unsent = list(self.claimed)
         self.claimed.clear()
         try:
             await maybe_deferred_to_future(
-                deferToThread(
-                    message_store.release,
-                    self.store_source,
-                    unsent,
-                    self.holder,
-                    list(self.held),
-                )
+                deferToThread(message_store.release, outbox, unsent, self.holder, list(self.held))
             )
         except Exception as exc:
             self.logger.error("Could not release the outbox rows of this crawl: %s", exc)
+        finally:
+            await maybe_deferred_to_future(deferToThread(outbox.close))
 
     # ---- sessions ------------------------------------------------------------------------
 
@@ -423,14 +422,12 @@ class MessagesSpider(Web2Spider):
 
     async def outbox_tick(self) -> None:
         """Mark the held accounts as held, claim their queued messages, send them."""
-        if self.closing() or self.store_source is None:
+        if self.closing() or self.outbox is None:
             return
-        from webqq_scrapy.store import messages as message_store
-
         accounts = [a for a, s in self.states.items() if not s.finished]
         try:
             rows = await maybe_deferred_to_future(
-                deferToThread(message_store.claim, self.store_source, accounts, self.holder)
+                deferToThread(message_store.claim, self.outbox, accounts, self.holder)
             )
         except Exception as exc:
             self.crawler.stats.inc_value("webqq/outbox/claim_failed")
