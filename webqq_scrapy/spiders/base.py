@@ -112,8 +112,11 @@ def read_envelope(response: Response, call: str) -> dict[str, Any]:
     return web2.load_envelope(call, response.body)
 
 
-def account_step(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def account_step(step: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap an async-generator callback: whatever goes wrong ends that account, never the crawl.
+
+    ``step`` names the step in outcomes and stats; without it, the request's own
+    (``meta["webqq_step"]``): one callback may then read the answers of several calls.
 
     A :class:`StepFailed` ends the account with its outcome; a :class:`ProtocolError` (a
     malformed answer) with ``protocol_error``; any other exception is a bug, logged with its
@@ -125,21 +128,22 @@ def account_step(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
         async def wrapper(
             self: AccountSpider, response: Response, state: AccountState, **kw: Any
         ) -> AsyncIterator[Any]:
-            self.record_latency(step, state)
+            name = step if step is not None else response.meta.get(META_STEP, "?")
+            self.record_latency(name, state)
             try:
                 self.check_deadline(state)
                 async for result in callback(self, response, state, **kw):
                     yield result
             except StepFailed as exc:
-                for item in await self.finish(state, exc.outcome, step, exc.detail):
+                for item in await self.finish(state, exc.outcome, name, exc.detail):
                     yield item
             except ProtocolError as exc:
-                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, step, str(exc)):
+                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, name, str(exc)):
                     yield item
             except Exception as exc:
-                self.logger.exception("Unexpected error in %s for account %s", step, state.account)
+                self.logger.exception("Unexpected error in %s for account %s", name, state.account)
                 detail = f"internal error {type(exc).__name__}"
-                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, step, detail):
+                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, name, detail):
                     yield item
 
         return wrapper
@@ -430,9 +434,7 @@ class AccountSpider(scrapy.Spider):
             now=time.monotonic(),
             timeout_detail=self.timeout_detail(),
         )
-        count_key, max_key = retry_stats("webqq", step)
         if isinstance(action, Retry):
-            self.crawler.stats.inc_value(count_key)
             self.logger.debug(
                 "Account %s: %s failed (%s), retry %d/%d in %.2fs",
                 state.account,
@@ -445,17 +447,28 @@ class AccountSpider(scrapy.Spider):
             await sleep(action.delay)
             if state.finished:
                 return
-            meta = {key: value for key, value in request.meta.items() if key in CARRIED_META}
-            meta[META_RETRIES] = action.attempt
-            self._cap_timeout(meta, state)
-            state.step_started = time.monotonic()
-            yield request.replace(meta=meta, dont_filter=True)
+            yield self.retry_request(request, state, action.attempt)
             return
         assert isinstance(action, Finish)
         if action.retries_exhausted:
-            self.crawler.stats.inc_value(max_key)
+            self.crawler.stats.inc_value(retry_stats("webqq", step)[1])
         for item in await self.finish(state, action.outcome, step, action.detail):
             yield item
+
+    def retry_request(
+        self, request: scrapy.Request, state: AccountState, attempt: int
+    ) -> scrapy.Request:
+        """The one way a step is asked again (after a fault here, after a refusal in
+        ``Web2Spider.again``): ``request`` with ``attempt`` as its try count, only the meta
+        of :data:`~webqq_scrapy.meta.CARRIED_META` (Scrapy's ``get_retry_request`` would
+        copy the download's own bookkeeping too), its timeout capped anew; counted in
+        ``webqq/retry/<step>/count``."""
+        meta = {key: value for key, value in request.meta.items() if key in CARRIED_META}
+        meta[META_RETRIES] = attempt
+        self._cap_timeout(meta, state)
+        self.crawler.stats.inc_value(retry_stats("webqq", meta.get(META_STEP, "?"))[0])
+        state.step_started = time.monotonic()
+        return request.replace(meta=meta, dont_filter=True)
 
     # ---- time ----------------------------------------------------------------------------
 

@@ -295,6 +295,8 @@ class SessionSpider(AccountSpider):
 
     # Accounts are optional here: with none given, every stored account.
     accounts_from_arguments: ClassVar[bool] = False
+    # The per-account state: a subclass may extend Session with its own fields.
+    state_class: ClassVar[type[Session]] = Session
 
     def __init__(
         self,
@@ -339,21 +341,21 @@ class SessionSpider(AccountSpider):
         for index, account in enumerate(self.accounts):
             creds = stored.get(account)
             if creds is None:
-                state = Session.from_credentials(account, None, time.monotonic())
+                state = self.state_class.from_credentials(account, None, time.monotonic())
                 detail = f"no credentials stored for {account!r}; log it in: scrapy login"
                 for item in await self.finish(state, OUTCOME_NO_CREDENTIALS, None, detail):
                     yield item
                 continue
             target, mismatch = self.choose_target(creds)
             if mismatch is not None:
-                state = Session.from_credentials(account, creds, time.monotonic())
+                state = self.state_class.from_credentials(account, creds, time.monotonic())
                 state.target = target
                 for item in await self.finish(state, OUTCOME_WRONG_TARGET, None, mismatch):
                     yield item
                 continue
             await self.admit(account, index)
             # The deadline (WEBQQ_LOGIN_TIMEOUT) counts from admission, not from the queue.
-            state = Session.from_credentials(
+            state = self.state_class.from_credentials(
                 account, creds, time.monotonic() + self.config.login_timeout
             )
             state.target = target
