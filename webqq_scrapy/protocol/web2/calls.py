@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Required, TypedDict, Unpack
 from urllib.parse import urlencode, urlsplit
 
 from webqq_scrapy.protocol.codes import CLIENTID
@@ -409,52 +409,26 @@ def poll2(scheme: str, *, ptwebqq: str, psessionid: str, clientid: int = CLIENTI
     return build(POLL2, scheme, ptwebqq=ptwebqq, psessionid=psessionid, clientid=clientid)
 
 
-def send_buddy_msg2(
-    scheme: str,
-    *,
-    to: int,
-    content: str,
-    msg_id: int,
-    psessionid: str,
-    face: int = DEFAULT_SEND_FACE,
-    clientid: int = CLIENTID,
-) -> Call:
+class SendArgs(TypedDict, total=False):
+    """What every send takes besides its target (§6.1)."""
+
+    content: Required[str]  # from encode_content()
+    msg_id: Required[int]  # from MsgIdSequence
+    psessionid: Required[str]
+    face: int  # default DEFAULT_SEND_FACE
+    clientid: int  # default CLIENTID
+
+
+def send_buddy_msg2(scheme: str, *, to: int, **send: Unpack[SendArgs]) -> Call:
     """§6.1: friend message; ``to`` = the friend's uin; ``content`` from :func:`encode_content`."""
-    return build(
-        SEND_BUDDY_MSG2, scheme, to=to, content=content, msg_id=msg_id, psessionid=psessionid,
-        face=face, clientid=clientid,
-    )  # fmt: skip
+    return build(SEND_BUDDY_MSG2, scheme, to=to, **send)
 
 
-def send_qun_msg2(
-    scheme: str,
-    *,
-    group_uin: int,
-    content: str,
-    msg_id: int,
-    psessionid: str,
-    face: int = DEFAULT_SEND_FACE,
-    clientid: int = CLIENTID,
-) -> Call:
+def send_qun_msg2(scheme: str, *, group_uin: int, **send: Unpack[SendArgs]) -> Call:
     """§6.1: group message; ``group_uin`` = the group's **gid** (not its code)."""
-    return build(
-        SEND_QUN_MSG2, scheme, group_uin=group_uin, content=content, msg_id=msg_id,
-        psessionid=psessionid, face=face, clientid=clientid,
-    )  # fmt: skip
+    return build(SEND_QUN_MSG2, scheme, group_uin=group_uin, **send)
 
 
-def send_discu_msg2(
-    scheme: str,
-    *,
-    did: int,
-    content: str,
-    msg_id: int,
-    psessionid: str,
-    face: int = DEFAULT_SEND_FACE,
-    clientid: int = CLIENTID,
-) -> Call:
+def send_discu_msg2(scheme: str, *, did: int, **send: Unpack[SendArgs]) -> Call:
     """§6.1: discussion message; ``did`` from the discussion list."""
-    return build(
-        SEND_DISCU_MSG2, scheme, did=did, content=content, msg_id=msg_id, psessionid=psessionid,
-        face=face, clientid=clientid,
-    )  # fmt: skip
+    return build(SEND_DISCU_MSG2, scheme, did=did, **send)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from webqq_scrapy.protocol.codes import SessionState, session_state
@@ -196,3 +196,43 @@ def _once(node: _Node, value: int, seen: Container[int], what: str = "uin") -> i
     if value in seen:
         node.fail(f"duplicate {what} {value}")
     return value
+
+
+# ---- The two joins of §4.14 -----------------------------------------------------------------
+
+
+def aligned(side: _Node, key: str, main: Sequence[_Node], main_key: str, one: str) -> list[_Node]:
+    """§4.14 "one entry per member, same order, same uin": the array ``side`` has one entry
+    per entry of ``main``, the ``i``-th entry's ``key`` equal to ``main[i]``'s ``main_key``
+    (``one`` names what a ``main`` entry is: "friend", "member"). Returns ``side``'s
+    entries, in ``main``'s order."""
+    entries = side.items()
+    if len(entries) != len(main):
+        side.fail(
+            f"{len(entries)} entries for {len(main)} {one}s (§4.14: one per {one}, same order)"
+        )
+    for entry, owner in zip(entries, main, strict=True):
+        got, want = entry.key(key).as_id(), owner.key(main_key).as_id()
+        if got != want:
+            entry.key(key).fail(f"{got} != {owner.path}.{main_key} {want} (§4.14)")
+    return entries
+
+
+def keyed(
+    entries: Iterable[_Node],
+    key: str,
+    members: Container[int],
+    outsider: str = "is not a member",
+    what: str = "uin",
+) -> dict[int, _Node]:
+    """§4.14 "a side table keyed by uin, a member, once": each entry's ``key`` is one of
+    ``members`` (else "<id> ``outsider``") and names one entry only. Returns the entries by
+    that id, in the answer's order."""
+    out: dict[int, _Node] = {}
+    for entry in entries:
+        node = entry.key(key)
+        value = node.as_id()
+        if value not in members:
+            node.fail(f"{value} {outsider} (§4.14)")
+        out[_once(node, value, out, what)] = entry
+    return out
