@@ -7,6 +7,7 @@ where a capture exists) and checks what §10 recommends. The Twisted layer
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import ipaddress
@@ -67,7 +68,7 @@ from webqq_scrapy.simulator.tokens import QQ_MIN, QQ_SPAN, qq_number, uin_cookie
 if TYPE_CHECKING:
     from webqq_scrapy.simulator import Simulator
     from webqq_scrapy.simulator.faults import Fault
-    from webqq_scrapy.simulator.world import World
+    from webqq_scrapy.simulator.world import Discussion, Group, World
 
 __all__ = ["ROUTES", "Call", "Reply", "WebQQ", "route"]
 
@@ -881,6 +882,28 @@ class WebQQ:
             found.world.me.status = status
         # The success body is not recorded; Mojo tests only retcode == 0 (change_state.pm).
         return json_reply({"retcode": 0}, 0)
+
+    def get_c2cmsg_sig2(self, call: Call) -> Reply:
+        """§4.12: the group_sig of a temporary chat with ``to_uin``, a member of the group
+        ``id`` (its gid, ``service_type`` 0) or of the discussion ``id`` (1)."""
+        found = self._channel_session(call, call.query.get("psessionid"))
+        if isinstance(found, Reply):
+            return found
+        if _int_or_none(call.query.get("clientid")) != CLIENTID:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        world, kind = found.world, call.query.get("service_type")
+        where: Group | Discussion | None = None
+        if world is not None and kind == "0":
+            where = world.group_by_gid(_int_or_none(call.query.get("id")))
+        elif world is not None and kind == "1":
+            where = world.discussion(_int_or_none(call.query.get("id")))
+        to_uin = _int_or_none(call.query.get("to_uin"))
+        if where is None or to_uin not in where.members:
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)  # §4.15: an unknown id → 6
+        # The sig's format is not recorded [?]: a digest of the session and the pair.
+        pair = f"{found.psessionid}:{kind}:{call.query.get('id')}:{to_uin}"
+        sig = hashlib.sha256(pair.encode()).hexdigest()
+        return json_reply({"retcode": 0, "result": {"type": int(kind == "1"), "value": sig}}, 0)
 
     # ---- §6 sends -----------------------------------------------------------------------
 

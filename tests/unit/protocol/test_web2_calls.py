@@ -47,3 +47,28 @@ def test_a_callers_mistake_is_a_call_argument_error_not_a_protocol_error():
         web2.change_status2("http", newstatus="asleep", psessionid="p", t_ms=1)
     assert isinstance(caught.value, web2.WebQQError)
     assert not isinstance(caught.value, web2.ProtocolError)
+
+
+# ---- get_c2cmsg_sig2 (§4.12): the call added through the table alone -------------------------
+
+
+def test_get_c2cmsg_sig2_request_is_the_recorded_one():
+    call = web2.build(
+        "get_c2cmsg_sig2", "https", id=9, to_uin=8, service_type=1, psessionid="ps", t_ms=3
+    )
+    assert call.url == (
+        "https://d1.web2.qq.com/channel/get_c2cmsg_sig2"
+        "?id=9&to_uin=8&service_type=1&clientid=53999199&psessionid=ps&t=3"
+    )
+    assert call.referer == "https://d1.web2.qq.com/proxy.html?v=20151105001&callback=1&id=2"
+    with pytest.raises(web2.CallArgumentError, match="service_type must be one of"):
+        web2.build("get_c2cmsg_sig2", "http", id=9, to_uin=8, service_type=2, psessionid="p",
+                   t_ms=3)  # fmt: skip
+
+
+def test_get_c2cmsg_sig2_answer_is_its_group_sig():
+    parse = web2.CALLS["get_c2cmsg_sig2"].parse
+    assert parse({"type": 0, "value": "a1b2", "flag": 0}) == "a1b2"
+    for bad, where in (({"value": ""}, "empty"), ({"value": 5}, "expected a string"), ({}, "")):
+        with pytest.raises(web2.ProtocolError, match=f"get_c2cmsg_sig2: result.value: {where}"):
+            parse(bad)

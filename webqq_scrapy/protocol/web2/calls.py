@@ -220,6 +220,12 @@ GET_FRIEND_UIN2: Final = _ep(
 CHANGE_STATUS2: Final = _ep(
     "change_status2", "GET", _D, "D",
     (Param("newstatus", _one_of(*STATUSES)), CLIENTID_PARAM, PSESSIONID), SMALL_ANSWER, "")
+# §4.12: the group_sig of a temporary chat with a member of a group (service_type 0, id the
+# gid) or of a discussion (1, id the did); Tencent blocked the chat itself from 2016-01.
+GET_C2CMSG_SIG2: Final = _ep(
+    "get_c2cmsg_sig2", "GET", _D, "D",
+    (_id("id"), _id("to_uin"), Param("service_type", _one_of(0, 1)), CLIENTID_PARAM, PSESSIONID),
+    SMALL_ANSWER, "send.parse_c2cmsg_sig")
 # §5.1: ptwebqq may be ""; `key` is always "".
 POLL2: Final = _ep(
     "poll2", "POST", _D, "D",
@@ -252,6 +258,7 @@ CALLS: Final[Mapping[str, Endpoint]] = {
         GET_DISCU_INFO,
         GET_FRIEND_UIN2,
         CHANGE_STATUS2,
+        GET_C2CMSG_SIG2,
         POLL2,
         SEND_BUDDY_MSG2,
         SEND_QUN_MSG2,
