@@ -636,17 +636,22 @@ class WebQQ:
             return retcode_reply(RETCODE_NOT_LOGGED_IN)
         return found
 
-    def get_online_buddies2(self, call: Call) -> Reply:
+    def _d1_get(self, call: Call, *, vfwebqq: bool = True) -> Session | Reply:
+        """A GET on d1 (§4.12 quick reference): the session of ``psessionid``, ``clientid``
+        and (where the call takes it) getvfwebqq's vfwebqq — not login2's (§3.4)."""
         found = self._channel_session(call, call.query.get("psessionid"))
         if isinstance(found, Reply):
             return found
-        # The official client uses getvfwebqq's vfwebqq, not login2's (§3.4).
-        if (
-            found.vfwebqq is None
-            or call.query.get("vfwebqq") != found.vfwebqq
-            or _int_or_none(call.query.get("clientid")) != CLIENTID
+        if _int_or_none(call.query.get("clientid")) != CLIENTID or (
+            vfwebqq and (found.vfwebqq is None or call.query.get("vfwebqq") != found.vfwebqq)
         ):
             return retcode_reply(RETCODE_LOGIN_INVALID)
+        return found
+
+    def get_online_buddies2(self, call: Call) -> Reply:
+        found = self._d1_get(call)
+        if isinstance(found, Reply):
+            return found
         found.online = True  # §3.6: the session is now "registered" for poll2
         world = found.world
         # §4.5: the friends who are online (an array, possibly empty).
@@ -853,15 +858,9 @@ class WebQQ:
         return json_reply({"retcode": 0, "result": found.world.recent_result()}, 0)
 
     def get_discu_info(self, call: Call) -> Reply:
-        found = self._channel_session(call, call.query.get("psessionid"))
+        found = self._d1_get(call)
         if isinstance(found, Reply):
             return found
-        if (
-            found.vfwebqq is None
-            or call.query.get("vfwebqq") != found.vfwebqq
-            or _int_or_none(call.query.get("clientid")) != CLIENTID
-        ):
-            return retcode_reply(RETCODE_LOGIN_INVALID)
         world = found.world
         disc = world.discussion(_int_or_none(call.query.get("did"))) if world else None
         if world is None or disc is None:
@@ -869,11 +868,9 @@ class WebQQ:
         return json_reply({"retcode": 0, "result": world.discussion_info(disc)}, 0)
 
     def change_status2(self, call: Call) -> Reply:
-        found = self._channel_session(call, call.query.get("psessionid"))
+        found = self._d1_get(call, vfwebqq=False)
         if isinstance(found, Reply):
             return found
-        if _int_or_none(call.query.get("clientid")) != CLIENTID:
-            return retcode_reply(RETCODE_LOGIN_INVALID)
         status = call.query.get("newstatus")
         if status not in STATUSES:
             return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)
@@ -886,11 +883,9 @@ class WebQQ:
     def get_c2cmsg_sig2(self, call: Call) -> Reply:
         """§4.12: the group_sig of a temporary chat with ``to_uin``, a member of the group
         ``id`` (its gid, ``service_type`` 0) or of the discussion ``id`` (1)."""
-        found = self._channel_session(call, call.query.get("psessionid"))
+        found = self._d1_get(call, vfwebqq=False)
         if isinstance(found, Reply):
             return found
-        if _int_or_none(call.query.get("clientid")) != CLIENTID:
-            return retcode_reply(RETCODE_LOGIN_INVALID)
         world, kind = found.world, call.query.get("service_type")
         where: Group | Discussion | None = None
         if world is not None and kind == "0":
