@@ -31,7 +31,7 @@ from scrapy.utils.misc import load_object
 from tldextract import TLDExtract
 
 from webqq_scrapy.config import TARGET_SIMULATOR, TARGET_TENCENT, WebQQConfig
-from webqq_scrapy.meta import META_TARGET
+from webqq_scrapy.meta import META_ACCOUNT, META_TARGET
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -48,9 +48,6 @@ logger = logging.getLogger(__name__)
 # persistent embedded world, docs/simulator.md); a dotted path keeps the spider and this
 # module free of any import of the simulator package (README, "Layout").
 EMBEDDED_WORLD_CLASS = "webqq_scrapy.simulator.persist.EmbeddedWorld"
-
-# Meta key naming the account a request belongs to (also its cookie jar key).
-META_ACCOUNT = "webqq_account"
 
 
 class TargetRoutingMiddleware:
@@ -93,6 +90,7 @@ class TargetRoutingMiddleware:
             scan_after=self.config.simulator_scan_after,
             confirm_after=self.config.simulator_confirm_after,
             **self.config.simulator_world,
+            strict=self.config.simulator_strict,
             record_secrets=False,  # nobody reads them here; a long crawl must not grow
         )
         try:
@@ -104,13 +102,14 @@ class TargetRoutingMiddleware:
             return
         logger.info(
             "WEBQQ_TARGET=simulator: logging in against the offline WebQQ simulator at %s "
-            "(%s; its state persists in %s), whose virtual phone scans each QR after %gs and "
-            "confirms it %gs later. Tencent closed WebQQ on 2019-01-01, so this faithful "
+            "(%s; its state persists in %s; %s), whose virtual phone scans each QR after %gs "
+            "and confirms it %gs later. Tencent closed WebQQ on 2019-01-01, so this faithful "
             "offline server is the default target; set WEBQQ_TARGET=http://HOST:PORT for a "
             "separately started simulator (python -m webqq_scrapy.simulator).",
             self.proxy_url,
             "served by this crawl" if self.embedded.serving else "served by another crawl",
             self.embedded.path,
+            _mode(self.embedded.simulator),
             self.config.simulator_scan_after,
             self.config.simulator_confirm_after,
         )
@@ -197,3 +196,12 @@ class OfflineCookiesMiddleware(CookiesMiddleware):
                     continue
                 cookie.domain = request_domain
             jar.set_cookie_if_ok(cookie, request)
+
+
+def _mode(simulator: Any) -> str:
+    """The simulator's mode for the log line (docs/simulator.md, "Two modes")."""
+    if simulator is None:
+        return "in the mode of the crawl that serves it"
+    if simulator.strict:
+        return "strict mode, WEBQQ_SIMULATOR_STRICT"
+    return "default mode: as strict as the real service"

@@ -29,8 +29,10 @@ from webqq_scrapy.store.json_file import JsonFileStore
 from webqq_scrapy.store.records import (
     CONTACTS,
     CREDENTIALS,
+    FINISH_STORAGE_UNAVAILABLE,
     MESSAGES,
     OUTCOMES,
+    REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
     describe_error,
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Finish reason of a crawl closed at open because its store cannot be used.
-FINISH_STORAGE_UNAVAILABLE = "webqq_storage_unavailable"
 
 
 # Stats of the storage pipelines (webqq/json/…, webqq/sql/…) meaning that records given to
@@ -70,6 +71,8 @@ STORE_LOSS_SUFFIXES = (
     "/messages_refused",
     "/send_results_refused",
     "/updates_refused",
+    "/refused_messages_failed",
+    "/refused_messages_refused",
 )
 
 
@@ -85,11 +88,18 @@ _KIND_NAMES = {
     CONTACTS: "Contacts",
     MESSAGES: "Messages",
     SEND_RESULTS: "Send results",
+    REFUSED_MESSAGES: "Refused poll2 items",
 }
-
-
-class StorageUnavailable(RuntimeError):
-    """A store could not be opened when the spider opened; the crawl does not start."""
+# The one record a store refused, named in the ERROR line: "<…> of account alice NOT stored".
+_RECORD_NAMES = {
+    CREDENTIALS: "The credentials",
+    OUTCOMES: "The login outcome",
+    UPDATES: "A status or ptwebqq update",
+    CONTACTS: "The contacts",
+    MESSAGES: "A message",
+    SEND_RESULTS: "A send result",
+    REFUSED_MESSAGES: "A refused poll2 item",
+}
 
 
 class CredentialsValidationPipeline:
@@ -181,7 +191,7 @@ class _BufferedStorePipeline:
             result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
             lost = list(self.writer.unsaved)
-            for kind in (CREDENTIALS, OUTCOMES, UPDATES, CONTACTS, MESSAGES, SEND_RESULTS):
+            for kind in _KIND_NAMES:
                 accounts = sorted({key[-1] for key in lost if key[0] == kind})
                 if not accounts:
                     continue
@@ -219,7 +229,7 @@ class _BufferedStorePipeline:
             logger.error(
                 "%s of account %s NOT stored: %s refused the record (%s); the other "
                 "records are stored",
-                "The credentials" if kind == CREDENTIALS else "The login outcome",
+                _RECORD_NAMES.get(kind, kind),
                 key[-1],
                 self.store_label,
                 error,
@@ -257,7 +267,7 @@ class JsonFilePipeline(_BufferedStorePipeline):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        config = StorageConfig.from_settings(crawler.settings)
+        config = StorageConfig.of(crawler.settings)
         if config.json_path is None:
             raise NotConfigured  # off by default: no warning for it
         return cls(JsonFileStore(config.json_path), stats=crawler.stats, policy=_policy(config))
@@ -292,7 +302,7 @@ class DatabasePipeline(_BufferedStorePipeline):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        config = StorageConfig.from_settings(crawler.settings)
+        config = StorageConfig.of(crawler.settings)
         if config.database_url is None:
             raise NotConfigured("WEBQQ_DATABASE_ENABLED is off")
         return cls(DatabaseStore(config.database_url), stats=crawler.stats, policy=_policy(config))

@@ -63,19 +63,20 @@ def test_list_shows_accounts_with_their_last_outcome(stored):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "ACCOUNT", "UIN", "NICKNAME", "OBTAINED_AT", "EXPIRES_AT", "CHECKED_AT", "STATUS",
-        "LAST_OUTCOME", "OUTCOME_AT",
+        "ACCOUNT", "UIN", "NICKNAME", "TARGET", "OBTAINED_AT", "EXPIRES_AT", "CHECKED_AT",
+        "STATUS", "LAST_OUTCOME", "OUTCOME_AT",
     ]  # fmt: skip
     finished = "2026-11-24T12:00:00.000Z"
     assert lines[1].split() == [
-        "alice", str(ALICE.uin), "alice-nick", ALICE.obtained_at, ALICE.expires_at, "-",
-        "valid", "ok", finished,
+        "alice", str(ALICE.uin), "alice-nick", ALICE.target, ALICE.obtained_at, ALICE.expires_at,
+        "-", "valid", "ok", finished,
     ]  # fmt: skip
     assert lines[2].split() == [
-        "bob", str(BOB.uin), "bob-nick", BOB.obtained_at, BOB.expires_at, "-", "expired", "-", "-",
+        "bob", str(BOB.uin), "bob-nick", BOB.target, BOB.obtained_at, BOB.expires_at, "-",
+        "expired", "-", "-",
     ]  # fmt: skip
     # The refused login is listed though nothing was stored for carol.
-    assert lines[3].split() == ["carol", "-", "-", "-", "-", "-", "none", "refused", finished]
+    assert lines[3].split() == ["carol", "-", "-", "-", "-", "-", "-", "none", "refused", finished]
     assert lines[4] == f"3 account(s) in {stored[1]}"
     assert "SECRET" not in result.stdout + result.stderr
 
@@ -110,6 +111,7 @@ def test_show_is_a_short_summary_without_secrets(stored):
         "account       alice",
         f"uin           {ALICE.uin}",
         "nickname      alice-nick",
+        f"target        {ALICE.target}",
         "status        valid",
         f"obtained_at   {ALICE.obtained_at}",
         f"expires_at    {ALICE.expires_at}",
@@ -176,10 +178,12 @@ def test_default_source_is_the_default_database(user_data_dir):
     assert not db.exists()
 
 
-def test_json_path_setting_is_used_when_no_database_url_is_set(tmp_path):
+def test_json_path_setting_is_used_when_the_database_is_off(tmp_path):
     path = tmp_path / "creds.json"
     update_json_store(path, {"alice": credentials_record(ALICE)}, {})
-    result = scrapy_creds("list", "-s", f"WEBQQ_JSON_PATH={path}")
+    result = scrapy_creds(
+        "list", "-s", f"WEBQQ_JSON_PATH={path}", "-s", "WEBQQ_DATABASE_ENABLED=false"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"1 account(s) in {path}"
 

@@ -77,81 +77,30 @@ class Lists:
 def contact_records(
     account: str, crawled_at: str, lists: Lists, job: str | None = None
 ) -> list[Any]:
-    """An account's complete lists as items, the ContactsSnapshot last (pure)."""
+    """An account's complete lists as items, the ContactsSnapshot last (pure). Each item's
+    fields are read by name from the protocol results it joins (items.from_parts); only
+    what has another name or is computed is written here."""
     assert lists.friends is not None and lists.groups is not None and lists.me is not None
+    common = {"account": account, "crawled_at": crawled_at}
     me = lists.me
     b = me.birthday
-    out: list[Any] = [
-        items.SelfInfo(
-            account=account,
-            crawled_at=crawled_at,
-            uin=me.uin,
-            nick=me.nick,
-            lnick=me.lnick,
-            face=me.face,
-            gender=me.gender,
-            birthday=f"{b.year:04d}-{b.month:02d}-{b.day:02d}",
-            vip_info=me.vip_info,
-            country=me.country,
-            province=me.province,
-            city=me.city,
-        )
-    ]
-    online = {b.uin: b for b in lists.online}
+    birthday = f"{b.year:04d}-{b.month:02d}-{b.day:02d}"
+    out: list[Any] = [items.from_parts(items.SelfInfo, me, **common, birthday=birthday)]
+    online = {buddy.uin: buddy for buddy in lists.online}
+    offline = {"status": None, "client_type": None}
     for f in lists.friends.friends:
-        state = online.get(f.uin)
-        out.append(
-            items.Friend(
-                account=account,
-                crawled_at=crawled_at,
-                uin=f.uin,
-                nick=f.nick,
-                markname=f.markname,
-                category=f.category,
-                category_name=f.category_name,
-                is_vip=f.is_vip,
-                vip_level=f.vip_level,
-                status=state.status if state else None,
-                client_type=state.client_type if state else None,
-                face=f.face,
-            )
-        )
+        out.append(items.from_parts(items.Friend, offline, f, online.get(f.uin), **common))
     details = {g.gid: g for g in lists.group_infos}
     members = 0
     for g in lists.groups.groups:
         info = details[g.gid]
-        out.append(
-            items.Group(
-                account=account,
-                crawled_at=crawled_at,
-                gid=g.gid,
-                code=g.code,
-                name=g.name,
-                markname=g.markname,
-                mask=g.mask,
-                owner=info.owner,
-                memo=info.memo,
-                createtime=info.createtime,
-                level=info.level,
-                member_count=len(info.members),
-            )
-        )
+        # The list's name, markname and mask win over the details' (§4.2, §4.10).
+        out.append(items.from_parts(items.Group, info, g, **common, member_count=len(info.members)))
         for m in info.members:
             members += 1
             out.append(
-                items.GroupMember(
-                    account=account,
-                    crawled_at=crawled_at,
-                    gid=g.gid,
-                    uin=m.uin,
-                    nick=m.nick,
-                    card=m.card,
-                    is_owner=m.uin == info.owner,
-                    gender=m.gender,
-                    is_vip=m.is_vip,
-                    vip_level=m.vip_level,
-                    stat=m.stat,
-                    client_type=m.client_type,
+                items.from_parts(
+                    items.GroupMember, m, **common, gid=g.gid, is_owner=m.uin == info.owner
                 )
             )
     dinfos = {d.did: d for d in lists.discu_infos}
@@ -159,43 +108,22 @@ def contact_records(
     for d in lists.discussions:
         dinfo = dinfos[d.did]
         out.append(
-            items.Discussion(
-                account=account,
-                crawled_at=crawled_at,
-                did=d.did,
-                name=d.name,
-                owner=dinfo.owner,
-                member_count=len(dinfo.members),
+            items.from_parts(
+                items.Discussion, d, **common, owner=dinfo.owner, member_count=len(dinfo.members)
             )
         )
         for dm in dinfo.members:
             dmembers += 1
-            out.append(
-                items.DiscussionMember(
-                    account=account,
-                    crawled_at=crawled_at,
-                    did=d.did,
-                    uin=dm.uin,
-                    ruin=dm.ruin,
-                    nick=dm.nick,
-                    status=dm.status,
-                    client_type=dm.client_type,
-                )
-            )
+            out.append(items.from_parts(items.DiscussionMember, dm, **common, did=d.did))
     for position, r in enumerate(lists.recent):
         out.append(
             items.RecentConversation(
-                account=account,
-                crawled_at=crawled_at,
-                kind=RECENT_KINDS[r.type],
-                id=r.uin,
-                position=position,
+                **common, kind=RECENT_KINDS[r.type], id=r.uin, position=position
             )
         )
     out.append(
         items.ContactsSnapshot(
-            account=account,
-            crawled_at=crawled_at,
+            **common,
             uin=me.uin,
             friends=len(lists.friends.friends),
             groups=len(lists.groups.groups),

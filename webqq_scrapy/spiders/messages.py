@@ -43,11 +43,11 @@ from twisted.internet import task
 from twisted.internet.threads import deferToThread
 
 from webqq_scrapy.config import MessagesConfig
-from webqq_scrapy.items import Message, SendResult, utc_timestamp
+from webqq_scrapy.items import Message, RefusedMessage, SendResult, utc_timestamp
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR, describe_retcode
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
-from webqq_scrapy.spiders.accounts import SpiderArgumentError
+from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
 from webqq_scrapy.spiders.web2base import Web2Spider
@@ -150,7 +150,6 @@ class MessagesSpider(Web2Spider):
 
     name = "messages"
     admission_note = "each starts when one has read its names"
-    # One poll answer carries one item (§5.2), a send answer a few bytes.
 
     def __init__(self, *args: Any, duration: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -324,6 +323,14 @@ class MessagesSpider(Web2Spider):
     async def stopped(self, state: Session) -> list[Any]:
         return await self.finish(state, OUTCOME_OK, None, "stopped")
 
+    def stop_wait(self) -> float:
+        """A graceful stop: the polls in flight may be answered for WEBQQ_MESSAGES_STOP_WAIT."""
+        return self.messages_config.stop_wait
+
+    async def download_stopped(self, state: Any, step: str) -> list[Any]:
+        # A poll cancelled at the end of the stop wait: the session was held until the stop.
+        return await self.stopped(state) if step == POLL else []
+
     @account_step(POLL)
     async def parse_poll(self, response: Response, state: Session) -> AsyncIterator[Any]:
         # The account may have ended meanwhile (a send answer); its delivered messages count.
@@ -333,7 +340,11 @@ class MessagesSpider(Web2Spider):
             self.crawler.stats.inc_value(f"webqq/poll/http/{response.status}")
             result = web2.PollResult(retcode=0, state="ok")
         else:
-            result = web2.parse_poll2(self.call_envelope(response, state, POLL), self_uin=state.uin)
+            # Item by item: a bad item is refused, the others kept (docs/data-spiders.md).
+            envelope = self.call_envelope(
+                response, state, POLL, max_depth=web2.MAX_JSON_DEPTH, surrogates=True
+            )
+            result = web2.parse_poll2(envelope, self_uin=state.uin)
         state.retcode = result.retcode
         self.crawler.stats.inc_value(f"webqq/poll/retcode/{result.retcode}")
         while result.events and not held.names_ready:
@@ -390,14 +401,39 @@ class MessagesSpider(Web2Spider):
             return
         yield self.poll_request(state)
 
-    def message_item(self, state: Session, held: Held, event: web2.PollEvent) -> Message | None:
+    def message_item(
+        self, state: Session, held: Held, event: web2.PollEvent
+    ) -> Message | RefusedMessage | None:
         stats = self.crawler.stats
+        if isinstance(event, web2.RefusedEvent):
+            stats.inc_value("webqq/poll/refused")
+            self.logger.warning("Account %s: refused a poll2 item: %s", state.account, event.error)
+            return RefusedMessage(
+                account=state.account,
+                received_at=utc_timestamp(),
+                path=event.path,
+                error=event.error,
+                raw=event.raw,
+                call=POLL,
+                job=self.job,
+            )
         if not isinstance(event, web2.FriendMessage | web2.GroupMessage | web2.DiscuMessage):
             stats.inc_value(f"webqq/poll/event/{event.poll_type}")
             return None
         who = received(event, state.uin)
         sender_name, peer_name = held.names.resolve(who.kind, who.peer_id, who.sender_uin)
         stats.inc_value(f"webqq/messages/{who.kind}")
+        text = event.text
+        if "\x00" in text:
+            # No store of text holds NUL (PostgreSQL refuses it): U+FFFD in its place;
+            # ``content`` keeps the exact JSON (NUL written \u0000).
+            text = text.replace("\x00", "\ufffd")
+            stats.inc_value("webqq/messages/nul_replaced")
+            self.logger.warning(
+                "Account %s: message %d holds NUL: stored with U+FFFD in its text",
+                state.account,
+                event.msg_id,
+            )
         return Message(
             account=state.account,
             received_at=utc_timestamp(),
@@ -406,7 +442,7 @@ class MessagesSpider(Web2Spider):
             sender_uin=who.sender_uin,
             msg_id=event.msg_id,
             time=event.time,
-            text=event.text,
+            text=text,
             content=event.raw,
             reply_to=who.reply_to,
             own=who.own,

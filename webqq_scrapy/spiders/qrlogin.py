@@ -25,7 +25,7 @@ from scrapy.utils.asyncio import sleep
 
 from webqq_scrapy import protocol, qr
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import check_qr_dir
+from webqq_scrapy.config import TARGET_TENCENT, check_qr_dir, target_of
 from webqq_scrapy.items import (
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
@@ -55,7 +55,8 @@ from webqq_scrapy.protocol.login import (
 )
 from webqq_scrapy.protocol.ptlogin import PNG_MAGIC
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_VALID
-from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.sources.lag import LoopLag
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -64,7 +65,6 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     excerpt,
 )
-from webqq_scrapy.spiders.lag import LoopLag
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
     liveness_answer,
@@ -167,7 +167,7 @@ class QRLoginSpider(AccountSpider):
     @classmethod
     def update_settings(cls, settings: Any) -> None:
         super().update_settings(settings)
-        if str(settings.get("WEBQQ_TARGET", "")).strip() == "tencent":
+        if target_of(settings) == TARGET_TENCENT:
             # The real hosts carried session secrets: verify their certificates.
             settings.set("DOWNLOAD_VERIFY_CERTIFICATES", True, priority="spider")
 
@@ -185,7 +185,7 @@ class QRLoginSpider(AccountSpider):
         # Fail now, before any pipeline writes, rather than at the first QR.
         check_qr_dir(config.qr_dir)
         crawler.signals.connect(spider._stop_lag, signal=scrapy.signals.spider_closed)
-        if not crawler.settings.get("WEBQQ_QR_DIR"):
+        if config.qr_dir_default:
             # The default directory is made now (0700, ours): under a shared /tmp, another
             # user cannot slip their own in before the first QR.
             qr.ensure_qr_dir(config.qr_dir)

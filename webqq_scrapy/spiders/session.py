@@ -2,8 +2,8 @@
 
 A session spider takes its accounts from ``-a accounts=alice,bob`` / ``-a accounts_file=PATH``,
 or, with neither, every account of the store. For each account it reads the stored
-``Credentials`` (the store the ``scrapy creds`` command reads: ``WEBQQ_DATABASE_URL``, else
-``WEBQQ_JSON_PATH``, else the default SQLite file), seeds the account's cookie jar with the
+``Credentials`` (the store the ``scrapy creds`` command reads: docs/storage.md, "Which store
+is read"), seeds the account's cookie jar with the
 stored cookies exactly as stored (name, value, domain, path, expiry) and carries uin,
 ptwebqq, vfwebqq, psessionid and clientid in a :class:`Session` state. Every account ends
 with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` one of
@@ -77,7 +77,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import scrapy
 from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import maybe_deferred_to_future
-from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.threads import deferToThread
 
 from webqq_scrapy import protocol, store
@@ -90,7 +89,6 @@ from webqq_scrapy.config import (
 )
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import META_PSESSIONID, META_TARGET
-from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
@@ -101,7 +99,7 @@ from webqq_scrapy.protocol.codes import (
     describe_retcode,
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, Status, liveness
-from webqq_scrapy.spiders.accounts import read_accounts
+from webqq_scrapy.sources.accounts import read_accounts
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -110,7 +108,7 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     read_envelope,
 )
-from webqq_scrapy.store import StoreError
+from webqq_scrapy.store import FINISH_STORAGE_UNAVAILABLE, READ_ERRORS
 from webqq_scrapy.store.records import describe_error
 
 if TYPE_CHECKING:
@@ -209,7 +207,7 @@ async def read_stored_credentials(
         return await maybe_deferred_to_future(
             deferToThread(load_stored_credentials, source, accounts)
         )
-    except (StoreError, SQLAlchemyError, OSError) as exc:
+    except READ_ERRORS as exc:
         spider.logger.error(
             "Cannot read stored credentials from %s: %s", label, describe_error(exc)
         )

@@ -14,6 +14,7 @@ from webqq_scrapy.store.records import (
     CREDENTIALS,
     MESSAGES,
     OUTCOMES,
+    REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
 )
@@ -55,6 +56,7 @@ class DatabaseStore:
             for entry in of(CONTACTS):
                 contacts.write_contacts(conn, entry)
             messages.insert_messages(conn, of(MESSAGES))
+            messages.insert_refused(conn, of(REFUSED_MESSAGES))
             messages.finish_sends(conn, of(SEND_RESULTS))
 
     def close(self) -> None:

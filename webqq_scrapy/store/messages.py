@@ -3,6 +3,8 @@
 * ``messages``: every message the ``messages`` spider received, once: unique on
   ``dedup_key`` (``protocol.messaging.dedup_key``), inserted with "on conflict do nothing",
   so a message delivered twice — or stored twice around a restart — is one row.
+* ``refused_messages``: the poll2 items the parser refused (``RefusedMessage``): the
+  account, when, the JSON path, what is wrong and the item as received (ASCII JSON).
 * ``outbox``: what ``scrapy send`` queued. ``status`` goes ``queued`` → ``sending`` (a
   running ``messages`` spider claimed it, ``holder`` says which) → ``sent``,
   ``unconfirmed`` or ``failed`` (with ``retcode`` and ``detail``). A claim the spider could
@@ -58,7 +60,9 @@ __all__ = [
     "finish_sends",
     "holder_of",
     "insert_messages",
+    "insert_refused",
     "list_messages",
+    "list_refused",
     "outbox_entry",
     "release",
 ]
@@ -90,6 +94,21 @@ messages_table = Table(
     Index("ix_messages_account", "account", "id"),
 )
 
+refused_table = Table(
+    "refused_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(255), nullable=False),
+    Column("call", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("received_at", _TIME, nullable=False),
+    Column("job", String(255)),
+    Column("stored_at", _TIME, nullable=False),
+    Index("ix_refused_messages_account", "account", "id"),
+)
+
 outbox_table = Table(
     "outbox",
     metadata,
@@ -118,7 +137,7 @@ holders_table = Table(
 )
 
 # The tables of this module (``database.TABLES`` lists every table of the store).
-TABLES: tuple[Table, ...] = (messages_table, outbox_table, holders_table)
+TABLES: tuple[Table, ...] = (messages_table, outbox_table, holders_table, refused_table)
 _MESSAGE_COLUMNS = [c.name for c in messages_table.columns if c.name != "id"]
 FINISHED = frozenset({"sent", "unconfirmed", "failed"})
 
@@ -137,6 +156,39 @@ def insert_messages(conn: Connection, records: Sequence[Mapping[str, Any]]) -> N
             {name: r.get(name) for name in _MESSAGE_COLUMNS} | {"dedup_key": key, "stored_at": now}
         )
     insert_new(conn, messages_table, rows, "dedup_key")
+
+
+def insert_refused(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Insert refused poll2 items (``RefusedMessage`` item records), one row each."""
+    if not records:
+        return
+    now = utc_timestamp()
+    names = [c.name for c in refused_table.columns if c.name not in ("id", "stored_at")]
+    conn.execute(
+        refused_table.insert(),
+        [{name: _no_nul(r.get(name)) for name in names} | {"stored_at": now} for r in records],
+    )
+
+
+def _no_nul(value: Any) -> Any:
+    # The error text quotes the value at fault, which may hold a NUL (PostgreSQL refuses it).
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def list_refused(
+    account: str | None = None, *, database_url: str | Any | None = None
+) -> list[dict[str, Any]]:
+    """The stored refused poll2 items (all, or one account's), oldest first."""
+    with Database(database_url or default_database_url()) as engine:
+        if engine is None:
+            return []
+        with engine.connect() as conn:
+            if not has_table(conn, "refused_messages"):
+                return []
+            query = select(refused_table)
+            if account is not None:
+                query = query.where(refused_table.c.account == account)
+            return [dict(r) for r in conn.execute(query.order_by(refused_table.c.id)).mappings()]
 
 
 def finish_sends(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:

@@ -102,6 +102,7 @@ from webqq_scrapy.protocol.web2.poll import (
     OtherEvent,
     PollEvent,
     PollResult,
+    RefusedEvent,
     SessMessage,
     check_poll_event,
     parse_poll2,
@@ -117,6 +118,7 @@ from webqq_scrapy.protocol.web2.values import (
     STATUSES,
 )
 from webqq_scrapy.protocol.web2.walk import (
+    MAX_JSON_DEPTH,
     IncompleteAnswer,
     RetcodeError,
     load_envelope,
@@ -130,6 +132,7 @@ __all__ = [
     "DEFAULT_FONT",
     "DEFAULT_SEND_FACE",
     "MAX_ID",
+    "MAX_JSON_DEPTH",
     "POLL_TIMEOUT_HTTP_STATUSES",
     "STATUSES",
     "Birthday",
@@ -166,6 +169,7 @@ __all__ = [
     "PollResult",
     "ProtocolError",
     "RecentContact",
+    "RefusedEvent",
     "RetcodeError",
     "SelfInfo",
     "SendResult",

@@ -226,10 +226,12 @@ GET_C2CMSG_SIG2: Final = _ep(
     "get_c2cmsg_sig2", "GET", _D, "D",
     (_id("id"), _id("to_uin"), Param("service_type", _one_of(0, 1)), CLIENTID_PARAM, PSESSIONID),
     SMALL_ANSWER, "send.parse_c2cmsg_sig")
-# §5.1: ptwebqq may be ""; `key` is always "".
+# §5.1: ptwebqq may be ""; `key` is always "". One answer carries one item (§5.2), but a
+# server may send a backlog at once: 5,000 messages are about 1.2 MB, read whole (a cut
+# answer loses every message in it).
 POLL2: Final = _ep(
     "poll2", "POST", _D, "D",
-    (_str("ptwebqq"), CLIENTID_PARAM, PSESSIONID, Param("key", _fixed(""), "")), ANSWER,
+    (_str("ptwebqq"), CLIENTID_PARAM, PSESSIONID, Param("key", _fixed(""), "")), BIG_ANSWER,
     "poll.parse_poll2")
 # §6.1: `to` a friend's uin; `group_uin` a group's gid (not its code); `did` a discussion.
 SEND_BUDDY_MSG2: Final = _ep(
