@@ -341,24 +341,23 @@ def group_name_list_mask2(scheme: str, *, vfwebqq: str, hash: str) -> Call:
     return build(GET_GROUP_NAME_LIST_MASK2, scheme, vfwebqq=vfwebqq, hash=hash)
 
 
-def discus_list(
-    scheme: str, *, vfwebqq: str, psessionid: str, t_ms: int, clientid: int = CLIENTID
-) -> Call:
+class SessionGet(TypedDict, total=False):
+    """The session's part of a GET that takes vfwebqq, psessionid and clientid (§4)."""
+
+    vfwebqq: Required[str]
+    psessionid: Required[str]
+    t_ms: Required[int]
+    clientid: int  # default CLIENTID
+
+
+def discus_list(scheme: str, **session: Unpack[SessionGet]) -> Call:
     """§4.3: ``clientid, psessionid, vfwebqq, t``."""
-    return build(
-        GET_DISCUS_LIST, scheme, t_ms=t_ms, vfwebqq=vfwebqq, psessionid=psessionid,
-        clientid=clientid,
-    )  # fmt: skip
+    return build(GET_DISCUS_LIST, scheme, **session)
 
 
-def online_buddies2(
-    scheme: str, *, vfwebqq: str, psessionid: str, t_ms: int, clientid: int = CLIENTID
-) -> Call:
+def online_buddies2(scheme: str, **session: Unpack[SessionGet]) -> Call:
     """§4.5 (also the §3.6 warm-up): ``vfwebqq, clientid, psessionid, t``."""
-    return build(
-        GET_ONLINE_BUDDIES2, scheme, t_ms=t_ms, vfwebqq=vfwebqq, psessionid=psessionid,
-        clientid=clientid,
-    )  # fmt: skip
+    return build(GET_ONLINE_BUDDIES2, scheme, **session)
 
 
 def recent_list2(scheme: str, *, vfwebqq: str, psessionid: str, clientid: int = CLIENTID) -> Call:
@@ -368,14 +367,9 @@ def recent_list2(scheme: str, *, vfwebqq: str, psessionid: str, clientid: int = 
     )
 
 
-def friend_info2(
-    scheme: str, *, tuin: int, vfwebqq: str, psessionid: str, t_ms: int, clientid: int = CLIENTID
-) -> Call:
+def friend_info2(scheme: str, *, tuin: int, **session: Unpack[SessionGet]) -> Call:
     """§4.7: ``tuin, vfwebqq, clientid, psessionid, t``."""
-    return build(
-        GET_FRIEND_INFO2, scheme, t_ms=t_ms, tuin=tuin, vfwebqq=vfwebqq, psessionid=psessionid,
-        clientid=clientid,
-    )  # fmt: skip
+    return build(GET_FRIEND_INFO2, scheme, tuin=tuin, **session)
 
 
 def single_long_nick2(scheme: str, *, tuin: int, vfwebqq: str, t_ms: int) -> Call:
@@ -393,14 +387,9 @@ def group_info_ext2(scheme: str, *, gcode: int, vfwebqq: str, t_ms: int) -> Call
     return build(GET_GROUP_INFO_EXT2, scheme, t_ms=t_ms, gcode=gcode, vfwebqq=vfwebqq)
 
 
-def discu_info(
-    scheme: str, *, did: int, vfwebqq: str, psessionid: str, t_ms: int, clientid: int = CLIENTID
-) -> Call:
+def discu_info(scheme: str, *, did: int, **session: Unpack[SessionGet]) -> Call:
     """§4.11: ``did, vfwebqq, clientid, psessionid, t``."""
-    return build(
-        GET_DISCU_INFO, scheme, t_ms=t_ms, did=did, vfwebqq=vfwebqq, psessionid=psessionid,
-        clientid=clientid,
-    )  # fmt: skip
+    return build(GET_DISCU_INFO, scheme, did=did, **session)
 
 
 def change_status2(
