@@ -15,11 +15,13 @@ the official policy: wait ``WEBQQ_MESSAGES_RETRY_DELAY`` (10 s) and poll again, 
 after more than ``WEBQQ_MESSAGES_MAX_FAILURES`` (8) failures in a row.
 
 Sending (``scrapy send``): every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL`` seconds the spider
-claims the queued outbox rows of the accounts it holds in the database store, sends each
-on its account's session with the session's §2.4 msg_id sequence and the §6.2 content
-encoding, and records the result (``SendResult`` item: sent, unconfirmed, failed with the
-retcode). It also marks the accounts as held there, which is how ``scrapy send`` knows a
-spider is running for an account.
+claims the oldest queued outbox row of each account it holds in the database store (the
+next one as soon as the previous one's answer is read: one send per account on its way,
+in outbox order), sends it on its account's session with the session's §2.4 msg_id
+sequence and the §6.2 content encoding, and records the result (``SendResult`` item: sent,
+unconfirmed, failed with the retcode). It also marks the accounts as held there (a
+heartbeat), which is how ``scrapy send`` knows a spider is running for an account; the
+marks are removed when an account ends and when the crawl stops.
 
 It runs until stopped: ``-a duration=S``, Ctrl-C / scrapyd cancel, ``CLOSESPIDER_*``. A stop
 is graceful: the polls in flight are answered (within the server's hold) and what they
@@ -159,6 +161,11 @@ class MessagesSpider(Web2Spider):
         self.held: dict[str, Held] = {}
         self.states: dict[str, Session] = {}
         self.claimed: dict[int, dict[str, Any]] = {}  # outbox rows being sent, by id
+        self.sending: dict[str, int] = {}  # account -> the outbox row on its way
+        self.claiming: set[str] = set()  # accounts whose next row is being claimed
+        self.heartbeats: set[str] = set()  # accounts marked held in the store by this crawl
+        self._ticks: set[Any] = set()  # claims in progress (awaited before the release)
+        self._released = False
         self.stopping = False
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.store_source: dict[str, Any] | None = None
@@ -221,10 +228,20 @@ class MessagesSpider(Web2Spider):
             self._outbox_loop.stop()
         if self.store_source is None:
             return
-        from webqq_scrapy.store import messages as message_store
-
+        for tick in list(self._ticks):  # a claim on its way would renew the heartbeat
+            await maybe_deferred_to_future(tick)
         unsent = list(self.claimed)
         self.claimed.clear()
+        await self.release_holders(unsent, dispose=True)
+
+    async def release_holders(self, unsent: list[int], *, dispose: bool = False) -> None:
+        """Unmark every account of this crawl as held (``scrapy send`` refuses them from
+        now on) and put ``unsent`` claimed rows back in the queue."""
+        from webqq_scrapy.store import messages as message_store
+
+        assert self.store_source is not None
+        self._released = True
+        self.heartbeats.clear()
         try:
             await maybe_deferred_to_future(
                 deferToThread(
@@ -232,7 +249,8 @@ class MessagesSpider(Web2Spider):
                     self.store_source,
                     unsent,
                     self.holder,
-                    list(self.held),
+                    None,
+                    dispose=dispose,
                 )
             )
         except Exception as exc:
@@ -420,31 +438,91 @@ class MessagesSpider(Web2Spider):
 
     # ---- the outbox ----------------------------------------------------------------------
 
-    def _outbox_tick(self) -> Any:
-        return deferred_from_coro(self.outbox_tick())
+    def _outbox_tick(self, only: str | None = None) -> Any:
+        tick = deferred_from_coro(self.outbox_tick(only))
+        self._ticks.add(tick)
+        tick.addBoth(self._tick_done, tick)
+        return tick
 
-    async def outbox_tick(self) -> None:
-        """Mark the held accounts as held, claim their queued messages, send them."""
-        if self.closing() or self.store_source is None:
+    def _tick_done(self, result: Any, tick: Any) -> Any:
+        self._ticks.discard(tick)
+        return result
+
+    def stale_after(self) -> float:
+        """A heartbeat older than this is a dead crawl's (what ``scrapy send`` uses)."""
+        from webqq_scrapy.store import messages as message_store
+
+        return max(message_store.HOLDER_STALE_AFTER, 3 * self.messages_config.outbox_interval)
+
+    async def outbox_tick(self, only: str | None = None) -> None:
+        """Mark the held accounts as held, claim the next queued message of each account
+        without a send on its way (``only``: just that account's, after its last send was
+        answered), send them."""
+        if self.store_source is None or self._released:
+            return
+        if self.closing():
+            # No more sends: unmark the accounts at once, not when the polls are answered.
+            await self.release_holders([])
             return
         from webqq_scrapy.store import messages as message_store
 
-        accounts = [a for a, s in self.states.items() if not s.finished]
+        held = [a for a, s in self.states.items() if not s.finished]
+        accounts = held if only is None else [a for a in held if a == only]
+        accounts = [a for a in accounts if a not in self.claiming]
+        busy = [a for a in accounts if a in self.sending]
+        gone = (
+            [a for a in self.heartbeats if a not in self.states and a not in self.sending]
+            if only is None
+            else []
+        )
+        self.claiming.update(accounts)
         try:
-            rows = await maybe_deferred_to_future(
-                deferToThread(message_store.claim, self.store_source, accounts, self.holder)
+            claim = await maybe_deferred_to_future(
+                deferToThread(
+                    message_store.claim,
+                    self.store_source,
+                    accounts,
+                    self.holder,
+                    busy=busy,
+                    gone=gone,
+                    stale_after=self.stale_after(),
+                )
             )
         except Exception as exc:
             self.crawler.stats.inc_value("webqq/outbox/claim_failed")
             self.logger.warning("Could not read the outbox: %s", exc)
             return
-        for row in rows:
+        finally:
+            self.claiming.difference_update(accounts)
+        self.heartbeats.difference_update(gone)
+        self.heartbeats.update(claim.held)
+        for row in claim.settled:
+            self.crawler.stats.inc_value("webqq/outbox/orphan_unconfirmed")
+            self.logger.warning(
+                "Account %s: outbox message %d to %s: unconfirmed (%s)",
+                row["account"],
+                row["id"],
+                row["target"],
+                row["detail"],
+            )
+        unsent = []
+        for row in claim.rows:
             self.claimed[row["id"]] = row
             state = self.states.get(row["account"])
             request = self.send_request(state, row) if state is not None else None
             if request is None:
+                self.claimed.pop(row["id"], None)
+                unsent.append(row["id"])
                 continue
+            self.sending[row["account"]] = row["id"]
             self.crawler.engine.crawl(request)
+        if unsent:  # the account ended meanwhile: back to the queue for a later crawl
+            try:
+                await maybe_deferred_to_future(
+                    deferToThread(message_store.requeue, self.store_source, unsent, self.holder)
+                )
+            except Exception as exc:
+                self.logger.warning("Could not put outbox rows %s back: %s", unsent, exc)
 
     def send_request(self, state: Session, row: dict[str, Any]) -> scrapy.Request | None:
         held = self.held.get(state.account)
@@ -473,6 +551,11 @@ class MessagesSpider(Web2Spider):
         detail: str | None = None,
     ) -> SendResult:
         self.claimed.pop(row["id"], None)
+        account = row["account"]
+        if self.sending.get(account) == row["id"]:
+            del self.sending[account]
+            if not self.closing():
+                self._outbox_tick(account)  # its next queued message, now
         self.crawler.stats.inc_value(f"webqq/outbox/{status}")
         log = self.logger.info if status == "sent" else self.logger.warning
         log(
