@@ -27,6 +27,14 @@ It runs until stopped: ``-a duration=S``, Ctrl-C / scrapyd cancel, ``CLOSESPIDER
 is graceful: the polls in flight are answered (within the server's hold) and what they
 delivered is stored before the spider closes; no new poll is made. Storage deduplicates
 messages, so a message delivered twice is stored once.
+
+A crawl that is killed loses nothing it received either: with the database store, each
+poll2 answer is appended to a private journal and synced to disk before it is parsed
+(``webqq_scrapy.store.journal``); the next ``messages`` crawl on the same store stores
+what a dead crawl's journal holds and the store lacks, then deletes it. While the crawl
+runs, its journal is cut into segments every ``JOURNAL_SEGMENT_SECONDS`` and a segment is
+checked against the store and deleted one segment later (by then the pipeline stored its
+messages), so it stays small.
 """
 
 from __future__ import annotations
@@ -54,9 +62,12 @@ from webqq_scrapy.spiders.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
 from webqq_scrapy.spiders.web2base import Web2Spider, describe_retcode
+from webqq_scrapy.store.journal import JournalEntry
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Mapping, Sequence
+    from concurrent.futures import Future
+    from pathlib import Path
     from typing import Self
 
     import scrapy
@@ -66,11 +77,15 @@ if TYPE_CHECKING:
 
     from webqq_scrapy.spiders.session import Session
     from webqq_scrapy.store.contacts import Contacts
+    from webqq_scrapy.store.journal import PollJournal
 
-__all__ = ["MessagesSpider", "Names", "parse_duration"]
+__all__ = ["MessagesSpider", "Names", "message_from_event", "parse_duration", "replay_journal"]
 
 POLL = "poll2"
 FINISH_DURATION = "duration"
+# The journal of poll2 answers is cut into a new segment this often; a finished segment
+# is checked against the store and deleted at the next cut.
+JOURNAL_SEGMENT_SECONDS = 30.0
 
 
 def parse_duration(value: str | None) -> float | None:
@@ -146,6 +161,112 @@ def read_names(account: str, source: Mapping[str, Any]) -> tuple[Names, str] | N
     return Names.of(contacts), contacts.snapshot.crawled_at
 
 
+def message_from_event(
+    account: str,
+    uin: int,
+    event: web2.PollEvent,
+    *,
+    received_at: str,
+    job: str | None,
+    names: Names | None = None,
+) -> Message | None:
+    """The ``Message`` item of a poll2 event; None for an event that is not a message."""
+    if not isinstance(event, web2.FriendMessage | web2.GroupMessage | web2.DiscuMessage):
+        return None
+    who = received(event, uin)
+    sender_name, peer_name = (names or Names()).resolve(who.kind, who.peer_id, who.sender_uin)
+    return Message(
+        account=account,
+        received_at=received_at,
+        kind=who.kind,
+        peer_id=who.peer_id,
+        sender_uin=who.sender_uin,
+        msg_id=event.msg_id,
+        time=event.time,
+        text=event.text,
+        content=event.raw,
+        reply_to=who.reply_to,
+        own=who.own,
+        sender_name=sender_name,
+        peer_name=peer_name,
+        job=job,
+    )
+
+
+@dataclass
+class Replay:
+    """What replaying journal segments did."""
+
+    stored: int = 0  # messages the store lacked, stored now
+    answers: int = 0  # journaled answers read
+    unreadable: int = 0  # lines cut by a kill, answers the parser refuses
+    files: int = 0
+
+
+def journal_messages(entries: Sequence[JournalEntry], replay: Replay) -> list[dict[str, Any]]:
+    """The message records of journaled answers (without names: the contacts they were
+    resolved from belong to the crawl that received them)."""
+    import dataclasses
+
+    records = []
+    for entry in entries:
+        replay.answers += 1
+        try:
+            envelope = web2.load_json(POLL, entry.body)
+            if not isinstance(envelope, dict) or entry.uin is None:
+                raise web2.ProtocolError("poll2: not an answer of a known account")
+            result = web2.parse_poll2(envelope, self_uin=entry.uin)
+            for event in result.events:
+                item = message_from_event(
+                    entry.account, entry.uin, event, received_at=entry.received_at, job=entry.job
+                )
+                if item is not None:
+                    records.append(dataclasses.asdict(item))
+        except Exception:  # the live crawl refused it too (protocol_error): nothing to store
+            replay.unreadable += 1
+    return records
+
+
+def replay_journal(
+    source: Mapping[str, Any], journal: PollJournal | None, paths: Sequence[Path] = ()
+) -> Replay:
+    """Store what journal segments hold and the store lacks, then delete them: ``paths``,
+    finished segments of this crawl's ``journal``; with no ``paths``, the segments of dead
+    crawls on the same store (their lock is free). Blocking: call it off the reactor thread.
+    A segment whose messages could not be stored is kept (the error is raised after the
+    others are done)."""
+    from webqq_scrapy.store import journal as journals
+    from webqq_scrapy.store.messages import store_missing
+
+    replay = Replay()
+    error: Exception | None = None
+    if paths:
+        assert journal is not None
+        todo: list[tuple[Path, int | None]] = [(path, None) for path in paths]
+    else:
+        assert journal is not None
+        todo = list(journals.dead_segments(journal.directory, journal.store))
+    for path, fd in todo:
+        try:
+            entries, bad = journals.read_segment(path)
+            replay.unreadable += bad
+            replay.stored += store_missing(source, journal_messages(entries, replay))
+            replay.files += 1
+        except Exception as exc:
+            error = exc
+            if fd is not None:
+                os.close(fd)
+            continue
+        if fd is None:
+            journal.discard(path)
+        else:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+    if error is not None:
+        raise error
+    return replay
+
+
 class MessagesSpider(Web2Spider):
     """Receive each account's messages and send its outbox (see the module docstring)."""
 
@@ -166,6 +287,11 @@ class MessagesSpider(Web2Spider):
         self.heartbeats: set[str] = set()  # accounts marked held in the store by this crawl
         self._ticks: set[Any] = set()  # claims in progress (awaited before the release)
         self._released = False
+        self.journal: PollJournal | None = None
+        self._journal_loop: task.LoopingCall | None = None
+        self._journal_ready: list[Path] = []  # finished segments, replayed at the next cut
+        self._journal_work: set[Any] = set()  # replays in progress
+        self._journal_warned = False
         self.stopping = False
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.store_source: dict[str, Any] | None = None
@@ -198,6 +324,7 @@ class MessagesSpider(Web2Spider):
             self.store_source = source
             self._outbox_loop = task.LoopingCall(self._outbox_tick)
             self._outbox_loop.start(self.messages_config.outbox_interval, now=False)
+            self.open_journal(str(source["database_url"]))
         else:
             self.logger.info(
                 "Sending is off: the outbox lives in the database store, and this crawl "
@@ -230,6 +357,7 @@ class MessagesSpider(Web2Spider):
             return
         for tick in list(self._ticks):  # a claim on its way would renew the heartbeat
             await maybe_deferred_to_future(tick)
+        await self.close_journal()
         unsent = list(self.claimed)
         self.claimed.clear()
         await self.release_holders(unsent, dispose=True)
@@ -255,6 +383,137 @@ class MessagesSpider(Web2Spider):
             )
         except Exception as exc:
             self.logger.error("Could not release the outbox rows of this crawl: %s", exc)
+
+    # ---- the journal of poll2 answers ----------------------------------------------------
+
+    def open_journal(self, database_url: str) -> None:
+        """Open this crawl's journal and replay the journals of dead crawls on this store."""
+        from webqq_scrapy.store import journal as journals
+
+        try:
+            journal = journals.PollJournal(
+                journals.default_journal_dir(), journals.store_digest(database_url), self.holder
+            )
+            journal.open()
+        except OSError as exc:
+            self.logger.error(
+                "The journal of poll2 answers cannot be used (%s): a kill of this crawl may "
+                "lose the messages it is storing at that moment",
+                exc,
+            )
+            return
+        self.journal = journal
+        self._journal_work_start(None)
+        self._journal_loop = task.LoopingCall(self._journal_cut)
+        self._journal_loop.start(JOURNAL_SEGMENT_SECONDS, now=False)
+
+    def _journal_work_start(self, paths: list[Path] | None) -> Any:
+        assert self.store_source is not None
+        work = deferToThread(replay_journal, self.store_source, self.journal, paths or ())
+        work.addCallbacks(self._journal_replayed, self._journal_failed, callbackArgs=(paths,))
+        self._journal_work.add(work)
+        work.addBoth(self._journal_done, work)
+        return work
+
+    def _journal_done(self, result: Any, work: Any) -> Any:
+        self._journal_work.discard(work)
+        return result
+
+    def _journal_replayed(self, replay: Replay, paths: list[Path] | None) -> None:
+        stats = self.crawler.stats
+        if replay.stored:
+            stats.inc_value("webqq/journal/recovered", replay.stored)
+        if replay.unreadable:
+            stats.inc_value("webqq/journal/unreadable", replay.unreadable)
+        if paths is None and replay.files:
+            log = self.logger.warning if replay.stored else self.logger.info
+            log(
+                "Journal of poll2 answers: %d message(s) received by a crawl that ended "
+                "without storing them are stored now (%d answer(s) in %d file(s) of a killed "
+                "crawl; %d unreadable)",
+                replay.stored,
+                replay.answers,
+                replay.files,
+                replay.unreadable,
+            )
+        elif replay.stored:
+            self.logger.warning(
+                "Journal of poll2 answers: %d message(s) the pipeline had not stored are "
+                "stored from the journal",
+                replay.stored,
+            )
+
+    def _journal_failed(self, failure: Failure) -> None:
+        self.crawler.stats.inc_value("webqq/journal/replay_failed")
+        self.logger.warning(
+            "Journal of poll2 answers: not replayed into the store yet (%s); kept for a later try",
+            failure.getErrorMessage(),
+        )
+
+    def _journal_cut(self) -> None:
+        """Start a new segment; replay (check and delete) the one finished at the last cut."""
+        journal = self.journal
+        if journal is None or self._journal_work:
+            return
+        ready, self._journal_ready = self._journal_ready, []
+        try:
+            finished = journal.rotate()
+        except OSError as exc:
+            self._journal_write_failed(exc)
+            finished = None
+        if finished is not None:
+            self._journal_ready.append(finished)
+        if ready:
+            self._journal_work_start(ready)
+
+    def _journal_write_failed(self, exc: Exception) -> None:
+        self.crawler.stats.inc_value("webqq/journal/write_failed")
+        if not self._journal_warned:
+            self._journal_warned = True
+            self.logger.error(
+                "Journal of poll2 answers: cannot write (%s); messages are still stored, "
+                "but a kill may lose those on their way",
+                exc,
+            )
+
+    async def journal_answer(self, response: Response, state: Session) -> None:
+        """Append a poll2 answer that may carry messages to the journal; return once it is
+        on disk."""
+        journal = self.journal
+        body = response.body
+        if journal is None or response.status != 200:
+            return
+        # Only an answer with a result can hold a message (a key spelled with escapes
+        # has a backslash); the empty answers of the hold are not journaled.
+        if b"result" not in body and b"\\" not in body:
+            return
+        entry = JournalEntry(state.account, state.uin, utc_timestamp(), self.job, body)
+        try:
+            await maybe_deferred_to_future(_deferred_of(journal.append(entry)))
+        except OSError as exc:
+            self._journal_write_failed(exc)
+            return
+        self.crawler.stats.inc_value("webqq/journal/answers")
+
+    async def close_journal(self) -> None:
+        """The crawl ends: everything it received passed the pipelines; check the whole
+        journal against the store and delete it (kept when the store cannot be read)."""
+        journal = self.journal
+        if journal is None:
+            return
+        if self._journal_loop is not None and self._journal_loop.running:
+            self._journal_loop.stop()
+        for work in list(self._journal_work):
+            await maybe_deferred_to_future(work)
+        await maybe_deferred_to_future(deferToThread(journal.close))
+        paths = journal.finished()
+        if paths:
+            try:
+                await maybe_deferred_to_future(self._journal_work_start(paths))
+            except Exception as exc:
+                self.logger.debug("journal kept: %s", exc)
+        journal.release_locks()
+        self.journal = None
 
     # ---- sessions ------------------------------------------------------------------------
 
@@ -349,6 +608,7 @@ class MessagesSpider(Web2Spider):
     async def parse_poll(self, response: Response, state: Session) -> AsyncIterator[Any]:
         # The account may have ended meanwhile (a send answer); its delivered messages count.
         held = self.held.get(state.account) or Held(web2.MsgIdSequence(0), names_ready=True)
+        await self.journal_answer(response, state)  # on disk before anything can fail
         if response.status in web2.POLL_TIMEOUT_HTTP_STATUSES:
             # §5.2: 502/504 after the hold are "no message".
             self.crawler.stats.inc_value(f"webqq/poll/http/{response.status}")
@@ -412,29 +672,19 @@ class MessagesSpider(Web2Spider):
         yield self.poll_request(state)
 
     def message_item(self, state: Session, held: Held, event: web2.PollEvent) -> Message | None:
-        stats = self.crawler.stats
-        if not isinstance(event, web2.FriendMessage | web2.GroupMessage | web2.DiscuMessage):
-            stats.inc_value(f"webqq/poll/event/{event.poll_type}")
-            return None
-        who = received(event, state.uin)
-        sender_name, peer_name = held.names.resolve(who.kind, who.peer_id, who.sender_uin)
-        stats.inc_value(f"webqq/messages/{who.kind}")
-        return Message(
-            account=state.account,
+        item = message_from_event(
+            state.account,
+            state.uin,
+            event,
             received_at=utc_timestamp(),
-            kind=who.kind,
-            peer_id=who.peer_id,
-            sender_uin=who.sender_uin,
-            msg_id=event.msg_id,
-            time=event.time,
-            text=event.text,
-            content=event.raw,
-            reply_to=who.reply_to,
-            own=who.own,
-            sender_name=sender_name,
-            peer_name=peer_name,
             job=self.job,
+            names=held.names,
         )
+        if item is None:
+            self.crawler.stats.inc_value(f"webqq/poll/event/{event.poll_type}")
+        else:
+            self.crawler.stats.inc_value(f"webqq/messages/{item.kind}")
+        return item
 
     # ---- the outbox ----------------------------------------------------------------------
 
@@ -606,3 +856,22 @@ class MessagesSpider(Web2Spider):
         row = request.cb_kwargs["row"]
         detail = f"no answer: {type(failure.value).__name__}"
         yield self.send_result(row, "failed", request.cb_kwargs["msg_id"], None, detail)
+
+
+def _deferred_of(future: Future[None]) -> Any:
+    """A Deferred fired on the reactor thread when ``future`` (another thread's) is done."""
+    from twisted.internet import defer, reactor
+
+    deferred: defer.Deferred[None] = defer.Deferred()
+
+    def fire(done: Future[None]) -> None:
+        error = done.exception()
+        if error is None:
+            deferred.callback(None)
+        else:
+            deferred.errback(error)
+
+    future.add_done_callback(
+        lambda done: reactor.callFromThread(fire, done)  # type: ignore[attr-defined]
+    )
+    return deferred

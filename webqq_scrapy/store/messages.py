@@ -73,6 +73,7 @@ __all__ = [
     "release",
     "requeue",
     "settle_orphans",
+    "store_missing",
 ]
 
 _TIME = String(64)
@@ -159,6 +160,30 @@ def insert_messages(conn: Connection, records: Sequence[Mapping[str, Any]]) -> N
         )
         if exists is None:
             conn.execute(messages_table.insert(), [row])
+
+
+def store_missing(source: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> int:
+    """Store the messages of ``records`` (``Message`` item records) the store lacks, by dedup
+    key; the number stored. What the journal of a killed crawl holds is replayed this way:
+    the messages its pipeline stored already are skipped."""
+    if not records:
+        return 0
+    by_key: dict[str, Mapping[str, Any]] = {}
+    for r in records:
+        key = dedup_key(
+            r["account"], r["kind"], r["peer_id"], r["sender_uin"], r["msg_id"], r["time"]
+        )
+        by_key.setdefault(key, r)
+    keys = list(by_key)
+    with _engine(source).begin() as conn:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = select(messages_table.c.dedup_key).where(messages_table.c.dedup_key.in_(chunk))
+            for (found,) in conn.execute(query):
+                by_key.pop(str(found), None)
+        missing = list(by_key.values())
+        insert_messages(conn, missing)
+    return len(missing)
 
 
 def finish_sends(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
