@@ -69,7 +69,7 @@ def store_digest(database_url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        url = make_url(database_url).set(password=None).render_as_string(hide_password=False)
+        url = make_url(database_url)._replace(password=None).render_as_string(hide_password=False)
     except Exception:  # an unparsable URL: the crawl reports it elsewhere
         url = database_url
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
