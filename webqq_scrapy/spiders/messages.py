@@ -489,7 +489,8 @@ class MessagesSpider(Web2Spider):
             return
         entry = JournalEntry(state.account, state.uin, utc_timestamp(), self.job, body)
         try:
-            await maybe_deferred_to_future(_deferred_of(journal.append(entry)))
+            synced = journal.append(entry)  # written: a kill of this process cannot lose it
+            await maybe_deferred_to_future(_deferred_of(synced))  # synced: nor a crash
         except OSError as exc:
             self._journal_write_failed(exc)
             return

@@ -20,9 +20,11 @@ One line per answer, JSON: ``account``, ``uin`` (the user's QQ number, for the p
 check), ``received_at``, ``job`` and ``body`` (the answer's bytes, base64). A line cut short
 by the kill is ignored (its answer had not been acknowledged to the parser yet).
 
-Appends are group-committed by one writer thread: the answers that arrive while an
-``fsync`` runs are written and synced together by the next one, so the cost is one
-``fsync`` per batch, not per answer. Nothing here imports Scrapy or Twisted.
+An append writes its line at once, in the caller's thread (a write to the page cache: it
+outlives the process, whatever kills it), and is then synced by one syncer thread in
+batches (the answers written while an ``fsync`` runs are synced together by the next one:
+one ``fsync`` per batch, not per answer; that covers a crash of the machine too). Nothing
+here imports Scrapy or Twisted.
 """
 
 from __future__ import annotations
@@ -93,9 +95,10 @@ def _private_dir(directory: Path) -> None:
 
 
 class PollJournal:
-    """This crawl's journal: :meth:`append` (any thread) returns a future that is done once
-    the entry is on disk; :meth:`rotate` starts a new segment and hands back the finished
-    one (still locked, see :meth:`discard`)."""
+    """This crawl's journal: :meth:`append` writes an entry at once (in the caller's thread:
+    a write to the page cache, which outlives the process) and returns a future that is
+    done once it is synced to disk; :meth:`rotate` starts a new segment and hands back the
+    finished one (still locked, see :meth:`discard`)."""
 
     def __init__(self, directory: Path, store: str, holder: str) -> None:
         self.directory = directory
@@ -105,18 +108,18 @@ class PollJournal:
         self._fd = -1
         self.path: Path | None = None
         self._locks: dict[Path, int] = {}  # finished segments of this crawl, still locked
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the current fd, the writes, the waiting futures
         self._wake = threading.Condition(self._lock)
-        self._io = threading.Lock()  # held by the writer while it writes and syncs
-        self._queue: list[tuple[bytes, Future[None]]] = []
+        self._sync = threading.Lock()  # held by the syncer while it syncs
+        self._waiting: list[tuple[int, Future[None]]] = []
         self._closed = False
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        """Create the directory (0700) and the first segment (0600); start the writer."""
+        """Create the directory (0700) and the first segment (0600); start the syncer."""
         _private_dir(self.directory)
         self._fd = self._new_segment()
-        self._thread = threading.Thread(target=self._writer, name="webqq-journal", daemon=True)
+        self._thread = threading.Thread(target=self._syncer, name="webqq-journal", daemon=True)
         self._thread.start()
 
     def _new_segment(self) -> int:
@@ -136,8 +139,8 @@ class PollJournal:
             return fd
 
     def append(self, entry: JournalEntry) -> Future[None]:
-        """Queue ``entry``; the future is done once it is written and synced (or holds the
-        OSError that prevented it)."""
+        """Write ``entry`` now (OSError when it cannot be); the future is done once it is
+        synced (or holds the OSError of the sync)."""
         record = {
             "account": entry.account,
             "uin": entry.uin,
@@ -149,28 +152,29 @@ class PollJournal:
         future: Future[None] = Future()
         with self._lock:
             if self._closed:
-                future.set_exception(OSError("the journal is closed"))
-                return future
-            self._queue.append((line, future))
+                raise OSError("the journal is closed")
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            self._waiting.append((self._fd, future))
             self._wake.notify()
         return future
 
-    def _writer(self) -> None:
+    def _syncer(self) -> None:
+        """Sync what was written, in batches: the entries written during one fsync are
+        synced together by the next."""
         while True:
             with self._lock:
-                while not self._queue and not self._closed:
+                while not self._waiting and not self._closed:
                     self._wake.wait()
-                batch, self._queue = self._queue, []
+                batch, self._waiting = self._waiting, []
                 if not batch and self._closed:
                     return
             error: OSError | None = None
-            with self._io:
+            with self._sync:
                 try:
-                    view = memoryview(b"".join(line for line, _ in batch))
-                    while view:
-                        written = os.write(self._fd, view)
-                        view = view[written:]
-                    os.fsync(self._fd)
+                    for fd in dict.fromkeys(fd for fd, _ in batch):
+                        os.fsync(fd)
                 except OSError as exc:
                     error = exc
             for _, future in batch:
@@ -182,7 +186,7 @@ class PollJournal:
     def rotate(self) -> Path | None:
         """Start a new segment; the finished one (None if nothing was written to it) stays
         locked until :meth:`discard`. Every entry whose future is done is in one of them."""
-        with self._io:  # between two batches of the writer
+        with self._lock:
             old_fd, old_path = self._fd, self.path
             assert old_path is not None
             if os.fstat(old_fd).st_size == 0:
@@ -200,11 +204,12 @@ class PollJournal:
         fd = self._locks.pop(path)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        os.close(fd)
+        with self._sync:  # never under a sync of that fd
+            os.close(fd)
 
     def close(self) -> None:
-        """Stop the writer (after what is queued) and finish the current segment (kept,
-        locked, in :meth:`finished`; an empty one is deleted)."""
+        """Stop the syncer (after a last sync) and finish the current segment (kept, locked,
+        in :meth:`finished`; an empty one is deleted)."""
         with self._lock:
             self._closed = True
             self._wake.notify()
