@@ -54,6 +54,7 @@ from twisted.internet.threads import deferToThread
 
 from webqq_scrapy.config import MessagesConfig
 from webqq_scrapy.items import Message, SendResult, utc_timestamp
+from webqq_scrapy.meta import META_ACCOUNT, META_STEP
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
@@ -476,16 +477,21 @@ class MessagesSpider(Web2Spider):
                 exc,
             )
 
-    async def journal_answer(self, response: Response, state: Session) -> None:
-        """Append a poll2 answer that may carry messages to the journal; return once it is
-        on disk."""
+    async def journal_answer(self, request: scrapy.Request, response: Response) -> None:
+        """A poll2 answer that may carry messages goes to the journal before anything else
+        reads it; return once it is on disk. Called by ``AnswerJournalMiddleware`` as soon
+        as the answer is downloaded (webqq_scrapy.middlewares)."""
         journal = self.journal
-        body = response.body
-        if journal is None or response.status != 200:
+        meta = request.meta  # (the response is not tied to its request yet)
+        if journal is None or response.status != 200 or meta.get(META_STEP) != POLL:
             return
+        body = response.body
         # Only an answer with a result can hold a message (a key spelled with escapes
         # has a backslash); the empty answers of the hold are not journaled.
         if b"result" not in body and b"\\" not in body:
+            return
+        state = self.states.get(str(meta.get(META_ACCOUNT)))
+        if state is None:
             return
         entry = JournalEntry(state.account, state.uin, utc_timestamp(), self.job, body)
         try:
@@ -609,7 +615,6 @@ class MessagesSpider(Web2Spider):
     async def parse_poll(self, response: Response, state: Session) -> AsyncIterator[Any]:
         # The account may have ended meanwhile (a send answer); its delivered messages count.
         held = self.held.get(state.account) or Held(web2.MsgIdSequence(0), names_ready=True)
-        await self.journal_answer(response, state)  # on disk before anything can fail
         if response.status in web2.POLL_TIMEOUT_HTTP_STATUSES:
             # §5.2: 502/504 after the hold are "no message".
             self.crawler.stats.inc_value(f"webqq/poll/http/{response.status}")
