@@ -5,15 +5,17 @@ Against the CLI simulator, with real ``scrapy crawl messages`` and ``scrapy send
 * a crawl killed (``kill -9``) while a send is on its way (the simulator delays the answer 6 s)
   leaves no row ``sending`` for ever: ``send --wait`` reports it ``unconfirmed`` (it may have
   been delivered) once the crawl's heartbeat is stale, and the next crawl does not resend it;
-* a crawl that stopped normally no longer holds its accounts: ``scrapy send`` says so at once
-  (exit 1) instead of queuing a message nobody sends;
+* a crawl that stopped normally (Ctrl-C) no longer holds its accounts: ``scrapy send`` says
+  so at once (exit 1) instead of queuing a message nobody sends;
 * twelve queued messages go out in the order they were queued (the simulator's record of what
   it received, ``/_sim/sent``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +29,7 @@ from tests.commands import ROOT, run_scrapy
 from tests.e2e.test_contacts_e2e import SIM_ARGS, control, login
 from tests.e2e.test_messages_e2e import wait_held
 from webqq_scrapy.store import messages as outbox
-from webqq_scrapy.store.sql import create_db_engine
+from webqq_scrapy.store.sql import Database, create_db_engine
 
 pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
 
@@ -133,7 +135,7 @@ def test_send_after_the_crawl_stopped_is_refused_at_once(
     sim, ctl, db = simulator_process.url, simulator_process.control_url, sqlite_url
     login(tmp_path, sim, db)
     friend = a_friend(ctl)
-    crawl = start_crawl(tmp_path, sim, db, "-a", "duration=8")
+    crawl = start_crawl(tmp_path, sim, db)
     try:
         wait_held(db, ("alice",))
         queued = run_scrapy(
@@ -141,6 +143,8 @@ def test_send_after_the_crawl_stopped_is_refused_at_once(
             data_home=tmp_path / "data", timeout=60,
         )  # fmt: skip
         assert queued.returncode == 0, queued.stderr
+        wait_for(lambda: outbox_rows(db)[0]["status"] == "sent", 30, "the send")
+        crawl.send_signal(signal.SIGINT)  # Ctrl-C: a normal stop
         assert crawl.wait(60) == 0
     finally:
         if crawl.poll() is None:
@@ -164,7 +168,6 @@ def test_queued_sends_go_out_in_outbox_order(
     sim, ctl, db = simulator_process.url, simulator_process.control_url, sqlite_url
     login(tmp_path, sim, db)
     friend = a_friend(ctl)
-    source = {"database_url": db}
     # A long outbox interval: the twelve rows are all queued when the crawl next looks.
     crawl = start_crawl(tmp_path, sim, db, interval=4)
     try:
@@ -172,8 +175,9 @@ def test_queued_sends_go_out_in_outbox_order(
         beat = heartbeat(db)
         wait_for(lambda: heartbeat(db) > beat, 20, "a heartbeat")
         texts = [f"order-{n:02d}" for n in range(12)]
-        for text in texts:  # what scrapy send does once it found the holder
-            outbox.enqueue(source, "alice", f"buddy:{friend}", text)
+        with contextlib.closing(Database(db, outbox.TABLES)) as store:
+            for text in texts:  # what scrapy send does once it found the holder
+                outbox.enqueue(store, "alice", f"buddy:{friend}", text)
         wait_for(lambda: all(r["status"] == "sent" for r in outbox_rows(db)), 60, "all twelve sent")
     finally:
         crawl.terminate()

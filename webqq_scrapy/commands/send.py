@@ -81,6 +81,7 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from webqq_scrapy.store import messages as outbox
         from webqq_scrapy.store.records import describe_error
+        from webqq_scrapy.store.sql import Database
 
         if len(args) != 3:
             raise UsageError("expected ACCOUNT TARGET TEXT")
@@ -112,10 +113,12 @@ class Command(ScrapyCommand):
                 "(WEBQQ_JSON_PATH): give --database-url or set WEBQQ_DATABASE_URL",
             )
             return
+        db = None
         try:
+            db = Database(source["database_url"], outbox.TABLES)
             # The spider renews its heartbeat every outbox interval; three missed: gone.
             stale_after = max(outbox.HOLDER_STALE_AFTER, 3 * interval)
-            entry = outbox.holder_entry(source, account, stale_after=stale_after)
+            entry = outbox.holder_entry(db, account, stale_after=stale_after)
             if entry is None:
                 self._fail(
                     EXIT_NOT_SENT,
@@ -123,7 +126,7 @@ class Command(ScrapyCommand):
                     f"start one: scrapy crawl messages -a accounts={account}",
                 )
                 return
-            outbox_id = outbox.enqueue(source, account, str(target), text)
+            outbox_id = outbox.enqueue(db, account, str(target), text)
             age = max(0.0, time.time() - entry["seen_at"])
             print(
                 f"queued: outbox message {outbox_id} from {account} to {target}, for the "
@@ -134,16 +137,17 @@ class Command(ScrapyCommand):
             )
             if not opts.wait:
                 return
-            self.exitcode = self._wait(
-                outbox, source, account, outbox_id, opts.timeout, stale_after
-            )
+            self.exitcode = self._wait(outbox, db, account, outbox_id, opts.timeout, stale_after)
         except (SQLAlchemyError, OSError) as exc:
             self._fail(EXIT_STORE, f"cannot use {label}: {describe_error(exc)}")
+        finally:
+            if db is not None:
+                db.close()
 
     def _wait(
         self,
         outbox: Any,
-        source: dict[str, Any],
+        db: Any,
         account: str,
         outbox_id: int,
         timeout: float,
@@ -153,12 +157,12 @@ class Command(ScrapyCommand):
         row = None
         next_look = time.monotonic() + 1.0
         while time.monotonic() < deadline:
-            row = outbox.outbox_entry(source, outbox_id)
+            row = outbox.outbox_entry(db, outbox_id)
             if row is not None and row["status"] in outbox.FINISHED:
                 break
             if row is not None and time.monotonic() >= next_look:
                 next_look = time.monotonic() + 1.0
-                gone = self._holder_gone(outbox, source, account, row, stale_after)
+                gone = self._holder_gone(outbox, db, account, row, stale_after)
                 if gone is not None:
                     row = gone
                     if row["status"] in outbox.FINISHED:
@@ -191,15 +195,15 @@ class Command(ScrapyCommand):
 
     @staticmethod
     def _holder_gone(
-        outbox: Any, source: dict[str, Any], account: str, row: dict[str, Any], stale: float
+        outbox: Any, db: Any, account: str, row: dict[str, Any], stale: float
     ) -> dict[str, Any] | None:
         """The row when the crawl that was to send it is gone: a ``sending`` row ended
         ``unconfirmed`` (its crawl died with the send on its way), a ``queued`` row as it
         is (nobody holds the account any more); None while a crawl is alive for it."""
         if row["status"] == "sending":
-            settled = outbox.settle_orphans(source, stale_after=stale, outbox_id=row["id"])
+            settled = outbox.settle_orphans(db, stale_after=stale, outbox_id=row["id"])
             return settled[0] if settled else None
-        if row["status"] == "queued" and outbox.holder_entry(source, account, stale_after=stale):
+        if row["status"] == "queued" and outbox.holder_entry(db, account, stale_after=stale):
             return None
         return row if row["status"] == "queued" else None
 

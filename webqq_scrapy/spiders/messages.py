@@ -29,12 +29,12 @@ delivered is stored before the spider closes; no new poll is made. Storage dedup
 messages, so a message delivered twice is stored once.
 
 A crawl that is killed loses nothing it received either: with the database store, each
-poll2 answer is appended to a private journal and synced to disk before it is parsed
-(``webqq_scrapy.store.journal``); the next ``messages`` crawl on the same store stores
-what a dead crawl's journal holds and the store lacks, then deletes it. While the crawl
-runs, its journal is cut into segments every ``JOURNAL_SEGMENT_SECONDS`` and a segment is
-checked against the store and deleted one segment later (by then the pipeline stored its
-messages), so it stays small.
+poll2 answer is written to a private journal as soon as it is downloaded, before it is
+parsed, and synced to disk in the background (``webqq_scrapy.store.journal``); the next
+``messages`` crawl on the same store stores what a dead crawl's journal holds and the
+store lacks, then deletes it. While the crawl runs, its journal is cut into segments every
+``JOURNAL_SEGMENT_SECONDS``, and a segment is checked against the store and deleted one
+segment later (by then the pipeline stored its messages), so it stays small.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from twisted.internet import task
 from twisted.internet.threads import deferToThread
 
 from webqq_scrapy.config import MessagesConfig
-from webqq_scrapy.items import Message, SendResult, utc_timestamp
+from webqq_scrapy.items import Message, RefusedMessage, SendResult, utc_timestamp
 from webqq_scrapy.meta import META_ACCOUNT, META_STEP
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
@@ -63,7 +63,9 @@ from webqq_scrapy.spiders.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
 from webqq_scrapy.spiders.web2base import Web2Spider, describe_retcode
+from webqq_scrapy.store import messages as message_store
 from webqq_scrapy.store.journal import JournalEntry
+from webqq_scrapy.store.sql import Database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
@@ -184,7 +186,8 @@ def message_from_event(
         sender_uin=who.sender_uin,
         msg_id=event.msg_id,
         time=event.time,
-        text=event.text,
+        # No store of text holds NUL (PostgreSQL refuses it): U+FFFD in its place.
+        text=event.text.replace("\x00", "\ufffd"),
         content=event.raw,
         reply_to=who.reply_to,
         own=who.own,
@@ -213,7 +216,9 @@ def journal_messages(entries: Sequence[JournalEntry], replay: Replay) -> list[di
     for entry in entries:
         replay.answers += 1
         try:
-            envelope = web2.load_json(POLL, entry.body)
+            envelope = web2.load_json(
+                POLL, entry.body, max_depth=web2.MAX_JSON_DEPTH, surrogates=True
+            )
             if not isinstance(envelope, dict) or entry.uin is None:
                 raise web2.ProtocolError("poll2: not an answer of a known account")
             result = web2.parse_poll2(envelope, self_uin=entry.uin)
@@ -228,16 +233,13 @@ def journal_messages(entries: Sequence[JournalEntry], replay: Replay) -> list[di
     return records
 
 
-def replay_journal(
-    source: Mapping[str, Any], journal: PollJournal | None, paths: Sequence[Path] = ()
-) -> Replay:
+def replay_journal(db: Database, journal: PollJournal | None, paths: Sequence[Path] = ()) -> Replay:
     """Store what journal segments hold and the store lacks, then delete them: ``paths``,
     finished segments of this crawl's ``journal``; with no ``paths``, the segments of dead
     crawls on the same store (their lock is free). Blocking: call it off the reactor thread.
     A segment whose messages could not be stored is kept (the error is raised after the
     others are done)."""
     from webqq_scrapy.store import journal as journals
-    from webqq_scrapy.store.messages import store_missing
 
     replay = Replay()
     error: Exception | None = None
@@ -251,7 +253,7 @@ def replay_journal(
         try:
             entries, bad = journals.read_segment(path)
             replay.unreadable += bad
-            replay.stored += store_missing(source, journal_messages(entries, replay))
+            replay.stored += message_store.store_missing(db, journal_messages(entries, replay))
             replay.files += 1
         except Exception as exc:
             error = exc
@@ -273,8 +275,9 @@ class MessagesSpider(Web2Spider):
 
     name = "messages"
     admission_note = "each starts when one has read its names"
-    # One poll answer carries one item (§5.2), a send answer a few bytes.
-    max_answer_bytes: ClassVar[dict[str, int]] = {POLL: 1024 * 1024}
+    # A poll answer carries one item (§5.2), but a server may send a backlog at once: 5,000
+    # messages are about 1.2 MB, read whole (a cut answer loses every message in it).
+    max_answer_bytes: ClassVar[dict[str, int]] = {POLL: 16 * 1024 * 1024}
 
     def __init__(self, *args: Any, duration: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -289,6 +292,7 @@ class MessagesSpider(Web2Spider):
         self._ticks: set[Any] = set()  # claims in progress (awaited before the release)
         self._released = False
         self.journal: PollJournal | None = None
+        self._journal_db: Database | None = None  # where the journal is replayed
         self._journal_loop: task.LoopingCall | None = None
         self._journal_ready: list[Path] = []  # finished segments, replayed at the next cut
         self._journal_work: set[Any] = set()  # replays in progress
@@ -296,6 +300,7 @@ class MessagesSpider(Web2Spider):
         self.stopping = False
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.store_source: dict[str, Any] | None = None
+        self.outbox: Database | None = None  # the outbox's database, while sending is on
         self._outbox_loop: task.LoopingCall | None = None
         self._stop_call: Any = None
         # The names reads in progress (a task is only weakly referenced by the loop).
@@ -323,6 +328,7 @@ class MessagesSpider(Web2Spider):
             source = {}
         if source.get("database_url"):
             self.store_source = source
+            self.outbox = Database(source["database_url"], message_store.TABLES)
             self._outbox_loop = task.LoopingCall(self._outbox_tick)
             self._outbox_loop.start(self.messages_config.outbox_interval, now=False)
             self.open_journal(str(source["database_url"]))
@@ -354,33 +360,30 @@ class MessagesSpider(Web2Spider):
             self._stop_call.cancel()
         if self._outbox_loop is not None and self._outbox_loop.running:
             self._outbox_loop.stop()
-        if self.store_source is None:
-            return
         for tick in list(self._ticks):  # a claim on its way would renew the heartbeat
             await maybe_deferred_to_future(tick)
         await self.close_journal()
+        outbox = self.outbox
+        if outbox is None:
+            return
         unsent = list(self.claimed)
         self.claimed.clear()
-        await self.release_holders(unsent, dispose=True)
+        try:
+            await self.release_holders(unsent)
+        finally:
+            self.outbox = None
+            await maybe_deferred_to_future(deferToThread(outbox.close))
 
-    async def release_holders(self, unsent: list[int], *, dispose: bool = False) -> None:
+    async def release_holders(self, unsent: list[int]) -> None:
         """Unmark every account of this crawl as held (``scrapy send`` refuses them from
         now on) and put ``unsent`` claimed rows back in the queue."""
-        from webqq_scrapy.store import messages as message_store
-
-        assert self.store_source is not None
+        if self.outbox is None:
+            return
         self._released = True
         self.heartbeats.clear()
         try:
             await maybe_deferred_to_future(
-                deferToThread(
-                    message_store.release,
-                    self.store_source,
-                    unsent,
-                    self.holder,
-                    None,
-                    dispose=dispose,
-                )
+                deferToThread(message_store.release, self.outbox, unsent, self.holder, None)
             )
         except Exception as exc:
             self.logger.error("Could not release the outbox rows of this crawl: %s", exc)
@@ -404,13 +407,14 @@ class MessagesSpider(Web2Spider):
             )
             return
         self.journal = journal
+        self._journal_db = Database(database_url, message_store.TABLES)
         self._journal_work_start(None)
         self._journal_loop = task.LoopingCall(self._journal_cut)
         self._journal_loop.start(JOURNAL_SEGMENT_SECONDS, now=False)
 
     def _journal_work_start(self, paths: list[Path] | None) -> Any:
-        assert self.store_source is not None
-        work = deferToThread(replay_journal, self.store_source, self.journal, paths or ())
+        assert self._journal_db is not None
+        work = deferToThread(replay_journal, self._journal_db, self.journal, paths or ())
         work.addCallbacks(self._journal_replayed, self._journal_failed, callbackArgs=(paths,))
         self._journal_work.add(work)
         work.addBoth(self._journal_done, work)
@@ -479,7 +483,7 @@ class MessagesSpider(Web2Spider):
 
     async def journal_answer(self, request: scrapy.Request, response: Response) -> None:
         """A poll2 answer that may carry messages goes to the journal before anything else
-        reads it; return once it is on disk. Called by ``AnswerJournalMiddleware`` as soon
+        reads it. Called by ``AnswerJournalMiddleware`` as soon
         as the answer is downloaded (webqq_scrapy.middlewares)."""
         journal = self.journal
         meta = request.meta  # (the response is not tied to its request yet)
@@ -495,12 +499,15 @@ class MessagesSpider(Web2Spider):
             return
         entry = JournalEntry(state.account, state.uin, utc_timestamp(), self.job, body)
         try:
-            synced = journal.append(entry)  # written: a kill of this process cannot lose it
-            await maybe_deferred_to_future(_deferred_of(synced))  # synced: nor a crash
+            # Written now: the page cache outlives this process, so no kill can lose it.
+            synced = journal.append(entry)
         except OSError as exc:
             self._journal_write_failed(exc)
             return
         self.crawler.stats.inc_value("webqq/journal/answers")
+        # Synced in the background, with the answers of the other accounts (a crash of the
+        # machine): waiting for it here would add an fsync to each account's poll cycle.
+        _deferred_of(synced).addErrback(lambda failure: self._journal_write_failed(failure.value))
 
     async def close_journal(self) -> None:
         """The crawl ends: everything it received passed the pipelines; check the whole
@@ -521,6 +528,9 @@ class MessagesSpider(Web2Spider):
                 self.logger.debug("journal kept: %s", exc)
         journal.release_locks()
         self.journal = None
+        if self._journal_db is not None:
+            await maybe_deferred_to_future(deferToThread(self._journal_db.close))
+            self._journal_db = None
 
     # ---- sessions ------------------------------------------------------------------------
 
@@ -611,6 +621,14 @@ class MessagesSpider(Web2Spider):
     async def stopped(self, state: Session) -> list[Any]:
         return await self.finish(state, OUTCOME_OK, None, "stopped")
 
+    def stop_wait(self) -> float:
+        """A graceful stop: the polls in flight may be answered for WEBQQ_MESSAGES_STOP_WAIT."""
+        return self.messages_config.stop_wait
+
+    async def download_stopped(self, state: Any, step: str) -> list[Any]:
+        # A poll cancelled at the end of the stop wait: the session was held until the stop.
+        return await self.stopped(state) if step == POLL else []
+
     @account_step(POLL)
     async def parse_poll(self, response: Response, state: Session) -> AsyncIterator[Any]:
         # The account may have ended meanwhile (a send answer); its delivered messages count.
@@ -620,7 +638,11 @@ class MessagesSpider(Web2Spider):
             self.crawler.stats.inc_value(f"webqq/poll/http/{response.status}")
             result = web2.PollResult(retcode=0, state="ok")
         else:
-            result = web2.parse_poll2(self.call_envelope(response, state, POLL), self_uin=state.uin)
+            # Item by item: a bad item is refused, the others kept (docs/data-spiders.md).
+            envelope = self.call_envelope(
+                response, state, POLL, max_depth=web2.MAX_JSON_DEPTH, surrogates=True
+            )
+            result = web2.parse_poll2(envelope, self_uin=state.uin)
         state.retcode = result.retcode
         self.crawler.stats.inc_value(f"webqq/poll/retcode/{result.retcode}")
         while result.events and not held.names_ready:
@@ -677,7 +699,33 @@ class MessagesSpider(Web2Spider):
             return
         yield self.poll_request(state)
 
-    def message_item(self, state: Session, held: Held, event: web2.PollEvent) -> Message | None:
+    def message_item(
+        self, state: Session, held: Held, event: web2.PollEvent
+    ) -> Message | RefusedMessage | None:
+        stats = self.crawler.stats
+        if isinstance(event, web2.RefusedEvent):
+            stats.inc_value("webqq/poll/refused")
+            self.logger.warning("Account %s: refused a poll2 item: %s", state.account, event.error)
+            return RefusedMessage(
+                account=state.account,
+                received_at=utc_timestamp(),
+                path=event.path,
+                error=event.error,
+                raw=event.raw,
+                call=POLL,
+                job=self.job,
+            )
+        if not isinstance(event, web2.FriendMessage | web2.GroupMessage | web2.DiscuMessage):
+            stats.inc_value(f"webqq/poll/event/{event.poll_type}")
+            return None
+        if "\x00" in event.text:
+            # ``content`` keeps the exact JSON (NUL written \u0000).
+            stats.inc_value("webqq/messages/nul_replaced")
+            self.logger.warning(
+                "Account %s: message %d holds NUL: stored with U+FFFD in its text",
+                state.account,
+                event.msg_id,
+            )
         item = message_from_event(
             state.account,
             state.uin,
@@ -686,10 +734,8 @@ class MessagesSpider(Web2Spider):
             job=self.job,
             names=held.names,
         )
-        if item is None:
-            self.crawler.stats.inc_value(f"webqq/poll/event/{event.poll_type}")
-        else:
-            self.crawler.stats.inc_value(f"webqq/messages/{item.kind}")
+        if item is not None:
+            stats.inc_value(f"webqq/messages/{item.kind}")
         return item
 
     # ---- the outbox ----------------------------------------------------------------------
@@ -706,22 +752,18 @@ class MessagesSpider(Web2Spider):
 
     def stale_after(self) -> float:
         """A heartbeat older than this is a dead crawl's (what ``scrapy send`` uses)."""
-        from webqq_scrapy.store import messages as message_store
-
         return max(message_store.HOLDER_STALE_AFTER, 3 * self.messages_config.outbox_interval)
 
     async def outbox_tick(self, only: str | None = None) -> None:
         """Mark the held accounts as held, claim the next queued message of each account
         without a send on its way (``only``: just that account's, after its last send was
         answered), send them."""
-        if self.store_source is None or self._released:
+        if self.outbox is None or self._released:
             return
         if self.closing():
             # No more sends: unmark the accounts at once, not when the polls are answered.
             await self.release_holders([])
             return
-        from webqq_scrapy.store import messages as message_store
-
         held = [a for a, s in self.states.items() if not s.finished]
         accounts = held if only is None else [a for a in held if a == only]
         accounts = [a for a in accounts if a not in self.claiming]
@@ -736,7 +778,7 @@ class MessagesSpider(Web2Spider):
             claim = await maybe_deferred_to_future(
                 deferToThread(
                     message_store.claim,
-                    self.store_source,
+                    self.outbox,
                     accounts,
                     self.holder,
                     busy=busy,
@@ -775,7 +817,7 @@ class MessagesSpider(Web2Spider):
         if unsent:  # the account ended meanwhile: back to the queue for a later crawl
             try:
                 await maybe_deferred_to_future(
-                    deferToThread(message_store.requeue, self.store_source, unsent, self.holder)
+                    deferToThread(message_store.requeue, self.outbox, unsent, self.holder)
                 )
             except Exception as exc:
                 self.logger.warning("Could not put outbox rows %s back: %s", unsent, exc)

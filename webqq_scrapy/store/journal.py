@@ -1,10 +1,11 @@
 """The messages crawl's private journal of poll2 answers: nothing delivered is lost to a kill.
 
 The service has no acknowledgement (docs/protocol.md §5): a message poll2 delivered is never
-delivered again. So the ``messages`` spider appends each poll2 answer to this journal, and
-waits for the append to reach the disk (``fsync``), before it parses the answer. A crawl that
-dies (``kill -9``, a crash, the machine) between that and storing the messages leaves them
-here; the next ``messages`` crawl on the same store reads the journal, stores what the store
+delivered again. So the ``messages`` spider writes each poll2 answer to this journal before
+it parses the answer (the write reaches the page cache, which outlives the process; a sync
+to disk follows within milliseconds). A crawl that dies (``kill -9``, a crash; the machine
+once synced) between that and storing the messages leaves them here; the next
+``messages`` crawl on the same store reads the journal, stores what the store
 lacks (messages are unique on their dedup key, so what was stored already is skipped) and
 deletes it.
 

@@ -3,6 +3,8 @@
 * ``messages``: every message the ``messages`` spider received, once: unique on
   ``dedup_key`` (``protocol.messaging.dedup_key``), inserted with "on conflict do nothing",
   so a message delivered twice — or stored twice around a restart — is one row.
+* ``refused_messages``: the poll2 items the parser refused (``RefusedMessage``): the
+  account, when, the JSON path, what is wrong and the item as received (ASCII JSON).
 * ``outbox``: what ``scrapy send`` queued. ``status`` goes ``queued`` → ``sending`` (a
   running ``messages`` spider claimed it, ``holder`` says which) → ``sent``,
   ``unconfirmed`` or ``failed`` (with ``retcode`` and ``detail``). A spider claims one row
@@ -17,8 +19,8 @@
   (and an account's row when that account ends); a killed one leaves them, and they count
   as gone once older than ``HOLDER_STALE_AFTER``.
 
-Every function is synchronous (a database round trip); ``source`` arguments are the
-``database_url=…`` keyword of the other readers, as a mapping.
+Every function is synchronous (a database round trip). The outbox functions take the
+caller's ``sql.Database`` (made with :data:`TABLES`), which the caller closes.
 """
 
 from __future__ import annotations
@@ -40,27 +42,26 @@ from sqlalchemy import (
     exists,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from webqq_scrapy.items import utc_timestamp
 from webqq_scrapy.protocol.messaging import dedup_key, parse_target
 from webqq_scrapy.store.sql import (
-    _has_table,
-    _upsert,
-    create_db_engine,
+    Database,
     default_database_url,
-    ensure_schema,
+    has_table,
+    insert_new,
     metadata,
-    reading_engine,
+    upsert,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Connection
 
 __all__ = [
     "HOLDER_STALE_AFTER",
+    "TABLES",
     "Claim",
     "claim",
     "enqueue",
@@ -68,7 +69,9 @@ __all__ = [
     "holder_entry",
     "holder_of",
     "insert_messages",
+    "insert_refused",
     "list_messages",
+    "list_refused",
     "outbox_entry",
     "release",
     "requeue",
@@ -103,6 +106,21 @@ messages_table = Table(
     Index("ix_messages_account", "account", "id"),
 )
 
+refused_table = Table(
+    "refused_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(255), nullable=False),
+    Column("call", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("received_at", _TIME, nullable=False),
+    Column("job", String(255)),
+    Column("stored_at", _TIME, nullable=False),
+    Index("ix_refused_messages_account", "account", "id"),
+)
+
 outbox_table = Table(
     "outbox",
     metadata,
@@ -130,6 +148,8 @@ holders_table = Table(
     Column("seen_at", Float, nullable=False),
 )
 
+# The tables of this module (``database.TABLES`` lists every table of the store).
+TABLES: tuple[Table, ...] = (messages_table, outbox_table, holders_table, refused_table)
 _MESSAGE_COLUMNS = [c.name for c in messages_table.columns if c.name != "id"]
 FINISHED = frozenset({"sent", "unconfirmed", "failed"})
 
@@ -147,22 +167,43 @@ def insert_messages(conn: Connection, records: Sequence[Mapping[str, Any]]) -> N
         rows.append(
             {name: r.get(name) for name in _MESSAGE_COLUMNS} | {"dedup_key": key, "stored_at": now}
         )
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        conn.execute(
-            insert(messages_table).on_conflict_do_nothing(index_elements=["dedup_key"]), rows
-        )
+    insert_new(conn, messages_table, rows, "dedup_key")
+
+
+def insert_refused(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Insert refused poll2 items (``RefusedMessage`` item records), one row each."""
+    if not records:
         return
-    for row in rows:  # other dialects: look first
-        exists = conn.scalar(
-            select(messages_table.c.id).where(messages_table.c.dedup_key == row["dedup_key"])
-        )
-        if exists is None:
-            conn.execute(messages_table.insert(), [row])
+    now = utc_timestamp()
+    names = [c.name for c in refused_table.columns if c.name not in ("id", "stored_at")]
+    conn.execute(
+        refused_table.insert(),
+        [{name: _no_nul(r.get(name)) for name in names} | {"stored_at": now} for r in records],
+    )
 
 
-def store_missing(source: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> int:
+def _no_nul(value: Any) -> Any:
+    # The error text quotes the value at fault, which may hold a NUL (PostgreSQL refuses it).
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def list_refused(
+    account: str | None = None, *, database_url: str | Any | None = None
+) -> list[dict[str, Any]]:
+    """The stored refused poll2 items (all, or one account's), oldest first."""
+    with Database(database_url or default_database_url()) as engine:
+        if engine is None:
+            return []
+        with engine.connect() as conn:
+            if not has_table(conn, "refused_messages"):
+                return []
+            query = select(refused_table)
+            if account is not None:
+                query = query.where(refused_table.c.account == account)
+            return [dict(r) for r in conn.execute(query.order_by(refused_table.c.id)).mappings()]
+
+
+def store_missing(db: Database, records: Sequence[Mapping[str, Any]]) -> int:
     """Store the messages of ``records`` (``Message`` item records) the store lacks, by dedup
     key; the number stored. What the journal of a killed crawl holds is replayed this way:
     the messages its pipeline stored already are skipped."""
@@ -175,7 +216,7 @@ def store_missing(source: Mapping[str, Any], records: Sequence[Mapping[str, Any]
         )
         by_key.setdefault(key, r)
     keys = list(by_key)
-    with _engine(source).begin() as conn:
+    with db.engine().begin() as conn:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             query = select(messages_table.c.dedup_key).where(messages_table.c.dedup_key.in_(chunk))
@@ -203,51 +244,41 @@ def finish_sends(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None
         )
 
 
-def _writing_engine(source: Mapping[str, Any]) -> Engine:
-    engine = create_db_engine(source.get("database_url") or default_database_url())
-    ensure_schema(engine)
-    return engine
-
-
-def enqueue(source: Mapping[str, Any], account: str, target: str, text: str) -> int:
+def enqueue(db: Database, account: str, target: str, text: str) -> int:
     """Queue ``text`` for ``target`` (``buddy:UIN`` …) on ``account``'s session: the row id."""
     parse_target(target)  # ValueError for a bad one
     if not text:
         raise ValueError("the message is empty")
-    engine = _writing_engine(source)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(
-                outbox_table.insert().values(
-                    account=account,
-                    target=target,
-                    text=text,
-                    status="queued",
-                    queued_at=utc_timestamp(),
-                )
+    with db.engine().begin() as conn:
+        result = conn.execute(
+            outbox_table.insert().values(
+                account=account,
+                target=target,
+                text=text,
+                status="queued",
+                queued_at=utc_timestamp(),
             )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
-    finally:
-        engine.dispose()
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
 
-def outbox_entry(source: Mapping[str, Any], outbox_id: int) -> dict[str, Any] | None:
+def outbox_entry(db: Database, outbox_id: int) -> dict[str, Any] | None:
     """One outbox row as stored, or None."""
-    with reading_engine(source.get("database_url") or default_database_url()) as engine:
-        if engine is None:
+    engine = db.reader()
+    if engine is None:
+        return None
+    with engine.connect() as conn:
+        if not has_table(conn, "outbox"):
             return None
-        with engine.connect() as conn:
-            if not _has_table(conn, "outbox"):
-                return None
-            row = conn.execute(select(outbox_table).where(outbox_table.c.id == outbox_id))
-            found = row.mappings().first()
-            return dict(found) if found is not None else None
+        row = conn.execute(select(outbox_table).where(outbox_table.c.id == outbox_id))
+        found = row.mappings().first()
+        return dict(found) if found is not None else None
 
 
 def holder_entry(
-    source: Mapping[str, Any],
+    db: Database,
     account: str,
     *,
     now: float | None = None,
@@ -256,24 +287,24 @@ def holder_entry(
     """The heartbeat row (``holder``, ``seen_at``) of the running ``messages`` spider that
     holds ``account``: younger than ``stale_after`` seconds; None when nobody holds it."""
     now = time.time() if now is None else now
-    with reading_engine(source.get("database_url") or default_database_url()) as engine:
-        if engine is None:
+    engine = db.reader()
+    if engine is None:
+        return None
+    with engine.connect() as conn:
+        if not has_table(conn, "message_holders"):
             return None
-        with engine.connect() as conn:
-            if not _has_table(conn, "message_holders"):
-                return None
-            row = (
-                conn.execute(select(holders_table).where(holders_table.c.account == account))
-                .mappings()
-                .first()
-            )
+        row = (
+            conn.execute(select(holders_table).where(holders_table.c.account == account))
+            .mappings()
+            .first()
+        )
     if row is None or now - row["seen_at"] > stale_after:
         return None
     return dict(row)
 
 
 def holder_of(
-    source: Mapping[str, Any],
+    db: Database,
     account: str,
     *,
     now: float | None = None,
@@ -281,7 +312,7 @@ def holder_of(
 ) -> str | None:
     """The running ``messages`` spider that holds ``account``: its heartbeat is younger
     than ``stale_after`` seconds."""
-    entry = holder_entry(source, account, now=now, stale_after=stale_after)
+    entry = holder_entry(db, account, now=now, stale_after=stale_after)
     return None if entry is None else str(entry["holder"])
 
 
@@ -333,7 +364,7 @@ def _settle_orphans(
 
 
 def settle_orphans(
-    source: Mapping[str, Any],
+    db: Database,
     *,
     now: float | None = None,
     stale_after: float = HOLDER_STALE_AFTER,
@@ -345,24 +376,8 @@ def settle_orphans(
     The message may have been delivered, so it is not resent (docs/protocol.md §6.3): the
     row keeps its ``holder`` and says why in ``detail``. The settled rows."""
     now = time.time() if now is None else now
-    engine = _writing_engine(source)
-    try:
-        with engine.begin() as conn:
-            return _settle_orphans(conn, now=now, stale_after=stale_after, outbox_id=outbox_id)
-    finally:
-        engine.dispose()
-
-
-_ENGINES: dict[str, Engine] = {}
-
-
-def _engine(source: Mapping[str, Any]) -> Engine:
-    """One engine per URL for the spider's periodic calls (pooled connections)."""
-    url = str(source.get("database_url") or default_database_url())
-    engine = _ENGINES.get(url)
-    if engine is None:
-        engine = _ENGINES[url] = _writing_engine(source)
-    return engine
+    with db.engine().begin() as conn:
+        return _settle_orphans(conn, now=now, stale_after=stale_after, outbox_id=outbox_id)
 
 
 class Claim(NamedTuple):
@@ -375,7 +390,7 @@ class Claim(NamedTuple):
 
 
 def claim(
-    source: Mapping[str, Any],
+    db: Database,
     accounts: Sequence[str],
     holder: str,
     *,
@@ -393,8 +408,7 @@ def claim(
     another holder's, younger than ``stale_after``, is left to that one (two crawls on
     one account: the first keeps sending for it)."""
     now = time.time() if now is None else now
-    engine = _engine(source)
-    with engine.begin() as conn:
+    with db.engine().begin() as conn:
         if gone:
             _delete_holders(conn, holder, gone)
         if not accounts:
@@ -411,7 +425,7 @@ def claim(
             )
             others.update(r["account"] for r in conn.execute(query).mappings())
         mine = [a for a in accounts if a not in others]
-        _upsert(
+        upsert(
             conn,
             holders_table,
             [{"account": a, "holder": holder, "seen_at": now} for a in mine],
@@ -468,33 +482,22 @@ def _requeue(conn: Connection, unsent: Sequence[int], holder: str) -> None:
         )
 
 
-def requeue(source: Mapping[str, Any], unsent: Sequence[int], holder: str) -> None:
+def requeue(db: Database, unsent: Sequence[int], holder: str) -> None:
     """Claimed rows ``holder`` did not send (its account ended meanwhile) go back to
     ``queued``."""
-    with _engine(source).begin() as conn:
+    with db.engine().begin() as conn:
         _requeue(conn, unsent, holder)
 
 
 def release(
-    source: Mapping[str, Any],
-    unsent: Sequence[int],
-    holder: str,
-    accounts: Sequence[str] | None = None,
-    *,
-    dispose: bool = True,
+    db: Database, unsent: Sequence[int], holder: str, accounts: Sequence[str] | None = None
 ) -> None:
     """When the spider stops: claimed rows it did not send go back to ``queued``, and its
     accounts (``accounts``, or all of them when None) are no longer held, so ``scrapy
-    send`` refuses them at once. ``dispose``: the spider's engine is closed too (its end)."""
-    engine = _engine(source)
-    try:
-        with engine.begin() as conn:
-            _requeue(conn, unsent, holder)
-            _delete_holders(conn, holder, accounts)
-    finally:
-        if dispose:
-            _ENGINES.pop(str(source.get("database_url") or default_database_url()), None)
-            engine.dispose()
+    send`` refuses them at once."""
+    with db.engine().begin() as conn:
+        _requeue(conn, unsent, holder)
+        _delete_holders(conn, holder, accounts)
 
 
 def list_messages(
@@ -505,11 +508,11 @@ def list_messages(
 ) -> list[dict[str, Any]]:
     """Stored messages (all, or one account's), in the order they were stored; ``after_id``
     reads only newer rows (a bot's cursor)."""
-    with reading_engine(database_url or default_database_url()) as engine:
+    with Database(database_url or default_database_url()) as engine:
         if engine is None:
             return []
         with engine.connect() as conn:
-            if not _has_table(conn, "messages"):
+            if not has_table(conn, "messages"):
                 return []
             query = select(messages_table).where(messages_table.c.id > after_id)
             if account is not None:

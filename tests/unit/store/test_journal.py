@@ -7,6 +7,7 @@ A line cut by the kill is skipped, never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from webqq_scrapy.spiders.messages import replay_journal
 from webqq_scrapy.store import journal as journals
 from webqq_scrapy.store import messages as message_store
+from webqq_scrapy.store.sql import Database
 
 UIN = 2012345678
 
@@ -40,9 +42,10 @@ def entry(msg_id: int, text: str = "hi") -> journals.JournalEntry:
 
 
 def test_a_dead_crawls_journal_is_replayed_once_into_the_store(tmp_path: Path) -> None:
-    source = {"database_url": f"sqlite:///{tmp_path / 'store.sqlite3'}"}
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    db = Database(url, message_store.TABLES)
     directory = tmp_path / "journal"
-    store = journals.store_digest(source["database_url"])
+    store = journals.store_digest(url)
     # A crawl in another process journals three answers and is killed (SIGKILL).
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -63,25 +66,26 @@ def test_a_dead_crawls_journal_is_replayed_once_into_the_store(tmp_path: Path) -
     with segment.open("ab") as handle:
         handle.write(b'{"account":"alice","uin":20123')  # the line the kill cut
     # The killed crawl's pipeline had stored message 1 already.
-    message_store.store_missing(source, replay_journal_records([entry(1, "m1")]))
+    message_store.store_missing(db, replay_journal_records([entry(1, "m1")]))
     # A live crawl's journal on the same store is not touched; the dead one is replayed.
     live = journals.PollJournal(directory, store, "host:2")
     live.open()
     live.append(entry(9, "live")).result()
-    replay = replay_journal(source, live)
+    replay = replay_journal(db, live)
     assert (replay.stored, replay.answers, replay.unreadable, replay.files) == (2, 3, 1, 1)
-    texts = [m["text"] for m in message_store.list_messages("alice", **source)]
+    texts = [m["text"] for m in message_store.list_messages("alice", database_url=url)]
     assert texts == ["m1", "m2", "m3"]
     assert not segment.exists()
     assert [p.name for p in directory.glob("*.journal")] == [live.path.name]  # type: ignore[union-attr]
     # Another replay finds nothing left to do.
-    assert replay_journal(source, live).files == 0
+    assert replay_journal(db, live).files == 0
     # The live crawl ends: its own segment is checked against the store and deleted.
     live.close()
-    assert replay_journal(source, live, live.finished()).stored == 1
+    assert replay_journal(db, live, live.finished()).stored == 1
     live.release_locks()
     assert list(directory.glob("*.journal")) == []
-    assert len(message_store.list_messages("alice", **source)) == 4
+    assert len(message_store.list_messages("alice", database_url=url)) == 4
+    db.close()
 
 
 def replay_journal_records(entries: list[journals.JournalEntry]) -> list[dict[str, object]]:
@@ -91,7 +95,7 @@ def replay_journal_records(entries: list[journals.JournalEntry]) -> list[dict[st
 
 
 def test_another_stores_journal_is_left_alone(tmp_path: Path) -> None:
-    one = {"database_url": f"sqlite:///{tmp_path / 'one.sqlite3'}"}
+    one = f"sqlite:///{tmp_path / 'one.sqlite3'}"
     other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
     directory = tmp_path / "journal"
     writer = journals.PollJournal(directory, journals.store_digest(other), "host:1")
@@ -99,13 +103,14 @@ def test_another_stores_journal_is_left_alone(tmp_path: Path) -> None:
     writer.append(entry(1)).result()
     writer.close()
     writer.release_locks()  # as if its process died
-    reader = journals.PollJournal(directory, journals.store_digest(one["database_url"]), "h:2")
+    reader = journals.PollJournal(directory, journals.store_digest(one), "h:2")
     reader.open()
-    assert replay_journal(one, reader).files == 0
+    with contextlib.closing(Database(one, message_store.TABLES)) as db:
+        assert replay_journal(db, reader).files == 0
     assert len(list(directory.glob("*.journal"))) == 2
-    assert message_store.list_messages(**one) == []
+    assert message_store.list_messages(database_url=one) == []
     # The password is not part of a store's name (nor, then, of any file name).
     assert journals.store_digest("postgresql://u:secret@h/db") == journals.store_digest(
         "postgresql://u:other@h/db"
     )
-    assert journals.store_digest(other) != journals.store_digest(one["database_url"])
+    assert journals.store_digest(other) != journals.store_digest(one)
