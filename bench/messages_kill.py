@@ -26,7 +26,11 @@ Figures (printed, one line per run, then the totals):
 * ``lost``: handed out and still not stored after the second crawl;
 * ``after kill``: answers the simulator handed out from just before the SIGKILL to 1 s
   after it (the request was on its way; the answer went to a dead or dying process and
-  never reached it). ``lost`` minus this bounds what reached the process and was lost.
+  never reached it);
+* ``unread``: the crawl's sockets holding bytes it had not read yet at the moment of the
+  kill (``/proc/net/tcp`` ``rx_queue``): answers that were in the kernel, not in the
+  process. ``lost`` minus ``after kill`` minus ``unread`` is what reached the process and
+  was lost (the target: 0).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import re
 import shutil
@@ -111,6 +116,28 @@ def _chatter(control_url: str, names: list[str], stop: threading.Event) -> None:
             _control(control_url, "/_sim/messages", body)
 
 
+def _unread(pid: int) -> int:
+    """The process's TCP sockets with bytes the kernel received and the process has not read
+    (an answer that had not reached it), from /proc."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                rx_queue = int(fields[4].split(":")[1], 16)
+                if fields[9] in inodes and rx_queue > 0:
+                    count += 1
+    return count
+
+
 def one_run(
     sim: SimulatorProcess, tmp: Path, names: list[str], senders: int, n: int
 ) -> dict[str, int]:
@@ -135,6 +162,7 @@ def one_run(
             thread.start()
         time.sleep(random.uniform(4, 6))
         handed_at_kill = _handed_out(sim.control_url)
+        unread = _unread(crawl.pid)
         crawl.kill()  # SIGKILL
         crawl.wait(30)
         time.sleep(1)
@@ -159,6 +187,7 @@ def one_run(
         "recovered": int(found.group(1)) if found else 0,
         "lost": delivered - (_stored(db) - stored_before),
         "after kill": after_kill,
+        "unread": unread,
     }
 
 
@@ -180,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                      log="login.log"),
             cwd=ROOT, env=_env(tmp), capture_output=True, timeout=600, check=True,
         )  # fmt: skip
-        totals = {"delivered": 0, "in flight": 0, "recovered": 0, "lost": 0, "after kill": 0}
+        totals = dict.fromkeys(
+            ("delivered", "in flight", "recovered", "lost", "after kill", "unread"), 0
+        )
         print(f"{args.accounts} accounts, kill -9 at 4-6 s of chatter ({args.senders} senders)")
         print(f"{'run':>4}" + "".join(f"{k:>11}" for k in totals))
         for n in range(1, args.runs + 1):
