@@ -1,34 +1,11 @@
 """The qrlogin_redis spider: qrlogin fed from a Redis list, for several processes or nodes.
 
-``scrapy crawl qrlogin_redis -s WEBQQ_REDIS_URL=redis://host:6379/0`` takes account names
-from the list ``WEBQQ_REDIS_KEY`` (``RPUSH webqq:accounts alice bob``) and logs each in
-exactly as ``qrlogin`` does: the account's whole flow (its requests, its cookie jar, its
-polls) stays in the process that took it. Only the list and the leases are shared; the
-request queue stays Scrapy's own, in memory (docs/scrapy-notes.md §4: a shared scheduler hands
-one account's polls to a process without its cookies).
-
-The list is a reliable queue (:class:`~webqq_scrapy.sources.accounts.RedisAccountQueue`):
-a name is moved (``LMOVE``) to this process's processing list, and leaves it only once the
-account's outcome went through the pipelines. A process that is killed stops renewing its
-alive key (``WEBQQ_REDIS_HEARTBEAT``); the next process that looks moves its processing list
-back to the head of the main list and deletes its leases, so its accounts are logged in by
-the survivors. A process stopped gracefully (Ctrl-C, SIGTERM, scrapyd cancel) gives its
-unfinished accounts back itself, and lists them as every spider does (WEBQQ_UNFINISHED_PATH).
-
-Before an account starts, the process takes its lease
-(:class:`webqq_scrapy.sources.accounts.RedisLease`; expiry ``WEBQQ_LOGIN_TIMEOUT`` +
-``WEBQQ_REDIS_LEASE_MARGIN``). An account whose lease another process holds is skipped
-(stat ``webqq/redis/leased_elsewhere``): it is being, or was just, logged in there. A failed
-login gives its lease back; a successful one keeps it until it expires.
-
-The feeding loop runs in ``start()``, so the spider stays open while it waits for work: it
-takes up to ``WEBQQ_REDIS_BATCH_SIZE`` names at a time while fewer than
-``WEBQQ_REDIS_MAX_IN_FLIGHT`` accounts are in progress, and closes after the list was empty,
-with nothing in progress here or in another live process's processing list, for
-``WEBQQ_REDIS_IDLE_CLOSE`` seconds (0: never). This is the pattern of scrapy-redis's
-``RedisSpider`` with redis-py's asyncio client: ``RedisSpider`` takes work only on
-``spider_idle``, which a polling spider reaches only when every login in progress has ended,
-and it calls Redis synchronously on the reactor thread.
+``scrapy crawl qrlogin_redis -s WEBQQ_REDIS_URL=redis://host:6379/0`` logs in the names of
+the list ``WEBQQ_REDIS_KEY`` as ``qrlogin`` does; each account's whole flow stays in the
+process that took it. The reliable queue and the leases are
+``webqq_scrapy.sources.accounts`` (``RedisAccountQueue``, ``RedisLease``); how they behave
+when a process is killed or stopped, and why this is not scrapy-redis's ``RedisSpider``:
+docs/performance.md ("Scale-out") and docs/scrapy-notes.md §4.
 """
 
 from __future__ import annotations
