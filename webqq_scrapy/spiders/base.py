@@ -182,6 +182,7 @@ class AccountSpider(scrapy.Spider):
         # The watch for a stop of the crawl, and when it saw one (cancel_in_flight).
         self._stop_watch: task.LoopingCall | None = None
         self._stop_seen: float | None = None
+        self._closed_by_spider = False  # the stop came from a close, not a signal
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -307,7 +308,12 @@ class AccountSpider(scrapy.Spider):
             if not self.crawl_stopping():
                 return
             self._stop_seen = time.monotonic()
-        if time.monotonic() - self._stop_seen >= self.stop_wait():
+            # CLOSESPIDER_*, -a duration: the engine closes while the crawler still runs.
+            self._closed_by_spider = self.crawler.crawling
+        wait = self.stop_wait()
+        if self._closed_by_spider and not self.crawler.crawling:
+            wait = 0.0  # then a Ctrl-C or SIGTERM came: it asks for the end, now
+        if time.monotonic() - self._stop_seen >= wait:
             self.cancel_in_flight()
         if self.crawler.engine is None or getattr(self.crawler.engine, "_slot", None) is None:
             self._end_stop_watch()
