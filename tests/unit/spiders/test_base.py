@@ -31,7 +31,7 @@ class OneCallSpider(AccountSpider):
                 account, datetime.now(UTC), time.monotonic() + self.config.login_timeout
             )
             call = web2.self_info2(self.config.scheme, t_ms=1)
-            yield self.account_request(call.url, STEP, state, self.parse_answer)
+            yield self.call_request(call, state, self.parse_answer)
 
     @account_step(STEP)
     async def parse_answer(self, response: Any, state: AccountState):
@@ -39,7 +39,7 @@ class OneCallSpider(AccountSpider):
             raise RuntimeError("a bug in a callback")
         if self.behaviour == "failed":
             raise StepFailed("refused", "the test said so")
-        self.api_result(response, dict)  # not logged in: a non-zero retcode
+        self.call_result(response, state, STEP)  # not logged in: a non-zero retcode
         yield {"unreachable": True}
 
     def make_outcome(self, state: AccountState, outcome: str, step: Any, detail: Any):

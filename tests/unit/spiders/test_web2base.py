@@ -28,20 +28,20 @@ class OneCall(Web2Spider):
     async def session_started(self, state: Session):  # type: ignore[override]
         if self.friends_hash is None:
             call = web2.self_info2(self.config.scheme, t_ms=self.now_ms())
-            yield self.call_request(call, state, self.parse_call, attempt=0)
+            yield self.call_request(call, state, self.parse_call)
         else:
             call = web2.user_friends2(
                 self.config.scheme, vfwebqq=state.vfwebqq, hash=self.friends_hash
             )
-            yield self.call_request(call, state, self.parse_call, attempt=0)
+            yield self.call_request(call, state, self.parse_call)
 
     @account_step("web2_call")
-    async def parse_call(self, response: Any, state: Session, attempt: int):
+    async def parse_call(self, response: Any, state: Session):
         call = response.request.meta["webqq_step"]
         try:
             result = self.call_result(response, state, call)
         except web2.RetcodeError as exc:
-            yield await self.again(response, state, exc, attempt)
+            yield await self.again(response, state, exc)
             return
         yield {"account": state.account, "call": call, "uin": result.get("uin")}
         for item in await self.finish(state, OUTCOME_OK, call, None):
