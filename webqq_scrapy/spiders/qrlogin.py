@@ -35,6 +35,7 @@ from webqq_scrapy.items import (
     utc_timestamp,
 )
 from webqq_scrapy.meta import META_PSESSIONID, META_UIN
+from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_REUSED,
     STEP_CHECK_SIG,
@@ -144,8 +145,7 @@ class QRLoginSpider(AccountSpider):
         STEP_CHECK_SIG: 64 * 1024,
         STEP_GETVFWEBQQ: 64 * 1024,
         STEP_LOGIN2: 64 * 1024,
-        STEP_ONLINE_BUDDIES: 4 * 1024 * 1024,
-    }
+    }  # get_online_buddies2: the call table's cap
 
     def __init__(self, *args: Any, reuse: str | bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -462,7 +462,8 @@ class QRLoginSpider(AccountSpider):
     @account_step(STEP_GETVFWEBQQ)
     async def parse_getvfwebqq(self, response: Response, state: Login) -> AsyncIterator[Any]:
         # §3.4: this vfwebqq, not login2's ("after a CGI release, login2's is wrong").
-        state.vfwebqq = protocol.ptlogin.parse_getvfwebqq(self.api_result(response, dict))
+        result = self.call_result(response, state, STEP_GETVFWEBQQ)
+        state.vfwebqq = protocol.ptlogin.parse_getvfwebqq(result)
         yield self.login2_request(state)
 
     # ---- §3.5 login2 -----------------------------------------------------------------------
@@ -484,7 +485,8 @@ class QRLoginSpider(AccountSpider):
 
     @account_step(STEP_LOGIN2)
     async def parse_login2(self, response: Response, state: Login) -> AsyncIterator[Any]:
-        uin, psessionid = protocol.ptlogin.parse_login2(self.api_result(response, dict))
+        result = self.call_result(response, state, STEP_LOGIN2)
+        uin, psessionid = protocol.ptlogin.parse_login2(result)
         yield self.get_online_buddies2_request(state, uin, psessionid)
 
     # ---- §3.6 get_online_buddies2, the warm-up ---------------------------------------------
@@ -492,13 +494,16 @@ class QRLoginSpider(AccountSpider):
     def get_online_buddies2_request(
         self, login: Login, uin: int, psessionid: str
     ) -> scrapy.Request:
-        t_ms = int(time.time() * 1000)
-        return self.account_request(
-            protocol.online_buddies_url(self.config.scheme, login.vfwebqq, psessionid, t_ms),
-            STEP_ONLINE_BUDDIES,
+        call = web2.online_buddies2(
+            self.config.scheme,
+            vfwebqq=login.vfwebqq,
+            psessionid=psessionid,
+            t_ms=int(time.time() * 1000),
+        )
+        return self.call_request(
+            call,
             login,
             self.parse_get_online_buddies2,
-            headers={"Referer": protocol.dynamic_referer(self.config.scheme)},
             meta={META_UIN: uin, META_PSESSIONID: psessionid},
             priority=PRIORITY_AFTER_CONFIRM,
         )
@@ -508,7 +513,7 @@ class QRLoginSpider(AccountSpider):
         self, response: Response, state: Login
     ) -> AsyncIterator[Any]:
         # §3.6: the warm-up registers the session; without it poll2 answers 103.
-        self.api_result(response, list)
+        web2.parse_online_buddies(self.call_result(response, state, STEP_ONLINE_BUDDIES))
         obtained = datetime.now(UTC)
         yield Credentials(
             account=state.account,
