@@ -122,6 +122,17 @@ class RedisLease:
         """Give the lease of ``account`` back; False when it is not (or no longer) ours."""
         return bool(await self._release(keys=[self.key(account)], args=[self.owner]))
 
+    async def release_many(self, accounts: list[str], chunk: int = 500) -> int:
+        """Give back the leases of ``accounts`` that are still ours, ``chunk`` per round
+        trip; how many were released."""
+        released = 0
+        for start in range(0, len(accounts), chunk):
+            pipe = self.client.pipeline(transaction=False)
+            for account in accounts[start : start + chunk]:
+                await self._release(keys=[self.key(account)], args=[self.owner], client=pipe)
+            released += sum(bool(result) for result in await pipe.execute())
+        return released
+
     async def holder(self, account: str) -> str | None:
         value = await self.client.get(self.key(account))
         return value.decode() if isinstance(value, bytes) else value

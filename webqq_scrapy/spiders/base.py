@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import tempfile
 import time
@@ -50,7 +51,7 @@ from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import WebQQConfig
+from webqq_scrapy.config import TARGET_TENCENT, WebQQConfig, target_of
 from webqq_scrapy.download import DownloadStopped
 from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
@@ -62,7 +63,7 @@ from webqq_scrapy.protocol.codes import (
 )
 from webqq_scrapy.protocol.login import Finish, Retry, decide_fault
 from webqq_scrapy.retry import RetryPolicy, is_transient_status, retry_stats
-from webqq_scrapy.sources.accounts import read_accounts
+from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -74,6 +75,9 @@ if TYPE_CHECKING:
     from twisted.python.failure import Failure
 
 BODY_EXCERPT = 80
+# Spider arguments every spider of the package takes besides its ``__init__`` parameters:
+# scrapyd's job id.
+EXTRA_ARGUMENTS = ("_job",)
 # Default cap on an answer's size; a step may set its own (``max_answer_bytes``).
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 # How often a spider looks whether its crawl is stopping (then cancels what is in flight).
@@ -181,6 +185,10 @@ class AccountSpider(scrapy.Spider):
     ) -> None:
         # scrapyd passes _job=<job id>; it tags the stored records.
         self.job: str | None = kwargs.pop("_job", None)
+        # Scrapy sets every other keyword as an attribute: -a crawler=x or -a
+        # max_answer_bytes=x would replace the spider's own (the commands refuse them
+        # before the crawl, check_argument_names(); this is for a crawl started otherwise).
+        self.check_argument_names(kwargs, declared=())
         super().__init__(*args, **kwargs)
         self.accounts: list[str] = (
             read_accounts(accounts, accounts_file) if self.accounts_from_arguments else []
@@ -218,9 +226,50 @@ class AccountSpider(scrapy.Spider):
         return spider
 
     @classmethod
+    def update_settings(cls, settings: Any) -> None:
+        super().update_settings(settings)
+        if target_of(settings) == TARGET_TENCENT:
+            # The real hosts get the session's secrets (the QR token, ptsigx, then the
+            # stored psessionid and cookies with every call of every spider): verify their
+            # certificates, which Scrapy does not do by default.
+            settings.set("DOWNLOAD_VERIFY_CERTIFICATES", True, priority="spider")
+
+    @classmethod
+    def argument_names(cls) -> list[str]:
+        """The spider arguments (``-a NAME=VALUE``) this spider takes: the keyword
+        parameters of its ``__init__`` methods, and scrapyd's ``_job``."""
+        names = set(EXTRA_ARGUMENTS)
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or not issubclass(klass, AccountSpider):
+                continue
+            for parameter in inspect.signature(init).parameters.values():
+                if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                    names.add(parameter.name)
+        names.discard("self")
+        return sorted(names)
+
+    @classmethod
+    def check_argument_names(
+        cls, spargs: Mapping[str, Any], declared: Iterable[str] | None = None
+    ) -> None:
+        """Refuse a spider argument this spider does not take (``-a name=…``, ``-a
+        crawler=…``, ``-a max_answer_bytes=…`` would replace an attribute of the spider):
+        SpiderArgumentError naming it and the arguments there are."""
+        known = set(cls.argument_names() if declared is None else declared)
+        for name in spargs:
+            if name not in known:
+                raise SpiderArgumentError(
+                    name,
+                    f"not an argument of the {cls.name} spider (its arguments: "
+                    f"{', '.join(a for a in cls.argument_names() if not a.startswith('_'))})",
+                )
+
+    @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
-        """Check the account arguments before a crawl starts (``scrapy crawl``/``login``):
-        raises SpiderArgumentError naming the argument."""
+        """Check the arguments before a crawl starts (``scrapy crawl``/``login``): raises
+        SpiderArgumentError naming the argument."""
+        cls.check_argument_names(spargs)
         if cls.accounts_from_arguments:
             read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
 

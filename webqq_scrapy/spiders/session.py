@@ -1,70 +1,11 @@
 """The base of every spider that works on stored credentials instead of logging in.
 
-A session spider takes its accounts from ``-a accounts=alice,bob`` / ``-a accounts_file=PATH``,
-or, with neither, every account of the store. For each account it reads the stored
-``Credentials`` (the store the ``scrapy creds`` command reads: docs/storage.md, "Which store
-is read"), seeds the account's cookie jar with the
-stored cookies exactly as stored (name, value, domain, path, expiry) and carries uin,
-ptwebqq, vfwebqq, psessionid and clientid in a :class:`Session` state. Every account ends
-with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` one of
-``ok``, ``no_credentials``, ``session_ended`` (with the retcode that said so),
-``protocol_error``, ``network_error`` (or ``timeout`` at ``WEBQQ_LOGIN_TIMEOUT``).
-
-Writing a session spider (the ``contacts`` and ``messages`` spiders do this)::
-
-    class MessagesSpider(SessionSpider):
-        name = "messages"
-
-        async def session_started(self, state: Session) -> AsyncIterator[Any]:
-            # The jar is seeded; state.uin/ptwebqq/vfwebqq/psessionid/clientid are set.
-            yield self.call_request(web2.poll2(self.config.scheme, ptwebqq=state.ptwebqq,
-                                               psessionid=state.psessionid), state,
-                                    self.parse_poll2)
-
-        @account_step("poll2")
-        async def parse_poll2(self, response: Response, state: Session) -> AsyncIterator[Any]:
-            # Any retcode; poll.state says what it asks (codes.session_state, §7).
-            envelope = self.call_envelope(response, state, "poll2")
-            poll = web2.parse_poll2(envelope, self_uin=state.uin)
-            if poll.state == "renew_ptwebqq":  # 116 (§7): store it, go on
-                for item in await self.ptwebqq_renewed(state, poll.ptwebqq):
-                    yield item
-            elif poll.kick is not None:  # logged in elsewhere (§5.3, §8.1)
-                for item in await self.session_ended(state, f"kicked: {poll.kick.reason}"):
-                    yield item
-                return
-            elif poll.state == "ended":  # 100, 100001, 120…
-                reason = describe_retcode(poll.retcode)
-                for item in await self.session_ended(state, reason, poll.retcode):
-                    yield item
-                return
-            ...  # items, the next poll, or the end:
-            for item in await self.finish(state, OUTCOME_OK, "poll2", None):
-                yield item
-
-How an account ends:
-
-* ``await self.finish(state, outcome, step, detail)`` (from the base) ends it with any outcome
-  and returns the items to yield; raising :class:`~webqq_scrapy.spiders.base.StepFailed`
-  in an ``@account_step`` callback does the same.
-* A dead session: :meth:`~AccountSpider.call_result` raises :class:`SessionEnded` for a
-  retcode that says the session is over (docs/protocol.md §7, §8); a callback that learns it
-  otherwise (poll2's ``kick_message`` item, §5.3) calls
-  ``await self.session_ended(state, reason, retcode)`` and yields what it returns, or raises
-  ``self.session_end(state, reason, retcode)`` (which records the reason on ``state``).
-  Either way the account ends ``session_ended``, the stored record's status becomes
-  ``ended`` (with the reason, the retcode and the time, through a
-  :class:`~webqq_scrapy.items.CredentialsUpdate` item the storage pipelines apply), the
-  log says so at WARNING and the ``webqq_scrapy.signals.session_ended`` signal fires (the
-  QR webhook forwards it as a ``session_ended`` event).
-* A renewed ptwebqq (poll2's 116, ``PollResult.ptwebqq``):
-  ``await self.ptwebqq_renewed(state, new)`` updates the
-  state and the jar's ptwebqq cookie and returns the ``CredentialsUpdate`` that stores it;
-  the account goes on.
-
-The liveness test (§8.1: get_online_buddies2 answering 0) is here too, as
-:func:`liveness_request` and :func:`liveness_answer`, shared by the ``session_check`` spider
-(``scrapy creds check``) and ``qrlogin -a reuse=true``.
+Per account: the stored ``Credentials`` (the store of docs/storage.md, "Which store is
+read"), a cookie jar seeded exactly as stored, a :class:`Session` state, one
+``SessionOutcome``. Also the §8.1 liveness test (:func:`liveness_request`,
+:func:`liveness_answer`) of ``session_check`` and ``qrlogin -a reuse=true``. How to write
+one, with an example and how an account ends: docs/spiders.md, "Spiders on stored
+sessions"; the sessions themselves: docs/sessions.md.
 """
 
 from __future__ import annotations
@@ -91,6 +32,7 @@ from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import META_PSESSIONID, META_TARGET
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
+    OUTCOME_BAD_RECORD,
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
     OUTCOME_SESSION_ENDED,
@@ -108,7 +50,7 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     read_envelope,
 )
-from webqq_scrapy.store import FINISH_STORAGE_UNAVAILABLE, READ_ERRORS
+from webqq_scrapy.store import FINISH_STORAGE_UNAVAILABLE, READ_ERRORS, BadRecord
 from webqq_scrapy.store.records import describe_error
 
 if TYPE_CHECKING:
@@ -124,6 +66,7 @@ __all__ = [
     "SessionEnded",
     "SessionSpider",
     "announce_session_ended",
+    "bad_record_detail",
     "liveness_answer",
     "liveness_request",
     "load_stored_credentials",
@@ -178,26 +121,46 @@ class Session(AccountState):
 
 def load_stored_credentials(
     source: Mapping[str, Any], accounts: list[str] | None
-) -> dict[str, Credentials]:
-    """The stored credentials of ``accounts`` (all stored accounts when None), by account.
+) -> dict[str, Credentials | BadRecord]:
+    """The stored credentials of ``accounts`` (all stored accounts when None), by account;
+    a record that cannot be used is a :class:`~webqq_scrapy.store.BadRecord` saying why
+    (``records.credentials_problem``), and costs only its own account.
 
     Blocking (a database or a file): call it off the reactor thread.
     """
     records = store.read_credentials_records(**source)
     wanted = None if accounts is None else set(accounts)
-    return {
-        record["account"]: store.credentials_from_record(record)
-        for record in records
-        if wanted is None or record["account"] in wanted
-    }
+    stored: dict[str, Credentials | BadRecord] = {}
+    for record in records:
+        account = record["account"]
+        if wanted is not None and account not in wanted:
+            continue
+        try:
+            stored[account] = store.credentials_from_record(record)
+        except BadRecord as bad:
+            stored[account] = bad
+    return stored
+
+
+def bad_record_detail(spider: AccountSpider, bad: BadRecord) -> str:
+    """Say (one WARNING naming the account and what is wrong) that an account's stored
+    record cannot be used; the detail of its ``bad_record`` outcome."""
+    spider.logger.warning(
+        "Account %s: its stored credentials record cannot be used (%s); "
+        "log it in again with 'scrapy login %s'",
+        bad.account,
+        bad.problem,
+        bad.account,
+    )
+    return f"stored record unusable: {bad.problem}"
 
 
 async def read_stored_credentials(
     spider: AccountSpider, accounts: list[str] | None
-) -> dict[str, Credentials]:
-    """The stored credentials of ``accounts`` (all when None), read off the reactor thread;
-    a store that cannot be read closes the spider (finish reason
-    ``webqq_storage_unavailable``)."""
+) -> dict[str, Credentials | BadRecord]:
+    """The stored credentials of ``accounts`` (all when None), read off the reactor thread
+    (a record that cannot be used: its ``BadRecord``); a store that cannot be read closes
+    the spider (finish reason ``webqq_storage_unavailable``)."""
     try:
         source, label = credentials_source(spider.crawler.settings)
     except SettingError as exc:
@@ -311,6 +274,7 @@ class SessionSpider(AccountSpider):
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        cls.check_argument_names(spargs)
         accounts, accounts_file = spargs.get("accounts"), spargs.get("accounts_file")
         if accounts or accounts_file:
             read_accounts(accounts, accounts_file)
@@ -338,10 +302,14 @@ class SessionSpider(AccountSpider):
         await self.announce_admission()
         for index, account in enumerate(self.accounts):
             creds = stored.get(account)
-            if creds is None:
+            if creds is None or isinstance(creds, BadRecord):
                 state = self.state_class.from_credentials(account, None, time.monotonic())
-                detail = f"no credentials stored for {account!r}; log it in: scrapy login"
-                for item in await self.finish(state, OUTCOME_NO_CREDENTIALS, None, detail):
+                if creds is None:
+                    outcome = OUTCOME_NO_CREDENTIALS
+                    detail = f"no credentials stored for {account!r}; log it in: scrapy login"
+                else:
+                    outcome, detail = OUTCOME_BAD_RECORD, bad_record_detail(self, creds)
+                for item in await self.finish(state, outcome, None, detail):
                     yield item
                 continue
             target, mismatch = self.choose_target(creds)
@@ -469,7 +437,7 @@ class SessionSpider(AccountSpider):
         elif outcome == OUTCOME_WRONG_TARGET:
             self.crawler.stats.inc_value("webqq/session/wrong_target")
             self.logger.warning("Account %s: %s: %s", state.account, outcome, detail)
-        else:
+        elif outcome != OUTCOME_BAD_RECORD:  # that one has its WARNING already
             where = f" at {step}" if step else ""
             self.logger.info("Account %s: %s%s: %s", state.account, outcome, where, detail)
 
