@@ -431,6 +431,7 @@ class AccountSpider(scrapy.Spider):
             META_STEP: step,
             "dont_retry": True,  # on_error retries, with backoff
             "download_maxsize": self.answer_cap(step),
+            **self.state_meta(state),
             **(meta or {}),
         }
         self._cap_timeout(full_meta, state)
@@ -444,6 +445,10 @@ class AccountSpider(scrapy.Spider):
             dont_filter=True,
             **kw,
         )
+
+    def state_meta(self, state: AccountState) -> dict[str, Any]:
+        """Hook: meta that every request of ``state``'s account carries."""
+        return {}
 
     def answer_cap(self, step: str) -> int:
         """The largest answer read for ``step``: the spider's ``max_answer_bytes``, else the

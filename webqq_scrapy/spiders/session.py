@@ -355,22 +355,10 @@ class SessionSpider(AccountSpider):
             f"-s WEBQQ_TARGET={stored}"
         )
 
-    def account_request(
-        self,
-        url: str,
-        step: str,
-        state: AccountState,
-        callback: Callable[..., Any],
-        *,
-        meta: Mapping[str, Any] | None = None,
-        cls: type[scrapy.Request] = scrapy.Request,
-        **kw: Any,
-    ) -> scrapy.Request:
-        """A request of ``state.account``, routed to the target of its stored session."""
+    def state_meta(self, state: AccountState) -> dict[str, Any]:
+        """Every request of the account goes to the target of its stored session."""
         target = getattr(state, "target", "")
-        if target:
-            meta = {META_TARGET: target, **(meta or {})}
-        return super().account_request(url, step, state, callback, meta=meta, cls=cls, **kw)
+        return {META_TARGET: target} if target else {}
 
     # ---- requests and answers ------------------------------------------------------------
 
