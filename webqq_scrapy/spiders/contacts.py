@@ -10,8 +10,11 @@ get_online_buddies2 → get_recent_list2 → get_self_info2 → get_group_info_e
 its code, §4.13) → get_discu_info per discussion.
 
 Every answer goes through the strict parsers of ``protocol.web2`` (§4.0 shapes, §4.13 ids,
-§4.14 consistency, across answers too). Only when all of an account's answers are read and
-consistent does it yield the account's records (``SelfInfo``, ``Friend``, ``Group``,
+§4.14 consistency). An answer naming an id another answer lacks (an online uin that is not a
+listed friend, a recent entry naming an unlisted contact, a group owner or the user not a
+member) is drift: a WARNING and a ``webqq/drift/…`` stat, the data kept (see
+docs/data-spiders.md). Only when all of an account's answers are read and checked does it
+yield the account's records (``SelfInfo``, ``Friend``, ``Group``,
 ``GroupMember``, ``Discussion``, ``DiscussionMember``, ``RecentConversation``), then a
 ``ContactsSnapshot`` (the store marks what it no longer lists as gone) and the account's
 ``SessionOutcome`` ``ok``. A malformed or inconsistent answer, after the retries clients made
@@ -328,8 +331,9 @@ class ContactsSpider(Web2Spider):
             yield await self.again(response, state, exc, attempt)
             return
         assert lists.friends is not None
-        web2.check_online_buddies(online, lists.friends, self_uin=state.uin)
-        lists.online = online
+        # §4.14: an online uin that is not a listed friend is skipped (drift, counted).
+        lists.online, drift = web2.check_online_buddies(online, lists.friends, self_uin=state.uin)
+        self.drifted(state, drift)
         call = web2.recent_list2(
             self.config.scheme,
             vfwebqq=state.vfwebqq,
@@ -351,8 +355,12 @@ class ContactsSpider(Web2Spider):
             yield await self.again(response, state, exc, attempt)
             return
         assert lists.friends is not None and lists.groups is not None
-        web2.check_recent_list(
-            recent, lists.friends, lists.groups, lists.discussions, self_uin=state.uin
+        # §4.14: an entry naming an unlisted contact is kept (drift, counted).
+        self.drifted(
+            state,
+            web2.check_recent_list(
+                recent, lists.friends, lists.groups, lists.discussions, self_uin=state.uin
+            ),
         )
         lists.recent = recent
         call = web2.self_info2(self.config.scheme, t_ms=self.now_ms())
@@ -418,6 +426,7 @@ class ContactsSpider(Web2Spider):
         except (web2.RetcodeError, web2.IncompleteAnswer) as exc:
             yield await self.again(response, state, exc, attempt)
             return
+        self.drifted(state, info.drift)  # the owner or the user not a member: kept
         self.lists[state.account].group_infos.append(info)
         async for result in self.next_detail(state):
             yield result
@@ -439,6 +448,7 @@ class ContactsSpider(Web2Spider):
         except web2.RetcodeError as exc:
             yield await self.again(response, state, exc, attempt)
             return
+        self.drifted(state, info.drift)  # the user not a member: kept
         self.lists[state.account].discu_infos.append(info)
         async for result in self.next_detail(state):
             yield result

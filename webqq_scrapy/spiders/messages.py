@@ -339,6 +339,7 @@ class MessagesSpider(Web2Spider):
             result = web2.parse_poll2(self.call_envelope(response, state, POLL), self_uin=state.uin)
         state.retcode = result.retcode
         self.crawler.stats.inc_value(f"webqq/poll/retcode/{result.retcode}")
+        self.drifted(state, result.drift)  # a to_uin not the user's: the message is kept
         while result.events and not held.names_ready:
             await sleep(0.05)  # the names are being read (session_started)
         for event in result.events:
