@@ -619,7 +619,8 @@ class QRLoginSpider(AccountSpider):
             )
         else:
             stats.inc_value(f"webqq/login/failed/{outcome}")
-            self.logger.info(
+            # Why a login failed is a WARNING: `-L WARNING` still says it (issue 21).
+            self.logger.warning(
                 "Account %s: %s at %s: %s (%d poll(s), %d QR refresh(es))",
                 state.account,
                 outcome,

@@ -338,7 +338,7 @@ class SessionSpider(AccountSpider):
             creds = stored.get(account)
             if creds is None:
                 state = Session.from_credentials(account, None, time.monotonic())
-                detail = f"no credentials stored for {account!r}; log it in: scrapy login"
+                detail = f"no credentials stored for {account!r}; log it in: scrapy login {account}"
                 for item in await self.finish(state, OUTCOME_NO_CREDENTIALS, None, detail):
                     yield item
                 continue
@@ -468,8 +468,9 @@ class SessionSpider(AccountSpider):
         elif outcome == OUTCOME_OK:
             self.logger.info("Account %s: ok", state.account)
         else:
+            # Why an account failed is a WARNING: `-L WARNING` still says it (issue 21).
             where = f" at {step}" if step else ""
-            self.logger.info("Account %s: %s%s: %s", state.account, outcome, where, detail)
+            self.logger.warning("Account %s: %s%s: %s", state.account, outcome, where, detail)
 
     def make_outcome(
         self, state: AccountState, outcome: str, step: str | None, detail: str | None
