@@ -99,10 +99,13 @@ OUTCOMES = (
 # How an account's run of a session spider (one that works on stored credentials) ended.
 OUTCOME_NO_CREDENTIALS = "no_credentials"  # nothing stored for the account
 OUTCOME_SESSION_ENDED = "session_ended"  # the service said the session is over (§7, §8)
+# Another running messages crawl holds the account: this one does not poll it too.
+OUTCOME_HELD_ELSEWHERE = "held_elsewhere"
 SESSION_OUTCOMES = (
     OUTCOME_OK,
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_SESSION_ENDED,
+    OUTCOME_HELD_ELSEWHERE,
     OUTCOME_TIMEOUT,
     OUTCOME_PROTOCOL_ERROR,
     OUTCOME_NETWORK_ERROR,

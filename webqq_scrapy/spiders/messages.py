@@ -45,7 +45,11 @@ from twisted.internet.threads import deferToThread
 from webqq_scrapy.config import MessagesConfig
 from webqq_scrapy.items import Message, SendResult, utc_timestamp
 from webqq_scrapy.protocol import web2
-from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
+from webqq_scrapy.protocol.codes import (
+    OUTCOME_HELD_ELSEWHERE,
+    OUTCOME_OK,
+    OUTCOME_PROTOCOL_ERROR,
+)
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
 from webqq_scrapy.protocol.session import retcode_reason
 from webqq_scrapy.spiders.accounts import SpiderArgumentError
@@ -69,6 +73,11 @@ __all__ = ["MessagesSpider", "Names", "parse_duration"]
 
 POLL = "poll2"
 FINISH_DURATION = "duration"
+# No hot loop: a session's polls whose answers carry no message are at least this many
+# seconds apart (a server without a hold answers at once), and the wait after a poll2
+# retcode asking for a retry doubles each time, up to this cap (or the delay, if longer).
+MIN_POLL_GAP = 1.0
+MAX_RETRY_PAUSE = 60.0
 
 
 def parse_duration(value: str | None) -> float | None:
@@ -130,6 +139,7 @@ class Held:
     failures: int = 0  # poll answers in a row that asked for a retry (§7)
     warm_ups: int = 0  # 103s in a row
     names_ready: bool = False  # the names are read (or known to be missing)
+    polled_at: float = 0.0  # time.monotonic() of the last poll2 made
 
 
 def read_names(account: str, source: Mapping[str, Any]) -> tuple[Names, str] | None:
@@ -250,6 +260,16 @@ class MessagesSpider(Web2Spider):
             # Admitted as the crawl stops: no session is started; listed as unfinished.
             self.release(state.account)
             return
+        other = await self._take_hold(state)
+        if other is not None:
+            # Never two crawls polling one session: the other crawl keeps it.
+            detail = (
+                f"held by another messages crawl ({other}); it polls this session, "
+                "this crawl does not"
+            )
+            for item in await self.finish(state, OUTCOME_HELD_ELSEWHERE, None, detail):
+                yield item
+            return
         # Held until stopped: the login timeout does not apply to a held session.
         state.deadline = math.inf
         held = Held(msg_ids=web2.MsgIdSequence(time.time() * 1000))
@@ -261,6 +281,28 @@ class MessagesSpider(Web2Spider):
         self._reading.add(reading)
         reading.addBoth(self._forget_reading, reading)
         yield self.poll_request(state)
+
+    async def _take_hold(self, state: Session) -> str | None:
+        """Mark the account held by this crawl in the database store; the other running
+        crawl that holds it, if one does (then this one must not poll it). Without a
+        database store (a JSON file) there is no holders table and nothing to check."""
+        if self.store_source is None:
+            return None
+        from webqq_scrapy.store import messages as message_store
+
+        try:
+            return await maybe_deferred_to_future(
+                deferToThread(
+                    message_store.take_hold, self.store_source, state.account, self.holder
+                )
+            )
+        except Exception as exc:
+            self.logger.warning(
+                "Account %s: could not mark it held in the store (%s); polling it anyway",
+                state.account,
+                exc,
+            )
+            return None
 
     def _forget_reading(self, result: Any, reading: Any) -> Any:
         self._reading.discard(reading)
@@ -316,6 +358,9 @@ class MessagesSpider(Web2Spider):
         )
         # §5.2: a 502/504 after the hold is "no message", read by parse_poll, not an error.
         meta = {"handle_httpstatus_list": sorted(web2.POLL_TIMEOUT_HTTP_STATUSES)}
+        held = self.held.get(state.account)
+        if held is not None:
+            held.polled_at = time.monotonic()
         return self.call_request(call, state, self.parse_poll, meta=meta)
 
     async def pause(self, seconds: float) -> None:
@@ -384,10 +429,20 @@ class MessagesSpider(Web2Spider):
                 for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, POLL, detail):
                     yield item
                 return
-            await self.pause(self.messages_config.retry_delay)
+            # The official page waits 10 s each time (§7); a growing pause spares a
+            # service that keeps refusing: the delay, doubled each time, up to a cap.
+            delay = self.messages_config.retry_delay
+            await self.pause(min(delay * 2 ** (held.failures - 1), max(delay, MAX_RETRY_PAUSE)))
         else:
             held.failures = 0
             held.warm_ups = 0
+        if not result.events:
+            # No hot loop: an answer without a message that came back at once (a server
+            # without a hold, a 502 at once) waits out the rest of MIN_POLL_GAP.
+            gap = held.polled_at + MIN_POLL_GAP - time.monotonic()
+            if gap > 0:
+                self.crawler.stats.inc_value("webqq/poll/paced")
+                await self.pause(gap)
         if self.closing():
             for item in await self.stopped(state):
                 yield item

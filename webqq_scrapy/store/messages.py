@@ -9,7 +9,8 @@
   not send before it stopped goes back to ``queued``.
 * ``message_holders``: which accounts a running ``messages`` spider holds, with a heartbeat
   (``seen_at``, Unix seconds) renewed every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL``;
-  ``scrapy send`` refuses an account nobody holds.
+  ``scrapy send`` refuses an account nobody holds, and a second ``messages`` crawl refuses
+  an account another one holds (:func:`take_hold`): one session is never polled twice.
 
 Every function is synchronous (a database round trip); ``source`` arguments are the
 ``database_url=…`` keyword of the other readers, as a mapping.
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -62,6 +64,7 @@ __all__ = [
     "list_messages",
     "outbox_entry",
     "release",
+    "take_hold",
 ]
 
 _TIME = String(64)
@@ -234,6 +237,45 @@ def holder_of(
     if row is None or now - row["seen_at"] > stale_after:
         return None
     return str(row["holder"])
+
+
+def take_hold(
+    source: Mapping[str, Any],
+    account: str,
+    holder: str,
+    *,
+    now: float | None = None,
+    stale_after: float = HOLDER_STALE_AFTER,
+) -> str | None:
+    """Make ``holder`` the holder of ``account`` unless another holder has it, its heartbeat
+    younger than ``stale_after`` seconds: returns that other holder, or None when ``holder``
+    holds the account now. One statement ("insert, or update only a free row"), so of two
+    crawls taking one account at the same moment exactly one wins."""
+    now = time.time() if now is None else now
+    row = {"account": account, "holder": holder, "seen_at": now}
+    table = holders_table
+    free = or_(table.c.holder == holder, table.c.seen_at < now - stale_after)
+    with _engine(source).begin() as conn:
+        dialect = conn.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            stmt = insert(table).values(row)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["account"],
+                set_={"holder": stmt.excluded.holder, "seen_at": stmt.excluded.seen_at},
+                where=free,
+            )
+            conn.execute(stmt)
+        else:  # other dialects: in the transaction, update a free row, else insert
+            where = and_(table.c.account == account, free)
+            if conn.execute(table.update().where(where).values(row)).rowcount == 0:
+                exists = conn.execute(select(table.c.holder).where(table.c.account == account))
+                if exists.first() is None:
+                    conn.execute(table.insert().values(row))
+        got: str = conn.execute(
+            select(table.c.holder).where(table.c.account == account)
+        ).scalar_one()
+    return None if got == holder else str(got)
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -152,3 +152,21 @@ def test_outbox_claim_release_finish_and_holders(database_url: str) -> None:
     assert outbox.outbox_entry(source, second)["status"] == "queued"
     assert outbox.outbox_entry(source, other)["status"] == "queued"
     assert outbox.holder_of(source, "alice", now=1001.0) is None
+
+
+def test_take_hold_refuses_an_account_another_crawl_holds(database_url: str) -> None:
+    """Never two messages crawls polling one session (issue 21, point 4)."""
+    source = {"database_url": database_url}
+    assert outbox.take_hold(source, "alice", "host:1", now=1000.0) is None
+    assert outbox.holder_of(source, "alice", now=1000.0) == "host:1"
+    # A second crawl is refused, naming the holder; the first keeps it.
+    assert outbox.take_hold(source, "alice", "host:2", now=1001.0) == "host:1"
+    assert outbox.holder_of(source, "alice", now=1001.0) == "host:1"
+    assert outbox.take_hold(source, "alice", "host:1", now=1002.0) is None  # its own: renewed
+    assert outbox.take_hold(source, "bob", "host:2", now=1002.0) is None  # another account
+    # A holder whose heartbeat stopped (crashed) leaves the account to the next crawl.
+    later = 1002.0 + outbox.HOLDER_STALE_AFTER + 1
+    assert outbox.take_hold(source, "alice", "host:2", now=later) is None
+    assert outbox.holder_of(source, "alice", now=later) == "host:2"
+    outbox.release(source, [], "host:2", ["alice", "bob"])
+    assert outbox.holder_of(source, "alice", now=later) is None
