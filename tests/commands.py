@@ -9,6 +9,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The project's own tests run the embedded simulator in strict mode (docs/simulator.md,
+# "Two modes"): every command that may start it gets the setting unless the test sets it.
+STRICT_SETTING = "WEBQQ_SIMULATOR_STRICT"
+STRICT_COMMANDS = ("crawl", "login", "runspider", "creds")
+
+
+def with_strict(args: tuple[str, ...]) -> tuple[str, ...]:
+    if not args or args[0] not in STRICT_COMMANDS or any(STRICT_SETTING in a for a in args):
+        return args
+    return (*args, "-s", f"{STRICT_SETTING}=True")
 
 
 def run_scrapy(
@@ -20,7 +30,9 @@ def run_scrapy(
 ) -> subprocess.CompletedProcess[str]:
     """``python -m scrapy ARGS`` with this checkout importable; ``data_home`` becomes
     XDG_DATA_HOME, so the default SQLite store never lands in the real home.
-    ``env_changes`` sets variables, or removes those given as None."""
+    ``env_changes`` sets variables, or removes those given as None. The embedded simulator
+    runs strict (``with_strict``)."""
+    args = with_strict(args)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if data_home is not None:
         env["XDG_DATA_HOME"] = str(data_home)

@@ -50,7 +50,7 @@ COMPONENT_SETTINGS = (
 
 # Plain dictionaries (keyed by feed format or URI scheme): each entry of settings.py is
 # added unless the project's dictionary has that key.
-KEYED_SETTINGS = ("FEED_EXPORTERS", "FEED_STORAGES")
+KEYED_SETTINGS = ("FEED_EXPORTERS", "FEED_STORAGES", "DOWNLOAD_HANDLERS")
 
 # Values the login needs or is tuned for (each explained in settings.py).
 VALUE_SETTINGS = (

@@ -64,6 +64,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_ADMISSION_MAX_LAG": 3600,
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
+    "WEBQQ_MESSAGES_STOP_WAIT": 3600,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -167,6 +168,18 @@ def _port(settings: BaseSettings, name: str) -> int:
     if isinstance(raw, bool) or not 0 <= port <= 65535:
         raise SettingError(name, "must be 0 (a free port) to 65535", raw)
     return port
+
+
+def target_given(settings: BaseSettings) -> bool:
+    """WEBQQ_TARGET was chosen rather than left at the shipped default: set to anything but
+    "simulator", or given above the project's settings (``-s`` on the command line, a
+    spider's custom settings, a scrapyd job's settings)."""
+    from scrapy.settings import SETTINGS_PRIORITIES
+
+    raw = settings.get("WEBQQ_TARGET", defaults.WEBQQ_TARGET)
+    if str(raw).strip() != defaults.WEBQQ_TARGET:
+        return True
+    return (settings.getpriority("WEBQQ_TARGET") or 0) > SETTINGS_PRIORITIES["project"]
 
 
 def parse_target(raw: object) -> tuple[str, str | None]:
@@ -287,7 +300,11 @@ class WebQQConfig:
     admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
     contacts_max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
+    simulator_strict: bool = False
     unfinished_path: Path | None = None  # None: one file per run in default_unfinished_dir()
+    # WEBQQ_TARGET was chosen (see target_given); else a session spider uses the target
+    # stored with each record (docs/sessions.md, "Which target").
+    target_explicit: bool = False
 
     def unfinished_file(self, spider: str, job: str | None) -> Path:
         """Where a run's accounts left without an outcome are listed (WEBQQ_UNFINISHED_PATH)."""
@@ -356,6 +373,8 @@ class WebQQConfig:
             ),
             unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
+            simulator_strict=read_bool(settings, "WEBQQ_SIMULATOR_STRICT"),
+            target_explicit=target_given(settings),
         )
 
 
@@ -391,6 +410,7 @@ class MessagesConfig:
     retry_delay: float
     max_failures: int
     max_starting: int = 0  # 0: no limit
+    stop_wait: float = 65.0
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> MessagesConfig:
@@ -403,6 +423,7 @@ class MessagesConfig:
             max_starting=int(
                 _number(settings, "WEBQQ_MESSAGES_MAX_STARTING", positive=False, integer=True)
             ),
+            stop_wait=_number(settings, "WEBQQ_MESSAGES_STOP_WAIT", positive=False),
         )
 
 
@@ -554,6 +575,29 @@ def check_unknown(settings: BaseSettings) -> None:
         raise SettingError(name, f"is not a setting of webqq_scrapy; {hint}", settings.get(name))
 
 
+# Checks the embedded simulator's state file (a dotted path: config never imports the
+# simulator package, see the import contracts in pyproject.toml).
+SIMULATOR_STATE_PROBLEM = "webqq_scrapy.simulator.persist.state_problem"
+
+
+class SimulatorStateError(SettingError):
+    """The embedded simulator's state file is unusable: one line naming it and the fix."""
+
+    def __init__(self, message: str) -> None:
+        self.name = "WEBQQ_TARGET"
+        ValueError.__init__(self, message)
+
+
+def check_simulator_state() -> None:
+    """Raise SimulatorStateError when WEBQQ_TARGET=simulator cannot continue its saved
+    world (a corrupt or newer-format state file); reads only."""
+    from scrapy.utils.misc import load_object
+
+    problem = load_object(SIMULATOR_STATE_PROBLEM)()
+    if problem is not None:
+        raise SimulatorStateError(problem)
+
+
 def validate_all(settings: BaseSettings) -> WebQQConfig:
     """Check every WEBQQ_* setting of every component before anything starts.
 
@@ -562,6 +606,8 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
     check_unknown(settings)
     config = WebQQConfig.from_settings(settings)
     check_qr_dir(config.qr_dir)
+    if config.target == TARGET_SIMULATOR:
+        check_simulator_state()
     StorageConfig.from_settings(settings)
     QRPageConfig.from_settings(settings)
     WebhookConfig.from_settings(settings)

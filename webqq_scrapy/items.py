@@ -54,6 +54,7 @@ __all__ = [
     "LoginOutcome",
     "Message",
     "RecentConversation",
+    "RefusedMessage",
     "SelfInfo",
     "SendResult",
     "SessionOutcome",
@@ -385,6 +386,26 @@ class Message:
     peer_name: str | None = None
     job: str | None = None
     record: str = field(default="message", init=False)
+
+
+@dataclass
+class RefusedMessage:
+    """An item of a poll2 answer the parser refused (a wrong type, an id beyond 64 bits,
+    invalid UTF-8, …): not a ``Message``, but kept so a user can see what arrived. The
+    other items of the same answer are stored as usual.
+
+    ``path`` is the item's JSON path in the answer (``result[2]``), ``error`` what is
+    wrong and where, ``raw`` the item as received (compact JSON, non-ASCII escaped).
+    """
+
+    account: str
+    received_at: str
+    path: str
+    error: str
+    raw: str
+    call: str = "poll2"
+    job: str | None = None
+    record: str = field(default="refused_message", init=False)
 
 
 @dataclass

@@ -11,6 +11,9 @@ META_RETRIES = "webqq_retries"
 # Values a later step needs from an earlier answer.
 META_UIN = "webqq_uin"
 META_PSESSIONID = "webqq_psessionid"
+# The target a session spider's request goes to ("simulator" or a simulator's URL): the
+# one stored with the account's credentials (docs/sessions.md, "Which target").
+META_TARGET = "webqq_target"
 # What the log shows instead of the request's URL, for a URL that holds a secret of its own
 # (the webhook's, e.g. ?token=…): the Crawled lines of DEBUG print request URLs whole.
 META_LOG_URL = "webqq_log_url"
@@ -29,5 +32,6 @@ CARRIED_META = frozenset(
         META_STEP,
         META_UIN,
         META_PSESSIONID,
+        META_TARGET,
     }
 )

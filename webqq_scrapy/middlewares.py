@@ -25,12 +25,13 @@ from urllib.parse import quote, urlsplit
 
 from scrapy import signals
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
 from tldextract import TLDExtract
 
 from webqq_scrapy.config import TARGET_SIMULATOR, TARGET_TENCENT, WebQQConfig
+from webqq_scrapy.meta import META_TARGET
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -43,9 +44,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The component that runs the offline server; a dotted path keeps the spider and this
+# The component that runs the offline server, continued from its state file (the
+# persistent embedded world, docs/simulator.md); a dotted path keeps the spider and this
 # module free of any import of the simulator package (README, "Layout").
-SIMULATOR_CLASS = "webqq_scrapy.simulator.Simulator"
+EMBEDDED_WORLD_CLASS = "webqq_scrapy.simulator.persist.EmbeddedWorld"
 
 # Meta key naming the account a request belongs to (also its cookie jar key).
 META_ACCOUNT = "webqq_account"
@@ -60,7 +62,8 @@ class TargetRoutingMiddleware:
         self.config = config
         self.crawler = crawler
         self.proxy_url: str | None = config.simulator_url
-        self.simulator: Any = None
+        self.embedded: Any = None  # the EmbeddedWorld while WEBQQ_TARGET is "simulator"
+        self.failed: str | None = None  # why the embedded simulator could not start
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -68,6 +71,11 @@ class TargetRoutingMiddleware:
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
         return mw
+
+    @property
+    def simulator(self) -> Any:
+        """The in-process Simulator while this crawl serves the embedded world, else None."""
+        return self.embedded.simulator if self.embedded is not None else None
 
     async def spider_opened(self) -> None:
         if self.config.target == TARGET_SIMULATOR:
@@ -78,41 +86,68 @@ class TargetRoutingMiddleware:
             )
 
     async def start_embedded_simulator(self) -> None:
-        simulator_cls = load_object(SIMULATOR_CLASS)
-        self.simulator = simulator_cls(
+        world_cls = load_object(EMBEDDED_WORLD_CLASS)
+        self.embedded = world_cls(
             qr_lifetime=self.config.simulator_qr_lifetime,
             phone="auto",
             scan_after=self.config.simulator_scan_after,
             confirm_after=self.config.simulator_confirm_after,
             **self.config.simulator_world,
+            strict=self.config.simulator_strict,
             record_secrets=False,  # nobody reads them here; a long crawl must not grow
         )
-        self.proxy_url = self.simulator.listen("127.0.0.1", 0)
+        try:
+            self.proxy_url = self.embedded.start()
+        except ValueError as exc:  # persist.StateFileError: one line, nothing overwritten
+            self.failed = str(exc)
+            self.embedded = None
+            logger.error("Embedded simulator not started: %s", exc)
+            return
         logger.info(
-            "WEBQQ_TARGET=simulator: logging in against the offline WebQQ simulator started "
-            "at %s, whose virtual phone scans each QR after %gs and confirms it %gs later. "
-            "Tencent closed WebQQ on 2019-01-01, so this faithful offline server is the "
-            "default target; set WEBQQ_TARGET=http://HOST:PORT for a separately started "
-            "simulator (python -m webqq_scrapy.simulator).",
+            "WEBQQ_TARGET=simulator: logging in against the offline WebQQ simulator at %s "
+            "(%s; its state persists in %s; %s), whose virtual phone scans each QR after %gs "
+            "and confirms it %gs later. Tencent closed WebQQ on 2019-01-01, so this faithful "
+            "offline server is the default target; set WEBQQ_TARGET=http://HOST:PORT for a "
+            "separately started simulator (python -m webqq_scrapy.simulator).",
             self.proxy_url,
+            "served by this crawl" if self.embedded.serving else "served by another crawl",
+            self.embedded.path,
+            _mode(self.embedded.simulator),
             self.config.simulator_scan_after,
             self.config.simulator_confirm_after,
         )
         # Its control host (phone page, faults) is protected by the token in this URL;
         # logged at INFO like the QR page's URL (the log file is 0600).
-        logger.info("Simulator control page (virtual phone): %s/phone", self.simulator.control_url)
+        control = self.embedded.control_url
+        if control:
+            logger.info("Simulator control page (virtual phone): %s/phone", control)
 
     async def spider_closed(self) -> None:
-        if self.simulator is not None:
-            await self.simulator.stop()
-            self.simulator = None
+        if self.embedded is not None:
+            embedded, self.embedded = self.embedded, None
+            await embedded.stop()
 
     def process_request(self, request: Request) -> None:
         host = urlsplit(request.url).hostname or ""
-        if self.proxy_url is None or not (host == "qq.com" or host.endswith(".qq.com")):
+        if not (host == "qq.com" or host.endswith(".qq.com")):
             return
+        target = request.meta.get(META_TARGET)
+        if target and target != TARGET_SIMULATOR:
+            # A session spider's account whose record names a running simulator's URL.
+            self._route(request, str(target))
+            return
+        if self.failed is not None:
+            # Never fall through to the real hosts when the simulator was meant.
+            raise IgnoreRequest(f"the embedded simulator did not start: {self.failed}")
+        if self.embedded is not None:
+            self.proxy_url = self.embedded.url  # a take-over may have moved it
+        if self.proxy_url is None:
+            return
+        self._route(request, self.proxy_url)
+
+    def _route(self, request: Request, base: str) -> None:
         account = request.meta.get(META_ACCOUNT)
-        proxy = self.proxy_url
+        proxy = base
         if account is not None:
             # The proxy user name tells the simulator which person's phone this client
             # belongs to (per-account phone behaviour); it never reaches a qq.com host.
@@ -164,3 +199,12 @@ class OfflineCookiesMiddleware(CookiesMiddleware):
                     continue
                 cookie.domain = request_domain
             jar.set_cookie_if_ok(cookie, request)
+
+
+def _mode(simulator: Any) -> str:
+    """The simulator's mode for the log line (docs/simulator.md, "Two modes")."""
+    if simulator is None:
+        return "in the mode of the crawl that serves it"
+    if simulator.strict:
+        return "strict mode, WEBQQ_SIMULATOR_STRICT"
+    return "default mode: as strict as the real service"

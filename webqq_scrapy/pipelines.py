@@ -24,18 +24,19 @@ from scrapy.utils.asyncio import is_asyncio_available, run_in_thread
 from webqq_scrapy.config import StorageConfig
 from webqq_scrapy.items import CONTACT_RECORDS, Credentials
 from webqq_scrapy.retry import RetryPolicy
+from webqq_scrapy.store.database import DatabaseStore
 from webqq_scrapy.store.json_file import JsonFileStore
 from webqq_scrapy.store.records import (
     CONTACTS,
     CREDENTIALS,
     MESSAGES,
     OUTCOMES,
+    REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
     describe_error,
     missing_fields,
 )
-from webqq_scrapy.store.sql import DatabaseStore
 from webqq_scrapy.store.writer import BufferedWriter, data_record, keyed_record
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ STORE_LOSS_SUFFIXES = (
     "/messages_refused",
     "/send_results_refused",
     "/updates_refused",
+    "/refused_messages_failed",
+    "/refused_messages_refused",
 )
 
 
@@ -85,6 +88,17 @@ _KIND_NAMES = {
     CONTACTS: "Contacts",
     MESSAGES: "Messages",
     SEND_RESULTS: "Send results",
+    REFUSED_MESSAGES: "Refused poll2 items",
+}
+# The one record a store refused, named in the ERROR line: "<…> of account alice NOT stored".
+_RECORD_NAMES = {
+    CREDENTIALS: "The credentials",
+    OUTCOMES: "The login outcome",
+    UPDATES: "A status or ptwebqq update",
+    CONTACTS: "The contacts",
+    MESSAGES: "A message",
+    SEND_RESULTS: "A send result",
+    REFUSED_MESSAGES: "A refused poll2 item",
 }
 
 
@@ -181,7 +195,7 @@ class _BufferedStorePipeline:
             result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
             lost = list(self.writer.unsaved)
-            for kind in (CREDENTIALS, OUTCOMES, UPDATES, CONTACTS, MESSAGES, SEND_RESULTS):
+            for kind in _KIND_NAMES:
                 accounts = sorted({key[-1] for key in lost if key[0] == kind})
                 if not accounts:
                     continue
@@ -219,7 +233,7 @@ class _BufferedStorePipeline:
             logger.error(
                 "%s of account %s NOT stored: %s refused the record (%s); the other "
                 "records are stored",
-                "The credentials" if kind == CREDENTIALS else "The login outcome",
+                _RECORD_NAMES.get(kind, kind),
                 key[-1],
                 self.store_label,
                 error,

@@ -107,6 +107,11 @@ WEBQQ_SIMULATOR_CHATTER = 0.0
 # Seconds the embedded simulator holds a poll2 with nothing to deliver (the real service:
 # about 60, docs/protocol.md §5.1; 0 answers at once).
 WEBQQ_SIMULATOR_POLL_HOLD = 0.0
+# Strict mode of the embedded simulator (docs/simulator.md, "Two modes"): besides what the
+# real service refused, also refuse what only a browser or the official page would never
+# send (cookies outside their domain, inexact parameter forms). Off: as strict as the real
+# service; the project's own tests turn it on.
+WEBQQ_SIMULATOR_STRICT = False
 
 # --- The messages spider (docs/spiders.md) ------------------------------------------------
 # Seconds between two looks at the store's outbox (what `scrapy send` queued); also how
@@ -123,6 +128,11 @@ WEBQQ_MESSAGES_MAX_FAILURES = 8
 # poll2, which costs nothing while it waits. 0 = no limit. The default is Scrapy's
 # REACTOR_THREADPOOL_MAXSIZE: more reads at once would only queue for a thread.
 WEBQQ_MESSAGES_MAX_STARTING = 10
+# A stop is graceful: the polls (and sends) in flight may be answered for this many seconds
+# after it, then they are cancelled and the crawl closes. The service holds a poll2 about
+# 60 s (docs/protocol.md §5.1); 0 = cancel at once (the messages they carry are then
+# delivered to the next run).
+WEBQQ_MESSAGES_STOP_WAIT = 65.0
 
 # Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
 WEBQQ_LOG_SECRETS = False
@@ -238,6 +248,12 @@ FEED_STORAGES = {
 # Python repr (README, "Feeds").
 FEED_EXPORTERS = {"csv": "webqq_scrapy.feeds.CsvItemExporter"}
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# Scrapy's HTTP handler, plus: a stop cancels the downloads of the stopping accounts, so a
+# server that never answers does not hold a Ctrl-C for DOWNLOAD_TIMEOUT (docs/spiders.md).
+DOWNLOAD_HANDLERS = {
+    "http": "webqq_scrapy.download.StoppableDownloadHandler",
+    "https": "webqq_scrapy.download.StoppableDownloadHandler",
+}
 
 # --- QR delivery -------------------------------------------------------------------------
 # How the QR reaches a person nobody sees at a terminal, e.g. under scrapyd

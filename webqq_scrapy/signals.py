@@ -15,6 +15,10 @@ Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_r
     retcode such as 100001 or 103, or a kick message); only a new QR login helps. Sent by
     the session spiders and by ``qrlogin -a reuse=true``; handlers may accept only
     ``account`` and ``reason``.
+``cancel_downloads(match: Callable[[Request], bool])``
+    the crawl is stopping: the download handler (``webqq_scrapy.download``) cancels every
+    download in flight whose request ``match`` accepts (it ends with ``DownloadStopped``).
+    Sent by the account spiders; each receiver returns how many it cancelled.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 qr_ready = object()
 qr_state = object()
 session_ended = object()
+cancel_downloads = object()
 
 # Waiting for admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): no QR fetched yet.
 QR_QUEUED = "queued"

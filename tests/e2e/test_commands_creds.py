@@ -12,11 +12,11 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from tests.commands import run_scrapy
 from tests.fixtures.databases import make_credentials, make_outcome
 from tests.unit.test_pipelines import crawl, logins, storage_settings
+from webqq_scrapy.store.database import ensure_schema
 from webqq_scrapy.store.json_file import update_json_store
 from webqq_scrapy.store.records import credentials_record, outcome_record
 from webqq_scrapy.store.sql import (
     create_db_engine,
-    ensure_schema,
     upsert_attempts,
     upsert_credentials,
 )
@@ -63,19 +63,20 @@ def test_list_shows_accounts_with_their_last_outcome(stored):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "ACCOUNT", "UIN", "NICKNAME", "OBTAINED_AT", "EXPIRES_AT", "CHECKED_AT", "STATUS",
-        "LAST_OUTCOME", "OUTCOME_AT",
+        "ACCOUNT", "UIN", "NICKNAME", "TARGET", "OBTAINED_AT", "EXPIRES_AT", "CHECKED_AT",
+        "STATUS", "LAST_OUTCOME", "OUTCOME_AT",
     ]  # fmt: skip
     finished = "2026-11-24T12:00:00.000Z"
     assert lines[1].split() == [
-        "alice", str(ALICE.uin), "alice-nick", ALICE.obtained_at, ALICE.expires_at, "-",
-        "valid", "ok", finished,
+        "alice", str(ALICE.uin), "alice-nick", ALICE.target, ALICE.obtained_at, ALICE.expires_at,
+        "-", "valid", "ok", finished,
     ]  # fmt: skip
     assert lines[2].split() == [
-        "bob", str(BOB.uin), "bob-nick", BOB.obtained_at, BOB.expires_at, "-", "expired", "-", "-",
+        "bob", str(BOB.uin), "bob-nick", BOB.target, BOB.obtained_at, BOB.expires_at, "-",
+        "expired", "-", "-",
     ]  # fmt: skip
     # The refused login is listed though nothing was stored for carol.
-    assert lines[3].split() == ["carol", "-", "-", "-", "-", "-", "none", "refused", finished]
+    assert lines[3].split() == ["carol", "-", "-", "-", "-", "-", "-", "none", "refused", finished]
     assert lines[4] == f"3 account(s) in {stored[1]}"
     assert "SECRET" not in result.stdout + result.stderr
 
@@ -110,6 +111,7 @@ def test_show_is_a_short_summary_without_secrets(stored):
         "account       alice",
         f"uin           {ALICE.uin}",
         "nickname      alice-nick",
+        f"target        {ALICE.target}",
         "status        valid",
         f"obtained_at   {ALICE.obtained_at}",
         f"expires_at    {ALICE.expires_at}",

@@ -12,6 +12,7 @@ crawl drains what the first did not receive, and the store holds each message ex
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -28,6 +29,7 @@ import pytest
 from tests.commands import ROOT, run_scrapy
 from tests.e2e.test_contacts_e2e import SIM_ARGS, control, crawl, login
 from webqq_scrapy.store.messages import holder_of, list_messages
+from webqq_scrapy.store.sql import Database
 
 pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
 
@@ -49,10 +51,11 @@ def start_crawl(
 
 def wait_held(db: str, accounts: tuple[str, ...], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(holder_of({"database_url": db}, a) for a in accounts):
-            return
-        time.sleep(0.2)
+    with contextlib.closing(Database(db)) as store:
+        while time.monotonic() < deadline:
+            if all(holder_of(store, a) for a in accounts):
+                return
+            time.sleep(0.2)
     raise AssertionError(f"the messages spider did not hold {accounts} within {timeout} s")
 
 

@@ -21,8 +21,8 @@ from tests.commands import ROOT
 from tests.fixtures.databases import make_credentials, make_outcome
 from tests.hostile import Answer, Call, HostileProxy
 from webqq_scrapy.retry import RetryPolicy
+from webqq_scrapy.store.database import DatabaseStore
 from webqq_scrapy.store.json_file import JsonFileStore
-from webqq_scrapy.store.sql import DatabaseStore
 from webqq_scrapy.store.writer import BufferedWriter, keyed_record
 
 ACCOUNTS = [f"acct{i:02d}" for i in range(30)]

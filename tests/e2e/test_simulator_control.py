@@ -83,6 +83,8 @@ def test_the_embedded_simulator_logs_its_control_url_only_with_the_qr_page(tmp_p
     assert result.returncode == 0, result.stderr[-2000:] + log[-2000:]
     match = re.search(r"Simulator control page \(virtual phone\): (http://\S+)/phone", log)
     assert match, log[-2000:]
+    # The project's own tests run it strict (tests/commands.py adds the setting).
+    assert "; strict mode, WEBQQ_SIMULATOR_STRICT)" in log
     token = urlsplit(match.group(1)).path.strip("/")
     assert len(token) >= 32
     lines = [line for line in log.splitlines() if token in line]

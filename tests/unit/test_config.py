@@ -17,6 +17,7 @@ def test_defaults_are_the_documented_ones():
     assert config.login_timeout == 600.0
     assert config.session_lifetime == 2 * 24 * 3600
     assert config.scheme == "http"
+    assert config.simulator_strict is False  # the real service's leniency (docs/simulator.md)
 
 
 def test_url_target_is_normalised():
@@ -47,9 +48,16 @@ def test_tencent_target_uses_https():
         ("WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", "1e7"),
         ("WEBQQ_LOGIN_TIMEOUT", "nan"),
         ("WEBQQ_QR_TERMINAL", "maybe"),
+        ("WEBQQ_SIMULATOR_STRICT", "sometimes"),
     ],
 )
 def test_bad_values_fail_with_the_setting_name(name, value):
     with pytest.raises(SettingError) as info:
         WebQQConfig.from_settings(Settings({name: value}))
     assert str(info.value).startswith(f"{name}: ")
+
+
+def test_simulator_strict_is_read_as_a_boolean():
+    for raw, strict in (("true", True), ("0", False), (True, True)):
+        config = WebQQConfig.from_settings(Settings({"WEBQQ_SIMULATOR_STRICT": raw}))
+        assert config.simulator_strict is strict

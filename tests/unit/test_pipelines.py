@@ -317,6 +317,38 @@ async def test_invalid_credentials_are_dropped_before_storage(tmp_path, sqlite_u
     assert secrets_in(r for r in caplog.records if r.levelno >= logging.INFO) == []
 
 
+@deferred_f_from_coro_f
+async def test_a_record_the_store_refuses_is_named_by_its_kind(database_url, caplog):
+    """A message the store cannot hold (an id beyond 64 bits: SQLite's OverflowError,
+    PostgreSQL's "bigint out of range") is named as a message, not as a login outcome."""
+    from webqq_scrapy.items import Message
+
+    def message(msg_id: int) -> Message:
+        return Message(
+            account="alice",
+            received_at="2026-12-06T12:00:00.000Z",
+            kind="buddy",
+            peer_id=2_000_001,
+            sender_uin=2_000_001,
+            msg_id=msg_id,
+            time=1_700_000_000,
+            text="hi",
+            content='[["font",{}],"hi"]',
+            reply_to="buddy:2000001",
+        )
+
+    settings = storage_settings(WEBQQ_DATABASE_ENABLED=True, WEBQQ_DATABASE_URL=database_url)
+    with caplog.at_level(logging.ERROR):
+        crawler = await crawl(settings, [message(2**70), message(7)])
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(
+        "A message of account alice NOT stored: "
+    )  # was "The login outcome"
+    assert crawler.stats.get_value("webqq/sql/messages_refused") == 1
+    assert rows(database_url, "SELECT msg_id FROM messages") == [(7,)]
+
+
 # --- failures at open --------------------------------------------------------------------
 
 

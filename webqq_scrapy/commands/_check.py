@@ -30,6 +30,7 @@ from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
     OUTCOME_SESSION_ENDED,
+    OUTCOME_WRONG_TARGET,
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_UNKNOWN, STATUS_VALID
 from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
@@ -50,6 +51,7 @@ def status_of(outcome: str) -> str:
         OUTCOME_OK: STATUS_VALID,
         OUTCOME_SESSION_ENDED: STATUS_ENDED,
         OUTCOME_NO_CREDENTIALS: STATUS_MISSING,
+        OUTCOME_WRONG_TARGET: OUTCOME_WRONG_TARGET,
     }.get(outcome, STATUS_UNKNOWN)
 
 

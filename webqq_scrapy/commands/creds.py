@@ -36,6 +36,7 @@ LIST_COLUMNS = (
     "account",
     "uin",
     "nickname",
+    "target",
     "obtained_at",
     "expires_at",
     "checked_at",
@@ -44,7 +45,16 @@ LIST_COLUMNS = (
     "outcome_at",
 )
 # ``show`` (human view): the record's plain fields; tokens and cookie values never.
-SHOW_FIELDS = ("account", "uin", "nickname", "status", "obtained_at", "expires_at", "checked_at")
+SHOW_FIELDS = (
+    "account",
+    "uin",
+    "nickname",
+    "target",
+    "status",
+    "obtained_at",
+    "expires_at",
+    "checked_at",
+)
 OUTCOME_FIELDS = ("outcome", "finished_at", "step", "detail", "run_id")
 
 
@@ -207,7 +217,7 @@ def account_row(
     """One account as ``list`` shows it: no secret, its status (``none`` without stored
     credentials) and its last login outcome."""
     row: dict[str, Any] = {"account": account}
-    for name in ("uin", "nickname", "obtained_at", "expires_at", "checked_at"):
+    for name in ("uin", "nickname", "target", "obtained_at", "expires_at", "checked_at"):
         row[name] = record.get(name) if record is not None else None
     row["status"] = shown_status(record) if record is not None else "none"
     row["last_outcome"] = outcome_summary(outcome)

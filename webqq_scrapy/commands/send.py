@@ -73,6 +73,7 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from webqq_scrapy.store import messages as outbox
         from webqq_scrapy.store.records import describe_error
+        from webqq_scrapy.store.sql import Database
 
         if len(args) != 3:
             raise UsageError("expected ACCOUNT TARGET TEXT")
@@ -104,10 +105,12 @@ class Command(ScrapyCommand):
                 "(WEBQQ_JSON_PATH): give --database-url or set WEBQQ_DATABASE_URL",
             )
             return
+        db = None
         try:
+            db = Database(source["database_url"], outbox.TABLES)
             # The spider renews its heartbeat every outbox interval; three missed: gone.
             stale_after = max(outbox.HOLDER_STALE_AFTER, 3 * interval)
-            holder = outbox.holder_of(source, account, stale_after=stale_after)
+            holder = outbox.holder_of(db, account, stale_after=stale_after)
             if holder is None:
                 self._fail(
                     EXIT_NOT_SENT,
@@ -115,19 +118,22 @@ class Command(ScrapyCommand):
                     f"start one: scrapy crawl messages -a accounts={account}",
                 )
                 return
-            outbox_id = outbox.enqueue(source, account, str(target), text)
+            outbox_id = outbox.enqueue(db, account, str(target), text)
             print(f"queued: outbox message {outbox_id} from {account} to {target} ({holder})")
             if not opts.wait:
                 return
-            self.exitcode = self._wait(outbox, source, outbox_id, opts.timeout)
+            self.exitcode = self._wait(outbox, db, outbox_id, opts.timeout)
         except (SQLAlchemyError, OSError) as exc:
             self._fail(EXIT_STORE, f"cannot use {label}: {describe_error(exc)}")
+        finally:
+            if db is not None:
+                db.close()
 
-    def _wait(self, outbox: Any, source: dict[str, Any], outbox_id: int, timeout: float) -> int:
+    def _wait(self, outbox: Any, db: Any, outbox_id: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         row = None
         while time.monotonic() < deadline:
-            row = outbox.outbox_entry(source, outbox_id)
+            row = outbox.outbox_entry(db, outbox_id)
             if row is not None and row["status"] in outbox.FINISHED:
                 break
             time.sleep(0.2)

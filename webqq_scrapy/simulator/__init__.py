@@ -58,11 +58,19 @@ call gets the answer the real service gave a dead session. Python control method
 ``inject_message``, ``world``, ``change_world``, ``sent``, ``received``, ``kick``,
 ``expire``, ``renew_ptwebqq``, ``disconnect``; the same over HTTP under ``/_sim/``.
 
-Cookie scoping. A request carrying a cookie the simulator issued for a domain that does
-not domain-match the request host (``qrsig`` at ``s.web2.qq.com``, ``p_skey`` at
-``ssl.ptlogin2.qq.com``…) is answered **HTTP 400**, ``text/plain``, ``cookie scoping
-violation: <name> (Domain=<domain>) would not be sent to <host> by a browser``; the stats
-count it as ``http_400_cookie_scope`` under the step.
+Two modes (docs/simulator.md, "Two modes", with the audit of every check). The default
+refuses exactly what the sources show the real service refusing; ``strict=True`` (``--strict``,
+the project's own tests) also refuses what only the project's own mistakes would send, and
+names the rule in an ``X-Simulator-Strict`` header. Among those: a request carrying a cookie
+the simulator issued for a domain that does not domain-match the request host (``qrsig`` at
+``s.web2.qq.com``, ``p_skey`` at ``ssl.ptlogin2.qq.com``…) is answered **HTTP 400**,
+``text/plain``, ``cookie scoping violation: <name> (Domain=<domain>) would not be sent to
+<host> by a browser``; the stats count it as ``http_400_cookie_scope`` under the step. The
+checks described above are those of strict mode.
+
+The pages clients fetched before the QR (§3.0) are served in both modes:
+``ui.ptlogin2.qq.com/cgi-bin/login``, ``xui.ptlogin2.qq.com/cgi-bin/xlogin`` (the four values
+clients parse, and the ``pt_login_sig`` cookie) and ``w.qq.com/``.
 
 Phone behaviours: see :mod:`webqq_scrapy.simulator.phone` (``auto``, ``manual``,
 ``refuse``, ``never``, ``scan-only``, ``expire:K``). Faults: see
@@ -203,6 +211,8 @@ class Simulator:
         duplicate_msg_id: str = "deliver",
         swallow_sql: bool = False,
         control_token: str | None = None,
+        strict: bool = False,
+        discu_owner: bool = False,
     ) -> None:
         """Defaults keep an in-process simulator quiet and fast: empty worlds, no poll hold.
 
@@ -213,7 +223,10 @@ class Simulator:
         ``ptwebqq_renew`` S > 0 answers poll2 with 116 every S s (§7); ``echo`` returns the
         account's own sends through poll2 (§5.5, 2018); ``duplicate_msg_id`` ``deliver``
         (the recorded behaviour: repeats were delivered again, §6.3) or ``reject`` (1202);
-        ``swallow_sql`` drops SQL-looking texts silently (§6.3).
+        ``swallow_sql`` drops SQL-looking texts silently (§6.3); ``strict`` adds the checks
+        no source shows the real service making (cookie scoping, exact parameter forms; the
+        project's own tests run strict, docs/simulator.md "Two modes"); ``discu_owner`` puts
+        ``info.discu_owner`` into get_discu_info (only a 2012 sample has it, §4.11).
 
         The control methods below (``inject_message``, ``world``, ``change_world``, ``sent``,
         ``kick``…) touch live state: call them on the reactor thread (from another thread,
@@ -234,6 +247,8 @@ class Simulator:
         self.echo = echo
         self.duplicate_msg_id = duplicate_msg_id
         self.swallow_sql = swallow_sql
+        self.strict = bool(strict)
+        self.discu_owner = bool(discu_owner)
         for polls in (scan_after_polls, confirm_after_polls):
             if polls is not None and polls < 0:
                 raise ValueError("poll counts must not be negative")
@@ -241,10 +256,10 @@ class Simulator:
         self.qr_lifetime = float(qr_lifetime)
         self.session_ttl = float(session_ttl)
         self.poll_hold = float(poll_hold)
-        # Tokens are secrets: system randomness unless a seed asks for reproducible runs.
+        # The seed makes worlds and fault rates reproducible, never tokens: those are secrets
+        # (a seed shows in ``ps``), so they always come from the operating system's source.
         self.rng: random.Random = random.Random(seed) if seed is not None else random.Random()
-        token_rng = random.Random(seed) if seed is not None else random.SystemRandom()
-        self.tokens = TokenFactory(token_rng)
+        self.tokens = TokenFactory(random.SystemRandom())
         self.store = Store(
             self.tokens,
             qr_lifetime=self.qr_lifetime,
@@ -466,6 +481,7 @@ class Simulator:
             session.channel.push(item)
             session.wake()
             items.append(item)
+        self.store.stats.version += 1
         return items
 
     def _message_item(
@@ -510,7 +526,7 @@ class Simulator:
         kind: str,
         target: int | None,
         parsed: tuple[str, list[int]],
-        msg_id: int,
+        msg_id: int | None,
         raw_content: str,
         forced: int | None = None,
     ) -> int | None:
@@ -531,7 +547,7 @@ class Simulator:
         if name is None:
             return None
         text, faces = parsed
-        duplicate = channel.seen_msg_id(msg_id)
+        duplicate = msg_id is not None and channel.seen_msg_id(msg_id)
         entry: dict[str, Any] = {
             "account": session.account,
             "kind": kind,
@@ -653,6 +669,7 @@ class Simulator:
             text = f"第{channel.chatter_turn}条消息 <3 & 😀"
             item = self._message_item(session, kind, None, text, to, [14])
             channel.push(item)
+            self.store.stats.version += 1
             session.wake()
 
 

@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
+    add(
+        "--reset-state",
+        action="store_true",
+        help="delete the state file of the embedded simulator that crawls start "
+        "(WEBQQ_TARGET=simulator: <user data dir>/webqq_scrapy/simulator/state.json): its "
+        "sessions end, stored credentials and data stay; then exit",
+    )
     add("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     add("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
     add("--phone", type=_behaviour, default="auto", help="default phone behaviour (auto)")
@@ -147,7 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"poll2 answers 116 with a new ptwebqq every S s; 0 never "
         f"(§7: seen after ~11 h; {PTWEBQQ_RENEW_RECORDED:g})",
     )
-    add("--seed", type=int, help="seed tokens, worlds and fault rates for reproducible runs")
+    add(
+        "--seed",
+        type=int,
+        help="seed worlds and fault rates for reproducible runs (tokens always come from the "
+        "operating system's random source)",
+    )
+    add(
+        "--strict",
+        action="store_true",
+        help="also refuse what no source shows the real service refusing: cookies a browser "
+        "would not send to the host, inexact parameter forms (clientid, psessionid, ptwebqq, "
+        "msg_id…), a check_sig URL redeemed twice; the answer names the rule "
+        "(header X-Simulator-Strict). Default: as strict as the real service, no stricter",
+    )
     world = parser.add_argument_group("world (each account's contacts, from its name and --seed)")
     world.add_argument("--friends", type=int, default=24, metavar="N", help="friends (24)")
     world.add_argument("--groups", type=int, default=4, metavar="N", help="groups (4)")
@@ -180,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="deliver",
         help="a send repeating a msg_id: deliver it again (recorded, §6.3) or answer 1202",
     )
+    world.add_argument(
+        "--discu-owner",
+        action="store_true",
+        help="get_discu_info carries info.discu_owner (only a 2012 sample has it; off)",
+    )
     chat.add_argument(
         "--swallow-sql",
         action="store_true",
@@ -205,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.reset_state:
+        from webqq_scrapy.simulator.persist import StateFileError, reset_state
+
+        try:
+            print(reset_state(), flush=True)
+        except StateFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     # Thousands of concurrent clients need as many descriptors as the hard limit allows.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
@@ -249,6 +283,8 @@ def _simulator(args: argparse.Namespace) -> Simulator:
         echo=args.echo,
         duplicate_msg_id=args.duplicate_msg_id,
         swallow_sql=args.swallow_sql,
+        strict=args.strict,
+        discu_owner=args.discu_owner,
     )
 
 

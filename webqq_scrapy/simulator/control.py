@@ -105,6 +105,8 @@ class Control:
     def handle(self, call: Call) -> Reply:
         path = call.path.rstrip("/") or "/"
         if path == self.base or path.startswith(self.base + "/"):
+            if call.method == "POST":
+                self.sim.store.stats.version += 1  # a change to save (simulator.persist)
             return self._protected(call, path[len(self.base) :] or "/")
         # Without the token: a QR's own page and actions, by the id the QR holds.
         if path.startswith(QR_PATH_PREFIX):

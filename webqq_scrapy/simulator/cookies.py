@@ -27,6 +27,7 @@ DOMAIN_WEB2 = "web2.qq.com"
 # which domain each cookie the simulator issues lives on.
 COOKIE_DOMAINS = {
     "qrsig": DOMAIN_PTLOGIN,
+    "pt_login_sig": DOMAIN_PTLOGIN,  # the login pages (§3.0) [I]
     "superuin": DOMAIN_PTLOGIN,
     "superkey": DOMAIN_PTLOGIN,
     "supertoken": DOMAIN_PTLOGIN,

@@ -11,6 +11,7 @@ import html
 import io
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -70,7 +71,31 @@ PTLOGIN_HOSTS = (protocol.HOST_PTLOGIN, "ptlogin2.qq.com")
 CHECK_SIG_HOSTS = (protocol.HOST_CHECK_SIG, "ptlogin2.web2.qq.com")
 PROXY_HOSTS = (protocol.HOST_WEB, "web2.qq.com", protocol.HOST_STATIC, protocol.HOST_DYNAMIC)
 
+# Strict mode (docs/simulator.md, "Two modes"): checks no source shows the real service
+# making, kept to catch the project's own mistakes. A request refused by one carries the
+# rule's name in this header of its answer.
+STRICT_HEADER = "X-Simulator-Strict"
+RULE_COOKIE_SCOPE = (
+    "cookie-scope: each cookie is sent only to hosts its Domain matches, as a browser does"
+)
+RULE_CLIENTID = "clientid: exactly 53999199, a parameter of its own"
+RULE_REFERER_HOST = "referer-host: the Referer of a web2 API call is a *.web2.qq.com proxy page"
+RULE_PTWEBQQ = "ptwebqq: the session's ptwebqq (or empty where allowed), equal to its cookie"
+RULE_PSESSIONID = "psessionid: the psessionid login2 issued to this session"
+RULE_CHECK_SIG_UIN = "check_sig-uin: uin is the QQ number the ptsigx was issued for"
+RULE_PTSIGX_ONCE = "ptsigx-once: a check_sig URL is redeemed once"
+RULE_MSG_ID = "msg_id: a JSON integer"
+RULE_CONTENT = "content: the page's form, one font element and string or face pieces"
+RULE_NEWSTATUS = "newstatus: one of online, away, busy, silent, hidden, offline, callme"
+
 STEP_PROXY_PAGE = "proxy_page"
+STEP_LOGIN_PAGE = "login_page"
+STEP_WEB_PAGE = "web_page"
+# §3.0: the ptlogin pages clients fetched before the QR, at their real hosts and paths.
+HOST_UI_PTLOGIN = protocol.HOST_PTLOGIN_UI
+HOST_XUI_PTLOGIN = "xui.ptlogin2.qq.com"
+PATH_LOGIN_PAGE = "/cgi-bin/login"
+PATH_XLOGIN_PAGE = "/cgi-bin/xlogin"
 
 ROUTES: dict[tuple[str, str], str] = {}
 for _host in PTLOGIN_HOSTS:
@@ -102,6 +127,10 @@ for _step in CHANNEL_STEPS + SEND_STEPS:
 for _host in PROXY_HOSTS:
     ROUTES[_host, protocol.PATH_PROXY] = STEP_PROXY_PAGE
     ROUTES[_host, "/cfproxy.html"] = STEP_PROXY_PAGE
+ROUTES[HOST_UI_PTLOGIN, PATH_LOGIN_PAGE] = STEP_LOGIN_PAGE
+ROUTES[HOST_XUI_PTLOGIN, PATH_XLOGIN_PAGE] = STEP_LOGIN_PAGE
+for _host in (protocol.HOST_WEB, "web2.qq.com"):
+    ROUTES[_host, "/"] = STEP_WEB_PAGE
 
 
 def route(host: str, path: str) -> str | None:
@@ -128,6 +157,12 @@ PROXY_PAGE = (
     b'<!DOCTYPE html><html><head><meta charset="utf-8"><script type="text/javascript">'
     b'document.domain="qq.com";</script></head><body></body></html>'
 )
+# §3.0: the ptlogin JS version the login page names (g_pt_version, sent back as js_ver):
+# mq_comm.js v10194, February 2017 (§0).
+PT_VERSION = "10194"
+# §1.7 / §3.0: the xlogin URL the SmartQQ page frames (style 40, Mojo's copy of it).
+XLOGIN_QUERY = protocol.LOGIN_PAGE_QUERY.replace("style=16", "style=40&pt_disable_pwd=1")
+_PAGE_VALUE = re.compile(r"[A-Za-z0-9_]{1,32}")
 # §3.3: a check_sig with an unknown or used ptsigx sets no cookie; the client notices at
 # getvfwebqq ({"retcode":100000}, §3.4). The page itself is not recorded [I].
 CHECK_SIG_FAILED_PAGE = (
@@ -210,6 +245,7 @@ class Call:
     content_type: str = ""
     degraded: bool = False  # a "degraded" fault: answer without the key clients retry on
     forced_retcode: int | None = None  # a send fault 1202/100100: deliver, then answer it
+    strict_rule: str | None = None  # the strict-mode rule this request broke (answer header)
 
     def cookie(self, name: str) -> str | None:
         value = None
@@ -305,20 +341,39 @@ class WebQQ:
     # ---- dispatch ----------------------------------------------------------------------
 
     def scoping_error(self, call: Call) -> Reply | None:
-        """HTTP 400 when the request carries a cookie a browser would not send to its host."""
+        """Strict mode: HTTP 400 when the request carries a cookie a browser would not send to
+        its host. The real service ignored cookies it did not need (clients that sent every
+        cookie to every host logged in from 2017 to 2018), so the default mode never checks."""
+        if not self.sim.strict:
+            return None
         wrong = misplaced_cookies(call.host, [name for name, _ in call.cookies])
         if not wrong:
             return None
         listed = ", ".join(f"{name} (Domain={domain})" for name, domain in wrong)
-        return text_reply(
+        reply = text_reply(
             400,
-            f"cookie scoping violation: {listed} would not be sent to {call.host} by a browser\n",
+            f"cookie scoping violation: {listed} would not be sent to {call.host} by a browser "
+            f"(strict mode: {RULE_COOKIE_SCOPE})\n",
             "http_400_cookie_scope",
         )
+        reply.headers.append((STRICT_HEADER, RULE_COOKIE_SCOPE))
+        return reply
 
     def handle(self, step: str, call: Call) -> Reply:
         handler = getattr(self, step)
-        return handler(call)
+        reply: Reply = handler(call)
+        if call.strict_rule is not None:
+            # The answer the strict check gave, plus the rule it applied (docs/simulator.md).
+            reply.headers.append((STRICT_HEADER, call.strict_rule))
+        return reply
+
+    def strict(self, call: Call, rule: str) -> bool:
+        """True when a check that no source shows the real service making applies: in strict
+        mode (the project's own tests) only. Records the rule for the answer's header."""
+        if not self.sim.strict:
+            return False
+        call.strict_rule = rule
+        return True
 
     def fault_reply(self, step: str, fault: Fault) -> Reply:
         """The answer of a fault whose action is status, malformed or retcode."""
@@ -454,15 +509,28 @@ class WebQQ:
         # §1.5: an empty Referer header made check_sig answer 403 (ScienJus/smartqq#28).
         if call.referer is not None and not call.referer.strip():
             return forbidden_reply()
-        session = self.store.by_ptsigx.pop(call.query.get("ptsigx", ""), None)
-        if session is None or call.query.get("uin") != str(session.qq):
-            headers = [("Content-Type", CT_HTML_UTF8), ("Server", LOGIN_SERVER)]
-            return Reply(200, CHECK_SIG_FAILED_PAGE, headers, "failed")
-        session.ptsigx = None  # single use
+        session = self.store.by_ptsigx.get(call.query.get("ptsigx", ""))
+        failed = Reply(
+            200,
+            CHECK_SIG_FAILED_PAGE,
+            [("Content-Type", CT_HTML_UTF8), ("Server", LOGIN_SERVER)],
+            "failed",
+        )
+        if session is None:
+            return failed  # an unknown ptsigx logs nobody in
+        if call.query.get("uin") != str(session.qq) and self.strict(call, RULE_CHECK_SIG_UIN):
+            return failed
         session.last_seen = self.sim.clock()
-        session.p_skey, session.pt4_token = self.tokens.key44(), self.tokens.key44()
-        self.store.by_p_skey[session.p_skey] = session
-        self.store.secrets.add(session.p_skey, session.pt4_token)
+        if self.sim.strict:
+            # Single use [I]; the default mode lets a client redeem it again (a Qzone-era
+            # client did, docs/protocol.md §3.3) and answers the same cookies.
+            self.store.by_ptsigx.pop(session.ptsigx or "", None)
+            session.ptsigx = None
+        if session.p_skey is None:
+            session.p_skey, session.pt4_token = self.tokens.key44(), self.tokens.key44()
+            self.store.by_p_skey[session.p_skey] = session
+            self.store.secrets.add(session.p_skey, session.pt4_token)
+        assert session.pt4_token is not None
         uin = uin_cookie(session.qq)
         cookies = [
             # §3.3, verbatim spelling and order of slince get_ptwebqq_headers.txt (April 2017),
@@ -494,8 +562,12 @@ class WebQQ:
         A live session past its lifetime or idle timeout ends here (the sweep does the same
         periodically); an ended one is returned as its tombstone.
         """
+        # §1.5: calls without a Referer got 100000 (ScienJus's conventions); which Referer
+        # host the service wanted is not recorded (strict mode: a web2 proxy page).
+        if not (call.referer or "").strip():
+            return None
         referer_host = urlsplit(call.referer or "").hostname or ""
-        if not referer_host.endswith(".web2.qq.com"):
+        if not referer_host.endswith(".web2.qq.com") and self.strict(call, RULE_REFERER_HOST):
             return None
         p_skey = call.cookie("p_skey") or ""
         uin, skey = call.cookie("uin"), call.cookie("skey")
@@ -554,19 +626,37 @@ class WebQQ:
 
     def getvfwebqq(self, call: Call) -> Reply:
         session = self._web2_session(call)
+        if session is None:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        # §3.3/§3.4: an empty ptwebqq worked in 2018 and no source shows a value refused, and
+        # a 2017 client whose URL read clientid=53999199psessionid= logged in: both checks are
+        # strict mode only.
         ptwebqq = call.query.get("ptwebqq")
-        if (
-            session is None
-            or not session.ptwebqq_ok(ptwebqq)
-            or call.cookie("ptwebqq") != ptwebqq
-            or _int_or_none(call.query.get("clientid")) != CLIENTID
+        if (not session.ptwebqq_ok(ptwebqq) or call.cookie("ptwebqq") != ptwebqq) and self.strict(
+            call, RULE_PTWEBQQ
         ):
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if self._clientid_bad(call, call.query.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         if session.vfwebqq is None:
             session.vfwebqq = self.tokens.vfwebqq()
             self.store.secrets.add(session.vfwebqq)
         # §3.4 key order: retcode first (get_vfwebqq.txt).
         return json_reply({"retcode": RETCODE_OK, "result": {"vfwebqq": session.vfwebqq}}, 0)
+
+    def _clientid_bad(self, call: Call, value: object) -> bool:
+        """Strict mode: clientid must be 53999199 (no source shows the service checking it)."""
+        return _int_or_none(value) != CLIENTID and self.strict(call, RULE_CLIENTID)
+
+    def _ptwebqq_bad(self, call: Call, session: Session, value: object) -> bool:
+        """login2's ptwebqq: another value than the session's is refused (100002, "ptwebqq
+        invalid", in mq.js's list, §3.5); empty or absent worked in 2018 (§3.3) and is
+        refused in strict mode only."""
+        if session.ptwebqq_ok(value):
+            return False
+        if value in (None, ""):
+            return self.strict(call, RULE_PTWEBQQ)
+        return True
 
     def _r(self, call: Call) -> dict[str, Any] | None:
         raw = call.param("r")
@@ -584,12 +674,12 @@ class WebQQ:
         if isinstance(found, Tombstone):
             return self.dead_reply(found.reason, "login2")
         session = found
-        if session is None or _int_or_none(r.get("clientid")) != CLIENTID:
+        if session is None or self._clientid_bad(call, r.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         if session.kick_pending:
             return self.dead_reply(ENDED_KICKED, "login2")
-        if not session.ptwebqq_ok(r.get("ptwebqq")) or not session.ptwebqq_ok(
-            call.cookie("ptwebqq")
+        if self._ptwebqq_bad(call, session, r.get("ptwebqq")) or (
+            not session.ptwebqq_ok(call.cookie("ptwebqq")) and self.strict(call, RULE_PTWEBQQ)
         ):
             return retcode_reply(RETCODE_PTWEBQQ_INVALID)
         status = r.get("status", r.get("state"))
@@ -639,7 +729,10 @@ class WebQQ:
         found = self._live(call, family)
         if isinstance(found, Reply):
             return found
-        if not psessionid or psessionid != found.psessionid:
+        # The session is the one of the cookies (§1.5); no source shows a psessionid refused.
+        if (not psessionid or psessionid != found.psessionid) and self.strict(
+            call, RULE_PSESSIONID
+        ):
             return retcode_reply(RETCODE_NOT_LOGGED_IN)
         return found
 
@@ -648,11 +741,9 @@ class WebQQ:
         if isinstance(found, Reply):
             return found
         # The official client uses getvfwebqq's vfwebqq, not login2's (§3.4).
-        if (
-            found.vfwebqq is None
-            or call.query.get("vfwebqq") != found.vfwebqq
-            or _int_or_none(call.query.get("clientid")) != CLIENTID
-        ):
+        if found.vfwebqq is None or call.query.get("vfwebqq") != found.vfwebqq:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if self._clientid_bad(call, call.query.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         found.online = True  # §3.6: the session is now "registered" for poll2
         world = found.world
@@ -668,10 +759,11 @@ class WebQQ:
         found = self._channel_session(call, r.get("psessionid"), "poll")
         if isinstance(found, Reply):
             return found
-        # §5.1: poll2's ptwebqq may be "" (2018) or the cookie value.
+        # §5.1: poll2's ptwebqq may be "" (2018) or the cookie value; whether another value
+        # was refused is not recorded (strict mode only).
         ptwebqq = r.get("ptwebqq")
-        if _int_or_none(r.get("clientid")) != CLIENTID or not (
-            ptwebqq == "" or found.ptwebqq_ok(ptwebqq)
+        if self._clientid_bad(call, r.get("clientid")) or (
+            not (ptwebqq == "" or found.ptwebqq_ok(ptwebqq)) and self.strict(call, RULE_PTWEBQQ)
         ):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         if not found.online and not found.kick_pending:
@@ -834,9 +926,11 @@ class WebQQ:
 
     def _ids_reply(self, call: Call, session: Session) -> Reply | None:
         """clientid (100000) and psessionid (100001) where the official call sends them."""
-        if _int_or_none(call.query.get("clientid")) != CLIENTID:
+        if self._clientid_bad(call, call.query.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
-        if call.query.get("psessionid") != session.psessionid:
+        if call.query.get("psessionid") != session.psessionid and self.strict(
+            call, RULE_PSESSIONID
+        ):
             return retcode_reply(RETCODE_NOT_LOGGED_IN)
         return None
 
@@ -851,7 +945,7 @@ class WebQQ:
             return found
         # §4.6: psessionid "" (ScienJus) and {vfwebqq, hash} (rebown) also worked.
         psessionid = r.get("psessionid")
-        if psessionid not in (None, "", found.psessionid):
+        if psessionid not in (None, "", found.psessionid) and self.strict(call, RULE_PSESSIONID):
             return retcode_reply(RETCODE_NOT_LOGGED_IN)
         if found.vfwebqq is None or r.get("vfwebqq") != found.vfwebqq:
             return retcode_reply(RETCODE_LOGIN_INVALID)
@@ -863,27 +957,32 @@ class WebQQ:
         found = self._channel_session(call, call.query.get("psessionid"))
         if isinstance(found, Reply):
             return found
-        if (
-            found.vfwebqq is None
-            or call.query.get("vfwebqq") != found.vfwebqq
-            or _int_or_none(call.query.get("clientid")) != CLIENTID
-        ):
+        if found.vfwebqq is None or call.query.get("vfwebqq") != found.vfwebqq:
+            return retcode_reply(RETCODE_LOGIN_INVALID)
+        if self._clientid_bad(call, call.query.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         world = found.world
         disc = world.discussion(_int_or_none(call.query.get("did"))) if world else None
         if world is None or disc is None:
             return retcode_reply(RETCODE_BAD_ID)  # §4.15: unknown did → 6
-        return json_reply({"retcode": 0, "result": world.discussion_info(disc)}, 0)
+        result = world.discussion_info(disc)
+        if not self.sim.discu_owner:
+            # §4.11: both SmartQQ-era recordings lack info.discu_owner; only a 2012 sample
+            # has it (the discu_owner option).
+            result["info"].pop("discu_owner", None)
+        return json_reply({"retcode": 0, "result": result}, 0)
 
     def change_status2(self, call: Call) -> Reply:
         found = self._channel_session(call, call.query.get("psessionid"))
         if isinstance(found, Reply):
             return found
-        if _int_or_none(call.query.get("clientid")) != CLIENTID:
+        if self._clientid_bad(call, call.query.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         status = call.query.get("newstatus")
         if status not in STATUSES:
-            return retcode_reply(RETCODE_BAD_ID)
+            if self.strict(call, RULE_NEWSTATUS):
+                return retcode_reply(RETCODE_BAD_ID)
+            return json_reply({"retcode": 0}, 0)  # not recorded: accepted, status unchanged
         found.status = status
         if found.world is not None:
             found.world.me.status = status
@@ -908,14 +1007,21 @@ class WebQQ:
         found = self._channel_session(call, r.get("psessionid"), "send")
         if isinstance(found, Reply):
             return found
-        if _int_or_none(r.get("clientid")) != CLIENTID:
+        if self._clientid_bad(call, r.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         if not found.online:
             return retcode_reply(RETCODE_NOT_REGISTERED)  # §4.15: sends got 103 too
-        msg_id = r.get("msg_id")
-        if not isinstance(msg_id, int) or isinstance(msg_id, bool):
-            return retcode_reply(RETCODE_BAD_POST)
+        raw_msg_id = r.get("msg_id")
+        msg_id: int | None = raw_msg_id
+        if not isinstance(raw_msg_id, int) or isinstance(raw_msg_id, bool):
+            if self.strict(call, RULE_MSG_ID):
+                return retcode_reply(RETCODE_BAD_POST)
+            msg_id = _int_or_none(raw_msg_id)  # not recorded: accepted (no duplicate check)
         parsed = parse_send_content(r.get("content"))
+        if parsed is None:
+            lenient = parse_send_content(r.get("content"), strict=False)
+            if lenient is not None and not self.strict(call, RULE_CONTENT):
+                parsed = lenient  # a JSON array, though not the page's own form
         if parsed is None:
             # §1.4: a malformed send once produced an Erlang error page (kitech/wxagent#14).
             raw = str(r.get("content"))[:200]
@@ -940,8 +1046,69 @@ class WebQQ:
     def proxy_page(self, call: Call) -> Reply:
         return Reply(200, PROXY_PAGE, [("Content-Type", CT_HTML_UTF8)], "200")
 
+    # ---- §3.0 the pages before the QR -------------------------------------------------------
+
+    def login_page(self, call: Call) -> Reply:
+        """``ui.ptlogin2.qq.com/cgi-bin/login`` and ``xui.ptlogin2.qq.com/cgi-bin/xlogin``.
+
+        The real pages are not recorded; this is the smallest page carrying what clients read
+        out of them (§3.0): the hidden ``aid`` input, ``g_login_sig``, ``g_pt_version`` and
+        ``g_mibao_css``, and the ``pt_login_sig`` cookie on ptlogin2.qq.com. Nothing later
+        requires either (``login_sig`` may be empty, §3.2)."""
+        appid = _page_value(call.query.get("appid"), str(protocol.APPID), digits=True)
+        daid = _page_value(call.query.get("daid"), str(protocol.DAID), digits=True)
+        mibao_css = _page_value(call.query.get("mibao_css"), "m_webqq")
+        style = _page_value(call.query.get("style"), "16", digits=True)
+        login_sig = self.tokens.login_sig()
+        s_url = html.escape(_qq_host_url(call.query.get("s_url")), quote=True)
+        script = ",".join(
+            f'{name}=encodeURIComponent("{value}")'
+            for name, value in (
+                ("g_appid", appid),
+                ("g_daid", daid),
+                ("g_style", style),
+                ("g_login_sig", login_sig),
+                ("g_pt_version", PT_VERSION),
+                ("g_mibao_css", mibao_css),
+            )
+        )
+        page = (
+            '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>QQ帐号安全登录</title>\n'
+            f'<script type="text/javascript">var {script};</script>\n</head><body>\n'
+            f'<form id="loginform" name="loginform" method="post" target="_self" '
+            f'action="https://{protocol.HOST_PTLOGIN}/login">\n'
+            f'<input type="hidden" name="aid" value="{appid}" />\n'
+            f'<input type="hidden" name="daid" value="{daid}" />\n'
+            f'<input type="hidden" name="u1" value="{s_url}" />\n'
+            f'<input type="hidden" name="login_sig" value="{login_sig}" />\n'
+            "</form>\n</body></html>\n"
+        )
+        headers = [
+            ("Content-Type", CT_HTML_UTF8),
+            ("Set-Cookie", tencent_cookie("pt_login_sig", login_sig, DOMAIN_PTLOGIN)),
+        ]
+        return Reply(200, page.encode("utf-8"), headers, "200")
+
+    def web_page(self, call: Call) -> Reply:
+        """``w.qq.com/`` (and ``web2.qq.com/``): the SmartQQ page, reduced to the frame of the
+        xlogin page it loads (§1.1, §3.0; the page itself is not recorded)."""
+        xlogin = f"https://{HOST_XUI_PTLOGIN}{PATH_XLOGIN_PAGE}?{XLOGIN_QUERY}"
+        page = (
+            '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>SmartQQ</title></head>'
+            f'<body>\n<iframe id="ptlogin" name="ptlogin" src="{html.escape(xlogin)}" '
+            'width="100%" height="100%" frameborder="0"></iframe>\n</body></html>\n'
+        )
+        return Reply(200, page.encode("utf-8"), [("Content-Type", CT_HTML_UTF8)], "200")
+
     def not_found(self, call: Call) -> Reply:
         return text_reply(404, f"not found: http://{call.host}{call.path}\n")
+
+
+def _page_value(value: str | None, default: str, *, digits: bool = False) -> str:
+    """A query value echoed into a page: short word characters (digits) only, else default."""
+    if value is None or not _PAGE_VALUE.fullmatch(value) or (digits and not value.isdigit()):
+        return default
+    return value
 
 
 def ptqrshow_query() -> str:

@@ -61,8 +61,11 @@ def delivered_content(text: str, faces: list[int] | tuple[int, ...] = ()) -> lis
     return content
 
 
-def parse_send_content(raw: object) -> tuple[str, list[int]] | None:
-    """§6.2: the text and face ids of a sent ``content``; None when not the recorded format."""
+def parse_send_content(raw: object, *, strict: bool = True) -> tuple[str, list[int]] | None:
+    """§6.2: the text and face ids of a sent ``content``; None when it is not a string holding
+    a JSON array (the Erlang ``invalid_json`` of §1.4). ``strict`` also refuses an array that
+    is not the official page's form (one font element, pieces that are strings or faces with
+    integer ids); otherwise pieces it does not know are skipped (not recorded as refused)."""
     if not isinstance(raw, str):
         return None
     try:
@@ -78,16 +81,17 @@ def parse_send_content(raw: object) -> tuple[str, list[int]] | None:
         if isinstance(piece, str):
             texts.append(piece)
         elif isinstance(piece, list) and len(piece) == 2 and piece[0] == "face":
-            if not isinstance(piece[1], int) or isinstance(piece[1], bool):
+            if isinstance(piece[1], int) and not isinstance(piece[1], bool):
+                faces.append(piece[1])
+            elif strict:
                 return None
-            faces.append(piece[1])
         elif isinstance(piece, list) and len(piece) == 2 and piece[0] == "font":
-            if not isinstance(piece[1], dict):
+            if not isinstance(piece[1], dict) and strict:
                 return None
             fonts += 1
-        else:
+        elif strict:
             return None
-    if fonts != 1:
+    if fonts != 1 and strict:
         return None
     return "".join(texts), faces
 

@@ -220,9 +220,13 @@ class Stats:
         self.steps: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.confirms: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=keep_confirms))
         self.logins: dict[str, int] = defaultdict(int)
+        # Grows with every counted answer (and chatter message): a persistent simulator
+        # saves its state only when this moved (simulator.persist).
+        self.version = 0
 
     def count(self, step: str, answer: str | int) -> None:
         self.steps[step][str(answer)] += 1
+        self.version += 1
 
     def confirmed(self, qr: QR) -> None:
         assert qr.decided_at is not None

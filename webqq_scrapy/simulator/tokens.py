@@ -1,7 +1,9 @@
 """Token generators of the simulator: qrsig, ptwebqq, skey, ptsigx, vfwebqq, psessionid (§2.6).
 
-Pure functions over a ``random.Random`` so that a seeded simulator issues reproducible
-tokens; the formats are the ones decoded from the recorded fixtures in docs/protocol.md §2.6.
+Pure functions over a ``random.Random``; the simulator passes the operating system's random
+source (``random.SystemRandom``, as the ``secrets`` module uses), also under ``--seed``, since
+anyone who knows a seed could predict the tokens. The formats are the ones decoded from the
+recorded fixtures in docs/protocol.md §2.6.
 """
 
 from __future__ import annotations
@@ -74,9 +76,25 @@ class TokenFactory:
         self._rng = rng
 
     def _pick(self, alphabet: str, length: int) -> str:
-        return "".join(self._rng.choices(alphabet, k=length))
+        """``length`` characters of ``alphabet``, uniformly: bytes in one call of the source
+        (one ``os.urandom`` for the system one), the few above a multiple of the alphabet's
+        size rejected."""
+        size = len(alphabet)
+        limit = 256 - 256 % size
+        out: list[str] = []
+        while len(out) < length:
+            for byte in self._rng.randbytes(length + length // 2):
+                if byte < limit:
+                    out.append(alphabet[byte % size])
+                    if len(out) == length:
+                        break
+        return "".join(out)
 
     def qrsig(self) -> str:
+        return self._pick(_SIG_ALPHABET, 64)
+
+    def login_sig(self) -> str:
+        """pt_login_sig / g_login_sig of the login page (§3.0; its format is not recorded)."""
         return self._pick(_SIG_ALPHABET, 64)
 
     def qr_id(self) -> str:

@@ -43,10 +43,13 @@ from scrapy.http.cookies import CookieJar
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.asyncio import call_later, sleep
 from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import task
 from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol
+from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import WebQQConfig
+from webqq_scrapy.download import DownloadStopped
 from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
 from webqq_scrapy.protocol import ProtocolError
@@ -71,6 +74,8 @@ if TYPE_CHECKING:
 BODY_EXCERPT = 80
 # Default cap on an answer's size; a step may set its own (``max_answer_bytes``).
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+# How often a spider looks whether its crawl is stopping (then cancels what is in flight).
+STOP_WATCH_INTERVAL = 0.25
 
 
 class StepFailed(Exception):
@@ -174,6 +179,9 @@ class AccountSpider(scrapy.Spider):
         # for one of them to be released.
         self.admitted: dict[str, None] = {}
         self._admission: Deferred[None] | None = None
+        # The watch for a stop of the crawl, and when it saw one (cancel_in_flight).
+        self._stop_watch: task.LoopingCall | None = None
+        self._stop_seen: float | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -181,6 +189,7 @@ class AccountSpider(scrapy.Spider):
         spider.config = WebQQConfig.from_settings(crawler.settings)
         spider.retry_policy = RetryPolicy(spider.config.retry_times, spider.config.retry_backoff)
         crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
+        crawler.signals.connect(spider._watch_for_stop, signal=scrapy.signals.spider_opened)
         if cls.release_when_stored:
             for signal in (
                 scrapy.signals.item_scraped,
@@ -275,6 +284,59 @@ class AccountSpider(scrapy.Spider):
         if isinstance(item, LoginOutcome | SessionOutcome):
             self.release(item.account)
 
+    # ---- a stop of the crawl -------------------------------------------------------------
+
+    def crawl_stopping(self) -> bool:
+        """True once the crawl is being closed (Ctrl-C, SIGTERM, scrapyd's cancel,
+        ``CLOSESPIDER_*``, a spider's own close)."""
+        engine = self.crawler.engine
+        slot = getattr(engine, "_slot", None) if engine is not None else None
+        return not self.crawler.crawling or slot is None or slot.closing is not None
+
+    def stop_wait(self) -> float:
+        """Seconds the downloads in flight may go on after a stop before they are
+        cancelled (0: at once; the messages spider waits for its polls)."""
+        return 0.0
+
+    def _watch_for_stop(self) -> None:
+        self._stop_watch = task.LoopingCall(self._check_stop)
+        self._stop_watch.start(STOP_WATCH_INTERVAL, now=False)
+
+    def _check_stop(self) -> None:
+        if self._stop_seen is None:
+            if not self.crawl_stopping():
+                return
+            self._stop_seen = time.monotonic()
+        if time.monotonic() - self._stop_seen >= self.stop_wait():
+            self.cancel_in_flight()
+        if self.crawler.engine is None or getattr(self.crawler.engine, "_slot", None) is None:
+            self._end_stop_watch()
+
+    def _end_stop_watch(self) -> None:
+        if self._stop_watch is not None and self._stop_watch.running:
+            self._stop_watch.stop()
+        self._stop_watch = None
+
+    def cancel_in_flight(self) -> int:
+        """The crawl stops: end every download of this spider's accounts still in flight
+        (a server that never answers would hold the close for ``DOWNLOAD_TIMEOUT``); their
+        errback reads ``DownloadStopped`` (:meth:`download_stopped`). How many."""
+
+        def ours(request: scrapy.Request) -> bool:
+            return META_ACCOUNT in request.meta
+
+        results = self.crawler.signals.send_catch_log(webqq_signals.cancel_downloads, match=ours)
+        cancelled = sum(n for _, n in results if isinstance(n, int))
+        if cancelled:
+            self.crawler.stats.inc_value("webqq/stop/cancelled_downloads", cancelled)
+            self.logger.info("The crawl is stopping: %d download(s) in flight cancelled", cancelled)
+        return cancelled
+
+    async def download_stopped(self, state: AccountState, step: str) -> list[Any]:
+        """A download of ``state`` cancelled by a stop: the items to yield. None: the
+        account has no outcome and is listed as unfinished (:meth:`report_unfinished`)."""
+        return []
+
     # ---- requests ------------------------------------------------------------------------
 
     def account_request(
@@ -339,6 +401,12 @@ class AccountSpider(scrapy.Spider):
         state: AccountState = request.cb_kwargs["state"]
         step = request.meta.get(META_STEP, "?")
         exc = failure.value
+        if isinstance(exc, DownloadStopped):
+            self.record_latency(step, state)
+            if not state.finished:
+                for item in await self.download_stopped(state, step):
+                    yield item
+            return
         if isinstance(exc, HttpError):
             response = exc.response
             self.record_latency(step, state)
@@ -454,6 +522,7 @@ class AccountSpider(scrapy.Spider):
         outcome, started or never started: name every one in the log and in the file
         ``WEBQQ_UNFINISHED_PATH``, an accounts file to rerun exactly those
         (``-a accounts_file=PATH``), since no item can be stored for them any more."""
+        self._end_stop_watch()
         accounts = self.unfinished_accounts()
         for state in self.active.values():
             self.free(state)

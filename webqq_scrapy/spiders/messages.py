@@ -43,7 +43,7 @@ from twisted.internet import task
 from twisted.internet.threads import deferToThread
 
 from webqq_scrapy.config import MessagesConfig
-from webqq_scrapy.items import Message, SendResult, utc_timestamp
+from webqq_scrapy.items import Message, RefusedMessage, SendResult, utc_timestamp
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_HELD_ELSEWHERE,
@@ -56,6 +56,8 @@ from webqq_scrapy.spiders.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
 from webqq_scrapy.spiders.web2base import Web2Spider, describe_retcode
+from webqq_scrapy.store import messages as message_store
+from webqq_scrapy.store.sql import Database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -78,6 +80,8 @@ FINISH_DURATION = "duration"
 # retcode asking for a retry doubles each time, up to this cap (or the delay, if longer).
 MIN_POLL_GAP = 1.0
 MAX_RETRY_PAUSE = 60.0
+# Answers carrying one of these are followed by the next poll at once: more may be queued.
+_MESSAGES = (web2.FriendMessage, web2.GroupMessage, web2.DiscuMessage, web2.SessMessage)
 
 
 def parse_duration(value: str | None) -> float | None:
@@ -159,8 +163,9 @@ class MessagesSpider(Web2Spider):
 
     name = "messages"
     admission_note = "each starts when one has read its names"
-    # One poll answer carries one item (§5.2), a send answer a few bytes.
-    max_answer_bytes: ClassVar[dict[str, int]] = {POLL: 1024 * 1024}
+    # A poll answer carries one item (§5.2), but a server may send a backlog at once: 5,000
+    # messages are about 1.2 MB, read whole (a cut answer loses every message in it).
+    max_answer_bytes: ClassVar[dict[str, int]] = {POLL: 16 * 1024 * 1024}
 
     def __init__(self, *args: Any, duration: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -172,6 +177,7 @@ class MessagesSpider(Web2Spider):
         self.stopping = False
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.store_source: dict[str, Any] | None = None
+        self.outbox: Database | None = None  # the outbox's database, while sending is on
         self._outbox_loop: task.LoopingCall | None = None
         self._stop_call: Any = None
         # The names reads in progress (a task is only weakly referenced by the loop).
@@ -199,6 +205,7 @@ class MessagesSpider(Web2Spider):
             source = {}
         if source.get("database_url"):
             self.store_source = source
+            self.outbox = Database(source["database_url"], message_store.TABLES)
             self._outbox_loop = task.LoopingCall(self._outbox_tick)
             self._outbox_loop.start(self.messages_config.outbox_interval, now=False)
         else:
@@ -229,24 +236,19 @@ class MessagesSpider(Web2Spider):
             self._stop_call.cancel()
         if self._outbox_loop is not None and self._outbox_loop.running:
             self._outbox_loop.stop()
-        if self.store_source is None:
+        outbox, self.outbox = self.outbox, None
+        if outbox is None:
             return
-        from webqq_scrapy.store import messages as message_store
-
         unsent = list(self.claimed)
         self.claimed.clear()
         try:
             await maybe_deferred_to_future(
-                deferToThread(
-                    message_store.release,
-                    self.store_source,
-                    unsent,
-                    self.holder,
-                    list(self.held),
-                )
+                deferToThread(message_store.release, outbox, unsent, self.holder, list(self.held))
             )
         except Exception as exc:
             self.logger.error("Could not release the outbox rows of this crawl: %s", exc)
+        finally:
+            await maybe_deferred_to_future(deferToThread(outbox.close))
 
     # ---- sessions ------------------------------------------------------------------------
 
@@ -286,14 +288,20 @@ class MessagesSpider(Web2Spider):
         """Mark the account held by this crawl in the database store; the other running
         crawl that holds it, if one does (then this one must not poll it). Without a
         database store (a JSON file) there is no holders table and nothing to check."""
-        if self.store_source is None:
+        if self.outbox is None:
             return None
-        from webqq_scrapy.store import messages as message_store
-
+        # As `scrapy send` judges a heartbeat: three missed outbox intervals, gone.
+        stale_after = max(
+            message_store.HOLDER_STALE_AFTER, 3 * self.messages_config.outbox_interval
+        )
         try:
             return await maybe_deferred_to_future(
                 deferToThread(
-                    message_store.take_hold, self.store_source, state.account, self.holder
+                    message_store.take_hold,
+                    self.outbox,
+                    state.account,
+                    self.holder,
+                    stale_after=stale_after,
                 )
             )
         except Exception as exc:
@@ -372,6 +380,14 @@ class MessagesSpider(Web2Spider):
     async def stopped(self, state: Session) -> list[Any]:
         return await self.finish(state, OUTCOME_OK, None, "stopped")
 
+    def stop_wait(self) -> float:
+        """A graceful stop: the polls in flight may be answered for WEBQQ_MESSAGES_STOP_WAIT."""
+        return self.messages_config.stop_wait
+
+    async def download_stopped(self, state: Any, step: str) -> list[Any]:
+        # A poll cancelled at the end of the stop wait: the session was held until the stop.
+        return await self.stopped(state) if step == POLL else []
+
     @account_step(POLL)
     async def parse_poll(self, response: Response, state: Session) -> AsyncIterator[Any]:
         # The account may have ended meanwhile (a send answer); its delivered messages count.
@@ -381,7 +397,11 @@ class MessagesSpider(Web2Spider):
             self.crawler.stats.inc_value(f"webqq/poll/http/{response.status}")
             result = web2.PollResult(retcode=0, state="ok")
         else:
-            result = web2.parse_poll2(self.call_envelope(response, state, POLL), self_uin=state.uin)
+            # Item by item: a bad item is refused, the others kept (docs/data-spiders.md).
+            envelope = self.call_envelope(
+                response, state, POLL, max_depth=web2.MAX_JSON_DEPTH, surrogates=True
+            )
+            result = web2.parse_poll2(envelope, self_uin=state.uin)
         state.retcode = result.retcode
         self.crawler.stats.inc_value(f"webqq/poll/retcode/{result.retcode}")
         self.drifted(state, result.drift)  # a to_uin not the user's: the message is kept
@@ -436,9 +456,10 @@ class MessagesSpider(Web2Spider):
         else:
             held.failures = 0
             held.warm_ups = 0
-        if not result.events:
+        if not any(isinstance(e, _MESSAGES) for e in result.events):
             # No hot loop: an answer without a message that came back at once (a server
-            # without a hold, a 502 at once) waits out the rest of MIN_POLL_GAP.
+            # without a hold, a 502 at once, only refused items or status changes) waits
+            # out the rest of MIN_POLL_GAP.
             gap = held.polled_at + MIN_POLL_GAP - time.monotonic()
             if gap > 0:
                 self.crawler.stats.inc_value("webqq/poll/paced")
@@ -449,14 +470,39 @@ class MessagesSpider(Web2Spider):
             return
         yield self.poll_request(state)
 
-    def message_item(self, state: Session, held: Held, event: web2.PollEvent) -> Message | None:
+    def message_item(
+        self, state: Session, held: Held, event: web2.PollEvent
+    ) -> Message | RefusedMessage | None:
         stats = self.crawler.stats
+        if isinstance(event, web2.RefusedEvent):
+            stats.inc_value("webqq/poll/refused")
+            self.logger.warning("Account %s: refused a poll2 item: %s", state.account, event.error)
+            return RefusedMessage(
+                account=state.account,
+                received_at=utc_timestamp(),
+                path=event.path,
+                error=event.error,
+                raw=event.raw,
+                call=POLL,
+                job=self.job,
+            )
         if not isinstance(event, web2.FriendMessage | web2.GroupMessage | web2.DiscuMessage):
             stats.inc_value(f"webqq/poll/event/{event.poll_type}")
             return None
         who = received(event, state.uin)
         sender_name, peer_name = held.names.resolve(who.kind, who.peer_id, who.sender_uin)
         stats.inc_value(f"webqq/messages/{who.kind}")
+        text = event.text
+        if "\x00" in text:
+            # No store of text holds NUL (PostgreSQL refuses it): U+FFFD in its place;
+            # ``content`` keeps the exact JSON (NUL written \u0000).
+            text = text.replace("\x00", "\ufffd")
+            stats.inc_value("webqq/messages/nul_replaced")
+            self.logger.warning(
+                "Account %s: message %d holds NUL: stored with U+FFFD in its text",
+                state.account,
+                event.msg_id,
+            )
         return Message(
             account=state.account,
             received_at=utc_timestamp(),
@@ -465,7 +511,7 @@ class MessagesSpider(Web2Spider):
             sender_uin=who.sender_uin,
             msg_id=event.msg_id,
             time=event.time,
-            text=event.text,
+            text=text,
             content=event.raw,
             reply_to=who.reply_to,
             own=who.own,
@@ -481,14 +527,12 @@ class MessagesSpider(Web2Spider):
 
     async def outbox_tick(self) -> None:
         """Mark the held accounts as held, claim their queued messages, send them."""
-        if self.closing() or self.store_source is None:
+        if self.closing() or self.outbox is None:
             return
-        from webqq_scrapy.store import messages as message_store
-
         accounts = [a for a, s in self.states.items() if not s.finished]
         try:
             rows = await maybe_deferred_to_future(
-                deferToThread(message_store.claim, self.store_source, accounts, self.holder)
+                deferToThread(message_store.claim, self.outbox, accounts, self.holder)
             )
         except Exception as exc:
             self.crawler.stats.inc_value("webqq/outbox/claim_failed")

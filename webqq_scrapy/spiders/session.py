@@ -77,15 +77,21 @@ from twisted.internet.threads import deferToThread
 
 from webqq_scrapy import protocol, store
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import SettingError, credentials_source
+from webqq_scrapy.config import (
+    TARGET_TENCENT,
+    SettingError,
+    credentials_source,
+    parse_target,
+)
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
-from webqq_scrapy.meta import META_PSESSIONID
+from webqq_scrapy.meta import META_PSESSIONID, META_TARGET
 from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
     OUTCOME_SESSION_ENDED,
+    OUTCOME_WRONG_TARGET,
     STEP_ONLINE_BUDDIES,
     session_state,
 )
@@ -146,6 +152,9 @@ class Session(AccountState):
     vfwebqq: str = ""
     psessionid: str = ""
     clientid: int = protocol.CLIENTID
+    # The target this account's requests go to: the one its record names, unless
+    # WEBQQ_TARGET was given (SessionSpider.choose_target).
+    target: str = ""
     # The retcode of the last envelope read with session_answer(), and when the session
     # ended, the retcode (None for a kick message) and reason that said so.
     retcode: int | None = None
@@ -342,14 +351,65 @@ class SessionSpider(AccountSpider):
                 for item in await self.finish(state, OUTCOME_NO_CREDENTIALS, None, detail):
                     yield item
                 continue
+            target, mismatch = self.choose_target(creds)
+            if mismatch is not None:
+                state = Session.from_credentials(account, creds, time.monotonic())
+                state.target = target
+                for item in await self.finish(state, OUTCOME_WRONG_TARGET, None, mismatch):
+                    yield item
+                continue
             await self.admit(account, index)
             # The deadline (WEBQQ_LOGIN_TIMEOUT) counts from admission, not from the queue.
             state = Session.from_credentials(
                 account, creds, time.monotonic() + self.config.login_timeout
             )
+            state.target = target
             self.seed_jar(account, creds.cookies)
             async for result in self.session_started(state):
                 yield result
+
+    def choose_target(self, creds: Credentials) -> tuple[str, str | None]:
+        """The target for this account's stored session, and why it cannot be used (None
+        when it can).
+
+        The record's own target, unless WEBQQ_TARGET was given (then that one, and a record
+        of another target is not asked: ``wrong_target``). The tencent hosts need the https
+        form of every URL, so their records need ``-s WEBQQ_TARGET=tencent`` too.
+        """
+        in_use = self.config.target_label
+        stored = (creds.target or "").strip()
+        if stored and stored not in (TARGET_TENCENT, in_use):
+            try:
+                kind, url = parse_target(stored)
+                stored = url or kind
+            except SettingError:
+                pass  # not a target this version knows: named as stored
+        if not stored or stored == in_use:
+            return in_use, None
+        if not self.config.target_explicit and TARGET_TENCENT not in (stored, in_use):
+            return stored, None
+        return in_use, (
+            f"the stored session was issued by target {stored}, this crawl uses {in_use}: "
+            f"not asked (only the service that issued a session can end it); use it with "
+            f"-s WEBQQ_TARGET={stored}"
+        )
+
+    def account_request(
+        self,
+        url: str,
+        step: str,
+        state: AccountState,
+        callback: Callable[..., Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        cls: type[scrapy.Request] = scrapy.Request,
+        **kw: Any,
+    ) -> scrapy.Request:
+        """A request of ``state.account``, routed to the target of its stored session."""
+        target = getattr(state, "target", "")
+        if target:
+            meta = {META_TARGET: target, **(meta or {})}
+        return super().account_request(url, step, state, callback, meta=meta, cls=cls, **kw)
 
     # ---- requests and answers ------------------------------------------------------------
 
@@ -467,6 +527,9 @@ class SessionSpider(AccountSpider):
             )
         elif outcome == OUTCOME_OK:
             self.logger.info("Account %s: ok", state.account)
+        elif outcome == OUTCOME_WRONG_TARGET:
+            self.crawler.stats.inc_value("webqq/session/wrong_target")
+            self.logger.warning("Account %s: %s: %s", state.account, outcome, detail)
         else:
             # Why an account failed is a WARNING: `-L WARNING` still says it (issue 21).
             where = f" at {step}" if step else ""
@@ -486,7 +549,7 @@ class SessionSpider(AccountSpider):
                 spider=self.name,
                 started_at=utc_timestamp(state.started_at),
                 finished_at=utc_timestamp(),
-                target=self.config.target_label,
+                target=state.target or self.config.target_label,
                 step=None if outcome == OUTCOME_OK else step,
                 detail=detail,
                 retcode=state.ended_retcode if outcome == OUTCOME_SESSION_ENDED else state.retcode,

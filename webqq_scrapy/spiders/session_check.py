@@ -20,6 +20,7 @@ from webqq_scrapy.protocol.codes import (
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
     OUTCOME_SESSION_ENDED,
+    OUTCOME_WRONG_TARGET,
     STEP_ONLINE_BUDDIES,
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_UNKNOWN, STATUS_VALID
@@ -64,8 +65,10 @@ class SessionCheckSpider(SessionSpider):
     ) -> list[Any]:
         assert isinstance(state, Session)
         items = super().make_outcome(state, outcome, step, detail)
-        if outcome in (OUTCOME_SESSION_ENDED, OUTCOME_NO_CREDENTIALS):
-            return items  # ended: the base stored it; nothing stored: nothing to update
+        if outcome in (OUTCOME_SESSION_ENDED, OUTCOME_NO_CREDENTIALS, OUTCOME_WRONG_TARGET):
+            # ended: the base stored it; nothing stored: nothing to update; another
+            # target's session: not asked, so its stored status stays as it was
+            return items
         valid = outcome == OUTCOME_OK
         update = CredentialsUpdate(
             account=state.account,

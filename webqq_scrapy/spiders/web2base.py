@@ -77,13 +77,16 @@ class Web2Spider(SessionSpider):
         request.cb_kwargs.update(cb_kwargs)
         return request
 
-    def call_envelope(self, response: Response, state: Session, call: str) -> dict[str, Any]:
-        """The decoded ``{"retcode": …}`` object of an answer (strict JSON, §1.4)."""
+    def call_envelope(
+        self, response: Response, state: Session, call: str, **decoding: Any
+    ) -> dict[str, Any]:
+        """The decoded ``{"retcode": …}`` object of an answer (strict JSON, §1.4);
+        ``decoding``: the keyword arguments of :func:`~webqq_scrapy.protocol.web2.load_json`."""
         if response.status != 200:
             raise StepFailed(
                 OUTCOME_PROTOCOL_ERROR, f"{call}: HTTP {response.status}: {excerpt(response.body)}"
             )
-        envelope = web2.load_json(call, response.body)
+        envelope = web2.load_json(call, response.body, **decoding)
         if not isinstance(envelope, dict):
             raise ProtocolError(f"{call}: the answer is not a JSON object")
         return envelope

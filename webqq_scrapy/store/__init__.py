@@ -15,13 +15,8 @@ Give ``json_path`` (a ``WEBQQ_JSON_PATH`` file) or ``database_url`` (a SQLAlchem
 A store that does not exist yet holds nothing; one that cannot be read raises ``StoreError``
 (``OperationalError`` and friends from SQLAlchemy when a database is unreachable).
 
-What lives where: ``records`` (fields, item conversions, redaction, expiry, timestamps),
-``json_file`` (the file format, atomic writes, the lock), ``sql`` (tables, upserts,
-readers), ``writer`` (batched, retried writes for the pipelines), and here the read API.
-Every function is synchronous; the pipelines (``webqq_scrapy.pipelines``) run them off the
-reactor thread. This package imports the standard library, SQLAlchemy, platformdirs,
-``webqq_scrapy.items`` and ``webqq_scrapy.retry`` only: never Scrapy, Twisted or the
-settings (``webqq_scrapy.config.StorageConfig`` reads those).
+What lives where, and the order the modules import each other in: docs/storage.md. Every
+function is synchronous; never Scrapy, Twisted or the settings.
 """
 
 from __future__ import annotations
@@ -29,8 +24,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# contacts and messages define their tables on the shared metadata: imported here, they
-# exist before any database is opened.
 from webqq_scrapy.store.contacts import Contacts, load_contacts
 from webqq_scrapy.store.json_file import read_json_store
 from webqq_scrapy.store.messages import list_messages
@@ -41,10 +34,10 @@ from webqq_scrapy.store.records import (
     outcome_from_record,
 )
 from webqq_scrapy.store.sql import (
+    Database,
     default_database_url,
     read_db_attempts,
     read_db_credentials,
-    reading_engine,
 )
 
 if TYPE_CHECKING:
@@ -141,5 +134,5 @@ def _read_records(
         records = read_json_store(Path(json_path).expanduser())[section]
         accounts = sorted(records) if account is None else [account]
         return [records[name] for name in accounts if name in records]
-    with reading_engine(database_url or default_database_url()) as engine:
+    with Database(database_url or default_database_url()) as engine:
         return [] if engine is None else read_db(engine, account)

@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 
 from webqq_scrapy import items
-from webqq_scrapy.store.sql import _has_table, _upsert, metadata
+from webqq_scrapy.store.sql import Database, default_database_url, has_table, metadata, upsert
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -201,6 +201,11 @@ CONTACT_TABLES: dict[str, tuple[type, Table, tuple[str, ...]]] = {
     ),
     "recent": (items.RecentConversation, contact_recent_table, ("kind", "id")),
 }
+# The tables of this module (``database.TABLES`` lists every table of the store).
+TABLES: tuple[Table, ...] = (
+    *(table for _, table, _ in CONTACT_TABLES.values()),
+    contact_snapshots_table,
+)
 _FIELDS = {
     record: tuple(f.name for f in dataclasses.fields(cls) if f.init and f.name != "crawled_at")
     for record, (cls, _, _) in CONTACT_TABLES.items()
@@ -231,7 +236,7 @@ def write_contacts(conn: Connection, entry: Mapping[str, Any]) -> None:
             for record in by_type[name]
         ]
         # first_seen stays as the first crawl wrote it.
-        _upsert(conn, table, rows, ["account", *keys], keep=("first_seen",))
+        upsert(conn, table, rows, ["account", *keys], keep=("first_seen",))
         conn.execute(
             table.update()
             .where(
@@ -294,7 +299,7 @@ _LISTS = {
 def read_db_contacts(engine: Engine, account: str) -> Contacts | None:
     """``account``'s contacts from the database, or None when it has no crawl stored."""
     with engine.connect() as conn:
-        if not _has_table(conn, "contact_snapshots"):
+        if not has_table(conn, "contact_snapshots"):
             return None
         snaps = contact_snapshots_table
         rows = list(
@@ -344,13 +349,11 @@ def load_contacts(
     SQLite file); ``json_path`` is accepted for symmetry with the other readers and
     holds none.
     """
-    from webqq_scrapy.store.sql import default_database_url, reading_engine
-
     if json_path is not None and database_url is not None:
         raise ValueError("give json_path or database_url, not both")
     if json_path is not None:
         return None
-    with reading_engine(database_url or default_database_url()) as engine:
+    with Database(database_url or default_database_url()) as engine:
         return None if engine is None else read_db_contacts(engine, account)
 
 
@@ -359,10 +362,8 @@ def load_contacts_of(
 ) -> dict[str, Contacts]:
     """:func:`load_contacts` for many accounts over one connection pool (the accounts with
     no stored crawl are left out)."""
-    from webqq_scrapy.store.sql import default_database_url, reading_engine
-
     out: dict[str, Contacts] = {}
-    with reading_engine(database_url or default_database_url()) as engine:
+    with Database(database_url or default_database_url()) as engine:
         if engine is None:
             return out
         for account in accounts:

@@ -3,6 +3,8 @@
 * ``messages``: every message the ``messages`` spider received, once: unique on
   ``dedup_key`` (``protocol.messaging.dedup_key``), inserted with "on conflict do nothing",
   so a message delivered twice — or stored twice around a restart — is one row.
+* ``refused_messages``: the poll2 items the parser refused (``RefusedMessage``): the
+  account, when, the JSON path, what is wrong and the item as received (ASCII JSON).
 * ``outbox``: what ``scrapy send`` queued. ``status`` goes ``queued`` → ``sending`` (a
   running ``messages`` spider claimed it, ``holder`` says which) → ``sent``,
   ``unconfirmed`` or ``failed`` (with ``retcode`` and ``detail``). A claim the spider could
@@ -12,8 +14,8 @@
   ``scrapy send`` refuses an account nobody holds, and a second ``messages`` crawl refuses
   an account another one holds (:func:`take_hold`): one session is never polled twice.
 
-Every function is synchronous (a database round trip); ``source`` arguments are the
-``database_url=…`` keyword of the other readers, as a mapping.
+Every function is synchronous (a database round trip). The outbox functions take the
+caller's ``sql.Database`` (made with :data:`TABLES`), which the caller closes.
 """
 
 from __future__ import annotations
@@ -35,33 +37,35 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from webqq_scrapy.items import utc_timestamp
 from webqq_scrapy.protocol.messaging import dedup_key, parse_target
 from webqq_scrapy.store.sql import (
-    _has_table,
-    _upsert,
-    create_db_engine,
+    Database,
+    _dialect_insert,
     default_database_url,
-    ensure_schema,
+    has_table,
+    insert_new,
     metadata,
-    reading_engine,
+    upsert,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Connection
 
 __all__ = [
     "HOLDER_STALE_AFTER",
+    "TABLES",
     "claim",
     "enqueue",
     "finish_sends",
     "holder_of",
     "insert_messages",
+    "insert_refused",
     "list_messages",
+    "list_refused",
     "outbox_entry",
     "release",
     "take_hold",
@@ -94,6 +98,21 @@ messages_table = Table(
     Index("ix_messages_account", "account", "id"),
 )
 
+refused_table = Table(
+    "refused_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(255), nullable=False),
+    Column("call", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("received_at", _TIME, nullable=False),
+    Column("job", String(255)),
+    Column("stored_at", _TIME, nullable=False),
+    Index("ix_refused_messages_account", "account", "id"),
+)
+
 outbox_table = Table(
     "outbox",
     metadata,
@@ -121,6 +140,8 @@ holders_table = Table(
     Column("seen_at", Float, nullable=False),
 )
 
+# The tables of this module (``database.TABLES`` lists every table of the store).
+TABLES: tuple[Table, ...] = (messages_table, outbox_table, holders_table, refused_table)
 _MESSAGE_COLUMNS = [c.name for c in messages_table.columns if c.name != "id"]
 FINISHED = frozenset({"sent", "unconfirmed", "failed"})
 
@@ -138,19 +159,40 @@ def insert_messages(conn: Connection, records: Sequence[Mapping[str, Any]]) -> N
         rows.append(
             {name: r.get(name) for name in _MESSAGE_COLUMNS} | {"dedup_key": key, "stored_at": now}
         )
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        conn.execute(
-            insert(messages_table).on_conflict_do_nothing(index_elements=["dedup_key"]), rows
-        )
+    insert_new(conn, messages_table, rows, "dedup_key")
+
+
+def insert_refused(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Insert refused poll2 items (``RefusedMessage`` item records), one row each."""
+    if not records:
         return
-    for row in rows:  # other dialects: look first
-        exists = conn.scalar(
-            select(messages_table.c.id).where(messages_table.c.dedup_key == row["dedup_key"])
-        )
-        if exists is None:
-            conn.execute(messages_table.insert(), [row])
+    now = utc_timestamp()
+    names = [c.name for c in refused_table.columns if c.name not in ("id", "stored_at")]
+    conn.execute(
+        refused_table.insert(),
+        [{name: _no_nul(r.get(name)) for name in names} | {"stored_at": now} for r in records],
+    )
+
+
+def _no_nul(value: Any) -> Any:
+    # The error text quotes the value at fault, which may hold a NUL (PostgreSQL refuses it).
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def list_refused(
+    account: str | None = None, *, database_url: str | Any | None = None
+) -> list[dict[str, Any]]:
+    """The stored refused poll2 items (all, or one account's), oldest first."""
+    with Database(database_url or default_database_url()) as engine:
+        if engine is None:
+            return []
+        with engine.connect() as conn:
+            if not has_table(conn, "refused_messages"):
+                return []
+            query = select(refused_table)
+            if account is not None:
+                query = query.where(refused_table.c.account == account)
+            return [dict(r) for r in conn.execute(query.order_by(refused_table.c.id)).mappings()]
 
 
 def finish_sends(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
@@ -170,51 +212,41 @@ def finish_sends(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None
         )
 
 
-def _writing_engine(source: Mapping[str, Any]) -> Engine:
-    engine = create_db_engine(source.get("database_url") or default_database_url())
-    ensure_schema(engine)
-    return engine
-
-
-def enqueue(source: Mapping[str, Any], account: str, target: str, text: str) -> int:
+def enqueue(db: Database, account: str, target: str, text: str) -> int:
     """Queue ``text`` for ``target`` (``buddy:UIN`` …) on ``account``'s session: the row id."""
     parse_target(target)  # ValueError for a bad one
     if not text:
         raise ValueError("the message is empty")
-    engine = _writing_engine(source)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(
-                outbox_table.insert().values(
-                    account=account,
-                    target=target,
-                    text=text,
-                    status="queued",
-                    queued_at=utc_timestamp(),
-                )
+    with db.engine().begin() as conn:
+        result = conn.execute(
+            outbox_table.insert().values(
+                account=account,
+                target=target,
+                text=text,
+                status="queued",
+                queued_at=utc_timestamp(),
             )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
-    finally:
-        engine.dispose()
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
 
-def outbox_entry(source: Mapping[str, Any], outbox_id: int) -> dict[str, Any] | None:
+def outbox_entry(db: Database, outbox_id: int) -> dict[str, Any] | None:
     """One outbox row as stored, or None."""
-    with reading_engine(source.get("database_url") or default_database_url()) as engine:
-        if engine is None:
+    engine = db.reader()
+    if engine is None:
+        return None
+    with engine.connect() as conn:
+        if not has_table(conn, "outbox"):
             return None
-        with engine.connect() as conn:
-            if not _has_table(conn, "outbox"):
-                return None
-            row = conn.execute(select(outbox_table).where(outbox_table.c.id == outbox_id))
-            found = row.mappings().first()
-            return dict(found) if found is not None else None
+        row = conn.execute(select(outbox_table).where(outbox_table.c.id == outbox_id))
+        found = row.mappings().first()
+        return dict(found) if found is not None else None
 
 
 def holder_of(
-    source: Mapping[str, Any],
+    db: Database,
     account: str,
     *,
     now: float | None = None,
@@ -223,24 +255,24 @@ def holder_of(
     """The running ``messages`` spider that holds ``account``: its heartbeat is younger
     than ``stale_after`` seconds."""
     now = time.time() if now is None else now
-    with reading_engine(source.get("database_url") or default_database_url()) as engine:
-        if engine is None:
+    engine = db.reader()
+    if engine is None:
+        return None
+    with engine.connect() as conn:
+        if not has_table(conn, "message_holders"):
             return None
-        with engine.connect() as conn:
-            if not _has_table(conn, "message_holders"):
-                return None
-            row = (
-                conn.execute(select(holders_table).where(holders_table.c.account == account))
-                .mappings()
-                .first()
-            )
+        row = (
+            conn.execute(select(holders_table).where(holders_table.c.account == account))
+            .mappings()
+            .first()
+        )
     if row is None or now - row["seen_at"] > stale_after:
         return None
     return str(row["holder"])
 
 
 def take_hold(
-    source: Mapping[str, Any],
+    db: Database,
     account: str,
     holder: str,
     *,
@@ -255,11 +287,10 @@ def take_hold(
     row = {"account": account, "holder": holder, "seen_at": now}
     table = holders_table
     free = or_(table.c.holder == holder, table.c.seen_at < now - stale_after)
-    with _engine(source).begin() as conn:
-        dialect = conn.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-            stmt = insert(table).values(row)
+    with db.engine().begin() as conn:
+        stmt = _dialect_insert(conn, table)
+        if stmt is not None:
+            stmt = stmt.values(row)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["account"],
                 set_={"holder": stmt.excluded.holder, "seen_at": stmt.excluded.seen_at},
@@ -278,29 +309,16 @@ def take_hold(
     return None if got == holder else str(got)
 
 
-_ENGINES: dict[str, Engine] = {}
-
-
-def _engine(source: Mapping[str, Any]) -> Engine:
-    """One engine per URL for the spider's periodic calls (pooled connections)."""
-    url = str(source.get("database_url") or default_database_url())
-    engine = _ENGINES.get(url)
-    if engine is None:
-        engine = _ENGINES[url] = _writing_engine(source)
-    return engine
-
-
 def claim(
-    source: Mapping[str, Any], accounts: Sequence[str], holder: str, *, now: float | None = None
+    db: Database, accounts: Sequence[str], holder: str, *, now: float | None = None
 ) -> list[dict[str, Any]]:
     """Renew ``holder``'s heartbeat for ``accounts`` and claim their queued outbox rows
     (status ``sending``), oldest first: the rows to send."""
     now = time.time() if now is None else now
     if not accounts:
         return []
-    engine = _engine(source)
-    with engine.begin() as conn:
-        _upsert(
+    with db.engine().begin() as conn:
+        upsert(
             conn,
             holders_table,
             [{"account": a, "holder": holder, "seen_at": now} for a in accounts],
@@ -330,37 +348,30 @@ def claim(
         return claimed
 
 
-def release(
-    source: Mapping[str, Any], unsent: Sequence[int], holder: str, accounts: Sequence[str]
-) -> None:
+def release(db: Database, unsent: Sequence[int], holder: str, accounts: Sequence[str]) -> None:
     """At the spider's end: claimed rows it did not send go back to ``queued``; its
     accounts are no longer held."""
-    engine = _engine(source)
-    try:
-        with engine.begin() as conn:
-            if unsent:
-                conn.execute(
-                    outbox_table.update()
-                    .where(
-                        and_(
-                            outbox_table.c.id.in_(list(unsent)),
-                            outbox_table.c.status == "sending",
-                        )
-                    )
-                    .values(status="queued", holder=None, claimed_at=None)
-                )
-            if accounts:
-                conn.execute(
-                    holders_table.delete().where(
-                        and_(
-                            holders_table.c.account.in_(list(accounts)),
-                            holders_table.c.holder == holder,
-                        )
+    with db.engine().begin() as conn:
+        if unsent:
+            conn.execute(
+                outbox_table.update()
+                .where(
+                    and_(
+                        outbox_table.c.id.in_(list(unsent)),
+                        outbox_table.c.status == "sending",
                     )
                 )
-    finally:
-        _ENGINES.pop(str(source.get("database_url") or default_database_url()), None)
-        engine.dispose()
+                .values(status="queued", holder=None, claimed_at=None)
+            )
+        if accounts:
+            conn.execute(
+                holders_table.delete().where(
+                    and_(
+                        holders_table.c.account.in_(list(accounts)),
+                        holders_table.c.holder == holder,
+                    )
+                )
+            )
 
 
 def list_messages(
@@ -371,11 +382,11 @@ def list_messages(
 ) -> list[dict[str, Any]]:
     """Stored messages (all, or one account's), in the order they were stored; ``after_id``
     reads only newer rows (a bot's cursor)."""
-    with reading_engine(database_url or default_database_url()) as engine:
+    with Database(database_url or default_database_url()) as engine:
         if engine is None:
             return []
         with engine.connect() as conn:
-            if not _has_table(conn, "messages"):
+            if not has_table(conn, "messages"):
                 return []
             query = select(messages_table).where(messages_table.c.id > after_id)
             if account is not None:

@@ -35,6 +35,8 @@ UPDATES = "updates"
 CONTACTS = "contacts"
 MESSAGES = "messages"
 SEND_RESULTS = "send_results"
+# A poll2 item the parser refused (RefusedMessage), kept in its own table.
+REFUSED_MESSAGES = "refused_messages"
 Batch = dict[tuple[str, ...], dict[str, Any]]
 
 CREDENTIALS_FIELDS = tuple(f.name for f in dataclasses.fields(Credentials))

@@ -1,8 +1,10 @@
-"""The SQL store (WEBQQ_DATABASE_URL): tables, dialect-specific upserts and readers."""
+"""The SQL store's leaf (docs/storage.md): the shared metadata, the one engine lifecycle
+(:class:`Database`), the dialect dispatch (:func:`upsert`, :func:`insert_new`) and the
+credentials and login_attempts tables. The table modules beside it (``contacts``,
+``messages``) import it, never the reverse; ``database`` puts them together."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from pathlib import Path
@@ -30,23 +32,12 @@ from sqlalchemy.engine import make_url
 
 from webqq_scrapy.items import SCHEMA_VERSION, utc_timestamp
 from webqq_scrapy.store.json_file import ensure_private_dir
-from webqq_scrapy.store.records import (
-    CONTACTS,
-    CREDENTIALS,
-    MESSAGES,
-    OUTCOMES,
-    SEND_RESULTS,
-    UPDATES,
-    StoreError,
-    update_values,
-)
+from webqq_scrapy.store.records import StoreError, update_values
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from sqlalchemy.engine import URL, Connection, Engine
-
-    from webqq_scrapy.store.records import Batch
 
 
 def default_database_path() -> Path:
@@ -150,7 +141,7 @@ schema_table = Table(
 
 def _add_status(conn: Connection) -> None:
     """1 → 2: the status columns of ``credentials`` (NULL: never checked)."""
-    if not _has_table(conn, "credentials"):
+    if not has_table(conn, "credentials"):
         return
     present = {column["name"] for column in inspect(conn).get_columns("credentials")}
     for column in _status_columns():
@@ -164,8 +155,12 @@ SQL_MIGRATIONS: dict[int, Any] = {1: _add_status}  # {from_version: function(con
 _SCHEMA_LOCK_ID = 0x77656271  # "webq": serialises table creation between PostgreSQL clients
 
 
-def _has_table(conn: Connection, name: str) -> bool:
+def has_table(conn: Connection, name: str) -> bool:
     return inspect(conn).has_table(name)
+
+
+# The tables of this module; ``database.TABLES`` lists every table of the store.
+TABLES: tuple[Table, ...] = (credentials_table, login_attempts_table)
 
 
 def create_db_engine(url: str | URL) -> Engine:
@@ -179,12 +174,12 @@ def create_db_engine(url: str | URL) -> Engine:
     return create_engine(url, hide_parameters=True, pool_pre_ping=True)
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create the tables on first use; upgrade or refuse a database of another version."""
+def ensure_schema(engine: Engine, tables: Sequence[Table]) -> None:
+    """Create ``tables`` on first use; upgrade or refuse a database of another version."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
-        metadata.create_all(conn)
+        metadata.create_all(conn, tables=[schema_table, *tables])
         version = conn.scalar(select(schema_table.c.version).where(schema_table.c.id == 1))
         if version is None:
             conn.execute(schema_table.insert().values(id=1, version=SCHEMA_VERSION))
@@ -202,7 +197,62 @@ def ensure_schema(engine: Engine) -> None:
             )
 
 
-def _upsert(
+class Database:
+    """The store's one engine lifecycle: an Engine on ``url``, made on first use and
+    disposed by :meth:`close` (or at the end of a ``with`` block).
+
+    :meth:`engine` is for writing: a SQLite file is created (0600) and ``tables`` are
+    created or upgraded (:func:`ensure_schema`) once. :meth:`reader` is for reading: None
+    while a SQLite file does not exist (nothing stored yet), and nothing is created.
+    ``with Database(url) as engine`` reads.
+    """
+
+    def __init__(self, url: str | URL, tables: Sequence[Table] = ()) -> None:
+        self.url = make_url(url)
+        self.tables = tuple(tables)
+        self._engine: Engine | None = None
+        self._ensured = False
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_db_engine(self.url)
+        if not self._ensured:
+            ensure_schema(self._engine, self.tables)
+            self._ensured = True
+        return self._engine
+
+    def reader(self) -> Engine | None:
+        if self._engine is None:
+            path = sqlite_path(self.url)
+            if path is not None and not path.exists():
+                return None
+            self._engine = create_engine(self.url, hide_parameters=True, pool_pre_ping=True)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+            self._ensured = False
+
+    def __enter__(self) -> Engine | None:
+        return self.reader()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _dialect_insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT with ON CONFLICT (SQLite, PostgreSQL), or None for others."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return None
+
+
+def upsert(
     conn: Connection,
     table: Table,
     rows: Sequence[dict[str, Any]],
@@ -214,10 +264,8 @@ def _upsert(
     keep their stored value on update (``first_seen``)."""
     if not rows:
         return
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        stmt = insert(table)
+    stmt = _dialect_insert(conn, table)
+    if stmt is not None:
         stmt = stmt.on_conflict_do_update(
             index_elements=list(keys),
             set_={
@@ -236,6 +284,19 @@ def _upsert(
             conn.execute(table.insert(), [row])
 
 
+def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> None:
+    """Insert the ``rows`` whose unique ``key`` is not stored yet; skip the others."""
+    if not rows:
+        return
+    stmt = _dialect_insert(conn, table)
+    if stmt is not None:
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=[key]), list(rows))
+        return
+    for row in rows:  # other dialects: look first
+        if conn.scalar(select(table.c[key]).where(table.c[key] == row[key])) is None:
+            conn.execute(table.insert(), [row])
+
+
 def _names(table: Table) -> list[str]:
     return [column.name for column in table.columns]
 
@@ -251,7 +312,7 @@ def upsert_credentials(conn: Connection, records: Sequence[dict[str, Any]]) -> N
         {name: record.get(name) for name in _names(credentials_table)} | _stamp(record, now)
         for record in records
     ]
-    _upsert(conn, credentials_table, rows, ["account"])
+    upsert(conn, credentials_table, rows, ["account"])
 
 
 def upsert_attempts(conn: Connection, records: Sequence[dict[str, Any]]) -> None:
@@ -259,7 +320,7 @@ def upsert_attempts(conn: Connection, records: Sequence[dict[str, Any]]) -> None
     names = [name for name in _names(login_attempts_table) if name != "id"]
     now = utc_timestamp()
     rows = [{name: record.get(name) for name in names} | _stamp(record, now) for record in records]
-    _upsert(conn, login_attempts_table, rows, ["run_id", "account"])
+    upsert(conn, login_attempts_table, rows, ["run_id", "account"])
 
 
 def apply_updates(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> None:
@@ -281,7 +342,7 @@ def apply_updates(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> Non
 def read_db_credentials(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
     """Credentials rows (all, or one account's), ordered by account."""
     with engine.connect() as conn:
-        if not _has_table(conn, "credentials"):
+        if not has_table(conn, "credentials"):
             return []
         query = select(credentials_table).order_by(credentials_table.c.account)
         if account is not None:
@@ -292,61 +353,10 @@ def read_db_credentials(engine: Engine, account: str | None = None) -> list[dict
 def read_db_attempts(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
     """login_attempts rows, oldest first."""
     with engine.connect() as conn:
-        if not _has_table(conn, "login_attempts"):
+        if not has_table(conn, "login_attempts"):
             return []
         table = login_attempts_table
         query = select(table).order_by(table.c.id)
         if account is not None:
             query = query.where(table.c.account == account)
         return [dict(row) for row in conn.execute(query).mappings()]
-
-
-@contextlib.contextmanager
-def reading_engine(url: str | URL) -> Iterator[Engine | None]:
-    """An Engine to read from, or None when a SQLite file does not exist (nothing stored)."""
-    url = make_url(url)
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        yield None
-        return
-    engine = create_engine(url, hide_parameters=True)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-class DatabaseStore:
-    """The database as a ``writer.RecordStore``: tables ``credentials`` (one row per
-    account) and ``login_attempts`` (one row per account and run), created on first use."""
-
-    def __init__(self, url: URL) -> None:
-        self.url = url
-        self.label = f"the database {redact_url(url)}"
-        self.engine: Engine | None = None
-
-    def open(self) -> None:
-        self.engine = create_db_engine(self.url)
-        ensure_schema(self.engine)
-
-    def write(self, batch: Batch) -> None:
-        assert self.engine is not None
-        from webqq_scrapy.store.contacts import write_contacts
-        from webqq_scrapy.store.messages import finish_sends, insert_messages
-
-        def of(kind: str) -> list[dict[str, Any]]:
-            return [rec for key, rec in batch.items() if key[0] == kind]
-
-        with self.engine.begin() as conn:
-            upsert_credentials(conn, of(CREDENTIALS))
-            upsert_attempts(conn, of(OUTCOMES))
-            apply_updates(conn, of(UPDATES))
-            for entry in of(CONTACTS):
-                write_contacts(conn, entry)
-            insert_messages(conn, of(MESSAGES))
-            finish_sends(conn, of(SEND_RESULTS))
-
-    def close(self) -> None:
-        if self.engine is not None:
-            self.engine.dispose()
-            self.engine = None

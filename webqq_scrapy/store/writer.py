@@ -7,6 +7,7 @@ import itertools
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,6 +17,7 @@ from webqq_scrapy.items import (
     CredentialsUpdate,
     LoginOutcome,
     Message,
+    RefusedMessage,
     SendResult,
     utc_timestamp,
 )
@@ -24,6 +26,7 @@ from webqq_scrapy.store.records import (
     CREDENTIALS,
     MESSAGES,
     OUTCOMES,
+    REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
     Batch,
@@ -219,4 +222,7 @@ def data_record(
         return (MESSAGES, key, item.account), dataclasses.asdict(item)
     if isinstance(item, SendResult):
         return (SEND_RESULTS, str(item.outbox_id), item.account), dataclasses.asdict(item)
+    if isinstance(item, RefusedMessage):
+        # Each refused item is its own row (nothing to deduplicate it by).
+        return (REFUSED_MESSAGES, uuid.uuid4().hex, item.account), dataclasses.asdict(item)
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -1093,6 +1094,25 @@ def test_poll2_session_codes(envelope, state, extra):
         ({"retcode": 0, "p": "x", "result": []}, r"^poll2: p: present with retcode 0"),
         ({"retcode": 0, "result": {}}, r"^poll2: result: expected an array"),
         ({"retcode": 0, "errmsg": 1}, r"^poll2: errmsg: expected a string"),
+    ],
+)  # fmt: skip
+def test_poll2_rejects(envelope, match):
+    with raises(match):
+        web2.parse_poll2(envelope)
+
+
+def refusal(envelope: object) -> str:
+    """The error of the one item of ``envelope``, which parse_poll2 refused."""
+    (event,) = web2.parse_poll2(envelope).events
+    assert isinstance(event, web2.RefusedEvent), event
+    assert event.path == "result[0]"
+    assert json.loads(event.raw) == envelope["result"][0]  # type: ignore[index]
+    return event.error
+
+
+@pytest.mark.parametrize(
+    ("envelope", "match"),
+    [
         (edit(FRIEND_MSG, "result[0].poll_type", "typing"), r"result\[0\]\.poll_type: unknown"),
         (edit(FRIEND_MSG, "result[0].value", []), r"result\[0\]\.value: expected an object"),
         (edit(GROUP_MSG, "result[0].value.group_code", GID2), r"group_code: 3772225519 != from"),
@@ -1109,27 +1129,41 @@ def test_poll2_session_codes(envelope, state, extra):
          r"value\.status: unknown value 'gone'"),
         ({"retcode": 0, "result": [{"poll_type": "kick_message", "value": {}}]},
          r"value\.reason: missing"),
+        (edit(FRIEND_MSG, "result[0].value.msg_id", 2**63), r"msg_id: out of range: 9223372036"),
+        (edit(FRIEND_MSG, "result[0].value.time", -1), r"value\.time: out of range: -1"),
     ],
 )  # fmt: skip
-def test_poll2_rejects(envelope, match):
-    with raises(match):
-        web2.parse_poll2(envelope)
+def test_poll2_refuses_the_bad_item(envelope, match):
+    assert re.search(match, refusal(envelope))
+
+
+def test_poll2_keeps_the_good_items_around_a_bad_one():
+    good = FRIEND_MSG["result"][0]
+    bad = edit(FRIEND_MSG, "result[0].value.from_uin", "x")["result"][0]
+    result = web2.parse_poll2({"retcode": 0, "result": [good, bad, good]})
+    assert result.state == "ok"
+    kinds = [type(e).__name__ for e in result.events]
+    assert kinds == ["FriendMessage", "RefusedEvent", "FriendMessage"]
+    refused = result.events[1]
+    assert isinstance(refused, web2.RefusedEvent)
+    assert refused.error == "poll2: result[1].value.from_uin: expected an int, got string 'x'"
 
 
 @pytest.mark.parametrize("doc", [FRIEND_MSG, GROUP_MSG, DISCU_MSG, SESS_MSG])
 @pytest.mark.parametrize("key", ["from_uin", "to_uin", "msg_id", "msg_type", "time", "content"])
 def test_poll2_message_keys_are_required(doc, key):
-    with raises(rf"^poll2: result\[0\]\.value\.{key}: missing$"):
-        web2.parse_poll2(edit(doc, f"result[0].value.{key}", delete=True))
+    error = refusal(edit(doc, f"result[0].value.{key}", delete=True))
+    assert re.fullmatch(rf"poll2: result\[0\]\.value\.{key}: missing", error)
 
 
 def test_poll2_group_and_discussion_keys_are_required():
-    with raises(r"value\.group_code: missing"):
-        web2.parse_poll2(edit(GROUP_MSG, "result[0].value.group_code", delete=True))
-    with raises(r"value\.send_uin: missing"):
-        web2.parse_poll2(edit(GROUP_MSG, "result[0].value.send_uin", delete=True))
-    with raises(r"value\.did: missing"):
-        web2.parse_poll2(edit(DISCU_MSG, "result[0].value.did", delete=True))
+    error = refusal(edit(GROUP_MSG, "result[0].value.group_code", delete=True))
+    assert re.search(r"value\.group_code: missing", error)
+    error = refusal(edit(GROUP_MSG, "result[0].value.send_uin", delete=True))
+    assert re.search(r"value\.send_uin: missing", error)
+    assert re.search(
+        r"value\.did: missing", refusal(edit(DISCU_MSG, "result[0].value.did", delete=True))
+    )
 
 
 def test_poll2_keeps_a_message_to_another_uin_as_drift():
@@ -1221,3 +1255,17 @@ def test_parse_send_result_rejects(envelope, match):
 def test_parse_send_result_needs_a_send_call():
     with pytest.raises(ValueError):
         web2.parse_send_result({"retcode": 0}, call="poll2")
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_load_json_refuses_nesting_deeper_than_the_bound_never_a_recursion_error(opener):
+    closer = "]" if opener == "[" else "}"
+    deep = (opener * 100_000 + "1" + closer * 100_000).encode()
+    with raises(r"^poll2: body is not JSON we read: arrays and objects nested more than 64"):
+        web2.load_json("poll2", deep, max_depth=web2.MAX_JSON_DEPTH)
+    # Without a bound the decoder's own limit gives a protocol error, not RecursionError.
+    with raises(r"^get_user_friends2: body is not JSON we read: .* recursion limit"):
+        web2.load_json("get_user_friends2", deep)
+    # 64 levels (and brackets inside strings) are read.
+    ok = ("[" * 63 + '{"s":"[[[[\\"[["}' + "]" * 63).encode()
+    assert web2.load_json("poll2", ok, max_depth=web2.MAX_JSON_DEPTH)

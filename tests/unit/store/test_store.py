@@ -19,11 +19,11 @@ from webqq_scrapy.store import (
     list_outcomes,
     load_credentials,
 )
+from webqq_scrapy.store.database import ensure_schema
 from webqq_scrapy.store.json_file import update_json_store, write_json_atomic
 from webqq_scrapy.store.records import credentials_record, outcome_record
 from webqq_scrapy.store.sql import (
     create_db_engine,
-    ensure_schema,
     upsert_attempts,
     upsert_credentials,
 )

@@ -10,7 +10,8 @@ import pytest
 from webqq_scrapy import items
 from webqq_scrapy.store import messages as outbox
 from webqq_scrapy.store.contacts import contacts_record, load_contacts, write_contacts
-from webqq_scrapy.store.sql import create_db_engine, ensure_schema
+from webqq_scrapy.store.database import ensure_schema
+from webqq_scrapy.store.sql import Database, create_db_engine
 
 BIG = 3_772_225_519  # ids above 2**31 (docs/protocol.md §4.13)
 
@@ -124,20 +125,20 @@ def test_messages_are_stored_once(database_url: str) -> None:
 
 
 def test_outbox_claim_release_finish_and_holders(database_url: str) -> None:
-    source = {"database_url": database_url}
-    assert outbox.holder_of(source, "alice") is None
+    db = Database(database_url, outbox.TABLES)
+    assert outbox.holder_of(db, "alice") is None
     with pytest.raises(ValueError):
-        outbox.enqueue(source, "alice", "nowhere:1", "x")
-    first = outbox.enqueue(source, "alice", f"group:{BIG}", "hello [face:14]")
-    second = outbox.enqueue(source, "alice", "buddy:5", "two")
-    other = outbox.enqueue(source, "bob", "buddy:5", "bob's")
-    assert outbox.outbox_entry(source, first)["status"] == "queued"
-    rows = outbox.claim(source, ["alice"], "host:1", now=1000.0)
+        outbox.enqueue(db, "alice", "nowhere:1", "x")
+    first = outbox.enqueue(db, "alice", f"group:{BIG}", "hello [face:14]")
+    second = outbox.enqueue(db, "alice", "buddy:5", "two")
+    other = outbox.enqueue(db, "bob", "buddy:5", "bob's")
+    assert outbox.outbox_entry(db, first)["status"] == "queued"
+    rows = outbox.claim(db, ["alice"], "host:1", now=1000.0)
     assert [r["id"] for r in rows] == [first, second]
-    assert outbox.claim(source, ["alice"], "host:2", now=1001.0) == []  # claimed once only
-    assert outbox.holder_of(source, "alice", now=1005.0) == "host:2"
-    assert outbox.holder_of(source, "alice", now=1001.0 + outbox.HOLDER_STALE_AFTER + 1) is None
-    assert outbox.holder_of(source, "bob", now=1001.0) is None
+    assert outbox.claim(db, ["alice"], "host:2", now=1001.0) == []  # claimed once only
+    assert outbox.holder_of(db, "alice", now=1005.0) == "host:2"
+    assert outbox.holder_of(db, "alice", now=1001.0 + outbox.HOLDER_STALE_AFTER + 1) is None
+    assert outbox.holder_of(db, "bob", now=1001.0) is None
     engine = create_db_engine(database_url)
     try:
         with engine.begin() as conn:
@@ -146,27 +147,29 @@ def test_outbox_claim_release_finish_and_holders(database_url: str) -> None:
                                         "msg_id": 45670001, "retcode": 0}])  # fmt: skip
     finally:
         engine.dispose()
-    outbox.release(source, [first, second], "host:2", ["alice"])
-    assert outbox.outbox_entry(source, first)["status"] == "sent"
-    assert outbox.outbox_entry(source, first)["msg_id"] == 45670001
-    assert outbox.outbox_entry(source, second)["status"] == "queued"
-    assert outbox.outbox_entry(source, other)["status"] == "queued"
-    assert outbox.holder_of(source, "alice", now=1001.0) is None
+    outbox.release(db, [first, second], "host:2", ["alice"])
+    assert outbox.outbox_entry(db, first)["status"] == "sent"
+    assert outbox.outbox_entry(db, first)["msg_id"] == 45670001
+    assert outbox.outbox_entry(db, second)["status"] == "queued"
+    assert outbox.outbox_entry(db, other)["status"] == "queued"
+    assert outbox.holder_of(db, "alice", now=1001.0) is None
+    db.close()
 
 
 def test_take_hold_refuses_an_account_another_crawl_holds(database_url: str) -> None:
     """Never two messages crawls polling one session (issue 21, point 4)."""
-    source = {"database_url": database_url}
-    assert outbox.take_hold(source, "alice", "host:1", now=1000.0) is None
-    assert outbox.holder_of(source, "alice", now=1000.0) == "host:1"
+    db = Database(database_url, outbox.TABLES)
+    assert outbox.take_hold(db, "alice", "host:1", now=1000.0) is None
+    assert outbox.holder_of(db, "alice", now=1000.0) == "host:1"
     # A second crawl is refused, naming the holder; the first keeps it.
-    assert outbox.take_hold(source, "alice", "host:2", now=1001.0) == "host:1"
-    assert outbox.holder_of(source, "alice", now=1001.0) == "host:1"
-    assert outbox.take_hold(source, "alice", "host:1", now=1002.0) is None  # its own: renewed
-    assert outbox.take_hold(source, "bob", "host:2", now=1002.0) is None  # another account
+    assert outbox.take_hold(db, "alice", "host:2", now=1001.0) == "host:1"
+    assert outbox.holder_of(db, "alice", now=1001.0) == "host:1"
+    assert outbox.take_hold(db, "alice", "host:1", now=1002.0) is None  # its own: renewed
+    assert outbox.take_hold(db, "bob", "host:2", now=1002.0) is None  # another account
     # A holder whose heartbeat stopped (crashed) leaves the account to the next crawl.
     later = 1002.0 + outbox.HOLDER_STALE_AFTER + 1
-    assert outbox.take_hold(source, "alice", "host:2", now=later) is None
-    assert outbox.holder_of(source, "alice", now=later) == "host:2"
-    outbox.release(source, [], "host:2", ["alice", "bob"])
-    assert outbox.holder_of(source, "alice", now=later) is None
+    assert outbox.take_hold(db, "alice", "host:2", now=later) is None
+    assert outbox.holder_of(db, "alice", now=later) == "host:2"
+    outbox.release(db, [], "host:2", ["alice", "bob"])
+    assert outbox.holder_of(db, "alice", now=later) is None
+    db.close()

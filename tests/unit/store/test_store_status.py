@@ -11,9 +11,10 @@ from sqlalchemy import create_engine, text
 from tests.fixtures.databases import make_credentials
 from webqq_scrapy.items import SCHEMA_VERSION, CredentialsUpdate
 from webqq_scrapy.store import list_credentials, load_credentials
+from webqq_scrapy.store.database import DatabaseStore, ensure_schema
 from webqq_scrapy.store.json_file import JsonFileStore
 from webqq_scrapy.store.records import STATUS_FIELDS, credentials_record
-from webqq_scrapy.store.sql import DatabaseStore, create_db_engine, ensure_schema
+from webqq_scrapy.store.sql import create_db_engine
 from webqq_scrapy.store.writer import keyed_record
 
 if TYPE_CHECKING:

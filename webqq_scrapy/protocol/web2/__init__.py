@@ -100,6 +100,7 @@ from webqq_scrapy.protocol.web2.poll import (
     OtherEvent,
     PollEvent,
     PollResult,
+    RefusedEvent,
     SessMessage,
     check_poll_event,
     message_drift,
@@ -116,6 +117,7 @@ from webqq_scrapy.protocol.web2.values import (
     STATUSES,
 )
 from webqq_scrapy.protocol.web2.walk import (
+    MAX_JSON_DEPTH,
     IncompleteAnswer,
     RetcodeError,
     load_json,
@@ -133,6 +135,7 @@ __all__ = [
     "DRIFT_SELF_NOT_MEMBER",
     "DRIFT_TO_UIN_NOT_SELF",
     "MAX_ID",
+    "MAX_JSON_DEPTH",
     "POLL_TIMEOUT_HTTP_STATUSES",
     "STATUSES",
     "Birthday",
@@ -167,6 +170,7 @@ __all__ = [
     "PollResult",
     "ProtocolError",
     "RecentContact",
+    "RefusedEvent",
     "RetcodeError",
     "SelfInfo",
     "SendResult",

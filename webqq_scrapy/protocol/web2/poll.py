@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from webqq_scrapy.protocol.web2.contacts import (
     GroupList,
 )
 from webqq_scrapy.protocol.web2.content import decode_content
-from webqq_scrapy.protocol.web2.values import STATUSES
+from webqq_scrapy.protocol.web2.values import MAX_ID, STATUSES
 from webqq_scrapy.protocol.web2.walk import _Node, _retcode
 
 # ---- poll2 (§5) -------------------------------------------------------------------------
@@ -125,6 +126,21 @@ class OtherEvent:
     value: str
 
 
+@dataclass(frozen=True)
+class RefusedEvent:
+    """An item of a poll2 answer that does not parse (a wrong type, an id out of range,
+    invalid UTF-8, content nested too deep…): the other items of the answer are kept.
+    ``path`` is the item's JSON path (``result[2]``), ``error`` what is wrong and where
+    (``poll2: result[2].value.from_uin: expected an int, got string 'x'``), ``raw`` the item
+    as received, compact JSON with every non-ASCII character escaped (so any store can
+    hold it, invalid UTF-8 included)."""
+
+    poll_type: ClassVar[str] = "refused"
+    path: str
+    error: str
+    raw: str
+
+
 PollEvent = (
     FriendMessage
     | GroupMessage
@@ -134,6 +150,7 @@ PollEvent = (
     | KickMessage
     | GroupWebMessage
     | OtherEvent
+    | RefusedEvent
 )
 _IGNORED_POLL_TYPES: Final = frozenset(
     {
@@ -185,9 +202,10 @@ def _message_fields(v: _Node, self_uin: int | None) -> dict[str, Any]:
     text, raw = decode_content(content.value, where=f"{content.call}: {content.path}")
     return {
         "to_uin": to_uin,
-        "msg_id": v.key("msg_id").as_int(lo=0),
-        "msg_type": v.key("msg_type").as_int(lo=0),
-        "time": v.key("time").as_int(lo=0),
+        # Signed 64 bits, like the ids (§4.0): what the parser accepts, a store can hold.
+        "msg_id": v.key("msg_id").as_int(lo=0, hi=MAX_ID),
+        "msg_type": v.key("msg_type").as_int(lo=0, hi=MAX_ID),
+        "time": v.key("time").as_int(lo=0, hi=MAX_ID),
         "text": text,
         "raw": raw,
     }
@@ -237,12 +255,29 @@ def _poll_event(item: _Node, self_uin: int | None) -> PollEvent:
         return GroupWebMessage(
             from_uin=v.key("from_uin").as_id(),
             send_uin=v.key("send_uin").as_id(),
-            msg_id=v.key("msg_id").as_int(lo=0),
+            msg_id=v.key("msg_id").as_int(lo=0, hi=MAX_ID),
             xml=v.key("xml").as_str(),
         )
     if kind in _IGNORED_POLL_TYPES:
         return OtherEvent(kind, _json(v.value))
     item.key("poll_type").fail(f"unknown poll_type {kind!r} (§5.3)")
+
+
+def _raw(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))  # ASCII: lone surrogates escaped
+
+
+def _item_event(item: _Node, self_uin: int | None) -> PollEvent:
+    """One item of ``result``: its event, or a :class:`RefusedEvent` saying what is wrong."""
+    try:
+        try:
+            _json(item.value).encode("utf-8")
+        except UnicodeEncodeError:
+            # load_json(..., surrogates=True) keeps invalid UTF-8 bytes as lone surrogates.
+            item.fail("a string holds invalid UTF-8 (or a lone UTF-16 surrogate)")
+        return _poll_event(item, self_uin)
+    except ProtocolError as exc:
+        return RefusedEvent(item.path, str(exc), _raw(item.value))
 
 
 def parse_poll2(envelope: object, *, self_uin: int | None = None) -> PollResult:
@@ -256,6 +291,10 @@ def parse_poll2(envelope: object, *, self_uin: int | None = None) -> PollResult:
 
     ``self_uin``: each message whose ``to_uin`` is not the user's QQ number (§4.0) is
     kept and reported in ``PollResult.drift``.
+
+    Items are parsed one by one: an item that is wrong becomes a :class:`RefusedEvent`
+    in its place and the others are kept; only a malformed envelope (retcode, ``result``
+    not an array…) raises ProtocolError.
     """
     node = _Node("poll2", "", envelope)
     retcode = _retcode(node)
@@ -280,7 +319,7 @@ def parse_poll2(envelope: object, *, self_uin: int | None = None) -> PollResult:
     result = node.opt("result")
     if result is None:
         return PollResult(state=state, **common)
-    events = tuple(_poll_event(item, self_uin) for item in result.items())
+    events = tuple(_item_event(item, self_uin) for item in result.items())
     if any(isinstance(e, KickMessage) for e in events):
         state = "ended"
     drift = tuple(d for i, e in enumerate(events) if (d := message_drift(e, self_uin, i)))

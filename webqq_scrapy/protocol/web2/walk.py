@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Container, Iterable, Mapping
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from webqq_scrapy.protocol.codes import SessionState, session_state
 from webqq_scrapy.protocol.common import (
@@ -144,15 +144,67 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def load_json(call: str, body: bytes | str) -> Any:
+# poll2 answers (load_json(..., max_depth=…)) nesting arrays and objects deeper than this are
+# refused before decoding: no answer of docs/protocol.md goes past 8 levels, and a message's
+# content is whatever its sender made it (100,000 nested "[" once ended an account with a
+# RecursionError traceback).
+MAX_JSON_DEPTH: Final = 64
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def nested_deeper(body: bytes, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels in ``body`` (strings
+    skipped; a rough answer for malformed JSON, which the decoder refuses anyway). Only
+    bytes operations: a few milliseconds for a 1 MB answer."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # cannot be deeper than the bound
+    # Outside strings: drop escaped backslashes, then escaped quotes, then every second
+    # piece between quotes (the strings); keep only the brackets.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside.translate(_AS_SQUARE, _NOT_BRACKETS)
+    for level in range(limit + 1):  # each pass removes the innermost level
+        inner = brackets.replace(b"[]", b"")
+        if not inner:
+            return level + 1 > limit
+        if inner == brackets:  # unbalanced: what is left opens or closes a level each
+            return level + inner.count(b"[") > limit
+        brackets = inner
+    return True
+
+
+def load_json(
+    call: str, body: bytes | str, *, max_depth: int | None = None, surrogates: bool = False
+) -> Any:
     """Decode an answer body strictly: UTF-8 JSON without NaN/Infinity and without
     duplicate keys (``{"retcode":0,"retcode":100001}`` would otherwise read as 100001).
+    Nesting deeper than the decoder can recurse is a ProtocolError, never a RecursionError.
 
     Unlike :func:`~webqq_scrapy.protocol.parse_api_json` it does not require a retcode,
     so the 2015–2017 send answer ``{"errCode":0,"msg":"send ok"}`` (§6.3) decodes too.
+
+    ``max_depth``: refuse arrays and objects nested deeper (:data:`MAX_JSON_DEPTH` for
+    poll2). ``surrogates``: bytes that are not UTF-8 are kept as lone surrogates
+    (U+DC80–U+DCFF) instead of refusing the whole body, for a caller that refuses the item
+    holding them and keeps the others (poll2, :func:`~webqq_scrapy.protocol.web2.parse_poll2`).
     """
+    if max_depth is not None:
+        raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+        if nested_deeper(raw, max_depth):
+            raise ProtocolError(
+                f"{call}: body is not JSON we read: arrays and objects nested more than "
+                f"{max_depth} levels deep"
+            )
     try:
+        if surrogates and isinstance(body, bytes):
+            body = body.decode("utf-8", "surrogateescape")
         return json.loads(body, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise ProtocolError(
+            f"{call}: body is not JSON we read: arrays and objects nested deeper than the "
+            "decoder's recursion limit"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"{call}: body is not JSON: {exc}") from None
 
