@@ -115,7 +115,16 @@ def test_bad_setting_exits_2_before_anything_starts(tmp_path):
 def test_no_account_is_a_usage_error(tmp_path):
     result = scrapy("login", tmp_path=tmp_path)
     assert result.returncode == 2
-    assert last_line(result.stderr).startswith("login: error: accounts: no account given")
+    # The command's own way is suggested: names on its command line (issue 21).
+    assert last_line(result.stderr) == (
+        "login: error: no account given: scrapy login alice [bob ...] "
+        "(or -a accounts_file=PATH, one name per line)"
+    )
+    result = scrapy("login", "-a", "acounts=alice", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert last_line(result.stderr).startswith(
+        "login: error: acounts: unknown argument; did you mean -a accounts=…?"
+    )
 
 
 def test_help_lists_the_exit_statuses(tmp_path):

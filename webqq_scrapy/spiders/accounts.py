@@ -8,7 +8,9 @@ control character (a forged log line, a terminal escape), an undecodable byte or
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import socket
 import uuid
 from collections import Counter
@@ -16,9 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from redis.asyncio import Redis
 
 MAX_ACCOUNT_NAME = 255
+# An accounts file's comment: a whole line from '#', or '#' after a blank to the line's end.
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
+# scrapyd's own spider arguments: ``_job`` (the job id) is passed to every spider it runs.
+SCRAPYD_ARGUMENTS = frozenset({"_job"})
 
 
 class SpiderArgumentError(ValueError):
@@ -27,6 +35,20 @@ class SpiderArgumentError(ValueError):
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"{name}: {problem}")
         self.name = name
+
+
+def check_known_arguments(given: Iterable[str], known: Iterable[str]) -> None:
+    """Refuse a ``-a NAME=…`` the spider does not take (a typo would otherwise pass
+    silently, or end in a misleading "no account given"), naming it, the closest known
+    name and every known one. scrapyd's ``_job`` is always accepted."""
+    allowed = sorted(set(known))
+    for name in given:
+        if name in allowed or name in SCRAPYD_ARGUMENTS:
+            continue
+        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+        hint = f"did you mean -a {close[0]}=…? " if close else ""
+        takes = ", ".join(f"-a {n}" for n in allowed) or "no -a argument"
+        raise SpiderArgumentError(name, f"unknown argument; {hint}this spider takes {takes}")
 
 
 def account_problem(name: str) -> str | None:
@@ -56,7 +78,8 @@ def read_accounts(accounts: str | None, accounts_file: str | None) -> list[str]:
             raise SpiderArgumentError(
                 "accounts_file", f"cannot read {accounts_file!r}: {exc}"
             ) from None
-        from_file = [line.strip() for line in text.splitlines()]
+        # A line may end with a comment: "bob  # second" is bob ('#' after a blank).
+        from_file = [_COMMENT.sub("", line).strip() for line in text.splitlines()]
         from_file = [line for line in from_file if line and not line.startswith("#")]
         if not from_file:
             raise SpiderArgumentError("accounts_file", f"{accounts_file!r} lists no account")

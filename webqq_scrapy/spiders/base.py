@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import tempfile
 import time
@@ -60,7 +61,7 @@ from webqq_scrapy.protocol.codes import (
 )
 from webqq_scrapy.protocol.login import Finish, Retry, decide_fault
 from webqq_scrapy.retry import RetryPolicy, is_transient_status, retry_stats
-from webqq_scrapy.spiders.accounts import read_accounts
+from webqq_scrapy.spiders.accounts import check_known_arguments, read_accounts
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -164,6 +165,9 @@ class AccountSpider(scrapy.Spider):
     ) -> None:
         # scrapyd passes _job=<job id>; it tags the stored records.
         self.job: str | None = kwargs.pop("_job", None)
+        # Whatever is left is an -a argument no class of this spider takes (a subclass
+        # takes its own by name before calling this): refused, named, not set silently.
+        check_known_arguments(kwargs, self.spider_arguments())
         super().__init__(*args, **kwargs)
         self.accounts: list[str] = (
             read_accounts(accounts, accounts_file) if self.accounts_from_arguments else []
@@ -200,9 +204,28 @@ class AccountSpider(scrapy.Spider):
         return spider
 
     @classmethod
+    def spider_arguments(cls) -> frozenset[str]:
+        """The ``-a`` names this spider takes: the named parameters of the ``__init__`` of
+        this class and each account-spider class it derives from."""
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if not issubclass(klass, AccountSpider) or init is None:
+                continue
+            for parameter in inspect.signature(init).parameters.values():
+                if parameter.name != "self" and parameter.kind in (
+                    parameter.POSITIONAL_OR_KEYWORD,
+                    parameter.KEYWORD_ONLY,
+                ):
+                    names.add(parameter.name)
+        return frozenset(names)
+
+    @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
-        """Check the account arguments before a crawl starts (``scrapy crawl``/``login``):
-        raises SpiderArgumentError naming the argument."""
+        """Check the arguments before a crawl starts (``scrapy crawl``/``login``): an
+        unknown name first (with a did-you-mean), then the accounts. Raises
+        SpiderArgumentError naming the argument."""
+        check_known_arguments(spargs, cls.spider_arguments())
         if cls.accounts_from_arguments:
             read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
 

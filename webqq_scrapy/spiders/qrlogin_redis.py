@@ -49,6 +49,7 @@ from webqq_scrapy.spiders.accounts import (
     RedisAccountQueue,
     RedisLease,
     account_problem,
+    check_known_arguments,
     owner_id,
 )
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, parse_reuse
@@ -120,6 +121,7 @@ class QRLoginRedisSpider(QRLoginSpider):
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
         _refuse_reuse(spargs)
+        check_known_arguments(spargs, cls.spider_arguments())
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:

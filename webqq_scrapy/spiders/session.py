@@ -101,7 +101,7 @@ from webqq_scrapy.protocol.session import (
     liveness,
     retcode_reason,
 )
-from webqq_scrapy.spiders.accounts import read_accounts
+from webqq_scrapy.spiders.accounts import check_known_arguments, read_accounts
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -318,6 +318,8 @@ class SessionSpider(AccountSpider):
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        # No account argument: every stored account (unlike qrlogin, which needs some).
+        check_known_arguments(spargs, cls.spider_arguments())
         accounts, accounts_file = spargs.get("accounts"), spargs.get("accounts_file")
         if accounts or accounts_file:
             read_accounts(accounts, accounts_file)
