@@ -22,13 +22,13 @@ from urllib.parse import quote, urlsplit
 import scrapy
 from scrapy.utils.asyncio import sleep
 
+from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.common import dynamic_referer, hash33, login_page_url, static_referer
 from webqq_scrapy.protocol.ptlogin import (
     check_sig_url,
     getvfwebqq_url,
     login2_form,
     login2_url,
-    online_buddies_url,
     parse_ptuicb,
     ptqrlogin_url,
     ptqrshow_url,
@@ -142,8 +142,10 @@ class BaselineSpider(scrapy.Spider):
 
     def parse_login2(self, response: Response, vfwebqq: str) -> Any:
         result = json.loads(response.body)["result"]
-        url = online_buddies_url(SCHEME, vfwebqq, result["psessionid"], int(time.time() * 1000))
-        headers = {"Referer": dynamic_referer(SCHEME)}
+        call = web2.online_buddies2(
+            SCHEME, vfwebqq=vfwebqq, psessionid=result["psessionid"], t_ms=int(time.time() * 1000)
+        )
+        url, headers = call.url, {"Referer": call.referer}
         yield self.request(response.meta["account"], url, self.parse_buddies, headers=headers)
 
     def parse_buddies(self, response: Response) -> None:

@@ -16,6 +16,7 @@ import functools
 import logging
 import math
 import os
+import secrets
 import stat
 import tempfile
 import time
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from webqq_scrapy import settings as defaults
+from webqq_scrapy.dirs import ancestors_problem, qr_dir_problem
 from webqq_scrapy.protocol.codes import QR_LIFETIME
 from webqq_scrapy.secret_settings import (
     FILE_SUFFIX,
@@ -182,6 +184,15 @@ def target_given(settings: BaseSettings) -> bool:
     return (settings.getpriority("WEBQQ_TARGET") or 0) > SETTINGS_PRIORITIES["project"]
 
 
+def target_of(settings: BaseSettings) -> str | None:
+    """The kind of WEBQQ_TARGET ("simulator", "tencent" or "url"), or None when it is not
+    valid (validate_all / WebQQConfig report that); for code that runs before the config."""
+    try:
+        return parse_target(settings.get("WEBQQ_TARGET", defaults.WEBQQ_TARGET))[0]
+    except SettingError:
+        return None
+
+
 def parse_target(raw: object) -> tuple[str, str | None]:
     """Return (kind, simulator_url): kind is "simulator", "tencent" or "url"."""
     text = str(raw).strip()
@@ -206,8 +217,6 @@ def check_qr_dir(path: Path) -> None:
     of this user, not writable by others, on a path no other user controls), checked
     before anything runs.
     """
-    from webqq_scrapy.qr.files import ancestors_problem, qr_dir_problem
-
     name = "WEBQQ_QR_DIR"
     path = path.expanduser().absolute()
     problem = ancestors_problem(path)
@@ -267,8 +276,9 @@ def _private_dir(path: Path) -> bool:
 @functools.cache
 def _fallback_qr_dir() -> Path:
     taken = Path(tempfile.gettempdir()) / f"webqq_scrapy-{os.getuid()}"
-    # mkdtemp: a new directory, 0700, under a name nobody could have guessed in advance.
-    base = Path(tempfile.mkdtemp(prefix=f"webqq_scrapy-{os.getuid()}-"))
+    # A name nobody could have guessed in advance, created (0700, checked) only when the
+    # QR directory is made (qr.ensure_qr_dir): reading the settings creates nothing.
+    base = Path(tempfile.gettempdir()) / f"webqq_scrapy-{os.getuid()}-{secrets.token_hex(8)}"
     logger.warning(
         "WEBQQ_QR_DIR: %s exists and is not safely this user's (created by another user?); "
         "the QR files go to %s instead",
@@ -305,6 +315,7 @@ class WebQQConfig:
     # WEBQQ_TARGET was chosen (see target_given); else a session spider uses the target
     # stored with each record (docs/sessions.md, "Which target").
     target_explicit: bool = False
+    qr_dir_default: bool = False  # WEBQQ_QR_DIR empty: qr_dir is default_qr_dir()
 
     def unfinished_file(self, spider: str, job: str | None) -> Path:
         """Where a run's accounts left without an outcome are listed (WEBQQ_UNFINISHED_PATH)."""
@@ -351,6 +362,7 @@ class WebQQConfig:
             retry_backoff=_number(settings, "WEBQQ_RETRY_BACKOFF", positive=False),
             session_lifetime=_number(settings, "WEBQQ_SESSION_LIFETIME"),
             qr_dir=qr_dir,
+            qr_dir_default=not qr_dir_raw,
             qr_terminal=_tristate(settings, "WEBQQ_QR_TERMINAL"),
             simulator_scan_after=_number(settings, "WEBQQ_SIMULATOR_SCAN_AFTER", positive=False),
             simulator_confirm_after=_number(
@@ -676,6 +688,17 @@ class StorageConfig:
     retry_backoff: float
 
     @classmethod
+    def of(cls, settings: BaseSettings) -> StorageConfig:
+        """:meth:`from_settings`, parsed once per crawl: a crawl's settings are frozen, and
+        the parsed config is kept with them (the pipelines and the session spiders share it)."""
+        if not settings.frozen:
+            return cls.from_settings(settings)
+        cached = settings.__dict__.get("_webqq_storage_config")
+        if not isinstance(cached, cls):
+            cached = settings.__dict__["_webqq_storage_config"] = cls.from_settings(settings)
+        return cached
+
+    @classmethod
     def from_settings(cls, settings: BaseSettings) -> StorageConfig:
         from webqq_scrapy.store import default_database_url
 
@@ -708,27 +731,25 @@ def credentials_source(
     """The store to read credentials from, as ``webqq_scrapy.store`` keywords, and its name
     for messages (a URL without its password).
 
-    ``json_path`` / ``database_url`` (a command's options) win; then ``WEBQQ_DATABASE_URL``,
-    then ``WEBQQ_JSON_PATH``, then the default SQLite file unless ``WEBQQ_DATABASE_ENABLED``
-    is off (SettingError: there is no store at all). ``scrapy creds`` and the session
-    spiders read through this.
+    ``json_path`` / ``database_url`` (a command's options) win. Else one rule, the one the
+    pipelines write by (:class:`StorageConfig`): the database when it is on
+    (``WEBQQ_DATABASE_URL``, else the default SQLite file), else the ``WEBQQ_JSON_PATH``
+    file; with neither, SettingError. So a data spider reads credentials from the database
+    it writes its records to (docs/storage.md, "Which store is read").
     """
-    from webqq_scrapy.store import default_database_url
     from webqq_scrapy.store.sql import redact_url
 
     if json_path:
         return {"json_path": json_path}, json_path
-    # WEBQQ_DATABASE_URL, WEBQQ_DATABASE_URL_FILE or ${VAR} references in it.
-    url = database_url or secret_setting(settings, "WEBQQ_DATABASE_URL")
-    configured_json = settings.get("WEBQQ_JSON_PATH")
-    if not url and configured_json:
-        return {"json_path": str(configured_json)}, str(configured_json)
-    if not url:
-        if not read_bool(settings, "WEBQQ_DATABASE_ENABLED"):
-            raise SettingError(
-                "WEBQQ_DATABASE_ENABLED",
-                "no store to read: the database is off and WEBQQ_JSON_PATH is empty",
-                settings.get("WEBQQ_DATABASE_ENABLED"),
-            )
-        url = default_database_url()
-    return {"database_url": url}, redact_url(url)
+    if database_url:
+        return {"database_url": database_url}, redact_url(database_url)
+    storage = StorageConfig.of(settings)
+    if storage.database_url is not None:
+        return {"database_url": storage.database_url}, redact_url(storage.database_url)
+    if storage.json_path is not None:
+        return {"json_path": str(storage.json_path)}, str(storage.json_path)
+    raise SettingError(
+        "WEBQQ_DATABASE_ENABLED",
+        "no store to read: the database is off and WEBQQ_JSON_PATH is empty",
+        settings.get("WEBQQ_DATABASE_ENABLED"),
+    )

@@ -18,9 +18,10 @@ exactly as the service sent them (HTML entities included, §4.0).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 # Every account ends with exactly one of these (docs/failures.md); defined with the protocol.
 from webqq_scrapy.protocol.codes import (
@@ -199,7 +200,26 @@ class SessionOutcome:
     job: str | None = None
 
 
+_Item = TypeVar("_Item")
+
+
 # ---- contacts (the contacts spider) -----------------------------------------------------
+
+
+def from_parts(item: type[_Item], *parts: object, **values: Any) -> _Item:
+    """The ``item`` whose fields are read, by name, from ``parts`` (the protocol's typed
+    results, or mappings; None skipped; a later part wins), then ``values``: an item field
+    is the protocol field of the same name, not a copy written out by hand."""
+    names = [f.name for f in dataclasses.fields(item) if f.init]  # type: ignore[arg-type]
+    found: dict[str, Any] = {}
+    for part in parts:
+        if part is None:
+            continue
+        if isinstance(part, dict):
+            found.update({n: part[n] for n in names if n in part})
+        else:
+            found.update({n: getattr(part, n) for n in names if hasattr(part, n)})
+    return item(**(found | values))
 
 
 @dataclass

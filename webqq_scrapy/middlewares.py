@@ -31,7 +31,7 @@ from scrapy.utils.misc import load_object
 from tldextract import TLDExtract
 
 from webqq_scrapy.config import TARGET_SIMULATOR, TARGET_TENCENT, WebQQConfig
-from webqq_scrapy.meta import META_TARGET
+from webqq_scrapy.meta import META_ACCOUNT, META_TARGET
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -48,9 +48,6 @@ logger = logging.getLogger(__name__)
 # persistent embedded world, docs/simulator.md); a dotted path keeps the spider and this
 # module free of any import of the simulator package (README, "Layout").
 EMBEDDED_WORLD_CLASS = "webqq_scrapy.simulator.persist.EmbeddedWorld"
-
-# Meta key naming the account a request belongs to (also its cookie jar key).
-META_ACCOUNT = "webqq_account"
 
 
 class TargetRoutingMiddleware:

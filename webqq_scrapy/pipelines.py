@@ -29,6 +29,7 @@ from webqq_scrapy.store.json_file import JsonFileStore
 from webqq_scrapy.store.records import (
     CONTACTS,
     CREDENTIALS,
+    FINISH_STORAGE_UNAVAILABLE,
     MESSAGES,
     OUTCOMES,
     REFUSED_MESSAGES,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Finish reason of a crawl closed at open because its store cannot be used.
-FINISH_STORAGE_UNAVAILABLE = "webqq_storage_unavailable"
 
 
 # Stats of the storage pipelines (webqq/json/…, webqq/sql/…) meaning that records given to
@@ -100,10 +100,6 @@ _RECORD_NAMES = {
     SEND_RESULTS: "A send result",
     REFUSED_MESSAGES: "A refused poll2 item",
 }
-
-
-class StorageUnavailable(RuntimeError):
-    """A store could not be opened when the spider opened; the crawl does not start."""
 
 
 class CredentialsValidationPipeline:
@@ -271,7 +267,7 @@ class JsonFilePipeline(_BufferedStorePipeline):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        config = StorageConfig.from_settings(crawler.settings)
+        config = StorageConfig.of(crawler.settings)
         if config.json_path is None:
             raise NotConfigured  # off by default: no warning for it
         return cls(JsonFileStore(config.json_path), stats=crawler.stats, policy=_policy(config))
@@ -306,7 +302,7 @@ class DatabasePipeline(_BufferedStorePipeline):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        config = StorageConfig.from_settings(crawler.settings)
+        config = StorageConfig.of(crawler.settings)
         if config.database_url is None:
             raise NotConfigured("WEBQQ_DATABASE_ENABLED is off")
         return cls(DatabaseStore(config.database_url), stats=crawler.stats, policy=_policy(config))

@@ -20,6 +20,7 @@ from scrapy.logformatter import LogFormatter, LogFormatterResult
 from webqq_scrapy.config import read_bool
 from webqq_scrapy.meta import META_LOG_URL
 from webqq_scrapy.private import make_handlers_private
+from webqq_scrapy.store.records import REDACTED, SECRET_FIELDS
 from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
@@ -27,12 +28,8 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
-REDACTED = "<redacted>"
 # Loggers of this project (its modules, and the spiders, whose logger is their name).
 OWN_LOGGERS = ("webqq_scrapy", "qrlogin")
-
-# Item fields that hold secrets.
-SECRET_FIELDS = frozenset({"ptwebqq", "vfwebqq", "psessionid", "cookies"})
 
 # Query parameters and JSON keys whose values are secrets (docs/protocol.md §2.6, §3).
 SECRET_NAMES = (
@@ -70,7 +67,7 @@ def redact_item(item: Any) -> Any:
     if not is_item(item):
         return item
     data = ItemAdapter(item).asdict()
-    for name in SECRET_FIELDS & data.keys():
+    for name in data.keys() & SECRET_FIELDS:
         data[name] = REDACTED
     return {"type": type(item).__name__, **data}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy.protocol import web2
-from webqq_scrapy.protocol.codes import OUTCOME_OK
+from webqq_scrapy.protocol.codes import OUTCOME_OK, describe_retcode
 from webqq_scrapy.spiders.base import account_step
 from webqq_scrapy.spiders.session import Session, SessionSpider
 
@@ -30,13 +30,18 @@ class PollOnceSpider(SessionSpider):
 
     @account_step("poll2")
     async def parse_poll2(self, response: Response, state: Session) -> AsyncIterator[Any]:
-        poll = web2.parse_poll2(self.session_answer(response, state, "poll2"))
+        poll = web2.parse_poll2(self.call_envelope(response, state, "poll2"))
         if poll.state == "renew_ptwebqq":
             assert poll.ptwebqq is not None
             for item in await self.ptwebqq_renewed(state, poll.ptwebqq):
                 yield item
         elif poll.kick is not None:
             for item in await self.session_ended(state, f"kicked: {poll.kick.reason}"):
+                yield item
+            return
+        elif poll.state == "ended":
+            reason = describe_retcode(poll.retcode)
+            for item in await self.session_ended(state, reason, poll.retcode):
                 yield item
             return
         for item in await self.finish(state, OUTCOME_OK, "poll2", None):

@@ -178,10 +178,12 @@ def test_default_source_is_the_default_database(user_data_dir):
     assert not db.exists()
 
 
-def test_json_path_setting_is_used_when_no_database_url_is_set(tmp_path):
+def test_json_path_setting_is_used_when_the_database_is_off(tmp_path):
     path = tmp_path / "creds.json"
     update_json_store(path, {"alice": credentials_record(ALICE)}, {})
-    result = scrapy_creds("list", "-s", f"WEBQQ_JSON_PATH={path}")
+    result = scrapy_creds(
+        "list", "-s", f"WEBQQ_JSON_PATH={path}", "-s", "WEBQQ_DATABASE_ENABLED=false"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"1 account(s) in {path}"
 

@@ -242,18 +242,21 @@ def test_a_malformed_answer_is_a_recorded_outcome_not_a_partial_list(
     *("--fault", "get_user_friends2:degraded:nth=1"),
     *("--fault", "get_group_info_ext2:degraded:nth=2"),
     *("--fault", "get_discus_list:retcode=103:nth=1"),
+    *("--fault", "get_recent_list2:retcode=100003:nth=1"),
 )
 def test_degraded_answers_and_103_are_asked_again_as_clients_did(
     tmp_path: Path, simulator_process: Any, sqlite_url: str
 ) -> None:
     """§4.15: friends without marknames, a group without minfo → the call again; §3.6: 103 →
-    the get_online_buddies2 warm-up, then the call again. The lists end up complete."""
+    the get_online_buddies2 warm-up, then the call again; §7: "too frequent" on a later call
+    of the chain → that call again, by the same rule. The lists end up complete."""
     sim, ctl = simulator_process.url, simulator_process.control_url
     login(tmp_path, sim, sqlite_url)
     result = crawl(tmp_path, sim, sqlite_url, "crawl", "contacts", "-a", "accounts=alice")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "'webqq/retry/get_user_friends2/count': 1" in result.stderr
     assert "'webqq/retry/get_group_info_ext2/count': 1" in result.stderr
+    assert "'webqq/retry/get_recent_list2/count': 1" in result.stderr
     assert "'webqq/session/warm_up': 1" in result.stderr
     contacts = load_contacts("alice", database_url=sqlite_url)
     assert contacts is not None

@@ -175,6 +175,14 @@ def _retcode_false(call: Call) -> Answer:
     return Answer(answer.status, answer.headers, json.dumps(data).encode())
 
 
+def _retcode_twice(call: Call) -> Answer:
+    # A loose decoder reads the last key: a success followed by "not logged in" (§1.4).
+    answer = call.forward()
+    body = answer.body.replace(b'"retcode":0', b'"retcode":0,"retcode":100001', 1)
+    assert body != answer.body
+    return Answer(answer.status, answer.headers, body)
+
+
 def _arabic_indic_66(call: Call) -> Answer:
     line = format_ptuicb(66).replace("'66'", "'\u0666\u0666'")  # int() reads it as 66
     return Answer(200, [("Content-Type", "application/javascript")], line.encode())
@@ -194,11 +202,12 @@ def _p_skey_on_qq_com(call: Call) -> Answer:
 @pytest.mark.parametrize(
     ("path", "rule", "step", "detail"),
     [
-        ("/api/getvfwebqq", _retcode_false, "getvfwebqq", "no integer retcode"),
+        ("/api/getvfwebqq", _retcode_false, "getvfwebqq", "retcode: expected an int"),
+        ("/api/getvfwebqq", _retcode_twice, "getvfwebqq", "duplicate key 'retcode'"),
         ("/ptqrlogin", _arabic_indic_66, "ptqrlogin", "code is not a number"),
         ("/check_sig", _p_skey_on_qq_com, "check_sig", "no p_skey cookie on web2.qq.com"),
     ],
-    ids=["retcode-false", "non-ascii-digits", "cookie-on-wrong-domain"],
+    ids=["retcode-false", "retcode-twice", "non-ascii-digits", "cookie-on-wrong-domain"],
 )
 @deferred_f_from_coro_f
 async def test_an_answer_outside_the_protocol_is_a_protocol_error(

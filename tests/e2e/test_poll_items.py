@@ -26,8 +26,8 @@ from tests.hostile import Answer, Call, HostileProxy
 from tests.settings import project_settings
 from webqq_scrapy.items import SessionOutcome
 from webqq_scrapy.spiders.messages import MessagesSpider
+from webqq_scrapy.store.database import DatabaseStore
 from webqq_scrapy.store.messages import list_messages, list_refused
-from webqq_scrapy.store.sql import DatabaseStore
 from webqq_scrapy.store.writer import keyed_record
 
 if TYPE_CHECKING:
@@ -72,11 +72,12 @@ def scripted(first: bytes) -> HostileProxy:
     return HostileProxy("http://127.0.0.1:9", {"/channel/poll2": poll2})
 
 
-def store_alice(database_url: str) -> None:
+def store_alice(database_url: str, target: str) -> None:
+    """Alice's stored login, made against ``target`` (the URL of WEBQQ_TARGET)."""
     store = DatabaseStore(make_url(database_url))
     store.open()
     try:
-        entry = keyed_record(make_credentials(ACCOUNT), "run")
+        entry = keyed_record(make_credentials(ACCOUNT, target=target), "run")
         assert entry is not None
         store.write({entry[0]: entry[1]})
     finally:
@@ -85,8 +86,8 @@ def store_alice(database_url: str) -> None:
 
 async def hold_alice(first: bytes, database_url: str) -> tuple[Crawler, SessionOutcome]:
     """``scrapy crawl messages -a accounts=alice -a duration=2`` against the scripted server."""
-    store_alice(database_url)
     server = scripted(first)
+    store_alice(database_url, server.url)
     settings = project_settings(
         WEBQQ_TARGET=server.url,
         WEBQQ_DATABASE_URL=database_url,

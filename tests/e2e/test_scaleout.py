@@ -17,7 +17,7 @@ import pytest_twisted
 from sqlalchemy import create_engine, text
 
 from tests.fixtures.redis import redis_crawl
-from webqq_scrapy.spiders.accounts import RedisLease
+from webqq_scrapy.sources.accounts import RedisLease
 
 ACCOUNTS = [f"scale{i:02d}" for i in range(50)]
 CRAWL_TIMEOUT = 240

@@ -62,9 +62,11 @@ def silent() -> Iterator[SilentServer]:
     server.close()
 
 
-def seconds_to_exit(tmp_path: Path, server: SilentServer, spider: str, *args: str) -> float:
-    """Start ``scrapy crawl SPIDER ARGS``, press Ctrl-C 3 s after its first request reached
-    ``server``, and return the seconds from the signal to the exit."""
+def seconds_to_exit(
+    tmp_path: Path, server: SilentServer, spider: str, *args: str, sig: int = signal.SIGINT
+) -> float:
+    """Start ``scrapy crawl SPIDER ARGS``, press Ctrl-C (or send ``sig``) 3 s after its
+    first request reached ``server``, and return the seconds from the signal to the exit."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
     log = (tmp_path / f"{spider}.log").open("w")
     process = subprocess.Popen(
@@ -83,7 +85,7 @@ def seconds_to_exit(tmp_path: Path, server: SilentServer, spider: str, *args: st
         assert len(server.accepted) > reached, "the crawl never reached the server"
         time.sleep(3)
         assert process.poll() is None, (tmp_path / f"{spider}.log").read_text()[-3000:]
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         sent = time.monotonic()
         process.wait(timeout=240)
         return time.monotonic() - sent
@@ -103,7 +105,7 @@ def test_ctrl_c_against_a_silent_server_exits_within_seconds(tmp_path, silent, s
         *("-s", f"WEBQQ_TARGET={silent.url}", "-s", "WEBQQ_QR_TERMINAL=false"),
         *("-s", "WEBQQ_DATABASE_ENABLED=false", "-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}"),
     )
-    store_alice(sqlite_url)
+    store_alice(sqlite_url, silent.url)
     messages = seconds_to_exit(
         tmp_path,
         silent,
@@ -140,3 +142,20 @@ def test_closespider_timeout_against_a_silent_server_closes_within_seconds(tmp_p
     print(f"\nCLOSESPIDER_TIMEOUT=2 against a silent server: the crawl ended after {took:.1f} s")
     assert "closespider_timeout" in result.stderr
     assert took < 30, result.stderr[-3000:]  # was 2 s + DOWNLOAD_TIMEOUT (180 s)
+
+
+def test_sigterm_during_the_graceful_wait_of_a_closing_crawl_ends_it(tmp_path, silent, sqlite_url):
+    """``-a duration=1`` closes the messages crawl, which waits up to
+    WEBQQ_MESSAGES_STOP_WAIT (65 s) for its poll; a SIGTERM 3 s later is obeyed at once
+    (it was ignored: the close already under way was Scrapy's graceful stop)."""
+    store_alice(sqlite_url, silent.url)
+    took = seconds_to_exit(
+        tmp_path,
+        silent,
+        "messages",
+        *("-a", "accounts=alice", "-a", "duration=1"),
+        *("-s", f"WEBQQ_TARGET={silent.url}", "-s", f"WEBQQ_DATABASE_URL={sqlite_url}"),
+        sig=signal.SIGTERM,
+    )
+    print(f"\nSIGTERM in the 65 s stop wait of a closing messages crawl: exit after {took:.1f} s")
+    assert took < 30

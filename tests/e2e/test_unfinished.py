@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from tests.commands import ROOT, run_scrapy
-from webqq_scrapy.spiders.accounts import read_accounts
+from webqq_scrapy.sources.accounts import read_accounts
 
 ACCOUNTS = [f"user{i:03d}" for i in range(300)]
 

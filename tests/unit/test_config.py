@@ -61,3 +61,79 @@ def test_simulator_strict_is_read_as_a_boolean():
     for raw, strict in (("true", True), ("0", False), (True, True)):
         config = WebQQConfig.from_settings(Settings({"WEBQQ_SIMULATOR_STRICT": raw}))
         assert config.simulator_strict is strict
+
+
+# --- one reader, one rule (issue 23) ------------------------------------------------------
+
+
+def test_only_config_reads_webqq_settings():
+    """A component that read WEBQQ_* itself would skip its validation and its default: the
+    settings are read by config.py (its *Config classes) and nowhere else."""
+    import re
+    from pathlib import Path
+
+    import webqq_scrapy
+
+    package = Path(webqq_scrapy.__file__).parent
+    read = re.compile(r"""(settings|defaults)\s*(\.get\w*\(\s*|\.)["']?WEBQQ_|environ.*WEBQQ_""")
+    readers = sorted(
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        if path.name not in ("config.py", "settings.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if read.search(line)
+    )
+    assert readers == []
+
+
+def test_credentials_are_read_from_the_store_the_database_pipeline_writes(tmp_path):
+    """With WEBQQ_JSON_PATH and the database on (no URL), both stores are written; the
+    database is the one read, the one a data spider also writes its records to."""
+    from webqq_scrapy.config import StorageConfig, credentials_source
+    from webqq_scrapy.store import default_database_url
+
+    json_path = str(tmp_path / "creds.json")
+    both = Settings({"WEBQQ_JSON_PATH": json_path})
+    storage = StorageConfig.from_settings(both)
+    source, label = credentials_source(both)
+    assert storage.json_path is not None and storage.database_url is not None
+    assert source == {"database_url": storage.database_url}
+    assert label == default_database_url()
+    json_only = Settings({"WEBQQ_JSON_PATH": json_path, "WEBQQ_DATABASE_ENABLED": False})
+    assert credentials_source(json_only) == ({"json_path": json_path}, json_path)
+    with pytest.raises(SettingError, match=r"^WEBQQ_DATABASE_ENABLED: no store to read"):
+        credentials_source(Settings({"WEBQQ_DATABASE_ENABLED": False}))
+    # A command's option wins.
+    assert credentials_source(both, json_path="x.json") == ({"json_path": "x.json"}, "x.json")
+
+
+def test_storage_config_is_parsed_once_per_crawl(tmp_path):
+    from webqq_scrapy.config import StorageConfig
+
+    settings = Settings({"WEBQQ_JSON_PATH": str(tmp_path / "creds.json")})
+    assert StorageConfig.of(settings) is not StorageConfig.of(settings)  # not frozen yet
+    settings.freeze()
+    assert StorageConfig.of(settings) is StorageConfig.of(settings)
+
+
+def test_validate_all_creates_nothing(tmp_path, monkeypatch):
+    """Even when the predictable default QR directory is taken by someone else, checking
+    the settings only picks the fallback's name; the directory is made with the first QR."""
+    import os
+
+    from webqq_scrapy import config
+
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(config.tempfile, "gettempdir", lambda: str(tmp_path))
+    config._fallback_qr_dir.cache_clear()
+    taken = tmp_path / f"webqq_scrapy-{os.getuid()}"
+    taken.mkdir(mode=0o777)
+    taken.chmod(0o777)  # not safely ours
+    before = sorted(tmp_path.iterdir())
+    try:
+        checked = config.validate_all(Settings({"WEBQQ_DATABASE_ENABLED": False}))
+    finally:
+        config._fallback_qr_dir.cache_clear()
+    assert checked.qr_dir_default
+    assert checked.qr_dir.parent.parent == tmp_path and checked.qr_dir.parent != taken
+    assert sorted(tmp_path.iterdir()) == before

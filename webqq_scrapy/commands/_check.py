@@ -33,7 +33,7 @@ from webqq_scrapy.protocol.codes import (
     OUTCOME_WRONG_TARGET,
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_UNKNOWN, STATUS_VALID
-from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
 from webqq_scrapy.spiders.session_check import SessionCheckSpider
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from scrapy.exceptions import UsageError
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE, store_losses
 from webqq_scrapy.private import private_log_file
-from webqq_scrapy.spiders.accounts import SpiderArgumentError
+from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import AccountSpider
 from webqq_scrapy.spiders.qrlogin_redis import FINISH_REDIS_UNAVAILABLE
 

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-from sqlalchemy.exc import SQLAlchemyError
 
 from webqq_scrapy.commands import _check as check
 from webqq_scrapy.config import SettingError, credentials_source
 from webqq_scrapy.store import (
-    StoreError,
+    READ_ERRORS,
     is_expired,
     read_credentials_records,
     read_outcome_records,
@@ -93,9 +92,9 @@ class Command(ScrapyCommand):
             "(valid, ended or unknown, with the retcode and checked_at) with the credentials "
             "and prints it ('--json': as JSON); exit status 0 all valid, 1 some not valid or "
             "missing, 2 bad input, 3 the check could not run (store or target down). "
-            "The store is --json-path or --database-url when given, else "
-            "WEBQQ_DATABASE_URL when set, else WEBQQ_JSON_PATH when set, else the default "
-            "SQLite database."
+            "The store is --json-path or --database-url when given, else the database "
+            "when it is on (WEBQQ_DATABASE_URL, else the default SQLite file), else "
+            "WEBQQ_JSON_PATH (docs/storage.md, 'Which store is read')."
         )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
@@ -126,7 +125,7 @@ class Command(ScrapyCommand):
                 self._list(source, label, as_json=opts.json)
             else:
                 self._show(args[1], source, label, full=opts.json)
-        except (StoreError, SQLAlchemyError, OSError) as exc:
+        except READ_ERRORS as exc:
             print(f"Cannot read {label}: {describe_error(exc)}", file=sys.stderr)
             self.exitcode = 1
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webqq_scrapy.config import MessagesConfig, SettingError, validate_all
 from webqq_scrapy.protocol.messaging import parse_target
-from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
 from webqq_scrapy.spiders.session import credentials_source
 
 if TYPE_CHECKING:

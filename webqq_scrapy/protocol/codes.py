@@ -63,19 +63,6 @@ RETCODE_TOO_FREQUENT = 100003
 RETCODE_BAD_POST = 100006
 RETCODE_POLL_TIMEOUT = 100012
 
-RETCODES = {
-    0: "ok",
-    103: "session not registered / multi-login check failed",
-    106: "not in whitelist",
-    111: "blacklisted",
-    112: "backend overloaded",
-    100000: "login or cookie invalid (missing cookies or headers)",
-    100001: "not logged in / session expired",
-    100002: "ptwebqq invalid",
-    100003: "requests too frequent",
-    100006: "malformed POST data",
-    100012: "no message (long-poll timeout)",
-}
 
 # How an account's run ended (docs/failures.md): exactly one per account and run.
 OUTCOME_OK = "ok"
@@ -137,8 +124,19 @@ RETCODE_SEND_UNCONFIRMED: Final = 1202  # send: maybe delivered (spam heuristics
 # send: delivered all the same (§6.3); list fetch: `r` missing (POST turned GET, §4.15).
 RETCODE_SENT_ANYWAY: Final = 100100
 
-RETCODE_MEANINGS: Final[dict[int, str]] = {
-    **RETCODES,
+# The one table of §7: every retcode the protocol names, with its meaning.
+RETCODES: Final[dict[int, str]] = {
+    RETCODE_OK: "ok",
+    RETCODE_NOT_REGISTERED: "session not registered / multi-login check failed",
+    RETCODE_NOT_WHITELISTED: "not in whitelist",
+    RETCODE_BLACKLISTED: "blacklisted",
+    RETCODE_OVERLOADED: "backend overloaded",
+    RETCODE_LOGIN_INVALID: "login or cookie invalid (missing cookies or headers)",
+    RETCODE_NOT_LOGGED_IN: "not logged in / session expired",
+    RETCODE_PTWEBQQ_INVALID: "ptwebqq invalid",
+    RETCODE_TOO_FREQUENT: "requests too frequent",
+    RETCODE_BAD_POST: "malformed POST data",
+    RETCODE_POLL_TIMEOUT: "no message (long-poll timeout)",
     RETCODE_WRONG_ID_OR_EXPIRED: "wrong id (gcode not a group code) or session expired",
     RETCODE_GROUP_LIST_UNKNOWN: "group list refused, cause unknown",
     RETCODE_GROUP_INFO_UNKNOWN: "group detail refused, cause unknown",
@@ -155,6 +153,12 @@ RETCODE_MEANINGS: Final[dict[int, str]] = {
     RETCODE_SEND_UNCONFIRMED: "send: maybe not delivered (spam / too often); poll: benign",
     RETCODE_SENT_ANYWAY: "send: delivered all the same; fetch: request without r",
 }
+
+
+def describe_retcode(retcode: int) -> str:
+    """``retcode N (meaning)``: how outcomes, logs and a session's end name a retcode."""
+    return f"retcode {retcode} ({RETCODES.get(retcode, 'unknown')})"
+
 
 SessionState = Literal["ok", "retry", "warm_up", "renew_ptwebqq", "ended"]
 SESSION_STATES: Final[tuple[SessionState, ...]] = (

@@ -1,12 +1,13 @@
-"""What every call shares: hosts, Referers, the user agent and the JSON envelope.
+"""What every call shares: hosts, Referers, the user agent and the envelope's size cap.
 
 docs/protocol.md §1. Pure: no Scrapy, no I/O.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from webqq_scrapy.protocol.errors import ProtocolError
+
+__all__ = ["ProtocolError"]  # re-exported: its home is protocol.errors
 
 # §1.1 hosts. The http:// form is what a client sends through the simulator (as an HTTP
 # proxy); the https:// form is what the historical service used.
@@ -38,10 +39,6 @@ USER_AGENT = (
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 
 
-class ProtocolError(ValueError):
-    """A server answer that does not have the recorded shape."""
-
-
 def base(host: str, scheme: str) -> str:
     return f"{scheme}://{host}"
 
@@ -65,27 +62,6 @@ def dynamic_referer(scheme: str = "https") -> str:
 def is_json_int(value: object) -> bool:
     """A JSON integer: ``true`` decodes to a Python bool, which is not a number here."""
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def parse_api_json(body: bytes | str) -> dict[str, Any]:
-    """Decode the ``{"retcode":…, "result":…}`` envelope (§1.4) or raise ProtocolError.
-
-    Some answers carry ``ret`` instead of ``retcode``; it is copied to ``retcode``. A boolean
-    or a float is not a retcode (``retcode: false`` is not success).
-    """
-    if len(body) > MAX_ENVELOPE_BYTES:
-        raise ProtocolError(f"body of {len(body)} bytes is too long for an API answer")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ProtocolError(f"body is not JSON: {str(exc)[:80]}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("JSON body is not an object")
-    code = data["retcode"] if "retcode" in data else data.get("ret")
-    if not is_json_int(code):
-        raise ProtocolError("JSON body has no integer retcode")
-    data["retcode"] = code
-    return data
 
 
 def hash33(value: str, init: int = 0) -> int:

@@ -25,8 +25,6 @@ PATH_PTQRLOGIN = "/ptqrlogin"
 PATH_CHECK_SIG = "/check_sig"
 PATH_GETVFWEBQQ = "/api/getvfwebqq"
 PATH_LOGIN2 = "/channel/login2"
-PATH_ONLINE_BUDDIES = "/channel/get_online_buddies2"
-PATH_POLL2 = "/channel/poll2"
 
 # §3.2: u1 / s_url, the page check_sig redirects to.
 S_URL = "http://w.qq.com/proxy.html?login2qq=1&webqq_type=10"
@@ -195,14 +193,6 @@ def login2_form(ptwebqq: str) -> dict[str, str]:
     """§3.5: one form field ``r`` holding the JSON object."""
     payload = {"ptwebqq": ptwebqq, "clientid": CLIENTID, "psessionid": "", "status": "online"}
     return {"r": json.dumps(payload, separators=(",", ":"))}
-
-
-def online_buddies_url(scheme: str, vfwebqq: str, psessionid: str, t_ms: int) -> str:
-    """§4.5, the warm-up of §3.6."""
-    query = urlencode(
-        {"vfwebqq": vfwebqq, "clientid": CLIENTID, "psessionid": psessionid, "t": t_ms}
-    )
-    return f"{base(HOST_DYNAMIC, scheme)}{PATH_ONLINE_BUDDIES}?{query}"
 
 
 def parse_getvfwebqq(result: object) -> str:

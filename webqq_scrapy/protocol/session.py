@@ -9,7 +9,7 @@ Pure: no Scrapy, no I/O. The session spiders (``webqq_scrapy.spiders.session``) 
   documented) says nothing either way: ``unknown``.
 * what any other call's retcode asks of a spider is ``codes.session_state(retcode, call)``
   (``ended``: only a new QR login helps, §7's catalogue, §8.1).
-* :func:`retcode_reason` — the reason recorded when a session ends.
+* the reason recorded when a session ends is ``codes.describe_retcode(retcode)``.
 
 poll2's answers (116 with a renewed ptwebqq in ``p``, a ``kick_message``) are read by
 ``web2.parse_poll2``.
@@ -21,7 +21,6 @@ from typing import Final, Literal
 
 from webqq_scrapy.protocol.codes import (
     ENDED_RETCODES,
-    RETCODE_MEANINGS,
     RETCODE_NOT_REGISTERED,
     RETCODE_OK,
     RETCODE_WRONG_ID_OR_EXPIRED,
@@ -35,7 +34,6 @@ __all__ = [
     "STATUS_VALID",
     "Status",
     "liveness",
-    "retcode_reason",
 ]
 
 # The liveness test is get_online_buddies2 itself, the very call that registers a session
@@ -65,8 +63,3 @@ def liveness(retcode: int) -> Status:
     if retcode in LIVENESS_ENDED_RETCODES:
         return STATUS_ENDED
     return STATUS_UNKNOWN
-
-
-def retcode_reason(retcode: int) -> str:
-    """``retcode N (meaning)``: the reason recorded with a session's end."""
-    return f"retcode {retcode} ({RETCODE_MEANINGS.get(retcode, 'unknown')})"

@@ -39,7 +39,6 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from webqq_scrapy import settings as defaults
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import QRPageConfig
 
@@ -240,23 +239,17 @@ class QRWebPage:
     """Serve the QR page during the crawl; enabled by ``WEBQQ_QR_WEB_ENABLED``."""
 
     def __init__(
-        self,
-        host: str = defaults.WEBQQ_QR_WEB_HOST,
-        port: int = defaults.WEBQQ_QR_WEB_PORT,
-        *,
-        token: str | None = None,
-        crawler: Crawler | None = None,
-        grace: float = defaults.WEBQQ_QR_WEB_GRACE,
+        self, config: QRPageConfig, *, token: str | None = None, crawler: Crawler | None = None
     ) -> None:
-        self.host = host
-        self.port = port
+        self.host = config.host
+        self.port = config.port
         self.token = token or secrets.token_urlsafe(32)
         self.crawler = crawler
         self.accounts: dict[str, AccountEntry] = {}
         self.listening: Port | None = None
         self.site: QRSite | None = None
         self.url: str | None = None
-        self.grace = grace
+        self.grace = config.grace
         self.ended = False
         self.visited = False
 
@@ -265,7 +258,7 @@ class QRWebPage:
         config = QRPageConfig.from_settings(crawler.settings)
         if not config.enabled:
             raise NotConfigured  # off by default: no warning for it
-        page = cls(config.host, config.port, crawler=crawler, grace=config.grace)
+        page = cls(config, crawler=crawler)
         crawler.signals.connect(page.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(page.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(page.qr_ready, signal=webqq_signals.qr_ready)

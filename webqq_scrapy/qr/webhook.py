@@ -46,7 +46,6 @@ from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
-from webqq_scrapy import settings as defaults
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import WebhookConfig
 from webqq_scrapy.items import utc_timestamp
@@ -98,20 +97,11 @@ def build_payload(
 class QRWebhook:
     """POST the QR events of the crawl to ``WEBQQ_QR_WEBHOOK_URL``."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        retries: int = defaults.WEBQQ_QR_WEBHOOK_RETRIES,
-        backoff: float = defaults.WEBQQ_QR_WEBHOOK_BACKOFF,
-        timeout: float = defaults.WEBQQ_QR_WEBHOOK_TIMEOUT,
-        headers: dict[str, str] | None = None,
-        crawler: Crawler | None = None,
-    ) -> None:
-        self.url = url
-        self.policy = RetryPolicy(times=retries, backoff=backoff)
-        self.timeout = timeout
-        self.headers = dict(headers or {})
+    def __init__(self, config: WebhookConfig, *, crawler: Crawler | None = None) -> None:
+        self.url = config.url
+        self.policy = RetryPolicy(times=config.retries, backoff=config.backoff)
+        self.timeout = config.timeout
+        self.headers = dict(config.headers)
         self.crawler = crawler
         self.queues: dict[str, list[dict[str, Any]]] = {}
         self.workers: dict[str, Deferred[None]] = {}
@@ -126,14 +116,7 @@ class QRWebhook:
         config = WebhookConfig.from_settings(crawler.settings)
         if not config.url:
             raise NotConfigured  # off by default: no warning for it
-        webhook = cls(
-            config.url,
-            retries=config.retries,
-            backoff=config.backoff,
-            timeout=config.timeout,
-            headers=config.headers,
-            crawler=crawler,
-        )
+        webhook = cls(config, crawler=crawler)
         crawler.signals.connect(webhook.qr_ready, signal=webqq_signals.qr_ready)
         crawler.signals.connect(webhook.qr_state, signal=webqq_signals.qr_state)
         crawler.signals.connect(webhook.session_ended, signal=webqq_signals.session_ended)

@@ -7,6 +7,7 @@ where a capture exists) and checks what §10 recommends. The Twisted layer
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import ipaddress
@@ -14,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 import segno
 
@@ -31,6 +32,15 @@ from webqq_scrapy.protocol import (
     RETCODE_PTWEBQQ_INVALID,
     format_ptuicb,
     hash33,
+    web2,
+)
+from webqq_scrapy.protocol.codes import (
+    RETCODE_HASH_WRONG,
+    RETCODE_PTWEBQQ_CHANGED,
+    RETCODE_RELINK,
+    RETCODE_SENT_ANYWAY,
+    RETCODE_WRONG_ID_OR_EXPIRED,
+    SEND_CALLS,
 )
 from webqq_scrapy.simulator.cookies import (
     DELETED_EXPIRES,
@@ -59,7 +69,7 @@ from webqq_scrapy.simulator.tokens import QQ_MIN, QQ_SPAN, qq_number, uin_cookie
 if TYPE_CHECKING:
     from webqq_scrapy.simulator import Simulator
     from webqq_scrapy.simulator.faults import Fault
-    from webqq_scrapy.simulator.world import World
+    from webqq_scrapy.simulator.world import Discussion, Group, World
 
 __all__ = ["ROUTES", "Call", "Reply", "WebQQ", "route"]
 
@@ -105,25 +115,11 @@ for _host in CHECK_SIG_HOSTS:
     ROUTES[_host, protocol.PATH_CHECK_SIG] = "check_sig"
 ROUTES[protocol.HOST_STATIC, protocol.PATH_GETVFWEBQQ] = "getvfwebqq"
 ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_LOGIN2] = "login2"
-ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_ONLINE_BUDDIES] = "get_online_buddies2"
-ROUTES[protocol.HOST_DYNAMIC, protocol.PATH_POLL2] = "poll2"
-# §4 quick reference: the post-login APIs at their real hosts and paths.
-STATIC_STEPS = (
-    "get_user_friends2",
-    "get_group_name_list_mask2",
-    "get_discus_list",
-    "get_self_info2",
-    "get_friend_info2",
-    "get_single_long_nick2",
-    "get_group_info_ext2",
-    "get_friend_uin2",
-)
-CHANNEL_STEPS = ("get_recent_list2", "get_discu_info", "change_status2")
-SEND_STEPS = ("send_buddy_msg2", "send_qun_msg2", "send_discu_msg2")
-for _step in STATIC_STEPS:
-    ROUTES[protocol.HOST_STATIC, f"/api/{_step}"] = _step
-for _step in CHANNEL_STEPS + SEND_STEPS:
-    ROUTES[protocol.HOST_DYNAMIC, f"/channel/{_step}"] = _step
+# §4 quick reference: the post-login calls at their real hosts and paths, from the client's
+# own call table: one declaration of a call serves both sides.
+for _call in web2.CALLS.values():
+    ROUTES[_call.host, _call.path] = _call.name
+SEND_STEPS = tuple(name for name in web2.CALLS if name in SEND_CALLS)
 for _host in PROXY_HOSTS:
     ROUTES[_host, protocol.PATH_PROXY] = STEP_PROXY_PAGE
     ROUTES[_host, "/cfproxy.html"] = STEP_PROXY_PAGE
@@ -174,14 +170,6 @@ ERROR_BODIES = {
     RETCODE_NOT_REGISTERED: {"errmsg": "error", "retcode": RETCODE_NOT_REGISTERED},
     RETCODE_NOT_LOGGED_IN: {"errmsg": "login error", "retcode": RETCODE_NOT_LOGGED_IN},
 }
-# §7 / §4.15 retcodes of the post-login APIs.
-RETCODE_SESSION_EXPIRED = 6  # s.web2 calls of an aged session / wrong vfwebqq (§4.15, §7)
-RETCODE_BAD_ID = 6  # gcode that is not a listed code; unknown tuin / did (§4.15)
-RETCODE_HASH_WRONG = 50  # wrong hash, or r without vfwebqq/hash (§4.15)
-RETCODE_PTWEBQQ_RENEWED = 116  # poll2: new ptwebqq in "p" (§7)
-RETCODE_RELINK = 121  # poll2: connection lost, relink needed (§7)
-RETCODE_MAYBE_SENT = 1202  # sends: maybe not delivered (§6.3)
-RETCODE_FETCH_FAILED = 100100  # friend list without r (§4.15); "sent anyway" on sends (§6.3)
 _UNSET: Any = object()
 
 
@@ -191,7 +179,12 @@ def send_error_body(retcode: int) -> dict[str, object]:
 
 
 def hash2(uin: int, ptwebqq: str) -> str:
-    """§2.2 ``hash2(uin, ptwebqq)`` of the two list POSTs (16 upper-case hex digits)."""
+    """§2.2 ``hash2(uin, ptwebqq)`` of the two list POSTs (16 upper-case hex digits).
+
+    Kept apart from the client's ``web2.friends_hash`` on purpose: an independent oracle
+    written from the spec's steps, so that a mistake in the client's hash is refused here
+    (retcode 50) instead of agreed with. tests/unit/simulator/test_world_units.py checks both
+    against the spec's worked examples."""
     p = [0, 0, 0, 0]
     for i, char in enumerate(ptwebqq):
         p[i % 4] ^= ord(char)
@@ -603,7 +596,7 @@ class WebQQ:
         qqbot#283). getvfwebqq: 100000 (§3.4); login2: 103 ("not re-login", §3.5).
         """
         if family == "static":
-            return retcode_reply(RETCODE_SESSION_EXPIRED)
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)
         if family == "getvfwebqq":
             return retcode_reply(RETCODE_LOGIN_INVALID)
         if family == "login2" or reason == ENDED_KICKED:
@@ -736,15 +729,22 @@ class WebQQ:
             return retcode_reply(RETCODE_NOT_LOGGED_IN)
         return found
 
-    def get_online_buddies2(self, call: Call) -> Reply:
+    def _d1_get(self, call: Call, *, vfwebqq: bool = True) -> Session | Reply:
+        """A GET on d1 (§4.12 quick reference): the session of ``psessionid``, ``clientid``
+        and (where the call takes it) getvfwebqq's vfwebqq — not login2's (§3.4)."""
         found = self._channel_session(call, call.query.get("psessionid"))
         if isinstance(found, Reply):
             return found
-        # The official client uses getvfwebqq's vfwebqq, not login2's (§3.4).
-        if found.vfwebqq is None or call.query.get("vfwebqq") != found.vfwebqq:
+        if vfwebqq and (found.vfwebqq is None or call.query.get("vfwebqq") != found.vfwebqq):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         if self._clientid_bad(call, call.query.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
+        return found
+
+    def get_online_buddies2(self, call: Call) -> Reply:
+        found = self._d1_get(call)
+        if isinstance(found, Reply):
+            return found
         found.online = True  # §3.6: the session is now "registered" for poll2
         world = found.world
         # §4.5: the friends who are online (an array, possibly empty).
@@ -799,7 +799,7 @@ class WebQQ:
             session.renew_now = False
             interval = self.sim.ptwebqq_renew
             session.next_renew = now + interval if interval else None
-            return json_reply({"retcode": RETCODE_PTWEBQQ_RENEWED, "p": session.ptwebqq}, 116)
+            return json_reply({"retcode": RETCODE_PTWEBQQ_CHANGED, "p": session.ptwebqq}, 116)
         channel = session.channel
         item = channel.pop() if channel is not None else None
         if item is None:
@@ -822,7 +822,7 @@ class WebQQ:
         if isinstance(found, Reply):
             return found
         if vfwebqq is not _UNSET and (found.vfwebqq is None or vfwebqq != found.vfwebqq):
-            return retcode_reply(RETCODE_SESSION_EXPIRED)
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)
         if found.world is None:  # cookies of a session that never reached login2
             return retcode_reply(RETCODE_NOT_REGISTERED)
         return found, found.world
@@ -851,7 +851,7 @@ class WebQQ:
         return checked
 
     def get_user_friends2(self, call: Call) -> Reply:
-        found = self._list_call(call, RETCODE_FETCH_FAILED)
+        found = self._list_call(call, RETCODE_SENT_ANYWAY)
         if isinstance(found, Reply):
             return found
         if call.degraded:
@@ -894,7 +894,7 @@ class WebQQ:
             return bad
         info = found[1].friend_info(_int_or_none(call.query.get("tuin")) or 0)
         if info is None:
-            return retcode_reply(RETCODE_BAD_ID)  # §4.15: unknown tuin → 6
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)  # §4.15: unknown tuin → 6
         return json_reply({"retcode": 0, "result": info}, 0)
 
     def get_single_long_nick2(self, call: Call) -> Reply:
@@ -903,7 +903,7 @@ class WebQQ:
             return found
         result = found[1].long_nick(_int_or_none(call.query.get("tuin")) or 0)
         if result is None:
-            return retcode_reply(RETCODE_BAD_ID)
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)
         return json_reply({"retcode": 0, "result": result}, 0)
 
     def get_group_info_ext2(self, call: Call) -> Reply:
@@ -913,7 +913,7 @@ class WebQQ:
         # §4.10/§4.15: gcode must be a listed code; a gid (or anything else) answers 6.
         group = found[1].group_by_code(_int_or_none(call.query.get("gcode")))
         if group is None:
-            return retcode_reply(RETCODE_BAD_ID)
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)
         result = found[1].group_info(group)
         if call.degraded:
             del result["minfo"]  # §4.15 degraded answer (pandolia/qqbot#121)
@@ -954,17 +954,13 @@ class WebQQ:
         return json_reply({"retcode": 0, "result": found.world.recent_result()}, 0)
 
     def get_discu_info(self, call: Call) -> Reply:
-        found = self._channel_session(call, call.query.get("psessionid"))
+        found = self._d1_get(call)
         if isinstance(found, Reply):
             return found
-        if found.vfwebqq is None or call.query.get("vfwebqq") != found.vfwebqq:
-            return retcode_reply(RETCODE_LOGIN_INVALID)
-        if self._clientid_bad(call, call.query.get("clientid")):
-            return retcode_reply(RETCODE_LOGIN_INVALID)
         world = found.world
         disc = world.discussion(_int_or_none(call.query.get("did"))) if world else None
         if world is None or disc is None:
-            return retcode_reply(RETCODE_BAD_ID)  # §4.15: unknown did → 6
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)  # §4.15: unknown did → 6
         result = world.discussion_info(disc)
         if not self.sim.discu_owner:
             # §4.11: both SmartQQ-era recordings lack info.discu_owner; only a 2012 sample
@@ -973,21 +969,39 @@ class WebQQ:
         return json_reply({"retcode": 0, "result": result}, 0)
 
     def change_status2(self, call: Call) -> Reply:
-        found = self._channel_session(call, call.query.get("psessionid"))
+        found = self._d1_get(call, vfwebqq=False)
         if isinstance(found, Reply):
             return found
-        if self._clientid_bad(call, call.query.get("clientid")):
-            return retcode_reply(RETCODE_LOGIN_INVALID)
         status = call.query.get("newstatus")
         if status not in STATUSES:
             if self.strict(call, RULE_NEWSTATUS):
-                return retcode_reply(RETCODE_BAD_ID)
+                return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)
             return json_reply({"retcode": 0}, 0)  # not recorded: accepted, status unchanged
         found.status = status
         if found.world is not None:
             found.world.me.status = status
         # The success body is not recorded; Mojo tests only retcode == 0 (change_state.pm).
         return json_reply({"retcode": 0}, 0)
+
+    def get_c2cmsg_sig2(self, call: Call) -> Reply:
+        """§4.12: the group_sig of a temporary chat with ``to_uin``, a member of the group
+        ``id`` (its gid, ``service_type`` 0) or of the discussion ``id`` (1)."""
+        found = self._d1_get(call, vfwebqq=False)
+        if isinstance(found, Reply):
+            return found
+        world, kind = found.world, call.query.get("service_type")
+        where: Group | Discussion | None = None
+        if world is not None and kind == "0":
+            where = world.group_by_gid(_int_or_none(call.query.get("id")))
+        elif world is not None and kind == "1":
+            where = world.discussion(_int_or_none(call.query.get("id")))
+        to_uin = _int_or_none(call.query.get("to_uin"))
+        if where is None or to_uin not in where.members:
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)  # §4.15: an unknown id → 6
+        # The sig's format is not recorded [?]: a digest of the session and the pair.
+        pair = f"{found.psessionid}:{kind}:{call.query.get('id')}:{to_uin}"
+        sig = hashlib.sha256(pair.encode()).hexdigest()
+        return json_reply({"retcode": 0, "result": {"type": int(kind == "1"), "value": sig}}, 0)
 
     # ---- §6 sends -----------------------------------------------------------------------
 
@@ -1035,8 +1049,8 @@ class WebQQ:
         outcome = self.sim.record_send(
             found, kind, target, parsed, msg_id, str(r["content"]), call.forced_retcode
         )
-        if outcome is None:
-            return retcode_reply(RETCODE_BAD_ID)  # not a friend / group / discussion of the list
+        if outcome is None:  # not a friend / group / discussion of the list
+            return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)
         if outcome != RETCODE_OK:
             return json_reply(send_error_body(outcome), outcome)
         # §6.3: after 2017-09 the success carried only retcode (its exact body is not
@@ -1109,8 +1123,3 @@ def _page_value(value: str | None, default: str, *, digits: bool = False) -> str
     if value is None or not _PAGE_VALUE.fullmatch(value) or (digits and not value.isdigit()):
         return default
     return value
-
-
-def ptqrshow_query() -> str:
-    """The official query of §3.1 (for tools and tests)."""
-    return urlencode({"appid": protocol.APPID, "e": 0, "l": "M", "s": 5, "d": 72, "v": 4})

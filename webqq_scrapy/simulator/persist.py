@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1  # the state file's format; a newer one is refused, never overwritten
 SAVE_INTERVAL = 2.0  # seconds between two saves of a changed state (crash safety)
+# ... and at least this many times the last save's duration: a large world (thousands of
+# sessions) is saved less often, so saving never takes more than 1/20 of the reactor.
+SAVE_COST_FACTOR = 20
 TAKEOVER_INTERVAL = 0.5  # seconds between two tries of a waiting process to take over
 MAX_SAVED_TOMBSTONES = 10_000
 STATE_FILE = "state.json"
@@ -141,8 +144,9 @@ def write_state(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+            handle.write(text)
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
@@ -214,7 +218,6 @@ def _group_from(raw: dict[str, Any]) -> Group:
 
 
 def _world(w: World) -> dict[str, Any]:
-    version, internal, gauss = w.ids.getstate()
     return {
         "me": w.me.uin,
         "people": [_person(p) for p in w.people.values()],
@@ -226,7 +229,6 @@ def _world(w: World) -> dict[str, Any]:
             for d in w.discussions
         ],
         "recent": [list(r) for r in w.recent],
-        "ids": [version, list(internal), gauss],
         "used": sorted(w.used),
         "serial": w.serial,
     }
@@ -234,9 +236,10 @@ def _world(w: World) -> dict[str, Any]:
 
 def _world_from(raw: dict[str, Any]) -> World:
     people = {p.uin: p for p in map(_person_from, raw["people"])}
-    ids = random.Random()
-    version, internal, gauss = raw["ids"]
-    ids.setstate((version, tuple(internal), gauss))
+    used = {int(u) for u in raw["used"]}
+    # Ids added later (a new friend, group…) need only be new: ``used`` keeps them
+    # disjoint from every id of the world (§4.13), so the generator is not saved.
+    ids = random.Random(f"ids:restored:{raw['me']}:{len(used)}:{raw['serial']}")
     return World(
         me=people[raw["me"]],
         people=people,
@@ -246,7 +249,7 @@ def _world_from(raw: dict[str, Any]) -> World:
         discussions=[Discussion(**d) for d in raw["discussions"]],
         recent=[(int(a), int(b)) for a, b in raw["recent"]],
         ids=ids,
-        used={int(u) for u in raw["used"]},
+        used=used,
         serial=int(raw["serial"]),
     )
 
@@ -379,6 +382,7 @@ class EmbeddedWorld:
         self.url = ""
         self._lock: int | None = None
         self._saved_version = -1
+        self._next_save = 0.0  # monotonic time before which no periodic save runs
         self._saver: LoopingCall | None = None
         self._waiter: LoopingCall | None = None
         self._stopped = False
@@ -487,13 +491,16 @@ class EmbeddedWorld:
         if sim is None:
             return
         version = sim.store.stats.version
-        if version == self._saved_version:
+        now = time.monotonic()
+        if version == self._saved_version or now < self._next_save:
             return
         try:
             write_state(self.path, snapshot(sim))
         except OSError as exc:
             logger.error("Embedded simulator: cannot save its state to %s: %s", self.path, exc)
             return
+        finally:
+            self._next_save = now + SAVE_COST_FACTOR * (time.monotonic() - now)
         self._saved_version = version
 
     async def stop(self) -> None:

@@ -9,7 +9,9 @@ one protocol step:
   size capped per step;
 * :func:`account_step` — the decorator of every callback: whatever goes wrong ends that
   account with an outcome, never the crawl;
-* :meth:`~AccountSpider.api_result` — the ``{"retcode": …, "result": …}`` envelope check;
+* :meth:`~AccountSpider.call_request` / :meth:`~AccountSpider.call_result` — a call of
+  ``protocol.web2`` made, and its ``{"retcode": …, "result": …}`` answer read (§1.4) by the
+  one reader :func:`read_envelope`;
 * :meth:`~AccountSpider.on_error` — the errback: transient faults are retried with the one
   backoff policy of :mod:`webqq_scrapy.retry`, the rest end the account;
 * the deadline (:meth:`~AccountSpider.wait`, :meth:`~AccountSpider.check_deadline`),
@@ -53,7 +55,7 @@ from webqq_scrapy.config import WebQQConfig
 from webqq_scrapy.download import DownloadStopped
 from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
-from webqq_scrapy.protocol import ProtocolError
+from webqq_scrapy.protocol import ProtocolError, web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NETWORK_ERROR,
     OUTCOME_PROTOCOL_ERROR,
@@ -61,7 +63,7 @@ from webqq_scrapy.protocol.codes import (
 )
 from webqq_scrapy.protocol.login import Finish, Retry, decide_fault
 from webqq_scrapy.retry import RetryPolicy, is_transient_status, retry_stats
-from webqq_scrapy.spiders.accounts import check_known_arguments, read_accounts
+from webqq_scrapy.sources.accounts import check_known_arguments, read_accounts
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -106,8 +108,22 @@ def excerpt(body: bytes) -> str:
     return repr(body[:BODY_EXCERPT])
 
 
-def account_step(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def read_envelope(response: Response, call: str, **decoding: Any) -> dict[str, Any]:
+    """The one reader of an API answer (§1.4): HTTP 200 and a strict envelope
+    (``web2.load_envelope``; ``decoding``: the keyword arguments of ``web2.load_json``),
+    else StepFailed (the HTTP status) or ProtocolError (the body)."""
+    if response.status != 200:
+        raise StepFailed(
+            OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
+        )
+    return web2.load_envelope(call, response.body, **decoding)
+
+
+def account_step(step: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap an async-generator callback: whatever goes wrong ends that account, never the crawl.
+
+    ``step`` names the step in outcomes and stats; without it, the request's own
+    (``meta["webqq_step"]``): one callback may then read the answers of several calls.
 
     A :class:`StepFailed` ends the account with its outcome; a :class:`ProtocolError` (a
     malformed answer) with ``protocol_error``; any other exception is a bug, logged with its
@@ -119,21 +135,22 @@ def account_step(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
         async def wrapper(
             self: AccountSpider, response: Response, state: AccountState, **kw: Any
         ) -> AsyncIterator[Any]:
-            self.record_latency(step, state)
+            name = step if step is not None else response.meta.get(META_STEP, "?")
+            self.record_latency(name, state)
             try:
                 self.check_deadline(state)
                 async for result in callback(self, response, state, **kw):
                     yield result
             except StepFailed as exc:
-                for item in await self.finish(state, exc.outcome, step, exc.detail):
+                for item in await self.finish(state, exc.outcome, name, exc.detail):
                     yield item
             except ProtocolError as exc:
-                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, step, str(exc)):
+                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, name, str(exc)):
                     yield item
             except Exception as exc:
-                self.logger.exception("Unexpected error in %s for account %s", step, state.account)
+                self.logger.exception("Unexpected error in %s for account %s", name, state.account)
                 detail = f"internal error {type(exc).__name__}"
-                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, step, detail):
+                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, name, detail):
                     yield item
 
         return wrapper
@@ -186,6 +203,7 @@ class AccountSpider(scrapy.Spider):
         # The watch for a stop of the crawl, and when it saw one (cancel_in_flight).
         self._stop_watch: task.LoopingCall | None = None
         self._stop_seen: float | None = None
+        self._closed_by_spider = False  # the stop came from a close, not a signal
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -330,7 +348,12 @@ class AccountSpider(scrapy.Spider):
             if not self.crawl_stopping():
                 return
             self._stop_seen = time.monotonic()
-        if time.monotonic() - self._stop_seen >= self.stop_wait():
+            # CLOSESPIDER_*, -a duration: the engine closes while the crawler still runs.
+            self._closed_by_spider = self.crawler.crawling
+        wait = self.stop_wait()
+        if self._closed_by_spider and not self.crawler.crawling:
+            wait = 0.0  # then a Ctrl-C or SIGTERM came: it asks for the end, now
+        if time.monotonic() - self._stop_seen >= wait:
             self.cancel_in_flight()
         if self.crawler.engine is None or getattr(self.crawler.engine, "_slot", None) is None:
             self._end_stop_watch()
@@ -381,7 +404,7 @@ class AccountSpider(scrapy.Spider):
             META_ACCOUNT: state.account,
             META_STEP: step,
             "dont_retry": True,  # on_error retries, with backoff
-            "download_maxsize": self.max_answer_bytes.get(step, DEFAULT_MAX_ANSWER_BYTES),
+            "download_maxsize": self.answer_cap(step),
             **(meta or {}),
         }
         self._cap_timeout(full_meta, state)
@@ -396,27 +419,77 @@ class AccountSpider(scrapy.Spider):
             **kw,
         )
 
+    def answer_cap(self, step: str) -> int:
+        """The largest answer read for ``step``: the spider's ``max_answer_bytes``, else the
+        call table's (``web2.CALLS``), else :data:`DEFAULT_MAX_ANSWER_BYTES`."""
+        if step in self.max_answer_bytes:
+            return self.max_answer_bytes[step]
+        call = web2.CALLS.get(step)
+        return DEFAULT_MAX_ANSWER_BYTES if call is None else call.max_answer_bytes
+
     def _cap_timeout(self, meta: dict[str, Any], state: AccountState) -> None:
         """A request may not outlive the account's deadline (WEBQQ_LOGIN_TIMEOUT)."""
         default = self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
         remaining = state.deadline - time.monotonic()
         meta["download_timeout"] = max(0.1, min(default, remaining))
 
-    def api_result(self, response: Response, kind: type) -> Any:
-        """§1.4: ``{"retcode": 0, "result": …}``; a non-zero retcode ends the account."""
-        if response.status != 200:
-            raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
-            )
-        data = protocol.parse_api_json(response.body)
-        retcode = data["retcode"]
-        if retcode != protocol.RETCODE_OK:
-            meaning = protocol.RETCODES.get(retcode, "unknown")
-            raise StepFailed(OUTCOME_PROTOCOL_ERROR, f"retcode {retcode} ({meaning})")
-        result = data.get("result")
-        if not isinstance(result, kind):
-            raise ProtocolError(f"result is not a JSON {kind.__name__}")
-        return result
+    def call_request(
+        self,
+        call: web2.Call,
+        state: AccountState,
+        callback: Callable[..., Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        **cb_kwargs: Any,
+    ) -> scrapy.Request:
+        """The request of an API call built by ``protocol.web2`` (§4–§6): its Referer
+        (§1.2), for a POST its form and Origin; the step is the call's name; ``cb_kwargs``
+        go to the callback."""
+        headers = {"Referer": call.referer}
+        kw: dict[str, Any] = {}
+        if call.form is not None:
+            headers["Origin"] = call.origin
+            kw = {"cls": scrapy.FormRequest, "formdata": call.form}
+        request = self.account_request(
+            call.url,
+            call.name,
+            state,
+            callback,
+            headers=headers,
+            meta=meta,
+            priority=priority,
+            **kw,
+        )
+        request.cb_kwargs.update(cb_kwargs)
+        return request
+
+    def call_envelope(
+        self, response: Response, state: AccountState, call: str, **decoding: Any
+    ) -> dict[str, Any]:
+        """The decoded ``{"retcode": …}`` envelope of ``call``'s answer (§1.4), whatever its
+        retcode: what a spider reads where a non-zero retcode is news, not failure (poll2);
+        ``decoding``: the keyword arguments of ``web2.load_json`` (poll2's depth bound)."""
+        envelope = read_envelope(response, call, **decoding)
+        self.retcode_read(state, envelope["retcode"])
+        return envelope
+
+    def call_result(self, response: Response, state: AccountState, call: str) -> Any:
+        """The ``result`` of ``call``'s retcode-0 answer; any other retcode raises what
+        :meth:`refused` makes of it."""
+        envelope = self.call_envelope(response, state, call)
+        try:
+            return web2.result_of(call, envelope)
+        except web2.RetcodeError as exc:
+            raise self.refused(state, exc) from None
+
+    def retcode_read(self, state: AccountState, retcode: int) -> None:
+        """Hook: ``retcode`` came in an answer of ``state``'s account."""
+
+    def refused(self, state: AccountState, exc: web2.RetcodeError) -> Exception:
+        """What a non-zero retcode raises: here, the end of the account (a login step has
+        no second try at a refusal, §3)."""
+        return StepFailed(OUTCOME_PROTOCOL_ERROR, protocol.describe_retcode(exc.retcode))
 
     async def on_error(self, failure: Failure) -> AsyncIterator[Any]:
         """Errback of every step: retry transient faults with backoff, else end the account."""
@@ -462,9 +535,7 @@ class AccountSpider(scrapy.Spider):
             now=time.monotonic(),
             timeout_detail=self.timeout_detail(),
         )
-        count_key, max_key = retry_stats("webqq", step)
         if isinstance(action, Retry):
-            self.crawler.stats.inc_value(count_key)
             self.logger.debug(
                 "Account %s: %s failed (%s), retry %d/%d in %.2fs",
                 state.account,
@@ -477,17 +548,28 @@ class AccountSpider(scrapy.Spider):
             await sleep(action.delay)
             if state.finished:
                 return
-            meta = {key: value for key, value in request.meta.items() if key in CARRIED_META}
-            meta[META_RETRIES] = action.attempt
-            self._cap_timeout(meta, state)
-            state.step_started = time.monotonic()
-            yield request.replace(meta=meta, dont_filter=True)
+            yield self.retry_request(request, state, action.attempt)
             return
         assert isinstance(action, Finish)
         if action.retries_exhausted:
-            self.crawler.stats.inc_value(max_key)
+            self.crawler.stats.inc_value(retry_stats("webqq", step)[1])
         for item in await self.finish(state, action.outcome, step, action.detail):
             yield item
+
+    def retry_request(
+        self, request: scrapy.Request, state: AccountState, attempt: int
+    ) -> scrapy.Request:
+        """The one way a step is asked again (after a fault here, after a refusal in
+        ``Web2Spider.again``): ``request`` with ``attempt`` as its try count, only the meta
+        of :data:`~webqq_scrapy.meta.CARRIED_META` (Scrapy's ``get_retry_request`` would
+        copy the download's own bookkeeping too), its timeout capped anew; counted in
+        ``webqq/retry/<step>/count``."""
+        meta = {key: value for key, value in request.meta.items() if key in CARRIED_META}
+        meta[META_RETRIES] = attempt
+        self._cap_timeout(meta, state)
+        self.crawler.stats.inc_value(retry_stats("webqq", meta.get(META_STEP, "?"))[0])
+        state.step_started = time.monotonic()
+        return request.replace(meta=meta, dont_filter=True)
 
     # ---- time ----------------------------------------------------------------------------
 

@@ -25,15 +25,18 @@ session is over ends it ``session_ended`` (§7, §8).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Final
 
 from webqq_scrapy import items
 from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.meta import META_STEP
 from webqq_scrapy.protocol import ProtocolError, web2
 from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR
 from webqq_scrapy.protocol.messaging import RECENT_KINDS
 from webqq_scrapy.spiders.base import account_step
+from webqq_scrapy.spiders.session import Session
 from webqq_scrapy.spiders.web2base import Web2Spider
 
 if TYPE_CHECKING:
@@ -41,10 +44,10 @@ if TYPE_CHECKING:
 
     from scrapy.http import Response
 
-    from webqq_scrapy.spiders.session import Session
-
 __all__ = ["ContactsSpider", "contact_records"]
 
+# The chain's calls: keys of the call table (web2.CALLS), which gives their builders, parsers
+# and answer caps.
 FRIENDS = "get_user_friends2"
 GROUPS = "get_group_name_list_mask2"
 DISCUSSIONS = "get_discus_list"
@@ -54,7 +57,6 @@ SELF = "get_self_info2"
 GROUP_INFO = "get_group_info_ext2"
 DISCU_INFO = "get_discu_info"
 
-_BIG = 16 * 1024 * 1024  # a friend list or a group of 2,000 is a few hundred KB
 # The members of a group or discussion (one call each, hundreds of KB for 2,000 members)
 # wait behind every other request: the lists of the other accounts in flight and their
 # shorter chains go first, and an account with many big groups does not hold them up.
@@ -78,81 +80,30 @@ class Lists:
 def contact_records(
     account: str, crawled_at: str, lists: Lists, job: str | None = None
 ) -> list[Any]:
-    """An account's complete lists as items, the ContactsSnapshot last (pure)."""
+    """An account's complete lists as items, the ContactsSnapshot last (pure). Each item's
+    fields are read by name from the protocol results it joins (items.from_parts); only
+    what has another name or is computed is written here."""
     assert lists.friends is not None and lists.groups is not None and lists.me is not None
+    common = {"account": account, "crawled_at": crawled_at}
     me = lists.me
     b = me.birthday
-    out: list[Any] = [
-        items.SelfInfo(
-            account=account,
-            crawled_at=crawled_at,
-            uin=me.uin,
-            nick=me.nick,
-            lnick=me.lnick,
-            face=me.face,
-            gender=me.gender,
-            birthday=f"{b.year:04d}-{b.month:02d}-{b.day:02d}",
-            vip_info=me.vip_info,
-            country=me.country,
-            province=me.province,
-            city=me.city,
-        )
-    ]
-    online = {b.uin: b for b in lists.online}
+    birthday = f"{b.year:04d}-{b.month:02d}-{b.day:02d}"
+    out: list[Any] = [items.from_parts(items.SelfInfo, me, **common, birthday=birthday)]
+    online = {buddy.uin: buddy for buddy in lists.online}
+    offline = {"status": None, "client_type": None}
     for f in lists.friends.friends:
-        state = online.get(f.uin)
-        out.append(
-            items.Friend(
-                account=account,
-                crawled_at=crawled_at,
-                uin=f.uin,
-                nick=f.nick,
-                markname=f.markname,
-                category=f.category,
-                category_name=f.category_name,
-                is_vip=f.is_vip,
-                vip_level=f.vip_level,
-                status=state.status if state else None,
-                client_type=state.client_type if state else None,
-                face=f.face,
-            )
-        )
+        out.append(items.from_parts(items.Friend, offline, f, online.get(f.uin), **common))
     details = {g.gid: g for g in lists.group_infos}
     members = 0
     for g in lists.groups.groups:
         info = details[g.gid]
-        out.append(
-            items.Group(
-                account=account,
-                crawled_at=crawled_at,
-                gid=g.gid,
-                code=g.code,
-                name=g.name,
-                markname=g.markname,
-                mask=g.mask,
-                owner=info.owner,
-                memo=info.memo,
-                createtime=info.createtime,
-                level=info.level,
-                member_count=len(info.members),
-            )
-        )
+        # The list's name, markname and mask win over the details' (§4.2, §4.10).
+        out.append(items.from_parts(items.Group, info, g, **common, member_count=len(info.members)))
         for m in info.members:
             members += 1
             out.append(
-                items.GroupMember(
-                    account=account,
-                    crawled_at=crawled_at,
-                    gid=g.gid,
-                    uin=m.uin,
-                    nick=m.nick,
-                    card=m.card,
-                    is_owner=m.uin == info.owner,
-                    gender=m.gender,
-                    is_vip=m.is_vip,
-                    vip_level=m.vip_level,
-                    stat=m.stat,
-                    client_type=m.client_type,
+                items.from_parts(
+                    items.GroupMember, m, **common, gid=g.gid, is_owner=m.uin == info.owner
                 )
             )
     dinfos = {d.did: d for d in lists.discu_infos}
@@ -160,43 +111,22 @@ def contact_records(
     for d in lists.discussions:
         dinfo = dinfos[d.did]
         out.append(
-            items.Discussion(
-                account=account,
-                crawled_at=crawled_at,
-                did=d.did,
-                name=d.name,
-                owner=dinfo.owner,
-                member_count=len(dinfo.members),
+            items.from_parts(
+                items.Discussion, d, **common, owner=dinfo.owner, member_count=len(dinfo.members)
             )
         )
         for dm in dinfo.members:
             dmembers += 1
-            out.append(
-                items.DiscussionMember(
-                    account=account,
-                    crawled_at=crawled_at,
-                    did=d.did,
-                    uin=dm.uin,
-                    ruin=dm.ruin,
-                    nick=dm.nick,
-                    status=dm.status,
-                    client_type=dm.client_type,
-                )
-            )
+            out.append(items.from_parts(items.DiscussionMember, dm, **common, did=d.did))
     for position, r in enumerate(lists.recent):
         out.append(
             items.RecentConversation(
-                account=account,
-                crawled_at=crawled_at,
-                kind=RECENT_KINDS[r.type],
-                id=r.uin,
-                position=position,
+                **common, kind=RECENT_KINDS[r.type], id=r.uin, position=position
             )
         )
     out.append(
         items.ContactsSnapshot(
-            account=account,
-            crawled_at=crawled_at,
+            **common,
             uin=me.uin,
             friends=len(lists.friends.friends),
             groups=len(lists.groups.groups),
@@ -210,24 +140,99 @@ def contact_records(
     return out
 
 
+@dataclass(eq=False)
+class ContactsState(Session):
+    """A session and what its answers said so far."""
+
+    lists: Lists = field(default_factory=Lists)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A call of the chain: the ``Lists`` field its parsed answer goes to, the keyword
+    arguments of its parser (``web2.CALLS[call].parse``) from the state and the group or
+    discussion it is about, and the cross-answer check (§4.14) it goes through: what to
+    keep of the parsed answer, and its drift (ids another answer lacks: reported, kept)."""
+
+    field: str
+    kwargs: Callable[[ContactsState, Any], dict[str, Any]]
+    check: Callable[[ContactsState, Any], tuple[Any, Iterable[web2.Drift]]] | None = None
+
+
+def _check_online(
+    state: ContactsState, online: tuple[web2.OnlineBuddy, ...]
+) -> tuple[Any, Iterable[web2.Drift]]:
+    # §4.14: an online uin that is not a listed friend is skipped (drift, counted).
+    assert state.lists.friends is not None
+    return web2.check_online_buddies(online, state.lists.friends, self_uin=state.uin)
+
+
+def _check_recent(
+    state: ContactsState, recent: tuple[web2.RecentContact, ...]
+) -> tuple[Any, Iterable[web2.Drift]]:
+    # §4.14: an entry naming an unlisted contact is kept (drift, counted).
+    lists = state.lists
+    assert lists.friends is not None and lists.groups is not None
+    drift = web2.check_recent_list(
+        recent, lists.friends, lists.groups, lists.discussions, self_uin=state.uin
+    )
+    return recent, drift
+
+
+def _check_ids(
+    state: ContactsState, discussions: tuple[web2.Discussion, ...]
+) -> tuple[Any, Iterable[web2.Drift]]:
+    lists = state.lists
+    assert lists.friends is not None and lists.groups is not None
+    # §4.13: uins, gids, codes and dids never collide (clients key them in one dict).
+    web2.check_contact_ids(lists.friends, lists.groups, discussions)
+    return discussions, ()
+
+
+def _check_members(
+    state: ContactsState, info: web2.GroupInfo | web2.DiscussionInfo
+) -> tuple[Any, Iterable[web2.Drift]]:
+    # The owner or the user not a member: the group or discussion kept (drift, counted).
+    return info, info.drift
+
+
+def _self_uin(state: ContactsState, about: Any) -> dict[str, Any]:
+    return {"self_uin": state.uin}
+
+
+def _nothing(state: ContactsState, about: Any) -> dict[str, Any]:
+    return {}
+
+
+# The lists in the order the official page asked them (§4.16); then the members, one group
+# (by its code, §4.13) or discussion at a time.
+CHAIN: Final = (FRIENDS, GROUPS, DISCUSSIONS, ONLINE, RECENT, SELF)
+STEPS: Final[Mapping[str, Step]] = {
+    FRIENDS: Step("friends", _self_uin),
+    GROUPS: Step("groups", _nothing),
+    DISCUSSIONS: Step("discussions", _nothing, _check_ids),
+    ONLINE: Step("online", _self_uin, _check_online),
+    RECENT: Step("recent", _self_uin, _check_recent),
+    SELF: Step("me", lambda state, about: {"uin": state.uin}),
+    GROUP_INFO: Step(
+        "group_infos",
+        lambda state, group: {"gcode": group.code, "gid": group.gid, "self_uin": state.uin},
+        _check_members,
+    ),
+    DISCU_INFO: Step(
+        "discu_infos",
+        lambda state, discussion: {"did": discussion.did, "self_uin": state.uin},
+        _check_members,
+    ),
+}
+
+
 class ContactsSpider(Web2Spider):
     """Each account's self info, friends, groups and members, discussions and members,
     recent conversations (see the module docstring)."""
 
     name = "contacts"
-    max_answer_bytes: ClassVar[dict[str, int]] = {
-        FRIENDS: _BIG,
-        GROUPS: _BIG,
-        DISCUSSIONS: _BIG,
-        ONLINE: _BIG,
-        RECENT: _BIG,
-        GROUP_INFO: _BIG,
-        DISCU_INFO: _BIG,
-    }
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lists: dict[str, Lists] = {}
+    state_class = ContactsState
 
     admission_note = "each starts when one's contacts are stored"
     # An account's records (thousands for a 2,000-member group) wait for the pipelines
@@ -243,220 +248,71 @@ class ContactsSpider(Web2Spider):
     def timeout_detail(self) -> str:
         return f"contacts not read within WEBQQ_LOGIN_TIMEOUT={self.config.login_timeout:g}s"
 
-    def free(self, state: Any) -> None:
-        super().free(state)
-        self.lists.pop(state.account, None)
-
-    # ---- the chain (§4.16) -----------------------------------------------------------------
+    # ---- the chain (§4.16): one callback, the steps as data --------------------------------
 
     async def session_started(self, state: Session) -> AsyncIterator[Any]:
-        self.lists[state.account] = Lists()
         try:
-            call = web2.user_friends2(
-                self.config.scheme, vfwebqq=state.vfwebqq, hash=self._hash(state)
-            )
+            call = self.session_call(FRIENDS, state)
         except ValueError as exc:
             detail = f"the stored uin or ptwebqq cannot make the §2.2 hash: {exc}"
             for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, FRIENDS, detail):
                 yield item
             return
-        yield self.call_request(call, state, self.parse_friends)
+        yield self.call_request(call, state, self.parse_answer)
 
-    def _hash(self, state: Session) -> str:
-        return web2.friends_hash(state.uin, state.ptwebqq)
-
-    @account_step(FRIENDS)
-    async def parse_friends(
-        self, response: Response, state: Session, attempt: int = 0
+    @account_step()
+    async def parse_answer(
+        self, response: Response, state: ContactsState, about: Any = None
     ) -> AsyncIterator[Any]:
+        """Any answer of the chain, read by its call's parser; a refused or degraded answer
+        is asked again the same way for every call (:meth:`again`)."""
+        call = response.meta[META_STEP]
+        step = STEPS[call]
         try:
-            friends = web2.parse_user_friends(
-                self.call_result(response, state, FRIENDS), self_uin=state.uin
-            )
+            result = self.call_result(response, state, call)
+            parsed = web2.CALLS[call].parse(result, **step.kwargs(state, about))
         except (web2.RetcodeError, web2.IncompleteAnswer) as exc:
-            yield await self.again(response, state, exc, attempt)
+            yield await self.again(response, state, exc)
             return
-        self.lists[state.account].friends = friends
-        call = web2.group_name_list_mask2(
-            self.config.scheme, vfwebqq=state.vfwebqq, hash=self._hash(state)
-        )
-        yield self.call_request(call, state, self.parse_groups)
-
-    @account_step(GROUPS)
-    async def parse_groups(
-        self, response: Response, state: Session, attempt: int = 0
-    ) -> AsyncIterator[Any]:
-        try:
-            groups = web2.parse_group_name_list(self.call_result(response, state, GROUPS))
-        except (web2.RetcodeError, web2.IncompleteAnswer) as exc:
-            yield await self.again(response, state, exc, attempt)
-            return
-        self.lists[state.account].groups = groups
-        call = web2.discus_list(
-            self.config.scheme,
-            vfwebqq=state.vfwebqq,
-            psessionid=state.psessionid,
-            t_ms=self.now_ms(),
-            clientid=state.clientid,
-        )
-        yield self.call_request(call, state, self.parse_discussions)
-
-    @account_step(DISCUSSIONS)
-    async def parse_discussions(
-        self, response: Response, state: Session, attempt: int = 0
-    ) -> AsyncIterator[Any]:
-        lists = self.lists[state.account]
-        try:
-            lists.discussions = web2.parse_discus_list(
-                self.call_result(response, state, DISCUSSIONS)
-            )
-        except (web2.RetcodeError, web2.IncompleteAnswer) as exc:
-            yield await self.again(response, state, exc, attempt)
-            return
-        assert lists.friends is not None and lists.groups is not None
-        # §4.13: uins, gids, codes and dids never collide (clients key them in one dict).
-        web2.check_contact_ids(lists.friends, lists.groups, lists.discussions)
-        yield self.call_request(self.online_buddies_call(state), state, self.parse_online)
-
-    @account_step(ONLINE)
-    async def parse_online(
-        self, response: Response, state: Session, attempt: int = 0
-    ) -> AsyncIterator[Any]:
-        lists = self.lists[state.account]
-        try:
-            online = web2.parse_online_buddies(
-                self.call_result(response, state, ONLINE), self_uin=state.uin
-            )
-        except web2.RetcodeError as exc:
-            yield await self.again(response, state, exc, attempt)
-            return
-        assert lists.friends is not None
-        # §4.14: an online uin that is not a listed friend is skipped (drift, counted).
-        lists.online, drift = web2.check_online_buddies(online, lists.friends, self_uin=state.uin)
-        self.drifted(state, drift)
-        call = web2.recent_list2(
-            self.config.scheme,
-            vfwebqq=state.vfwebqq,
-            psessionid=state.psessionid,
-            clientid=state.clientid,
-        )
-        yield self.call_request(call, state, self.parse_recent)
-
-    @account_step(RECENT)
-    async def parse_recent(
-        self, response: Response, state: Session, attempt: int = 0
-    ) -> AsyncIterator[Any]:
-        lists = self.lists[state.account]
-        try:
-            recent = web2.parse_recent_list(
-                self.call_result(response, state, RECENT), self_uin=state.uin
-            )
-        except web2.RetcodeError as exc:
-            yield await self.again(response, state, exc, attempt)
-            return
-        assert lists.friends is not None and lists.groups is not None
-        # §4.14: an entry naming an unlisted contact is kept (drift, counted).
-        self.drifted(
-            state,
-            web2.check_recent_list(
-                recent, lists.friends, lists.groups, lists.discussions, self_uin=state.uin
-            ),
-        )
-        lists.recent = recent
-        call = web2.self_info2(self.config.scheme, t_ms=self.now_ms())
-        yield self.call_request(call, state, self.parse_self)
-
-    @account_step(SELF)
-    async def parse_self(
-        self, response: Response, state: Session, attempt: int = 0
-    ) -> AsyncIterator[Any]:
-        try:
-            me = web2.parse_self_info(self.call_result(response, state, SELF), uin=state.uin)
-        except web2.RetcodeError as exc:
-            yield await self.again(response, state, exc, attempt)
-            return
-        self.lists[state.account].me = me
-        async for result in self.next_detail(state):
+        if step.check is not None:
+            parsed, drift = step.check(state, parsed)
+            self.drifted(state, drift)
+        kept = getattr(state.lists, step.field)
+        if isinstance(kept, list):
+            kept.append(parsed)
+        else:
+            setattr(state.lists, step.field, parsed)
+        async for result in self.next_call(state, call):
             yield result
 
-    # ---- members: one group or discussion at a time ------------------------------------
-
-    async def next_detail(self, state: Session) -> AsyncIterator[Any]:
-        lists = self.lists[state.account]
+    async def next_call(self, state: ContactsState, done: str) -> AsyncIterator[Any]:
+        if done in CHAIN[:-1]:
+            following = CHAIN[CHAIN.index(done) + 1]
+            yield self.call_request(self.session_call(following, state), state, self.parse_answer)
+            return
+        lists = state.lists
         assert lists.groups is not None
-        done = len(lists.group_infos)
-        if done < len(lists.groups.groups):
-            group = lists.groups.groups[done]
-            call = web2.group_info_ext2(
-                self.config.scheme, gcode=group.code, vfwebqq=state.vfwebqq, t_ms=self.now_ms()
-            )
+        if len(lists.group_infos) < len(lists.groups.groups):
+            group = lists.groups.groups[len(lists.group_infos)]
+            call = self.session_call(GROUP_INFO, state, gcode=group.code)
             yield self.call_request(
-                call, state, self.parse_group_info, priority=PRIORITY_DETAIL, group=group
+                call, state, self.parse_answer, priority=PRIORITY_DETAIL, about=group
             )
             return
-        done = len(lists.discu_infos)
-        if done < len(lists.discussions):
-            discussion = lists.discussions[done]
-            call = web2.discu_info(
-                self.config.scheme,
-                did=discussion.did,
-                vfwebqq=state.vfwebqq,
-                psessionid=state.psessionid,
-                t_ms=self.now_ms(),
-                clientid=state.clientid,
-            )
+        if len(lists.discu_infos) < len(lists.discussions):
+            discussion = lists.discussions[len(lists.discu_infos)]
+            call = self.session_call(DISCU_INFO, state, did=discussion.did)
             yield self.call_request(
-                call, state, self.parse_discu_info, priority=PRIORITY_DETAIL, discussion=discussion
+                call, state, self.parse_answer, priority=PRIORITY_DETAIL, about=discussion
             )
             return
         for item in await self.complete(state):
             yield item
 
-    @account_step(GROUP_INFO)
-    async def parse_group_info(
-        self, response: Response, state: Session, group: web2.Group, attempt: int = 0
-    ) -> AsyncIterator[Any]:
-        try:
-            info = web2.parse_group_info_ext(
-                self.call_result(response, state, GROUP_INFO),
-                gcode=group.code,
-                gid=group.gid,
-                self_uin=state.uin,
-            )
-        except (web2.RetcodeError, web2.IncompleteAnswer) as exc:
-            yield await self.again(response, state, exc, attempt)
-            return
-        self.drifted(state, info.drift)  # the owner or the user not a member: kept
-        self.lists[state.account].group_infos.append(info)
-        async for result in self.next_detail(state):
-            yield result
-
-    @account_step(DISCU_INFO)
-    async def parse_discu_info(
-        self,
-        response: Response,
-        state: Session,
-        discussion: web2.Discussion,
-        attempt: int = 0,
-    ) -> AsyncIterator[Any]:
-        try:
-            info = web2.parse_discu_info(
-                self.call_result(response, state, DISCU_INFO),
-                did=discussion.did,
-                self_uin=state.uin,
-            )
-        except web2.RetcodeError as exc:
-            yield await self.again(response, state, exc, attempt)
-            return
-        self.drifted(state, info.drift)  # the user not a member: kept
-        self.lists[state.account].discu_infos.append(info)
-        async for result in self.next_detail(state):
-            yield result
-
     # ---- the end -------------------------------------------------------------------------
 
-    async def complete(self, state: Session) -> list[Any]:
-        lists = self.lists[state.account]
+    async def complete(self, state: ContactsState) -> list[Any]:
+        lists = state.lists
         crawled_at = utc_timestamp()
         try:
             records = contact_records(state.account, crawled_at, lists, self.job)

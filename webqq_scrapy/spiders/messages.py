@@ -34,7 +34,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.utils.asyncio import call_later, sleep
@@ -49,13 +49,13 @@ from webqq_scrapy.protocol.codes import (
     OUTCOME_HELD_ELSEWHERE,
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
+    describe_retcode,
 )
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
-from webqq_scrapy.protocol.session import retcode_reason
-from webqq_scrapy.spiders.accounts import SpiderArgumentError
+from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
-from webqq_scrapy.spiders.web2base import Web2Spider, describe_retcode
+from webqq_scrapy.spiders.web2base import Web2Spider
 from webqq_scrapy.store import messages as message_store
 from webqq_scrapy.store.sql import Database
 
@@ -163,9 +163,6 @@ class MessagesSpider(Web2Spider):
 
     name = "messages"
     admission_note = "each starts when one has read its names"
-    # A poll answer carries one item (§5.2), but a server may send a backlog at once: 5,000
-    # messages are about 1.2 MB, read whole (a cut answer loses every message in it).
-    max_answer_bytes: ClassVar[dict[str, int]] = {POLL: 16 * 1024 * 1024}
 
     def __init__(self, *args: Any, duration: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -418,7 +415,7 @@ class MessagesSpider(Web2Spider):
             if kick is not None:
                 reason, retcode = f"kicked: {kick.reason}", None
             else:
-                reason, retcode = retcode_reason(result.retcode), result.retcode
+                reason, retcode = describe_retcode(result.retcode), result.retcode
             for item in await self.session_ended(state, reason, retcode):
                 yield item
             return
@@ -431,7 +428,7 @@ class MessagesSpider(Web2Spider):
             if held.warm_ups > 1:
                 # §8.1: a 103 that survives the warm-up: logged in elsewhere.
                 for item in await self.session_ended(
-                    state, retcode_reason(result.retcode), result.retcode
+                    state, describe_retcode(result.retcode), result.retcode
                 ):
                     yield item
                 return
@@ -612,7 +609,7 @@ class MessagesSpider(Web2Spider):
         yield self.send_result(row, answer.outcome, msg_id, answer.retcode, detail)
         if answer.state == "ended" and answer.retcode is not None and not state.finished:
             for item in await self.session_ended(
-                state, retcode_reason(answer.retcode), answer.retcode
+                state, describe_retcode(answer.retcode), answer.retcode
             ):
                 yield item
 

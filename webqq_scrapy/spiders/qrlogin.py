@@ -26,7 +26,7 @@ from scrapy.utils.asyncio import sleep
 
 from webqq_scrapy import protocol, qr
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import check_qr_dir
+from webqq_scrapy.config import TARGET_TENCENT, check_qr_dir, target_of
 from webqq_scrapy.items import (
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
@@ -36,6 +36,7 @@ from webqq_scrapy.items import (
     utc_timestamp,
 )
 from webqq_scrapy.meta import META_PSESSIONID, META_UIN
+from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_REUSED,
     STEP_CHECK_SIG,
@@ -55,7 +56,8 @@ from webqq_scrapy.protocol.login import (
 )
 from webqq_scrapy.protocol.ptlogin import PNG_MAGIC
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_VALID
-from webqq_scrapy.spiders.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.sources.lag import LoopLag
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -64,7 +66,6 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     excerpt,
 )
-from webqq_scrapy.spiders.lag import LoopLag
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
     liveness_answer,
@@ -145,8 +146,7 @@ class QRLoginSpider(AccountSpider):
         STEP_CHECK_SIG: 64 * 1024,
         STEP_GETVFWEBQQ: 64 * 1024,
         STEP_LOGIN2: 64 * 1024,
-        STEP_ONLINE_BUDDIES: 4 * 1024 * 1024,
-    }
+    }  # get_online_buddies2: the call table's cap
 
     def __init__(self, *args: Any, reuse: str | bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -170,7 +170,7 @@ class QRLoginSpider(AccountSpider):
     @classmethod
     def update_settings(cls, settings: Any) -> None:
         super().update_settings(settings)
-        if str(settings.get("WEBQQ_TARGET", "")).strip() == "tencent":
+        if target_of(settings) == TARGET_TENCENT:
             # The real hosts carried session secrets: verify their certificates.
             settings.set("DOWNLOAD_VERIFY_CERTIFICATES", True, priority="spider")
 
@@ -188,7 +188,7 @@ class QRLoginSpider(AccountSpider):
         # Fail now, before any pipeline writes, rather than at the first QR.
         check_qr_dir(config.qr_dir)
         crawler.signals.connect(spider._stop_lag, signal=scrapy.signals.spider_closed)
-        if not crawler.settings.get("WEBQQ_QR_DIR"):
+        if config.qr_dir_default:
             # The default directory is made now (0700, ours): under a shared /tmp, another
             # user cannot slip their own in before the first QR.
             qr.ensure_qr_dir(config.qr_dir)
@@ -465,7 +465,8 @@ class QRLoginSpider(AccountSpider):
     @account_step(STEP_GETVFWEBQQ)
     async def parse_getvfwebqq(self, response: Response, state: Login) -> AsyncIterator[Any]:
         # §3.4: this vfwebqq, not login2's ("after a CGI release, login2's is wrong").
-        state.vfwebqq = protocol.ptlogin.parse_getvfwebqq(self.api_result(response, dict))
+        result = self.call_result(response, state, STEP_GETVFWEBQQ)
+        state.vfwebqq = protocol.ptlogin.parse_getvfwebqq(result)
         yield self.login2_request(state)
 
     # ---- §3.5 login2 -----------------------------------------------------------------------
@@ -487,7 +488,8 @@ class QRLoginSpider(AccountSpider):
 
     @account_step(STEP_LOGIN2)
     async def parse_login2(self, response: Response, state: Login) -> AsyncIterator[Any]:
-        uin, psessionid = protocol.ptlogin.parse_login2(self.api_result(response, dict))
+        result = self.call_result(response, state, STEP_LOGIN2)
+        uin, psessionid = protocol.ptlogin.parse_login2(result)
         yield self.get_online_buddies2_request(state, uin, psessionid)
 
     # ---- §3.6 get_online_buddies2, the warm-up ---------------------------------------------
@@ -495,13 +497,16 @@ class QRLoginSpider(AccountSpider):
     def get_online_buddies2_request(
         self, login: Login, uin: int, psessionid: str
     ) -> scrapy.Request:
-        t_ms = int(time.time() * 1000)
-        return self.account_request(
-            protocol.online_buddies_url(self.config.scheme, login.vfwebqq, psessionid, t_ms),
-            STEP_ONLINE_BUDDIES,
+        call = web2.online_buddies2(
+            self.config.scheme,
+            vfwebqq=login.vfwebqq,
+            psessionid=psessionid,
+            t_ms=int(time.time() * 1000),
+        )
+        return self.call_request(
+            call,
             login,
             self.parse_get_online_buddies2,
-            headers={"Referer": protocol.dynamic_referer(self.config.scheme)},
             meta={META_UIN: uin, META_PSESSIONID: psessionid},
             priority=PRIORITY_AFTER_CONFIRM,
         )
@@ -511,7 +516,7 @@ class QRLoginSpider(AccountSpider):
         self, response: Response, state: Login
     ) -> AsyncIterator[Any]:
         # §3.6: the warm-up registers the session; without it poll2 answers 103.
-        self.api_result(response, list)
+        web2.parse_online_buddies(self.call_result(response, state, STEP_ONLINE_BUDDIES))
         obtained = datetime.now(UTC)
         yield Credentials(
             account=state.account,

@@ -7,7 +7,7 @@ polls) stays in the process that took it. Only the list and the leases are share
 request queue stays Scrapy's own, in memory (docs/scrapy-notes.md §4: a shared scheduler hands
 one account's polls to a process without its cookies).
 
-The list is a reliable queue (:class:`~webqq_scrapy.spiders.accounts.RedisAccountQueue`):
+The list is a reliable queue (:class:`~webqq_scrapy.sources.accounts.RedisAccountQueue`):
 a name is moved (``LMOVE``) to this process's processing list, and leaves it only once the
 account's outcome went through the pipelines. A process that is killed stops renewing its
 alive key (``WEBQQ_REDIS_HEARTBEAT``); the next process that looks moves its processing list
@@ -16,7 +16,7 @@ the survivors. A process stopped gracefully (Ctrl-C, SIGTERM, scrapyd cancel) gi
 unfinished accounts back itself, and lists them as every spider does (WEBQQ_UNFINISHED_PATH).
 
 Before an account starts, the process takes its lease
-(:class:`webqq_scrapy.spiders.accounts.RedisLease`; expiry ``WEBQQ_LOGIN_TIMEOUT`` +
+(:class:`webqq_scrapy.sources.accounts.RedisLease`; expiry ``WEBQQ_LOGIN_TIMEOUT`` +
 ``WEBQQ_REDIS_LEASE_MARGIN``). An account whose lease another process holds is skipped
 (stat ``webqq/redis/leased_elsewhere``): it is being, or was just, logged in there. A failed
 login gives its lease back; a successful one keeps it until it expires.
@@ -45,7 +45,7 @@ from scrapy.utils.asyncio import is_asyncio_available, sleep
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import RedisConfig
 from webqq_scrapy.items import OUTCOME_OK, LoginOutcome
-from webqq_scrapy.spiders.accounts import (
+from webqq_scrapy.sources.accounts import (
     RedisAccountQueue,
     RedisLease,
     account_problem,

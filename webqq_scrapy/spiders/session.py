@@ -2,8 +2,8 @@
 
 A session spider takes its accounts from ``-a accounts=alice,bob`` / ``-a accounts_file=PATH``,
 or, with neither, every account of the store. For each account it reads the stored
-``Credentials`` (the store the ``scrapy creds`` command reads: ``WEBQQ_DATABASE_URL``, else
-``WEBQQ_JSON_PATH``, else the default SQLite file), seeds the account's cookie jar with the
+``Credentials`` (the store the ``scrapy creds`` command reads: docs/storage.md, "Which store
+is read"), seeds the account's cookie jar with the
 stored cookies exactly as stored (name, value, domain, path, expiry) and carries uin,
 ptwebqq, vfwebqq, psessionid and clientid in a :class:`Session` state. Every account ends
 with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` one of
@@ -23,14 +23,19 @@ Writing a session spider (the ``contacts`` and ``messages`` spiders do this)::
 
         @account_step("poll2")
         async def parse_poll2(self, response: Response, state: Session) -> AsyncIterator[Any]:
-            # Raises SessionEnded for 100, 100001, 120… (codes.session_state(retcode, call)).
-            envelope = self.session_answer(response, state, "poll2")
+            # Any retcode; poll.state says what it asks (codes.session_state, §7).
+            envelope = self.call_envelope(response, state, "poll2")
             poll = web2.parse_poll2(envelope, self_uin=state.uin)
             if poll.state == "renew_ptwebqq":  # 116 (§7): store it, go on
                 for item in await self.ptwebqq_renewed(state, poll.ptwebqq):
                     yield item
             elif poll.kick is not None:  # logged in elsewhere (§5.3, §8.1)
                 for item in await self.session_ended(state, f"kicked: {poll.kick.reason}"):
+                    yield item
+                return
+            elif poll.state == "ended":  # 100, 100001, 120…
+                reason = describe_retcode(poll.retcode)
+                for item in await self.session_ended(state, reason, poll.retcode):
                     yield item
                 return
             ...  # items, the next poll, or the end:
@@ -42,7 +47,7 @@ How an account ends:
 * ``await self.finish(state, outcome, step, detail)`` (from the base) ends it with any outcome
   and returns the items to yield; raising :class:`~webqq_scrapy.spiders.base.StepFailed`
   in an ``@account_step`` callback does the same.
-* A dead session: :meth:`SessionSpider.session_answer` raises :class:`SessionEnded` for a
+* A dead session: :meth:`~AccountSpider.call_result` raises :class:`SessionEnded` for a
   retcode that says the session is over (docs/protocol.md §7, §8); a callback that learns it
   otherwise (poll2's ``kick_message`` item, §5.3) calls
   ``await self.session_ended(state, reason, retcode)`` and yields what it returns, or raises
@@ -72,7 +77,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import scrapy
 from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import maybe_deferred_to_future
-from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.threads import deferToThread
 
 from webqq_scrapy import protocol, store
@@ -85,32 +89,26 @@ from webqq_scrapy.config import (
 )
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import META_PSESSIONID, META_TARGET
-from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE
+from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
-    OUTCOME_PROTOCOL_ERROR,
     OUTCOME_SESSION_ENDED,
     OUTCOME_WRONG_TARGET,
     STEP_ONLINE_BUDDIES,
-    session_state,
+    describe_retcode,
 )
-from webqq_scrapy.protocol.session import (
-    STATUS_ENDED,
-    Status,
-    liveness,
-    retcode_reason,
-)
-from webqq_scrapy.spiders.accounts import check_known_arguments, read_accounts
+from webqq_scrapy.protocol.session import STATUS_ENDED, Status, liveness
+from webqq_scrapy.sources.accounts import check_known_arguments, read_accounts
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
     StepFailed,
     cookie_from_record,
     cookie_record,
-    excerpt,
+    read_envelope,
 )
-from webqq_scrapy.store import StoreError
+from webqq_scrapy.store import FINISH_STORAGE_UNAVAILABLE, READ_ERRORS
 from webqq_scrapy.store.records import describe_error
 
 if TYPE_CHECKING:
@@ -119,7 +117,6 @@ if TYPE_CHECKING:
     from scrapy.http import Response
 
     from webqq_scrapy.items import Credentials
-    from webqq_scrapy.protocol import web2
 
 __all__ = [
     "Liveness",
@@ -155,7 +152,7 @@ class Session(AccountState):
     # The target this account's requests go to: the one its record names, unless
     # WEBQQ_TARGET was given (SessionSpider.choose_target).
     target: str = ""
-    # The retcode of the last envelope read with session_answer(), and when the session
+    # The retcode of the last envelope read (call_envelope/call_result), and when the session
     # ended, the retcode (None for a kick message) and reason that said so.
     retcode: int | None = None
     ended_retcode: int | None = None
@@ -210,7 +207,7 @@ async def read_stored_credentials(
         return await maybe_deferred_to_future(
             deferToThread(load_stored_credentials, source, accounts)
         )
-    except (StoreError, SQLAlchemyError, OSError) as exc:
+    except READ_ERRORS as exc:
         spider.logger.error(
             "Cannot read stored credentials from %s: %s", label, describe_error(exc)
         )
@@ -230,7 +227,7 @@ class Liveness:
 
     @property
     def reason(self) -> str:
-        return retcode_reason(self.retcode)
+        return describe_retcode(self.retcode)
 
 
 def liveness_request(
@@ -241,25 +238,19 @@ def liveness_request(
 ) -> scrapy.Request:
     """§8.1's liveness test: get_online_buddies2 with the stored vfwebqq and psessionid, in
     the account's jar (seed it first: the call needs the stored cookies)."""
-    t_ms = int(time.time() * 1000)
-    url = protocol.online_buddies_url(spider.config.scheme, stored.vfwebqq, stored.psessionid, t_ms)
-    return spider.account_request(
-        url,
-        STEP_ONLINE_BUDDIES,
-        state,
-        callback,
-        headers={"Referer": protocol.dynamic_referer(spider.config.scheme)},
-        meta={META_PSESSIONID: stored.psessionid},
+    call = web2.online_buddies2(
+        spider.config.scheme,
+        vfwebqq=stored.vfwebqq,
+        psessionid=stored.psessionid,
+        t_ms=int(time.time() * 1000),
+        clientid=stored.clientid or protocol.CLIENTID,
     )
+    return spider.call_request(call, state, callback, meta={META_PSESSIONID: stored.psessionid})
 
 
 def liveness_answer(response: Response) -> Liveness:
     """Read the liveness test's answer; a broken one raises StepFailed / ProtocolError."""
-    if response.status != 200:
-        raise StepFailed(
-            OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
-        )
-    retcode = protocol.parse_api_json(response.body)["retcode"]
+    retcode = read_envelope(response, STEP_ONLINE_BUDDIES)["retcode"]
     return Liveness(liveness(retcode), retcode, response.meta[META_PSESSIONID])
 
 
@@ -302,6 +293,8 @@ class SessionSpider(AccountSpider):
 
     # Accounts are optional here: with none given, every stored account.
     accounts_from_arguments: ClassVar[bool] = False
+    # The per-account state: a subclass may extend Session with its own fields.
+    state_class: ClassVar[type[Session]] = Session
 
     def __init__(
         self,
@@ -348,21 +341,21 @@ class SessionSpider(AccountSpider):
         for index, account in enumerate(self.accounts):
             creds = stored.get(account)
             if creds is None:
-                state = Session.from_credentials(account, None, time.monotonic())
+                state = self.state_class.from_credentials(account, None, time.monotonic())
                 detail = f"no credentials stored for {account!r}; log it in: scrapy login {account}"
                 for item in await self.finish(state, OUTCOME_NO_CREDENTIALS, None, detail):
                     yield item
                 continue
             target, mismatch = self.choose_target(creds)
             if mismatch is not None:
-                state = Session.from_credentials(account, creds, time.monotonic())
+                state = self.state_class.from_credentials(account, creds, time.monotonic())
                 state.target = target
                 for item in await self.finish(state, OUTCOME_WRONG_TARGET, None, mismatch):
                     yield item
                 continue
             await self.admit(account, index)
             # The deadline (WEBQQ_LOGIN_TIMEOUT) counts from admission, not from the queue.
-            state = Session.from_credentials(
+            state = self.state_class.from_credentials(
                 account, creds, time.monotonic() + self.config.login_timeout
             )
             state.target = target
@@ -415,60 +408,18 @@ class SessionSpider(AccountSpider):
 
     # ---- requests and answers ------------------------------------------------------------
 
-    def call_request(
-        self,
-        call: web2.Call,
-        state: Session,
-        callback: Callable[..., Any],
-        *,
-        meta: Mapping[str, Any] | None = None,
-        priority: int = 0,
-    ) -> scrapy.Request:
-        """The request of a post-login API call built by ``protocol.web2`` (§4–§6): its
-        Referer (§1.2), for a POST its form and Origin; the step is the call's name."""
-        headers = {"Referer": call.referer}
-        if call.form is None:
-            return self.account_request(
-                call.url,
-                call.name,
-                state,
-                callback,
-                headers=headers,
-                meta=meta,
-                priority=priority,
-            )
-        headers["Origin"] = call.origin
-        return self.account_request(
-            call.url,
-            call.name,
-            state,
-            callback,
-            cls=scrapy.FormRequest,
-            formdata=call.form,
-            headers=headers,
-            meta=meta,
-            priority=priority,
-        )
+    def retcode_read(self, state: AccountState, retcode: int) -> None:
+        assert isinstance(state, Session)
+        state.retcode = retcode
 
-    def session_answer(
-        self, response: Response, state: Session, call: str | None = None
-    ) -> dict[str, Any]:
-        """The ``{"retcode": …}`` envelope of a post-login answer (§1.4) of API ``call``.
-
-        Raises :class:`SessionEnded` when the retcode says the session is over
-        (``codes.session_state(retcode, call) == "ended"``, §7, §8), StepFailed for an HTTP
-        error, ProtocolError for a malformed body; any other retcode (0, 116, 103, codes to
-        retry) is the caller's to read, with ``session_state`` telling what to do.
-        """
-        if response.status != 200:
-            raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
-            )
-        envelope = protocol.parse_api_json(response.body)
-        retcode = state.retcode = envelope["retcode"]
-        if session_state(retcode, call) == "ended":
-            raise self.session_end(state, retcode_reason(retcode), retcode)
-        return envelope
+    def refused(self, state: AccountState, exc: web2.RetcodeError) -> Exception:
+        """A retcode that ends the session (``codes.session_state(retcode, call)``, §7, §8)
+        raises :class:`SessionEnded`; any other the RetcodeError itself, for the spider's
+        retry policy."""
+        assert isinstance(state, Session)
+        if exc.state == "ended":
+            return self.session_end(state, describe_retcode(exc.retcode), exc.retcode)
+        return exc
 
     def session_end(self, state: Session, reason: str, retcode: int | None) -> SessionEnded:
         """Record why the session ended on ``state``; the exception to raise."""

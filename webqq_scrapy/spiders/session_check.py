@@ -12,7 +12,7 @@ announced by the ``session_ended`` signal); anything else, or no answer: ``unkno
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy.items import CredentialsUpdate, utc_timestamp
 from webqq_scrapy.protocol.codes import (
@@ -42,7 +42,6 @@ class SessionCheckSpider(SessionSpider):
     """Check stored credentials live (get_online_buddies2) and store what it said."""
 
     name = "session_check"
-    max_answer_bytes: ClassVar[dict[str, int]] = {STEP_ONLINE_BUDDIES: 4 * 1024 * 1024}
 
     async def session_started(self, state: Session) -> AsyncIterator[Any]:
         assert state.stored is not None

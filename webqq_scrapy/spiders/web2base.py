@@ -3,11 +3,9 @@
 :class:`Web2Spider` adds to the session base (``spiders/session.py``) what every caller of
 the post-login API (docs/protocol.md §4–§6) needs:
 
-* :meth:`~Web2Spider.call_request` — the session base's request of a
-  :class:`~webqq_scrapy.protocol.web2.Call`, with keyword arguments for the callback;
-* :meth:`~Web2Spider.call_result` — the strict ``result`` of a call's answer (§1.4), a
-  retcode that ends the session raised as ``SessionEnded`` (§7, §8), others as
-  :class:`~webqq_scrapy.protocol.web2.RetcodeError`;
+* (from the bases) ``call_request`` / ``call_result`` — a call made, and the strict
+  ``result`` of its answer (§1.4), a retcode that ends the session raised as
+  ``SessionEnded`` (§7, §8), others as :class:`~webqq_scrapy.protocol.web2.RetcodeError`;
 * :meth:`~Web2Spider.again` — what clients do with a refused or degraded answer: 103 → the
   get_online_buddies2 warm-up, then the call again (§3.6, §7); a degraded answer (§4.15)
   or another retcode → the call again after the retry backoff, a few times (qqbot repeats
@@ -23,24 +21,20 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from webqq_scrapy.meta import CARRIED_META, META_RETRIES, META_STEP
-from webqq_scrapy.protocol import ProtocolError, web2
-from webqq_scrapy.protocol.codes import OUTCOME_PROTOCOL_ERROR, RETCODE_MEANINGS
-from webqq_scrapy.protocol.session import retcode_reason
-from webqq_scrapy.spiders.base import StepFailed, account_step, excerpt
+from webqq_scrapy.meta import META_RETRIES, META_STEP
+from webqq_scrapy.protocol import web2
+from webqq_scrapy.protocol.codes import OUTCOME_PROTOCOL_ERROR, describe_retcode
+from webqq_scrapy.retry import retry_stats
+from webqq_scrapy.spiders.base import StepFailed, account_step
 from webqq_scrapy.spiders.session import Session, SessionSpider
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+    from collections.abc import AsyncIterator, Iterable
 
     import scrapy
     from scrapy.http import Response
 
-__all__ = ["Web2Spider", "describe_retcode"]
-
-
-def describe_retcode(retcode: int) -> str:
-    return f"retcode {retcode} ({RETCODE_MEANINGS.get(retcode, 'unknown')})"
+__all__ = ["Web2Spider"]
 
 
 class Web2Spider(SessionSpider):
@@ -62,88 +56,51 @@ class Web2Spider(SessionSpider):
                 d.detail,
             )
 
-    def call_request(
-        self,
-        call: web2.Call,
-        state: Session,
-        callback: Callable[..., Any],
-        *,
-        meta: Mapping[str, Any] | None = None,
-        priority: int = 0,
-        **cb_kwargs: Any,
-    ) -> scrapy.Request:
-        """The session base's request of ``call``; ``cb_kwargs`` go to the callback."""
-        request = super().call_request(call, state, callback, meta=meta, priority=priority)
-        request.cb_kwargs.update(cb_kwargs)
-        return request
-
-    def call_envelope(
-        self, response: Response, state: Session, call: str, **decoding: Any
-    ) -> dict[str, Any]:
-        """The decoded ``{"retcode": …}`` object of an answer (strict JSON, §1.4);
-        ``decoding``: the keyword arguments of :func:`~webqq_scrapy.protocol.web2.load_json`."""
-        if response.status != 200:
-            raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR, f"{call}: HTTP {response.status}: {excerpt(response.body)}"
-            )
-        envelope = web2.load_json(call, response.body, **decoding)
-        if not isinstance(envelope, dict):
-            raise ProtocolError(f"{call}: the answer is not a JSON object")
-        return envelope
-
-    def call_result(self, response: Response, state: Session, call: str) -> Any:
-        """The ``result`` of a retcode-0 answer. A retcode that ends the session ends the
-        account ``session_ended``; another raises RetcodeError (see :meth:`again`)."""
-        envelope = self.call_envelope(response, state, call)
-        try:
-            return web2.result_of(call, envelope)
-        except web2.RetcodeError as exc:
-            state.retcode = exc.retcode
-            if exc.state == "ended":
-                raise self.session_end(state, retcode_reason(exc.retcode), exc.retcode) from None
-            raise
-        finally:
-            if isinstance(envelope.get("retcode"), int):
-                state.retcode = envelope["retcode"]
-
-    async def again(
-        self, response: Response, state: Session, exc: Exception, attempt: int
-    ) -> scrapy.Request:
+    async def again(self, response: Response, state: Session, exc: Exception) -> scrapy.Request:
         """The request to make after a refused (RetcodeError) or degraded (IncompleteAnswer)
-        answer to ``response.request``; raises StepFailed when the tries are used up."""
+        answer to ``response.request`` — the same rule for every call; raises StepFailed when
+        the tries (``WEBQQ_RETRY_TIMES``, counted in ``meta["webqq_retries"]`` with the
+        faults :meth:`on_error` retried) are used up."""
         request = response.request
         assert request is not None
         call = request.meta.get(META_STEP, "?")
+        attempt = request.meta.get(META_RETRIES, 0)
         reason = describe_retcode(exc.retcode) if isinstance(exc, web2.RetcodeError) else str(exc)
         delay = self.retry_policy.delay(attempt)
         if delay is None:
-            self.crawler.stats.inc_value(f"webqq/retry/{call}/max_reached")
+            self.crawler.stats.inc_value(retry_stats("webqq", call)[1])
             tries = attempt + 1
             raise StepFailed(
                 OUTCOME_PROTOCOL_ERROR,
                 f"{call}: {reason}" + (f" ({tries} tries)" if tries > 1 else ""),
             )
-        self.crawler.stats.inc_value(f"webqq/retry/{call}/count")
         self.logger.debug("Account %s: %s answered %s; again", state.account, call, reason)
-        meta = {key: value for key, value in request.meta.items() if key in CARRIED_META}
-        meta[META_RETRIES] = attempt + 1
-        retry = request.replace(meta=meta, dont_filter=True)
-        retry.cb_kwargs["attempt"] = attempt + 1
         if isinstance(exc, web2.RetcodeError) and exc.state == "warm_up":
-            return self.warm_up_request(state, then=retry)
+            return self.warm_up_request(state, then=self.retry_request(request, state, attempt + 1))
         await self.wait(state, delay)
-        state.step_started = time.monotonic()
-        return retry
+        return self.retry_request(request, state, attempt + 1)
+
+    def session_call(self, call: str, state: Session, **args: Any) -> web2.Call:
+        """Table entry ``call`` (``web2.CALLS``) on ``state``'s session: the session's own
+        parameters (vfwebqq, psessionid, clientid, the §2.2 ``hash``) filled in, ``args``
+        for the rest, ``t`` now on a GET."""
+        endpoint = web2.CALLS[call]
+        names = {p.name for p in endpoint.params}
+        own: dict[str, Any] = {
+            "vfwebqq": state.vfwebqq,
+            "psessionid": state.psessionid,
+            "clientid": state.clientid,
+            "ptwebqq": state.ptwebqq,
+        }
+        if "hash" in names:
+            own["hash"] = web2.friends_hash(state.uin, state.ptwebqq)
+        filled = {name: value for name, value in own.items() if name in names}
+        t_ms = self.now_ms() if endpoint.method == "GET" else None
+        return web2.build(endpoint, self.config.scheme, t_ms=t_ms, **filled, **args)
 
     def online_buddies_call(self, state: Session) -> web2.Call:
         """get_online_buddies2 on ``state``'s session (§4.5, also the §3.6 warm-up)."""
-        return web2.online_buddies2(
-            self.config.scheme,
-            vfwebqq=state.vfwebqq,
-            psessionid=state.psessionid,
-            t_ms=self.now_ms(),
-            clientid=state.clientid,
-        )
+        return self.session_call("get_online_buddies2", state)
 
     def warm_up_request(self, state: Session, then: scrapy.Request) -> scrapy.Request:
         """§3.6/§7: after a 103, register the session with get_online_buddies2, then make

@@ -24,10 +24,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from webqq_scrapy.store.contacts import Contacts, load_contacts
 from webqq_scrapy.store.json_file import read_json_store
 from webqq_scrapy.store.messages import list_messages
 from webqq_scrapy.store.records import (
+    FINISH_STORAGE_UNAVAILABLE,
     StoreError,
     credentials_from_record,
     is_expired,
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
     from webqq_scrapy.items import Credentials, LoginOutcome
 
 __all__ = [
+    "FINISH_STORAGE_UNAVAILABLE",
+    "READ_ERRORS",
     "Contacts",
     "StoreError",
     "default_database_url",
@@ -59,6 +64,9 @@ __all__ = [
     "load_contacts",
     "load_credentials",
 ]
+
+# What reading a store may raise: unusable (StoreError), a database error, a file error.
+READ_ERRORS: tuple[type[Exception], ...] = (StoreError, SQLAlchemyError, OSError)
 
 
 def load_credentials(

@@ -59,6 +59,51 @@ __all__ = [
 
 _TIME = String(64)
 
+# The columns of a contact table are the item's fields (webqq_scrapy.items), in their order:
+# one declaration, not a copy. A field's column type follows its annotation; ids (above
+# 2**31, docs/protocol.md §4.13) are BIGINT, short codes VARCHAR(16); ``| None`` is
+# nullable. ``record`` (the item kind) and ``crawled_at`` (the crawl, kept as ``last_seen``)
+# are not columns.
+_ID_FIELDS = frozenset({"uin", "gid", "code", "owner", "createtime", "did", "ruin", "id"})
+_CODE_FIELDS = frozenset({"gender", "birthday", "status", "kind"})
+_NOT_COLUMNS = frozenset({"record", "crawled_at"})
+# Profile details the tables have always let be NULL though the items always fill them:
+# kept nullable, so that the stored schema is the one of schema_version 2.
+_NULLABLE_DETAILS = frozenset(
+    {"lnick", "face", "gender", "birthday", "vip_info", "country", "province", "city"}
+    | {"memo", "createtime", "level"}
+)
+
+
+def _column_type(name: str, annotation: str) -> Any:
+    base = annotation.replace(" | None", "")
+    if name == "account":
+        return String(255)
+    if base == "bool":
+        return Boolean
+    if base == "int":
+        return BigInteger if name in _ID_FIELDS else Integer
+    return String(16) if name in _CODE_FIELDS else Text
+
+
+def _item_columns(item: type, keys: tuple[str, ...]) -> list[Column[Any]]:
+    """The columns of ``item``'s fields; ``account`` and ``keys`` the primary key."""
+    columns: list[Column[Any]] = []
+    for f in dataclasses.fields(item):
+        if f.name in _NOT_COLUMNS:
+            continue
+        annotation = str(f.type)
+        key = f.name == "account" or f.name in keys
+        kind = _column_type(f.name, annotation)
+        if key and f.name != "account":
+            columns.append(Column(f.name, kind, primary_key=True, autoincrement=False))
+        elif key:
+            columns.append(Column(f.name, kind, primary_key=True))
+        else:
+            nullable = annotation.endswith("| None") or f.name in _NULLABLE_DETAILS
+            columns.append(Column(f.name, kind, nullable=nullable))
+    return columns
+
 
 def _seen() -> list[Column[Any]]:
     return [
@@ -68,107 +113,28 @@ def _seen() -> list[Column[Any]]:
     ]
 
 
-contact_self_table = Table(
-    "contact_self",
-    metadata,
-    Column("account", String(255), primary_key=True),
-    Column("uin", BigInteger, nullable=False),
-    Column("nick", Text, nullable=False),
-    Column("lnick", Text),
-    Column("face", Integer),
-    Column("gender", String(16)),
-    Column("birthday", String(16)),
-    Column("vip_info", Integer),
-    Column("country", Text),
-    Column("province", Text),
-    Column("city", Text),
-    *_seen(),
-)
+def _contact_table(name: str, item: type, keys: tuple[str, ...]) -> Table:
+    return Table(name, metadata, *_item_columns(item, keys), *_seen())
 
-contact_friends_table = Table(
-    "contact_friends",
-    metadata,
-    Column("account", String(255), primary_key=True),
-    Column("uin", BigInteger, primary_key=True, autoincrement=False),
-    Column("nick", Text, nullable=False),
-    Column("markname", Text),
-    Column("category", Integer, nullable=False),
-    Column("category_name", Text, nullable=False),
-    Column("is_vip", Boolean, nullable=False),
-    Column("vip_level", Integer, nullable=False),
-    Column("status", String(16)),
-    Column("client_type", Integer),
-    Column("face", Integer),
-    *_seen(),
-)
 
-contact_groups_table = Table(
-    "contact_groups",
-    metadata,
-    Column("account", String(255), primary_key=True),
-    Column("gid", BigInteger, primary_key=True, autoincrement=False),
-    Column("code", BigInteger, nullable=False),
-    Column("name", Text, nullable=False),
-    Column("markname", Text),
-    Column("mask", Integer),
-    Column("owner", BigInteger, nullable=False),
-    Column("memo", Text),
-    Column("createtime", BigInteger),
-    Column("level", Integer),
-    Column("member_count", Integer, nullable=False),
-    *_seen(),
-)
-
-contact_group_members_table = Table(
-    "contact_group_members",
-    metadata,
-    Column("account", String(255), primary_key=True),
-    Column("gid", BigInteger, primary_key=True, autoincrement=False),
-    Column("uin", BigInteger, primary_key=True, autoincrement=False),
-    Column("nick", Text, nullable=False),
-    Column("card", Text),
-    Column("is_owner", Boolean, nullable=False),
-    Column("gender", String(16)),
-    Column("is_vip", Boolean, nullable=False),
-    Column("vip_level", Integer, nullable=False),
-    Column("stat", Integer),
-    Column("client_type", Integer),
-    *_seen(),
-)
-
-contact_discussions_table = Table(
-    "contact_discussions",
-    metadata,
-    Column("account", String(255), primary_key=True),
-    Column("did", BigInteger, primary_key=True, autoincrement=False),
-    Column("name", Text, nullable=False),
-    Column("owner", BigInteger),
-    Column("member_count", Integer, nullable=False),
-    *_seen(),
-)
-
-contact_discussion_members_table = Table(
-    "contact_discussion_members",
-    metadata,
-    Column("account", String(255), primary_key=True),
-    Column("did", BigInteger, primary_key=True, autoincrement=False),
-    Column("uin", BigInteger, primary_key=True, autoincrement=False),
-    Column("ruin", BigInteger, nullable=False),
-    Column("nick", Text, nullable=False),
-    Column("status", String(16)),
-    Column("client_type", Integer),
-    *_seen(),
-)
-
-contact_recent_table = Table(
-    "contact_recent",
-    metadata,
-    Column("account", String(255), primary_key=True),
-    Column("kind", String(16), primary_key=True),
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
-    Column("position", Integer, nullable=False),
-    *_seen(),
-)
+# record type → (item class, table, key columns after ``account``)
+CONTACT_TABLES: dict[str, tuple[type, Table, tuple[str, ...]]] = {
+    kind: (item, _contact_table(name, item, keys), keys)
+    for kind, item, name, keys in (
+        ("self", items.SelfInfo, "contact_self", ()),
+        ("friend", items.Friend, "contact_friends", ("uin",)),
+        ("group", items.Group, "contact_groups", ("gid",)),
+        ("group_member", items.GroupMember, "contact_group_members", ("gid", "uin")),
+        ("discussion", items.Discussion, "contact_discussions", ("did",)),
+        (
+            "discussion_member",
+            items.DiscussionMember,
+            "contact_discussion_members",
+            ("did", "uin"),
+        ),
+        ("recent", items.RecentConversation, "contact_recent", ("kind", "id")),
+    )
+}
 
 contact_snapshots_table = Table(
     "contact_snapshots",
@@ -187,20 +153,6 @@ contact_snapshots_table = Table(
     Index("ix_contact_snapshots_account", "account", "crawled_at"),
 )
 
-# record type → (item class, table, key columns after ``account``)
-CONTACT_TABLES: dict[str, tuple[type, Table, tuple[str, ...]]] = {
-    "self": (items.SelfInfo, contact_self_table, ()),
-    "friend": (items.Friend, contact_friends_table, ("uin",)),
-    "group": (items.Group, contact_groups_table, ("gid",)),
-    "group_member": (items.GroupMember, contact_group_members_table, ("gid", "uin")),
-    "discussion": (items.Discussion, contact_discussions_table, ("did",)),
-    "discussion_member": (
-        items.DiscussionMember,
-        contact_discussion_members_table,
-        ("did", "uin"),
-    ),
-    "recent": (items.RecentConversation, contact_recent_table, ("kind", "id")),
-}
 # The tables of this module (``database.TABLES`` lists every table of the store).
 TABLES: tuple[Table, ...] = (
     *(table for _, table, _ in CONTACT_TABLES.values()),
@@ -213,28 +165,25 @@ _FIELDS = {
 
 
 def contacts_record(snapshot: items.ContactsSnapshot, records: Sequence[Any]) -> dict[str, Any]:
-    """What the writer stores for one account's crawl: the snapshot and its records."""
-    return {
-        "snapshot": dataclasses.asdict(snapshot),
-        "records": [dataclasses.asdict(r) for r in records],
-    }
+    """What the writer keeps for one account's crawl: the snapshot and its record items as
+    they are (the columns are read from their fields when the batch is written)."""
+    return {"snapshot": snapshot, "records": list(records)}
+
+
+_SNAPSHOT_COLUMNS = tuple(c.name for c in contact_snapshots_table.columns if c.name != "id")
 
 
 def write_contacts(conn: Connection, entry: Mapping[str, Any]) -> None:
     """Upsert one account's crawl (``contacts_record``) and mark what it no longer lists
     gone, in the caller's transaction."""
-    snapshot = dict(entry["snapshot"])
-    snapshot.pop("record", None)
-    account, crawled_at = snapshot["account"], snapshot["crawled_at"]
-    by_type: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTACT_TABLES}
+    snapshot = entry["snapshot"]
+    account, crawled_at = snapshot.account, snapshot.crawled_at
+    by_type: dict[str, list[Any]] = {name: [] for name in CONTACT_TABLES}
     for record in entry["records"]:
-        by_type[record["record"]].append(record)
+        by_type[record.record].append(record)
+    seen = {"first_seen": crawled_at, "last_seen": crawled_at, "gone_at": None}
     for name, (_, table, keys) in CONTACT_TABLES.items():
-        rows = [
-            {field_: record[field_] for field_ in _FIELDS[name]}
-            | {"first_seen": crawled_at, "last_seen": crawled_at, "gone_at": None}
-            for record in by_type[name]
-        ]
+        rows = [{f: getattr(record, f) for f in _FIELDS[name]} | seen for record in by_type[name]]
         # first_seen stays as the first crawl wrote it.
         upsert(conn, table, rows, ["account", *keys], keep=("first_seen",))
         conn.execute(
@@ -248,7 +197,8 @@ def write_contacts(conn: Connection, entry: Mapping[str, Any]) -> None:
             )
             .values(gone_at=crawled_at)
         )
-    conn.execute(contact_snapshots_table.insert().values(**snapshot))
+    values = {name: getattr(snapshot, name) for name in _SNAPSHOT_COLUMNS}
+    conn.execute(contact_snapshots_table.insert().values(**values))
 
 
 @dataclass(frozen=True)

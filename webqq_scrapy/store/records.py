@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 # Fields without which a Credentials record cannot be used; empty values count as missing.
 REQUIRED_FIELDS = ("account", "uin", "ptwebqq", "vfwebqq", "psessionid", "cookies")
-# Fields that let anyone act as the account: never logged, redacted when shown.
+# Fields that let anyone act as the account: never logged, redacted when shown
+# (webqq_scrapy.redaction, scrapy creds).
 SECRET_FIELDS = ("ptwebqq", "vfwebqq", "psessionid", "cookies")
 REDACTED = "<redacted>"
 
@@ -52,6 +53,10 @@ TIMESTAMP_FIELDS = (
 )
 # What the service last said of a stored session (docs/sessions.md), set together.
 STATUS_FIELDS = ("status", "status_retcode", "status_reason", "checked_at")
+
+
+# The finish reason of a crawl whose store cannot be used (read or written).
+FINISH_STORAGE_UNAVAILABLE = "webqq_storage_unavailable"
 
 
 class StoreError(Exception):
@@ -147,21 +152,6 @@ def is_expired(record: Mapping[str, Any] | Credentials, now: datetime | None = N
     expires_at = record.expires_at if isinstance(record, Credentials) else record.get("expires_at")
     moment = parse_time(expires_at)
     return moment is None or moment <= (now or datetime.now(UTC))
-
-
-def redact_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a credentials record that can be shown: secrets replaced, cookie names kept."""
-    shown = dict(record)
-    for name in SECRET_FIELDS:
-        if name == "cookies" and isinstance(shown.get(name), list):
-            shown[name] = [
-                {**{k: v for k, v in cookie.items() if k != "value"}, "value": REDACTED}
-                for cookie in shown[name]
-                if isinstance(cookie, dict)
-            ]
-        elif shown.get(name):
-            shown[name] = REDACTED
-    return shown
 
 
 def is_record_error(exc: BaseException) -> bool:

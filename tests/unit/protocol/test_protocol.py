@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from webqq_scrapy import protocol
-from webqq_scrapy.protocol import ProtocolError, format_ptuicb, hash33, parse_ptuicb
+from webqq_scrapy.protocol import ProtocolError, format_ptuicb, hash33, parse_ptuicb, web2
 
 
 @pytest.mark.parametrize(
@@ -76,11 +76,15 @@ def test_login2_form_is_one_field_r_holding_json():
     }
 
 
-def test_parse_api_json_requires_an_integer_retcode():
-    assert protocol.parse_api_json(b'{"retcode":0,"result":{"vfwebqq":"x"}}')["retcode"] == 0
-    for body in (b"not json", b"[]", b'{"result":1}', b'{"retcode":"0"}'):
+def test_the_one_envelope_decoder_requires_an_integer_retcode_and_refuses_duplicates():
+    assert (
+        web2.load_envelope("getvfwebqq", b'{"retcode":0,"result":{"vfwebqq":"x"}}')["retcode"] == 0
+    )
+    assert web2.load_envelope("login2", b'{"ret":0,"result":{}}')["retcode"] == 0
+    bad = (b"not json", b"[]", b'{"result":1}', b'{"retcode":"0"}', b'{"retcode":0,"retcode":1}')
+    for body in bad:
         with pytest.raises(ProtocolError):
-            protocol.parse_api_json(body)
+            web2.load_envelope("getvfwebqq", body)
 
 
 def test_parse_uin_cookie():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webqq_scrapy.protocol import ProtocolError, parse_api_json
+from webqq_scrapy.protocol import ProtocolError
 from webqq_scrapy.protocol.ptlogin import (
     MAX_PTUICB_CHARS,
     check_sig_url,
@@ -13,6 +13,7 @@ from webqq_scrapy.protocol.ptlogin import (
     parse_ptuicb,
     parse_uin_cookie,
 )
+from webqq_scrapy.protocol.web2 import load_envelope
 
 
 def test_every_recorded_line_round_trips():
@@ -85,8 +86,8 @@ def test_the_recorded_check_sig_url_is_accepted():
 
 @pytest.mark.parametrize("body", [b'{"retcode": false}', b'{"retcode": 0.0}', b'{"retcode": "0"}'])
 def test_a_retcode_must_be_an_integer(body):
-    with pytest.raises(ProtocolError, match="integer retcode"):
-        parse_api_json(body)
+    with pytest.raises(ProtocolError, match="retcode: expected an int"):
+        load_envelope("login2", body)
 
 
 def test_uin_cookie_takes_ascii_digits_only():

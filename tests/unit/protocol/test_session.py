@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 
 from webqq_scrapy.protocol import ProtocolError
-from webqq_scrapy.protocol.session import (
-    liveness,
-    retcode_reason,
-)
+from webqq_scrapy.protocol.codes import describe_retcode
+from webqq_scrapy.protocol.session import liveness
 
 
 @pytest.mark.parametrize(
@@ -38,5 +36,5 @@ def test_a_boolean_is_not_a_retcode():
 
 
 def test_reason_names_the_code_and_its_meaning():
-    assert retcode_reason(100001) == "retcode 100001 (not logged in / session expired)"
-    assert retcode_reason(4242) == "retcode 4242 (unknown)"
+    assert describe_retcode(100001) == "retcode 100001 (not logged in / session expired)"
+    assert describe_retcode(4242) == "retcode 4242 (unknown)"

@@ -11,6 +11,8 @@ import json
 import os
 import stat
 import time
+from collections import OrderedDict, deque
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,13 +23,18 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from tests.fixtures.web2client import Web2Client
+from webqq_scrapy.simulator import Simulator
+from webqq_scrapy.simulator.messages import Channel
 from webqq_scrapy.simulator.persist import (
     EmbeddedWorld,
     StateFileError,
     reset_state,
+    restore,
+    snapshot,
     state_path,
     state_problem,
 )
+from webqq_scrapy.simulator.state import Session
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -174,3 +181,36 @@ def test_reset_state_refuses_while_a_crawl_serves_then_removes_the_file(tmp_path
     assert "removed" in reset_state(directory)
     assert not state_path(directory).exists()
     assert state_problem(directory) is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_snapshot_keeps_every_field_of_a_session_and_its_world(tmp_path):
+    # A field added to Session, World or its people/groups later must be saved too (or
+    # excluded on purpose): what comes back equals what went in.
+    world = started(tmp_path / "state", discussions=1, group_members=5)
+    try:
+        c = yield deferToThread(ready, world, "alice")
+        yield deferToThread(c.send, "buddy", (yield deferToThread(friend_uins, c))[0], "hi")
+        sim = world.simulator
+        assert sim is not None
+        sim.inject_message("alice", "group", None, "hello")
+        data = json.loads(json.dumps(snapshot(sim)))
+        again = Simulator(**OPTIONS)
+        restore(again, data)
+        (before,) = sim.store.sessions.values()
+        (after,) = again.store.sessions.values()
+        for name in (f.name for f in fields(Session) if f.name not in ("world", "channel")):
+            if name != "waiter":
+                assert getattr(after, name) == getattr(before, name), name
+        assert after.world is not None and before.world is not None
+        assert after.world.as_dict() == before.world.as_dict()
+        assert after.world.used == before.world.used and after.world.serial == before.world.serial
+        assert after.channel is not None and before.channel is not None
+        for name in (f.name for f in fields(Channel)):
+            kept, saved = getattr(after.channel, name), getattr(before.channel, name)
+            if isinstance(saved, (deque, OrderedDict)):
+                kept, saved = list(kept), list(saved)
+            assert kept == saved, name
+        assert again.store.by_psessionid[c.psessionid] is after
+    finally:
+        yield deferred_from_coro(world.stop())

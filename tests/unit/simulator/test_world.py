@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -17,6 +18,7 @@ from twisted.internet.threads import deferToThread
 
 from tests.fixtures import web2check as check
 from tests.fixtures.web2client import Web2Client
+from webqq_scrapy.protocol import web2
 from webqq_scrapy.simulator import Simulator
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -388,3 +390,26 @@ def test_simulator_defaults_keep_the_crawl_call_working():
     sim = Simulator(qr_lifetime=120, phone="auto", scan_after=1, confirm_after=1)
     assert sim.poll_hold == 0.0 and sim.sizes.friends == 0
     assert sim.store.session_lifetime == 2 * 86400.0
+
+
+@pytest.mark.simulator(**WORLD)
+@pytest_twisted.inlineCallbacks
+def test_get_c2cmsg_sig2_gives_a_sig_for_a_member_and_6_for_a_stranger(simulator):
+    # §4.12: built by the call table, answered by the simulator, read by the table's parser.
+    c = yield deferToThread(ready, simulator, "erin")
+    group = simulator.world("erin")["groups"][0]
+    member = next(m["uin"] for m in group["members"] if m["uin"] != c.uin)
+    entry = web2.CALLS["get_c2cmsg_sig2"]
+
+    def ask(to_uin: int) -> Any:
+        call = web2.build(entry.name, "http", id=group["gid"], to_uin=to_uin, service_type=0,
+                          psessionid=c.psessionid, t_ms=1)  # fmt: skip
+        return c.browser.request(call.url, headers={"Referer": call.referer}).json()
+
+    answer = yield deferToThread(ask, member)
+    assert answer["retcode"] == 0
+    sig = entry.parse(web2.result_of(entry.name, answer))
+    assert sig == (yield deferToThread(ask, member))["result"]["value"]  # stable per session
+    stranger = next(f["uin"] for f in simulator.world("erin")["friends"]
+                    if f["uin"] not in {m["uin"] for m in group["members"]})  # fmt: skip
+    assert (yield deferToThread(ask, stranger)) == {"retcode": 6}

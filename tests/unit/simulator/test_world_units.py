@@ -9,6 +9,7 @@ import pytest
 
 from tests.fixtures import web2check as check
 from tests.fixtures.web2client import list_hash
+from webqq_scrapy.protocol import web2
 from webqq_scrapy.simulator.endpoints import hash2
 from webqq_scrapy.simulator.messages import (
     MAX_MSG_IDS,
@@ -58,7 +59,9 @@ def all_ids(world) -> tuple[set[int], set[int], set[int], set[int]]:
     ],
 )
 def test_hash2_worked_examples(uin, ptwebqq, expected):
+    # Three implementations: the simulator's oracle, the client's and the tests' own.
     assert hash2(uin, ptwebqq) == expected == list_hash(uin, ptwebqq)
+    assert web2.friends_hash(uin, ptwebqq) == expected
 
 
 # ---- worlds -------------------------------------------------------------------------------

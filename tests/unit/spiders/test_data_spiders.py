@@ -6,7 +6,7 @@ import pytest
 
 from webqq_scrapy import items
 from webqq_scrapy.protocol import web2
-from webqq_scrapy.spiders.accounts import SpiderArgumentError
+from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.contacts import Lists, contact_records
 from webqq_scrapy.spiders.messages import Names, parse_duration
 

@@ -16,6 +16,7 @@ from scrapy.utils.test import get_crawler
 from tests.settings import project_settings
 from webqq_scrapy import protocol
 from webqq_scrapy.items import SCHEMA_VERSION, Credentials, LoginOutcome
+from webqq_scrapy.protocol import web2
 from webqq_scrapy.spiders.contacts import ContactsSpider
 from webqq_scrapy.spiders.messages import MessagesSpider
 from webqq_scrapy.spiders.qrlogin import (
@@ -292,7 +293,7 @@ async def test_warm_up_answer_yields_credentials_then_the_ok_outcome():
     )
     spider = make_spider({"alice": jar}, WEBQQ_SESSION_LIFETIME=3600)
     login = login_state(ptwebqq="pt", vfwebqq="vf", nickname="Alice")
-    url = protocol.online_buddies_url("http", "vf", "ps", 0)
+    url = web2.online_buddies2("http", vfwebqq="vf", psessionid="ps", t_ms=0).url
     meta = {"webqq_uin": 12345, "webqq_psessionid": "ps"}
     resp = response(url, '{"retcode":0,"result":[]}', request_meta=meta)
     out = await collect_asyncgen(spider.parse_get_online_buddies2(resp, state=login))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webqq_scrapy.commands._check import exit_status, status_of
-from webqq_scrapy.spiders.accounts import SpiderArgumentError
+from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.qrlogin import parse_reuse
 
 

@@ -173,3 +173,54 @@ def test_take_hold_refuses_an_account_another_crawl_holds(database_url: str) -> 
     outbox.release(db, [], "host:2", ["alice", "bob"])
     assert outbox.holder_of(db, "alice", now=later) is None
     db.close()
+
+
+# The stored schema of the contact tables (schema_version 2), pinned: the tables are made
+# from the item fields, so a changed item field changes this, and needs a migration.
+# name:TYPE, "!" NOT NULL, "*" primary key.
+STORED_CONTACT_SCHEMA = {
+    "contact_self": (
+        "account:VARCHAR(255)!* uin:BIGINT! nick:TEXT! lnick:TEXT face:INTEGER "
+        "gender:VARCHAR(16) birthday:VARCHAR(16) vip_info:INTEGER country:TEXT province:TEXT "
+        "city:TEXT"
+    ),
+    "contact_friends": (
+        "account:VARCHAR(255)!* uin:BIGINT!* nick:TEXT! markname:TEXT category:INTEGER! "
+        "category_name:TEXT! is_vip:BOOLEAN! vip_level:INTEGER! status:VARCHAR(16) "
+        "client_type:INTEGER face:INTEGER"
+    ),
+    "contact_groups": (
+        "account:VARCHAR(255)!* gid:BIGINT!* code:BIGINT! name:TEXT! markname:TEXT "
+        "mask:INTEGER owner:BIGINT! memo:TEXT createtime:BIGINT level:INTEGER "
+        "member_count:INTEGER!"
+    ),
+    "contact_group_members": (
+        "account:VARCHAR(255)!* gid:BIGINT!* uin:BIGINT!* nick:TEXT! card:TEXT "
+        "is_owner:BOOLEAN! gender:VARCHAR(16) is_vip:BOOLEAN! vip_level:INTEGER! stat:INTEGER "
+        "client_type:INTEGER"
+    ),
+    "contact_discussions": (
+        "account:VARCHAR(255)!* did:BIGINT!* name:TEXT! owner:BIGINT member_count:INTEGER!"
+    ),
+    "contact_discussion_members": (
+        "account:VARCHAR(255)!* did:BIGINT!* uin:BIGINT!* ruin:BIGINT! nick:TEXT! "
+        "status:VARCHAR(16) client_type:INTEGER"
+    ),
+    "contact_recent": ("account:VARCHAR(255)!* kind:VARCHAR(16)!* id:BIGINT!* position:INTEGER!"),
+}
+
+
+def test_contact_tables_are_the_item_fields_and_keep_the_stored_schema() -> None:
+    from webqq_scrapy.store.contacts import CONTACT_TABLES
+
+    seen = " first_seen:VARCHAR(64)! last_seen:VARCHAR(64)! gone_at:VARCHAR(64)"
+    for item, table, _ in CONTACT_TABLES.values():
+        columns = " ".join(
+            f"{c.name}:{c.type.compile()}{'' if c.nullable else '!'}{'*' if c.primary_key else ''}"
+            for c in table.columns
+        )
+        assert columns == STORED_CONTACT_SCHEMA[table.name] + seen
+        fields = [
+            f.name for f in dataclasses.fields(item) if f.name not in ("record", "crawled_at")
+        ]
+        assert [c.name for c in table.columns][: len(fields)] == fields

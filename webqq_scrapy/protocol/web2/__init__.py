@@ -13,18 +13,26 @@ HTML entities and U+00A0 included: the spec records that some clients unescaped 
 some did not (§4.0, §4.1), so that choice is the caller's. Received message *text* is
 unescaped, because §5.4 records that it arrives HTML-escaped by the server (§6.3).
 
-The package: ``calls`` (endpoints and builders), ``walk`` (the one JSON decoder and its
-typed walker), ``contacts``, ``poll``, ``send``, ``content`` (hash and message content) and
-``values`` (value constants). Every public name is re-exported here.
+The package: ``calls`` (the call table :data:`CALLS` and :func:`build`, see
+docs/adding-a-call.md), ``walk`` (the one JSON decoder and its typed walker),
+``contacts``, ``poll``, ``send``, ``content`` (hash and message content) and ``values``
+(value constants). Every public name is re-exported here.
 """
 
 from __future__ import annotations
 
-from webqq_scrapy.protocol.common import ProtocolError
+from webqq_scrapy.protocol.errors import (
+    CallArgumentError,
+    CallArgumentTypeError,
+    ProtocolError,
+    WebQQError,
+)
 from webqq_scrapy.protocol.web2.calls import (
     CALLS,
     Call,
     Endpoint,
+    Param,
+    build,
     cfproxy_referer,
     change_status2,
     discu_info,
@@ -120,6 +128,7 @@ from webqq_scrapy.protocol.web2.walk import (
     MAX_JSON_DEPTH,
     IncompleteAnswer,
     RetcodeError,
+    load_envelope,
     load_json,
     result_of,
 )
@@ -141,6 +150,8 @@ __all__ = [
     "Birthday",
     "BuddyStatusChange",
     "Call",
+    "CallArgumentError",
+    "CallArgumentTypeError",
     "Category",
     "DecodedContent",
     "DiscuMessage",
@@ -166,6 +177,7 @@ __all__ = [
     "MsgIdSequence",
     "OnlineBuddy",
     "OtherEvent",
+    "Param",
     "PollEvent",
     "PollResult",
     "ProtocolError",
@@ -175,6 +187,8 @@ __all__ = [
     "SelfInfo",
     "SendResult",
     "SessMessage",
+    "WebQQError",
+    "build",
     "cfproxy_referer",
     "change_status2",
     "check_contact_ids",
@@ -190,6 +204,7 @@ __all__ = [
     "friends_hash",
     "group_info_ext2",
     "group_name_list_mask2",
+    "load_envelope",
     "load_json",
     "message_drift",
     "online_buddies2",

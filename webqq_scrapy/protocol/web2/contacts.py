@@ -19,7 +19,7 @@ from webqq_scrapy.protocol.web2.values import (
     STAT_CODES,
     STATUSES,
 )
-from webqq_scrapy.protocol.web2.walk import _Node, _once, _result
+from webqq_scrapy.protocol.web2.walk import _Node, _once, _result, aligned, keyed
 
 # ---- Drift: one answer disagreeing with another (§4.14 "Across endpoints") ---------------
 
@@ -213,7 +213,7 @@ def parse_user_friends(result: object, *, self_uin: int | None = None) -> Friend
     """
     n = _result("get_user_friends2", result)
     friends = n.key("friends").items()
-    info = n.key("info").items()
+    info = n.key("info")
     marknames = n.key("marknames", degraded=True).items()
     categories = n.key("categories").items()
     vipinfo = n.key("vipinfo").items()
@@ -227,47 +227,30 @@ def parse_user_friends(result: object, *, self_uin: int | None = None) -> Friend
     if 0 not in cats:
         cats[0] = Category(0, 0, DEFAULT_CATEGORY_NAME)
 
-    if len(info) != len(friends):
-        n.key("info").fail(
-            f"{len(info)} entries for {len(friends)} friends (§4.14: one per friend, same order)"
-        )
     rows: dict[int, dict[str, Any]] = {}
-    for i, (f, inf) in enumerate(zip(friends, info, strict=True)):
+    for f, inf in zip(friends, aligned(info, "uin", friends, "uin", "friend"), strict=True):
         uin = f.key("uin").as_id()
-        flag = f.key("flag").as_int(lo=0)
         category = f.key("categories").as_int(lo=0)
-        info_uin = inf.key("uin").as_id()
-        row = {
-            "nick": inf.key("nick").as_str(),
-            "face": inf.key("face").as_int(lo=0),
-            "flag": flag,
-        }
         inf.key("flag").as_int(lo=0)
-        if info_uin != uin:
-            inf.key("uin").fail(f"{info_uin} != result.friends[{i}].uin {uin} (§4.14)")
         if category not in cats:
             f.key("categories").fail(f"category {category} not in result.categories (§4.14)")
-        _once(f.key("uin"), uin, rows)
-        rows[uin] = {**row, "category": category, "category_name": cats[category].name}
+        rows[_once(f.key("uin"), uin, rows)] = {
+            "nick": inf.key("nick").as_str(),
+            "face": inf.key("face").as_int(lo=0),
+            "flag": f.key("flag").as_int(lo=0),
+            "category": category,
+            "category_name": cats[category].name,
+        }
 
     marks: dict[int, str] = {}
-    for m in marknames:
-        uin = m.key("uin").as_id()
-        mark = m.key("markname").as_str()
+    for uin, m in keyed(marknames, "uin", rows, "is not a listed friend").items():
         m.key("type").as_int()
-        if uin not in rows:
-            m.key("uin").fail(f"{uin} is not a listed friend (§4.14)")
-        _once(m.key("uin"), uin, marks)
-        marks[uin] = mark
+        marks[uin] = m.key("markname").as_str()
 
-    vips: dict[int, tuple[bool, int]] = {}
-    for v in vipinfo:
-        uin = v.key("u").as_id()
-        entry = (v.key("is_vip").as_flag(), v.key("vip_level").as_int(lo=0))
-        if uin not in rows:
-            v.key("u").fail(f"{uin} is not a listed friend (§4.14)")
-        _once(v.key("u"), uin, vips)
-        vips[uin] = entry
+    vips: dict[int, tuple[bool, int]] = {
+        uin: (v.key("is_vip").as_flag(), v.key("vip_level").as_int(lo=0))
+        for uin, v in keyed(vipinfo, "u", rows, "is not a listed friend").items()
+    }
     for uin in rows:
         if uin not in vips:
             n.key("vipinfo").fail(f"no entry for friend {uin} (§4.14: one per friend)")
@@ -340,23 +323,17 @@ def parse_group_name_list(result: object) -> GroupList:
     for gid in rows:
         if gid in codes:
             n.key("gnamelist").fail(f"{gid} is both a gid and a code (§4.13: disjoint)")
-    gmarks: dict[int, str] = {}
-    for m in marks:
-        gid = m.key("uin").as_id()
-        mark = m.key("markname").as_str()
-        if gid not in rows:
-            m.key("uin").fail(f"{gid} is not a gid of result.gnamelist (§4.14)")
-        _once(m.key("uin"), gid, gmarks, "gid")
-        gmarks[gid] = mark
+    not_listed = "is not a gid of result.gnamelist"
+    gmarks = {
+        gid: m.key("markname").as_str()
+        for gid, m in keyed(marks, "uin", rows, not_listed, "gid").items()
+    }
     gmasks: dict[int, int] = {}
-    for m in masks:
-        gid = m.key("gid").as_id()
+    listed = rows.keys() | {GLOBAL_MASK_GID}
+    for gid, m in keyed(masks, "gid", listed, not_listed, "gid").items():
         mask = m.key("mask").as_int()
         if mask not in GROUP_MASKS:
             m.key("mask").fail(f"unknown mask {mask} (§4.2: 0, 1 or 2)")
-        if gid != GLOBAL_MASK_GID and gid not in rows:
-            m.key("gid").fail(f"{gid} is not a gid of result.gnamelist (§4.14)")
-        _once(m.key("gid"), gid, gmasks, "gid")
         gmasks[gid] = mask
     groups = tuple(
         Group(gid, row["code"], row["name"], row["flag"], gmarks.get(gid), gmasks.get(gid))
@@ -529,8 +506,8 @@ def parse_group_info_ext(
     n = _result("get_group_info_ext2", result)
     g = n.key("ginfo")
     members = g.key("members").items()
-    minfo = n.key("minfo", degraded=True).items()
-    vipinfo = n.key("vipinfo").items()
+    minfo = n.key("minfo", degraded=True)
+    vipinfo = n.key("vipinfo")
     stats = n.key("stats").items()
     cards_node = n.opt("cards")
 
@@ -540,51 +517,31 @@ def parse_group_info_ext(
         uin = _once(m.key("muin"), m.key("muin").as_id(), mflags)
         mflags[uin] = m.key("mflag").as_int()
         uins.append(uin)
-    for name, array in (("minfo", minfo), ("vipinfo", vipinfo)):
-        if len(array) != len(uins):
-            n.key(name).fail(
-                f"{len(array)} entries for {len(uins)} members (§4.14: one per member, same order)"
-            )
     people: dict[int, dict[str, Any]] = {}
-    for i, (m, uin) in enumerate(zip(minfo, uins, strict=True)):
-        row = {
+    minfos = aligned(minfo, "uin", members, "muin", "member")
+    vips = aligned(vipinfo, "u", members, "muin", "member")
+    for uin, m, v in zip(uins, minfos, vips, strict=True):
+        people[uin] = {
             "nick": m.key("nick").as_str(),
             "gender": m.key("gender").as_enum(GENDERS),
             "country": m.key("country").as_str(),
             "province": m.key("province").as_str(),
             "city": m.key("city").as_str(),
+            "is_vip": v.key("is_vip").as_flag(),
+            "vip_level": v.key("vip_level").as_int(lo=0),
         }
-        got = m.key("uin").as_id()
-        if got != uin:
-            m.key("uin").fail(f"{got} != result.ginfo.members[{i}].muin {uin} (§4.14)")
-        people[uin] = row
-    for i, (v, uin) in enumerate(zip(vipinfo, uins, strict=True)):
-        vip = {"is_vip": v.key("is_vip").as_flag(), "vip_level": v.key("vip_level").as_int(lo=0)}
-        got = v.key("u").as_id()
-        if got != uin:
-            v.key("u").fail(f"{got} != result.ginfo.members[{i}].muin {uin} (§4.14)")
-        people[uin].update(vip)
     states: dict[int, tuple[int, int]] = {}
-    for s in stats:
-        uin = s.key("uin").as_id()
-        entry = (s.key("stat").as_int(), s.key("client_type").as_int())
+    for uin, st in keyed(stats, "uin", people).items():
+        entry = (st.key("stat").as_int(), st.key("client_type").as_int())
         if entry[0] not in STAT_CODES:
-            s.key("stat").fail(f"unknown state code {entry[0]} (§4.10)")
-        if uin not in people:
-            s.key("uin").fail(f"{uin} is not a member (§4.14)")
-        _once(s.key("uin"), uin, states)
+            st.key("stat").fail(f"unknown state code {entry[0]} (§4.10)")
         states[uin] = entry
     cards: dict[int, str] = {}
     if cards_node is not None:
         if not cards_node.items():
             cards_node.fail("empty; the key is omitted when no member has a card (§4.0)")
-        for c in cards_node.items():
-            uin = c.key("muin").as_id()
-            card = c.key("card").as_str()
-            if uin not in people:
-                c.key("muin").fail(f"{uin} is not a member (§4.14)")
-            _once(c.key("muin"), uin, cards)
-            cards[uin] = card
+        for uin, c in keyed(cards_node.items(), "muin", people).items():
+            cards[uin] = c.key("card").as_str()
 
     info_gid = g.key("gid").as_id()
     info_code = g.key("code").as_id()
@@ -665,30 +622,18 @@ def parse_discu_info(
     n = _result("get_discu_info", result)
     info = n.key("info")
     mem_list = info.key("mem_list").items()
-    mem_info = n.key("mem_info").items()
+    mem_info = n.key("mem_info")
     mem_status = n.key("mem_status").items()
     rows: dict[int, dict[str, Any]] = {}
     for m in mem_list:
         uin = _once(m.key("mem_uin"), m.key("mem_uin").as_id(), rows)
         rows[uin] = {"ruin": m.key("ruin").as_id()}
-    if len(mem_info) != len(mem_list):
-        n.key("mem_info").fail(
-            f"{len(mem_info)} entries for {len(mem_list)} members (§4.14: one per member)"
-        )
-    for i, (m, uin) in enumerate(zip(mem_info, rows, strict=True)):
-        nick = m.key("nick").as_str()
-        got = m.key("uin").as_id()
-        if got != uin:
-            m.key("uin").fail(f"{got} != result.info.mem_list[{i}].mem_uin {uin} (§4.14)")
-        rows[uin]["nick"] = nick
-    states: dict[int, tuple[str, int]] = {}
-    for s in mem_status:
-        uin = s.key("uin").as_id()
-        entry = (s.key("status").as_enum(STATUSES), s.key("client_type").as_int())
-        if uin not in rows:
-            s.key("uin").fail(f"{uin} is not a member (§4.14)")
-        _once(s.key("uin"), uin, states)
-        states[uin] = entry
+    for uin, m in zip(rows, aligned(mem_info, "uin", mem_list, "mem_uin", "member"), strict=True):
+        rows[uin]["nick"] = m.key("nick").as_str()
+    states: dict[int, tuple[str, int]] = {
+        uin: (st.key("status").as_enum(STATUSES), st.key("client_type").as_int())
+        for uin, st in keyed(mem_status, "uin", rows).items()
+    }
     got_did = info.key("did").as_id()
     if did is not None and got_did != did:
         info.key("did").fail(f"{got_did} is not the did asked for ({did})")

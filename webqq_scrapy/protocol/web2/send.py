@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from webqq_scrapy.protocol.codes import SEND_CALLS, SessionState, session_state
-from webqq_scrapy.protocol.web2.walk import _Node, _retcode
+from webqq_scrapy.protocol.web2.walk import _Node, _result, _retcode
 
 # ---- Sends (§6.3) -------------------------------------------------------------------------
 
@@ -67,3 +67,12 @@ def parse_send_result(envelope: object, *, call: str = "send_buddy_msg2") -> Sen
         # Mojo: an errCode failure is a real failure; 5 in a row → relogin (§6.3).
         state = "ok" if err_code == 0 else "retry"
     return SendResult(outcome, state, retcode, err_code, errmsg, msg)
+
+
+def parse_c2cmsg_sig(result: object) -> str:
+    """get_c2cmsg_sig2 (§4.12): ``result.value``, the group_sig a temporary chat's
+    send_sess_msg2 carries (a non-empty string)."""
+    value = _result("get_c2cmsg_sig2", result).key("value")
+    if not value.as_str():
+        value.fail("empty (§4.12: the group_sig)")
+    return value.as_str()

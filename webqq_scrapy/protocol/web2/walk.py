@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any, Final, NoReturn
 
 from webqq_scrapy.protocol.codes import SessionState, session_state
-from webqq_scrapy.protocol.common import (
-    ProtocolError,
-)
+from webqq_scrapy.protocol.common import MAX_ENVELOPE_BYTES, ProtocolError
+from webqq_scrapy.protocol.errors import WebQQError
 from webqq_scrapy.protocol.web2.values import MAX_ID
 
 # ---- Strict JSON walking ------------------------------------------------------------------
@@ -21,8 +20,9 @@ class IncompleteAnswer(ProtocolError):
     real clients repeat the request (qqbot up to 5–7 times, §4.16)."""
 
 
-class RetcodeError(Exception):
-    """A well-formed answer with a non-zero retcode; ``state`` says what to do (§7)."""
+class RetcodeError(WebQQError):
+    """The service refused: a well-formed answer with a non-zero retcode; ``state`` says
+    what to do (§7)."""
 
     def __init__(self, call: str, retcode: int, errmsg: str | None = None) -> None:
         self.call = call
@@ -181,8 +181,8 @@ def load_json(
     duplicate keys (``{"retcode":0,"retcode":100001}`` would otherwise read as 100001).
     Nesting deeper than the decoder can recurse is a ProtocolError, never a RecursionError.
 
-    Unlike :func:`~webqq_scrapy.protocol.parse_api_json` it does not require a retcode,
-    so the 2015–2017 send answer ``{"errCode":0,"msg":"send ok"}`` (§6.3) decodes too.
+    It does not require a retcode, so the 2015–2017 send answer
+    ``{"errCode":0,"msg":"send ok"}`` (§6.3) decodes too; :func:`load_envelope` does.
 
     ``max_depth``: refuse arrays and objects nested deeper (:data:`MAX_JSON_DEPTH` for
     poll2). ``surrogates``: bytes that are not UTF-8 are kept as lone surrogates
@@ -196,6 +196,8 @@ def load_json(
                 f"{call}: body is not JSON we read: arrays and objects nested more than "
                 f"{max_depth} levels deep"
             )
+    if len(body) > MAX_ENVELOPE_BYTES:
+        raise ProtocolError(f"{call}: body of {len(body)} bytes is too long for an API answer")
     try:
         if surrogates and isinstance(body, bytes):
             body = body.decode("utf-8", "surrogateescape")
@@ -207,6 +209,17 @@ def load_json(
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"{call}: body is not JSON: {exc}") from None
+
+
+def load_envelope(call: str, body: bytes | str, **decoding: Any) -> dict[str, Any]:
+    """The one decoder of a §1.4 answer, login calls (getvfwebqq, login2) included: strict
+    JSON (:func:`load_json`, ``decoding`` its keyword arguments), an object, an integer
+    ``retcode`` — or ``ret``, copied to ``retcode`` (§1.4); a boolean or a float is not a
+    retcode. Else ProtocolError."""
+    node = _Node(call, "", load_json(call, body, **decoding))
+    envelope = dict(node.as_obj())
+    envelope["retcode"] = _retcode(node)
+    return envelope
 
 
 def result_of(call: str, envelope: object) -> Any:
@@ -236,3 +249,43 @@ def _once(node: _Node, value: int, seen: Container[int], what: str = "uin") -> i
     if value in seen:
         node.fail(f"duplicate {what} {value}")
     return value
+
+
+# ---- The two joins of §4.14 -----------------------------------------------------------------
+
+
+def aligned(side: _Node, key: str, main: Sequence[_Node], main_key: str, one: str) -> list[_Node]:
+    """§4.14 "one entry per member, same order, same uin": the array ``side`` has one entry
+    per entry of ``main``, the ``i``-th entry's ``key`` equal to ``main[i]``'s ``main_key``
+    (``one`` names what a ``main`` entry is: "friend", "member"). Returns ``side``'s
+    entries, in ``main``'s order."""
+    entries = side.items()
+    if len(entries) != len(main):
+        side.fail(
+            f"{len(entries)} entries for {len(main)} {one}s (§4.14: one per {one}, same order)"
+        )
+    for entry, owner in zip(entries, main, strict=True):
+        got, want = entry.key(key).as_id(), owner.key(main_key).as_id()
+        if got != want:
+            entry.key(key).fail(f"{got} != {owner.path}.{main_key} {want} (§4.14)")
+    return entries
+
+
+def keyed(
+    entries: Iterable[_Node],
+    key: str,
+    members: Container[int],
+    outsider: str = "is not a member",
+    what: str = "uin",
+) -> dict[int, _Node]:
+    """§4.14 "a side table keyed by uin, a member, once": each entry's ``key`` is one of
+    ``members`` (else "<id> ``outsider``") and names one entry only. Returns the entries by
+    that id, in the answer's order."""
+    out: dict[int, _Node] = {}
+    for entry in entries:
+        node = entry.key(key)
+        value = node.as_id()
+        if value not in members:
+            node.fail(f"{value} {outsider} (§4.14)")
+        out[_once(node, value, out, what)] = entry
+    return out

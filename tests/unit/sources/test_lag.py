@@ -7,7 +7,7 @@ import time
 from scrapy.utils.asyncio import call_later, sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from webqq_scrapy.spiders.lag import LoopLag
+from webqq_scrapy.sources.lag import LoopLag
 
 
 @deferred_f_from_coro_f
