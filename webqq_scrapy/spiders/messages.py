@@ -169,6 +169,7 @@ class MessagesSpider(Web2Spider):
         self.duration = parse_duration(duration)
         self.messages_config: MessagesConfig
         self.held: dict[str, Held] = {}
+        self.taken: set[str] = set()  # accounts this crawl marked held (take_hold)
         self.states: dict[str, Session] = {}
         self.claimed: dict[int, dict[str, Any]] = {}  # outbox rows being sent, by id
         self.stopping = False
@@ -240,7 +241,15 @@ class MessagesSpider(Web2Spider):
         self.claimed.clear()
         try:
             await maybe_deferred_to_future(
-                deferToThread(message_store.release, outbox, unsent, self.holder, list(self.held))
+                deferToThread(
+                    message_store.release,
+                    outbox,
+                    unsent,
+                    self.holder,
+                    # Every account this crawl marked held, ended or not: a next crawl may
+                    # hold them at once (not 15 s later, when the marks go stale).
+                    sorted(self.taken | set(self.held)),
+                )
             )
         except Exception as exc:
             self.logger.error("Could not release the outbox rows of this crawl: %s", exc)
@@ -292,7 +301,7 @@ class MessagesSpider(Web2Spider):
             message_store.HOLDER_STALE_AFTER, 3 * self.messages_config.outbox_interval
         )
         try:
-            return await maybe_deferred_to_future(
+            other = await maybe_deferred_to_future(
                 deferToThread(
                     message_store.take_hold,
                     self.outbox,
@@ -301,6 +310,9 @@ class MessagesSpider(Web2Spider):
                     stale_after=stale_after,
                 )
             )
+            if other is None:
+                self.taken.add(state.account)
+            return other
         except Exception as exc:
             self.logger.warning(
                 "Account %s: could not mark it held in the store (%s); polling it anyway",
