@@ -16,6 +16,7 @@ import functools
 import logging
 import math
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -42,6 +43,17 @@ logger = logging.getLogger(__name__)
 
 TARGET_SIMULATOR = "simulator"
 TARGET_TENCENT = "tencent"
+
+
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def file_name_part(text: str, limit: int = 100) -> str:
+    """``text`` (a spider name, a scrapyd job id: it may come from a spider argument) made
+    safe as a part of one file name: every character but ``[A-Za-z0-9._-]`` becomes ``_``
+    (no separator, NUL or control character is left), no leading dot, at most ``limit``
+    characters; never empty."""
+    return _UNSAFE_IN_FILE_NAME.sub("_", text).lstrip(".")[:limit] or "_"
 
 
 class SettingError(ValueError):
@@ -322,7 +334,7 @@ class WebQQConfig:
         if self.unfinished_path is not None:
             return self.unfinished_path
         run = job or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
-        return default_unfinished_dir() / f"{spider}-{run}.txt"
+        return default_unfinished_dir() / f"{file_name_part(spider)}-{file_name_part(run)}.txt"
 
     @property
     def scheme(self) -> str:

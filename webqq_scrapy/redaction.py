@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
-# Loggers of this project (its modules, and the spiders, whose logger is their name).
-OWN_LOGGERS = ("webqq_scrapy", "qrlogin")
+# Loggers of this project's modules. A spider's logger is named after the spider (Scrapy's
+# Spider.logger), so spiders are recognised by the record itself instead: see is_own_record.
+OWN_LOGGERS = ("webqq_scrapy",)
 
 # Query parameters and JSON keys whose values are secrets (docs/protocol.md §2.6, §3).
 SECRET_NAMES = (
@@ -151,6 +152,18 @@ class _Shown:
     __repr__ = __str__
 
 
+def is_own_record(record: logging.LogRecord) -> bool:
+    """Whether ``record`` comes from this project: one of its modules' loggers, or any
+    spider built on its account base (``AccountSpider``: every spider of the package, any
+    spider added later, a project's own session spider), whose ``self.logger`` tags each
+    record with the spider (Scrapy's SpiderLoggerAdapter), whatever the spider's name."""
+    if record.name.startswith(OWN_LOGGERS):
+        return True
+    from webqq_scrapy.spiders.base import AccountSpider
+
+    return isinstance(getattr(record, "spider", None), AccountSpider)
+
+
 class SecretLogFilter(logging.Filter):
     """Rewrite every record so that no secret value reaches a handler, and no text from
     outside (an account name, a server's answer) writes a terminal escape or a forged line:
@@ -158,7 +171,7 @@ class SecretLogFilter(logging.Filter):
     too (a multi-line message of Scrapy's, a traceback or the stats, keeps its lines)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.name.startswith(OWN_LOGGERS):
+        if isinstance(record.args, tuple) and is_own_record(record):
             record.args = tuple(
                 escape_controls(arg) if isinstance(arg, str) else arg for arg in record.args
             )

@@ -208,7 +208,10 @@ CONCURRENT_ITEMS = 1
 # it (§1.6), so a redirect is an answer to record, not to follow.
 # Scrapy's cookie middleware would download the Public Suffix List on a first run (a dozen
 # tracebacks without network); this one uses the copy inside tldextract.
+# The answer journal (messages spider) sees an answer right after the download and its
+# decompression (HttpCompressionMiddleware, 590), before anything else.
 DOWNLOADER_MIDDLEWARES = {
+    "webqq_scrapy.middlewares.AnswerJournalMiddleware": 580,
     "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "webqq_scrapy.middlewares.OfflineCookiesMiddleware": 700,

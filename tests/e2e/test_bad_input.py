@@ -188,3 +188,64 @@ def test_qrlogin_redis_with_a_bad_redis_url_fails_at_start(tmp_path):
     assert "WEBQQ_REDIS_URL: " in result.stderr
     assert "Traceback" not in result.stderr
     assert tree(tmp_path) == before
+
+
+# Issue 26, point 8: a spider argument never names a file outside the data directory, and
+# one that would overwrite an attribute of the spider is refused like any bad argument.
+INTERNAL_ARGUMENTS = [
+    ("qrlogin", "name", "../../../../escaped"),
+    ("qrlogin", "max_answer_bytes", "x"),
+    ("qrlogin", "crawler", "x"),
+    ("contacts", "crawler", "x"),
+    ("messages", "max_answer_bytes", "x"),
+    ("session_check", "config", "x"),
+    ("qrlogin_redis", "settings", "x"),
+]
+
+
+@pytest.mark.parametrize(("spider", "argument", "value"), INTERNAL_ARGUMENTS)
+def test_an_argument_naming_an_internal_attribute_is_refused(tmp_path, spider, argument, value):
+    prepare(tmp_path)
+    before = tree(tmp_path)
+    result = run(["crawl", spider], ["-a", f"{argument}={value}"], tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"{argument}: not an argument of the {spider} spider" in result.stderr
+    assert "Spider opened" not in result.stderr
+    assert tree(tmp_path) == before
+
+
+def test_login_refuses_an_internal_attribute_too(tmp_path):
+    prepare(tmp_path)
+    result = run(["login"], ["-a", "max_answer_bytes=x"], tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("login: error: max_answer_bytes: not an argument of the qrlogin"), last
+
+
+def test_a_job_id_with_separators_stays_in_the_unfinished_directory(tmp_path):
+    """scrapyd passes ``_job``; a crawl stopped early lists its accounts in a file named
+    after it. ``x/../../../../escaped`` wrote that file outside the data directory."""
+    prepare(tmp_path)
+    data = tmp_path / "data"
+    result = run(
+        ["crawl", "qrlogin"],
+        [
+            "-a", "accounts=alice,bob",
+            # From data/webqq_scrapy/unfinished/, "qrlogin-x/../../../../" is tmp_path.
+            "-a", "_job=x/../../../../escaped",
+            # No target answers: the crawl is stopped with both accounts unfinished.
+            "-s", "WEBQQ_TARGET=http://127.0.0.1:9",
+            "-s", "CLOSESPIDER_TIMEOUT=1",
+            "-s", "WEBQQ_RETRY_TIMES=50",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    unfinished = data / "webqq_scrapy" / "unfinished"
+    written = list(unfinished.iterdir())
+    outside = [p for p in tmp_path.rglob("*escaped*") if p.parent != unfinished]
+    assert not outside, sorted(tree(tmp_path))
+    assert len(written) == 1, sorted(tree(tmp_path))
+    assert "/" not in written[0].name[len("qrlogin-") :]
+    assert written[0].read_text().splitlines()[-2:] == ["alice", "bob"]

@@ -123,7 +123,7 @@ def test_no_account_is_a_usage_error(tmp_path):
     result = scrapy("login", "-a", "acounts=alice", tmp_path=tmp_path)
     assert result.returncode == 2
     assert last_line(result.stderr).startswith(
-        "login: error: acounts: unknown argument; did you mean -a accounts=…?"
+        "login: error: acounts: not an argument of the qrlogin spider; did you mean -a accounts=…?"
     )
 
 

@@ -35,3 +35,26 @@ def test_csv_feed_holds_cookies_as_json(tmp_path: Path) -> None:
         assert {"ptwebqq", "skey", "uin"} <= {cookie["name"] for cookie in cookies}
         assert row["psessionid"] == stored[row["account"]]["psessionid"]
         assert int(row["uin"]) > 0
+
+
+def test_a_feed_path_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path: Path):
+    """Issue 26: ``-O creds.json`` where creds.json is a symbolic link wrote the credentials
+    to the link's target (anyone's file, wherever it is) and made the target 0600."""
+    target = tmp_path / "someone-elses.txt"
+    target.write_text("theirs\n", encoding="utf-8")
+    target.chmod(0o644)
+    link = tmp_path / "creds.json"
+    link.symlink_to(target)
+    for command in (["crawl", "qrlogin", "-a", "accounts=alice"], ["login", "alice"]):
+        result = run_scrapy(
+            *command, "-O", str(link),
+            "-s", f"WEBQQ_JSON_PATH={tmp_path / 'store.json'}",
+            "-s", "WEBQQ_DATABASE_ENABLED=false",
+            data_home=tmp_path / "data",
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert f"FEEDS: {link} is a symbolic link" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert target.stat().st_mode & 0o777 == 0o644
+        assert target.read_text(encoding="utf-8") == "theirs\n"
+        assert not (tmp_path / "store.json").exists()  # refused before anything started

@@ -128,3 +128,40 @@ def test_a_hostile_name_in_the_list_is_refused_and_forges_no_log_line(
     assert log.count("dropped from the list") == len(hostile)
     assert "Account good: ok" in log
     assert redis_client.llen(key) == 0
+
+
+def test_an_empty_name_is_logged_and_a_finished_process_holds_no_lease(
+    simulator_process, redis_server, redis_client, redis_prefix, sqlite_url, tmp_path
+):
+    """Issue 26, low: an empty name was dropped without a word; and after a successful
+    login the account's lease outlived the process, so alice pushed again was skipped for
+    WEBQQ_LOGIN_TIMEOUT + WEBQQ_REDIS_LEASE_MARGIN seconds as "leased by another process"
+    though no process was left."""
+    key, prefix = f"{redis_prefix}accounts", f"{redis_prefix}lease:"
+    redis_client.rpush(key, "", "alice", "   ")
+
+    def run(n: int) -> str:
+        crawl = redis_crawl(
+            simulator_process.url, redis_server, key, prefix, sqlite_url, tmp_path, n,
+            WEBQQ_REDIS_IDLE_CLOSE=1,
+        )  # fmt: skip
+        try:
+            crawl.wait(timeout=CRAWL_TIMEOUT)
+        finally:
+            if crawl.poll() is None:
+                crawl.kill()
+                crawl.wait()
+        log = (tmp_path / f"crawl{n}.log").read_text(encoding="utf-8")
+        assert crawl.returncode == 0, crawl.stderr.read()[-3000:] + log[-3000:]
+        return log
+
+    first = run(1)
+    assert first.count("an empty account name; dropped from the list") == 2, first[-3000:]
+    assert "'webqq/redis/refused': 2" in first
+    assert "Account alice: ok" in first
+    assert redis_client.get(f"{prefix}alice") is None  # the lease left with the process
+
+    redis_client.rpush(key, "alice")
+    second = run(2)
+    assert "Account alice: ok" in second, second[-3000:]
+    assert "leased by another process" not in second

@@ -326,3 +326,49 @@ async def test_tencent_target_rejects_a_self_signed_certificate():
         await maybe_deferred_to_future(port.stopListening())
     assert accepted == "HTTP 200"
     assert refused is not None and "certificate verify failed" in refused.lower(), refused
+
+
+# --- every spider of the package (issue 26, point 13) ---------------------------------------
+
+FORGED = "2026-12-06 12:00:00 [qrlogin] INFO: Account mallory: ok"
+
+
+@pytest.mark.simulator_args("--record-secrets", "--scan-after", "0.1", "--confirm-after", "0.1")
+@pytest.mark.parametrize("spider", ["contacts", "session_check", "messages"])
+def test_every_spider_at_debug_logs_no_secret_and_no_forged_line(
+    simulator_process, tmp_path, spider
+):
+    """Each spider working on the stored sessions, at DEBUG with COOKIES_DEBUG: its LOG_FILE
+    holds none of the simulator's secrets, and a kick reason from the server (alice's, with
+    a newline and a log line after it) stays inside its own line."""
+    from tests.fixtures.simulator import Browser
+
+    common = [
+        "-s", f"WEBQQ_TARGET={simulator_process.url}", "-s", "WEBQQ_POLL_INTERVAL=0.2",
+        "-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}", "-s", "WEBQQ_QR_TERMINAL=false",
+        "-s", f"WEBQQ_DATABASE_URL=sqlite:///{tmp_path / 'creds.sqlite3'}",
+    ]  # fmt: skip
+    login = run_scrapy("login", "alice", "bob", *common, data_home=tmp_path / "data")
+    assert login.returncode == 0, login.stderr[-3000:]
+    kicked = Browser(simulator_process).control(
+        "/_sim/kick", {"account": "alice", "reason": f"bye\n{FORGED}"}
+    )
+    assert kicked.status == 200, kicked.text
+
+    log_file = tmp_path / f"{spider}.log"
+    arguments = ["-a", "duration=2"] if spider == "messages" else []
+    result = run_scrapy(
+        "crawl", spider, *arguments, *common,
+        "-s", "LOG_LEVEL=DEBUG", "-s", "COOKIES_DEBUG=True", "-s", f"LOG_FILE={log_file}",
+        data_home=tmp_path / "data",
+    )  # fmt: skip
+    text = log_file.read_text(encoding="utf-8")
+    assert result.returncode == 0, result.stderr[-3000:] + text[-3000:]
+    assert "Sending cookies to" in text and "Account bob" in text
+    assert (
+        leaked(text + result.stderr + result.stdout, sim_secrets(simulator_process.control_url))
+        == []
+    )
+    assert not [line for line in text.splitlines() if line.startswith(FORGED)], spider
+    if spider == "messages":  # the spider that reads the kick message itself
+        assert "Account alice: the stored session has ended (kicked: bye\\n2026" in text

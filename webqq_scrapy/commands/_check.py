@@ -2,7 +2,8 @@
 
 Kept apart from ``creds.py`` (which only reads the store) because it runs a crawl. The
 statuses printed are the ones stored: ``valid``, ``ended``, ``unknown``, and ``missing`` for
-an account named on the command line that has no stored credentials.
+an account named on the command line that has no stored credentials, ``bad_record`` for one
+whose stored record cannot be used (not stored: the record is left as it is).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from webqq_scrapy.commands.login import (
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import CredentialsUpdate, SessionOutcome
 from webqq_scrapy.protocol.codes import (
+    OUTCOME_BAD_RECORD,
     OUTCOME_NETWORK_ERROR,
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
@@ -51,6 +53,7 @@ def status_of(outcome: str) -> str:
         OUTCOME_OK: STATUS_VALID,
         OUTCOME_SESSION_ENDED: STATUS_ENDED,
         OUTCOME_NO_CREDENTIALS: STATUS_MISSING,
+        OUTCOME_BAD_RECORD: OUTCOME_BAD_RECORD,
         OUTCOME_WRONG_TARGET: OUTCOME_WRONG_TARGET,
     }.get(outcome, STATUS_UNKNOWN)
 

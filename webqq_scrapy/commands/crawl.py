@@ -7,8 +7,9 @@ line and exit status 2, and nothing is written. A crawl closed before any login 
 service it needs is down (finish reason ``webqq_storage_unavailable``,
 ``webqq_redis_unavailable``) exits with 1 instead of Scrapy's 0, and so does a crawl whose
 storage pipelines could not store records they were given (a record the store refused, or
-records still failing when the spider closed). Other spiders run exactly as
-with Scrapy's own command.
+records still failing when the spider closed), and one that found stored credentials
+records it cannot use (outcome ``bad_record``; the other accounts went on). Other spiders
+run exactly as with Scrapy's own command.
 
 When the log goes to a file (``LOG_FILE``: every scrapyd job), the bad input is also logged
 there, as one ERROR line with the finish reason ``webqq_bad_input``: scrapyd puts a job's
@@ -26,7 +27,8 @@ from scrapy.exceptions import UsageError
 
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.pipelines import FINISH_STORAGE_UNAVAILABLE, store_losses
-from webqq_scrapy.private import private_log_file
+from webqq_scrapy.private import check_feeds, private_log_file
+from webqq_scrapy.protocol.codes import OUTCOME_BAD_RECORD
 from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import AccountSpider
 from webqq_scrapy.spiders.qrlogin_redis import FINISH_REDIS_UNAVAILABLE
@@ -43,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 # Finish reasons of a crawl that could not do its work (a store or Redis down at open).
 UNAVAILABLE_REASONS = (FINISH_STORAGE_UNAVAILABLE, FINISH_REDIS_UNAVAILABLE)
+# Accounts whose stored credentials record cannot be used.
+BAD_RECORD_STAT = f"webqq/outcome/{OUTCOME_BAD_RECORD}"
 # The reason logged for a crawl refused before it started: a bad setting or argument.
 FINISH_BAD_INPUT = "webqq_bad_input"
 
@@ -86,6 +90,7 @@ class Command(ScrapyCrawlCommand):
             assert self.settings is not None
             try:
                 validate_all(self.settings)
+                check_feeds(self.settings)
                 spidercls.check_arguments(opts.spargs)
             except (SettingError, SpiderArgumentError) as exc:
                 log_bad_input(self.settings, exc)
@@ -94,7 +99,15 @@ class Command(ScrapyCrawlCommand):
         if self.crawler is not None and self.exitcode == 0:
             reason = self.crawler.stats.get_value("finish_reason")
             lost = store_losses(self.crawler.stats.get_stats())
+            bad = self.crawler.stats.get_value(BAD_RECORD_STAT) or 0
             if reason in UNAVAILABLE_REASONS:
+                self.exitcode = 1
+            elif bad:
+                print(
+                    f"crawl: {bad} stored record(s) cannot be used (bad_record); "
+                    "see the WARNING lines",
+                    file=sys.stderr,
+                )
                 self.exitcode = 1
             elif lost:
                 # A crawl that failed to store what it was given did not do its job.

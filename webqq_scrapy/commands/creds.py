@@ -19,17 +19,19 @@ from scrapy.exceptions import UsageError
 
 from webqq_scrapy.commands import _check as check
 from webqq_scrapy.config import SettingError, credentials_source
+from webqq_scrapy.protocol.codes import OUTCOME_BAD_RECORD
 from webqq_scrapy.store import (
     READ_ERRORS,
     is_expired,
     read_credentials_records,
     read_outcome_records,
 )
-from webqq_scrapy.store.records import describe_error
+from webqq_scrapy.store.records import credentials_problem, describe_error
 from webqq_scrapy.text import escape_controls, escape_json_controls
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterable
 
 LIST_COLUMNS = (
     "account",
@@ -58,9 +60,12 @@ OUTCOME_FIELDS = ("outcome", "finished_at", "step", "detail", "run_id")
 
 
 def shown_status(record: dict[str, Any]) -> str:
-    """What ``list`` and ``show`` say of a session: ``ended`` or ``unknown`` when the last
+    """What ``list`` and ``show`` say of a session: ``bad_record`` when the stored record
+    cannot be used (``records.credentials_problem``), ``ended`` or ``unknown`` when the last
     check (``scrapy creds check``, a session spider) said so, else ``expired`` once the
     estimated lifetime is over, else ``valid``."""
+    if credentials_problem(record) is not None:
+        return OUTCOME_BAD_RECORD
     if record.get("status") in ("ended", "unknown"):
         return str(record["status"])
     return "expired" if is_expired(record) else "valid"
@@ -142,6 +147,7 @@ class Command(ScrapyCommand):
 
     def _list(self, source: dict[str, Any], label: str, *, as_json: bool) -> None:
         credentials = {r["account"]: r for r in read_credentials_records(**source)}
+        self._say_bad(credentials.values())
         outcomes = latest_outcomes(read_outcome_records(**source))
         # An account whose logins all failed has an outcome and no credentials: list it too.
         rows = [
@@ -167,6 +173,7 @@ class Command(ScrapyCommand):
     def _show(self, account: str, source: dict[str, Any], label: str, *, full: bool) -> None:
         records = read_credentials_records(account=account, **source)
         record = records[0] if records else None
+        self._say_bad(records)
         outcome = latest_outcomes(read_outcome_records(account=account, **source)).get(account)
         if record is None and outcome is None:
             print(
@@ -176,7 +183,7 @@ class Command(ScrapyCommand):
             self.exitcode = 1
             return
         # Exit status 1 when nothing usable is stored, even though the outcome is shown.
-        self.exitcode = 0 if record is not None else 1
+        self.exitcode = 0 if record is not None and not self.exitcode else 1
         if full:
             shown = {**(record or {"account": account}), "last_outcome": outcome_summary(outcome)}
             print(escape_json_controls(json.dumps(shown, ensure_ascii=False, indent=2)))
@@ -186,7 +193,9 @@ class Command(ScrapyCommand):
         fields = SHOW_FIELDS if record is not None else ("account", "status")
         lines = [(name, cell(row, name)) for name in fields]
         if record is not None:
-            cookies = [c.get("name") for c in record.get("cookies") or [] if isinstance(c, dict)]
+            stored = record.get("cookies")
+            stored = stored if isinstance(stored, list) else []
+            cookies = [c.get("name") for c in stored if isinstance(c, dict)]
             lines.append(("cookies", f"{len(cookies)} ({', '.join(map(str, cookies))})"))
         lines.append(("last outcome", describe_outcome(outcome)))
         width = max(len(name) for name, _ in lines)
@@ -196,6 +205,20 @@ class Command(ScrapyCommand):
             print(f"(no credentials stored; source: {label})")
         else:
             print(f"(tokens and cookie values not shown; --json prints them; source: {label})")
+
+    def _say_bad(self, records: Iterable[dict[str, Any]]) -> None:
+        """One line on stderr per record that cannot be used, naming the account and what
+        is wrong (never a value); exit status 1. The record is still listed/shown."""
+        for record in records:
+            problem = credentials_problem(record)
+            if problem is not None:
+                account = escape_controls(str(record["account"]))
+                print(
+                    f"creds: account {account}: the stored record cannot be used ({problem}); "
+                    f"log it in again with 'scrapy login {account}'",
+                    file=sys.stderr,
+                )
+                self.exitcode = 1
 
 
 def latest_outcomes(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -219,6 +242,9 @@ def account_row(
     for name in ("uin", "nickname", "target", "obtained_at", "expires_at", "checked_at"):
         row[name] = record.get(name) if record is not None else None
     row["status"] = shown_status(record) if record is not None else "none"
+    problem = credentials_problem(record) if record is not None else None
+    if problem is not None:
+        row["problem"] = problem
     row["last_outcome"] = outcome_summary(outcome)
     return row
 

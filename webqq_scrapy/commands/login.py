@@ -23,7 +23,7 @@ from webqq_scrapy.commands.crawl import SETTINGS_HELP, log_bad_input
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
 from webqq_scrapy.pipelines import store_losses
-from webqq_scrapy.private import private_log_file
+from webqq_scrapy.private import check_feeds, private_log_file
 from webqq_scrapy.protocol.codes import OUTCOME_REUSED
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, read_accounts
 
@@ -51,6 +51,7 @@ def preflight(settings: BaseSettings, spargs: dict[str, Any]) -> list[str]:
     setting or argument. Nothing is created or written.
     """
     validate_all(settings)
+    check_feeds(settings)
     QRLoginSpider.check_arguments(spargs)
     return read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
 

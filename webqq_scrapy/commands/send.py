@@ -7,10 +7,18 @@ sends face N (§6.2). The message goes to the database store's outbox; the ``mes
 spider holding the account's session sends it within ``WEBQQ_MESSAGES_OUTBOX_INTERVAL``
 and records the result.
 
+The spider marks the accounts it holds with a heartbeat and removes the marks when it
+stops; a crawl that was killed (``kill -9``, a crash) cannot, so for up to
+``HOLDER_STALE_AFTER`` (15 s; three outbox intervals if that is longer) after a kill a
+message is still queued for it — it then goes out with the next ``messages`` crawl of the
+account, and ``--wait`` says so as soon as the heartbeat is that old. A message the killed
+crawl was sending ends ``unconfirmed`` (it may have been delivered; never resent,
+docs/protocol.md §6.3).
+
 Exit status: 0 queued (with ``--wait``: sent); 1 no running ``messages`` spider holds the
 account (nothing is queued), or with ``--wait`` the message was not sent (failed,
-unconfirmed, or no result within ``--timeout``); 2 bad command line; 3 the store could not
-be used.
+unconfirmed, the crawl holding the account stopped, or no result within ``--timeout``);
+2 bad command line; 3 the store could not be used.
 """
 
 from __future__ import annotations
@@ -110,8 +118,8 @@ class Command(ScrapyCommand):
             db = Database(source["database_url"], outbox.TABLES)
             # The spider renews its heartbeat every outbox interval; three missed: gone.
             stale_after = max(outbox.HOLDER_STALE_AFTER, 3 * interval)
-            holder = outbox.holder_of(db, account, stale_after=stale_after)
-            if holder is None:
+            entry = outbox.holder_entry(db, account, stale_after=stale_after)
+            if entry is None:
                 self._fail(
                     EXIT_NOT_SENT,
                     f"no running 'messages' spider holds {account}'s session in {label}; "
@@ -119,23 +127,54 @@ class Command(ScrapyCommand):
                 )
                 return
             outbox_id = outbox.enqueue(db, account, str(target), text)
-            print(f"queued: outbox message {outbox_id} from {account} to {target} ({holder})")
+            age = max(0.0, time.time() - entry["seen_at"])
+            print(
+                f"queued: outbox message {outbox_id} from {account} to {target}, for the "
+                f"messages crawl {entry['holder']} (heartbeat {age:.1f} s ago; a crawl "
+                f"killed less than {stale_after:g} s ago still looks alive: the message "
+                f"then waits for the next 'scrapy crawl messages' of {account}; --wait "
+                "tells)"
+            )
             if not opts.wait:
                 return
-            self.exitcode = self._wait(outbox, db, outbox_id, opts.timeout)
+            self.exitcode = self._wait(outbox, db, account, outbox_id, opts.timeout, stale_after)
         except (SQLAlchemyError, OSError) as exc:
             self._fail(EXIT_STORE, f"cannot use {label}: {describe_error(exc)}")
         finally:
             if db is not None:
                 db.close()
 
-    def _wait(self, outbox: Any, db: Any, outbox_id: int, timeout: float) -> int:
+    def _wait(
+        self,
+        outbox: Any,
+        db: Any,
+        account: str,
+        outbox_id: int,
+        timeout: float,
+        stale_after: float,
+    ) -> int:
         deadline = time.monotonic() + timeout
         row = None
+        next_look = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             row = outbox.outbox_entry(db, outbox_id)
             if row is not None and row["status"] in outbox.FINISHED:
                 break
+            if row is not None and time.monotonic() >= next_look:
+                next_look = time.monotonic() + 1.0
+                gone = self._holder_gone(outbox, db, account, row, stale_after)
+                if gone is not None:
+                    row = gone
+                    if row["status"] in outbox.FINISHED:
+                        break
+                    print(
+                        f"not sent: outbox message {outbox_id} is queued, and the messages "
+                        f"crawl holding {account} stopped (no heartbeat for "
+                        f"{stale_after:g} s); it goes out with the next 'scrapy crawl "
+                        f"messages -a accounts={account}'",
+                        file=sys.stderr,
+                    )
+                    return EXIT_NOT_SENT
             time.sleep(0.2)
         else:
             status = row["status"] if row else "unknown"
@@ -153,6 +192,20 @@ class Command(ScrapyCommand):
             f"{status}: outbox message {outbox_id}" + (f": {why}" if why else ""), file=sys.stderr
         )
         return EXIT_NOT_SENT
+
+    @staticmethod
+    def _holder_gone(
+        outbox: Any, db: Any, account: str, row: dict[str, Any], stale: float
+    ) -> dict[str, Any] | None:
+        """The row when the crawl that was to send it is gone: a ``sending`` row ended
+        ``unconfirmed`` (its crawl died with the send on its way), a ``queued`` row as it
+        is (nobody holds the account any more); None while a crawl is alive for it."""
+        if row["status"] == "sending":
+            settled = outbox.settle_orphans(db, stale_after=stale, outbox_id=row["id"])
+            return settled[0] if settled else None
+        if row["status"] == "queued" and outbox.holder_entry(db, account, stale_after=stale):
+            return None
+        return row if row["status"] == "queued" else None
 
     def _fail(self, code: int, message: str) -> None:
         print(f"send: {message}", file=sys.stderr)

@@ -73,9 +73,13 @@ OUTCOME_PROTOCOL_ERROR = "protocol_error"
 OUTCOME_NETWORK_ERROR = "network_error"
 # A login that found the account's stored session alive (qrlogin -a reuse=true): no QR.
 OUTCOME_REUSED = "reused"
+# The account's stored credentials record cannot be used (a field missing or malformed,
+# cookies that are not valid JSON): -a reuse=true and the session spiders.
+OUTCOME_BAD_RECORD = "bad_record"
 OUTCOMES = (
     OUTCOME_OK,
     OUTCOME_REUSED,
+    OUTCOME_BAD_RECORD,
     OUTCOME_EXPIRED,
     OUTCOME_REFUSED,
     OUTCOME_TIMEOUT,
@@ -95,6 +99,7 @@ OUTCOME_WRONG_TARGET = "wrong_target"
 SESSION_OUTCOMES = (
     OUTCOME_OK,
     OUTCOME_NO_CREDENTIALS,
+    OUTCOME_BAD_RECORD,
     OUTCOME_SESSION_ENDED,
     OUTCOME_HELD_ELSEWHERE,
     OUTCOME_WRONG_TARGET,

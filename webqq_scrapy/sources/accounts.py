@@ -8,7 +8,6 @@ control character (a forged log line, a terminal escape), an undecodable byte or
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import socket
@@ -18,15 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from redis.asyncio import Redis
 
 MAX_ACCOUNT_NAME = 255
 # An accounts file's comment: a whole line from '#', or '#' after a blank to the line's end.
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
-# scrapyd's own spider arguments: ``_job`` (the job id) is passed to every spider it runs.
-SCRAPYD_ARGUMENTS = frozenset({"_job"})
 
 
 class SpiderArgumentError(ValueError):
@@ -35,20 +30,6 @@ class SpiderArgumentError(ValueError):
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"{name}: {problem}")
         self.name = name
-
-
-def check_known_arguments(given: Iterable[str], known: Iterable[str]) -> None:
-    """Refuse a ``-a NAME=…`` the spider does not take (a typo would otherwise pass
-    silently, or end in a misleading "no account given"), naming it, the closest known
-    name and every known one. scrapyd's ``_job`` is always accepted."""
-    allowed = sorted(set(known))
-    for name in given:
-        if name in allowed or name in SCRAPYD_ARGUMENTS:
-            continue
-        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
-        hint = f"did you mean -a {close[0]}=…? " if close else ""
-        takes = ", ".join(f"-a {n}" for n in allowed) or "no -a argument"
-        raise SpiderArgumentError(name, f"unknown argument; {hint}this spider takes {takes}")
 
 
 def account_problem(name: str) -> str | None:
@@ -144,6 +125,17 @@ class RedisLease:
     async def release(self, account: str) -> bool:
         """Give the lease of ``account`` back; False when it is not (or no longer) ours."""
         return bool(await self._release(keys=[self.key(account)], args=[self.owner]))
+
+    async def release_many(self, accounts: list[str], chunk: int = 500) -> int:
+        """Give back the leases of ``accounts`` that are still ours, ``chunk`` per round
+        trip; how many were released."""
+        released = 0
+        for start in range(0, len(accounts), chunk):
+            pipe = self.client.pipeline(transaction=False)
+            for account in accounts[start : start + chunk]:
+                await self._release(keys=[self.key(account)], args=[self.owner], client=pipe)
+            released += sum(bool(result) for result in await pipe.execute())
+        return released
 
     async def holder(self, account: str) -> str | None:
         value = await self.client.get(self.key(account))

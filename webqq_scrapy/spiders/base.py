@@ -29,6 +29,7 @@ A subclass provides ``start()``, its steps and :meth:`~AccountSpider.make_outcom
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import inspect
 import os
@@ -51,7 +52,7 @@ from twisted.internet.defer import Deferred
 
 from webqq_scrapy import protocol
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import WebQQConfig
+from webqq_scrapy.config import TARGET_TENCENT, WebQQConfig, target_of
 from webqq_scrapy.download import DownloadStopped
 from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
@@ -63,7 +64,7 @@ from webqq_scrapy.protocol.codes import (
 )
 from webqq_scrapy.protocol.login import Finish, Retry, decide_fault
 from webqq_scrapy.retry import RetryPolicy, is_transient_status, retry_stats
-from webqq_scrapy.sources.accounts import check_known_arguments, read_accounts
+from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -75,6 +76,9 @@ if TYPE_CHECKING:
     from twisted.python.failure import Failure
 
 BODY_EXCERPT = 80
+# Spider arguments every spider of the package takes besides its ``__init__`` parameters:
+# scrapyd's job id.
+EXTRA_ARGUMENTS = ("_job",)
 # Default cap on an answer's size; a step may set its own (``max_answer_bytes``).
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 # How often a spider looks whether its crawl is stopping (then cancels what is in flight).
@@ -182,9 +186,10 @@ class AccountSpider(scrapy.Spider):
     ) -> None:
         # scrapyd passes _job=<job id>; it tags the stored records.
         self.job: str | None = kwargs.pop("_job", None)
-        # Whatever is left is an -a argument no class of this spider takes (a subclass
-        # takes its own by name before calling this): refused, named, not set silently.
-        check_known_arguments(kwargs, self.spider_arguments())
+        # Scrapy sets every other keyword as an attribute: -a crawler=x or -a
+        # max_answer_bytes=x would replace the spider's own (the commands refuse them
+        # before the crawl, check_argument_names(); this is for a crawl started otherwise).
+        self.check_argument_names(kwargs, declared=())
         super().__init__(*args, **kwargs)
         self.accounts: list[str] = (
             read_accounts(accounts, accounts_file) if self.accounts_from_arguments else []
@@ -222,28 +227,54 @@ class AccountSpider(scrapy.Spider):
         return spider
 
     @classmethod
-    def spider_arguments(cls) -> frozenset[str]:
-        """The ``-a`` names this spider takes: the named parameters of the ``__init__`` of
-        this class and each account-spider class it derives from."""
-        names: set[str] = set()
+    def update_settings(cls, settings: Any) -> None:
+        super().update_settings(settings)
+        if target_of(settings) == TARGET_TENCENT:
+            # The real hosts get the session's secrets (the QR token, ptsigx, then the
+            # stored psessionid and cookies with every call of every spider): verify their
+            # certificates, which Scrapy does not do by default.
+            settings.set("DOWNLOAD_VERIFY_CERTIFICATES", True, priority="spider")
+
+    @classmethod
+    def argument_names(cls) -> list[str]:
+        """The spider arguments (``-a NAME=VALUE``) this spider takes: the keyword
+        parameters of its ``__init__`` methods, and scrapyd's ``_job``."""
+        names = set(EXTRA_ARGUMENTS)
         for klass in cls.__mro__:
             init = klass.__dict__.get("__init__")
-            if not issubclass(klass, AccountSpider) or init is None:
+            if init is None or not issubclass(klass, AccountSpider):
                 continue
             for parameter in inspect.signature(init).parameters.values():
-                if parameter.name != "self" and parameter.kind in (
-                    parameter.POSITIONAL_OR_KEYWORD,
-                    parameter.KEYWORD_ONLY,
-                ):
+                if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
                     names.add(parameter.name)
-        return frozenset(names)
+        names.discard("self")
+        return sorted(names)
+
+    @classmethod
+    def check_argument_names(
+        cls, spargs: Mapping[str, Any], declared: Iterable[str] | None = None
+    ) -> None:
+        """Refuse a spider argument this spider does not take (``-a name=…``, ``-a
+        crawler=…``, ``-a max_answer_bytes=…`` would replace an attribute of the spider):
+        SpiderArgumentError naming it and the arguments there are."""
+        known = set(cls.argument_names() if declared is None else declared)
+        public = [a for a in cls.argument_names() if not a.startswith("_")]
+        for name in spargs:
+            if name not in known:
+                # A typo names the closest argument (`-a acounts=…`, issue 21).
+                close = difflib.get_close_matches(name, public, n=1, cutoff=0.6)
+                hint = f"; did you mean -a {close[0]}=…?" if close else ""
+                raise SpiderArgumentError(
+                    name,
+                    f"not an argument of the {cls.name} spider{hint} (its arguments: "
+                    f"{', '.join(public)})",
+                )
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
-        """Check the arguments before a crawl starts (``scrapy crawl``/``login``): an
-        unknown name first (with a did-you-mean), then the accounts. Raises
+        """Check the arguments before a crawl starts (``scrapy crawl``/``login``): raises
         SpiderArgumentError naming the argument."""
-        check_known_arguments(spargs, cls.spider_arguments())
+        cls.check_argument_names(spargs)
         if cls.accounts_from_arguments:
             read_accounts(spargs.get("accounts"), spargs.get("accounts_file"))
 

@@ -15,16 +15,26 @@ the official policy: wait ``WEBQQ_MESSAGES_RETRY_DELAY`` (10 s) and poll again, 
 after more than ``WEBQQ_MESSAGES_MAX_FAILURES`` (8) failures in a row.
 
 Sending (``scrapy send``): every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL`` seconds the spider
-claims the queued outbox rows of the accounts it holds in the database store, sends each
-on its account's session with the session's §2.4 msg_id sequence and the §6.2 content
-encoding, and records the result (``SendResult`` item: sent, unconfirmed, failed with the
-retcode). It also marks the accounts as held there, which is how ``scrapy send`` knows a
-spider is running for an account.
+claims the oldest queued outbox row of each account it holds in the database store (the
+next one as soon as the previous one's answer is read: one send per account on its way,
+in outbox order), sends it on its account's session with the session's §2.4 msg_id
+sequence and the §6.2 content encoding, and records the result (``SendResult`` item: sent,
+unconfirmed, failed with the retcode). It also marks the accounts as held there (a
+heartbeat), which is how ``scrapy send`` knows a spider is running for an account; the
+marks are removed when an account ends and when the crawl stops.
 
 It runs until stopped: ``-a duration=S``, Ctrl-C / scrapyd cancel, ``CLOSESPIDER_*``. A stop
 is graceful: the polls in flight are answered (within the server's hold) and what they
 delivered is stored before the spider closes; no new poll is made. Storage deduplicates
 messages, so a message delivered twice is stored once.
+
+A crawl that is killed loses nothing it received either: with the database store, each
+poll2 answer is written to a private journal as soon as it is downloaded, before it is
+parsed, and synced to disk in the background (``webqq_scrapy.store.journal``); the next
+``messages`` crawl on the same store stores what a dead crawl's journal holds and the
+store lacks, then deletes it. While the crawl runs, its journal is cut into segments every
+``JOURNAL_SEGMENT_SECONDS``, and a segment is checked against the store and deleted one
+segment later (by then the pipeline stored its messages), so it stays small.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from twisted.internet.threads import deferToThread
 
 from webqq_scrapy.config import MessagesConfig
 from webqq_scrapy.items import Message, RefusedMessage, SendResult, utc_timestamp
+from webqq_scrapy.meta import META_ACCOUNT, META_STEP
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_HELD_ELSEWHERE,
@@ -57,10 +68,13 @@ from webqq_scrapy.spiders.base import account_step, excerpt
 from webqq_scrapy.spiders.session import credentials_source
 from webqq_scrapy.spiders.web2base import Web2Spider
 from webqq_scrapy.store import messages as message_store
+from webqq_scrapy.store.journal import JournalEntry
 from webqq_scrapy.store.sql import Database
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Mapping, Sequence
+    from concurrent.futures import Future
+    from pathlib import Path
     from typing import Self
 
     import scrapy
@@ -70,8 +84,9 @@ if TYPE_CHECKING:
 
     from webqq_scrapy.spiders.session import Session
     from webqq_scrapy.store.contacts import Contacts
+    from webqq_scrapy.store.journal import PollJournal
 
-__all__ = ["MessagesSpider", "Names", "parse_duration"]
+__all__ = ["MessagesSpider", "Names", "message_from_event", "parse_duration", "replay_journal"]
 
 POLL = "poll2"
 FINISH_DURATION = "duration"
@@ -82,6 +97,9 @@ MIN_POLL_GAP = 1.0
 MAX_RETRY_PAUSE = 60.0
 # Answers carrying one of these are followed by the next poll at once: more may be queued.
 _MESSAGES = (web2.FriendMessage, web2.GroupMessage, web2.DiscuMessage, web2.SessMessage)
+# The journal of poll2 answers is cut into a new segment this often; a finished segment
+# is checked against the store and deleted at the next cut.
+JOURNAL_SEGMENT_SECONDS = 30.0
 
 
 def parse_duration(value: str | None) -> float | None:
@@ -158,6 +176,112 @@ def read_names(account: str, source: Mapping[str, Any]) -> tuple[Names, str] | N
     return Names.of(contacts), contacts.snapshot.crawled_at
 
 
+def message_from_event(
+    account: str,
+    uin: int,
+    event: web2.PollEvent,
+    *,
+    received_at: str,
+    job: str | None,
+    names: Names | None = None,
+) -> Message | None:
+    """The ``Message`` item of a poll2 event; None for an event that is not a message."""
+    if not isinstance(event, web2.FriendMessage | web2.GroupMessage | web2.DiscuMessage):
+        return None
+    who = received(event, uin)
+    sender_name, peer_name = (names or Names()).resolve(who.kind, who.peer_id, who.sender_uin)
+    return Message(
+        account=account,
+        received_at=received_at,
+        kind=who.kind,
+        peer_id=who.peer_id,
+        sender_uin=who.sender_uin,
+        msg_id=event.msg_id,
+        time=event.time,
+        # No store of text holds NUL (PostgreSQL refuses it): U+FFFD in its place.
+        text=event.text.replace("\x00", "\ufffd"),
+        content=event.raw,
+        reply_to=who.reply_to,
+        own=who.own,
+        sender_name=sender_name,
+        peer_name=peer_name,
+        job=job,
+    )
+
+
+@dataclass
+class Replay:
+    """What replaying journal segments did."""
+
+    stored: int = 0  # messages the store lacked, stored now
+    answers: int = 0  # journaled answers read
+    unreadable: int = 0  # lines cut by a kill, answers the parser refuses
+    files: int = 0
+
+
+def journal_messages(entries: Sequence[JournalEntry], replay: Replay) -> list[dict[str, Any]]:
+    """The message records of journaled answers (without names: the contacts they were
+    resolved from belong to the crawl that received them)."""
+    import dataclasses
+
+    records = []
+    for entry in entries:
+        replay.answers += 1
+        try:
+            envelope = web2.load_json(
+                POLL, entry.body, max_depth=web2.MAX_JSON_DEPTH, surrogates=True
+            )
+            if not isinstance(envelope, dict) or entry.uin is None:
+                raise web2.ProtocolError("poll2: not an answer of a known account")
+            result = web2.parse_poll2(envelope, self_uin=entry.uin)
+            for event in result.events:
+                item = message_from_event(
+                    entry.account, entry.uin, event, received_at=entry.received_at, job=entry.job
+                )
+                if item is not None:
+                    records.append(dataclasses.asdict(item))
+        except Exception:  # the live crawl refused it too (protocol_error): nothing to store
+            replay.unreadable += 1
+    return records
+
+
+def replay_journal(db: Database, journal: PollJournal | None, paths: Sequence[Path] = ()) -> Replay:
+    """Store what journal segments hold and the store lacks, then delete them: ``paths``,
+    finished segments of this crawl's ``journal``; with no ``paths``, the segments of dead
+    crawls on the same store (their lock is free). Blocking: call it off the reactor thread.
+    A segment whose messages could not be stored is kept (the error is raised after the
+    others are done)."""
+    from webqq_scrapy.store import journal as journals
+
+    replay = Replay()
+    error: Exception | None = None
+    if paths:
+        assert journal is not None
+        todo: list[tuple[Path, int | None]] = [(path, None) for path in paths]
+    else:
+        assert journal is not None
+        todo = list(journals.dead_segments(journal.directory, journal.store))
+    for path, fd in todo:
+        try:
+            entries, bad = journals.read_segment(path)
+            replay.unreadable += bad
+            replay.stored += message_store.store_missing(db, journal_messages(entries, replay))
+            replay.files += 1
+        except Exception as exc:
+            error = exc
+            if fd is not None:
+                os.close(fd)
+            continue
+        if fd is None:
+            journal.discard(path)
+        else:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+    if error is not None:
+        raise error
+    return replay
+
+
 class MessagesSpider(Web2Spider):
     """Receive each account's messages and send its outbox (see the module docstring)."""
 
@@ -172,6 +296,17 @@ class MessagesSpider(Web2Spider):
         self.taken: set[str] = set()  # accounts this crawl marked held (take_hold)
         self.states: dict[str, Session] = {}
         self.claimed: dict[int, dict[str, Any]] = {}  # outbox rows being sent, by id
+        self.sending: dict[str, int] = {}  # account -> the outbox row on its way
+        self.claiming: set[str] = set()  # accounts whose next row is being claimed
+        self.heartbeats: set[str] = set()  # accounts marked held in the store by this crawl
+        self._ticks: set[Any] = set()  # claims in progress (awaited before the release)
+        self._released = False
+        self.journal: PollJournal | None = None
+        self._journal_db: Database | None = None  # where the journal is replayed
+        self._journal_loop: task.LoopingCall | None = None
+        self._journal_ready: list[Path] = []  # finished segments, replayed at the next cut
+        self._journal_work: set[Any] = set()  # replays in progress
+        self._journal_warned = False
         self.stopping = False
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.store_source: dict[str, Any] | None = None
@@ -206,6 +341,7 @@ class MessagesSpider(Web2Spider):
             self.outbox = Database(source["database_url"], message_store.TABLES)
             self._outbox_loop = task.LoopingCall(self._outbox_tick)
             self._outbox_loop.start(self.messages_config.outbox_interval, now=False)
+            self.open_journal(str(source["database_url"]))
         else:
             self.logger.info(
                 "Sending is off: the outbox lives in the database store, and this crawl "
@@ -234,27 +370,177 @@ class MessagesSpider(Web2Spider):
             self._stop_call.cancel()
         if self._outbox_loop is not None and self._outbox_loop.running:
             self._outbox_loop.stop()
-        outbox, self.outbox = self.outbox, None
+        for tick in list(self._ticks):  # a claim on its way would renew the heartbeat
+            await maybe_deferred_to_future(tick)
+        await self.close_journal()
+        outbox = self.outbox
         if outbox is None:
             return
         unsent = list(self.claimed)
         self.claimed.clear()
         try:
+            await self.release_holders(unsent)
+        finally:
+            self.outbox = None
+            await maybe_deferred_to_future(deferToThread(outbox.close))
+
+    async def release_holders(self, unsent: list[int]) -> None:
+        """Unmark every account of this crawl as held (``scrapy send`` refuses them from
+        now on) and put ``unsent`` claimed rows back in the queue."""
+        if self.outbox is None:
+            return
+        self._released = True
+        self.heartbeats.clear()
+        try:
             await maybe_deferred_to_future(
-                deferToThread(
-                    message_store.release,
-                    outbox,
-                    unsent,
-                    self.holder,
-                    # Every account this crawl marked held, ended or not: a next crawl may
-                    # hold them at once (not 15 s later, when the marks go stale).
-                    sorted(self.taken | set(self.held)),
-                )
+                deferToThread(message_store.release, self.outbox, unsent, self.holder, None)
             )
         except Exception as exc:
             self.logger.error("Could not release the outbox rows of this crawl: %s", exc)
-        finally:
-            await maybe_deferred_to_future(deferToThread(outbox.close))
+
+    # ---- the journal of poll2 answers ----------------------------------------------------
+
+    def open_journal(self, database_url: str) -> None:
+        """Open this crawl's journal and replay the journals of dead crawls on this store."""
+        from webqq_scrapy.store import journal as journals
+
+        try:
+            journal = journals.PollJournal(
+                journals.default_journal_dir(), journals.store_digest(database_url), self.holder
+            )
+            journal.open()
+        except OSError as exc:
+            self.logger.error(
+                "The journal of poll2 answers cannot be used (%s): a kill of this crawl may "
+                "lose the messages it is storing at that moment",
+                exc,
+            )
+            return
+        self.journal = journal
+        self._journal_db = Database(database_url, message_store.TABLES)
+        self._journal_work_start(None)
+        self._journal_loop = task.LoopingCall(self._journal_cut)
+        self._journal_loop.start(JOURNAL_SEGMENT_SECONDS, now=False)
+
+    def _journal_work_start(self, paths: list[Path] | None) -> Any:
+        assert self._journal_db is not None
+        work = deferToThread(replay_journal, self._journal_db, self.journal, paths or ())
+        work.addCallbacks(self._journal_replayed, self._journal_failed, callbackArgs=(paths,))
+        self._journal_work.add(work)
+        work.addBoth(self._journal_done, work)
+        return work
+
+    def _journal_done(self, result: Any, work: Any) -> Any:
+        self._journal_work.discard(work)
+        return result
+
+    def _journal_replayed(self, replay: Replay, paths: list[Path] | None) -> None:
+        stats = self.crawler.stats
+        if replay.stored:
+            stats.inc_value("webqq/journal/recovered", replay.stored)
+        if replay.unreadable:
+            stats.inc_value("webqq/journal/unreadable", replay.unreadable)
+        if paths is None and replay.files:
+            log = self.logger.warning if replay.stored else self.logger.info
+            log(
+                "Journal of poll2 answers: %d message(s) received by a crawl that ended "
+                "without storing them are stored now (%d answer(s) in %d file(s) of a killed "
+                "crawl; %d unreadable)",
+                replay.stored,
+                replay.answers,
+                replay.files,
+                replay.unreadable,
+            )
+        elif replay.stored:
+            self.logger.warning(
+                "Journal of poll2 answers: %d message(s) the pipeline had not stored are "
+                "stored from the journal",
+                replay.stored,
+            )
+
+    def _journal_failed(self, failure: Failure) -> None:
+        self.crawler.stats.inc_value("webqq/journal/replay_failed")
+        self.logger.warning(
+            "Journal of poll2 answers: not replayed into the store yet (%s); kept for a later try",
+            failure.getErrorMessage(),
+        )
+
+    def _journal_cut(self) -> None:
+        """Start a new segment; replay (check and delete) the one finished at the last cut."""
+        journal = self.journal
+        if journal is None or self._journal_work:
+            return
+        ready, self._journal_ready = self._journal_ready, []
+        try:
+            finished = journal.rotate()
+        except OSError as exc:
+            self._journal_write_failed(exc)
+            finished = None
+        if finished is not None:
+            self._journal_ready.append(finished)
+        if ready:
+            self._journal_work_start(ready)
+
+    def _journal_write_failed(self, exc: Exception) -> None:
+        self.crawler.stats.inc_value("webqq/journal/write_failed")
+        if not self._journal_warned:
+            self._journal_warned = True
+            self.logger.error(
+                "Journal of poll2 answers: cannot write (%s); messages are still stored, "
+                "but a kill may lose those on their way",
+                exc,
+            )
+
+    async def journal_answer(self, request: scrapy.Request, response: Response) -> None:
+        """A poll2 answer that may carry messages goes to the journal before anything else
+        reads it. Called by ``AnswerJournalMiddleware`` as soon
+        as the answer is downloaded (webqq_scrapy.middlewares)."""
+        journal = self.journal
+        meta = request.meta  # (the response is not tied to its request yet)
+        if journal is None or response.status != 200 or meta.get(META_STEP) != POLL:
+            return
+        body = response.body
+        # Only an answer with a result can hold a message (a key spelled with escapes
+        # has a backslash); the empty answers of the hold are not journaled.
+        if b"result" not in body and b"\\" not in body:
+            return
+        state = self.states.get(str(meta.get(META_ACCOUNT)))
+        if state is None:
+            return
+        entry = JournalEntry(state.account, state.uin, utc_timestamp(), self.job, body)
+        try:
+            # Written now: the page cache outlives this process, so no kill can lose it.
+            synced = journal.append(entry)
+        except OSError as exc:
+            self._journal_write_failed(exc)
+            return
+        self.crawler.stats.inc_value("webqq/journal/answers")
+        # Synced in the background, with the answers of the other accounts (a crash of the
+        # machine): waiting for it here would add an fsync to each account's poll cycle.
+        _deferred_of(synced).addErrback(lambda failure: self._journal_write_failed(failure.value))
+
+    async def close_journal(self) -> None:
+        """The crawl ends: everything it received passed the pipelines; check the whole
+        journal against the store and delete it (kept when the store cannot be read)."""
+        journal = self.journal
+        if journal is None:
+            return
+        if self._journal_loop is not None and self._journal_loop.running:
+            self._journal_loop.stop()
+        for work in list(self._journal_work):
+            await maybe_deferred_to_future(work)
+        await maybe_deferred_to_future(deferToThread(journal.close))
+        paths = journal.finished()
+        if paths:
+            try:
+                await maybe_deferred_to_future(self._journal_work_start(paths))
+            except Exception as exc:
+                self.logger.debug("journal kept: %s", exc)
+        journal.release_locks()
+        self.journal = None
+        if self._journal_db is not None:
+            await maybe_deferred_to_future(deferToThread(self._journal_db.close))
+            self._journal_db = None
 
     # ---- sessions ------------------------------------------------------------------------
 
@@ -498,62 +784,109 @@ class MessagesSpider(Web2Spider):
         if not isinstance(event, web2.FriendMessage | web2.GroupMessage | web2.DiscuMessage):
             stats.inc_value(f"webqq/poll/event/{event.poll_type}")
             return None
-        who = received(event, state.uin)
-        sender_name, peer_name = held.names.resolve(who.kind, who.peer_id, who.sender_uin)
-        stats.inc_value(f"webqq/messages/{who.kind}")
-        text = event.text
-        if "\x00" in text:
-            # No store of text holds NUL (PostgreSQL refuses it): U+FFFD in its place;
+        if "\x00" in event.text:
             # ``content`` keeps the exact JSON (NUL written \u0000).
-            text = text.replace("\x00", "\ufffd")
             stats.inc_value("webqq/messages/nul_replaced")
             self.logger.warning(
                 "Account %s: message %d holds NUL: stored with U+FFFD in its text",
                 state.account,
                 event.msg_id,
             )
-        return Message(
-            account=state.account,
+        item = message_from_event(
+            state.account,
+            state.uin,
+            event,
             received_at=utc_timestamp(),
-            kind=who.kind,
-            peer_id=who.peer_id,
-            sender_uin=who.sender_uin,
-            msg_id=event.msg_id,
-            time=event.time,
-            text=text,
-            content=event.raw,
-            reply_to=who.reply_to,
-            own=who.own,
-            sender_name=sender_name,
-            peer_name=peer_name,
             job=self.job,
+            names=held.names,
         )
+        if item is not None:
+            stats.inc_value(f"webqq/messages/{item.kind}")
+        return item
 
     # ---- the outbox ----------------------------------------------------------------------
 
-    def _outbox_tick(self) -> Any:
-        return deferred_from_coro(self.outbox_tick())
+    def _outbox_tick(self, only: str | None = None) -> Any:
+        tick = deferred_from_coro(self.outbox_tick(only))
+        self._ticks.add(tick)
+        tick.addBoth(self._tick_done, tick)
+        return tick
 
-    async def outbox_tick(self) -> None:
-        """Mark the held accounts as held, claim their queued messages, send them."""
-        if self.closing() or self.outbox is None:
+    def _tick_done(self, result: Any, tick: Any) -> Any:
+        self._ticks.discard(tick)
+        return result
+
+    def stale_after(self) -> float:
+        """A heartbeat older than this is a dead crawl's (what ``scrapy send`` uses)."""
+        return max(message_store.HOLDER_STALE_AFTER, 3 * self.messages_config.outbox_interval)
+
+    async def outbox_tick(self, only: str | None = None) -> None:
+        """Mark the held accounts as held, claim the next queued message of each account
+        without a send on its way (``only``: just that account's, after its last send was
+        answered), send them."""
+        if self.outbox is None or self._released:
             return
-        accounts = [a for a, s in self.states.items() if not s.finished]
+        if self.closing():
+            # No more sends: unmark the accounts at once, not when the polls are answered.
+            await self.release_holders([])
+            return
+        held = [a for a, s in self.states.items() if not s.finished]
+        accounts = held if only is None else [a for a in held if a == only]
+        accounts = [a for a in accounts if a not in self.claiming]
+        busy = [a for a in accounts if a in self.sending]
+        gone = (
+            [a for a in self.heartbeats if a not in self.states and a not in self.sending]
+            if only is None
+            else []
+        )
+        self.claiming.update(accounts)
         try:
-            rows = await maybe_deferred_to_future(
-                deferToThread(message_store.claim, self.outbox, accounts, self.holder)
+            claim = await maybe_deferred_to_future(
+                deferToThread(
+                    message_store.claim,
+                    self.outbox,
+                    accounts,
+                    self.holder,
+                    busy=busy,
+                    gone=gone,
+                    stale_after=self.stale_after(),
+                )
             )
         except Exception as exc:
             self.crawler.stats.inc_value("webqq/outbox/claim_failed")
             self.logger.warning("Could not read the outbox: %s", exc)
             return
-        for row in rows:
+        finally:
+            self.claiming.difference_update(accounts)
+        self.heartbeats.difference_update(gone)
+        self.heartbeats.update(claim.held)
+        for row in claim.settled:
+            self.crawler.stats.inc_value("webqq/outbox/orphan_unconfirmed")
+            self.logger.warning(
+                "Account %s: outbox message %d to %s: unconfirmed (%s)",
+                row["account"],
+                row["id"],
+                row["target"],
+                row["detail"],
+            )
+        unsent = []
+        for row in claim.rows:
             self.claimed[row["id"]] = row
             state = self.states.get(row["account"])
             request = self.send_request(state, row) if state is not None else None
             if request is None:
+                self.claimed.pop(row["id"], None)
+                unsent.append(row["id"])
                 continue
+            self.sending[row["account"]] = row["id"]
             self.crawler.engine.crawl(request)
+        if unsent:  # the account ended meanwhile: back to the queue for a later crawl
+            try:
+                await maybe_deferred_to_future(
+                    deferToThread(message_store.requeue, self.outbox, unsent, self.holder)
+                )
+            except Exception as exc:
+                self.logger.warning("Could not put outbox rows %s back: %s", unsent, exc)
 
     def send_request(self, state: Session, row: dict[str, Any]) -> scrapy.Request | None:
         held = self.held.get(state.account)
@@ -582,6 +915,11 @@ class MessagesSpider(Web2Spider):
         detail: str | None = None,
     ) -> SendResult:
         self.claimed.pop(row["id"], None)
+        account = row["account"]
+        if self.sending.get(account) == row["id"]:
+            del self.sending[account]
+            if not self.closing():
+                self._outbox_tick(account)  # its next queued message, now
         self.crawler.stats.inc_value(f"webqq/outbox/{status}")
         log = self.logger.info if status == "sent" else self.logger.warning
         log(
@@ -632,3 +970,22 @@ class MessagesSpider(Web2Spider):
         row = request.cb_kwargs["row"]
         detail = f"no answer: {type(failure.value).__name__}"
         yield self.send_result(row, "failed", request.cb_kwargs["msg_id"], None, detail)
+
+
+def _deferred_of(future: Future[None]) -> Any:
+    """A Deferred fired on the reactor thread when ``future`` (another thread's) is done."""
+    from twisted.internet import defer, reactor
+
+    deferred: defer.Deferred[None] = defer.Deferred()
+
+    def fire(done: Future[None]) -> None:
+        error = done.exception()
+        if error is None:
+            deferred.callback(None)
+        else:
+            deferred.errback(error)
+
+    future.add_done_callback(
+        lambda done: reactor.callFromThread(fire, done)  # type: ignore[attr-defined]
+    )
+    return deferred

@@ -26,7 +26,7 @@ from scrapy.utils.asyncio import sleep
 
 from webqq_scrapy import protocol, qr
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.config import TARGET_TENCENT, check_qr_dir, target_of
+from webqq_scrapy.config import check_qr_dir
 from webqq_scrapy.items import (
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
@@ -38,6 +38,7 @@ from webqq_scrapy.items import (
 from webqq_scrapy.meta import META_PSESSIONID, META_UIN
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
+    OUTCOME_BAD_RECORD,
     OUTCOME_REUSED,
     STEP_CHECK_SIG,
     STEP_GETVFWEBQQ,
@@ -68,10 +69,12 @@ from webqq_scrapy.spiders.base import (
 )
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
+    bad_record_detail,
     liveness_answer,
     liveness_request,
     read_stored_credentials,
 )
+from webqq_scrapy.store import BadRecord
 from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
@@ -168,13 +171,6 @@ class QRLoginSpider(AccountSpider):
         parse_reuse(spargs.get("reuse"))
 
     @classmethod
-    def update_settings(cls, settings: Any) -> None:
-        super().update_settings(settings)
-        if target_of(settings) == TARGET_TENCENT:
-            # The real hosts carried session secrets: verify their certificates.
-            settings.set("DOWNLOAD_VERIFY_CERTIFICATES", True, priority="spider")
-
-    @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         config = spider.config
@@ -223,6 +219,12 @@ class QRLoginSpider(AccountSpider):
             self._admitted = index + 1
             login = self.new_login(account)
             creds = stored.get(account)
+            if isinstance(creds, BadRecord):
+                # A login "reusing" a record that cannot be used: say so, no QR.
+                detail = bad_record_detail(self, creds)
+                for item in await self.finish(login, OUTCOME_BAD_RECORD, None, detail):
+                    yield item
+                continue
             if creds is None:
                 yield self.ptqrshow_request(login)
                 continue
@@ -634,6 +636,8 @@ class QRLoginSpider(AccountSpider):
             stats.inc_value("webqq/login/reused")
             self.logger.info("Account %s: reused its stored session, no QR", state.account)
             return
+        if outcome == OUTCOME_BAD_RECORD:
+            return  # no QR either; bad_record_detail() said why
         if outcome == OUTCOME_OK:
             stats.inc_value("webqq/login/ok")
             self.logger.info(

@@ -49,7 +49,6 @@ from webqq_scrapy.sources.accounts import (
     RedisAccountQueue,
     RedisLease,
     account_problem,
-    check_known_arguments,
     owner_id,
 )
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider, SpiderArgumentError, parse_reuse
@@ -117,11 +116,13 @@ class QRLoginRedisSpider(QRLoginSpider):
         self.queue: RedisAccountQueue | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.registered = False  # in the workers set: give back at close
+        # Accounts logged in by this process, whose leases it releases when it closes.
+        self.logged_in: set[str] = set()
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
         _refuse_reuse(spargs)
-        check_known_arguments(spargs, cls.spider_arguments())
+        cls.check_argument_names(spargs)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -224,13 +225,10 @@ class QRLoginRedisSpider(QRLoginSpider):
         except UnicodeDecodeError:
             account, problem = repr(raw), "an account name that is not UTF-8"
         else:
-            problem = account_problem(account) if account else None
-        if problem or not account:
-            if problem:
-                self.crawler.stats.inc_value("webqq/redis/refused")
-                self.logger.error(
-                    "Redis list %r: %s; dropped from the list", self.redis_key, problem
-                )
+            problem = account_problem(account) if account else "an empty account name"
+        if problem:
+            self.crawler.stats.inc_value("webqq/redis/refused")
+            self.logger.error("Redis list %r: %s; dropped from the list", self.redis_key, problem)
             await self._ack(raw)
             return None
         if account in self.in_flight or not await self._acquire(account, raw):
@@ -330,8 +328,14 @@ class QRLoginRedisSpider(QRLoginSpider):
         if account not in self.in_flight:
             return
         self.in_flight.discard(account)
-        if outcome == OUTCOME_OK or self.lease is None:
-            return  # the lease stays until it expires: no second login of a fresh session
+        if self.lease is None:
+            return
+        if outcome == OUTCOME_OK:
+            # The lease stays while this process runs: a duplicate of the name in the list
+            # cannot log the account in again and push the fresh session offline. It is
+            # released at close (report_unfinished), not left to expire.
+            self.logged_in.add(account)
+            return
         from redis.exceptions import RedisError
 
         try:
@@ -374,8 +378,29 @@ class QRLoginRedisSpider(QRLoginSpider):
                     len(names),
                     self.redis_key,
                 )
+        await self._release_logged_in()
         await self.redis.aclose()
         self.redis = None
+
+    async def _release_logged_in(self) -> None:
+        """At close: the leases of the accounts this process logged in go (a name pushed
+        again after this process is gone is logged in, not skipped until they expire)."""
+        from redis.exceptions import RedisError
+
+        if self.lease is None or not self.logged_in:
+            return
+        try:
+            released = await self.lease.release_many(sorted(self.logged_in))
+        except (RedisError, OSError) as exc:
+            self.logger.warning(
+                "Redis: the leases of %d logged-in account(s) not released (%s); they expire "
+                "by themselves",
+                len(self.logged_in),
+                exc,
+            )
+            return
+        self.crawler.stats.set_value("webqq/redis/leases_released", released)
+        self.logged_in.clear()
 
     def unfinished_accounts(self) -> list[str]:
         names = dict.fromkeys(super().unfinished_accounts())

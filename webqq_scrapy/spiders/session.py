@@ -7,7 +7,8 @@ is read"), seeds the account's cookie jar with the
 stored cookies exactly as stored (name, value, domain, path, expiry) and carries uin,
 ptwebqq, vfwebqq, psessionid and clientid in a :class:`Session` state. Every account ends
 with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` one of
-``ok``, ``no_credentials``, ``session_ended`` (with the retcode that said so),
+``ok``, ``no_credentials``, ``bad_record`` (a stored record that cannot be used: one
+WARNING names the account and what is wrong), ``session_ended`` (with the retcode that said so),
 ``protocol_error``, ``network_error`` (or ``timeout`` at ``WEBQQ_LOGIN_TIMEOUT``).
 
 Writing a session spider (the ``contacts`` and ``messages`` spiders do this)::
@@ -91,6 +92,7 @@ from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import META_PSESSIONID, META_TARGET
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
+    OUTCOME_BAD_RECORD,
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
     OUTCOME_SESSION_ENDED,
@@ -99,7 +101,7 @@ from webqq_scrapy.protocol.codes import (
     describe_retcode,
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, Status, liveness
-from webqq_scrapy.sources.accounts import check_known_arguments, read_accounts
+from webqq_scrapy.sources.accounts import read_accounts
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -108,7 +110,7 @@ from webqq_scrapy.spiders.base import (
     cookie_record,
     read_envelope,
 )
-from webqq_scrapy.store import FINISH_STORAGE_UNAVAILABLE, READ_ERRORS
+from webqq_scrapy.store import FINISH_STORAGE_UNAVAILABLE, READ_ERRORS, BadRecord
 from webqq_scrapy.store.records import describe_error
 
 if TYPE_CHECKING:
@@ -124,6 +126,7 @@ __all__ = [
     "SessionEnded",
     "SessionSpider",
     "announce_session_ended",
+    "bad_record_detail",
     "liveness_answer",
     "liveness_request",
     "load_stored_credentials",
@@ -178,26 +181,46 @@ class Session(AccountState):
 
 def load_stored_credentials(
     source: Mapping[str, Any], accounts: list[str] | None
-) -> dict[str, Credentials]:
-    """The stored credentials of ``accounts`` (all stored accounts when None), by account.
+) -> dict[str, Credentials | BadRecord]:
+    """The stored credentials of ``accounts`` (all stored accounts when None), by account;
+    a record that cannot be used is a :class:`~webqq_scrapy.store.BadRecord` saying why
+    (``records.credentials_problem``), and costs only its own account.
 
     Blocking (a database or a file): call it off the reactor thread.
     """
     records = store.read_credentials_records(**source)
     wanted = None if accounts is None else set(accounts)
-    return {
-        record["account"]: store.credentials_from_record(record)
-        for record in records
-        if wanted is None or record["account"] in wanted
-    }
+    stored: dict[str, Credentials | BadRecord] = {}
+    for record in records:
+        account = record["account"]
+        if wanted is not None and account not in wanted:
+            continue
+        try:
+            stored[account] = store.credentials_from_record(record)
+        except BadRecord as bad:
+            stored[account] = bad
+    return stored
+
+
+def bad_record_detail(spider: AccountSpider, bad: BadRecord) -> str:
+    """Say (one WARNING naming the account and what is wrong) that an account's stored
+    record cannot be used; the detail of its ``bad_record`` outcome."""
+    spider.logger.warning(
+        "Account %s: its stored credentials record cannot be used (%s); "
+        "log it in again with 'scrapy login %s'",
+        bad.account,
+        bad.problem,
+        bad.account,
+    )
+    return f"stored record unusable: {bad.problem}"
 
 
 async def read_stored_credentials(
     spider: AccountSpider, accounts: list[str] | None
-) -> dict[str, Credentials]:
-    """The stored credentials of ``accounts`` (all when None), read off the reactor thread;
-    a store that cannot be read closes the spider (finish reason
-    ``webqq_storage_unavailable``)."""
+) -> dict[str, Credentials | BadRecord]:
+    """The stored credentials of ``accounts`` (all when None), read off the reactor thread
+    (a record that cannot be used: its ``BadRecord``); a store that cannot be read closes
+    the spider (finish reason ``webqq_storage_unavailable``)."""
     try:
         source, label = credentials_source(spider.crawler.settings)
     except SettingError as exc:
@@ -311,8 +334,7 @@ class SessionSpider(AccountSpider):
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
-        # No account argument: every stored account (unlike qrlogin, which needs some).
-        check_known_arguments(spargs, cls.spider_arguments())
+        cls.check_argument_names(spargs)
         accounts, accounts_file = spargs.get("accounts"), spargs.get("accounts_file")
         if accounts or accounts_file:
             read_accounts(accounts, accounts_file)
@@ -340,10 +362,16 @@ class SessionSpider(AccountSpider):
         await self.announce_admission()
         for index, account in enumerate(self.accounts):
             creds = stored.get(account)
-            if creds is None:
+            if creds is None or isinstance(creds, BadRecord):
                 state = self.state_class.from_credentials(account, None, time.monotonic())
-                detail = f"no credentials stored for {account!r}; log it in: scrapy login {account}"
-                for item in await self.finish(state, OUTCOME_NO_CREDENTIALS, None, detail):
+                if creds is None:
+                    outcome = OUTCOME_NO_CREDENTIALS
+                    detail = (
+                        f"no credentials stored for {account!r}; log it in: scrapy login {account}"
+                    )
+                else:
+                    outcome, detail = OUTCOME_BAD_RECORD, bad_record_detail(self, creds)
+                for item in await self.finish(state, outcome, None, detail):
                     yield item
                 continue
             target, mismatch = self.choose_target(creds)
@@ -483,7 +511,7 @@ class SessionSpider(AccountSpider):
         elif outcome == OUTCOME_WRONG_TARGET:
             self.crawler.stats.inc_value("webqq/session/wrong_target")
             self.logger.warning("Account %s: %s: %s", state.account, outcome, detail)
-        else:
+        elif outcome != OUTCOME_BAD_RECORD:  # that one has its WARNING already
             # Why an account failed is a WARNING: `-L WARNING` still says it (issue 21).
             where = f" at {step}" if step else ""
             self.logger.warning("Account %s: %s%s: %s", state.account, outcome, where, detail)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy.items import CredentialsUpdate, utc_timestamp
 from webqq_scrapy.protocol.codes import (
+    OUTCOME_BAD_RECORD,
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_OK,
     OUTCOME_PROTOCOL_ERROR,
@@ -64,8 +65,13 @@ class SessionCheckSpider(SessionSpider):
     ) -> list[Any]:
         assert isinstance(state, Session)
         items = super().make_outcome(state, outcome, step, detail)
-        if outcome in (OUTCOME_SESSION_ENDED, OUTCOME_NO_CREDENTIALS, OUTCOME_WRONG_TARGET):
-            # ended: the base stored it; nothing stored: nothing to update; another
+        if outcome in (
+            OUTCOME_SESSION_ENDED,
+            OUTCOME_NO_CREDENTIALS,
+            OUTCOME_BAD_RECORD,
+            OUTCOME_WRONG_TARGET,
+        ):
+            # ended: the base stored it; nothing (usable) stored: nothing to update; another
             # target's session: not asked, so its stored status stays as it was
             return items
         valid = outcome == OUTCOME_OK

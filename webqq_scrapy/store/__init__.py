@@ -31,9 +31,12 @@ from webqq_scrapy.store.json_file import read_json_store
 from webqq_scrapy.store.messages import list_messages
 from webqq_scrapy.store.records import (
     FINISH_STORAGE_UNAVAILABLE,
+    PROBLEM_FIELD,
+    BadRecord,
     StoreError,
     credentials_from_record,
     is_expired,
+    kind_of,
     outcome_from_record,
 )
 from webqq_scrapy.store.sql import (
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FINISH_STORAGE_UNAVAILABLE",
     "READ_ERRORS",
+    "BadRecord",
     "Contacts",
     "StoreError",
     "default_database_url",
@@ -75,7 +79,9 @@ def load_credentials(
     json_path: str | os.PathLike[str] | None = None,
     database_url: str | URL | None = None,
 ) -> Credentials | None:
-    """The stored credentials of ``account``, or None if it has none (expired ones too)."""
+    """The stored credentials of ``account``, or None if it has none (expired ones too);
+    raises ``BadRecord`` (naming the account and what is wrong) for a record that cannot be
+    used."""
     records = read_credentials_records(
         json_path=json_path, database_url=database_url, account=account
     )
@@ -88,7 +94,10 @@ def list_credentials(
     database_url: str | URL | None = None,
     valid_only: bool = False,
 ) -> list[Credentials]:
-    """Every stored account's credentials, ordered by account; ``valid_only`` skips expired."""
+    """Every stored account's credentials, ordered by account; ``valid_only`` skips expired.
+    A record that cannot be used raises ``BadRecord`` naming its account (read
+    ``read_credentials_records`` and check each with ``records.credentials_problem`` to go
+    on past it)."""
     records = read_credentials_records(json_path=json_path, database_url=database_url)
     items = [credentials_from_record(record) for record in records]
     return [item for item in items if not (valid_only and is_expired(item))]
@@ -129,6 +138,17 @@ def read_outcome_records(
     return _read_records("outcomes", read_db_attempts, json_path, database_url, account)
 
 
+def _json_entry(account: str, entry: Any) -> dict[str, Any]:
+    """A JSON store's entry for ``account`` as a record: one that is not an object, or that
+    names another account, is marked with what is wrong (``records.credentials_problem``)."""
+    if not isinstance(entry, dict):
+        problem = f"the record is a {kind_of(entry)}, not an object"
+        return {"account": account, PROBLEM_FIELD: problem}
+    if entry.get("account", account) != account:
+        return {**entry, "account": account, PROBLEM_FIELD: "account: names another account"}
+    return entry if "account" in entry else {**entry, "account": account}
+
+
 def _read_records(
     section: str,
     read_db: Callable[[Engine, str | None], list[dict[str, Any]]],
@@ -141,6 +161,6 @@ def _read_records(
     if json_path is not None:
         records = read_json_store(Path(json_path).expanduser())[section]
         accounts = sorted(records) if account is None else [account]
-        return [records[name] for name in accounts if name in records]
+        return [_json_entry(name, records[name]) for name in accounts if name in records]
     with Database(database_url or default_database_url()) as engine:
         return [] if engine is None else read_db(engine, account)

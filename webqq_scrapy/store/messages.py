@@ -7,12 +7,19 @@
   account, when, the JSON path, what is wrong and the item as received (ASCII JSON).
 * ``outbox``: what ``scrapy send`` queued. ``status`` goes ``queued`` → ``sending`` (a
   running ``messages`` spider claimed it, ``holder`` says which) → ``sent``,
-  ``unconfirmed`` or ``failed`` (with ``retcode`` and ``detail``). A claim the spider could
-  not send before it stopped goes back to ``queued``.
+  ``unconfirmed`` or ``failed`` (with ``retcode`` and ``detail``). A spider claims one row
+  per account at a time, the oldest first, so an account's messages go out in the order
+  they were queued. A claim the spider could not send before it stopped goes back to
+  ``queued``. A ``sending`` row whose holder is gone (no heartbeat: the crawl was killed
+  while the send was on its way) ends ``unconfirmed``: it may have been delivered, and it
+  is never resent (docs/protocol.md §6.3) — see :func:`settle_orphans`.
 * ``message_holders``: which accounts a running ``messages`` spider holds, with a heartbeat
   (``seen_at``, Unix seconds) renewed every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL``;
-  ``scrapy send`` refuses an account nobody holds, and a second ``messages`` crawl refuses
-  an account another one holds (:func:`take_hold`): one session is never polled twice.
+  ``scrapy send`` refuses an account nobody holds. A spider deletes its rows when it stops
+  (and an account's row when that account ends); a killed one leaves them, and they count
+  as gone once older than ``HOLDER_STALE_AFTER``. A second ``messages``
+  crawl refuses an account another one holds (:func:`take_hold`): one session is never
+  polled twice.
 
 Every function is synchronous (a database round trip). The outbox functions take the
 caller's ``sql.Database`` (made with :data:`TABLES`), which the caller closes.
@@ -21,7 +28,7 @@ caller's ``sql.Database`` (made with :data:`TABLES`), which the caller closes.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -34,6 +41,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    exists,
     or_,
     select,
 )
@@ -58,9 +66,11 @@ if TYPE_CHECKING:
 __all__ = [
     "HOLDER_STALE_AFTER",
     "TABLES",
+    "Claim",
     "claim",
     "enqueue",
     "finish_sends",
+    "holder_entry",
     "holder_of",
     "insert_messages",
     "insert_refused",
@@ -68,6 +78,9 @@ __all__ = [
     "list_refused",
     "outbox_entry",
     "release",
+    "requeue",
+    "settle_orphans",
+    "store_missing",
     "take_hold",
 ]
 
@@ -195,6 +208,30 @@ def list_refused(
             return [dict(r) for r in conn.execute(query.order_by(refused_table.c.id)).mappings()]
 
 
+def store_missing(db: Database, records: Sequence[Mapping[str, Any]]) -> int:
+    """Store the messages of ``records`` (``Message`` item records) the store lacks, by dedup
+    key; the number stored. What the journal of a killed crawl holds is replayed this way:
+    the messages its pipeline stored already are skipped."""
+    if not records:
+        return 0
+    by_key: dict[str, Mapping[str, Any]] = {}
+    for r in records:
+        key = dedup_key(
+            r["account"], r["kind"], r["peer_id"], r["sender_uin"], r["msg_id"], r["time"]
+        )
+        by_key.setdefault(key, r)
+    keys = list(by_key)
+    with db.engine().begin() as conn:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = select(messages_table.c.dedup_key).where(messages_table.c.dedup_key.in_(chunk))
+            for (found,) in conn.execute(query):
+                by_key.pop(str(found), None)
+        missing = list(by_key.values())
+        insert_messages(conn, missing)
+    return len(missing)
+
+
 def finish_sends(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
     """Record send results (``SendResult`` item records) against their outbox rows."""
     for r in records:
@@ -245,15 +282,15 @@ def outbox_entry(db: Database, outbox_id: int) -> dict[str, Any] | None:
         return dict(found) if found is not None else None
 
 
-def holder_of(
+def holder_entry(
     db: Database,
     account: str,
     *,
     now: float | None = None,
     stale_after: float = HOLDER_STALE_AFTER,
-) -> str | None:
-    """The running ``messages`` spider that holds ``account``: its heartbeat is younger
-    than ``stale_after`` seconds."""
+) -> dict[str, Any] | None:
+    """The heartbeat row (``holder``, ``seen_at``) of the running ``messages`` spider that
+    holds ``account``: younger than ``stale_after`` seconds; None when nobody holds it."""
     now = time.time() if now is None else now
     engine = db.reader()
     if engine is None:
@@ -268,7 +305,93 @@ def holder_of(
         )
     if row is None or now - row["seen_at"] > stale_after:
         return None
-    return str(row["holder"])
+    return dict(row)
+
+
+def holder_of(
+    db: Database,
+    account: str,
+    *,
+    now: float | None = None,
+    stale_after: float = HOLDER_STALE_AFTER,
+) -> str | None:
+    """The running ``messages`` spider that holds ``account``: its heartbeat is younger
+    than ``stale_after`` seconds."""
+    entry = holder_entry(db, account, now=now, stale_after=stale_after)
+    return None if entry is None else str(entry["holder"])
+
+
+def orphan_detail(holder: str, stale_after: float) -> str:
+    """Why a ``sending`` row whose holder is gone ends ``unconfirmed``."""
+    return (
+        f"the messages crawl {holder} stopped while sending it (no heartbeat for "
+        f"{stale_after:g} s): it may have been delivered; not resent (docs/protocol.md §6.3)"
+    )
+
+
+def _settle_orphans(
+    conn: Connection,
+    *,
+    now: float,
+    stale_after: float,
+    accounts: Sequence[str] | None = None,
+    outbox_id: int | None = None,
+    keep_holder: str | None = None,
+) -> list[dict[str, Any]]:
+    alive = exists().where(
+        and_(
+            holders_table.c.holder == outbox_table.c.holder,
+            holders_table.c.seen_at >= now - stale_after,
+        )
+    )
+    where = and_(outbox_table.c.status == "sending", ~alive)
+    if keep_holder is not None:
+        where = and_(where, outbox_table.c.holder != keep_holder)
+    if outbox_id is not None:
+        where = and_(where, outbox_table.c.id == outbox_id)
+    if accounts is not None:
+        if not accounts:
+            return []
+        where = and_(where, outbox_table.c.account.in_(list(accounts)))
+    rows = [dict(r) for r in conn.execute(select(outbox_table).where(where)).mappings()]
+    settled = []
+    stamp = utc_timestamp()
+    for row in rows:
+        detail = orphan_detail(str(row["holder"]), stale_after)
+        done = conn.execute(
+            outbox_table.update()
+            .where(and_(outbox_table.c.id == row["id"], where))
+            .values(status="unconfirmed", finished_at=stamp, detail=detail)
+        )
+        if done.rowcount == 1:
+            settled.append(row | {"status": "unconfirmed", "finished_at": stamp, "detail": detail})
+    return settled
+
+
+def settle_orphans(
+    db: Database,
+    *,
+    now: float | None = None,
+    stale_after: float = HOLDER_STALE_AFTER,
+    outbox_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """End ``unconfirmed`` the ``sending`` rows (all, or ``outbox_id``) whose holder has no
+    heartbeat younger than ``stale_after`` on any account: the crawl that claimed them
+    died (``kill -9``, a crash, a lost machine) between sending and recording the answer.
+    The message may have been delivered, so it is not resent (docs/protocol.md §6.3): the
+    row keeps its ``holder`` and says why in ``detail``. The settled rows."""
+    now = time.time() if now is None else now
+    with db.engine().begin() as conn:
+        return _settle_orphans(conn, now=now, stale_after=stale_after, outbox_id=outbox_id)
+
+
+class Claim(NamedTuple):
+    """What :func:`claim` did: the rows to send now, the rows of dead holders it ended, and
+    the accounts it marked held (not those another live crawl holds)."""
+
+    rows: list[dict[str, Any]]
+    settled: list[dict[str, Any]]
+    held: list[str]
 
 
 def take_hold(
@@ -310,22 +433,53 @@ def take_hold(
 
 
 def claim(
-    db: Database, accounts: Sequence[str], holder: str, *, now: float | None = None
-) -> list[dict[str, Any]]:
-    """Renew ``holder``'s heartbeat for ``accounts`` and claim their queued outbox rows
-    (status ``sending``), oldest first: the rows to send."""
+    db: Database,
+    accounts: Sequence[str],
+    holder: str,
+    *,
+    now: float | None = None,
+    busy: Sequence[str] = (),
+    gone: Sequence[str] = (),
+    stale_after: float = HOLDER_STALE_AFTER,
+) -> Claim:
+    """Renew ``holder``'s heartbeat for ``accounts`` (and drop it for ``gone``: accounts it
+    no longer holds); end ``unconfirmed`` the ``sending`` rows of ``accounts`` left by a
+    holder that is gone (:func:`settle_orphans`); claim (status ``sending``) the oldest
+    queued row of each account of ``accounts`` not in ``busy`` (those have a send on its
+    way). One row per account at a time: an account's messages go out in outbox order,
+    and a kill leaves at most one of them unconfirmed. An account whose heartbeat is
+    another holder's, younger than ``stale_after``, is left to that one (two crawls on
+    one account: the first keeps sending for it)."""
     now = time.time() if now is None else now
-    if not accounts:
-        return []
     with db.engine().begin() as conn:
+        if gone:
+            _delete_holders(conn, holder, gone)
+        if not accounts:
+            return Claim([], [], [])
+        others: set[str] = set()
+        for start in range(0, len(accounts), 500):
+            chunk = list(accounts[start : start + 500])
+            query = select(holders_table).where(
+                and_(
+                    holders_table.c.account.in_(chunk),
+                    holders_table.c.holder != holder,
+                    holders_table.c.seen_at >= now - stale_after,
+                )
+            )
+            others.update(r["account"] for r in conn.execute(query).mappings())
+        mine = [a for a in accounts if a not in others]
         upsert(
             conn,
             holders_table,
-            [{"account": a, "holder": holder, "seen_at": now} for a in accounts],
+            [{"account": a, "holder": holder, "seen_at": now} for a in mine],
             ["account"],
         )
-        rows: list[dict[str, Any]] = []
-        wanted = list(accounts)
+        settled = _settle_orphans(
+            conn, now=now, stale_after=stale_after, accounts=mine, keep_holder=holder
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        skip = set(busy)
+        wanted = [a for a in mine if a not in skip]
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             query = (
@@ -333,10 +487,11 @@ def claim(
                 .where(and_(outbox_table.c.status == "queued", outbox_table.c.account.in_(chunk)))
                 .order_by(outbox_table.c.id)
             )
-            rows.extend(dict(r) for r in conn.execute(query).mappings())
+            for r in conn.execute(query).mappings():
+                rows.setdefault(r["account"], dict(r))
         claimed = []
         stamp = utc_timestamp()
-        for row in rows:
+        for row in sorted(rows.values(), key=lambda r: r["id"]):
             # Only one holder wins a row, even with two spiders on one account.
             done = conn.execute(
                 outbox_table.update()
@@ -345,33 +500,47 @@ def claim(
             )
             if done.rowcount == 1:
                 claimed.append(row | {"status": "sending", "holder": holder})
-        return claimed
+        return Claim(claimed, settled, mine)
 
 
-def release(db: Database, unsent: Sequence[int], holder: str, accounts: Sequence[str]) -> None:
-    """At the spider's end: claimed rows it did not send go back to ``queued``; its
-    accounts are no longer held."""
+def _delete_holders(conn: Connection, holder: str, accounts: Sequence[str] | None) -> None:
+    where = holders_table.c.holder == holder
+    if accounts is not None:
+        where = and_(where, holders_table.c.account.in_(list(accounts)))
+    conn.execute(holders_table.delete().where(where))
+
+
+def _requeue(conn: Connection, unsent: Sequence[int], holder: str) -> None:
+    if unsent:
+        conn.execute(
+            outbox_table.update()
+            .where(
+                and_(
+                    outbox_table.c.id.in_(list(unsent)),
+                    outbox_table.c.status == "sending",
+                    outbox_table.c.holder == holder,
+                )
+            )
+            .values(status="queued", holder=None, claimed_at=None)
+        )
+
+
+def requeue(db: Database, unsent: Sequence[int], holder: str) -> None:
+    """Claimed rows ``holder`` did not send (its account ended meanwhile) go back to
+    ``queued``."""
     with db.engine().begin() as conn:
-        if unsent:
-            conn.execute(
-                outbox_table.update()
-                .where(
-                    and_(
-                        outbox_table.c.id.in_(list(unsent)),
-                        outbox_table.c.status == "sending",
-                    )
-                )
-                .values(status="queued", holder=None, claimed_at=None)
-            )
-        if accounts:
-            conn.execute(
-                holders_table.delete().where(
-                    and_(
-                        holders_table.c.account.in_(list(accounts)),
-                        holders_table.c.holder == holder,
-                    )
-                )
-            )
+        _requeue(conn, unsent, holder)
+
+
+def release(
+    db: Database, unsent: Sequence[int], holder: str, accounts: Sequence[str] | None = None
+) -> None:
+    """When the spider stops: claimed rows it did not send go back to ``queued``, and its
+    accounts (``accounts``, or all of them when None) are no longer held, so ``scrapy
+    send`` refuses them at once."""
+    with db.engine().begin() as conn:
+        _requeue(conn, unsent, holder)
+        _delete_holders(conn, holder, accounts)
 
 
 def list_messages(

@@ -41,6 +41,11 @@ REFUSED_MESSAGES = "refused_messages"
 Batch = dict[tuple[str, ...], dict[str, Any]]
 
 CREDENTIALS_FIELDS = tuple(f.name for f in dataclasses.fields(Credentials))
+_FIELDS_WITHOUT_DEFAULT = tuple(
+    f.name
+    for f in dataclasses.fields(Credentials)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+)
 OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(LoginOutcome))
 # Fields holding a time: written as utc_timestamp() gives it, whatever the item held.
 TIMESTAMP_FIELDS = (
@@ -61,6 +66,31 @@ FINISH_STORAGE_UNAVAILABLE = "webqq_storage_unavailable"
 
 class StoreError(Exception):
     """A store exists but cannot be used (unreadable, foreign or newer format)."""
+
+
+class BadRecord(ValueError):
+    """One stored credentials record cannot be used (the other records can)."""
+
+    def __init__(self, account: str, problem: str) -> None:
+        super().__init__(f"the stored record of account {account!r} cannot be used: {problem}")
+        self.account = account
+        self.problem = problem
+
+
+class Unreadable(str):
+    """A stored value that could not be decoded, kept as its text (``why`` says why)."""
+
+    why: str
+
+    def __new__(cls, text: str, why: str) -> Unreadable:
+        value = super().__new__(cls, text)
+        value.why = why
+        return value
+
+
+# Set by a reader on a record it could not read whole (a JSON store entry that is not an
+# object): what is wrong with it. Never stored.
+PROBLEM_FIELD = "record_problem"
 
 
 def normalise_timestamps(record: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +159,79 @@ def apply_update(record: dict[str, Any], update: Mapping[str, Any]) -> bool:
     return True
 
 
+def kind_of(value: object) -> str:
+    """The JSON name of ``value``'s type, for a message that must not show the value."""
+    if isinstance(value, Unreadable):
+        return "unreadable value"
+    names = {bool: "boolean", str: "string", dict: "object", list: "list", type(None): "null"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return f"JSON {name}"
+    return "JSON number" if isinstance(value, int | float) else type(value).__name__
+
+
+def cookies_problem(cookies: object) -> str | None:
+    """What makes stored ``cookies`` unusable, or None. Names fields, never values."""
+    if isinstance(cookies, Unreadable):
+        return f"cookies: {cookies.why}"
+    if cookies is None:
+        return "cookies: missing"
+    if not isinstance(cookies, list):
+        return f"cookies: a {kind_of(cookies)}, not a list of cookies"
+    for index, cookie in enumerate(cookies):
+        if not isinstance(cookie, dict):
+            return f"cookies[{index}]: a {kind_of(cookie)}, not a cookie object"
+        name = cookie.get("name")
+        where = f"cookies[{index}] ({name})" if isinstance(name, str) else f"cookies[{index}]"
+        for key in ("name", "value", "domain"):
+            if key not in cookie or cookie[key] is None:
+                return f"{where}: no {key}"
+            if not isinstance(cookie[key], str):
+                return f"{where}: {key} is a {kind_of(cookie[key])}, not a string"
+        if not cookie["name"] or not cookie["domain"]:
+            return f"{where}: empty {'name' if not cookie['name'] else 'domain'}"
+        if cookie.get("path") is not None and not isinstance(cookie["path"], str):
+            return f"{where}: path is a {kind_of(cookie['path'])}, not a string"
+        expires = cookie.get("expires")
+        if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
+            return f"{where}: expires is a {kind_of(expires)}, not a Unix time"
+    return None
+
+
+def credentials_problem(record: Mapping[str, Any]) -> str | None:
+    """What makes a stored credentials ``record`` unusable by a spider (a field missing or of
+    the wrong type, cookies that cannot be read back into a jar), or None when it is usable.
+
+    The one check of a record read back from a store: ``scrapy creds``, the spiders and
+    :func:`credentials_from_record` all use it. The message names fields, never values
+    (they are secrets)."""
+    if record.get(PROBLEM_FIELD):
+        return str(record[PROBLEM_FIELD])
+    for name in _FIELDS_WITHOUT_DEFAULT:
+        if name not in record:
+            return f"{name}: missing"
+    for name in REQUIRED_FIELDS:
+        value = record.get(name)
+        if name == "cookies":
+            continue
+        if value is None or value == "":
+            return f"{name}: missing"
+        kind = int if name == "uin" else str
+        if isinstance(value, bool) or not isinstance(value, kind):
+            expected = "an integer" if kind is int else "a string"
+            return f"{name}: a {kind_of(value)}, not {expected}"
+    clientid = record.get("clientid")
+    if clientid is not None and (isinstance(clientid, bool) or not isinstance(clientid, int)):
+        return f"clientid: a {kind_of(clientid)}, not an integer"
+    return cookies_problem(record.get("cookies"))
+
+
 def credentials_from_record(record: Mapping[str, Any]) -> Credentials:
+    """The Credentials of a stored record; raises :class:`BadRecord` (naming the account and
+    what is wrong) for one that cannot be used."""
+    problem = credentials_problem(record)
+    if problem is not None:
+        raise BadRecord(str(record.get("account")), problem)
     return Credentials(**{name: record[name] for name in CREDENTIALS_FIELDS if name in record})
 
 

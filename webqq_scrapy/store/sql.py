@@ -5,6 +5,7 @@ credentials and login_attempts tables. The table modules beside it (``contacts``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    cast,
     create_engine,
     inspect,
     select,
@@ -32,12 +34,13 @@ from sqlalchemy.engine import make_url
 
 from webqq_scrapy.items import SCHEMA_VERSION, utc_timestamp
 from webqq_scrapy.store.json_file import ensure_private_dir
-from webqq_scrapy.store.records import StoreError, update_values
+from webqq_scrapy.store.records import StoreError, Unreadable, update_values
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine, RowMapping
+    from sqlalchemy.sql import Select
 
 
 def default_database_path() -> Path:
@@ -339,24 +342,52 @@ def apply_updates(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> Non
         )
 
 
-def read_db_credentials(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
-    """Credentials rows (all, or one account's), ordered by account."""
+def _select_json_as_text(table: Table) -> Select[Any]:
+    """SELECT every column of ``table``, its JSON columns as their text: a cell that is not
+    valid JSON (a truncated SQLite row) then spoils its row only, not the whole read."""
+    return select(
+        *(
+            cast(column, Text).label(column.name) if isinstance(column.type, JSON) else column
+            for column in table.columns
+        )
+    )
+
+
+def _decode_json_cells(table: Table, row: RowMapping) -> dict[str, Any]:
+    """A row read with :func:`_select_json_as_text`, its JSON cells decoded; one that does
+    not decode is kept as :class:`~webqq_scrapy.store.records.Unreadable` text."""
+    record = dict(row)
+    for column in table.columns:
+        text = record.get(column.name)
+        if isinstance(column.type, JSON) and isinstance(text, str):
+            try:
+                record[column.name] = json.loads(text)
+            except ValueError as exc:
+                # The position only: the text may hold secrets (cookie values).
+                at = getattr(exc, "pos", "?")
+                why = f"not valid JSON ({type(exc).__name__} at character {at})"
+                record[column.name] = Unreadable(text, why)
+    return record
+
+
+def _read_rows(
+    engine: Engine, table: Table, order: Any, account: str | None
+) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        if not has_table(conn, "credentials"):
+        if not has_table(conn, table.name):
             return []
-        query = select(credentials_table).order_by(credentials_table.c.account)
+        query = _select_json_as_text(table).order_by(order)
         if account is not None:
-            query = query.where(credentials_table.c.account == account)
-        return [dict(row) for row in conn.execute(query).mappings()]
+            query = query.where(table.c.account == account)
+        return [_decode_json_cells(table, row) for row in conn.execute(query).mappings()]
+
+
+def read_db_credentials(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
+    """Credentials rows (all, or one account's), ordered by account; a ``cookies`` cell that
+    is not valid JSON is an ``Unreadable`` (``records.credentials_problem`` names it)."""
+    return _read_rows(engine, credentials_table, credentials_table.c.account, account)
 
 
 def read_db_attempts(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
     """login_attempts rows, oldest first."""
-    with engine.connect() as conn:
-        if not has_table(conn, "login_attempts"):
-            return []
-        table = login_attempts_table
-        query = select(table).order_by(table.c.id)
-        if account is not None:
-            query = query.where(table.c.account == account)
-        return [dict(row) for row in conn.execute(query).mappings()]
+    return _read_rows(engine, login_attempts_table, login_attempts_table.c.id, account)

@@ -133,11 +133,17 @@ def test_outbox_claim_release_finish_and_holders(database_url: str) -> None:
     second = outbox.enqueue(db, "alice", "buddy:5", "two")
     other = outbox.enqueue(db, "bob", "buddy:5", "bob's")
     assert outbox.outbox_entry(db, first)["status"] == "queued"
-    rows = outbox.claim(db, ["alice"], "host:1", now=1000.0)
-    assert [r["id"] for r in rows] == [first, second]
-    assert outbox.claim(db, ["alice"], "host:2", now=1001.0) == []  # claimed once only
-    assert outbox.holder_of(db, "alice", now=1005.0) == "host:2"
-    assert outbox.holder_of(db, "alice", now=1001.0 + outbox.HOLDER_STALE_AFTER + 1) is None
+    # One row per account at a time, the oldest first (outbox order, issue 26 point 9).
+    claim = outbox.claim(db, ["alice"], "host:1", now=1000.0)
+    assert [r["id"] for r in claim.rows] == [first] and claim.settled == []
+    assert outbox.claim(db, ["alice"], "host:1", now=1000.5, busy=["alice"]).rows == []
+    # A second crawl on the same account leaves it to the live first one.
+    assert outbox.claim(db, ["alice"], "host:2", now=1001.0) == ([], [], [])
+    assert [r["id"] for r in outbox.claim(db, ["alice"], "host:1", now=1002.0).rows] == [second]
+    assert outbox.outbox_entry(db, second)["holder"] == "host:1"
+    assert outbox.claim(db, ["alice"], "host:1", now=1003.0).rows == []  # once only
+    assert outbox.holder_of(db, "alice", now=1005.0) == "host:1"
+    assert outbox.holder_of(db, "alice", now=1003.0 + outbox.HOLDER_STALE_AFTER + 1) is None
     assert outbox.holder_of(db, "bob", now=1001.0) is None
     engine = create_db_engine(database_url)
     try:
@@ -147,7 +153,7 @@ def test_outbox_claim_release_finish_and_holders(database_url: str) -> None:
                                         "msg_id": 45670001, "retcode": 0}])  # fmt: skip
     finally:
         engine.dispose()
-    outbox.release(db, [first, second], "host:2", ["alice"])
+    outbox.release(db, [first, second], "host:1", ["alice"])
     assert outbox.outbox_entry(db, first)["status"] == "sent"
     assert outbox.outbox_entry(db, first)["msg_id"] == 45670001
     assert outbox.outbox_entry(db, second)["status"] == "queued"
@@ -172,6 +178,35 @@ def test_take_hold_refuses_an_account_another_crawl_holds(database_url: str) -> 
     assert outbox.holder_of(db, "alice", now=later) == "host:2"
     outbox.release(db, [], "host:2", ["alice", "bob"])
     assert outbox.holder_of(db, "alice", now=later) is None
+    db.close()
+
+
+def test_a_sending_row_of_a_dead_holder_ends_unconfirmed(database_url: str) -> None:
+    """Issue 26 point 1: the crawl that claimed a row died mid-send; its row must not stay
+    ``sending`` for ever, and it is never resent (it may have been delivered)."""
+    db = Database(database_url, outbox.TABLES)
+    row = outbox.enqueue(db, "alice", "buddy:5", "maybe delivered")
+    later = outbox.enqueue(db, "alice", "buddy:5", "still queued")
+    assert [r["id"] for r in outbox.claim(db, ["alice"], "dead:1", now=1000.0).rows] == [row]
+    # While its heartbeat is fresh, nobody touches the row.
+    assert outbox.settle_orphans(db, now=1010.0) == []
+    again = outbox.claim(db, ["alice"], "live:2", now=1010.0, busy=["alice"])
+    assert again.settled == [] and again.rows == []
+    # The new crawl's heartbeat replaced the dead one's; once that is stale, the row ends.
+    taken = outbox.claim(db, ["alice"], "live:2", now=1020.0)
+    assert [r["id"] for r in taken.settled] == [row]
+    assert [r["id"] for r in taken.rows] == [later]
+    entry = outbox.outbox_entry(db, row)
+    assert entry["status"] == "unconfirmed"
+    assert "dead:1 stopped while sending" in entry["detail"]
+    assert "not resent" in entry["detail"]
+    # Never claimed again; the live crawl's own row is not an orphan.
+    assert outbox.settle_orphans(db, now=1021.0) == []
+    assert outbox.outbox_entry(db, later)["status"] == "sending"
+    # The live crawl stops normally: its heartbeats go, its unsent row is queued again.
+    outbox.release(db, [later], "live:2")
+    assert outbox.holder_of(db, "alice", now=1021.0) is None
+    assert outbox.outbox_entry(db, later)["status"] == "queued"
     db.close()
 
 
