@@ -4,10 +4,11 @@
 
     ADDONS = {"webqq_scrapy.Addon": 500}
 
-give it the ``qrlogin`` and ``qrlogin_redis`` spiders, and, for their crawls, the storage
-pipelines, the routing and cookie middlewares, the log redaction and the QR delivery
-extensions; the ``login`` and ``creds`` commands come from the package's ``scrapy.commands``
-entry points (see pyproject.toml). Every ``WEBQQ_*`` setting keeps its documented default
+give it every spider of this package (``qrlogin``, ``qrlogin_redis``, ``session_check``,
+``contacts``, ``messages``) and, for their crawls, the storage pipelines, the routing and
+cookie middlewares, the log redaction and the QR delivery extensions; the ``login`` and
+``creds`` commands come from the package's ``scrapy.commands`` entry points (see
+pyproject.toml). Every ``WEBQQ_*`` setting keeps its documented default
 (``webqq_scrapy/settings.py``) until the project sets it.
 
 The project's other spiders are left as they were: Scrapy builds one crawler, and applies

@@ -50,6 +50,13 @@ def test_first_run_in_a_fresh_home_without_network_prints_no_traceback(tmp_path:
         "alice",
         "bob",
     ]
-    # Nothing was downloaded or cached: the only file the run left in HOME is the store.
+    # Nothing was downloaded or cached: the only files the run left in HOME are the store and
+    # the embedded simulator's persistent world (docs/simulator.md): its state, its lock and
+    # the last server's address (0600; the next crawl serves on the same port).
     left = sorted(str(path.relative_to(home)) for path in home.rglob("*") if path.is_file())
-    assert left == [".local/share/webqq_scrapy/credentials.sqlite3"], left
+    assert left == [
+        ".local/share/webqq_scrapy/credentials.sqlite3",
+        ".local/share/webqq_scrapy/simulator/serve.json",
+        ".local/share/webqq_scrapy/simulator/serve.lock",
+        ".local/share/webqq_scrapy/simulator/state.json",
+    ], left

@@ -1,10 +1,9 @@
-"""The spiders: per-account chains of requests on the plumbing of ``base.AccountSpider``.
+"""The spiders (docs/spiders.md; what each one does: the README and docs/data-spiders.md).
 
-``base`` (the reusable spider base), ``accounts`` (where accounts come from: arguments,
-file, Redis leases), ``qrlogin`` and ``qrlogin_redis`` (the QR login), ``session`` (the
-base of the spiders that work on stored credentials) and ``session_check`` (the liveness
-check of ``scrapy creds check``). Spiders may import
-``protocol``, ``config``, ``items``, ``meta``, ``retry``, ``signals``, ``qr`` and ``store``;
-never the simulator (the routing middleware starts it by dotted path). docs/spiders.md
-shows how to write a spider on the base.
+``base`` (``AccountSpider``, the per-account plumbing every spider builds on), ``qrlogin``
+and ``qrlogin_redis`` (the QR login), ``session`` (the base of the spiders on stored
+credentials), ``session_check`` (``scrapy creds check``), ``web2base`` (the post-login
+calls with retries) and the data spiders ``contacts`` and ``messages`` on it. Where the
+accounts come from is not a spider: ``webqq_scrapy.sources``. Spiders never import the
+simulator (the routing middleware starts it by dotted path); pyproject.toml's contracts.
 """

@@ -1,26 +1,11 @@
 """The ``contacts`` spider: each account's contacts, read on its stored session.
 
-``scrapy crawl contacts [-a accounts=alice,bob | -a accounts_file=PATH]`` (no accounts:
-every stored account). Per account, in the order the official page asked (docs/protocol.md
-§4.16: friends, groups, discussions, then online buddies and the recent list; self info
-beside them), then each group's and each discussion's members:
-
-get_user_friends2 (with the §2.2 hash) → get_group_name_list_mask2 → get_discus_list →
-get_online_buddies2 → get_recent_list2 → get_self_info2 → get_group_info_ext2 per group (by
-its code, §4.13) → get_discu_info per discussion.
-
-Every answer goes through the strict parsers of ``protocol.web2`` (§4.0 shapes, §4.13 ids,
-§4.14 consistency). An answer naming an id another answer lacks (an online uin that is not a
-listed friend, a recent entry naming an unlisted contact, a group owner or the user not a
-member) is drift: a WARNING and a ``webqq/drift/…`` stat, the data kept (see
-docs/data-spiders.md). Only when all of an account's answers are read and checked does it
-yield the account's records (``SelfInfo``, ``Friend``, ``Group``,
-``GroupMember``, ``Discussion``, ``DiscussionMember``, ``RecentConversation``), then a
-``ContactsSnapshot`` (the store marks what it no longer lists as gone) and the account's
-``SessionOutcome`` ``ok``. A malformed or inconsistent answer, after the retries clients made
-(§4.15: degraded answers; §7: retcodes), ends the account ``protocol_error`` with the call
-(``step``) and what was wrong (``detail``): never a partial list. A retcode that says the
-session is over ends it ``session_ended`` (§7, §8).
+``scrapy crawl contacts [-a accounts=alice,bob | -a accounts_file=PATH]``. The calls, their
+order, the items and what ends an account: docs/data-spiders.md, "scrapy crawl contacts";
+the answers' shapes: docs/protocol.md §4. An account's records are yielded only when all
+its lists were read and agree, then its ``ContactsSnapshot``: never a partial list.
+An id one answer names and another lacks is drift: one WARNING, a ``webqq/drift/…`` stat,
+the data kept (docs/data-spiders.md, "Drift between answers").
 """
 
 from __future__ import annotations

@@ -1,40 +1,10 @@
 """The ``messages`` spider: hold each account's session open, store what arrives, send the outbox.
 
-``scrapy crawl messages [-a accounts=alice,bob] [-a duration=SECONDS]``. Per account it keeps
-exactly one poll2 outstanding (the long poll of docs/protocol.md §5.1: the server holds it
-until a message arrives or about 60 s pass) and polls again as soon as the answer is read,
-so it is also the session's keep-alive. Each delivered message (§5.3: friend, group,
-discussion) becomes a :class:`~webqq_scrapy.items.Message` item, its names resolved from the
-contacts the ``contacts`` spider stored for the same login (ids are per login, §4.13).
-
-Session codes (§7, §8): 103 → the get_online_buddies2 warm-up, then poll again (a second
-103 in a row ends the session: logged in elsewhere, §8.1); 116 → the new ptwebqq is used
-and stored; a kick message or a code that ends the session → ``session_ended`` (the session
-base's signal, log line and store update) while the other accounts go on; any other code →
-the official policy: wait ``WEBQQ_MESSAGES_RETRY_DELAY`` (10 s) and poll again, giving up
-after more than ``WEBQQ_MESSAGES_MAX_FAILURES`` (8) failures in a row.
-
-Sending (``scrapy send``): every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL`` seconds the spider
-claims the oldest queued outbox row of each account it holds in the database store (the
-next one as soon as the previous one's answer is read: one send per account on its way,
-in outbox order), sends it on its account's session with the session's §2.4 msg_id
-sequence and the §6.2 content encoding, and records the result (``SendResult`` item: sent,
-unconfirmed, failed with the retcode). It also marks the accounts as held there (a
-heartbeat), which is how ``scrapy send`` knows a spider is running for an account; the
-marks are removed when an account ends and when the crawl stops.
-
-It runs until stopped: ``-a duration=S``, Ctrl-C / scrapyd cancel, ``CLOSESPIDER_*``. A stop
-is graceful: the polls in flight are answered (within the server's hold) and what they
-delivered is stored before the spider closes; no new poll is made. Storage deduplicates
-messages, so a message delivered twice is stored once.
-
-A crawl that is killed loses nothing it received either: with the database store, each
-poll2 answer is written to a private journal as soon as it is downloaded, before it is
-parsed, and synced to disk in the background (``webqq_scrapy.store.journal``); the next
-``messages`` crawl on the same store stores what a dead crawl's journal holds and the
-store lacks, then deletes it. While the crawl runs, its journal is cut into segments every
-``JOURNAL_SEGMENT_SECONDS``, and a segment is checked against the store and deleted one
-segment later (by then the pipeline stored its messages), so it stays small.
+``scrapy crawl messages [-a accounts=alice,bob] [-a duration=SECONDS]``: one poll2 in
+flight per account (docs/protocol.md §5), a ``Message`` item per delivered message, the
+outbox of ``scrapy send`` claimed and sent every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL``.
+Retcodes, stops and sending: docs/data-spiders.md, "scrapy crawl messages" and "scrapy send";
+the journal that keeps what a killed crawl received: ``webqq_scrapy.store.journal``.
 """
 
 from __future__ import annotations

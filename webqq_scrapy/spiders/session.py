@@ -1,71 +1,11 @@
 """The base of every spider that works on stored credentials instead of logging in.
 
-A session spider takes its accounts from ``-a accounts=alice,bob`` / ``-a accounts_file=PATH``,
-or, with neither, every account of the store. For each account it reads the stored
-``Credentials`` (the store the ``scrapy creds`` command reads: docs/storage.md, "Which store
-is read"), seeds the account's cookie jar with the
-stored cookies exactly as stored (name, value, domain, path, expiry) and carries uin,
-ptwebqq, vfwebqq, psessionid and clientid in a :class:`Session` state. Every account ends
-with exactly one :class:`~webqq_scrapy.items.SessionOutcome`, its ``outcome`` one of
-``ok``, ``no_credentials``, ``bad_record`` (a stored record that cannot be used: one
-WARNING names the account and what is wrong), ``session_ended`` (with the retcode that said so),
-``protocol_error``, ``network_error`` (or ``timeout`` at ``WEBQQ_LOGIN_TIMEOUT``).
-
-Writing a session spider (the ``contacts`` and ``messages`` spiders do this)::
-
-    class MessagesSpider(SessionSpider):
-        name = "messages"
-
-        async def session_started(self, state: Session) -> AsyncIterator[Any]:
-            # The jar is seeded; state.uin/ptwebqq/vfwebqq/psessionid/clientid are set.
-            yield self.call_request(web2.poll2(self.config.scheme, ptwebqq=state.ptwebqq,
-                                               psessionid=state.psessionid), state,
-                                    self.parse_poll2)
-
-        @account_step("poll2")
-        async def parse_poll2(self, response: Response, state: Session) -> AsyncIterator[Any]:
-            # Any retcode; poll.state says what it asks (codes.session_state, §7).
-            envelope = self.call_envelope(response, state, "poll2")
-            poll = web2.parse_poll2(envelope, self_uin=state.uin)
-            if poll.state == "renew_ptwebqq":  # 116 (§7): store it, go on
-                for item in await self.ptwebqq_renewed(state, poll.ptwebqq):
-                    yield item
-            elif poll.kick is not None:  # logged in elsewhere (§5.3, §8.1)
-                for item in await self.session_ended(state, f"kicked: {poll.kick.reason}"):
-                    yield item
-                return
-            elif poll.state == "ended":  # 100, 100001, 120…
-                reason = describe_retcode(poll.retcode)
-                for item in await self.session_ended(state, reason, poll.retcode):
-                    yield item
-                return
-            ...  # items, the next poll, or the end:
-            for item in await self.finish(state, OUTCOME_OK, "poll2", None):
-                yield item
-
-How an account ends:
-
-* ``await self.finish(state, outcome, step, detail)`` (from the base) ends it with any outcome
-  and returns the items to yield; raising :class:`~webqq_scrapy.spiders.base.StepFailed`
-  in an ``@account_step`` callback does the same.
-* A dead session: :meth:`~AccountSpider.call_result` raises :class:`SessionEnded` for a
-  retcode that says the session is over (docs/protocol.md §7, §8); a callback that learns it
-  otherwise (poll2's ``kick_message`` item, §5.3) calls
-  ``await self.session_ended(state, reason, retcode)`` and yields what it returns, or raises
-  ``self.session_end(state, reason, retcode)`` (which records the reason on ``state``).
-  Either way the account ends ``session_ended``, the stored record's status becomes
-  ``ended`` (with the reason, the retcode and the time, through a
-  :class:`~webqq_scrapy.items.CredentialsUpdate` item the storage pipelines apply), the
-  log says so at WARNING and the ``webqq_scrapy.signals.session_ended`` signal fires (the
-  QR webhook forwards it as a ``session_ended`` event).
-* A renewed ptwebqq (poll2's 116, ``PollResult.ptwebqq``):
-  ``await self.ptwebqq_renewed(state, new)`` updates the
-  state and the jar's ptwebqq cookie and returns the ``CredentialsUpdate`` that stores it;
-  the account goes on.
-
-The liveness test (§8.1: get_online_buddies2 answering 0) is here too, as
-:func:`liveness_request` and :func:`liveness_answer`, shared by the ``session_check`` spider
-(``scrapy creds check``) and ``qrlogin -a reuse=true``.
+Per account: the stored ``Credentials`` (the store of docs/storage.md, "Which store is
+read"), a cookie jar seeded exactly as stored, a :class:`Session` state, one
+``SessionOutcome``. Also the §8.1 liveness test (:func:`liveness_request`,
+:func:`liveness_answer`) of ``session_check`` and ``qrlogin -a reuse=true``. How to write
+one, with an example and how an account ends: docs/spiders.md, "Spiders on stored
+sessions"; the sessions themselves: docs/sessions.md.
 """
 
 from __future__ import annotations

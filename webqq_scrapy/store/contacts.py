@@ -136,20 +136,25 @@ CONTACT_TABLES: dict[str, tuple[type, Table, tuple[str, ...]]] = {
     )
 }
 
+
+def _snapshot_type(name: str, annotation: str) -> Any:
+    if name == "crawled_at":
+        return _TIME
+    if name == "job":
+        return String(255)
+    return _column_type(name, annotation)
+
+
+# One row per crawl and account: the ContactsSnapshot item's fields, under a row id.
 contact_snapshots_table = Table(
     "contact_snapshots",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("account", String(255), nullable=False),
-    Column("crawled_at", _TIME, nullable=False),
-    Column("uin", BigInteger, nullable=False),
-    Column("friends", Integer, nullable=False),
-    Column("groups", Integer, nullable=False),
-    Column("group_members", Integer, nullable=False),
-    Column("discussions", Integer, nullable=False),
-    Column("discussion_members", Integer, nullable=False),
-    Column("recent", Integer, nullable=False),
-    Column("job", String(255)),
+    *(
+        Column(f.name, _snapshot_type(f.name, str(f.type)), nullable=str(f.type).endswith("None"))
+        for f in dataclasses.fields(items.ContactsSnapshot)
+        if f.name != "record"
+    ),
     Index("ix_contact_snapshots_account", "account", "crawled_at"),
 )
 

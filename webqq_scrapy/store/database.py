@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from webqq_scrapy.store import contacts, messages, sql
-from webqq_scrapy.store.records import (
-    CONTACTS,
-    CREDENTIALS,
-    MESSAGES,
-    OUTCOMES,
-    REFUSED_MESSAGES,
-    SEND_RESULTS,
-    UPDATES,
-)
+from webqq_scrapy.store import contacts, messages, records, sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -50,14 +41,14 @@ class DatabaseStore:
             return [rec for key, rec in batch.items() if key[0] == kind]
 
         with self.database.engine().begin() as conn:
-            sql.upsert_credentials(conn, of(CREDENTIALS))
-            sql.upsert_attempts(conn, of(OUTCOMES))
-            sql.apply_updates(conn, of(UPDATES))
-            for entry in of(CONTACTS):
+            sql.upsert_credentials(conn, of(records.CREDENTIALS))
+            sql.upsert_attempts(conn, of(records.OUTCOMES))
+            sql.apply_updates(conn, of(records.UPDATES))
+            for entry in of(records.CONTACTS):
                 contacts.write_contacts(conn, entry)
-            messages.insert_messages(conn, of(MESSAGES))
-            messages.insert_refused(conn, of(REFUSED_MESSAGES))
-            messages.finish_sends(conn, of(SEND_RESULTS))
+            messages.insert_messages(conn, of(records.MESSAGES))
+            messages.insert_refused(conn, of(records.REFUSED_MESSAGES))
+            messages.finish_sends(conn, of(records.SEND_RESULTS))
 
     def close(self) -> None:
         self.database.close()

@@ -259,3 +259,17 @@ def test_contact_tables_are_the_item_fields_and_keep_the_stored_schema() -> None
             f.name for f in dataclasses.fields(item) if f.name not in ("record", "crawled_at")
         ]
         assert [c.name for c in table.columns][: len(fields)] == fields
+
+
+def test_the_snapshot_table_is_the_snapshot_item_under_a_row_id() -> None:
+    from webqq_scrapy.store.contacts import contact_snapshots_table
+
+    columns = " ".join(
+        f"{c.name}:{c.type.compile()}{'' if c.nullable else '!'}{'*' if c.primary_key else ''}"
+        for c in contact_snapshots_table.columns
+    )
+    assert columns == (
+        "id:INTEGER!* account:VARCHAR(255)! crawled_at:VARCHAR(64)! uin:BIGINT! "
+        "friends:INTEGER! groups:INTEGER! group_members:INTEGER! discussions:INTEGER! "
+        "discussion_members:INTEGER! recent:INTEGER! job:VARCHAR(255)"
+    )
