@@ -14,24 +14,19 @@ could not be read.
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import UsageError
-from sqlalchemy.exc import SQLAlchemyError
 
 from webqq_scrapy.commands._readback import (
-    EXIT_NOTHING,
-    EXIT_STORE,
+    Readback,
     add_source_options,
-    database_source,
-    fail,
     name,
+    one_account,
+    print_json,
     print_table,
 )
-from webqq_scrapy.store.records import describe_error
-from webqq_scrapy.text import escape_controls, escape_json_controls
+from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
     import argparse
@@ -41,10 +36,10 @@ if TYPE_CHECKING:
 HEADER = ("KIND", "ID", "NAME", "DETAILS")
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    requires_crawler_process = False
-    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+class Command(Readback, ScrapyCommand):
+    spider = "contacts"
+    nothing = "no contacts stored"
+    fetch = "crawl"
 
     def syntax(self) -> str:
         return "ACCOUNT [--members] [--json]"
@@ -71,27 +66,19 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from webqq_scrapy.store.contacts import load_contacts
 
-        if len(args) != 1:
-            raise UsageError("expected one ACCOUNT")
-        account = args[0]
-        assert self.settings is not None
-        url, label = database_source(self.settings, opts)
-        try:
-            contacts = load_contacts(account, database_url=url)
-        except (SQLAlchemyError, OSError) as exc:
-            fail("contacts", f"cannot read {label}: {describe_error(exc)}")
-            self.exitcode = EXIT_STORE
+        account = one_account(args)
+        read = self.read(
+            account,
+            opts,
+            lambda account, url: load_contacts(account, database_url=url),
+            empty=lambda contacts: contacts is None or contacts.snapshot is None,
+        )
+        if read is None:
             return
-        if contacts is None or contacts.snapshot is None:
-            fail(
-                "contacts",
-                f"no contacts stored for {escape_controls(account)!r} in {label}; "
-                f"crawl them: scrapy crawl contacts -a accounts={escape_controls(account)}",
-            )
-            self.exitcode = EXIT_NOTHING
-            return
+        contacts, _ = read
+        assert contacts is not None and contacts.snapshot is not None
         if opts.json:
-            print(escape_json_controls(json.dumps(as_json(contacts), ensure_ascii=False, indent=2)))
+            print_json(as_json(contacts))
             return
         me = contacts.self_info
         snapshot = contacts.snapshot
