@@ -33,10 +33,18 @@ EXIT_STORE = 3
 T = TypeVar("T")
 
 
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", metavar="URL", help="read this SQLAlchemy URL")
+    parser.add_argument(
+        "--json", action="store_true", help="print the stored records as JSON, names as stored"
+    )
+
+
 class Readback:
     """Mixed into a ``ScrapyCommand`` (first) that prints what a spider stored for one
     ACCOUNT: ``spider`` names the spider (and the command), ``nothing`` what is missing,
-    ``fetch`` the verb of the hint. Not a ``ScrapyCommand`` itself: Scrapy would list it as
+    ``fetch`` the verb of the hint; ``usage``, ``summary`` and ``description`` are what
+    ``scrapy -h`` shows. Not a ``ScrapyCommand`` itself: Scrapy would list it as
     a command of this package."""
 
     requires_project = True
@@ -45,8 +53,32 @@ class Readback:
     spider: ClassVar[str]
     nothing: ClassVar[str]
     fetch: ClassVar[str]
+    usage: ClassVar[str]
+    summary: ClassVar[str]
+    description: ClassVar[str]
     settings: Settings | None
     exitcode: int
+
+    add_source_options = staticmethod(add_source_options)
+
+    @staticmethod
+    def one_account(args: list[str]) -> str:
+        if len(args) != 1:
+            raise UsageError("expected one ACCOUNT")
+        return args[0]
+
+    @staticmethod
+    def print_json(value: Any) -> None:
+        print(escape_json_controls(json.dumps(value, ensure_ascii=False, indent=2)))
+
+    def syntax(self) -> str:
+        return self.usage
+
+    def short_desc(self) -> str:
+        return self.summary
+
+    def long_desc(self) -> str:
+        return self.description
 
     def read(
         self,
@@ -76,23 +108,6 @@ class Readback:
             self.exitcode = EXIT_NOTHING
             return None
         return loaded, label
-
-
-def one_account(args: list[str]) -> str:
-    if len(args) != 1:
-        raise UsageError("expected one ACCOUNT")
-    return args[0]
-
-
-def print_json(value: Any) -> None:
-    print(escape_json_controls(json.dumps(value, ensure_ascii=False, indent=2)))
-
-
-def add_source_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", metavar="URL", help="read this SQLAlchemy URL")
-    parser.add_argument(
-        "--json", action="store_true", help="print the stored records as JSON, names as stored"
-    )
 
 
 def database_source(settings: BaseSettings, opts: argparse.Namespace) -> tuple[str, str]:

@@ -18,14 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
 
-from webqq_scrapy.commands._readback import (
-    Readback,
-    add_source_options,
-    name,
-    one_account,
-    print_json,
-    print_table,
-)
+from webqq_scrapy.commands._readback import Readback, name, print_table
 from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
@@ -41,24 +34,19 @@ class Command(Readback, ScrapyCommand):
     nothing = "no contacts stored"
     fetch = "crawl"
 
-    def syntax(self) -> str:
-        return "ACCOUNT [--members] [--json]"
-
-    def short_desc(self) -> str:
-        return "Show the contacts 'scrapy crawl contacts' stored for an account"
-
-    def long_desc(self) -> str:
-        return (
-            "Print ACCOUNT's stored friends, groups, discussions and recent conversations "
-            "as one table, names decoded (--members: with each group's and discussion's "
-            "members). --json prints the stored records, names as stored. The ids are the "
-            "ones 'scrapy send' takes (buddy:UIN, group:GID, discussion:DID). Exit status 1 "
-            "when nothing is stored for ACCOUNT."
-        )
+    usage = "ACCOUNT [--members] [--json]"
+    summary = "Show the contacts 'scrapy crawl contacts' stored for an account"
+    description = (
+        "Print ACCOUNT's stored friends, groups, discussions and recent conversations "
+        "as one table, names decoded (--members: with each group's and discussion's "
+        "members). --json prints the stored records, names as stored. The ids are the "
+        "ones 'scrapy send' takes (buddy:UIN, group:GID, discussion:DID). Exit status 1 "
+        "when nothing is stored for ACCOUNT."
+    )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        add_source_options(parser)
+        self.add_source_options(parser)
         parser.add_argument(
             "--members", action="store_true", help="list the members of each group and discussion"
         )
@@ -66,7 +54,7 @@ class Command(Readback, ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from webqq_scrapy.store.contacts import load_contacts
 
-        account = one_account(args)
+        account = self.one_account(args)
         read = self.read(
             account,
             opts,
@@ -78,7 +66,7 @@ class Command(Readback, ScrapyCommand):
         contacts, _ = read
         assert contacts is not None and contacts.snapshot is not None
         if opts.json:
-            print_json(as_json(contacts))
+            self.print_json(as_json(contacts))
             return
         me = contacts.self_info
         snapshot = contacts.snapshot

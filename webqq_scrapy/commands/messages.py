@@ -23,14 +23,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from webqq_scrapy.commands._readback import (
-    Readback,
-    add_source_options,
-    name,
-    one_account,
-    print_json,
-    print_table,
-)
+from webqq_scrapy.commands._readback import Readback, name, print_table
 from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
@@ -67,32 +60,27 @@ class Command(Readback, ScrapyCommand):
     nothing = "no message stored"
     fetch = "receive"
 
-    def syntax(self) -> str:
-        return "ACCOUNT [--since TIME|SPAN] [--limit N] [--json]"
-
-    def short_desc(self) -> str:
-        return "Show the messages 'scrapy crawl messages' stored for an account"
-
-    def long_desc(self) -> str:
-        return (
-            "Print ACCOUNT's stored messages as one table, oldest first: time (UTC), "
-            "conversation, sender (names decoded; 'me' for the user's own), text. --since "
-            "keeps those sent at or after a UTC date/time (2026-11-28, 2026-11-28T09:30) or "
-            "within a span back from now (30m, 2h, 1d); --limit N the last N. --json prints "
-            "the stored rows (reply_to is what 'scrapy send' takes). Exit status 1 when no "
-            "message is stored for ACCOUNT."
-        )
+    usage = "ACCOUNT [--since TIME|SPAN] [--limit N] [--json]"
+    summary = "Show the messages 'scrapy crawl messages' stored for an account"
+    description = (
+        "Print ACCOUNT's stored messages as one table, oldest first: time (UTC), "
+        "conversation, sender (names decoded; 'me' for the user's own), text. --since "
+        "keeps those sent at or after a UTC date/time (2026-11-28, 2026-11-28T09:30) or "
+        "within a span back from now (30m, 2h, 1d); --limit N the last N. --json prints "
+        "the stored rows (reply_to is what 'scrapy send' takes). Exit status 1 when no "
+        "message is stored for ACCOUNT."
+    )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        add_source_options(parser)
+        self.add_source_options(parser)
         parser.add_argument("--since", metavar="TIME|SPAN", help="only messages sent since")
         parser.add_argument("--limit", type=int, metavar="N", help="only the last N messages")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from webqq_scrapy.store.messages import list_messages
 
-        account = one_account(args)
+        account = self.one_account(args)
         try:
             since = parse_since(opts.since) if opts.since else None
         except ValueError as exc:
@@ -113,7 +101,7 @@ class Command(Readback, ScrapyCommand):
             shown = shown[-opts.limit :]
         if opts.json:
             records = [{k: v for k, v in m.items() if k not in _HIDDEN} for m in shown]
-            print_json(records)
+            self.print_json(records)
             return
         print_table(HEADER, [row(m) for m in shown], last_free=True)
         more = "" if len(shown) == len(stored) else f" (of {len(stored)} stored)"
