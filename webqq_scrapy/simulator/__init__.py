@@ -116,6 +116,7 @@ from webqq_scrapy.simulator.messages import (
     status_item,
 )
 from webqq_scrapy.simulator.phone import BEHAVIOURS, Phone, PhoneError
+from webqq_scrapy.simulator.qzone import Qzone
 from webqq_scrapy.simulator.state import ENDED_EXPIRED, SecretLog, Session, Stats, Store
 from webqq_scrapy.simulator.tokens import TokenFactory, qq_number
 from webqq_scrapy.simulator.world import STATUSES, Person, World, WorldSizes, build_world
@@ -282,6 +283,7 @@ class Simulator:
             self.faults.add(fault)
         self.fault_steps = frozenset(STEPS)
         self.webqq = WebQQ(self)
+        self.qzone = Qzone(self)
         # The control host answers only under /<token> (see simulator.control): system
         # randomness even with a seed, since a seed is public.
         self.control_token = control_token or secrets.token_urlsafe(24)
