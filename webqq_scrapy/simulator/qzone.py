@@ -597,6 +597,16 @@ class Qzone:
             session.ended = "expired"
         return len(ended)
 
+    def sweep(self, now: float) -> None:
+        """Forget ptsigx past their redemption time and sessions that are over (their
+        cookies then answer -3000 as unknown ones do)."""
+        for ptsigx, session in list(self.by_ptsigx.items()):
+            if now > session.redeem_until:
+                del self.by_ptsigx[ptsigx]
+        for p_skey, session in list(self.by_p_skey.items()):
+            if session.ended is not None or now >= session.expires:
+                del self.by_p_skey[p_skey]
+
     # ---- the CGIs --------------------------------------------------------------------
 
     def _session(self, call: Call, *, skey_ok: bool) -> QzoneSession | None:

@@ -411,3 +411,32 @@ def test_worlds_are_deterministic_per_account_and_seed():
     assert any(s["closed"] for s in a["spaces"]) and any(not s["closed"] for s in a["spaces"])
     # No double quote in any text: qzone-api's pre-processing cannot survive one.
     assert '\\"' not in json.dumps(a, ensure_ascii=False)
+
+
+@pytest.mark.simulator_args(
+    "--seed", "2", "--scan-after", "0.1", "--confirm-after", "0.1", "--qzone-posts", "25"
+)
+def test_cli_simulator_serves_two_qzone_accounts_strict(simulator_process):
+    """The CLI simulator (strict, as the project's tests run it): two accounts log in, their
+    posts equal their worlds, and a session ended through the control API answers -3000."""
+    crawled = {}
+    for name in ("mia", "noah"):
+        b = Browser(simulator_process, name)
+        assert login(b, host="xui" if name == "noah" else "ssl")["check_sig"].status == 302
+        qq, token = qq_of(b), g_tk(cookies(b))
+        world = json.loads(b.control(f"/_sim/qzone?account={name}").body)
+        posts = crawl_posts(b, qq, token)
+        assert [(p.tid, p.content, p.cmtnum) for p in posts] == [
+            (p["tid"], p["content"], len(p["comments"])) for p in world["posts"]
+        ]
+        assert len(posts) == 25
+        crawled[name] = (b, qq, token)
+    assert crawled["mia"][1] != crawled["noah"][1]
+    b, qq, token = crawled["mia"]
+    assert json.loads(b.control("/_sim/session", {"account": "mia", "action": "expire"}).body)
+    with pytest.raises(SessionExpired):
+        parse_msglist(b.request(msglist_url("http", owner=qq, pos=0, g_tk=token)).body, owner=qq)
+    b, qq, token = crawled["noah"]
+    assert parse_msglist(
+        b.request(msglist_url("http", owner=qq, pos=0, g_tk=token)).body, owner=qq
+    ).posts
