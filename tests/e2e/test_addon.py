@@ -2,8 +2,10 @@
 ``pip install`` of the wheel plus ``ADDONS = {"webqq_scrapy.Addon": 500}``.
 
 The end-to-end test builds the wheel from a copy of the package's files, installs it with
-pip into a fresh virtual environment (``--system-site-packages`` for Scrapy and the other
-dependencies, ``--no-deps --no-index --no-build-isolation`` so nothing is downloaded), and
+pip into a fresh virtual environment (``--system-site-packages`` and a ``.pth`` naming the
+running interpreter's site-packages, for Scrapy and the other dependencies, also when the
+tests run in a venv; ``--no-deps --no-index --no-build-isolation`` so nothing is
+downloaded), and
 runs ``scrapy list``, ``scrapy login`` and ``scrapy crawl qrlogin`` in a minimal project of
 its own, in a directory outside the checkout, with an environment that cannot import the
 checkout (checked: ``webqq_scrapy.__file__`` lies in the virtual environment).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -163,6 +166,27 @@ ADDONS = {"webqq_scrapy.Addon": 500}
 '''
 
 
+def see_the_running_packages(python: Path) -> None:
+    """Let the new venv import the packages of the interpreter running the tests.
+
+    ``--system-site-packages`` gives it the *base* interpreter's packages; when the tests
+    themselves run in a venv (the README's set-up), Scrapy and the others are in that venv,
+    not in the base. A ``.pth`` file in the new venv's site-packages names the running
+    interpreter's site-packages directories: they come after the new venv's own (where the
+    wheel is installed), and their own ``.pth`` files are not read, so an editable install
+    of the checkout stays invisible."""
+    where = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    running = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    Path(where.stdout.strip(), "running-interpreter.pth").write_text(
+        "".join(f"{p}\n" for p in running)
+    )
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
     """(python of the new venv, the other project's directory, its environment)."""
@@ -175,6 +199,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
         capture_output=True,
     )
     python = venv / "bin" / "python"
+    see_the_running_packages(python)
     subprocess.run(
         [*pip_offline(str(python), "install"), str(wheel)],
         check=True,
@@ -222,7 +247,8 @@ def test_the_installed_package_runs_from_a_separate_project(installed) -> None:
     # spider loader without the add-ons' pre-crawler settings; crawl and login do.)
     # `scrapy login` comes from the package's entry point, not from the project.
     commands = run(installed, "-m", "scrapy")
-    assert "login" in commands.stdout and "creds" in commands.stdout, commands.stdout
+    for command in ("login", "creds", "send", "contacts", "messages"):
+        assert f"  {command} " in commands.stdout, commands.stdout
 
     login = run(installed, "-m", "scrapy", "login", "alice", "bob")
     assert login.returncode == 0, login.stderr[-3000:]
@@ -243,3 +269,13 @@ def test_the_installed_package_runs_from_a_separate_project(installed) -> None:
     assert listing.returncode == 0, listing.stderr
     for account in ("alice", "bob", "carol"):
         assert account in listing.stdout, listing.stdout
+
+    # Every command of the package runs there: send (nothing holds alice: exit 1, said so),
+    # and the read-back commands (nothing crawled yet: exit 1, said so).
+    send = run(installed, "-m", "scrapy", "send", "alice", "buddy:5", "hello")
+    assert send.returncode == 1, send.stderr
+    assert "no running 'messages' spider holds alice's session" in send.stderr
+    for command in ("contacts", "messages"):
+        shown = run(installed, "-m", "scrapy", command, "alice")
+        assert shown.returncode == 1, shown.stderr
+        assert f"scrapy crawl {command} -a accounts=alice" in shown.stderr

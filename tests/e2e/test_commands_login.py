@@ -115,7 +115,16 @@ def test_bad_setting_exits_2_before_anything_starts(tmp_path):
 def test_no_account_is_a_usage_error(tmp_path):
     result = scrapy("login", tmp_path=tmp_path)
     assert result.returncode == 2
-    assert last_line(result.stderr).startswith("login: error: accounts: no account given")
+    # The command's own way is suggested: names on its command line (issue 21).
+    assert last_line(result.stderr) == (
+        "login: error: no account given: scrapy login alice [bob ...] "
+        "(or -a accounts_file=PATH, one name per line)"
+    )
+    result = scrapy("login", "-a", "acounts=alice", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert last_line(result.stderr).startswith(
+        "login: error: acounts: not an argument of the qrlogin spider; did you mean -a accounts=…?"
+    )
 
 
 def test_help_lists_the_exit_statuses(tmp_path):
@@ -144,3 +153,22 @@ def test_summary_lists_outcomes_in_their_documented_order():
     }
     counts, missing = summarize(stats, 6)
     assert summary_line(counts, missing, 6) == "login: 6 accounts: ok 3, timeout 1, network_error 2"
+
+
+def test_at_log_level_warning_each_failed_account_says_why(tmp_path):
+    """`-L WARNING` (the README's level) keeps the one line per failed account and its
+    reason; a success stays at INFO and is not shown (issue 21, point 5)."""
+    closed = "http://127.0.0.1:9"  # nothing listens on the discard port here
+    result = scrapy(
+        "login", "alice", "-L", "WARNING", "-s", f"WEBQQ_TARGET={closed}",
+        "-s", "WEBQQ_RETRY_TIMES=0", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "WARNING: Account alice: network_error at ptqrshow: " in result.stderr
+    # The data spiders too: an account without credentials names why.
+    result = scrapy("crawl", "contacts", "-a", "accounts=zed", "-L", "WARNING", tmp_path=tmp_path)
+    assert "WARNING: Account zed: no_credentials: no credentials stored for 'zed'" in result.stderr
+    # A success is INFO: not shown at WARNING.
+    result = scrapy("login", "alice", "-L", "WARNING", *FAST, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Account alice: ok" not in result.stderr

@@ -40,7 +40,7 @@ def screen_lines(output: str) -> list[str]:
     """The non-empty lines as the terminal shows them: a ``\\r`` returns to the line's start
     (what follows overwrites what was there), ``ESC [K`` erases to the line's end."""
     lines = []
-    for raw in output.splitlines():
+    for raw in output.split("\n"):  # not splitlines(): it would split at each \r too
         shown = ""
         for part in raw.split("\r"):
             erase = "\x1b[K" in part
@@ -117,3 +117,25 @@ def test_help_points_to_the_settings() -> None:
         text = " ".join(result.stdout.split())
         assert "every WEBQQ_* setting, with its type, default and meaning" in text, command
         assert "webqq_scrapy/settings.py" in text and "'Settings' table" in text, command
+
+
+def test_two_accounts_share_one_progress_line_and_leave_no_stale_one(tmp_path: Path) -> None:
+    """Issue 21: the progress line is erased before the next QR is drawn (no stale line
+    under the first QR), and one line shows both waiting accounts instead of alternating."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
+    env["COLUMNS"] = "200"  # the line is cut to the terminal's width (a pty says 0: 80)
+    args = ["login", "alice", "bob", "-L", "WARNING", "-s", "WEBQQ_SIMULATOR_SCAN_AFTER=3"]
+    output = run_on_a_terminal([sys.executable, "-m", "scrapy", *args], env)
+    lines = screen_lines(output)
+    assert [line for line in lines if line.startswith("QR code for")] == [
+        "QR code for alice:",
+        "QR code for bob:",
+    ]
+    assert not [line for line in lines if "s left" in line], lines  # nothing left behind
+    shown = [p for p in re.findall("\r([^\r\n\x1b]*)\x1b\\[K", output) if p]
+    both = re.compile(
+        "QR alice: [^|]* s left \u00b7 refresh [0-9]+/[0-9]+ \\| bob: [^|]* s left "
+        "\u00b7 refresh [0-9]+/[0-9]+"
+    )
+    assert any(both.fullmatch(line) for line in shown), shown
+    assert lines[-1] == "login: 2 accounts: ok 2"

@@ -47,7 +47,13 @@ def test_extras_name_the_optional_parts() -> None:
     assert [Requirement(r).name for r in extras["postgresql"]] == ["psycopg"]
     assert [Requirement(r).name for r in extras["redis"]] == ["redis"]
     entry_points = project["entry-points"]
+    # Every command of the package but `crawl` (which would replace Scrapy's own in every
+    # project), so each works in a project that only uses the add-on (issue 21, point 6).
+    commands = {
+        path.stem
+        for path in (ROOT / "webqq_scrapy" / "commands").glob("*.py")
+        if not path.stem.startswith("_")
+    }
     assert entry_points["scrapy.commands"] == {
-        "login": "webqq_scrapy.commands.login:Command",
-        "creds": "webqq_scrapy.commands.creds:Command",
+        name: f"webqq_scrapy.commands.{name}:Command" for name in sorted(commands - {"crawl"})
     }

@@ -99,8 +99,14 @@ def test_login_check_contacts_messages_and_send_on_the_default_target(tmp_path: 
     assert len(friends) == 5 and len(groups) == 2
     assert [r["outcome"] for r in exported if r.get("spider") == "contacts"] == ["ok"]
 
-    # Read-back of the stored contacts (issue 21.7, `scrapy contacts alice`): added here
-    # when that command lands.
+    # Read-back of the stored contacts (issue 21.7): one table, the friend to write to from it.
+    shown = scrapy(env, "contacts", "alice")
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    table = [line.split() for line in shown.stdout.splitlines()[2:]]
+    assert [row[0] for row in table].count("friend") == 5
+    assert [row[0] for row in table].count("group") == 2
+    friend_uin = next(row[1] for row in table if row[0] == "friend")
+    assert friend_uin in {str(f["uin"]) for f in friends}
 
     # messages holds alice's session for 15 s; the chatter writes to it every second and
     # a send to a friend from the contacts goes out through it.
@@ -130,7 +136,7 @@ def test_login_check_contacts_messages_and_send_on_the_default_target(tmp_path: 
     # `scrapy send`, its own process, started beside the crawl with its modules loaded,
     # runs once the crawl holds alice: a cold process start takes seconds on a loaded
     # machine, which could miss the 15 s.
-    uin = friends[0]["uin"]
+    uin = friend_uin  # the friend the read-back showed
     send_args = ["send", "alice", f"buddy:{uin}", "hello", "--wait", *WORLD]
     sender = subprocess.Popen(
         [sys.executable, "-c", WARM_COMMAND, *send_args],
@@ -171,8 +177,15 @@ def test_login_check_contacts_messages_and_send_on_the_default_target(tmp_path: 
     assert [r["text"] for r in echoes] == ["hello"]  # the service's echo of the send (§5.5)
     assert [r["outcome"] for r in received if r.get("spider") == "messages"] == ["ok"]
 
-    # Read-back of the stored messages (issue 21.7, `scrapy messages alice`): added here
-    # when that command lands.
+    # Read-back of the stored messages (issue 21.7): every one received, the echo as "me".
+    shown = scrapy(env, "messages", "alice")
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert shown.stdout.splitlines()[-1].startswith(f"{len(incoming) + len(echoes)} message(s)")
+    assert any(" me " in line and line.endswith("hello") for line in shown.stdout.splitlines())
+    stored = json.loads(scrapy(env, "messages", "alice", "--json").stdout)
+    assert sorted(m["msg_id"] for m in stored) == sorted(
+        r["msg_id"] for r in received if r.get("record") == "message"
+    )
 
 
 def environment(changes: dict[str, str | None]) -> dict[str, str]:

@@ -129,7 +129,15 @@ class Command(BaseRunSpiderCommand):
             accounts = preflight(self.settings, spargs)
         except (SettingError, SpiderArgumentError) as exc:
             log_bad_input(self.settings, exc)
-            self._fail(EXIT_USAGE, f"login: error: {exc}")
+            message = str(exc)
+            named = spargs.get("accounts") or spargs.get("accounts_file")
+            if isinstance(exc, SpiderArgumentError) and exc.name == "accounts" and not named:
+                # The command's own way first: positional names, not the spider argument.
+                message = (
+                    "no account given: scrapy login alice [bob ...] "
+                    "(or -a accounts_file=PATH, one name per line)"
+                )
+            self._fail(EXIT_USAGE, f"login: error: {message}")
             return
 
         try:

@@ -15,6 +15,7 @@ from typing import Final
 
 from webqq_scrapy.protocol.codes import APPID, DAID
 from webqq_scrapy.protocol.common import HOST_CHECK_SIG, HOST_PTLOGIN, hash33
+from webqq_scrapy.protocol.errors import CallArgumentError
 from webqq_scrapy.protocol.ptlogin import S_URL
 
 __all__ = [
@@ -98,7 +99,7 @@ APPS: Final[Mapping[str, App]] = {
 DEFAULT_APP: Final = "webqq"
 
 
-class UnknownApp(ValueError):
+class UnknownApp(CallArgumentError):
     """An app name not in :data:`APPS` (a caller's mistake, not the service's)."""
 
     def __init__(self, name: str) -> None:

@@ -90,6 +90,8 @@ OUTCOMES = (
 # How an account's run of a session spider (one that works on stored credentials) ended.
 OUTCOME_NO_CREDENTIALS = "no_credentials"  # nothing stored for the account
 OUTCOME_SESSION_ENDED = "session_ended"  # the service said the session is over (§7, §8)
+# Another running messages crawl holds the account: this one does not poll it too.
+OUTCOME_HELD_ELSEWHERE = "held_elsewhere"
 # The stored session was issued by another target than the one in use (an explicit
 # WEBQQ_TARGET, or the tencent hosts from an http crawl): not asked, never "ended" — only
 # the service that issued a session can end it.
@@ -99,6 +101,7 @@ SESSION_OUTCOMES = (
     OUTCOME_NO_CREDENTIALS,
     OUTCOME_BAD_RECORD,
     OUTCOME_SESSION_ENDED,
+    OUTCOME_HELD_ELSEWHERE,
     OUTCOME_WRONG_TARGET,
     OUTCOME_TIMEOUT,
     OUTCOME_PROTOCOL_ERROR,

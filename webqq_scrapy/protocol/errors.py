@@ -6,7 +6,7 @@
   shape; its subclass ``web2.IncompleteAnswer``, a degraded answer worth asking again) and
   ``web2.RetcodeError`` (a well-formed refusal: a non-zero retcode, docs/protocol.md §7);
 * the caller asked for something wrong — :class:`CallArgumentError` (a value a builder
-  refuses: an id out of range, a status the protocol does not have) and
+  refuses: an id out of range, a status the protocol does not have; ``apps.UnknownApp``) and
   :class:`CallArgumentTypeError` (a value of the wrong type, a missing or unknown
   parameter). They subclass ``ValueError`` / ``TypeError``, which the builders raised before.
 

@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.common import ProtocolError
+from webqq_scrapy.protocol.errors import CallArgumentError
 
 __all__ = [
     "KINDS",
@@ -58,12 +59,12 @@ def parse_target(text: str) -> Target:
     problem otherwise (the id is a positive integer below 2⁶³, §4.0)."""
     kind, sep, raw = text.strip().partition(":")
     if not sep or kind.lower() not in _ALIASES:
-        raise ValueError(f"{text!r}: expected buddy:UIN, group:GID or discussion:DID")
+        raise CallArgumentError(f"{text!r}: expected buddy:UIN, group:GID or discussion:DID")
     if not raw.isascii() or not raw.isdigit():
-        raise ValueError(f"{text!r}: the id must be a number")
+        raise CallArgumentError(f"{text!r}: the id must be a number")
     value = int(raw)
     if not 0 < value <= web2.MAX_ID:
-        raise ValueError(f"{text!r}: the id is out of range")
+        raise CallArgumentError(f"{text!r}: the id is out of range")
     return Target(_ALIASES[kind.lower()], value)
 
 

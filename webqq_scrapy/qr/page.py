@@ -154,6 +154,10 @@ class AccountEntry:
         return max(0, round(self.expires - time.monotonic()))
 
 
+# Paths a browser requests on its own from any site it shows.
+BROWSER_PROBES = frozenset({b"/favicon.ico", b"/apple-touch-icon.png"})
+
+
 class QRPageResource(Resource):
     """The whole site: ``/<token>/``, ``state.json``, ``page.js``, ``qr/<id>/<gen>.png``."""
 
@@ -166,6 +170,10 @@ class QRPageResource(Resource):
     def render_GET(self, request: Request) -> bytes:
         for name, value in COMMON_HEADERS.items():
             request.setHeader(name, value)
+        if request.path in BROWSER_PROBES:
+            # What a browser asks for by itself (the tab icon): not a request without the
+            # token, so not counted as denied.
+            return self.not_found(request)
         segments = request.path.split(b"/")[1:]
         if not segments or not hmac.compare_digest(segments[0], self.page.token.encode()):
             self.page.inc_stat("denied")

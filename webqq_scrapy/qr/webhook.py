@@ -17,12 +17,16 @@ docs/sessions.md)::
 The requests go through Scrapy's own downloader (``crawler.engine.download_async``: the
 crawl's DOWNLOAD_TIMEOUT-style timeout, proxies and TLS settings), never blocking the
 crawl. The events of one account are delivered in order. A failed delivery (connection
-error, timeout, HTTP 5xx, 408 or 429) is logged at WARNING, without the URL's path, query
-or credentials (webhook URLs often carry a secret), and retried after
-WEBQQ_QR_WEBHOOK_BACKOFF seconds, doubling each time, at most WEBQQ_QR_WEBHOOK_RETRIES
-times (``webqq_scrapy.retry``); other HTTP errors are not retried. Nothing here ever stops
-the crawl, and the spider stays open until pending deliveries are done (bounded by the
-retries).
+error, timeout, HTTP 5xx, 408 or 429) is retried after WEBQQ_QR_WEBHOOK_BACKOFF seconds,
+doubling each time, at most WEBQQ_QR_WEBHOOK_RETRIES times (``webqq_scrapy.retry``), each
+retry logged at INFO; other HTTP errors are not retried. An event given up is one WARNING
+naming the account and the event, without the URL's path, query or credentials (webhook
+URLs often carry a secret). Nothing here ever stops the crawl. The spider stays open while
+deliveries are pending, with one exception: a webhook that cannot be reached at all (its
+last attempt a connection error or a timeout) does not keep a finished crawl waiting —
+once nothing but the webhook is left, each pending event gets one last attempt, without
+the backoff, and is given up if that fails too. A webhook that answers (an HTTP 503) is
+still waited for, within the retries.
 
 Stats: ``webqq/webhook/sent``, ``webqq/webhook/failed`` (events given up),
 ``webqq/webhook/retries``.
@@ -33,6 +37,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -101,6 +106,10 @@ class QRWebhook:
         self.queues: dict[str, list[dict[str, Any]]] = {}
         self.workers: dict[str, Deferred[None]] = {}
         self.generations: dict[str, int] = {}
+        # The last attempt could not reach the webhook (connection error, timeout).
+        self.unreachable = False
+        # Nothing but the webhook's deliveries keeps the crawl open.
+        self.idle = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -139,6 +148,7 @@ class QRWebhook:
 
     def spider_idle(self) -> None:
         if self.workers:  # a delivery is waiting to retry: not finished yet
+            self.idle = True  # …unless the webhook is unreachable (see _give_up_now)
             raise DontCloseSpider
 
     async def spider_closed(self) -> None:
@@ -163,6 +173,17 @@ class QRWebhook:
             del self.workers[account]
             del self.queues[account]
 
+    def _give_up_now(self) -> bool:
+        """The crawl is done but for the webhook, and the webhook cannot be reached: do
+        not keep the crawl waiting for backoffs (a down webhook must not stretch a login)."""
+        return self.idle and self.unreachable
+
+    async def _pause(self, seconds: float) -> None:
+        """The backoff, cut short when :meth:`_give_up_now` becomes true."""
+        end = time.monotonic() + seconds
+        while not self._give_up_now() and time.monotonic() < end:
+            await sleep(min(0.1, end - time.monotonic()))
+
     async def deliver(self, payload: dict[str, Any]) -> bool:
         """POST ``payload``, retrying with backoff; True when the receiver accepted it."""
         retries = 0
@@ -172,21 +193,25 @@ class QRWebhook:
                 self._inc("sent")
                 return True
             delay = self.policy.delay(retries) if problem.retryable else None
-            logger.warning(
-                "QR webhook %s: delivering the %s event of an account failed (%s, attempt "
+            if delay is not None and self._give_up_now():
+                delay = None
+            # A retry is INFO; the event given up is the one WARNING, naming the account.
+            (logger.info if delay is not None else logger.warning)(
+                "QR webhook %s: the %s event of account %s was not delivered (%s, attempt "
                 "%d of %d)%s",
                 safe_url(self.url),
                 payload["event"],
+                payload["account"],
                 problem.reason,
                 retries + 1,
                 self.policy.times + 1,
-                "; giving up" if delay is None else f"; retrying in {delay:g}s",
+                "; given up" if delay is None else f"; retrying in {delay:g}s",
             )
             if delay is None:
                 break
             retries += 1
             self._inc("retries")
-            await sleep(delay)
+            await self._pause(delay)
         self._inc("failed")
         return False
 
@@ -219,8 +244,10 @@ class QRWebhook:
         try:
             response = await engine.download_async(request)
         except Exception as exc:  # any failure to deliver is logged, never raised
+            self.unreachable = True
             # Only the class name: messages of download errors repeat the full URL.
             return _Problem(type(exc).__name__, retryable=True)
+        self.unreachable = False
         if 200 <= response.status < 300:
             return None
         return _Problem(f"HTTP {response.status}", retryable=is_transient_status(response.status))

@@ -871,12 +871,9 @@ class WebQQ:
         return json_reply({"retcode": 0, "result": found[1].groups_result()}, 0)
 
     def get_discus_list(self, call: Call) -> Reply:
-        found = self._static(call, vfwebqq=call.query.get("vfwebqq"))
+        found = self._static_session_call(call)
         if isinstance(found, Reply):
             return found
-        bad = self._ids_reply(call, found[0])
-        if bad is not None:
-            return bad
         if call.degraded:
             return json_reply({"retcode": 0, "result": {}}, "degraded")  # §4.3 transient
         return json_reply({"retcode": 0, "result": found[1].discussions_result()}, 0)
@@ -890,12 +887,9 @@ class WebQQ:
         return json_reply({"retcode": 0, "result": world.self_info()}, 0)
 
     def get_friend_info2(self, call: Call) -> Reply:
-        found = self._static(call, vfwebqq=call.query.get("vfwebqq"))
+        found = self._static_session_call(call)
         if isinstance(found, Reply):
             return found
-        bad = self._ids_reply(call, found[0])
-        if bad is not None:
-            return bad
         info = found[1].friend_info(_int_or_none(call.query.get("tuin")) or 0)
         if info is None:
             return retcode_reply(RETCODE_WRONG_ID_OR_EXPIRED)  # §4.15: unknown tuin → 6
@@ -927,6 +921,14 @@ class WebQQ:
     def get_friend_uin2(self, call: Call) -> Reply:
         # §4.9: retired 2017-04-14; by 2017-09 it answered HTTP 404.
         return nginx_reply(404)
+
+    def _static_session_call(self, call: Call) -> tuple[Session, World] | Reply:
+        """An s.web2 GET that takes vfwebqq, clientid and psessionid (§4.3, §4.7)."""
+        found = self._static(call, vfwebqq=call.query.get("vfwebqq"))
+        if isinstance(found, Reply):
+            return found
+        bad = self._ids_reply(call, found[0])
+        return found if bad is None else bad
 
     def _ids_reply(self, call: Call, session: Session) -> Reply | None:
         """clientid (100000) and psessionid (100001) where the official call sends them."""

@@ -9,6 +9,7 @@ control character (a forged log line, a terminal escape), an undecodable byte or
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from collections import Counter
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 MAX_ACCOUNT_NAME = 255
+# An accounts file's comment: a whole line from '#', or '#' after a blank to the line's end.
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
 
 
 class SpiderArgumentError(ValueError):
@@ -56,7 +59,8 @@ def read_accounts(accounts: str | None, accounts_file: str | None) -> list[str]:
             raise SpiderArgumentError(
                 "accounts_file", f"cannot read {accounts_file!r}: {exc}"
             ) from None
-        from_file = [line.strip() for line in text.splitlines()]
+        # A line may end with a comment: "bob  # second" is bob ('#' after a blank).
+        from_file = [_COMMENT.sub("", line).strip() for line in text.splitlines()]
         from_file = [line for line in from_file if line and not line.startswith("#")]
         if not from_file:
             raise SpiderArgumentError("accounts_file", f"{accounts_file!r} lists no account")

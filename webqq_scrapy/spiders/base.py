@@ -29,6 +29,7 @@ A subclass provides ``start()``, its steps and :meth:`~AccountSpider.make_outcom
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import inspect
 import os
@@ -257,12 +258,16 @@ class AccountSpider(scrapy.Spider):
         crawler=…``, ``-a max_answer_bytes=…`` would replace an attribute of the spider):
         SpiderArgumentError naming it and the arguments there are."""
         known = set(cls.argument_names() if declared is None else declared)
+        public = [a for a in cls.argument_names() if not a.startswith("_")]
         for name in spargs:
             if name not in known:
+                # A typo names the closest argument (`-a acounts=…`, issue 21).
+                close = difflib.get_close_matches(name, public, n=1, cutoff=0.6)
+                hint = f"; did you mean -a {close[0]}=…?" if close else ""
                 raise SpiderArgumentError(
                     name,
-                    f"not an argument of the {cls.name} spider (its arguments: "
-                    f"{', '.join(a for a in cls.argument_names() if not a.startswith('_'))})",
+                    f"not an argument of the {cls.name} spider{hint} (its arguments: "
+                    f"{', '.join(public)})",
                 )
 
     @classmethod
@@ -431,6 +436,7 @@ class AccountSpider(scrapy.Spider):
             META_STEP: step,
             "dont_retry": True,  # on_error retries, with backoff
             "download_maxsize": self.answer_cap(step),
+            **self.state_meta(state),
             **(meta or {}),
         }
         self._cap_timeout(full_meta, state)
@@ -444,6 +450,10 @@ class AccountSpider(scrapy.Spider):
             dont_filter=True,
             **kw,
         )
+
+    def state_meta(self, state: AccountState) -> dict[str, Any]:
+        """Hook: meta that every request of ``state``'s account carries."""
+        return {}
 
     def answer_cap(self, step: str) -> int:
         """The largest answer read for ``step``: the spider's ``max_answer_bytes``, else the

@@ -4,11 +4,13 @@
 order, the items and what ends an account: docs/data-spiders.md, "scrapy crawl contacts";
 the answers' shapes: docs/protocol.md §4. An account's records are yielded only when all
 its lists were read and agree, then its ``ContactsSnapshot``: never a partial list.
+An id one answer names and another lacks is drift: one WARNING, a ``webqq/drift/…`` stat,
+the data kept (docs/data-spiders.md, "Drift between answers").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -134,31 +136,49 @@ class ContactsState(Session):
 class Step:
     """A call of the chain: the ``Lists`` field its parsed answer goes to, the keyword
     arguments of its parser (``web2.CALLS[call].parse``) from the state and the group or
-    discussion it is about, and the cross-answer check (§4.14) it must pass first."""
+    discussion it is about, and the cross-answer check (§4.14) it goes through: what to
+    keep of the parsed answer, and its drift (ids another answer lacks: reported, kept)."""
 
     field: str
     kwargs: Callable[[ContactsState, Any], dict[str, Any]]
-    check: Callable[[ContactsState, Any], None] | None = None
+    check: Callable[[ContactsState, Any], tuple[Any, Iterable[web2.Drift]]] | None = None
 
 
-def _check_online(state: ContactsState, online: tuple[web2.OnlineBuddy, ...]) -> None:
+def _check_online(
+    state: ContactsState, online: tuple[web2.OnlineBuddy, ...]
+) -> tuple[Any, Iterable[web2.Drift]]:
+    # §4.14: an online uin that is not a listed friend is skipped (drift, counted).
     assert state.lists.friends is not None
-    web2.check_online_buddies(online, state.lists.friends, self_uin=state.uin)
+    return web2.check_online_buddies(online, state.lists.friends, self_uin=state.uin)
 
 
-def _check_recent(state: ContactsState, recent: tuple[web2.RecentContact, ...]) -> None:
+def _check_recent(
+    state: ContactsState, recent: tuple[web2.RecentContact, ...]
+) -> tuple[Any, Iterable[web2.Drift]]:
+    # §4.14: an entry naming an unlisted contact is kept (drift, counted).
     lists = state.lists
     assert lists.friends is not None and lists.groups is not None
-    web2.check_recent_list(
+    drift = web2.check_recent_list(
         recent, lists.friends, lists.groups, lists.discussions, self_uin=state.uin
     )
+    return recent, drift
 
 
-def _check_ids(state: ContactsState, discussions: tuple[web2.Discussion, ...]) -> None:
+def _check_ids(
+    state: ContactsState, discussions: tuple[web2.Discussion, ...]
+) -> tuple[Any, Iterable[web2.Drift]]:
     lists = state.lists
     assert lists.friends is not None and lists.groups is not None
     # §4.13: uins, gids, codes and dids never collide (clients key them in one dict).
     web2.check_contact_ids(lists.friends, lists.groups, discussions)
+    return discussions, ()
+
+
+def _check_members(
+    state: ContactsState, info: web2.GroupInfo | web2.DiscussionInfo
+) -> tuple[Any, Iterable[web2.Drift]]:
+    # The owner or the user not a member: the group or discussion kept (drift, counted).
+    return info, info.drift
 
 
 def _self_uin(state: ContactsState, about: Any) -> dict[str, Any]:
@@ -182,9 +202,12 @@ STEPS: Final[Mapping[str, Step]] = {
     GROUP_INFO: Step(
         "group_infos",
         lambda state, group: {"gcode": group.code, "gid": group.gid, "self_uin": state.uin},
+        _check_members,
     ),
     DISCU_INFO: Step(
-        "discu_infos", lambda state, discussion: {"did": discussion.did, "self_uin": state.uin}
+        "discu_infos",
+        lambda state, discussion: {"did": discussion.did, "self_uin": state.uin},
+        _check_members,
     ),
 }
 
@@ -237,7 +260,8 @@ class ContactsSpider(Web2Spider):
             yield await self.again(response, state, exc)
             return
         if step.check is not None:
-            step.check(state, parsed)
+            parsed, drift = step.check(state, parsed)
+            self.drifted(state, drift)
         kept = getattr(state.lists, step.field)
         if isinstance(kept, list):
             kept.append(parsed)

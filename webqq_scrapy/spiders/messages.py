@@ -26,7 +26,12 @@ from webqq_scrapy.config import MessagesConfig
 from webqq_scrapy.items import Message, RefusedMessage, SendResult, utc_timestamp
 from webqq_scrapy.meta import META_ACCOUNT, META_STEP
 from webqq_scrapy.protocol import web2
-from webqq_scrapy.protocol.codes import OUTCOME_OK, OUTCOME_PROTOCOL_ERROR, describe_retcode
+from webqq_scrapy.protocol.codes import (
+    OUTCOME_HELD_ELSEWHERE,
+    OUTCOME_OK,
+    OUTCOME_PROTOCOL_ERROR,
+    describe_retcode,
+)
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
 from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
@@ -55,6 +60,13 @@ __all__ = ["MessagesSpider", "Names", "message_from_event", "parse_duration", "r
 
 POLL = "poll2"
 FINISH_DURATION = "duration"
+# No hot loop: a session's polls whose answers carry no message are at least this many
+# seconds apart (a server without a hold answers at once), and the wait after a poll2
+# retcode asking for a retry doubles each time, up to this cap (or the delay, if longer).
+MIN_POLL_GAP = 1.0
+MAX_RETRY_PAUSE = 60.0
+# Answers carrying one of these are followed by the next poll at once: more may be queued.
+_MESSAGES = (web2.FriendMessage, web2.GroupMessage, web2.DiscuMessage, web2.SessMessage)
 # The journal of poll2 answers is cut into a new segment this often; a finished segment
 # is checked against the store and deleted at the next cut.
 JOURNAL_SEGMENT_SECONDS = 30.0
@@ -119,6 +131,7 @@ class Held:
     failures: int = 0  # poll answers in a row that asked for a retry (§7)
     warm_ups: int = 0  # 103s in a row
     names_ready: bool = False  # the names are read (or known to be missing)
+    polled_at: float = 0.0  # time.monotonic() of the last poll2 made
 
 
 def read_names(account: str, source: Mapping[str, Any]) -> tuple[Names, str] | None:
@@ -250,6 +263,7 @@ class MessagesSpider(Web2Spider):
         self.duration = parse_duration(duration)
         self.messages_config: MessagesConfig
         self.held: dict[str, Held] = {}
+        self.taken: set[str] = set()  # accounts this crawl marked held (take_hold)
         self.states: dict[str, Session] = {}
         self.claimed: dict[int, dict[str, Any]] = {}  # outbox rows being sent, by id
         self.sending: dict[str, int] = {}  # account -> the outbox row on its way
@@ -510,6 +524,16 @@ class MessagesSpider(Web2Spider):
             # Admitted as the crawl stops: no session is started; listed as unfinished.
             self.release(state.account)
             return
+        other = await self._take_hold(state)
+        if other is not None:
+            # Never two crawls polling one session: the other crawl keeps it.
+            detail = (
+                f"held by another messages crawl ({other}); it polls this session, "
+                "this crawl does not"
+            )
+            for item in await self.finish(state, OUTCOME_HELD_ELSEWHERE, None, detail):
+                yield item
+            return
         # Held until stopped: the login timeout does not apply to a held session.
         state.deadline = math.inf
         held = Held(msg_ids=web2.MsgIdSequence(time.time() * 1000))
@@ -521,6 +545,37 @@ class MessagesSpider(Web2Spider):
         self._reading.add(reading)
         reading.addBoth(self._forget_reading, reading)
         yield self.poll_request(state)
+
+    async def _take_hold(self, state: Session) -> str | None:
+        """Mark the account held by this crawl in the database store; the other running
+        crawl that holds it, if one does (then this one must not poll it). Without a
+        database store (a JSON file) there is no holders table and nothing to check."""
+        if self.outbox is None:
+            return None
+        # As `scrapy send` judges a heartbeat: three missed outbox intervals, gone.
+        stale_after = max(
+            message_store.HOLDER_STALE_AFTER, 3 * self.messages_config.outbox_interval
+        )
+        try:
+            other = await maybe_deferred_to_future(
+                deferToThread(
+                    message_store.take_hold,
+                    self.outbox,
+                    state.account,
+                    self.holder,
+                    stale_after=stale_after,
+                )
+            )
+            if other is None:
+                self.taken.add(state.account)
+            return other
+        except Exception as exc:
+            self.logger.warning(
+                "Account %s: could not mark it held in the store (%s); polling it anyway",
+                state.account,
+                exc,
+            )
+            return None
 
     def _forget_reading(self, result: Any, reading: Any) -> Any:
         self._reading.discard(reading)
@@ -576,6 +631,9 @@ class MessagesSpider(Web2Spider):
         )
         # §5.2: a 502/504 after the hold is "no message", read by parse_poll, not an error.
         meta = {"handle_httpstatus_list": sorted(web2.POLL_TIMEOUT_HTTP_STATUSES)}
+        held = self.held.get(state.account)
+        if held is not None:
+            held.polled_at = time.monotonic()
         return self.call_request(call, state, self.parse_poll, meta=meta)
 
     async def pause(self, seconds: float) -> None:
@@ -611,6 +669,7 @@ class MessagesSpider(Web2Spider):
             result = web2.parse_poll2(envelope, self_uin=state.uin)
         state.retcode = result.retcode
         self.crawler.stats.inc_value(f"webqq/poll/retcode/{result.retcode}")
+        self.drifted(state, result.drift)  # a to_uin not the user's: the message is kept
         while result.events and not held.names_ready:
             await sleep(0.05)  # the names are being read (session_started)
         for event in result.events:
@@ -655,10 +714,21 @@ class MessagesSpider(Web2Spider):
                 for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, POLL, detail):
                     yield item
                 return
-            await self.pause(self.messages_config.retry_delay)
+            # The official page waits 10 s each time (§7); a growing pause spares a
+            # service that keeps refusing: the delay, doubled each time, up to a cap.
+            delay = self.messages_config.retry_delay
+            await self.pause(min(delay * 2 ** (held.failures - 1), max(delay, MAX_RETRY_PAUSE)))
         else:
             held.failures = 0
             held.warm_ups = 0
+        if not any(isinstance(e, _MESSAGES) for e in result.events):
+            # No hot loop: an answer without a message that came back at once (a server
+            # without a hold, a 502 at once, only refused items or status changes) waits
+            # out the rest of MIN_POLL_GAP.
+            gap = held.polled_at + MIN_POLL_GAP - time.monotonic()
+            if gap > 0:
+                self.crawler.stats.inc_value("webqq/poll/paced")
+                await self.pause(gap)
         if self.closing():
             for item in await self.stopped(state):
                 yield item

@@ -14,6 +14,7 @@ item before it). Section numbers refer to docs/protocol.md.
 from __future__ import annotations
 
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -159,6 +160,8 @@ class QRLoginSpider(AccountSpider):
         # Pacing (WEBQQ_ADMISSION_RATE): when the next account may start (time.monotonic()).
         self._next_start = 0.0
         self._admitted = 0  # accounts past admission; the rest are queued
+        # The terminal's one progress line: a part per account whose QR waits, in order.
+        self._progress: dict[str, str] = {}
         # WEBQQ_ADMISSION_MAX_LAG: how late the event loop runs (started in start()).
         self.loop_lag = LoopLag()
 
@@ -556,7 +559,10 @@ class QRLoginSpider(AccountSpider):
         if show:
             # Colour codes only on a real terminal, never into a log file.
             text = qr.render_terminal(png, ansi=sys.stderr.isatty())
-            sys.stderr.write(f"\nQR code for {login.account}:\n{text}\n")
+            # The progress line is erased first (redrawn below the QR), or it would stay
+            # above the new QR, stale.
+            erase = "\r\x1b[K" if self._progress and sys.stderr.isatty() else ""
+            sys.stderr.write(f"{erase}\nQR code for {login.account}:\n{text}\n")
             sys.stderr.flush()
         await self.crawler.signals.send_catch_log_async(
             signal=webqq_signals.qr_ready,
@@ -572,32 +578,46 @@ class QRLoginSpider(AccountSpider):
         self._show_progress(login)
 
     def _show_progress(self, login: Login) -> None:
-        """One line on a terminal while a QR waits: state, seconds left, refresh n/N, and
-        how many accounts wait for admission (queued), if any.
+        """One line on a terminal while QRs wait: per waiting account its state, seconds
+        left and refresh n/N (``QR alice: … | bob: …``), and how many accounts wait for
+        admission (queued), if any.
 
         Written to stderr, never through logging, and only when stderr is a terminal: it is
         rewritten in place (``\\r``), so it would be noise in a log file or a pipe. The cursor
-        goes back to the line's start, so a log line written meanwhile overwrites it.
+        goes back to the line's start, so a log line written meanwhile overwrites it. One
+        line for every account (not one each, taking turns), cut to the terminal's width
+        (a wrapped line could not be rewritten in place).
         """
         if not sys.stderr.isatty():
             return
         state = "scanned, confirm on the phone" if login.machine.scanned else "waiting for a scan"
         left = max(0, round(login.qr_expires - time.monotonic()))
-        line = (
-            f"QR {escape_controls(login.account)}: {state} \u00b7 {left} s left \u00b7 "
+        self._progress[login.account] = (
+            f"{escape_controls(login.account)}: {state} \u00b7 {left} s left \u00b7 "
             f"refresh {login.qr_refreshes}/{self.config.max_qr_refreshes}"
         )
+        login.progress_shown = True
+        self._write_progress()
+
+    def _write_progress(self) -> None:
+        if not self._progress:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            return
+        line = "QR " + " | ".join(self._progress.values())
         queued = len(self.accounts) - self._admitted
         if queued > 0:
             line += f" \u00b7 {queued} queued"
+        width = shutil.get_terminal_size((80, 24)).columns - 1
+        if len(line) > width:
+            line = line[: max(0, width - 1)] + "\u2026"
         sys.stderr.write(f"\r{line}\x1b[K\r")
         sys.stderr.flush()
-        login.progress_shown = True
 
     def _clear_progress(self, login: Login) -> None:
         if login.progress_shown and sys.stderr.isatty():
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
+            self._progress.pop(login.account, None)
+            self._write_progress()  # the others' parts, or an erased line
         login.progress_shown = False
 
     async def _send_state(self, login: Login, state: str, outcome: str | None = None) -> None:
@@ -628,7 +648,8 @@ class QRLoginSpider(AccountSpider):
             )
         else:
             stats.inc_value(f"webqq/login/failed/{outcome}")
-            self.logger.info(
+            # Why a login failed is a WARNING: `-L WARNING` still says it (issue 21).
+            self.logger.warning(
                 "Account %s: %s at %s: %s (%d poll(s), %d QR refresh(es))",
                 state.account,
                 outcome,

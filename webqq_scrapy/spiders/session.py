@@ -306,7 +306,9 @@ class SessionSpider(AccountSpider):
                 state = self.state_class.from_credentials(account, None, time.monotonic())
                 if creds is None:
                     outcome = OUTCOME_NO_CREDENTIALS
-                    detail = f"no credentials stored for {account!r}; log it in: scrapy login"
+                    detail = (
+                        f"no credentials stored for {account!r}; log it in: scrapy login {account}"
+                    )
                 else:
                     outcome, detail = OUTCOME_BAD_RECORD, bad_record_detail(self, creds)
                 for item in await self.finish(state, outcome, None, detail):
@@ -355,22 +357,10 @@ class SessionSpider(AccountSpider):
             f"-s WEBQQ_TARGET={stored}"
         )
 
-    def account_request(
-        self,
-        url: str,
-        step: str,
-        state: AccountState,
-        callback: Callable[..., Any],
-        *,
-        meta: Mapping[str, Any] | None = None,
-        cls: type[scrapy.Request] = scrapy.Request,
-        **kw: Any,
-    ) -> scrapy.Request:
-        """A request of ``state.account``, routed to the target of its stored session."""
+    def state_meta(self, state: AccountState) -> dict[str, Any]:
+        """Every request of the account goes to the target of its stored session."""
         target = getattr(state, "target", "")
-        if target:
-            meta = {META_TARGET: target, **(meta or {})}
-        return super().account_request(url, step, state, callback, meta=meta, cls=cls, **kw)
+        return {META_TARGET: target} if target else {}
 
     # ---- requests and answers ------------------------------------------------------------
 
@@ -450,8 +440,9 @@ class SessionSpider(AccountSpider):
             self.crawler.stats.inc_value("webqq/session/wrong_target")
             self.logger.warning("Account %s: %s: %s", state.account, outcome, detail)
         elif outcome != OUTCOME_BAD_RECORD:  # that one has its WARNING already
+            # Why an account failed is a WARNING: `-L WARNING` still says it (issue 21).
             where = f" at {step}" if step else ""
-            self.logger.info("Account %s: %s%s: %s", state.account, outcome, where, detail)
+            self.logger.warning("Account %s: %s%s: %s", state.account, outcome, where, detail)
 
     def make_outcome(
         self, state: AccountState, outcome: str, step: str | None, detail: str | None

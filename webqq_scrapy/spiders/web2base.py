@@ -10,7 +10,10 @@ the post-login API (docs/protocol.md §4–§6) needs:
   get_online_buddies2 warm-up, then the call again (§3.6, §7); a degraded answer (§4.15)
   or another retcode → the call again after the retry backoff, a few times (qqbot repeats
   list requests 5–7 times, §4.16), then the account ends ``protocol_error`` naming the call
-  and what was wrong.
+  and what was wrong;
+* :meth:`~Web2Spider.drifted` — an answer naming an id another answer does not know
+  (:class:`~webqq_scrapy.protocol.web2.Drift`): one WARNING naming the account, the call
+  and the id, the stat ``webqq/drift/<kind>``; the data is kept (docs/data-spiders.md).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from webqq_scrapy.spiders.base import StepFailed, account_step
 from webqq_scrapy.spiders.session import Session, SessionSpider
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterable
 
     import scrapy
     from scrapy.http import Response
@@ -39,6 +42,19 @@ class Web2Spider(SessionSpider):
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
+
+    def drifted(self, state: Session, drift: Iterable[web2.Drift]) -> None:
+        """Report each drift of an answer (kept, not fatal): a WARNING and a stat."""
+        for d in drift:
+            self.crawler.stats.inc_value(f"webqq/drift/{d.kind}")
+            self.logger.warning(
+                "Account %s: %s names %s, kept as drift: %s: %s",
+                state.account,
+                d.call,
+                d.id,
+                d.call,
+                d.detail,
+            )
 
     async def again(self, response: Response, state: Session, exc: Exception) -> scrapy.Request:
         """The request to make after a refused (RetcodeError) or degraded (IncompleteAnswer)

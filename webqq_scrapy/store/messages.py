@@ -17,7 +17,9 @@
   (``seen_at``, Unix seconds) renewed every ``WEBQQ_MESSAGES_OUTBOX_INTERVAL``;
   ``scrapy send`` refuses an account nobody holds. A spider deletes its rows when it stops
   (and an account's row when that account ends); a killed one leaves them, and they count
-  as gone once older than ``HOLDER_STALE_AFTER``.
+  as gone once older than ``HOLDER_STALE_AFTER``. A second ``messages``
+  crawl refuses an account another one holds (:func:`take_hold`): one session is never
+  polled twice.
 
 Every function is synchronous (a database round trip). The outbox functions take the
 caller's ``sql.Database`` (made with :data:`TABLES`), which the caller closes.
@@ -40,6 +42,7 @@ from sqlalchemy import (
     Text,
     and_,
     exists,
+    or_,
     select,
 )
 
@@ -47,6 +50,7 @@ from webqq_scrapy.items import utc_timestamp
 from webqq_scrapy.protocol.messaging import dedup_key, parse_target
 from webqq_scrapy.store.sql import (
     Database,
+    _dialect_insert,
     default_database_url,
     has_table,
     insert_new,
@@ -77,6 +81,7 @@ __all__ = [
     "requeue",
     "settle_orphans",
     "store_missing",
+    "take_hold",
 ]
 
 _TIME = String(64)
@@ -387,6 +392,44 @@ class Claim(NamedTuple):
     rows: list[dict[str, Any]]
     settled: list[dict[str, Any]]
     held: list[str]
+
+
+def take_hold(
+    db: Database,
+    account: str,
+    holder: str,
+    *,
+    now: float | None = None,
+    stale_after: float = HOLDER_STALE_AFTER,
+) -> str | None:
+    """Make ``holder`` the holder of ``account`` unless another holder has it, its heartbeat
+    younger than ``stale_after`` seconds: returns that other holder, or None when ``holder``
+    holds the account now. One statement ("insert, or update only a free row"), so of two
+    crawls taking one account at the same moment exactly one wins."""
+    now = time.time() if now is None else now
+    row = {"account": account, "holder": holder, "seen_at": now}
+    table = holders_table
+    free = or_(table.c.holder == holder, table.c.seen_at < now - stale_after)
+    with db.engine().begin() as conn:
+        stmt = _dialect_insert(conn, table)
+        if stmt is not None:
+            stmt = stmt.values(row)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["account"],
+                set_={"holder": stmt.excluded.holder, "seen_at": stmt.excluded.seen_at},
+                where=free,
+            )
+            conn.execute(stmt)
+        else:  # other dialects: in the transaction, update a free row, else insert
+            where = and_(table.c.account == account, free)
+            if conn.execute(table.update().where(where).values(row)).rowcount == 0:
+                exists = conn.execute(select(table.c.holder).where(table.c.account == account))
+                if exists.first() is None:
+                    conn.execute(table.insert().values(row))
+        got: str = conn.execute(
+            select(table.c.holder).where(table.c.account == account)
+        ).scalar_one()
+    return None if got == holder else str(got)
 
 
 def claim(

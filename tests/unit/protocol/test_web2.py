@@ -814,11 +814,9 @@ VIPS = GROUP_INFO["vipinfo"]
         (edit(GROUP_INFO, "stats[1].uin", BOB), {}, rf"stats\[1\]\.uin: {BOB} is not a member"),
         (edit(GROUP_INFO, "cards[0].muin", BOB), {}, rf"cards\[0\]\.muin: {BOB} is not a member"),
         (edit(GROUP_INFO, "stats[1].uin", ALICE), {}, r"stats\[1\]\.uin: duplicate"),
-        # §4.14: owner is a member; gid/code are the group asked for; §4.13 user is a member
-        (edit(GROUP_INFO, "ginfo.owner", BOB), {}, rf"ginfo\.owner: {BOB} is not a member"),
+        # gid/code are the group asked for (the owner and the user: drift, below)
         (GROUP_INFO, {"gcode": CODE2}, r"ginfo\.code: 1287654321 is not the gcode asked for"),
         (GROUP_INFO, {"gid": GID2}, r"ginfo\.gid: 3912345678 is not the group's gid"),
-        (GROUP_INFO, {"self_uin": BOB}, rf"ginfo\.members: the user {BOB} is not a member"),
         # §4.0: cards omitted when empty, never []
         (edit(GROUP_INFO, "cards", []), {}, r"result\.cards: empty"),
         (edit(GROUP_INFO, "ginfo.members[1].muin", ALICE), {}, r"members\[1\]\.muin: duplicate"),
@@ -888,7 +886,6 @@ def test_parse_discu_info():
         (edit(DISCU_INFO, "mem_status", [{"uin": SELF, "status": 10, "client_type": 1}]),
          {}, r"mem_status\[0\]\.status: expected a string"),
         (DISCU_INFO, {"did": DID + 1}, r"info\.did: 3300112233 is not the did asked for"),
-        (DISCU_INFO, {"self_uin": BOB}, r"info\.mem_list: the user"),
         (edit(DISCU_INFO, "info.mem_list[1].ruin", None), {}, r"mem_list\[1\]\.ruin: expected"),
         (edit(DISCU_INFO, "info.discu_owner", "1"), {}, r"info\.discu_owner: expected an int"),
         (edit(DISCU_INFO, "mem_status", None, delete=True), {}, r"result\.mem_status: missing"),
@@ -927,7 +924,7 @@ def test_check_contact_ids():
     )
 
 
-def test_check_online_and_recent_lists():
+def test_check_online_and_recent_lists_keep_drift():
     friends, groups, discussions = lists()
     online = web2.parse_online_buddies(
         [
@@ -935,16 +932,52 @@ def test_check_online_and_recent_lists():
             {"uin": SELF, "status": "online", "client_type": 1},
         ]
     )
-    web2.check_online_buddies(online, friends, self_uin=SELF)
-    with raises(f"get_online_buddies2: uin {GID}: not a listed friend"):
-        web2.check_online_buddies([web2.OnlineBuddy(GID, "online", 1)], friends)
+    assert web2.check_online_buddies(online, friends, self_uin=SELF) == (online, ())
+    # §4.14: an online uin the friend list lacks is skipped and reported, the rest kept.
+    stale = (web2.OnlineBuddy(GID, "online", 1), *online)
+    kept, drift = web2.check_online_buddies(stale, friends, self_uin=SELF)
+    assert kept == online
+    assert drift == (
+        web2.Drift(
+            web2.DRIFT_ONLINE_NOT_FRIEND,
+            "get_online_buddies2",
+            GID,
+            "[0].uin: not a listed friend (get_user_friends2)",
+        ),
+    )
     recent = web2.parse_recent_list([{"uin": ALICE, "type": 0}, {"uin": GID, "type": 1},
                                      {"uin": DID, "type": 2}])  # fmt: skip
-    web2.check_recent_list(recent, friends, groups, discussions, self_uin=SELF)
-    with raises(f"uin {ALICE}: not a listed group"):
-        web2.check_recent_list([web2.RecentContact(ALICE, 1)], friends, groups, discussions)
-    with raises(f"uin {GID}: not a listed discussion"):
-        web2.check_recent_list([web2.RecentContact(GID, 2)], friends, groups, discussions)
+    assert web2.check_recent_list(recent, friends, groups, discussions, self_uin=SELF) == ()
+    drift = web2.check_recent_list(
+        [web2.RecentContact(ALICE, 1), web2.RecentContact(GID, 2), web2.RecentContact(ALICE, 0)],
+        friends,
+        groups,
+        discussions,
+    )
+    assert [(d.kind, d.id, d.detail) for d in drift] == [
+        (web2.DRIFT_RECENT_NOT_LISTED, ALICE, "[0].uin: not a listed group"),
+        (web2.DRIFT_RECENT_NOT_LISTED, GID, "[1].uin: not a listed discussion"),
+    ]
+
+
+def test_group_info_owner_and_user_not_members_are_drift_and_kept():
+    info = web2.parse_group_info_ext(edit(GROUP_INFO, "ginfo.owner", BOB), self_uin=BOB)
+    assert info.owner == BOB  # as sent
+    assert [m.uin for m in info.members] == [m["muin"] for m in GROUP_INFO["ginfo"]["members"]]
+    assert [(d.kind, d.call, d.id, d.detail) for d in info.drift] == [
+        (web2.DRIFT_OWNER_NOT_MEMBER, "get_group_info_ext2", BOB,
+         "result.ginfo.owner: the owner is not a member"),
+        (web2.DRIFT_SELF_NOT_MEMBER, "get_group_info_ext2", BOB,
+         "result.ginfo.members: the user is not a member"),
+    ]  # fmt: skip
+    assert web2.parse_group_info_ext(GROUP_INFO, self_uin=SELF).drift == ()
+
+
+def test_discu_info_user_not_member_is_drift_and_kept():
+    info = web2.parse_discu_info(DISCU_INFO, self_uin=BOB)
+    assert len(info.members) == 2
+    assert [(d.kind, d.id) for d in info.drift] == [(web2.DRIFT_SELF_NOT_MEMBER, BOB)]
+    assert web2.parse_discu_info(DISCU_INFO, self_uin=SELF).drift == ()
 
 
 # ---- poll2 (§5, §7) ---------------------------------------------------------------------
@@ -1136,10 +1169,18 @@ def test_poll2_group_and_discussion_keys_are_required():
     )
 
 
-def test_poll2_checks_to_uin_against_the_user():
-    (event,) = web2.parse_poll2(FRIEND_MSG, self_uin=BOB).events
-    assert isinstance(event, web2.RefusedEvent)
-    assert re.search(rf"value\.to_uin: {SELF} is not the user's QQ number {BOB}", event.error)
+def test_poll2_keeps_a_message_to_another_uin_as_drift():
+    result = web2.parse_poll2(FRIEND_MSG, self_uin=BOB)
+    assert len(result.events) == 1 and result.events[0].to_uin == SELF  # kept
+    assert result.drift == (
+        web2.Drift(
+            web2.DRIFT_TO_UIN_NOT_SELF,
+            "poll2",
+            SELF,
+            f"result[0].value.to_uin: not the user's QQ number {BOB}",
+        ),
+    )
+    assert web2.parse_poll2(FRIEND_MSG, self_uin=SELF).drift == ()
 
 
 def test_check_poll_event():

@@ -17,6 +17,8 @@ from tests.settings import project_settings
 from webqq_scrapy import protocol
 from webqq_scrapy.items import SCHEMA_VERSION, Credentials, LoginOutcome
 from webqq_scrapy.protocol import web2
+from webqq_scrapy.spiders.contacts import ContactsSpider
+from webqq_scrapy.spiders.messages import MessagesSpider
 from webqq_scrapy.spiders.qrlogin import (
     Login,
     QRLoginSpider,
@@ -111,6 +113,40 @@ def test_bad_account_arguments_name_the_argument(tmp_path, accounts, content, me
     with pytest.raises(SpiderArgumentError) as info:
         read_accounts(accounts, path)
     assert str(info.value).startswith(message)
+
+
+def test_an_accounts_file_line_may_end_with_a_comment(tmp_path):
+    """`bob  # second` is bob, not an account named `bob  # second` (issue 21)."""
+    path = tmp_path / "accounts.txt"
+    path.write_text("alice\nbob  # second\ncarol\t# third\nq#1\n", encoding="utf-8")
+    assert read_accounts(None, str(path)) == ["alice", "bob", "carol", "q#1"]
+
+
+@pytest.mark.parametrize(
+    ("spider", "spargs", "message"),
+    [
+        # A typo is named, with the closest argument, before "no account given".
+        (QRLoginSpider, {"acounts": "alice"},
+         "acounts: not an argument of the qrlogin spider; did you mean -a accounts=…?"),
+        (QRLoginSpider, {"accounts": "alice", "x": "1"},
+         "x: not an argument of the qrlogin spider (its arguments: accounts, accounts_file, "
+         "reuse)"),
+        (MessagesSpider, {"durtion": "5"},
+         "durtion: not an argument of the messages spider; did you mean -a duration=…?"),
+    ],
+)  # fmt: skip
+def test_unknown_spider_arguments_are_refused_with_a_did_you_mean(spider, spargs, message):
+    with pytest.raises(SpiderArgumentError) as info:
+        spider.check_arguments(spargs)
+    assert str(info.value).startswith(message)
+    with pytest.raises(SpiderArgumentError) as info:  # also when built without the command
+        spider(**spargs)
+    assert str(info.value).startswith(message)
+
+
+def test_scrapyd_job_argument_is_known_to_every_spider():
+    for spider in (QRLoginSpider, MessagesSpider, ContactsSpider):
+        spider.check_arguments({"accounts": "alice", "_job": "job-1"})
 
 
 def test_spider_accepts_scrapyd_job_argument():

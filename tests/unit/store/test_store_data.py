@@ -162,6 +162,25 @@ def test_outbox_claim_release_finish_and_holders(database_url: str) -> None:
     db.close()
 
 
+def test_take_hold_refuses_an_account_another_crawl_holds(database_url: str) -> None:
+    """Never two messages crawls polling one session (issue 21, point 4)."""
+    db = Database(database_url, outbox.TABLES)
+    assert outbox.take_hold(db, "alice", "host:1", now=1000.0) is None
+    assert outbox.holder_of(db, "alice", now=1000.0) == "host:1"
+    # A second crawl is refused, naming the holder; the first keeps it.
+    assert outbox.take_hold(db, "alice", "host:2", now=1001.0) == "host:1"
+    assert outbox.holder_of(db, "alice", now=1001.0) == "host:1"
+    assert outbox.take_hold(db, "alice", "host:1", now=1002.0) is None  # its own: renewed
+    assert outbox.take_hold(db, "bob", "host:2", now=1002.0) is None  # another account
+    # A holder whose heartbeat stopped (crashed) leaves the account to the next crawl.
+    later = 1002.0 + outbox.HOLDER_STALE_AFTER + 1
+    assert outbox.take_hold(db, "alice", "host:2", now=later) is None
+    assert outbox.holder_of(db, "alice", now=later) == "host:2"
+    outbox.release(db, [], "host:2", ["alice", "bob"])
+    assert outbox.holder_of(db, "alice", now=later) is None
+    db.close()
+
+
 def test_a_sending_row_of_a_dead_holder_ends_unconfirmed(database_url: str) -> None:
     """Issue 26 point 1: the crawl that claimed a row died mid-send; its row must not stay
     ``sending`` for ever, and it is never resent (it may have been delivered)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from webqq_scrapy.protocol.common import (
     ProtocolError,
@@ -20,6 +20,35 @@ from webqq_scrapy.protocol.web2.values import (
     STATUSES,
 )
 from webqq_scrapy.protocol.web2.walk import _Node, _once, _result, aligned, keyed
+
+# ---- Drift: one answer disagreeing with another (§4.14 "Across endpoints") ---------------
+
+DRIFT_ONLINE_NOT_FRIEND: Final = "online_not_friend"
+DRIFT_RECENT_NOT_LISTED: Final = "recent_not_listed"
+DRIFT_OWNER_NOT_MEMBER: Final = "owner_not_member"
+DRIFT_SELF_NOT_MEMBER: Final = "self_not_member"
+DRIFT_TO_UIN_NOT_SELF: Final = "to_uin_not_self"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """An id one answer names that another answer (or the login) does not know: a stale
+    entry, not a malformed answer. §4.14 itself records that the official page ignored
+    such entries, so the parsers report them here and keep the data; shape errors (a
+    missing key, a wrong type) still raise :class:`ProtocolError`.
+
+    ``kind`` is one of the ``DRIFT_*`` names, ``call`` the answer that names ``id``,
+    ``detail`` the JSON path and what it disagrees with."""
+
+    kind: str
+    call: str
+    id: int
+    detail: str
+
+
+def _drift(node: _Node, kind: str, id_: int, what: str) -> Drift:
+    return Drift(kind, node.call, id_, f"{node.path}: {what}")
+
 
 # ---- Profiles: get_self_info2, get_friend_info2 (§4.0, §4.4, §4.7) ----------------------
 
@@ -446,6 +475,8 @@ class GroupInfo:
     option: int
     markname: str | None  # ginfo.markname, optional (§4.0)
     members: tuple[GroupMember, ...]
+    # The owner not a member, the user not a member: kept, reported (§4.14 across answers).
+    drift: tuple[Drift, ...] = ()
 
     def member(self, uin: int) -> GroupMember | None:
         return next((m for m in self.members if m.uin == uin), None)
@@ -463,8 +494,11 @@ def parse_group_info_ext(
     * ``minfo`` and ``vipinfo`` have one entry per ``ginfo.members`` entry, same order,
       same uin (``minfo[i].uin == members[i].muin``, ``vipinfo[i].u == members[i].muin``);
     * ``stats[].uin`` and ``cards[].muin`` are members (once each);
-    * ``ginfo.owner`` is a member; ``ginfo.code``/``ginfo.gid`` are the ``gcode`` asked for
-      and its group's ``gid`` when given; the user (``self_uin``) is a member (§4.13).
+    * ``ginfo.code``/``ginfo.gid`` are the ``gcode`` asked for and its group's ``gid``
+      when given.
+
+    Drift, reported in ``drift`` and kept: ``ginfo.owner`` not a member, the user
+    (``self_uin``) not a member (§4.13).
 
     §4.0: ``cards`` is omitted when no member has a card, so ``"cards": []`` is rejected.
     An answer without ``minfo`` raises :class:`IncompleteAnswer`.
@@ -512,14 +546,19 @@ def parse_group_info_ext(
     info_gid = g.key("gid").as_id()
     info_code = g.key("code").as_id()
     owner = g.key("owner").as_id()
+    drift: list[Drift] = []
     if owner not in people:
-        g.key("owner").fail(f"{owner} is not a member (§4.14)")
+        drift.append(
+            _drift(g.key("owner"), DRIFT_OWNER_NOT_MEMBER, owner, "the owner is not a member")
+        )
     if gcode is not None and info_code != gcode:
         g.key("code").fail(f"{info_code} is not the gcode asked for ({gcode}) (§4.14)")
     if gid is not None and info_gid != gid:
         g.key("gid").fail(f"{info_gid} is not the group's gid {gid} (§4.14)")
     if self_uin is not None and self_uin not in people:
-        g.key("members").fail(f"the user {self_uin} is not a member (§4.13)")
+        drift.append(
+            _drift(g.key("members"), DRIFT_SELF_NOT_MEMBER, self_uin, "the user is not a member")
+        )
     markname = g.opt("markname")
     out_members = tuple(
         GroupMember(
@@ -547,6 +586,7 @@ def parse_group_info_ext(
         option=g.key("option").as_int(),
         markname=markname.as_str() if markname else None,
         members=out_members,
+        drift=tuple(drift),
     )
 
 
@@ -569,6 +609,7 @@ class DiscussionInfo:
     owner: int | None
     info_seq: int | None
     members: tuple[DiscussionMember, ...]
+    drift: tuple[Drift, ...] = ()  # the user not a member: kept, reported
 
 
 def parse_discu_info(
@@ -577,7 +618,7 @@ def parse_discu_info(
     """get_discu_info (§4.11). §4.14 rules enforced: ``mem_info`` has one entry per
     ``info.mem_list`` entry, same order, ``mem_info[i].uin == mem_list[i].mem_uin``;
     ``mem_status[].uin`` are members (once each). Also: ``info.did`` is the ``did`` asked
-    for, and the user (``self_uin``) is a member (§4.13)."""
+    for. The user (``self_uin``) not a member is drift, reported in ``drift``."""
     n = _result("get_discu_info", result)
     info = n.key("info")
     mem_list = info.key("mem_list").items()
@@ -596,8 +637,13 @@ def parse_discu_info(
     got_did = info.key("did").as_id()
     if did is not None and got_did != did:
         info.key("did").fail(f"{got_did} is not the did asked for ({did})")
+    drift: list[Drift] = []
     if self_uin is not None and self_uin not in rows:
-        info.key("mem_list").fail(f"the user {self_uin} is not a member (§4.13)")
+        drift.append(
+            _drift(
+                info.key("mem_list"), DRIFT_SELF_NOT_MEMBER, self_uin, "the user is not a member"
+            )
+        )
     owner = info.opt("discu_owner")
     seq = info.opt("info_seq")
     members = tuple(
@@ -616,6 +662,7 @@ def parse_discu_info(
         owner=owner.as_id() if owner else None,
         info_seq=seq.as_int() if seq else None,
         members=members,
+        drift=tuple(drift),
     )
 
 
@@ -645,12 +692,22 @@ def check_contact_ids(
 
 def check_online_buddies(
     online: Iterable[OnlineBuddy], friends: FriendList, *, self_uin: int | None = None
-) -> None:
-    """§4.14: online-list uins are listed friends (the user's own entry aside)."""
+) -> tuple[tuple[OnlineBuddy, ...], tuple[Drift, ...]]:
+    """§4.14: online-list uins are listed friends (the user's own entry aside). The
+    official page ignored the others (§4.14), and so does this: returns the entries of
+    listed friends and one :class:`Drift` per other uin."""
     known = friends.uins
-    for b in online:
-        if b.uin not in known and b.uin != self_uin:
-            raise ProtocolError(f"get_online_buddies2: uin {b.uin}: not a listed friend (§4.14)")
+    kept: list[OnlineBuddy] = []
+    drift: list[Drift] = []
+    for i, b in enumerate(online):
+        if b.uin in known or b.uin == self_uin:
+            kept.append(b)
+        else:
+            what = "not a listed friend (get_user_friends2)"
+            drift.append(
+                Drift(DRIFT_ONLINE_NOT_FRIEND, "get_online_buddies2", b.uin, f"[{i}].uin: {what}")
+            )
+    return tuple(kept), tuple(drift)
 
 
 def check_recent_list(
@@ -660,11 +717,19 @@ def check_recent_list(
     discussions: Iterable[Discussion],
     *,
     self_uin: int | None = None,
-) -> None:
+) -> tuple[Drift, ...]:
     """§4.14: recent-list entries refer to a listed friend (type 0; or the user), group
-    (type 1, by gid) or discussion (type 2, by did)."""
+    (type 1, by gid) or discussion (type 2, by did). The others are drift: returned, one
+    :class:`Drift` each; the caller keeps the entries (the conversation happened)."""
     own = frozenset() if self_uin is None else frozenset({self_uin})
     known = (friends.uins | own, groups.gids, frozenset(d.did for d in discussions))
-    for r in recent:
-        if r.uin not in known[r.type]:
-            raise ProtocolError(f"get_recent_list2: uin {r.uin}: not a listed {r.kind} (§4.14)")
+    return tuple(
+        Drift(
+            DRIFT_RECENT_NOT_LISTED,
+            "get_recent_list2",
+            r.uin,
+            f"[{i}].uin: not a listed {r.kind}",
+        )
+        for i, r in enumerate(recent)
+        if r.uin not in known[r.type]
+    )

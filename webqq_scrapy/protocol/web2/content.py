@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from webqq_scrapy.protocol.errors import CallArgumentError
 from webqq_scrapy.protocol.web2.calls import _arg_int, _json
 from webqq_scrapy.protocol.web2.values import _MAX_UIN32
 from webqq_scrapy.protocol.web2.walk import _Node
@@ -22,9 +23,9 @@ def friends_hash(uin: int, ptwebqq: str) -> str:
     ``uin`` is the user's own QQ number from login2; ``ptwebqq`` the cookie (may be "").
     """
     if type(uin) is not int or not 0 <= uin <= _MAX_UIN32:
-        raise ValueError(f"uin must be an int below 2**32 for the hash: {uin!r}")
+        raise CallArgumentError(f"uin must be an int below 2**32 for the hash: {uin!r}")
     if not ptwebqq.isascii():
-        raise ValueError("ptwebqq is not ASCII (it is hex, §2.6)")
+        raise CallArgumentError("ptwebqq is not ASCII (it is hex, §2.6)")
     p = [0, 0, 0, 0]
     for i, ch in enumerate(ptwebqq):
         p[i % 4] ^= ord(ch)
@@ -42,7 +43,7 @@ class MsgIdSequence:
 
     def __init__(self, now_ms: float, sequence: int = 0) -> None:
         if isinstance(now_ms, bool) or not isinstance(now_ms, int | float) or now_ms < 0:
-            raise ValueError(f"now_ms must be a non-negative number: {now_ms!r}")
+            raise CallArgumentError(f"now_ms must be a non-negative number: {now_ms!r}")
         self.base: int = (int(now_ms // 1000) % 10000) * 10000
         self.sequence: int = _arg_int("sequence", sequence)
 

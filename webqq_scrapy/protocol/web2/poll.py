@@ -13,7 +13,13 @@ from webqq_scrapy.protocol.common import (
     ProtocolError,
 )
 from webqq_scrapy.protocol.web2.calls import _json
-from webqq_scrapy.protocol.web2.contacts import Discussion, FriendList, GroupList
+from webqq_scrapy.protocol.web2.contacts import (
+    DRIFT_TO_UIN_NOT_SELF,
+    Discussion,
+    Drift,
+    FriendList,
+    GroupList,
+)
 from webqq_scrapy.protocol.web2.content import decode_content
 from webqq_scrapy.protocol.web2.values import MAX_ID, STATUSES
 from webqq_scrapy.protocol.web2.walk import _Node, _retcode
@@ -176,6 +182,8 @@ class PollResult:
     errmsg: str | None = None
     retmsg: str | None = None
     cost_s: float | None = None
+    # Messages whose to_uin is not the user's number: kept in ``events``, reported here.
+    drift: tuple[Drift, ...] = ()
 
     @property
     def no_message(self) -> bool:
@@ -187,10 +195,9 @@ class PollResult:
 
 
 def _message_fields(v: _Node, self_uin: int | None) -> dict[str, Any]:
-    # §5.3: present in every message item, all ints, content an array.
+    # §5.3: present in every message item, all ints, content an array. A to_uin that is
+    # not the user's number is drift (message_drift), not a malformed answer.
     to_uin = v.key("to_uin").as_id()
-    if self_uin is not None and to_uin != self_uin:
-        v.key("to_uin").fail(f"{to_uin} is not the user's QQ number {self_uin} (§4.0)")
     content = v.key("content")
     text, raw = decode_content(content.value, where=f"{content.call}: {content.path}")
     return {
@@ -282,7 +289,8 @@ def parse_poll2(envelope: object, *, self_uin: int | None = None) -> PollResult:
     * 102 / 100012: no message; 103: warm up; 116 with ``p`` (a non-empty string);
       100 / 100000 / 100001 / 120 / 121: ended; other codes: retry (§7 official policy).
 
-    ``self_uin``: check each message's ``to_uin`` is the user's QQ number (§4.0).
+    ``self_uin``: each message whose ``to_uin`` is not the user's QQ number (§4.0) is
+    kept and reported in ``PollResult.drift``.
 
     Items are parsed one by one: an item that is wrong becomes a :class:`RefusedEvent`
     in its place and the others are kept; only a malformed envelope (retcode, ``result``
@@ -314,7 +322,18 @@ def parse_poll2(envelope: object, *, self_uin: int | None = None) -> PollResult:
     events = tuple(_item_event(item, self_uin) for item in result.items())
     if any(isinstance(e, KickMessage) for e in events):
         state = "ended"
-    return PollResult(state=state, events=events, **common)
+    drift = tuple(d for i, e in enumerate(events) if (d := message_drift(e, self_uin, i)))
+    return PollResult(state=state, events=events, drift=drift, **common)
+
+
+def message_drift(event: PollEvent, self_uin: int | None, index: int = 0) -> Drift | None:
+    """A message whose ``to_uin`` is not the user's QQ number (§4.0): drift, the message
+    kept (it was delivered on this session); None when it is, or when ``self_uin`` is."""
+    to_uin = getattr(event, "to_uin", None)
+    if self_uin is None or to_uin is None or to_uin == self_uin:
+        return None
+    what = f"not the user's QQ number {self_uin}"
+    return Drift(DRIFT_TO_UIN_NOT_SELF, "poll2", to_uin, f"result[{index}].value.to_uin: {what}")
 
 
 def check_poll_event(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from webqq_scrapy.protocol.codes import SEND_CALLS, SessionState, session_state
+from webqq_scrapy.protocol.errors import CallArgumentError
 from webqq_scrapy.protocol.web2.walk import _Node, _result, _retcode
 
 # ---- Sends (§6.3) -------------------------------------------------------------------------
@@ -39,7 +40,7 @@ def parse_send_result(envelope: object, *, call: str = "send_buddy_msg2") -> Sen
     qqbot does); one of them must be there. ``errmsg`` or Mojo's ``errMsg`` goes to
     ``errmsg``."""
     if call not in SEND_CALLS:
-        raise ValueError(f"not a send call: {call!r}")
+        raise CallArgumentError(f"not a send call: {call!r}")
     node = _Node(call, "", envelope)
     node.as_obj()
     err_code_node = node.opt("errCode")
