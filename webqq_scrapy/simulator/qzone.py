@@ -441,7 +441,11 @@ class Qzone:
             if k == "Set-Cookie" and v.startswith("qrsig=")
         )
         qr = self.sim.store.qrs_by_sig[qrsig]
-        qr.qq = qzone_qq(call.account) if call.account else QZONE_QQ_MIN + qr.qq % QZONE_QQ_SPAN
+        if call.account:
+            qr.qq = qzone_qq(call.account)
+        else:
+            qr.qq = QZONE_QQ_MIN + qr.qq % QZONE_QQ_SPAN
+            qr.nickname = f"QQ{qr.qq}"
         qr.app = app.name
         if len(self.qr_apps) > 2 * len(self.sim.store.qrs_by_sig) + 1000:
             live = self.sim.store.qrs_by_sig

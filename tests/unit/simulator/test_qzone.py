@@ -210,6 +210,23 @@ def test_h5_and_qun_rows_use_their_hosts_and_domains(simulator):
     yield run(flow)
 
 
+@pytest.mark.simulator(strict=False)
+@pytest_twisted.inlineCallbacks
+def test_an_anonymous_login_names_its_own_qq(simulator):
+    def flow():
+        b = Browser(simulator)
+        out = login(b)
+        qq = qq_of(b)
+        assert 100_000_000 <= qq < 1_000_000_000
+        assert out["cb"].nickname == f"QQ{qq}"
+        assert parse_qs(urlsplit(out["cb"].url).query)["uin"] == [str(qq)]
+        assert parse_msglist(
+            b.request(msglist_url("http", owner=qq, pos=0, g_tk=g_tk(cookies(b)))).body, owner=qq
+        ).posts
+
+    yield run(flow)
+
+
 @pytest.mark.simulator(strict=False, phone="manual")
 @pytest_twisted.inlineCallbacks
 def test_the_phone_page_names_the_app_and_a_refusal_is_68(simulator):
