@@ -390,6 +390,8 @@ class Qzone:
         self.by_ptsigx: dict[str, QzoneSession] = {}
         self.by_p_skey: dict[str, QzoneSession] = {}
         self.worlds: dict[str, QzoneWorld] = {}
+        # The control API's changes per account, replayed on a rebuilt world (persist.py).
+        self.changes: dict[str, list[dict[str, Any]]] = {}
 
     # ---- dispatch --------------------------------------------------------------------
 
@@ -590,6 +592,75 @@ class Qzone:
             )
             self.worlds[account] = world
         return world
+
+    def change(self, account: str, op: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Apply one control-API change (``add_post``, ``add_comment``) and remember it, so
+        that a saved state can replay it on the world rebuilt from the seed."""
+        world = self.world_of(account)
+        now = int(fields.get("now") or self.sim.clock())
+        content = str(fields.get("content") or "")
+        if op == "add_post":
+            pictures = int(fields.get("pictures") or 0)
+            result = world.add_post(content, pictures, now=now).as_dict()
+            change = {"op": op, "content": content, "pictures": pictures, "now": now}
+        elif op == "add_comment":
+            owner = int(fields.get("owner") or world.qq)
+            author = int(fields["author"]) if fields.get("author") else None
+            tid = str(fields.get("tid") or "")
+            result = world.add_comment(owner, tid, content, author, now=now).as_dict()
+            change = {"op": op, "content": content, "owner": owner, "author": author}
+            change.update(tid=tid, now=now)
+        else:
+            raise ValueError("op must be add_post or add_comment")
+        self.changes.setdefault(account, []).append(change)
+        return result
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a persistent simulator keeps (simulator/persist.py): the live sessions and
+        each account's changes; the worlds themselves are rebuilt from the seed."""
+        now = self.sim.clock()
+        sessions = [
+            {
+                "account": v.account,
+                "app": v.app.name,
+                "qq": v.qq,
+                "nickname": v.nickname,
+                "skey": v.skey,
+                "p_skey": v.p_skey,
+                "pt4_token": v.pt4_token,
+                "ptsigx": v.ptsigx,
+                "created": v.created,
+                "redeem_until": v.redeem_until,
+                "expires": v.expires,
+            }
+            for v in self.by_p_skey.values()
+            if v.ended is None and now < v.expires
+        ]
+        worlds = {name: [w.qq, w.nickname] for name, w in self.worlds.items()}
+        return {"sessions": sessions, "worlds": worlds, "changes": self.changes}
+
+    @staticmethod
+    def check_decodes(data: dict[str, Any]) -> None:
+        """Raise KeyError/TypeError/ValueError when a saved Qzone part would not restore."""
+        for raw in data.get("sessions", []):
+            QzoneSession(**{**raw, "app": APPS[raw["app"]]})
+        for qq, nickname in dict(data.get("worlds", {})).values():
+            int(qq), str(nickname)
+        for changes in dict(data.get("changes", {})).values():
+            for change in changes:
+                if change["op"] not in ("add_post", "add_comment"):
+                    raise ValueError(change["op"])
+
+    def restore(self, data: dict[str, Any]) -> None:
+        for name, (qq, nickname) in dict(data.get("worlds", {})).items():
+            self.world_of(name, int(qq), str(nickname))
+        for name, changes in dict(data.get("changes", {})).items():
+            for change in changes:
+                self.change(name, change["op"], change)
+        for raw in data.get("sessions", []):
+            session = QzoneSession(**{**raw, "app": APPS[raw["app"]]})
+            self.by_p_skey[session.p_skey] = session
+            self.by_ptsigx[session.ptsigx] = session
 
     def sessions_of(self, account: str) -> list[QzoneSession]:
         return [s for s in self.by_p_skey.values() if s.account == account and s.ended is None]
