@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from webqq_scrapy.protocol import QR_EXPIRED, format_ptuicb, hash33
+from webqq_scrapy.protocol import qzone as qzone_calls
 from webqq_scrapy.protocol.apps import APPS, App
 from webqq_scrapy.simulator.cookies import (
     DOMAIN_PTLOGIN,
@@ -71,9 +72,11 @@ HOST_XUI = "xui.ptlogin2.qq.com"
 PATH_XUI_PTQRLOGIN = "/ssl/ptqrlogin"
 # The proxy prefixes of the CGIs, desktop and H5 (both reach the same backends).
 CGI_HOSTS = ("user.qzone.qq.com", "h5.qzone.qq.com")
-MSGLIST_PATH = "/proxy/domain/taotao.qq.com/cgi-bin/emotion_cgi_msglist_v6"
-MSGDETAIL_PATH = "/proxy/domain/taotao.qq.com/cgi-bin/emotion_cgi_msgdetail_v6"
-FRIENDS_PATH = "/proxy/domain/r.qzone.qq.com/cgi-bin/tfriend/friend_show_qqfriends.cgi"
+# The paths come from the client's own builders (protocol/qzone.py): one declaration of a
+# call serves both sides.
+MSGLIST_PATH = urlsplit(qzone_calls.msglist_url("http", owner=1, pos=0, g_tk=0)).path
+MSGDETAIL_PATH = urlsplit(qzone_calls.msgdetail_url("http", owner=1, tid="", pos=0, g_tk=0)).path
+FRIENDS_PATH = urlsplit(qzone_calls.friends_url("http", uin=1, g_tk=0)).path
 
 STEP_CHECK_SIG = "qzone_check_sig"
 STEP_LANDING = "qzone_landing"
