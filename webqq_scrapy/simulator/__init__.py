@@ -116,6 +116,7 @@ from webqq_scrapy.simulator.messages import (
     status_item,
 )
 from webqq_scrapy.simulator.phone import BEHAVIOURS, Phone, PhoneError
+from webqq_scrapy.simulator.qzone import QZONE_SESSION_LIFETIME, Qzone
 from webqq_scrapy.simulator.state import ENDED_EXPIRED, SecretLog, Session, Stats, Store
 from webqq_scrapy.simulator.tokens import TokenFactory, qq_number
 from webqq_scrapy.simulator.world import STATUSES, Person, World, WorldSizes, build_world
@@ -213,6 +214,9 @@ class Simulator:
         control_token: str | None = None,
         strict: bool = False,
         discu_owner: bool = False,
+        qzone_posts: int = 45,
+        qzone_friends: int = 8,
+        qzone_lifetime: float = QZONE_SESSION_LIFETIME,
     ) -> None:
         """Defaults keep an in-process simulator quiet and fast: empty worlds, no poll hold.
 
@@ -226,7 +230,9 @@ class Simulator:
         ``swallow_sql`` drops SQL-looking texts silently (§6.3); ``strict`` adds the checks
         no source shows the real service making (cookie scoping, exact parameter forms; the
         project's own tests run strict, docs/simulator.md "Two modes"); ``discu_owner`` puts
-        ``info.discu_owner`` into get_discu_info (only a 2012 sample has it, §4.11).
+        ``info.discu_owner`` into get_discu_info (only a 2012 sample has it, §4.11);
+        ``qzone_posts``/``qzone_friends`` size each account's Qzone world and
+        ``qzone_lifetime`` ends a Qzone session S s after its login (docs/simulator.md, "Qzone").
 
         The control methods below (``inject_message``, ``world``, ``change_world``, ``sent``,
         ``kick``…) touch live state: call them on the reactor thread (from another thread,
@@ -282,6 +288,7 @@ class Simulator:
             self.faults.add(fault)
         self.fault_steps = frozenset(STEPS)
         self.webqq = WebQQ(self)
+        self.qzone = Qzone(self, posts=qzone_posts, friends=qzone_friends, lifetime=qzone_lifetime)
         # The control host answers only under /<token> (see simulator.control): system
         # randomness even with a seed, since a seed is public.
         self.control_token = control_token or secrets.token_urlsafe(24)
@@ -359,6 +366,7 @@ class Simulator:
     def sweep(self) -> None:
         """Forget expired QRs and idle sessions now (also runs periodically)."""
         self.store.sweep(self.clock())
+        self.qzone.sweep(self.clock())
 
     def live_qr_count(self) -> int:
         self.sweep()
@@ -615,7 +623,8 @@ class Simulator:
         sessions = self.store.sessions_of(account)
         for session in sessions:
             self.store.end_session(session, ENDED_EXPIRED)
-        return len(sessions)
+        # Qzone sessions too: their CGIs answer -3000 from now on.
+        return len(sessions) + self.qzone.expire(account or ANONYMOUS_KEY)
 
     def renew_ptwebqq(self, account: str | None) -> int:
         """The next poll2 of each session answers 116 with a new ptwebqq in ``p`` (§7)."""

@@ -200,6 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="deliver",
         help="a send repeating a msg_id: deliver it again (recorded, §6.3) or answer 1202",
     )
+    qzone = parser.add_argument_group('Qzone (docs/simulator.md, "Qzone")')
+    qzone.add_argument(
+        "--qzone-posts", type=int, default=45, metavar="N", help="own posts per account (45)"
+    )
+    qzone.add_argument(
+        "--qzone-friends", type=int, default=8, metavar="N", help="Qzone friends per account (8)"
+    )
+    qzone.add_argument(
+        "--qzone-lifetime",
+        type=float,
+        default=48 * 3600.0,
+        metavar="S",
+        help="a Qzone session answers -3000 S s after its login (172800)",
+    )
     world.add_argument(
         "--discu-owner",
         action="store_true",
@@ -285,6 +299,9 @@ def _simulator(args: argparse.Namespace) -> Simulator:
         swallow_sql=args.swallow_sql,
         strict=args.strict,
         discu_owner=args.discu_owner,
+        qzone_posts=args.qzone_posts,
+        qzone_friends=args.qzone_friends,
+        qzone_lifetime=args.qzone_lifetime,
     )
 
 

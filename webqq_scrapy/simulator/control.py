@@ -40,6 +40,11 @@ lists QRs, changes behaviours, injects faults or reads secrets without the token
 ``POST /_sim/session``                  ``{"account", "action"}``: ``expire`` (lifetime
                                         over), ``renew`` (poll2 answers 116 with ``p``),
                                         ``disconnect`` (poll2 answers 121 until login2)
+``GET /_sim/qzone?account=NAME``        the account's Qzone world (posts, friends, spaces)
+``POST /_sim/qzone``                    ``{"account", "op": "add_post", "content",
+                                        "pictures"?}`` or ``{"account", "op":
+                                        "add_comment", "tid", "content", "owner"?,
+                                        "author"?}``: the added post or comment
 ``GET /phone/chat?account=NAME``        a small chat view: messages in and out, a form
                                         that makes a contact write to the account
 
@@ -68,6 +73,13 @@ __all__ = ["Control"]
 CT_JSON = "application/json"
 CT_HTML = "text/html; charset=utf-8"
 
+# What the phone's QR page calls each ptlogin2 app (the QR's app, simulator/qzone.py).
+APP_TITLES = {
+    "webqq": "SmartQQ",
+    "qzone": "QQ空间 (qzone)",
+    "qzone_h5": "QQ空间 H5 (qzone_h5)",
+    "qun": "QQ群 (qun)",
+}
 _PAGE_HEAD = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;text-align:left}}
@@ -145,6 +157,7 @@ class Control:
             "/_sim/sent": self.sent,
             "/_sim/kick": self.kick,
             "/_sim/session": self.session,
+            "/_sim/qzone": self.qzone,
             "/phone/chat": self.chat,
         }
         if path in world_api:
@@ -218,6 +231,17 @@ class Control:
             raise LookupError(f"no logged-in session for account {account!r}")
         return _json({"sessions": count})
 
+    def qzone(self, call: Call, fields: dict[str, Any]) -> Reply:
+        """An account's Qzone world (GET), or a change to it (POST ``op``: ``add_post`` with
+        ``content`` and ``pictures``, ``add_comment`` with ``tid``, ``content``, optional
+        ``owner`` and ``author``). Answers the world, or the added post or comment."""
+        account = _account(fields) or ANONYMOUS
+        qzone = self.sim.qzone
+        if call.method != "POST":
+            return _json(qzone.world_of(account).as_dict())
+        fields.pop("now", None)  # the simulator's clock dates a change
+        return _json(qzone.change(account, str(fields.get("op") or ""), fields))
+
     def chat(self, call: Call, fields: dict[str, Any]) -> Reply:
         """The phone's chat view of one account (a demo: watch and make contacts write)."""
         account = _account(fields)
@@ -250,9 +274,10 @@ class Control:
         rows = []
         for item in self.sim.phone.pending():
             rows.append(
-                "<tr><td>{account}</td><td>{state}</td><td>{expires:.0f} s</td>"
+                "<tr><td>{account}</td><td>{app}</td><td>{state}</td><td>{expires:.0f} s</td>"
                 '<td><a href="{payload}">{qr}</a></td><td>{buttons}</td></tr>'.format(
                     account=html.escape(str(item["account"] or "(anonymous)")),
+                    app=html.escape(str(item["app"])),
                     state=item["state"],
                     expires=float(str(item["expires_in"])),
                     payload=html.escape(str(item["payload"])),
@@ -261,7 +286,7 @@ class Control:
                 )
             )
         table = (
-            "<table><tr><th>account</th><th>state</th><th>expires in</th><th>QR</th>"
+            "<table><tr><th>account</th><th>app</th><th>state</th><th>expires in</th><th>QR</th>"
             "<th></th></tr>" + "".join(rows) + "</table>"
             if rows
             else "<p>No pending QR.</p>"
@@ -284,9 +309,11 @@ class Control:
 
     def qr_page(self, qr_id: str) -> Reply:
         state = self.sim.phone.state_of(qr_id)
+        qr = self.sim.store.qrs_by_id.get(qr_id)
+        app = APP_TITLES.get(qr.app if qr is not None else "webqq", "SmartQQ")
         body = (
-            _PAGE_HEAD.format(title="WebQQ login")
-            + f"<h1>Log in to SmartQQ?</h1><p>QR state: {html.escape(state)}</p>"
+            _PAGE_HEAD.format(title=f"{app} login")
+            + f"<h1>Log in to {html.escape(app)}?</h1><p>QR state: {html.escape(state)}</p>"
             + (_buttons(qr_id) if state in ("waiting", "scanned") else "")
             + "</body></html>"
         )

@@ -353,8 +353,10 @@ class WebQQ:
         return reply
 
     def handle(self, step: str, call: Call) -> Reply:
-        handler = getattr(self, step)
-        reply: Reply = handler(call)
+        qzone = self.sim.qzone
+        reply: Reply = (
+            qzone.handle(step, call) if qzone.claims(step, call) else getattr(self, step)(call)
+        )
         if call.strict_rule is not None:
             # The answer the strict check gave, plus the rule it applied (docs/simulator.md).
             reply.headers.append((STRICT_HEADER, call.strict_rule))
@@ -370,6 +372,8 @@ class WebQQ:
 
     def fault_reply(self, step: str, fault: Fault) -> Reply:
         """The answer of a fault whose action is status, malformed or retcode."""
+        if step.startswith("qzone_"):
+            return self.sim.qzone.fault_reply(step, fault)
         if fault.status is not None:
             return nginx_reply(fault.status)
         if fault.retcode is not None:

@@ -22,9 +22,11 @@ ACTION (at least one)
     ``retcode=N``    a JSON step answers ``{"retcode":N}`` (103 and 100001 with their
     recorded ``errmsg``, §1.4); ptqrlogin answers ``ptuiCB('N',…)`` (§3.2); on a send,
     1202 and 100100 deliver the message and then answer the code (§6.3: it may arrive).
+    ``ratelimit``    a Qzone CGI (``qzone_msglist``, ``qzone_msgdetail``, ``qzone_friends``)
+    answers the rate-limit message 使用人数过多，请稍后再试 (docs/qzone.md).
     ``degraded``     answer 0 without the key clients retry on (§4.15): friends without
     ``marknames``, group detail without ``minfo``, discussion list without ``dnamelist``.
-    At most one of status / drop / lost / malformed / retcode / degraded.
+    At most one of status / drop / lost / malformed / retcode / degraded / ratelimit.
 TRIGGER (default: every request of the step)
     ``nth=N``        only the N-th matching request (1-based);
     ``rate=P``       each matching request with probability P (the simulator's seeded RNG);
@@ -64,7 +66,12 @@ STEPS = (
     "send_buddy_msg2",
     "send_qun_msg2",
     "send_discu_msg2",
+    "qzone_msglist",
+    "qzone_msgdetail",
+    "qzone_friends",
 )
+# The Qzone CGIs (simulator/qzone.py): the steps a "ratelimit" fault applies to.
+QZONE_STEPS = ("qzone_msglist", "qzone_msgdetail", "qzone_friends")
 # Steps that can answer a "degraded" body (§4.15).
 DEGRADABLE = ("get_user_friends2", "get_group_info_ext2", "get_discus_list")
 ANY_STEP = "*"
@@ -84,6 +91,7 @@ class Fault:
     malformed: bool = False
     retcode: int | None = None
     degraded: bool = False
+    ratelimit: bool = False
     nth: int | None = None
     rate: float | None = None
     times: int | None = None
@@ -101,11 +109,15 @@ class Fault:
             self.malformed,
             self.retcode is not None,
             self.degraded,
+            self.ratelimit,
         ]
         if sum(outcomes) > 1:
             raise ValueError(
-                "a fault has at most one of status, drop, lost, malformed, retcode, degraded"
+                "a fault has at most one of status, drop, lost, malformed, retcode, degraded,"
+                " ratelimit"
             )
+        if self.ratelimit and self.step not in QZONE_STEPS:
+            raise ValueError(f"ratelimit applies to {', '.join(QZONE_STEPS)} only")
         if self.degraded and self.step not in DEGRADABLE:
             raise ValueError(f"degraded applies to {', '.join(DEGRADABLE)} only")
         if not any(outcomes) and self.delay <= 0:
@@ -136,7 +148,7 @@ class Fault:
             name, eq, value = part.partition("=")
             name = name.strip().lower()
             try:
-                if name in ("drop", "lost", "malformed", "degraded") and not eq:
+                if name in ("drop", "lost", "malformed", "degraded", "ratelimit") and not eq:
                     kwargs[name] = True
                 elif name in ("status", "retcode", "nth", "times") and eq:
                     kwargs[name] = int(value)
@@ -170,6 +182,8 @@ class Fault:
             parts.append(f"retcode={self.retcode}")
         if self.degraded:
             parts.append("degraded")
+        if self.ratelimit:
+            parts.append("ratelimit")
         for name in ("nth", "rate", "times", "account"):
             value = getattr(self, name)
             if value is not None:

@@ -4,7 +4,8 @@ Tencent's service outlived every client; the simulator a crawl starts for itself
 (``WEBQQ_TARGET=simulator``) stands for it, so what it knows lives in a private state file
 and every crawl continues from it (docs/simulator.md, "The persistent embedded world"):
 the sessions with their tokens and deadlines, each session's world, the messages not yet
-delivered, what was sent, the tombstones of ended sessions and each account's login count.
+delivered, what was sent, the tombstones of ended sessions, each account's login count, and
+the live Qzone sessions with each account's Qzone changes (simulator/qzone.py).
 Pending QR codes are not kept (a login in progress is never resumed by another process).
 
 One process serves, the others use it (the mechanism, and why, in docs/simulator.md):
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy.simulator.messages import MAX_MSG_IDS, MAX_QUEUED, MAX_SENT, Channel
+from webqq_scrapy.simulator.qzone import Qzone
 from webqq_scrapy.simulator.state import Session, Tombstone
 from webqq_scrapy.simulator.world import Discussion, Group, Person, World
 
@@ -134,6 +136,7 @@ def _check_decodes(data: dict[str, Any], path: Path) -> None:
         for raw in data.get("tombstones", []):
             Tombstone(*raw)
         dict(data.get("logins", {}))
+        Qzone.check_decodes(dict(data.get("qzone") or {}))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         raise _unusable(path, "is corrupt (a record does not decode)") from None
 
@@ -303,6 +306,7 @@ def snapshot(sim: Simulator) -> dict[str, Any]:
         "sessions": [_session(s) for s in store.sessions.values() if s.ended is None],
         "tombstones": [[key, t.qq, t.skey, t.reason, t.account] for key, t in tombstones],
         "logins": dict(store.stats.logins),
+        "qzone": sim.qzone.snapshot(),
     }
 
 
@@ -326,6 +330,7 @@ def restore(sim: Simulator, data: dict[str, Any]) -> None:
     for account, logins in dict(data.get("logins", {})).items():
         store.stats.logins[account] = int(logins)
     store._serials = count(top + 1)
+    sim.qzone.restore(dict(data.get("qzone") or {}))
     sim.sweep()
 
 

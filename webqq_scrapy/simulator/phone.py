@@ -203,6 +203,7 @@ class Phone:
                         "qr": qr.id,
                         "payload": qr.payload,
                         "account": qr.account,
+                        "app": qr.app,
                         "state": qr.state,
                         "expires_in": round(max(0.0, qr.expires - now), 3),
                     }

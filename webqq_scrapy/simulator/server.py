@@ -24,6 +24,7 @@ from webqq_scrapy.simulator.endpoints import (
     route,
     text_reply,
 )
+from webqq_scrapy.simulator.qzone import qzone_route
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -120,10 +121,11 @@ class _Root(Resource):
             return self._send(request, text_reply(501, "CONNECT is not supported: use http://\n"))
         if not is_qq_host(call.host):
             return self._send(request, sim.control.handle(call))
-        step = route(call.host, call.path)
+        step = route(call.host, call.path) or qzone_route(call.host, call.path)
         if step is None:
             return self._send(request, sim.webqq.not_found(call))
-        reply = sim.webqq.scoping_error(call)
+        # Cookie scoping is judged by WebQQ's cookie table: not for Qzone's hosts.
+        reply = None if step.startswith("qzone_") else sim.webqq.scoping_error(call)
         if reply is not None:
             sim.store.stats.count(step, reply.answer)
             return self._send(request, reply)
@@ -156,7 +158,12 @@ class _Root(Resource):
         if fault.retcode in SENT_ANYWAY and step in SEND_STEPS:
             call.forced_retcode = fault.retcode  # §6.3: delivered, answered 1202 / 100100
             return self._answer(request, step, call)
-        if fault.status is None and fault.retcode is None and not fault.malformed:
+        if (
+            fault.status is None
+            and fault.retcode is None
+            and not fault.malformed
+            and not fault.ratelimit
+        ):
             return self._answer(request, step, call)  # delay only
         reply = self.sim.webqq.fault_reply(step, fault)
         stats.count(step, f"fault_{reply.answer}")

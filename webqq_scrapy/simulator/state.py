@@ -107,6 +107,7 @@ class QR:
     decided_at: float | None = None
     polls: int = 0
     scanned_poll: int = 0
+    app: str = "webqq"  # the ptlogin2 app of ptqrshow's appid (simulator/qzone.py)
 
     @property
     def final(self) -> bool:

@@ -214,3 +214,39 @@ def test_a_snapshot_keeps_every_field_of_a_session_and_its_world(tmp_path):
         assert again.store.by_psessionid[c.psessionid] is after
     finally:
         yield deferred_from_coro(world.stop())
+
+
+@pytest_twisted.inlineCallbacks
+def test_qzone_sessions_and_added_posts_survive_a_restart(tmp_path):
+    from tests.unit.simulator.test_qzone import Browser, cookies, g_tk, login, msglist_url, qq_of
+    from webqq_scrapy.protocol.qzone import parse_msglist
+
+    directory = tmp_path / "state"
+    first = started(directory)
+    b = Browser(first, "olga")
+
+    def before():
+        login(b)
+        added = b.control("/_sim/qzone", {"account": "olga", "op": "add_post", "content": "x"})
+        tid = added.json()["tid"]
+        b.control(
+            "/_sim/qzone", {"account": "olga", "op": "add_comment", "tid": tid, "content": "y"}
+        )
+        return tid, b.control("/_sim/qzone?account=olga").json()
+
+    tid, world = yield deferToThread(before)
+    yield deferred_from_coro(first.stop())
+    second = started(directory)
+    try:
+
+        def after():
+            b.control_url = second.control_url  # a new serving process, a new token
+            qq = qq_of(b)
+            url = msglist_url("http", owner=qq, pos=0, g_tk=g_tk(cookies(b)))
+            first_post = parse_msglist(b.request(url).body, owner=qq).posts[0]
+            assert first_post.tid == tid and [c.text for c in first_post.comments] == ["y"]
+            assert b.control("/_sim/qzone?account=olga").json() == world
+
+        yield deferToThread(after)
+    finally:
+        yield deferred_from_coro(second.stop())
