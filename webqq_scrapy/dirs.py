@@ -1,4 +1,5 @@
-"""Whether a directory may hold files with secrets (the QR files): checks, creating nothing.
+"""Whether a directory may hold files with secrets (the QR files): checks, creating nothing;
+and :func:`replace_private`, the one way a private file here is rewritten.
 
 Used by ``config`` (before a crawl starts) and by ``qr.files`` (when the first QR arrives),
 so that neither imports the other's package.
@@ -6,8 +7,10 @@ so that neither imports the other's package.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,3 +56,18 @@ def qr_dir_problem(path: Path) -> str | None:
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
     return None
+
+
+def replace_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, mode 0600: the bytes go to a temporary file
+    beside it (created 0600 and exclusively by ``mkstemp``, never through a link), which then
+    replaces ``path`` in one ``os.replace``; a failure removes it. No fsync."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

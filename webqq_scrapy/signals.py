@@ -1,6 +1,8 @@
 """Signals the spiders send, for components that tell a person (QR delivery, alerting).
 
-Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_ready)``.
+Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_ready)``;
+this project's components name each handler after its signal and connect them all with
+:func:`connect_handlers`.
 
 ``qr_ready(account: str, png: bytes, path: str | None, generation: int)``
     a new QR image for ``account`` (generation 1, 2, … after each expiry). The spider also
@@ -23,10 +25,25 @@ Connect with ``crawler.signals.connect(handler, signal=webqq_scrapy.signals.qr_r
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scrapy.crawler import Crawler
+
+T = TypeVar("T")
+
 qr_ready = object()
 qr_state = object()
 session_ended = object()
 cancel_downloads = object()
+_OWN = {
+    "qr_ready": qr_ready,
+    "qr_state": qr_state,
+    "session_ended": session_ended,
+    "cancel_downloads": cancel_downloads,
+}
 
 # Waiting for admission (WEBQQ_MAX_ACCOUNTS_IN_FLIGHT): no QR fetched yet.
 QR_QUEUED = "queued"
@@ -34,3 +51,32 @@ QR_WAITING = "waiting"
 QR_SCANNED = "scanned"
 QR_DONE = "done"
 QR_FAILED = "failed"
+
+
+def connect_handlers(crawler: Crawler, receiver: object, *names: str) -> None:
+    """Connect each method of ``receiver`` named in ``names`` to the signal of that name: one
+    of this module's (``qr_ready``) or of ``scrapy.signals`` (``spider_closed``)."""
+    from scrapy import signals
+
+    for name in names:
+        signal = _OWN[name] if name in _OWN else getattr(signals, name)
+        crawler.signals.connect(getattr(receiver, name), signal=signal)
+
+
+def optional_extension(
+    cls: Callable[..., T],
+    config: Any,
+    crawler: Crawler,
+    enabled: bool,
+    handlers: tuple[str, ...],
+) -> T:
+    """An extension's ``from_crawler``: ``cls(config, crawler=crawler)`` with its methods
+    ``handlers`` connected (:func:`connect_handlers`); NotConfigured when not ``enabled``
+    (off by default: Scrapy logs no warning for it)."""
+    from scrapy.exceptions import NotConfigured
+
+    if not enabled:
+        raise NotConfigured
+    extension = cls(config, crawler=crawler)
+    connect_handlers(crawler, extension, *handlers)
+    return extension

@@ -10,23 +10,27 @@ characters take two columns on a terminal: the table pads by display width.
 from __future__ import annotations
 
 import html
+import json
 import sys
 import unicodedata
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from scrapy.exceptions import UsageError
+from sqlalchemy.exc import SQLAlchemyError
 
 from webqq_scrapy.config import SettingError, credentials_source
-from webqq_scrapy.text import escape_controls
+from webqq_scrapy.store.records import describe_error
+from webqq_scrapy.text import escape_controls, escape_json_controls
 
 if TYPE_CHECKING:
     import argparse
 
-    from scrapy.settings import BaseSettings
+    from scrapy.settings import BaseSettings, Settings
 
 EXIT_NOTHING = 1
 EXIT_STORE = 3
+T = TypeVar("T")
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +38,76 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the stored records as JSON, names as stored"
     )
+
+
+class Readback:
+    """Mixed into a ``ScrapyCommand`` (first) that prints what a spider stored for one
+    ACCOUNT: ``spider`` names the spider (and the command), ``nothing`` what is missing,
+    ``fetch`` the verb of the hint; ``usage``, ``summary`` and ``description`` are what
+    ``scrapy -h`` shows. Not a ``ScrapyCommand`` itself: Scrapy would list it as
+    a command of this package."""
+
+    requires_project = True
+    requires_crawler_process = False
+    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+    spider: ClassVar[str]
+    nothing: ClassVar[str]
+    fetch: ClassVar[str]
+    usage: ClassVar[str]
+    summary: ClassVar[str]
+    description: ClassVar[str]
+    settings: Settings | None
+    exitcode: int
+
+    add_source_options = staticmethod(add_source_options)
+
+    @staticmethod
+    def one_account(args: list[str]) -> str:
+        if len(args) != 1:
+            raise UsageError("expected one ACCOUNT")
+        return args[0]
+
+    @staticmethod
+    def print_json(value: Any) -> None:
+        print(escape_json_controls(json.dumps(value, ensure_ascii=False, indent=2)))
+
+    def syntax(self) -> str:
+        return self.usage
+
+    def short_desc(self) -> str:
+        return self.summary
+
+    def long_desc(self) -> str:
+        return self.description
+
+    def read(
+        self,
+        account: str,
+        opts: argparse.Namespace,
+        load: Callable[[str, str], T],
+        *,
+        empty: Callable[[T], bool],
+    ) -> tuple[T, str] | None:
+        """``load(account, database_url)`` and the store's label; None, with the error
+        printed and the exit status set, when the store cannot be read or ``empty``."""
+        assert self.settings is not None
+        url, label = database_source(self.settings, opts)
+        try:
+            loaded = load(account, url)
+        except (SQLAlchemyError, OSError) as exc:
+            fail(self.spider, f"cannot read {label}: {describe_error(exc)}")
+            self.exitcode = EXIT_STORE
+            return None
+        if empty(loaded):
+            shown = escape_controls(account)
+            fail(
+                self.spider,
+                f"{self.nothing} for {shown!r} in {label}; {self.fetch} "
+                f"them: scrapy crawl {self.spider} -a accounts={shown}",
+            )
+            self.exitcode = EXIT_NOTHING
+            return None
+        return loaded, label
 
 
 def database_source(settings: BaseSettings, opts: argparse.Namespace) -> tuple[str, str]:

@@ -14,24 +14,12 @@ could not be read.
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
-from scrapy.exceptions import UsageError
-from sqlalchemy.exc import SQLAlchemyError
 
-from webqq_scrapy.commands._readback import (
-    EXIT_NOTHING,
-    EXIT_STORE,
-    add_source_options,
-    database_source,
-    fail,
-    name,
-    print_table,
-)
-from webqq_scrapy.store.records import describe_error
-from webqq_scrapy.text import escape_controls, escape_json_controls
+from webqq_scrapy.commands._readback import Readback, name, print_table
+from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
     import argparse
@@ -41,29 +29,24 @@ if TYPE_CHECKING:
 HEADER = ("KIND", "ID", "NAME", "DETAILS")
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    requires_crawler_process = False
-    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+class Command(Readback, ScrapyCommand):
+    spider = "contacts"
+    nothing = "no contacts stored"
+    fetch = "crawl"
 
-    def syntax(self) -> str:
-        return "ACCOUNT [--members] [--json]"
-
-    def short_desc(self) -> str:
-        return "Show the contacts 'scrapy crawl contacts' stored for an account"
-
-    def long_desc(self) -> str:
-        return (
-            "Print ACCOUNT's stored friends, groups, discussions and recent conversations "
-            "as one table, names decoded (--members: with each group's and discussion's "
-            "members). --json prints the stored records, names as stored. The ids are the "
-            "ones 'scrapy send' takes (buddy:UIN, group:GID, discussion:DID). Exit status 1 "
-            "when nothing is stored for ACCOUNT."
-        )
+    usage = "ACCOUNT [--members] [--json]"
+    summary = "Show the contacts 'scrapy crawl contacts' stored for an account"
+    description = (
+        "Print ACCOUNT's stored friends, groups, discussions and recent conversations "
+        "as one table, names decoded (--members: with each group's and discussion's "
+        "members). --json prints the stored records, names as stored. The ids are the "
+        "ones 'scrapy send' takes (buddy:UIN, group:GID, discussion:DID). Exit status 1 "
+        "when nothing is stored for ACCOUNT."
+    )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        add_source_options(parser)
+        self.add_source_options(parser)
         parser.add_argument(
             "--members", action="store_true", help="list the members of each group and discussion"
         )
@@ -71,27 +54,19 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from webqq_scrapy.store.contacts import load_contacts
 
-        if len(args) != 1:
-            raise UsageError("expected one ACCOUNT")
-        account = args[0]
-        assert self.settings is not None
-        url, label = database_source(self.settings, opts)
-        try:
-            contacts = load_contacts(account, database_url=url)
-        except (SQLAlchemyError, OSError) as exc:
-            fail("contacts", f"cannot read {label}: {describe_error(exc)}")
-            self.exitcode = EXIT_STORE
+        account = self.one_account(args)
+        read = self.read(
+            account,
+            opts,
+            lambda account, url: load_contacts(account, database_url=url),
+            empty=lambda contacts: contacts is None or contacts.snapshot is None,
+        )
+        if read is None:
             return
-        if contacts is None or contacts.snapshot is None:
-            fail(
-                "contacts",
-                f"no contacts stored for {escape_controls(account)!r} in {label}; "
-                f"crawl them: scrapy crawl contacts -a accounts={escape_controls(account)}",
-            )
-            self.exitcode = EXIT_NOTHING
-            return
+        contacts, _ = read
+        assert contacts is not None and contacts.snapshot is not None
         if opts.json:
-            print(escape_json_controls(json.dumps(as_json(contacts), ensure_ascii=False, indent=2)))
+            self.print_json(as_json(contacts))
             return
         me = contacts.self_info
         snapshot = contacts.snapshot

@@ -15,27 +15,16 @@ Exit status: 0 shown (also when none matched ``--since``); 1 no message stored f
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-from sqlalchemy.exc import SQLAlchemyError
 
-from webqq_scrapy.commands._readback import (
-    EXIT_NOTHING,
-    EXIT_STORE,
-    add_source_options,
-    database_source,
-    fail,
-    name,
-    print_table,
-)
-from webqq_scrapy.store.records import describe_error
-from webqq_scrapy.text import escape_controls, escape_json_controls
+from webqq_scrapy.commands._readback import Readback, name, print_table
+from webqq_scrapy.text import escape_controls
 
 if TYPE_CHECKING:
     import argparse
@@ -66,67 +55,53 @@ def parse_since(value: str, *, now: float | None = None) -> float:
     return moment.timestamp()
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    requires_crawler_process = False
-    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+class Command(Readback, ScrapyCommand):
+    spider = "messages"
+    nothing = "no message stored"
+    fetch = "receive"
 
-    def syntax(self) -> str:
-        return "ACCOUNT [--since TIME|SPAN] [--limit N] [--json]"
-
-    def short_desc(self) -> str:
-        return "Show the messages 'scrapy crawl messages' stored for an account"
-
-    def long_desc(self) -> str:
-        return (
-            "Print ACCOUNT's stored messages as one table, oldest first: time (UTC), "
-            "conversation, sender (names decoded; 'me' for the user's own), text. --since "
-            "keeps those sent at or after a UTC date/time (2026-11-28, 2026-11-28T09:30) or "
-            "within a span back from now (30m, 2h, 1d); --limit N the last N. --json prints "
-            "the stored rows (reply_to is what 'scrapy send' takes). Exit status 1 when no "
-            "message is stored for ACCOUNT."
-        )
+    usage = "ACCOUNT [--since TIME|SPAN] [--limit N] [--json]"
+    summary = "Show the messages 'scrapy crawl messages' stored for an account"
+    description = (
+        "Print ACCOUNT's stored messages as one table, oldest first: time (UTC), "
+        "conversation, sender (names decoded; 'me' for the user's own), text. --since "
+        "keeps those sent at or after a UTC date/time (2026-11-28, 2026-11-28T09:30) or "
+        "within a span back from now (30m, 2h, 1d); --limit N the last N. --json prints "
+        "the stored rows (reply_to is what 'scrapy send' takes). Exit status 1 when no "
+        "message is stored for ACCOUNT."
+    )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        add_source_options(parser)
+        self.add_source_options(parser)
         parser.add_argument("--since", metavar="TIME|SPAN", help="only messages sent since")
         parser.add_argument("--limit", type=int, metavar="N", help="only the last N messages")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from webqq_scrapy.store.messages import list_messages
 
-        if len(args) != 1:
-            raise UsageError("expected one ACCOUNT")
-        account = args[0]
+        account = self.one_account(args)
         try:
             since = parse_since(opts.since) if opts.since else None
         except ValueError as exc:
             raise UsageError(str(exc), print_help=False) from None
         if opts.limit is not None and opts.limit <= 0:
             raise UsageError("--limit must be > 0", print_help=False)
-        assert self.settings is not None
-        url, label = database_source(self.settings, opts)
-        try:
-            stored = list_messages(account, database_url=url)
-        except (SQLAlchemyError, OSError) as exc:
-            fail("messages", f"cannot read {label}: {describe_error(exc)}")
-            self.exitcode = EXIT_STORE
+        read = self.read(
+            account,
+            opts,
+            lambda account, url: list_messages(account, database_url=url),
+            empty=lambda stored: not stored,
+        )
+        if read is None:
             return
-        if not stored:
-            fail(
-                "messages",
-                f"no message stored for {escape_controls(account)!r} in {label}; receive "
-                f"them: scrapy crawl messages -a accounts={escape_controls(account)}",
-            )
-            self.exitcode = EXIT_NOTHING
-            return
+        stored, label = read
         shown = [m for m in stored if since is None or m["time"] >= since]
         if opts.limit is not None:
             shown = shown[-opts.limit :]
         if opts.json:
             records = [{k: v for k, v in m.items() if k not in _HIDDEN} for m in shown]
-            print(escape_json_controls(json.dumps(records, ensure_ascii=False, indent=2)))
+            self.print_json(records)
             return
         print_table(HEADER, [row(m) for m in shown], last_free=True)
         more = "" if len(shown) == len(stored) else f" (of {len(stored)} stored)"

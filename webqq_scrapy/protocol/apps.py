@@ -10,7 +10,7 @@ what follows check_sig. A session's QQ number comes from its ``uin``/``p_uin`` c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from webqq_scrapy.protocol.codes import APPID, DAID
@@ -50,6 +50,18 @@ class App:
     description: str
 
 
+# Qzone and the apps of its family: no post-login call, polled on both hosts.
+_QZONE: Final = App(
+    name="qzone",
+    appid=549000912,
+    daid=5,
+    s_url="https://qzs.qq.com/qzone/v5/loginsucc.html?para=izone",
+    check_sig_host="ptlogin2.qzone.qq.com",
+    ptqrlogin_hosts=(HOST_PTLOGIN, HOST_XUI),
+    after_check_sig=(),
+    description="Qzone web (QQ空间)",
+)
+
 APPS: Final[Mapping[str, App]] = {
     app.name: app
     for app in (
@@ -63,34 +75,21 @@ APPS: Final[Mapping[str, App]] = {
             after_check_sig=("getvfwebqq", "login2", "get_online_buddies2"),
             description="WebQQ/SmartQQ (closed 2019-01-01; the simulator serves it)",
         ),
-        App(
-            name="qzone",
-            appid=549000912,
-            daid=5,
-            s_url="https://qzs.qq.com/qzone/v5/loginsucc.html?para=izone",
-            check_sig_host="ptlogin2.qzone.qq.com",
-            ptqrlogin_hosts=(HOST_PTLOGIN, HOST_XUI),
-            after_check_sig=(),
-            description="Qzone web (QQ空间)",
-        ),
-        App(
+        _QZONE,
+        replace(
+            _QZONE,
             name="qzone_h5",
             appid=549000929,
-            daid=5,
             s_url="https://h5.qzone.qq.com/mqzone/index",
-            check_sig_host="ptlogin2.qzone.qq.com",
-            ptqrlogin_hosts=(HOST_PTLOGIN, HOST_XUI),
-            after_check_sig=(),
             description="Qzone H5 (mobile web)",
         ),
-        App(
+        replace(
+            _QZONE,
             name="qun",
             appid=715030901,
             daid=73,
             s_url="https://qun.qq.com/",
             check_sig_host="ptlogin2.qun.qq.com",
-            ptqrlogin_hosts=(HOST_PTLOGIN, HOST_XUI),
-            after_check_sig=(),
             description="qun.qq.com (群管理)",
         ),
     )

@@ -6,10 +6,14 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
 from pathlib import Path
 
-from webqq_scrapy.dirs import NOT_A_DIRECTORY, ancestors_problem, qr_dir_problem
+from webqq_scrapy.dirs import (
+    NOT_A_DIRECTORY,
+    ancestors_problem,
+    qr_dir_problem,
+    replace_private,
+)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -66,17 +70,7 @@ def save_qr(directory: str | os.PathLike[str], account: str, png: bytes) -> Path
     nor a crash, and the call must stay short in the crawl's thread.
     """
     path = qr_path(ensure_qr_dir(directory), account)
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), FILE_MODE)
-            file.write(png)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    replace_private(path, png)
     return path
 
 

@@ -30,10 +30,8 @@ import weakref
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from scrapy import signals
-from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.web.resource import Resource
@@ -41,6 +39,7 @@ from twisted.web.server import Site
 
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import QRPageConfig
+from webqq_scrapy.signals import optional_extension
 
 if TYPE_CHECKING:
     from typing import Self
@@ -253,17 +252,13 @@ class QRWebPage:
         self.ended = False
         self.visited = False
 
+    # The methods named after the signals they handle (webqq_scrapy.signals.connect_handlers).
+    HANDLERS: ClassVar[tuple[str, ...]] = ("spider_opened", "spider_closed", "qr_ready", "qr_state")
+
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         config = QRPageConfig.from_settings(crawler.settings)
-        if not config.enabled:
-            raise NotConfigured  # off by default: no warning for it
-        page = cls(config, crawler=crawler)
-        crawler.signals.connect(page.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(page.spider_closed, signal=signals.spider_closed)
-        crawler.signals.connect(page.qr_ready, signal=webqq_signals.qr_ready)
-        crawler.signals.connect(page.qr_state, signal=webqq_signals.qr_state)
-        return page
+        return optional_extension(cls, config, crawler, config.enabled, cls.HANDLERS)
 
     # --- the server ----------------------------------------------------------------------
 

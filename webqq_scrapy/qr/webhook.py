@@ -38,11 +38,11 @@ import base64
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from scrapy import Request, signals
-from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy import Request
+from scrapy.exceptions import DontCloseSpider
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
@@ -51,6 +51,7 @@ from webqq_scrapy.config import WebhookConfig
 from webqq_scrapy.items import utc_timestamp
 from webqq_scrapy.meta import META_LOG_URL
 from webqq_scrapy.retry import RetryPolicy, is_transient_status
+from webqq_scrapy.signals import optional_extension
 
 if TYPE_CHECKING:
     from typing import Self
@@ -111,18 +112,19 @@ class QRWebhook:
         # Nothing but the webhook's deliveries keeps the crawl open.
         self.idle = False
 
+    # The methods named after the signals they handle (webqq_scrapy.signals.connect_handlers).
+    HANDLERS: ClassVar[tuple[str, ...]] = (
+        "qr_ready",
+        "qr_state",
+        "session_ended",
+        "spider_idle",
+        "spider_closed",
+    )
+
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         config = WebhookConfig.from_settings(crawler.settings)
-        if not config.url:
-            raise NotConfigured  # off by default: no warning for it
-        webhook = cls(config, crawler=crawler)
-        crawler.signals.connect(webhook.qr_ready, signal=webqq_signals.qr_ready)
-        crawler.signals.connect(webhook.qr_state, signal=webqq_signals.qr_state)
-        crawler.signals.connect(webhook.session_ended, signal=webqq_signals.session_ended)
-        crawler.signals.connect(webhook.spider_idle, signal=signals.spider_idle)
-        crawler.signals.connect(webhook.spider_closed, signal=signals.spider_closed)
-        return webhook
+        return optional_extension(cls, config, crawler, bool(config.url), cls.HANDLERS)
 
     # --- the spider's signals ------------------------------------------------------------
 

@@ -122,7 +122,7 @@ from webqq_scrapy.simulator.tokens import TokenFactory, qq_number
 from webqq_scrapy.simulator.world import STATUSES, Person, World, WorldSizes, build_world
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
     from twisted.internet.defer import Deferred
     from twisted.internet.interfaces import IDelayedCall, IListeningPort
@@ -714,25 +714,35 @@ def _person_ref(
     raise LookupError(f"unknown person {ref!r} here")
 
 
-def _group_ref(world: World, ref: object) -> Any:
+def _ref(
+    items: Sequence[Any], ref: object, what: str, matches: Callable[[Any, int | None], bool]
+) -> Any:
+    """The first of ``items`` when ``ref`` is empty, else the one ``matches(item, ref as a
+    number)`` picks; LookupError naming ``what`` otherwise."""
     if ref is None or ref == "":
-        if not world.groups:
-            raise LookupError("the account has no group")
-        return world.groups[0]
+        if not items:
+            raise LookupError(f"the account has no {what}")
+        return items[0]
     number = _int(ref)
-    for group in world.groups:
-        if number in (group.gid, group.code) or ref in (group.key, group.name):
-            return group
-    raise LookupError(f"unknown group {ref!r}")
+    for item in items:
+        if matches(item, number):
+            return item
+    raise LookupError(f"unknown {what} {ref!r}")
+
+
+def _group_ref(world: World, ref: object) -> Any:
+    return _ref(
+        world.groups,
+        ref,
+        "group",
+        lambda group, number: number in (group.gid, group.code) or ref in (group.key, group.name),
+    )
 
 
 def _discussion_ref(world: World, ref: object) -> Any:
-    if ref is None or ref == "":
-        if not world.discussions:
-            raise LookupError("the account has no discussion")
-        return world.discussions[0]
-    number = _int(ref)
-    for disc in world.discussions:
-        if number == disc.did or ref in (disc.key, disc.name):
-            return disc
-    raise LookupError(f"unknown discussion {ref!r}")
+    return _ref(
+        world.discussions,
+        ref,
+        "discussion",
+        lambda disc, number: number == disc.did or ref in (disc.key, disc.name),
+    )

@@ -720,6 +720,16 @@ class WebQQ:
         }
         return json_reply({"result": result, "retcode": RETCODE_OK}, 0)
 
+    def _posted_session(self, call: Call, family: str) -> tuple[dict[str, Any], Session] | Reply:
+        """The POSTed ``r`` and the session its ``psessionid`` names (poll2, the sends)."""
+        r = self._r(call)
+        if r is None:
+            return retcode_reply(RETCODE_BAD_POST)
+        found = self._channel_session(call, r.get("psessionid"), family)
+        if isinstance(found, Reply):
+            return found
+        return r, found
+
     def _channel_session(
         self, call: Call, psessionid: object, family: str = "channel"
     ) -> Session | Reply:
@@ -757,12 +767,10 @@ class WebQQ:
     # ---- §5 poll2 -----------------------------------------------------------------------
 
     def poll2(self, call: Call) -> Reply:
-        r = self._r(call)
-        if r is None:
-            return retcode_reply(RETCODE_BAD_POST)
-        found = self._channel_session(call, r.get("psessionid"), "poll")
-        if isinstance(found, Reply):
-            return found
+        posted = self._posted_session(call, "poll")
+        if isinstance(posted, Reply):
+            return posted
+        r, found = posted
         # §5.1: poll2's ptwebqq may be "" (2018) or the cookie value; whether another value
         # was refused is not recorded (strict mode only).
         ptwebqq = r.get("ptwebqq")
@@ -1021,12 +1029,10 @@ class WebQQ:
         return self._send(call, "discu", "did")
 
     def _send(self, call: Call, kind: str, target_key: str) -> Reply:
-        r = self._r(call)
-        if r is None:
-            return retcode_reply(RETCODE_BAD_POST)
-        found = self._channel_session(call, r.get("psessionid"), "send")
-        if isinstance(found, Reply):
-            return found
+        posted = self._posted_session(call, "send")
+        if isinstance(posted, Reply):
+            return posted
+        r, found = posted
         if self._clientid_bad(call, r.get("clientid")):
             return retcode_reply(RETCODE_LOGIN_INVALID)
         if not found.online:

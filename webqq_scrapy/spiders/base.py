@@ -28,12 +28,9 @@ A subclass provides ``start()``, its steps and :meth:`~AccountSpider.make_outcom
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import inspect
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +50,7 @@ from twisted.internet.defer import Deferred
 from webqq_scrapy import protocol
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.config import TARGET_TENCENT, WebQQConfig, target_of
+from webqq_scrapy.dirs import replace_private
 from webqq_scrapy.download import DownloadStopped
 from webqq_scrapy.items import LoginOutcome, SessionOutcome, utc_timestamp
 from webqq_scrapy.meta import CARRIED_META, META_ACCOUNT, META_RETRIES, META_STEP
@@ -735,15 +733,7 @@ def write_unfinished(path: Path, accounts: Iterable[str], why: str) -> None:
         "# Rerun exactly these: scrapy crawl qrlogin -a accounts_file=THIS_FILE\n"
     )
     text = header + "".join(f"{name}\n" for name in accounts)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_private(path, text.encode("utf-8"))
 
 
 def cookie_record(cookie: Cookie) -> dict[str, Any]:

@@ -27,65 +27,69 @@ from webqq_scrapy.protocol.web2.walk import _Node, _retcode
 # ---- poll2 (§5) -------------------------------------------------------------------------
 
 
+# A message class lists its sender's fields as a base after ``_Content`` (a dataclass takes
+# the fields of its bases in reverse order): the sender's first, then ``_Content``'s, then
+# its own, the order of the constructor's arguments.
+
+
 @dataclass(frozen=True)
-class FriendMessage:
+class _Content:
+    """The fields every message item carries after its sender's (§5.3)."""
+
+    to_uin: int
+    msg_id: int
+    msg_type: int
+    time: int
+    text: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class _FromUin:
+    from_uin: int
+
+
+@dataclass(frozen=True)
+class FriendMessage(_Content, _FromUin):
     """poll_type ``message``; ``from_uin`` 0 = the user, from another device (§5.3)."""
 
     poll_type: ClassVar[str] = "message"
-    from_uin: int
-    to_uin: int
-    msg_id: int
-    msg_type: int
-    time: int
-    text: str
-    raw: str
 
 
 @dataclass(frozen=True)
-class GroupMessage:
-    """poll_type ``group_message``: ``gid`` = ``from_uin`` = ``group_code`` (§4.0)."""
-
-    poll_type: ClassVar[str] = "group_message"
-    gid: int
-    send_uin: int
-    to_uin: int
-    msg_id: int
-    msg_type: int
-    time: int
-    text: str
-    raw: str
-
-
-@dataclass(frozen=True)
-class DiscuMessage:
-    """poll_type ``discu_message``: ``did`` = ``from_uin`` (§4.0)."""
-
-    poll_type: ClassVar[str] = "discu_message"
-    did: int
-    send_uin: int
-    to_uin: int
-    msg_id: int
-    msg_type: int
-    time: int
-    text: str
-    raw: str
-
-
-@dataclass(frozen=True)
-class SessMessage:
+class SessMessage(_Content, _FromUin):
     """poll_type ``sess_message`` (temporary chat, blocked since 2016-01, §5.3)."""
 
     poll_type: ClassVar[str] = "sess_message"
-    from_uin: int
-    to_uin: int
-    msg_id: int
-    msg_type: int
-    time: int
-    text: str
-    raw: str
     id: int  # gid or did
     ruin: int
     service_type: int  # 0 group, 1 discussion
+
+
+@dataclass(frozen=True)
+class _InGroup:
+    gid: int
+    send_uin: int
+
+
+@dataclass(frozen=True)
+class GroupMessage(_Content, _InGroup):
+    """poll_type ``group_message``: ``gid`` = ``from_uin`` = ``group_code`` (§4.0)."""
+
+    poll_type: ClassVar[str] = "group_message"
+
+
+@dataclass(frozen=True)
+class _InDiscussion:
+    did: int
+    send_uin: int
+
+
+@dataclass(frozen=True)
+class DiscuMessage(_Content, _InDiscussion):
+    """poll_type ``discu_message``: ``did`` = ``from_uin`` (§4.0)."""
+
+    poll_type: ClassVar[str] = "discu_message"
 
 
 @dataclass(frozen=True)
