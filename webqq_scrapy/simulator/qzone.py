@@ -16,7 +16,7 @@ import random
 import re
 import secrets
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -164,13 +164,7 @@ class QComment:
     create_time: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "tid": self.tid,
-            "uin": self.uin,
-            "name": self.name,
-            "content": self.content,
-            "create_time": self.create_time,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -184,15 +178,7 @@ class QPost:
     comments: list[QComment] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "tid": self.tid,
-            "uin": self.uin,
-            "name": self.name,
-            "content": self.content,
-            "created_time": self.created_time,
-            "pictures": list(self.pictures),
-            "comments": [c.as_dict() for c in self.comments],
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -738,13 +724,23 @@ class Qzone:
         space = world.space(owner)
         return None if space is None or space.closed else space
 
-    def msglist(self, call: Call) -> Reply:
-        session = self._session(call, skey_ok=True)
+    def _reader(
+        self, call: Call, step: str, *, skey_ok: bool
+    ) -> Reply | tuple[QzoneSession, int, QSpace | None]:
+        """The session, the owner asked for and the owner's space if the user may see it;
+        or the expired answer."""
+        session = self._session(call, skey_ok=skey_ok)
         if session is None:
-            return self._expired(STEP_MSGLIST, call)
+            return self._expired(step, call)
         world = self.world_of(session.account, session.qq, session.nickname)
         owner = _number(call.query.get("uin")) or session.qq
-        space = self._visible(world, owner)
+        return session, owner, self._visible(world, owner)
+
+    def msglist(self, call: Call) -> Reply:
+        found = self._reader(call, STEP_MSGLIST, skey_ok=True)
+        if isinstance(found, Reply):
+            return found
+        session, owner, space = found
         login = {"uin": session.qq, "name": session.nickname}
         if space is None:
             data: dict[str, Any] = {
@@ -778,12 +774,10 @@ class Qzone:
         return self._jsonp(STEP_MSGLIST, call.query, data)
 
     def msgdetail(self, call: Call) -> Reply:
-        session = self._session(call, skey_ok=False)
-        if session is None:
-            return self._expired(STEP_MSGDETAIL, call)
-        world = self.world_of(session.account, session.qq, session.nickname)
-        owner = _number(call.query.get("uin")) or session.qq
-        space = self._visible(world, owner)
+        found = self._reader(call, STEP_MSGDETAIL, skey_ok=False)
+        if isinstance(found, Reply):
+            return found
+        _, _, space = found
         if space is None:
             data: dict[str, Any] = {"code": -403, "subcode": -403, "message": NO_ACCESS_MESSAGE}
             return self._jsonp(STEP_MSGDETAIL, call.query, data)
