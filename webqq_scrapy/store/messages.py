@@ -27,6 +27,8 @@ caller's ``sql.Database`` (made with :data:`TABLES`), which the caller closes.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -394,6 +396,21 @@ class Claim(NamedTuple):
     held: list[str]
 
 
+def holder_died_here(holder: str) -> bool:
+    """Whether ``holder`` (``HOST:PID``, a messages crawl) ran on this host and its process
+    is gone: a crawl killed less than ``HOLDER_STALE_AFTER`` ago, whose hold is free."""
+    host, sep, pid = holder.rpartition(":")
+    if not sep or host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
 def take_hold(
     db: Database,
     account: str,
@@ -403,14 +420,18 @@ def take_hold(
     stale_after: float = HOLDER_STALE_AFTER,
 ) -> str | None:
     """Make ``holder`` the holder of ``account`` unless another holder has it, its heartbeat
-    younger than ``stale_after`` seconds: returns that other holder, or None when ``holder``
-    holds the account now. One statement ("insert, or update only a free row"), so of two
-    crawls taking one account at the same moment exactly one wins."""
+    younger than ``stale_after`` seconds and its process alive: returns that other holder, or
+    None when ``holder`` holds the account now. One statement ("insert, or update only a free
+    row"), so of two crawls taking one account at the same moment exactly one wins."""
     now = time.time() if now is None else now
     row = {"account": account, "holder": holder, "seen_at": now}
     table = holders_table
     free = or_(table.c.holder == holder, table.c.seen_at < now - stale_after)
     with db.engine().begin() as conn:
+        current = conn.execute(select(table.c.holder).where(table.c.account == account)).first()
+        if current is not None and current[0] != holder and holder_died_here(current[0]):
+            # Killed a moment ago: its heartbeat is still fresh, but nobody polls for it.
+            _delete_holders(conn, current[0], [account])
         stmt = _dialect_insert(conn, table)
         if stmt is not None:
             stmt = stmt.values(row)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -178,6 +182,27 @@ def test_take_hold_refuses_an_account_another_crawl_holds(database_url: str) -> 
     assert outbox.holder_of(db, "alice", now=later) == "host:2"
     outbox.release(db, [], "host:2", ["alice", "bob"])
     assert outbox.holder_of(db, "alice", now=later) is None
+    db.close()
+
+
+def test_take_hold_takes_over_from_a_crawl_killed_on_this_host(database_url: str) -> None:
+    """A crawl killed with kill -9 a moment ago still has a fresh heartbeat, but its process
+    is gone: the next crawl on this host takes its accounts at once (and so polls them and
+    stores what the killed one's journal holds), instead of refusing them as held."""
+    db = Database(database_url, outbox.TABLES)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = f"{socket.gethostname()}:{dead.pid}"
+    alive = f"{socket.gethostname()}:{os.getpid()}"
+    elsewhere = f"another-host-{os.getpid()}:{dead.pid}"
+    assert outbox.take_hold(db, "alice", killed, now=1000.0) is None
+    assert outbox.take_hold(db, "bob", elsewhere, now=1000.0) is None
+    assert outbox.take_hold(db, "alice", "next:1", now=1001.0) is None
+    assert outbox.holder_of(db, "alice", now=1001.0) == "next:1"
+    # A holder on another host is judged by its heartbeat only, one alive here is kept.
+    assert outbox.take_hold(db, "bob", "next:1", now=1001.0) == elsewhere
+    assert outbox.take_hold(db, "carol", alive, now=1001.0) is None
+    assert outbox.take_hold(db, "carol", "next:1", now=1001.0) == alive
     db.close()
 
 
