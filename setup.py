@@ -11,4 +11,6 @@ deployed version is ``scrapyd-deploy --version``.
 
 from setuptools import setup
 
-setup()
+# No .pyc in the egg: bdist_egg byte-compiles unless PYTHONDONTWRITEBYTECODE is set, so the
+# egg's content would depend on the shell it was built in; scrapyd compiles on import anyway.
+setup(options={"install_lib": {"compile": False}})
