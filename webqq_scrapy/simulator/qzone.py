@@ -72,19 +72,15 @@ HOST_XUI = "xui.ptlogin2.qq.com"
 PATH_XUI_PTQRLOGIN = "/ssl/ptqrlogin"
 # The proxy prefixes of the CGIs, desktop and H5 (both reach the same backends).
 CGI_HOSTS = ("user.qzone.qq.com", "h5.qzone.qq.com")
-# The paths come from the client's own builders (protocol/qzone.py): one declaration of a
-# call serves both sides.
-MSGLIST_PATH = urlsplit(qzone_calls.msglist_url("http", owner=1, pos=0, g_tk=0)).path
-MSGDETAIL_PATH = urlsplit(qzone_calls.msgdetail_url("http", owner=1, tid="", pos=0, g_tk=0)).path
-FRIENDS_PATH = urlsplit(qzone_calls.friends_url("http", uin=1, g_tk=0)).path
-
 STEP_CHECK_SIG = "qzone_check_sig"
 STEP_LANDING = "qzone_landing"
-STEP_MSGLIST = "qzone_msglist"
-STEP_MSGDETAIL = "qzone_msgdetail"
-STEP_FRIENDS = "qzone_friends"
+# The CGIs' steps and paths come from the client's call table (protocol/qzone.py): one
+# declaration of a call serves both sides.
+STEP_MSGLIST = qzone_calls.STEP_MSGLIST
+STEP_MSGDETAIL = qzone_calls.STEP_MSGDETAIL
+STEP_FRIENDS = qzone_calls.STEP_FRIENDS
 # The Qzone CGIs, the steps faults may name (simulator/faults.py).
-QZONE_STEPS = (STEP_MSGLIST, STEP_MSGDETAIL, STEP_FRIENDS)
+QZONE_STEPS = tuple(qzone_calls.QZONE_CALLS)
 
 QZONE_ROUTES: dict[tuple[str, str], str] = {(HOST_XUI, PATH_XUI_PTQRLOGIN): "ptqrlogin"}
 for _app in QZONE_APPS.values():
@@ -94,9 +90,8 @@ for _app in QZONE_APPS.values():
 # aioqzone's spelling of the web landing page (docs/apps.md).
 QZONE_ROUTES["qzs.qzone.qq.com", "/qzone/v5/loginsucc.html"] = STEP_LANDING
 for _host in CGI_HOSTS:
-    QZONE_ROUTES[_host, MSGLIST_PATH] = STEP_MSGLIST
-    QZONE_ROUTES[_host, MSGDETAIL_PATH] = STEP_MSGDETAIL
-    QZONE_ROUTES[_host, FRIENDS_PATH] = STEP_FRIENDS
+    for _call in qzone_calls.QZONE_CALLS.values():
+        QZONE_ROUTES[_host, _call.proxy_path] = _call.name
 
 
 def qzone_route(host: str, path: str) -> str | None:
