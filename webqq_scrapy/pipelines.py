@@ -32,6 +32,7 @@ from webqq_scrapy.store.records import (
     FINISH_STORAGE_UNAVAILABLE,
     MESSAGES,
     OUTCOMES,
+    QZONE,
     REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
@@ -73,6 +74,8 @@ STORE_LOSS_SUFFIXES = (
     "/updates_refused",
     "/refused_messages_failed",
     "/refused_messages_refused",
+    "/qzone_failed",
+    "/qzone_refused",
 )
 
 
@@ -89,6 +92,7 @@ _KIND_NAMES = {
     MESSAGES: "Messages",
     SEND_RESULTS: "Send results",
     REFUSED_MESSAGES: "Refused poll2 items",
+    QZONE: "Qzone records",
 }
 # The one record a store refused, named in the ERROR line: "<…> of account alice NOT stored".
 _RECORD_NAMES = {
@@ -99,6 +103,7 @@ _RECORD_NAMES = {
     MESSAGES: "A message",
     SEND_RESULTS: "A send result",
     REFUSED_MESSAGES: "A refused poll2 item",
+    QZONE: "A Qzone record",
 }
 
 
