@@ -218,6 +218,7 @@ class QzonePostsSpider(QzoneSpider):
         assert run is not None
         stats = self.crawler.stats
         stats.inc_value(f"webqq/qzone/owner/{outcome}")
+        stats.inc_value("webqq/qzone/posts_read", run.read)
         if run.stopped:
             stats.inc_value(f"webqq/qzone/stopped/{run.stopped}")
         if outcome != OWNER_OK:
