@@ -84,12 +84,14 @@ async def crawl(
     spider: type, simulator: Any, tmp_path: Any, settings: dict[str, Any] | None = None, **args: str
 ) -> tuple[Any, Items]:
     values = project_settings(
-        WEBQQ_TARGET=simulator.url,
-        WEBQQ_JSON_PATH=str(tmp_path / "creds.json"),
-        WEBQQ_DATABASE_ENABLED=False,
-        WEBQQ_RETRY_BACKOFF=0.01,
-        WEBQQ_QZONE_RATE_LIMIT_WAIT=0.05,
-        **(settings or {}),
+        **{
+            "WEBQQ_TARGET": simulator.url,
+            "WEBQQ_JSON_PATH": str(tmp_path / "creds.json"),
+            "WEBQQ_DATABASE_ENABLED": False,
+            "WEBQQ_RETRY_BACKOFF": 0.01,
+            "WEBQQ_QZONE_RATE_LIMIT_WAIT": 0.05,
+            **(settings or {}),
+        }
     )
     crawler = get_crawler(spider, values)
     found = Items(crawler)
