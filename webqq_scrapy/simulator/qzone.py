@@ -74,6 +74,9 @@ PATH_XUI_PTQRLOGIN = "/ssl/ptqrlogin"
 CGI_HOSTS = ("user.qzone.qq.com", "h5.qzone.qq.com")
 STEP_CHECK_SIG = "qzone_check_sig"
 STEP_LANDING = "qzone_landing"
+# The posts' pictures (``_picture_url``): any small PNG, no cookie needed.
+STEP_PICTURE = "qzone_picture"
+HOST_PHOTO = "photo.qzone.qq.com"
 # The CGIs' steps and paths come from the client's call table (protocol/qzone.py): one
 # declaration of a call serves both sides.
 STEP_MSGLIST = qzone_calls.STEP_MSGLIST
@@ -87,6 +90,7 @@ for _app in QZONE_APPS.values():
     QZONE_ROUTES[_app.check_sig_host, "/check_sig"] = STEP_CHECK_SIG
     _landing = urlsplit(_app.s_url)
     QZONE_ROUTES[_landing.hostname or "", _landing.path or "/"] = STEP_LANDING
+QZONE_ROUTES[HOST_PHOTO, "/psc"] = STEP_PICTURE
 # aioqzone's spelling of the web landing page (docs/apps.md).
 QZONE_ROUTES["qzs.qzone.qq.com", "/qzone/v5/loginsucc.html"] = STEP_LANDING
 for _host in CGI_HOSTS:
@@ -270,6 +274,20 @@ class QzoneWorld:
         return comment
 
 
+def _png(rgb: bytes) -> bytes:
+    """A 1×1 PNG of colour ``rgb``."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = (1).to_bytes(4, "big") * 2 + bytes((8, 2, 0, 0, 0))
+    pixels = zlib.compress(b"\x00" + rgb)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
 def _picture_url(owner: int, tid: str, index: int) -> str:
     return f"http://photo.qzone.qq.com/psc?/{owner}/{tid}/{index}/b"
 
@@ -396,6 +414,7 @@ class Qzone:
             "ptqrlogin": self.ptqrlogin,
             STEP_CHECK_SIG: self.check_sig,
             STEP_LANDING: self.landing,
+            STEP_PICTURE: self.picture,
             STEP_MSGLIST: self.msglist,
             STEP_MSGDETAIL: self.msgdetail,
             STEP_FRIENDS: self.friends_list,
@@ -552,6 +571,12 @@ class Qzone:
         ]
         headers += [("Set-Cookie", cookie) for cookie in cookies]
         return Reply(302, b"", headers, "302")
+
+    def picture(self, call: Call) -> Reply:
+        """A post's picture: a 1×1 PNG whose colour depends on the URL (so that two
+        pictures differ), as a photo host serves it, without cookies."""
+        colour = zlib.crc32(repr(sorted(call.query.items())).encode()).to_bytes(4, "big")[:3]
+        return Reply(200, _png(colour), [("Content-Type", "image/png")], "200")
 
     def landing(self, call: Call) -> Reply:
         """The page check_sig redirects to: any small HTML page with 200."""

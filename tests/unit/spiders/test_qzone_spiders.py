@@ -205,3 +205,35 @@ def test_owners_and_since_arguments() -> None:
         parse_owners("alice")
     with pytest.raises(SpiderArgumentError, match="since"):
         parse_since("yesterday")
+
+
+@deferred_f_from_coro_f
+async def test_with_a_pictures_dir_scrapys_files_pipeline_downloads_the_pictures(
+    simulator, tmp_path
+):
+    await store_sessions(simulator, tmp_path, "gina")
+    pictures = tmp_path / "pictures"
+    settings = {"WEBQQ_QZONE_PICTURES_DIR": str(pictures)}
+    crawler, found = await crawl(QzonePostsSpider, simulator, tmp_path, settings, accounts="gina")
+    assert found.outcome("gina").outcome == "ok"
+    with_pictures = [p for p in found.of(items.QzonePost) if p.pictures]
+    assert with_pictures
+    urls = {url for p in with_pictures for url in p.pictures}
+    for post in with_pictures:
+        assert post.file_urls == post.pictures
+        assert [f["url"] for f in post.files] == post.pictures
+        assert all(f["status"] == "downloaded" for f in post.files)
+    stored = list((pictures / "full").iterdir())
+    assert len(stored) == len(urls) and all(f.read_bytes()[:4] == b"\x89PNG" for f in stored)
+    assert crawler.stats.get_value("file_count") == len(urls)
+
+
+def test_the_pictures_dir_must_be_a_directory(tmp_path) -> None:
+    from scrapy.settings import Settings
+
+    from webqq_scrapy.config import QzoneConfig, SettingError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SettingError, match="WEBQQ_QZONE_PICTURES_DIR"):
+        QzoneConfig.from_settings(Settings({"WEBQQ_QZONE_PICTURES_DIR": str(tmp_path / "file")}))
+    assert QzoneConfig.from_settings(Settings({})).pictures_dir is None
