@@ -237,3 +237,18 @@ def test_the_pictures_dir_must_be_a_directory(tmp_path) -> None:
     with pytest.raises(SettingError, match="WEBQQ_QZONE_PICTURES_DIR"):
         QzoneConfig.from_settings(Settings({"WEBQQ_QZONE_PICTURES_DIR": str(tmp_path / "file")}))
     assert QzoneConfig.from_settings(Settings({})).pictures_dir is None
+
+
+@pytest.mark.simulator(faults=["qzone_msglist:ratelimit:nth=2"])
+@deferred_f_from_coro_f
+async def test_with_autothrottle_a_rate_limit_answer_slows_the_host_down(simulator, tmp_path):
+    await store_sessions(simulator, tmp_path, "hank")
+    settings = {
+        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_START_DELAY": 0.01,
+        "AUTOTHROTTLE_MAX_DELAY": 0.5,
+    }
+    crawler, found = await crawl(QzonePostsSpider, simulator, tmp_path, settings, accounts="hank")
+    assert found.outcome("hank").outcome == "ok" and len(found.of(items.QzonePost)) == 45
+    # The slot's delay went up to at least the wait (0.05 s), never past the maximum.
+    assert 50 <= crawler.stats.get_value("webqq/qzone/throttle_delay_ms") <= 500
