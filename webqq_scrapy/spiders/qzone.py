@@ -117,6 +117,9 @@ class OwnerRun:
     stopped: str | None = None
     # The comments of the post being read with msgdetail.
     collected: dict[int, qzone.QzoneComment] = field(default_factory=dict)
+    # The posts read so far: a post the next page repeats (the list moved between two
+    # pages, a new post on top) is read once.
+    seen: set[str] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -272,6 +275,10 @@ class QzonePostsSpider(QzoneSpider):
             if self.since is not None and post.created_time < self.since:
                 run.stopped = STOP_SINCE
                 break
+            if post.tid in run.seen:
+                self.drift(state, "qzone_post_repeated", f"post {post.tid} on two pages")
+                continue
+            run.seen.add(post.tid)
             run.read += 1
             stored = run.stored.get(post.tid)
             if stored is not None and (stored.content, stored.cmtnum) == (

@@ -252,3 +252,27 @@ async def test_with_autothrottle_a_rate_limit_answer_slows_the_host_down(simulat
     assert found.outcome("hank").outcome == "ok" and len(found.of(items.QzonePost)) == 45
     # The slot's delay went up to at least the wait (0.05 s), never past the maximum.
     assert 50 <= crawler.stats.get_value("webqq/qzone/throttle_delay_ms") <= 500
+
+
+@deferred_f_from_coro_f
+async def test_a_post_a_later_page_repeats_is_read_once(simulator, tmp_path):
+    await store_sessions(simulator, tmp_path, "iris")
+    values = project_settings(
+        WEBQQ_TARGET=simulator.url,
+        WEBQQ_JSON_PATH=str(tmp_path / "creds.json"),
+        WEBQQ_DATABASE_ENABLED=False,
+    )
+    crawler = get_crawler(QzonePostsSpider, values)
+    found = Items(crawler)
+    added: list[str] = []
+
+    def post_on_top(item: Any) -> None:
+        # After the first page: a new post on top moves every post down one place.
+        if isinstance(item, items.QzonePost) and not added:
+            added.append(simulator.qzone.change("iris", "add_post", {"content": "新"})["tid"])
+
+    crawler.signals.connect(post_on_top, signal=signals.item_scraped)
+    await crawler.crawl_async(accounts="iris")
+    tids = [p.tid for p in found.of(items.QzonePost)]
+    assert len(tids) == len(set(tids)) == 45 and added[0] not in tids
+    assert crawler.stats.get_value("webqq/drift/qzone_post_repeated") == 1
