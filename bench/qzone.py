@@ -5,7 +5,8 @@ Run from the repository root::
     python -m bench.qzone --accounts 50 --posts 200
 
 What it does: starts the simulator CLI on 127.0.0.1 (instant phone, ``--qzone-posts M``, no
-friends), logs every account in to Qzone with ``scrapy crawl qrlogin -a app=qzone``, then
+friends), logs every account in to Qzone (the QR login of app ``qzone`` walked with urllib,
+each session stored as the account's ``qzone`` credentials: the login is not measured), then
 runs ``scrapy crawl qzone_posts`` twice on every account (SQLite store in a temporary
 directory, removed at the end): a first crawl that reads and stores everything, and a second
 one that finds everything stored unchanged (the nightly case). A 1-account crawl run the same
@@ -24,15 +25,25 @@ Figures (printed), per crawl, measured by ``bench/probe.py`` inside the crawl pr
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import shutil
 import subprocess
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
+from http.cookiejar import CookieJar
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 from bench.login import PROBE, ROOT, SimulatorProcess, _env, machine
 from bench.messages import _crawl
+from webqq_scrapy.items import utc_timestamp
+from webqq_scrapy.protocol import hash33, parse_ptuicb
+from webqq_scrapy.protocol.apps import APPS
 
 MB = 1024 * 1024
 
@@ -104,26 +115,76 @@ def _run(sim: SimulatorProcess, tmp: Path, names: list[str], label: str, db: str
     )
 
 
+def _qzone_login(sim_url: str, account: str) -> dict[str, Any]:
+    """The QR login of app ``qzone`` through the simulator (its phone confirms at once): the
+    account's ``qzone`` credentials record."""
+    jar = CookieJar()
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # check_sig's 302 carries the cookies; not followed
+
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": sim_url}),
+        urllib.request.HTTPCookieProcessor(jar),
+        NoRedirect(),
+    )
+    token = base64.b64encode(f"{account}:".encode()).decode()
+    headers = {"Proxy-Authorization": f"Basic {token}"}
+
+    def get(url: str) -> bytes:
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            with opener.open(request, timeout=30) as answer:
+                return bytes(answer.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 302:
+                raise
+            return b""
+
+    app = APPS["qzone"]
+    show = {"appid": app.appid, "e": 2, "l": "M", "s": 3, "d": 72, "v": 4, "t": "0.5",
+            "daid": app.daid, "pt_3rd_aid": 0}  # fmt: skip
+    get("http://ssl.ptlogin2.qq.com/ptqrshow?" + urlencode(show))
+    qrsig = next(c.value for c in jar if c.name == "qrsig")
+    poll = {"u1": app.s_url, "ptqrtoken": hash33(qrsig), "ptredirect": 0, "h": 1, "t": 1,
+            "g": 1, "from_ui": 1, "ptlang": 2052, "js_type": 1, "pt_uistyle": 40,
+            "aid": app.appid, "daid": app.daid}  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        cb = parse_ptuicb(get("http://ssl.ptlogin2.qq.com/ptqrlogin?" + urlencode(poll)).decode())
+        if cb.code == 0:
+            break
+        if cb.code not in (66, 67) or time.monotonic() > deadline:
+            raise RuntimeError(f"{account}: the Qzone login answered {cb.code}")
+        time.sleep(0.05)
+    get(cb.url)
+    cookies = [
+        {"name": c.name, "value": c.value, "domain": c.domain, "path": c.path,
+         "expires": c.expires}
+        for c in jar
+    ]  # fmt: skip
+    uin = int(next(c.value for c in jar if c.name == "uin").lstrip("o"))
+    return {
+        "account": account, "app": "qzone", "uin": uin, "nickname": cb.nickname,
+        "cookies": cookies, "ptwebqq": "", "vfwebqq": "", "psessionid": "", "clientid": 0,
+        "obtained_at": utc_timestamp(), "expires_at": utc_timestamp(), "target": sim_url,
+    }  # fmt: skip
+
+
 def _login(sim: SimulatorProcess, tmp: Path, names: list[str]) -> None:
-    (tmp / "accounts.txt").write_text("\n".join(names) + "\n")
-    command = _crawl(
-        "qrlogin",
-        sim.url,
-        tmp,
-        "-a",
-        "app=qzone",
-        "-a",
-        f"accounts_file={tmp / 'accounts.txt'}",
-        log="login.log",
-    )
-    proc = subprocess.run(
-        command, cwd=ROOT, env=_env(tmp), capture_output=True, text=True, timeout=600
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"login crawl exited {proc.returncode}; log: {tmp / 'login.log'}")
-    # The sessions, in one store per measured crawl.
-    for db in ("one.sqlite3", "all.sqlite3"):
-        shutil.copy(tmp / "store.sqlite3", tmp / db)
+    """Every account's Qzone session, in one store per measured crawl."""
+    from webqq_scrapy.items import Credentials
+    from webqq_scrapy.store.database import DatabaseStore
+    from webqq_scrapy.store.writer import keyed_record
+
+    records = [Credentials(**_qzone_login(sim.url, name)) for name in names]
+    for db, accounts in (("one.sqlite3", records[:1]), ("all.sqlite3", records)):
+        store = DatabaseStore(f"sqlite:///{tmp / db}")
+        try:
+            store.write(dict(filter(None, (keyed_record(r, "bench") for r in accounts))))
+        finally:
+            store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
