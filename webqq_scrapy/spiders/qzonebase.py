@@ -120,11 +120,7 @@ def load_qzone_records(
 ) -> dict[str, QzoneRecord | BadRecord]:
     """The stored Qzone sessions of ``accounts`` (every account with one when None).
     Blocking: call it off the reactor thread."""
-    try:
-        raws = store.read_credentials_records(**source, app=QZONE_APP)  # type: ignore[call-arg]
-    except TypeError:
-        # A store without per-app records: the records that say they are Qzone's.
-        raws = [r for r in store.read_credentials_records(**source) if r.get("app") == QZONE_APP]
+    raws = store.read_credentials_records(**source, app=QZONE_APP)
     wanted = None if accounts is None else set(accounts)
     out: dict[str, QzoneRecord | BadRecord] = {}
     for raw in raws:
@@ -157,6 +153,7 @@ class QzoneSpider(SessionSpider):
     """Base of ``qzone_posts`` and ``qzone_friends`` (see the module docstring)."""
 
     state_class: ClassVar[type[Session]] = QzoneState
+    credentials_app: ClassVar[str] = QZONE_APP
     qzone_config: QzoneConfig
     _store: Database | None
     _store_lock: threading.Lock
@@ -375,24 +372,18 @@ class QzoneSpider(SessionSpider):
         update = await announce_session_ended(self, state.account, "", reason, state.ended_retcode)
         state.ended_update = self.ended_update(state, update)
 
-    def ended_update(
-        self, state: QzoneState, update: CredentialsUpdate
-    ) -> CredentialsUpdate | None:
-        """The update that marks the stored ``qzone`` record ``ended`` (None when the
-        store does not keep records per app yet: the WebQQ record must not be touched)."""
-        fields = CredentialsUpdate.__dataclass_fields__
-        if "app" not in fields:
-            return None
-        values: dict[str, Any] = {
-            "account": update.account,
-            "checked_at": update.checked_at,
-            "psessionid": "",
-            "status": STATUS_ENDED,
-            "status_retcode": update.status_retcode,
-            "status_reason": update.status_reason,
-            "job": self.job,
-            "app": QZONE_APP,
-        }
-        if "obtained_at" in fields and state.record is not None:
-            values["obtained_at"] = state.record.obtained_at
-        return CredentialsUpdate(**values)
+    def ended_update(self, state: QzoneState, update: CredentialsUpdate) -> CredentialsUpdate:
+        """The update that marks the stored ``qzone`` record ``ended``: a Qzone session has
+        no psessionid, so the record's ``obtained_at`` names the session it is about (a newer
+        login of the account is never marked by news of the old one)."""
+        return CredentialsUpdate(
+            account=update.account,
+            checked_at=update.checked_at,
+            psessionid="",
+            status=STATUS_ENDED,
+            status_retcode=update.status_retcode,
+            status_reason=update.status_reason,
+            job=self.job,
+            app=QZONE_APP,
+            obtained_at=state.record.obtained_at if state.record is not None else None,
+        )
