@@ -153,7 +153,7 @@ class QzoneSpider(SessionSpider):
     """Base of ``qzone_posts`` and ``qzone_friends`` (see the module docstring)."""
 
     state_class: ClassVar[type[Session]] = QzoneState
-    credentials_app: ClassVar[str] = QZONE_APP
+    credentials_app = QZONE_APP
     qzone_config: QzoneConfig
     _store: Database | None
     _store_lock: threading.Lock
