@@ -10,7 +10,9 @@ The data spiders (docs/spiders.md): ``contacts`` yields one record per contact �
 ``RecentConversation`` — all of one account's only after every list of it was read and
 checked (docs/protocol.md §4.14), then ``ContactsSnapshot`` (the account's lists are
 complete: the store marks what is no longer there as gone). ``messages`` yields ``Message``
-per received message and ``SendResult`` per message sent from the store's outbox. Each
+per received message and ``SendResult`` per message sent from the store's outbox. The Qzone
+spiders (docs/qzone.md): ``QzoneFriend`` per friend, ``QzonePost`` and ``QzoneComment`` per
+new or changed post and new comment, ``QzoneOwnerOutcome`` per owner's space. Each
 carries ``account`` and a ``record`` field naming its type, so one feed can hold them all.
 Ids are the service's, random per login and stable within a session (§4.13); names are raw,
 exactly as the service sent them (HTML entities included, §4.0).
