@@ -276,3 +276,29 @@ async def test_a_post_a_later_page_repeats_is_read_once(simulator, tmp_path):
     tids = [p.tid for p in found.of(items.QzonePost)]
     assert len(tids) == len(set(tids)) == 45 and added[0] not in tids
     assert crawler.stats.get_value("webqq/drift/qzone_post_repeated") == 1
+
+
+@pytest.mark.simulator(faults=["qzone_friends:ratelimit"])
+@deferred_f_from_coro_f
+async def test_a_friend_list_that_stays_rate_limited_ends_the_account_saying_so(
+    simulator, tmp_path
+):
+    await store_sessions(simulator, tmp_path, "jack")
+    settings = {"WEBQQ_QZONE_RATE_LIMIT_TRIES": 2}
+    _, found = await crawl(QzoneFriendsSpider, simulator, tmp_path, settings, accounts="jack")
+    outcome = found.outcome("jack")
+    assert (outcome.outcome, outcome.step) == ("protocol_error", "qzone_friends")
+    assert "使用人数过多 2 times in a row" in (outcome.detail or "")
+    assert not found.of(items.QzoneFriend)
+
+
+@pytest.mark.simulator(faults=["qzone_msglist:malformed:nth=2"])
+@deferred_f_from_coro_f
+async def test_a_malformed_page_ends_the_account_protocol_error_keeping_what_was_read(
+    simulator, tmp_path
+):
+    await store_sessions(simulator, tmp_path, "kate")
+    _, found = await crawl(QzonePostsSpider, simulator, tmp_path, accounts="kate")
+    outcome = found.outcome("kate")
+    assert (outcome.outcome, outcome.step) == ("protocol_error", "qzone_msglist")
+    assert len(found.of(items.QzonePost)) == 20  # the first page's posts are kept
