@@ -98,7 +98,7 @@ class Credentials:
     ptwebqq: str
     vfwebqq: str
     psessionid: str
-    clientid: int
+    clientid: int | None
     cookies: list[dict[str, Any]]
     obtained_at: str
     expires_at: str

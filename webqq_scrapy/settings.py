@@ -17,6 +17,11 @@ COMMANDS_MODULE = "webqq_scrapy.commands"
 # ``python -m webqq_scrapy.simulator``.
 WEBQQ_TARGET = "simulator"
 
+# The ptlogin2 app (docs/apps.md) that `scrapy login`, `scrapy crawl qrlogin`, `scrapy creds`
+# and session_check work on when no `--app` / `-a app=` is given: "webqq", "qzone",
+# "qzone_h5" or "qun". The WebQQ data spiders always use the "webqq" records.
+WEBQQ_APP = "webqq"
+
 # Seconds between two ptqrlogin polls while the QR waits to be scanned (code 66) …
 WEBQQ_POLL_INTERVAL = 2.0
 # … and after it was scanned (code 67), as the official page does (docs/protocol.md §3.2).
