@@ -20,19 +20,12 @@ from typing import Any
 import pytest
 
 from tests.commands import run_scrapy
-from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 from webqq_scrapy.store import read_credentials_records
 from webqq_scrapy.store.qzone import load_qzone
 
 ACCOUNTS = ("alice", "bob")
 SIM_ARGS = ("--seed", "7", "--scan-after", "0.1", "--confirm-after", "0.1")
-pytestmark = [
-    pytest.mark.simulator_args(*SIM_ARGS),
-    # The Qzone login (`qrlogin -a app=qzone`) lands with its own change (issue 24, 1-2).
-    pytest.mark.skipif(
-        "app" not in QRLoginSpider.argument_names(), reason="qrlogin takes no -a app yet"
-    ),
-]
+pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
 
 
 def control(control_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
