@@ -19,7 +19,8 @@ Figures (printed), per crawl, measured by ``bench/probe.py`` inside the crawl pr
 * ``wall s``: spider opened → closed; ``posts/s``: posts read per second of it (the second
   crawl reads only the newest ``WEBQQ_QZONE_RECHECK_POSTS`` per owner);
 * ``peak MB``: the crawl's peak RSS; ``KB/account``: (peak − the 1-account crawl's peak) /
-  (accounts − 1); ``CPU s``: the crawl process's CPU.
+  (accounts − 1), within the noise of RSS (a few hundred KB: it can come out below 0 when
+  the crawl holds little); ``CPU s``: the crawl process's CPU.
 """
 
 from __future__ import annotations
