@@ -271,6 +271,7 @@ class QzonePostsSpider(QzoneSpider):
             return
         self.crawler.stats.inc_value("webqq/qzone/pages")
         unchanged = True
+        read_before = run.read
         for post in page.posts:
             if self.since is not None and post.created_time < self.since:
                 run.stopped = STOP_SINCE
@@ -293,7 +294,8 @@ class QzonePostsSpider(QzoneSpider):
                 for item in self.post_items(state, post, post.comments):
                     yield item
         if run.stopped is None:
-            if page.end:
+            if page.end or run.read == read_before:
+                # (A page of posts all read before: the list does not move on.)
                 run.stopped = STOP_END
             elif unchanged and run.read >= self.qzone_config.recheck_posts:
                 run.stopped = STOP_UNCHANGED
@@ -351,9 +353,11 @@ class QzonePostsSpider(QzoneSpider):
             self.drift(state, "qzone_detail_refused", f"post {post.tid}: {exc}")
             comments = ()
         self.crawler.stats.inc_value("webqq/qzone/detail_pages")
+        before = len(run.collected)
         for comment in comments:
             run.collected.setdefault(comment.comment_id, comment)
-        if comments and len(run.collected) < post.cmtnum:
+        # The next page while this one brought new comments and some are still missing.
+        if len(run.collected) > before and len(run.collected) < post.cmtnum:
             yield self.detail_request(state, post, pos + len(comments))
             return
         run.details.popleft()
