@@ -42,6 +42,9 @@ MESSAGES = "messages"
 SEND_RESULTS = "send_results"
 # A poll2 item the parser refused (RefusedMessage), kept in its own table.
 REFUSED_MESSAGES = "refused_messages"
+# The Qzone spiders' records (SQL store only): posts, comments, friends, owner outcomes,
+# keyed (QZONE, <their own key>…, account).
+QZONE = "qzone"
 Batch = dict[tuple[str, ...], dict[str, Any]]
 
 CREDENTIALS_FIELDS = tuple(f.name for f in dataclasses.fields(Credentials))

@@ -18,6 +18,10 @@ from webqq_scrapy.items import (
     CredentialsUpdate,
     LoginOutcome,
     Message,
+    QzoneComment,
+    QzoneFriend,
+    QzoneOwnerOutcome,
+    QzonePost,
     RefusedMessage,
     SendResult,
     utc_timestamp,
@@ -27,6 +31,7 @@ from webqq_scrapy.store.records import (
     CREDENTIALS,
     MESSAGES,
     OUTCOMES,
+    QZONE,
     REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
@@ -218,7 +223,8 @@ def data_record(
     """The batch key and record of a data spider's item (SQL store only): a
     ContactsSnapshot takes the account's contact records gathered in ``pending_contacts``
     (one transaction: upserts, then the gone-marking); a Message is keyed by its dedup key
-    (stored once); a SendResult by its outbox row. None for any other item."""
+    (stored once); a SendResult by its outbox row; a Qzone record by its table's key (an
+    owner outcome is its own row). None for any other item."""
     from webqq_scrapy.protocol.messaging import dedup_key
     from webqq_scrapy.store.contacts import contacts_record
 
@@ -234,4 +240,20 @@ def data_record(
     if isinstance(item, RefusedMessage):
         # Each refused item is its own row (nothing to deduplicate it by).
         return (REFUSED_MESSAGES, uuid.uuid4().hex, item.account), dataclasses.asdict(item)
+    if isinstance(item, QzonePost):
+        return (QZONE, "post", str(item.owner), item.tid, item.account), _plain(item)
+    if isinstance(item, QzoneComment):
+        ids = (str(item.owner), item.tid, str(item.comment_id))
+        return (QZONE, "comment", *ids, item.account), _plain(item)
+    if isinstance(item, QzoneFriend):
+        return (QZONE, "friend", str(item.uin), item.account), _plain(item)
+    if isinstance(item, QzoneOwnerOutcome):
+        return (QZONE, "owner", uuid.uuid4().hex, item.account), _plain(item)
     return None
+
+
+def _plain(item: Any) -> dict[str, Any]:
+    # ``files`` (what FilesPipeline downloaded) is not stored: the pictures' URLs are.
+    record = dataclasses.asdict(item)
+    record.pop("files", None)
+    return record
