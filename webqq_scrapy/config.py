@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from webqq_scrapy import settings as defaults
 from webqq_scrapy.dirs import ancestors_problem, qr_dir_problem
+from webqq_scrapy.protocol.apps import APPS
 from webqq_scrapy.protocol.codes import QR_LIFETIME
 from webqq_scrapy.secret_settings import (
     FILE_SUFFIX,
@@ -222,6 +223,15 @@ def parse_target(raw: object) -> tuple[str, str | None]:
     )
 
 
+def read_app(settings: BaseSettings) -> str:
+    """WEBQQ_APP: the name of a row of the ptlogin2 app table (docs/apps.md)."""
+    raw = settings.get("WEBQQ_APP", defaults.WEBQQ_APP)
+    name = str(raw).strip()
+    if name not in APPS:
+        raise SettingError("WEBQQ_APP", f"must be one of {', '.join(sorted(APPS))}", raw)
+    return name
+
+
 def check_qr_dir(path: Path) -> None:
     """Raise SettingError unless WEBQQ_QR_DIR can hold the QR files; create nothing.
 
@@ -328,6 +338,7 @@ class WebQQConfig:
     # stored with each record (docs/sessions.md, "Which target").
     target_explicit: bool = False
     qr_dir_default: bool = False  # WEBQQ_QR_DIR empty: qr_dir is default_qr_dir()
+    app: str = "webqq"  # WEBQQ_APP: the default app (protocol/apps.py)
 
     def unfinished_file(self, spider: str, job: str | None) -> Path:
         """Where a run's accounts left without an outcome are listed (WEBQQ_UNFINISHED_PATH)."""
@@ -399,6 +410,7 @@ class WebQQConfig:
             simulator_world=simulator_world(settings),
             simulator_strict=read_bool(settings, "WEBQQ_SIMULATOR_STRICT"),
             target_explicit=target_given(settings),
+            app=read_app(settings),
         )
 
 

@@ -17,6 +17,11 @@ COMMANDS_MODULE = "webqq_scrapy.commands"
 # ``python -m webqq_scrapy.simulator``.
 WEBQQ_TARGET = "simulator"
 
+# The ptlogin2 app (docs/apps.md) that `scrapy login`, `scrapy crawl qrlogin`, `scrapy creds`
+# and session_check work on when no `--app` / `-a app=` is given: "webqq", "qzone",
+# "qzone_h5" or "qun". The WebQQ data spiders always use the "webqq" records.
+WEBQQ_APP = "webqq"
+
 # Seconds between two ptqrlogin polls while the QR waits to be scanned (code 66) …
 WEBQQ_POLL_INTERVAL = 2.0
 # … and after it was scanned (code 67), as the official page does (docs/protocol.md §3.2).
@@ -208,10 +213,7 @@ CONCURRENT_ITEMS = 1
 # it (§1.6), so a redirect is an answer to record, not to follow.
 # Scrapy's cookie middleware would download the Public Suffix List on a first run (a dozen
 # tracebacks without network); this one uses the copy inside tldextract.
-# The answer journal (messages spider) sees an answer right after the download and its
-# decompression (HttpCompressionMiddleware, 590), before anything else.
 DOWNLOADER_MIDDLEWARES = {
-    "webqq_scrapy.middlewares.AnswerJournalMiddleware": 580,
     "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "webqq_scrapy.middlewares.OfflineCookiesMiddleware": 700,
@@ -252,7 +254,9 @@ FEED_STORAGES = {
 FEED_EXPORTERS = {"csv": "webqq_scrapy.feeds.CsvItemExporter"}
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # Scrapy's HTTP handler, plus: a stop cancels the downloads of the stopping accounts, so a
-# server that never answers does not hold a Ctrl-C for DOWNLOAD_TIMEOUT (docs/spiders.md).
+# server that never answers does not hold a Ctrl-C for DOWNLOAD_TIMEOUT (docs/spiders.md),
+# and a poll2 answer goes to the messages spider's journal the moment it is read
+# (docs/data-spiders.md, "A kill loses no message").
 DOWNLOAD_HANDLERS = {
     "http": "webqq_scrapy.download.StoppableDownloadHandler",
     "https": "webqq_scrapy.download.StoppableDownloadHandler",
