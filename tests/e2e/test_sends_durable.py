@@ -70,6 +70,14 @@ def send_command(tmp_path: Path, db: str, *args: str) -> list[str]:
             f"WEBQQ_DATABASE_URL={db}"]  # fmt: skip
 
 
+def send_text(tmp_path: Path, db: str, friend: int, text: str) -> subprocess.CompletedProcess[str]:
+    """``scrapy send alice buddy:FRIEND TEXT`` (queue it, do not wait)."""
+    return run_scrapy(
+        "send", "alice", f"buddy:{friend}", text, "-s", f"WEBQQ_DATABASE_URL={db}",
+        data_home=tmp_path / "data", timeout=60,
+    )  # fmt: skip
+
+
 def outbox_rows(db: str) -> list[dict[str, Any]]:
     engine = create_db_engine(db)
     try:
@@ -133,10 +141,7 @@ def test_a_send_cut_by_kill_9_ends_unconfirmed_and_is_not_resent(
     [row] = outbox_rows(db)
     assert row["status"] == "unconfirmed"
     # A new send for the account is refused at once: nothing is queued for a dead crawl.
-    late = run_scrapy(
-        "send", "alice", f"buddy:{friend}", "after the kill", "-s", f"WEBQQ_DATABASE_URL={db}",
-        data_home=tmp_path / "data", timeout=60,
-    )  # fmt: skip
+    late = send_text(tmp_path, db, friend, "after the kill")
     assert late.returncode == 1, late.stdout + late.stderr
     assert "is gone (its process on this host ended; nothing is queued)" in late.stderr
     assert len(outbox_rows(db)) == 1
@@ -153,18 +158,12 @@ def test_send_after_the_crawl_stopped_is_refused_at_once(
 ) -> None:
     db = sqlite_url
     with alice_held(tmp_path, simulator_process, db) as (crawl, _, friend):
-        queued = run_scrapy(
-            "send", "alice", f"buddy:{friend}", "while held", "-s", f"WEBQQ_DATABASE_URL={db}",
-            data_home=tmp_path / "data", timeout=60,
-        )  # fmt: skip
+        queued = send_text(tmp_path, db, friend, "while held")
         assert queued.returncode == 0, queued.stderr
         wait_for(lambda: outbox_rows(db)[0]["status"] == "sent", 30, "the send")
         crawl.send_signal(signal.SIGINT)  # Ctrl-C: a normal stop
         assert crawl.wait(60) == 0
-    after = run_scrapy(
-        "send", "alice", f"buddy:{friend}", "too late", "-s", f"WEBQQ_DATABASE_URL={db}",
-        data_home=tmp_path / "data", timeout=60,
-    )  # fmt: skip
+    after = send_text(tmp_path, db, friend, "too late")
     assert after.returncode == 1, after.stdout + after.stderr
     assert "no running 'messages' spider holds alice's session" in after.stderr
     assert [r["text"] for r in outbox_rows(db)] == ["while held"]
