@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from webqq_scrapy.protocol import qzone
+
 # Every account ends with exactly one of these (docs/failures.md); defined with the protocol.
 from webqq_scrapy.protocol.codes import (
     OUTCOME_EXPIRED,
@@ -500,38 +502,31 @@ class QzonePost:
     record: str = field(default="qzone_post", init=False)
 
 
-@dataclass
-class QzoneComment:
-    """One comment on the post (``owner``, ``tid``); ``comment_id`` is unique within the
-    post. ``uin``/``name`` are its author; ``content`` raw, ``text`` readable (as a post's)."""
+@dataclass(frozen=True)
+class _ReadBy:
+    """Who read a Qzone record and when: the fields a Qzone item puts before the
+    protocol's own (``protocol.qzone``), which it inherits rather than copies."""
 
     account: str
     crawled_at: str
-    owner: int
-    tid: str
-    comment_id: int
-    uin: int
-    name: str
-    content: str
-    text: str
-    created_time: int
-    reply_num: int
+
+
+@dataclass(frozen=True)
+class QzoneComment(qzone.QzoneComment, _ReadBy):
+    """One comment on the post (``owner``, ``tid``); ``comment_id`` is unique within the
+    post. ``uin``/``name`` are its author; ``content`` raw, ``text`` readable (as a post's).
+    The fields between ``crawled_at`` and ``job`` are ``protocol.qzone.QzoneComment``'s."""
+
     job: str | None = None
     record: str = field(default="qzone_comment", init=False)
 
 
-@dataclass
-class QzoneFriend:
+@dataclass(frozen=True)
+class QzoneFriend(qzone.QzoneFriend, _ReadBy):
     """A QQ friend of ``account`` as Qzone lists it (``friend_show_qqfriends.cgi``):
-    ``group`` is the name of its friend group ("" when the answer names no such group)."""
+    ``group`` is the name of its friend group ("" when the answer names no such group).
+    The fields between ``crawled_at`` and ``job`` are ``protocol.qzone.QzoneFriend``'s."""
 
-    account: str
-    crawled_at: str
-    uin: int
-    name: str
-    remark: str
-    group: str
-    online: bool
     job: str | None = None
     record: str = field(default="qzone_friend", init=False)
 
