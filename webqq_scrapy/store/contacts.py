@@ -39,7 +39,14 @@ from sqlalchemy import (
 )
 
 from webqq_scrapy import items
-from webqq_scrapy.store.sql import Database, default_database_url, has_table, metadata, upsert
+from webqq_scrapy.store.sql import (
+    Database,
+    default_database_url,
+    has_table,
+    metadata,
+    row_id,
+    upsert,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -149,7 +156,7 @@ def _snapshot_type(name: str, annotation: str) -> Any:
 contact_snapshots_table = Table(
     "contact_snapshots",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    row_id(),
     *(
         Column(f.name, _snapshot_type(f.name, str(f.type)), nullable=str(f.type).endswith("None"))
         for f in dataclasses.fields(items.ContactsSnapshot)

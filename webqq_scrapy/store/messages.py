@@ -53,10 +53,12 @@ from webqq_scrapy.protocol.messaging import dedup_key, parse_target
 from webqq_scrapy.store.sql import (
     Database,
     _dialect_insert,
+    account_column,
     default_database_url,
     has_table,
     insert_new,
     metadata,
+    row_id,
     upsert,
 )
 
@@ -97,7 +99,7 @@ def _received_table(name: str, *columns: Column[Any]) -> Table:
     return Table(
         name,
         metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
+        row_id(),
         *columns,
         Column("received_at", _TIME, nullable=False),
         Column("job", String(255)),
@@ -109,7 +111,7 @@ def _received_table(name: str, *columns: Column[Any]) -> Table:
 messages_table = _received_table(
     "messages",
     Column("dedup_key", String(255), nullable=False, unique=True),
-    Column("account", String(255), nullable=False),
+    account_column(),
     Column("kind", String(16), nullable=False),
     Column("peer_id", BigInteger, nullable=False),
     Column("sender_uin", BigInteger, nullable=False),
@@ -125,7 +127,7 @@ messages_table = _received_table(
 
 refused_table = _received_table(
     "refused_messages",
-    Column("account", String(255), nullable=False),
+    account_column(),
     Column("call", String(64), nullable=False),
     Column("path", Text, nullable=False),
     Column("error", Text, nullable=False),
@@ -135,8 +137,8 @@ refused_table = _received_table(
 outbox_table = Table(
     "outbox",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("account", String(255), nullable=False),
+    row_id(),
+    account_column(),
     Column("target", String(64), nullable=False),
     Column("text", Text, nullable=False),
     Column("status", String(16), nullable=False),
@@ -154,7 +156,7 @@ outbox_table = Table(
 holders_table = Table(
     "message_holders",
     metadata,
-    Column("account", String(255), primary_key=True),
+    account_column(primary_key=True),
     Column("holder", String(255), nullable=False),
     Column("seen_at", Float, nullable=False),
 )

@@ -34,7 +34,14 @@ from sqlalchemy import (
     select,
 )
 
-from webqq_scrapy.store.sql import Database, default_database_url, metadata, upsert
+from webqq_scrapy.store.sql import (
+    Database,
+    account_column,
+    default_database_url,
+    metadata,
+    row_id,
+    upsert,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -63,17 +70,24 @@ def _seen() -> list[Column[Any]]:
     ]
 
 
+def _written() -> list[Column[Any]]:
+    """Who read it last, then who wrote it, what and when: a post's and a comment's alike."""
+    return [
+        account_column(),
+        Column("uin", BigInteger, nullable=False),
+        Column("name", Text, nullable=False),
+        Column("content", Text, nullable=False),
+        Column("text", Text, nullable=False),
+        Column("created_time", BigInteger, nullable=False),
+    ]
+
+
 qzone_posts_table = Table(
     "qzone_posts",
     metadata,
     Column("owner", BigInteger, primary_key=True, autoincrement=False),
     Column("tid", _TID, primary_key=True),
-    Column("account", String(255), nullable=False),
-    Column("uin", BigInteger, nullable=False),
-    Column("name", Text, nullable=False),
-    Column("content", Text, nullable=False),
-    Column("text", Text, nullable=False),
-    Column("created_time", BigInteger, nullable=False),
+    *_written(),
     Column("cmtnum", Integer, nullable=False),
     Column("fwdnum", Integer, nullable=False),
     Column("pictures", Text, nullable=False),  # a JSON array of URLs
@@ -87,12 +101,7 @@ qzone_comments_table = Table(
     Column("owner", BigInteger, primary_key=True, autoincrement=False),
     Column("tid", _TID, primary_key=True),
     Column("comment_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("account", String(255), nullable=False),
-    Column("uin", BigInteger, nullable=False),
-    Column("name", Text, nullable=False),
-    Column("content", Text, nullable=False),
-    Column("text", Text, nullable=False),
-    Column("created_time", BigInteger, nullable=False),
+    *_written(),
     Column("reply_num", Integer, nullable=False),
     *_seen(),
 )
@@ -100,7 +109,7 @@ qzone_comments_table = Table(
 qzone_friends_table = Table(
     "qzone_friends",
     metadata,
-    Column("account", String(255), primary_key=True),
+    account_column(primary_key=True),
     Column("uin", BigInteger, primary_key=True, autoincrement=False),
     Column("name", Text, nullable=False),
     Column("remark", Text, nullable=False),
@@ -112,8 +121,8 @@ qzone_friends_table = Table(
 qzone_owner_outcomes_table = Table(
     "qzone_owner_outcomes",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("account", String(255), nullable=False),
+    row_id(),
+    account_column(),
     Column("owner", BigInteger, nullable=False),
     Column("outcome", String(32), nullable=False),
     Column("posts", Integer, nullable=False),

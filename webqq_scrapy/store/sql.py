@@ -83,6 +83,19 @@ metadata = MetaData()
 _JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+# Columns many tables share, as helpers (a Column belongs to one Table: new objects each call).
+def row_id() -> Column[Any]:
+    """``id``, an autoincrementing primary key: a table whose rows are only inserted."""
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def account_column(*, primary_key: bool = False) -> Column[Any]:
+    """``account``, the name the accounts file gives an account: who a row belongs to."""
+    if primary_key:
+        return Column("account", String(255), primary_key=True)
+    return Column("account", String(255), nullable=False)
+
+
 def _status_columns() -> list[Column[Any]]:
     """The status columns, new objects each time (a Column belongs to one Table)."""
     return [
@@ -101,7 +114,7 @@ def _app_column(*, nullable: bool) -> Column[Any]:
 credentials_table = Table(
     "credentials",
     metadata,
-    Column("account", String(255), nullable=False),
+    account_column(),
     Column("uin", BigInteger, nullable=False),
     Column("nickname", Text),
     Column("ptwebqq", Text, nullable=False),
@@ -125,9 +138,9 @@ credentials_table = Table(
 login_attempts_table = Table(
     "login_attempts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    row_id(),
     Column("run_id", String(255), nullable=False),  # the scrapyd job id, or one per crawl
-    Column("account", String(255), nullable=False),
+    account_column(),
     Column("outcome", String(32), nullable=False),
     Column("started_at", String(64)),
     Column("finished_at", String(64)),
