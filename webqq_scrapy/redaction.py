@@ -45,6 +45,11 @@ SECRET_NAMES = (
     "superkey",
     "supertoken",
     "pt4_token",
+    # Qzone's and qun.qq.com's request tokens (docs/apps.md, "Tokens"): a hash of p_skey or
+    # skey sent in every data request's query string. Not the session itself, but its
+    # anti-forgery token, valid as long as the session: redacted as the cookies are.
+    "g_tk",
+    "bkn",
 )
 _NAMES = "|".join(SECRET_NAMES)
 _PATTERNS = (
@@ -52,6 +57,8 @@ _PATTERNS = (
     (re.compile(rf"(?<![\w-])({_NAMES})=([^&\s;'\"<>]+)"), rf"\1={REDACTED}"),
     # "name": "value" in JSON
     (re.compile(rf"([\"']({_NAMES})[\"']\s*:\s*)[\"'][^\"']*[\"']"), rf"\1'{REDACTED}'"),
+    # "name": 123 in JSON (g_tk, bkn are numbers)
+    (re.compile(rf"([\"']({_NAMES})[\"']\s*:\s*)-?[0-9]+"), rf"\1'{REDACTED}'"),
     # whole Cookie / Set-Cookie header lines (COOKIES_DEBUG)
     (re.compile(r"((?:Set-)?Cookie: ).*", re.I), rf"\1{REDACTED}"),
 )

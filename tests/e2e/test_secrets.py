@@ -11,6 +11,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import urllib.request
 from pathlib import Path
 
@@ -27,8 +28,11 @@ from tests.settings import project_settings
 from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.items import Credentials, LoginOutcome
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider
+from webqq_scrapy.store import read_credentials_records
 
 ACCOUNTS = ["alice", "bob"]
+# The cookies of a Qzone session that are secrets (docs/apps.md).
+QZONE_SECRETS = ("p_skey", "skey", "superkey", "supertoken", "pt4_token")
 
 
 def leaked(text: str, secrets: set[str]) -> list[str]:
@@ -376,3 +380,72 @@ def test_every_spider_at_debug_logs_no_secret_and_no_forged_line(
     assert not [line for line in text.splitlines() if line.startswith(FORGED)], spider
     if spider == "messages":  # the spider that reads the kick message itself
         assert "Account alice: the stored session has ended (kicked: bye\\n2026" in text
+
+
+# --- the Qzone app (issue 24 over issue 26's bar) -------------------------------------------
+
+
+def derived_tokens(secrets: set[str]) -> set[str]:
+    """g_tk / bkn of every issued secret: Qzone's and qun's request tokens are a hash of
+    p_skey (or skey), sent in every request's query string."""
+    from webqq_scrapy.protocol.apps import hash33
+
+    return {str(hash33(secret, 5381)) for secret in secrets}
+
+
+@pytest.mark.simulator_args("--record-secrets", "--scan-after", "0.1", "--confirm-after", "0.1")
+def test_qzone_login_posts_and_friends_at_debug_log_no_secret(simulator_process, tmp_path):
+    """qrlogin -a app=qzone, qzone_friends and qzone_posts at DEBUG with COOKIES_DEBUG: no
+    cookie value of the Qzone session (p_skey, skey, superkey, supertoken, pt4_token …),
+    no ptsigx, qrsig or ptqrtoken, and no g_tk / bkn computed from them in any log; `creds
+    show --app qzone` prints none either; the store is 0600."""
+    db = tmp_path / "creds.sqlite3"
+    common = [
+        "-s", f"WEBQQ_TARGET={simulator_process.url}", "-s", "WEBQQ_POLL_INTERVAL=0.2",
+        "-s", f"WEBQQ_QR_DIR={tmp_path / 'qr'}", "-s", "WEBQQ_QR_TERMINAL=false",
+        "-s", f"WEBQQ_DATABASE_URL=sqlite:///{db}",
+        "-s", "LOG_LEVEL=DEBUG", "-s", "COOKIES_DEBUG=True",
+    ]  # fmt: skip
+    texts = []
+    for spider, arguments in (
+        ("qrlogin", ["-a", "app=qzone"]),
+        ("qzone_friends", []),
+        ("qzone_posts", ["-a", "owners=self,friends"]),
+    ):
+        log_file = tmp_path / f"{spider}.log"
+        result = run_scrapy(
+            "crawl", spider, "-a", "accounts=alice,bob", *arguments, *common,
+            "-s", f"LOG_FILE={log_file}", data_home=tmp_path / "data",
+        )  # fmt: skip
+        text = log_file.read_text(encoding="utf-8")
+        assert result.returncode == 0, result.stderr[-3000:] + text[-3000:]
+        assert "Sending cookies to" in text and "Crawled (200)" in text, spider
+        texts.append(text + result.stderr + result.stdout)
+    assert "'webqq/outcome/ok': 2" in texts[0]
+    assert "Scraped from" in texts[2] and "qzone_msglist" in texts[2]
+    show = run_scrapy(
+        "creds", "show", "alice", "--app", "qzone", "-s", f"WEBQQ_DATABASE_URL=sqlite:///{db}",
+        data_home=tmp_path / "data",
+    )  # fmt: skip
+    listed = run_scrapy(
+        "creds", "list", "--app", "qzone", "--json",
+        "-s", f"WEBQQ_DATABASE_URL=sqlite:///{db}", data_home=tmp_path / "data",
+    )  # fmt: skip
+    assert show.returncode == 0 and listed.returncode == 0, show.stderr + listed.stderr
+    assert "qzone" in show.stdout and "p_skey" in show.stdout, show.stdout
+    assert {row["account"] for row in json.loads(listed.stdout)} == {"alice", "bob"}
+    # (`show --json` prints the whole record, secrets included, as documented.)
+    texts += [show.stdout + show.stderr, listed.stdout + listed.stderr]
+
+    secrets = sim_secrets(simulator_process.control_url)
+    records = read_credentials_records(database_url=f"sqlite:///{db}", app="qzone")
+    stored = {c["value"] for r in records for c in r["cookies"] if c["name"] in QZONE_SECRETS}
+    assert len(records) == 2 and stored <= secrets and len(stored) >= 2 * 4
+    tokens = derived_tokens(secrets)
+    for text in texts:
+        assert leaked(text, secrets) == []
+        sent = set(re.findall(r"(?:g_tk|bkn)\W{1,4}(\d+)", text))
+        assert sent & tokens == set()
+    assert "g_tk=" in texts[2]  # the requests are logged, their token replaced
+    for path in db.parent.glob("creds.sqlite3*"):
+        assert path.stat().st_mode & 0o777 == 0o600, path

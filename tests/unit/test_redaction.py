@@ -36,6 +36,14 @@ def test_query_values_json_values_and_cookie_lines_are_replaced_names_kept():
     assert f"Set-Cookie: {REDACTED}" in shown
 
 
+def test_qzone_request_tokens_are_replaced_in_urls_and_json():
+    # g_tk (Qzone) and bkn (qun.qq.com) are a hash of p_skey / skey, valid for the session.
+    url = "GET https://user.qzone.qq.com/proxy/domain/x?uin=1&pos=0&g_tk=1122207266&bkn=77 "
+    shown = redact_text(url + '{"g_tk": 1819812911, "bkn": "5"}')
+    assert "1122207266" not in shown and "1819812911" not in shown and "77" not in shown
+    assert "uin=1&pos=0&g_tk=<redacted>&bkn=<redacted>" in shown
+
+
 def test_a_name_that_only_ends_like_a_secret_is_left_alone():
     assert redact_text("my_vfwebqq_count=3 x-ptwebqq=4") == "my_vfwebqq_count=3 x-ptwebqq=4"
 

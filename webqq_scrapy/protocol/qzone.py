@@ -11,15 +11,17 @@ not match the comments sent) is kept. Pure: no Scrapy, no I/O.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
 from webqq_scrapy.protocol.common import ProtocolError
 from webqq_scrapy.protocol.errors import CallArgumentError
-from webqq_scrapy.protocol.web2.walk import _Node, load_json
+from webqq_scrapy.protocol.web2.values import MAX_ID
+from webqq_scrapy.protocol.web2.walk import MAX_JSON_DEPTH, _Node, load_json
 
 __all__ = [
     "HOST_USER",
@@ -38,6 +40,7 @@ __all__ = [
     "QzoneFriendList",
     "QzonePost",
     "RateLimited",
+    "RefusedItem",
     "SessionExpired",
     "decode_text",
     "friends_url",
@@ -56,6 +59,12 @@ MSGDETAIL_PAGE: Final = 20  # comments per page; clients never ask for more
 # CGI's default when the parameter is absent.
 CALLBACKS: Final = ("_preloadCallback", "_Callback", "callback")
 NOT_LOGGED_IN: Final = -3000
+# Counts (comments, forwards, replies) are stored as 32-bit integers; ids and times as
+# signed 64 bits (docs/qzone.md, "Answers and errors"): what a parser accepts, a store holds.
+MAX_COUNT: Final = 2**31 - 1
+# A post id: 24 hex characters in every recorded answer; any short URL-safe token is taken.
+_TID: Final = re.compile(r"[0-9A-Za-z_-]{1,64}")
+RAW_KEPT: Final = 4000  # characters of a refused item's JSON kept with its outcome
 RATE_LIMIT_TEXT: Final = "使用人数过多"
 
 
@@ -234,23 +243,71 @@ _WRAPPED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\((.*)\)\s*;?", re.DOTALL)
 def unwrap(call: str, body: bytes) -> _Node:
     """The JSON object of an answer: bare, or inside one of :data:`CALLBACKS`.
 
-    UTF-8 only, strict JSON by the one decoder of post-login answers; then the ``code``
-    must be 0, else the matching
-    :class:`QzoneCodeError` subclass is raised.
+    Strict JSON by the one decoder of post-login answers (no duplicate keys, nesting
+    bounded by ``MAX_JSON_DEPTH``); then the ``code`` must be 0, else the matching
+    :class:`QzoneCodeError` subclass is raised. Bytes that are not UTF-8 are kept as lone
+    surrogates, so that the item holding them is refused and the others kept
+    (:func:`_each`); anywhere else they refuse the answer.
     """
-    try:
-        text = body.decode("utf-8").strip()
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(f"{call}: body is not UTF-8: {exc}") from None
+    text = body.decode("utf-8", "surrogateescape").strip()
     match = _WRAPPED.fullmatch(text)
     if match is not None:
         if match.group(1) not in CALLBACKS:
-            raise ProtocolError(f"{call}: unknown callback {match.group(1)[:40]!r}")
+            raise ProtocolError(f"{call}: unknown callback {_utf8(match.group(1))[:40]!r}")
         text = match.group(2)
-    node = _Node(call, "", load_json(call, text))
+    node = _Node(call, "", load_json(call, text, max_depth=MAX_JSON_DEPTH))
     node.as_obj()
+    for key in ("code", "subcode", "message"):
+        found = node.opt(key)
+        if found is not None:
+            _check_utf8(found)
     _check_code(node)
     return node
+
+
+def _utf8(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _check_utf8(node: _Node) -> None:
+    try:
+        json.dumps(node.value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        node.fail("a string holds invalid UTF-8 (or a lone UTF-16 surrogate)")
+
+
+@dataclass(frozen=True)
+class RefusedItem:
+    """One item of an answer's array (a post, a comment, a friend) that is malformed: its
+    JSON path, what is wrong (the path of the fault in it) and its JSON, cut to
+    :data:`RAW_KEPT` characters (ASCII, invalid UTF-8 escaped). The others are kept."""
+
+    path: str
+    error: str
+    raw: str
+
+
+_T = TypeVar("_T")
+
+
+def _each(nodes: list[_Node], parse: Callable[[_Node], _T]) -> tuple[list[_T], list[RefusedItem]]:
+    """``parse`` of each node, one by one: a node it refuses is a :class:`RefusedItem`."""
+    good: list[_T] = []
+    refused: list[RefusedItem] = []
+    for node in nodes:
+        try:
+            _check_utf8(node)
+            good.append(parse(node))
+        except ProtocolError as exc:
+            raw = json.dumps(node.value, separators=(",", ":"))[:RAW_KEPT]
+            refused.append(RefusedItem(f"{node.call}: {node.path}", str(exc), raw))
+    return good, refused
+
+
+def _clean(text: str) -> tuple[str, bool]:
+    """``text`` without NUL (no SQL store holds it: U+FFFD in its place) and whether one was
+    replaced."""
+    return (text.replace("\x00", "\ufffd"), True) if "\x00" in text else (text, False)
 
 
 def _check_code(node: _Node) -> None:
@@ -297,6 +354,7 @@ class QzoneComment:
     text: str
     created_time: int
     reply_num: int
+    nul_replaced: bool = False  # a NUL of name or content became U+FFFD
 
 
 @dataclass(frozen=True)
@@ -314,6 +372,10 @@ class QzonePost:
     fwdnum: int
     pictures: tuple[str, ...]
     comments: tuple[QzoneComment, ...]
+    # Inline comments refused (malformed), the others kept; a NUL of name or content became
+    # U+FFFD.
+    refused: tuple[RefusedItem, ...] = ()
+    nul_replaced: bool = False
 
     @property
     def more_comments(self) -> bool:
@@ -323,12 +385,20 @@ class QzonePost:
 
 @dataclass(frozen=True)
 class PostPage:
-    """One msglist page: ``end`` when the owner has no posts from ``pos`` on."""
+    """One msglist page: ``end`` when the owner has no posts from ``pos`` on; ``refused``
+    the posts of the page that are malformed (``count``: all the page's entries, the
+    refused ones included, by which paging moves on)."""
 
     owner: int
     total: int
     posts: tuple[QzonePost, ...]
     end: bool
+    refused: tuple[RefusedItem, ...] = ()
+    count: int = -1
+
+    @property
+    def entries(self) -> int:
+        return len(self.posts) if self.count < 0 else self.count
 
 
 def _picture(node: _Node) -> str:
@@ -343,44 +413,58 @@ def _picture(node: _Node) -> str:
 def _comment(node: _Node, owner: int, tid: str) -> QzoneComment:
     # msglist inlines {uin, name, …}; msgdetail nests the author as owner{uin, name}.
     author = node.opt("owner") or node
-    content = node.key("content").as_str()
+    content, nul = _clean(node.key("content").as_str())
+    name, nul_name = _clean(author.key("name").as_str())
     reply = node.opt("reply_num") or node.opt("replyNum")
     return QzoneComment(
         owner=owner,
         tid=tid,
-        comment_id=node.key("tid").as_int(lo=0),
-        uin=author.key("uin").as_int(lo=1),
-        name=author.key("name").as_str(),
+        comment_id=node.key("tid").as_int(lo=0, hi=MAX_ID),
+        uin=author.key("uin").as_id(),
+        name=name,
         content=content,
         text=decode_text(content),
-        created_time=node.key("create_time").as_int(lo=0),
-        reply_num=reply.as_int(lo=0) if reply is not None else 0,
+        created_time=node.key("create_time").as_int(lo=0, hi=MAX_ID),
+        reply_num=reply.as_int(lo=0, hi=MAX_COUNT) if reply is not None else 0,
+        nul_replaced=nul or nul_name,
     )
 
 
+def _tid(node: _Node) -> str:
+    tid = node.as_str()
+    if not _TID.fullmatch(tid):
+        node.fail(f"not a post id (1-64 letters, digits, _ or -): {_short(tid)}")
+    return tid
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 def _post(node: _Node, owner: int) -> QzonePost:
-    tid = node.key("tid").as_str()
-    if not tid:
-        node.key("tid").fail("empty post id")
-    content = node.key("content").as_str()
+    tid = _tid(node.key("tid"))
+    content, nul = _clean(node.key("content").as_str())
+    name, nul_name = _clean(node.key("name").as_str())
     pics = node.opt("pic")
-    comments = node.opt("commentlist")
+    found = node.opt("commentlist")
+    comments: list[QzoneComment] = []
+    refused: list[RefusedItem] = []
+    if found is not None and found.value is not None:
+        comments, refused = _each(found.items(), lambda c: _comment(c, owner, tid))
     return QzonePost(
         owner=owner,
         tid=tid,
-        uin=node.key("uin").as_int(lo=1),
-        name=node.key("name").as_str(),
+        uin=node.key("uin").as_id(),
+        name=name,
         content=content,
         text=decode_text(content),
-        created_time=node.key("created_time").as_int(lo=0),
-        cmtnum=node.key("cmtnum").as_int(lo=0),
-        fwdnum=node.key("fwdnum").as_int(lo=0),
+        created_time=node.key("created_time").as_int(lo=0, hi=MAX_ID),
+        cmtnum=node.key("cmtnum").as_int(lo=0, hi=MAX_COUNT),
+        fwdnum=node.key("fwdnum").as_int(lo=0, hi=MAX_COUNT),
         pictures=tuple(_picture(p) for p in pics.items()) if pics is not None else (),
-        comments=(
-            tuple(_comment(c, owner, tid) for c in comments.items())
-            if comments is not None and comments.value is not None
-            else ()
-        ),
+        comments=tuple(comments),
+        refused=tuple(refused),
+        nul_replaced=nul or nul_name or any(c.nul_replaced for c in comments),
     )
 
 
@@ -388,7 +472,9 @@ def parse_msglist(body: bytes, *, owner: int) -> PostPage:
     """A page of ``emotion_cgi_msglist_v6``: ``msglist`` is ``null`` past the last page.
 
     A non-empty ``message`` with code 0 means the viewer may not see the owner's posts
-    (:class:`NoAccess`).
+    (:class:`NoAccess`). Posts are read one by one: a malformed one is refused
+    (``PostPage.refused``, with its JSON path) and the others kept, as a malformed inline
+    comment is refused and its post kept (docs/qzone.md, "Answers and errors").
     """
     node = unwrap("emotion_cgi_msglist_v6", body)
     message = node.opt("message")
@@ -398,19 +484,37 @@ def parse_msglist(body: bytes, *, owner: int) -> PostPage:
     msglist = node.key("msglist")
     if msglist.value is None:
         return PostPage(owner, total, (), True)
-    posts = tuple(_post(item, owner) for item in msglist.items())
-    return PostPage(owner, total, posts, not posts)
+    entries = msglist.items()
+    posts, refused = _each(entries, lambda item: _post(item, owner))
+    return PostPage(owner, total, tuple(posts), not entries, tuple(refused), len(entries))
 
 
-def parse_msgdetail(body: bytes, *, owner: int, tid: str) -> tuple[int, tuple[QzoneComment, ...]]:
+@dataclass(frozen=True)
+class CommentPage:
+    """A page of one post's comments: the post's count, the comments, the refused ones
+    (``count``: all the page's entries)."""
+
+    cmtnum: int
+    comments: tuple[QzoneComment, ...]
+    refused: tuple[RefusedItem, ...] = ()
+    count: int = 0
+
+    def __iter__(self) -> Any:  # (cmtnum, comments), as callers unpack it
+        return iter((self.cmtnum, self.comments))
+
+
+def parse_msgdetail(body: bytes, *, owner: int, tid: str) -> CommentPage:
     """A page of ``emotion_cgi_msgdetail_v6``: the post's comment count and this page's
-    comments (``commentlist`` absent or ``null`` when there are none)."""
+    comments (``commentlist`` absent or ``null`` when there are none), a malformed comment
+    refused and the others kept."""
     node = unwrap("emotion_cgi_msgdetail_v6", body)
-    cmtnum = node.key("cmtnum").as_int(lo=0)
-    comments = node.opt("commentlist")
-    if comments is None or comments.value is None:
-        return cmtnum, ()
-    return cmtnum, tuple(_comment(c, owner, tid) for c in comments.items())
+    cmtnum = node.key("cmtnum").as_int(lo=0, hi=MAX_COUNT)
+    found = node.opt("commentlist")
+    if found is None or found.value is None:
+        return CommentPage(cmtnum, ())
+    entries = found.items()
+    comments, refused = _each(entries, lambda c: _comment(c, owner, tid))
+    return CommentPage(cmtnum, tuple(comments), tuple(refused), len(entries))
 
 
 @dataclass(frozen=True)
@@ -428,6 +532,8 @@ class QzoneFriend:
 class QzoneFriendList:
     friends: tuple[QzoneFriend, ...]
     unknown_groups: int  # friends whose groupid names no group (drift, kept as "")
+    refused: tuple[RefusedItem, ...] = ()  # malformed entries (the others kept)
+    nul_replaced: int = 0  # friends whose name, remark or group held NUL (U+FFFD now)
 
 
 def parse_friends(body: bytes) -> QzoneFriendList:
@@ -438,28 +544,36 @@ def parse_friends(body: bytes) -> QzoneFriendList:
     groups: dict[int, str] = {}
     gpnames = data.opt("gpnames")
     for index, gp in enumerate(gpnames.items() if gpnames is not None else ()):
+        _check_utf8(gp)
         groups[index] = gp.key("gpname").as_str()
-    friends = []
-    unknown = 0
-    seen: set[int] = set()
-    for item in data.key("items").items():
-        uin = item.key("uin").as_int(lo=1)
-        if uin in seen:
-            continue  # a repeated entry is drift, not a second friend
-        seen.add(uin)
+
+    def friend(item: _Node) -> tuple[QzoneFriend, bool, bool]:
+        uin = item.key("uin").as_id()
         groupid = item.opt("groupid")
-        gid = groupid.as_int(lo=0) if groupid is not None else 0
-        if gid not in groups:
-            unknown += 1
+        gid = groupid.as_int(lo=0, hi=MAX_ID) if groupid is not None else 0
         remark = item.opt("remark")
         online = item.opt("online")
-        friends.append(
-            QzoneFriend(
-                uin=uin,
-                name=item.key("name").as_str(),
-                remark=remark.as_str() if remark is not None else "",
-                group=groups.get(gid, ""),
-                online=online.as_int(lo=0) > 0 if online is not None else False,
-            )
+        name, nul_name = _clean(item.key("name").as_str())
+        note, nul_remark = _clean(remark.as_str() if remark is not None else "")
+        group, nul_group = _clean(groups.get(gid, ""))
+        found = QzoneFriend(
+            uin=uin,
+            name=name,
+            remark=note,
+            group=group,
+            online=online.as_int(lo=0, hi=MAX_ID) > 0 if online is not None else False,
         )
-    return QzoneFriendList(tuple(friends), unknown)
+        return found, gid not in groups, nul_name or nul_remark or nul_group
+
+    parsed, refused = _each(data.key("items").items(), friend)
+    friends = []
+    unknown = nul = 0
+    seen: set[int] = set()
+    for found, unknown_group, nul_replaced in parsed:
+        if found.uin in seen:
+            continue  # a repeated entry is drift, not a second friend
+        seen.add(found.uin)
+        unknown += unknown_group
+        nul += nul_replaced
+        friends.append(found)
+    return QzoneFriendList(tuple(friends), unknown, tuple(refused), nul)

@@ -55,6 +55,9 @@ STOP_SINCE: Final = "since"
 OWNER_OK: Final = "ok"
 OWNER_NO_ACCESS: Final = "no_access"
 OWNER_RATE_LIMITED: Final = "rate_limited"
+# Some posts or comments of the owner were malformed: refused (named in ``detail`` by their
+# JSON path), the others read and kept.
+OWNER_PARTIAL: Final = "partial"
 _QQ = re.compile(r"[1-9][0-9]{4,11}")
 
 
@@ -120,6 +123,10 @@ class OwnerRun:
     # The posts read so far: a post the next page repeats (the list moved between two
     # pages, a new post on top) is read once.
     seen: set[str] = field(default_factory=set)
+    # Malformed posts and comments (refused, the others kept): what is wrong with each, and
+    # their JSON, so that a server repeating the same refused posts ends paging.
+    refused: list[str] = field(default_factory=list)
+    refused_seen: set[str] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -224,6 +231,13 @@ class QzonePostsSpider(QzoneSpider):
         stats.inc_value("webqq/qzone/posts_read", run.read)
         if run.stopped:
             stats.inc_value(f"webqq/qzone/stopped/{run.stopped}")
+        if outcome == OWNER_OK and run.refused:
+            outcome = OWNER_PARTIAL
+            shown = "; ".join(run.refused[:3])
+            more = len(run.refused) - 3
+            detail = f"{len(run.refused)} item(s) refused: {shown}" + (
+                f"; and {more} more" if more > 0 else ""
+            )
         if outcome != OWNER_OK:
             self.logger.warning(
                 "Account %s: the space of %d: %s (%s); going on with the next owner",
@@ -270,8 +284,9 @@ class QzonePostsSpider(QzoneSpider):
                 yield result
             return
         self.crawler.stats.inc_value("webqq/qzone/pages")
-        unchanged = True
+        unchanged = not page.refused
         read_before = run.read
+        new_refused = self.refuse(state, "post", page.refused)
         for post in page.posts:
             if self.since is not None and post.created_time < self.since:
                 run.stopped = STOP_SINCE
@@ -281,6 +296,9 @@ class QzonePostsSpider(QzoneSpider):
                 continue
             run.seen.add(post.tid)
             run.read += 1
+            self.refuse(state, "comment", post.refused)
+            if post.nul_replaced:
+                self.nul_replaced(state, f"post {post.tid}")
             stored = run.stored.get(post.tid)
             if stored is not None and (stored.content, stored.cmtnum) == (
                 post.content,
@@ -294,13 +312,14 @@ class QzonePostsSpider(QzoneSpider):
                 for item in self.post_items(state, post, post.comments):
                     yield item
         if run.stopped is None:
-            if page.end or run.read == read_before:
-                # (A page of posts all read before: the list does not move on.)
+            if page.end or (run.read == read_before and not new_refused):
+                # (A page of posts all read or refused before: the list does not move on.)
                 run.stopped = STOP_END
             elif unchanged and run.read >= self.qzone_config.recheck_posts:
                 run.stopped = STOP_UNCHANGED
             else:
-                run.next_pos = run.pos + len(page.posts)
+                # By the page's entries, the refused ones included.
+                run.next_pos = run.pos + page.entries
         async for result in self.after_page(state):
             yield result
 
@@ -334,9 +353,13 @@ class QzonePostsSpider(QzoneSpider):
         assert run is not None and run.details
         post = run.details[0]
         try:
-            _, comments = self.qzone_answer(
+            found = self.qzone_answer(
                 response, state, qzone.STEP_MSGDETAIL, owner=post.owner, tid=post.tid
             )
+            comments = found.comments
+            self.refuse(state, "comment", found.refused)
+            if any(c.nul_replaced for c in comments):
+                self.nul_replaced(state, f"a comment of post {post.tid}")
         except qzone.RateLimited:
             again = await self.rate_limited(response, state)
             if again is not None:
@@ -431,6 +454,35 @@ class QzonePostsSpider(QzoneSpider):
             stats.inc_value("webqq/qzone/comments", len(out) - 1)
         return out
 
+    def refuse(self, state: PostsState, kind: str, refused: Any) -> bool:
+        """Record malformed ``kind`` entries (``RefusedItem``s) of an answer: a WARNING each,
+        the stat ``webqq/qzone/refused/<kind>``, the owner's outcome ``partial`` naming them.
+        Whether any of them was not refused before in this owner's run."""
+        run = state.run
+        assert run is not None
+        new = False
+        for item in refused:
+            self.crawler.stats.inc_value(f"webqq/qzone/refused/{kind}")
+            self.logger.warning(
+                "Account %s: a %s of the space of %d refused, the others kept: %s",
+                state.account,
+                kind,
+                run.owner,
+                item.error,
+            )
+            run.refused.append(item.error)
+            if item.raw not in run.refused_seen:
+                run.refused_seen.add(item.raw)
+                new = True
+        return new
+
+    def nul_replaced(self, state: QzoneState, what: str) -> None:
+        """A NUL in a text the store keeps: U+FFFD in its place (no SQL store holds NUL)."""
+        self.crawler.stats.inc_value("webqq/qzone/nul_replaced")
+        self.logger.warning(
+            "Account %s: %s holds NUL: stored with U+FFFD in its place", state.account, what
+        )
+
     def drift(self, state: QzoneState, kind: str, detail: str) -> None:
         """Drift between answers: kept, one WARNING, the stat ``webqq/drift/<kind>``."""
         self.crawler.stats.inc_value(f"webqq/drift/{kind}")
@@ -464,6 +516,18 @@ class QzoneFriendsSpider(QzoneSpider):
         except qzone.NoAccess as exc:
             raise StepFailed(OUTCOME_PROTOCOL_ERROR, f"{qzone.STEP_FRIENDS}: {exc}") from None
         stats = self.crawler.stats
+        for refused in found.refused:
+            stats.inc_value("webqq/qzone/refused/friend")
+            self.logger.warning(
+                "Account %s: a friend refused, the others kept: %s", state.account, refused.error
+            )
+        if found.nul_replaced:
+            stats.inc_value("webqq/qzone/nul_replaced", found.nul_replaced)
+            self.logger.warning(
+                "Account %s: %d friend(s) with NUL in a name: stored with U+FFFD in its place",
+                state.account,
+                found.nul_replaced,
+            )
         if found.unknown_groups:
             stats.inc_value("webqq/drift/qzone_friend_group", found.unknown_groups)
             self.logger.warning(
@@ -485,5 +549,9 @@ class QzoneFriendsSpider(QzoneSpider):
             )
         stats.inc_value("webqq/qzone/friends", len(found.friends))
         self.logger.info("Account %s: %d Qzone friends", state.account, len(found.friends))
-        for item in await self.finish(state, OUTCOME_OK, None, None):
+        detail = None
+        if found.refused:
+            shown = "; ".join(r.error for r in found.refused[:3])
+            detail = f"{len(found.refused)} friend(s) refused, the others stored: {shown}"
+        for item in await self.finish(state, OUTCOME_OK, None, detail):
             yield item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -108,18 +109,84 @@ def test_codes_become_their_errors(answer: dict, error: type[Exception]) -> None
 @pytest.mark.parametrize(
     ("body", "where"),
     [
-        (jsonp(page([post("t", uin="10001")])), r"msglist\[0\]\.uin: expected an int"),
-        (jsonp(page([{k: v for k, v in post("t").items() if k != "cmtnum"}])), "cmtnum: missing"),
-        (jsonp(page([post("t", pic=[{"width": 1}])])), r"pic\[0\]: no picture URL"),
         (jsonp(page("x")), "msglist: expected an array"),
+        (jsonp(page({"0": post("t")})), "msglist: expected an array, got object"),
         (b'evil({"code":0})', "unknown callback 'evil'"),
-        (b'_Callback({"code":0,"code":-3000})', "not JSON"),
-        (b"\xff\xfe", "not UTF-8"),
+        (b'_Callback({"code":0,"code":-3000})', "not JSON: duplicate key 'code'"),
+        (b"\xff\xfe", "not JSON"),
+        (b'_Callback({"code":0,"message":"\xff","msglist":null,"total":0})', "message: a string"),
+        (b"<html><body>login</body></html>", "not JSON"),
+        (b"_preloadCallback(" + b"[" * 100_000 + b"]" * 100_000 + b")", "nested more than"),
     ],
 )
 def test_shape_errors_name_the_json_path(body: bytes, where: str) -> None:
     with pytest.raises(ProtocolError, match=where):
         qzone.parse_msglist(body, owner=1)
+
+
+GOOD = post("a" * 24)
+
+
+@pytest.mark.parametrize(
+    ("bad", "where"),
+    [
+        (post("t", uin="10001"), r"msglist\[1\]\.uin: expected an int"),
+        ({k: v for k, v in post("t").items() if k != "cmtnum"}, r"msglist\[1\]\.cmtnum: missing"),
+        (post("t", pic=[{"width": 1}]), r"msglist\[1\]\.pic\[0\]: no picture URL"),
+        (post(12345), r"msglist\[1\]\.tid: expected a string"),
+        (post("x" * 100_000), r"msglist\[1\]\.tid: not a post id"),
+        (post("../t"), r"msglist\[1\]\.tid: not a post id"),
+        (post("t", uin=2**70), r"msglist\[1\]\.uin: out of range"),
+        (post("t", created_time=2**64), r"msglist\[1\]\.created_time: out of range"),
+        (post("t", cmtnum=2**40), r"msglist\[1\]\.cmtnum: out of range"),
+    ],
+)
+def test_a_bad_post_is_refused_with_its_path_and_the_good_ones_kept(bad: dict, where: str) -> None:
+    result = qzone.parse_msglist(jsonp(page([GOOD, bad, post("c" * 24)])), owner=1)
+    assert [p.tid for p in result.posts] == ["a" * 24, "c" * 24]
+    (refused,) = result.refused
+    assert refused.path == "emotion_cgi_msglist_v6: msglist[1]"
+    assert re.search(where, refused.error), refused.error
+    assert len(refused.raw) <= qzone.RAW_KEPT and result.entries == 3 and not result.end
+
+
+def test_invalid_utf8_refuses_only_the_post_holding_it() -> None:
+    body = jsonp(page([GOOD, post("b" * 24, content="@@@")]))
+    result = qzone.parse_msglist(body.replace(b"@@@", b"ok \xff\xfe"), owner=1)
+    assert [p.tid for p in result.posts] == ["a" * 24]
+    (refused,) = result.refused
+    assert "invalid UTF-8" in refused.error and "\\udcff" in refused.raw
+
+
+def test_a_bad_inline_comment_is_refused_and_its_post_kept() -> None:
+    bad = {**comment(2), "uin": 2**70}
+    result = qzone.parse_msglist(
+        jsonp(page([post("t", cmtnum=3, comments=[comment(1), bad])])), owner=1
+    )
+    (kept,) = result.posts
+    assert [c.comment_id for c in kept.comments] == [1] and kept.more_comments
+    (refused,) = kept.refused
+    assert refused.path.endswith("msglist[0].commentlist[1]") and "out of range" in refused.error
+
+
+def test_nul_is_replaced_and_flagged() -> None:
+    result = qzone.parse_msglist(jsonp(page([post("t", content="a\x00b", name="n\x00")])), owner=1)
+    (kept,) = result.posts
+    assert (kept.content, kept.name, kept.nul_replaced) == ("a\ufffdb", "n\ufffd", True)
+    assert not qzone.parse_msglist(jsonp(page([GOOD])), owner=1).posts[0].nul_replaced
+
+
+def test_bad_comments_and_friends_are_refused_the_others_kept() -> None:
+    body = jsonp({"code": 0, "cmtnum": 3, "commentlist": [comment(1), {**comment(2), "tid": "x"}]})
+    cmtnum, comments = found = qzone.parse_msgdetail(body, owner=1, tid="t")
+    assert cmtnum == 3 and [c.comment_id for c in comments] == [1]
+    assert [r.path for r in found.refused] == ["emotion_cgi_msgdetail_v6: commentlist[1]"]
+    friends = qzone.parse_friends(
+        jsonp({"code": 0, "items": [{"uin": 2**70, "name": "x"}, {"uin": 10002, "name": "b\x00"}]})
+    )
+    assert [(f.uin, f.name) for f in friends.friends] == [(10002, "b\ufffd")]
+    assert friends.nul_replaced == 1
+    assert [r.path for r in friends.refused] == ["friend_show_qqfriends.cgi: items[0]"]
 
 
 def test_msgdetail_comments_with_nested_owner() -> None:

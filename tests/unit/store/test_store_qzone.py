@@ -99,3 +99,41 @@ def test_owner_outcomes_are_one_row_each(database_url: str) -> None:
     assert [(r["owner"], r["outcome"], r["detail"]) for r in rows] == [
         (OWNER, "no_access", "closed")
     ] * 2
+
+
+def test_what_the_parser_accepts_the_store_holds(database_url: str) -> None:
+    """The extremes ``parse_msglist`` lets through (ids and times of 2**63-1, counts of
+    2**31-1, a 64-character tid, NUL replaced by U+FFFD) fit both SQLite and PostgreSQL
+    (which refuses NUL in text and ints beyond their columns)."""
+    import json
+
+    from webqq_scrapy.protocol import qzone
+
+    top = 2**63 - 1
+    raw = {
+        "tid": "T" * 64, "uin": top, "name": "n\x00", "content": "a\x00b",
+        "created_time": top, "cmtnum": 2**31 - 1, "fwdnum": 2**31 - 1,
+        "commentlist": [{"tid": top, "uin": top, "name": "c", "content": "x\x00",
+                         "create_time": top, "reply_num": 2**31 - 1}],
+    }  # fmt: skip
+    answer = {"code": 0, "message": "", "total": 1, "msglist": [raw]}
+    page = qzone.parse_msglist(json.dumps(answer).encode(), owner=top)
+    (p,) = page.posts
+    assert p.nul_replaced and not page.refused
+    at = "2026-12-01T00:00:00.000Z"
+    common = {"account": "alice", "crawled_at": at}
+    write(database_url, [
+        items.QzonePost(**common, owner=p.owner, tid=p.tid, uin=p.uin, name=p.name,
+                        content=p.content, text=p.text, created_time=p.created_time,
+                        cmtnum=p.cmtnum, fwdnum=p.fwdnum, pictures=[]),
+        *(items.QzoneComment(**common, owner=c.owner, tid=c.tid, comment_id=c.comment_id,
+                             uin=c.uin, name=c.name, content=c.content, text=c.text,
+                             created_time=c.created_time, reply_num=c.reply_num)
+          for c in p.comments),
+    ])  # fmt: skip
+    rows = load_qzone(database_url)
+    (post_row,) = rows["qzone_posts"]
+    (comment_row,) = rows["qzone_comments"]
+    assert (post_row["tid"], post_row["uin"], post_row["content"]) == ("T" * 64, top, "a\ufffdb")
+    assert (post_row["created_time"], post_row["cmtnum"]) == (top, 2**31 - 1)
+    assert (comment_row["comment_id"], comment_row["content"]) == (top, "x\ufffd")
