@@ -512,10 +512,10 @@ class _ReadBy:
 
 
 @dataclass(frozen=True)
-class QzoneComment(qzone.QzoneComment, _ReadBy):
+class QzoneComment(qzone.CommentRecord, _ReadBy):
     """One comment on the post (``owner``, ``tid``); ``comment_id`` is unique within the
     post. ``uin``/``name`` are its author; ``content`` raw, ``text`` readable (as a post's).
-    The fields between ``crawled_at`` and ``job`` are ``protocol.qzone.QzoneComment``'s."""
+    The fields between ``crawled_at`` and ``job`` are ``protocol.qzone.CommentRecord``'s."""
 
     job: str | None = None
     record: str = field(default="qzone_comment", init=False)

@@ -1,11 +1,14 @@
-"""Tests for webqq_scrapy.items: the one timestamp format of the records, plain values."""
+"""Tests for webqq_scrapy.items: the one timestamp format of the records, plain values, and
+the Qzone items' fields (a feed's columns), which they inherit from protocol.qzone."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from webqq_scrapy import items
 from webqq_scrapy.items import parse_timestamp, utc_timestamp
 
 MOMENT = datetime(2026, 11, 28, 22, 31, 5, 123456, tzinfo=UTC)
@@ -63,3 +66,20 @@ def test_parse_timestamp_refuses_what_is_not_a_time(value):
 def test_round_trip():
     text = utc_timestamp(MOMENT)
     assert utc_timestamp(parse_timestamp(text)) == text
+
+
+# The Qzone items' fields as docs/qzone.md lists them, in feed order. QzoneComment and
+# QzoneFriend inherit theirs from protocol.qzone: what the parser only notices (a NUL
+# replaced, refused entries) must not become a field of the record.
+QZONE_ITEM_FIELDS = {
+    items.QzoneComment: "account crawled_at owner tid comment_id uin name content text "
+    "created_time reply_num job record",
+    items.QzoneFriend: "account crawled_at uin name remark group online job record",
+}
+
+
+@pytest.mark.parametrize("item", list(QZONE_ITEM_FIELDS))
+def test_qzone_item_fields_are_the_records_not_the_parsers(item):
+    assert [f.name for f in dataclasses.fields(item)] == QZONE_ITEM_FIELDS[item].split()
+    friend = items.QzoneFriend("a", "2026-01-01T00:00:00.000Z", 7, "Bob", "", "", True)
+    assert dataclasses.asdict(friend)["record"] == "qzone_friend"

@@ -31,6 +31,7 @@ __all__ = [
     "STEP_FRIENDS",
     "STEP_MSGDETAIL",
     "STEP_MSGLIST",
+    "CommentRecord",
     "NoAccess",
     "PostPage",
     "QzoneCodeError",
@@ -342,8 +343,9 @@ def decode_text(content: str) -> str:
 
 
 @dataclass(frozen=True)
-class QzoneComment:
-    """One comment on a post: its id is unique within the post."""
+class CommentRecord:
+    """The fields of a stored comment (``items.QzoneComment`` inherits them): its id is
+    unique within the post."""
 
     owner: int
     tid: str
@@ -354,6 +356,12 @@ class QzoneComment:
     text: str
     created_time: int
     reply_num: int
+
+
+@dataclass(frozen=True)
+class QzoneComment(CommentRecord):
+    """One comment on a post as parsed, with what the parser noticed (not stored)."""
+
     nul_replaced: bool = False  # a NUL of name or content became U+FFFD
 
 
