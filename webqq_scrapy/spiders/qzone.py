@@ -135,6 +135,20 @@ class PostsState(QzoneState):
     run: OwnerRun | None = None
 
 
+async def again_or_fail(
+    spider: QzoneSpider, response: Response, state: QzoneState, step: str
+) -> Any:
+    """After a rate-limit answer to ``step``: the request again (``rate_limited``), or the
+    account fails once ``WEBQQ_QZONE_RATE_LIMIT_TRIES`` answers in a row said so."""
+    again = await spider.rate_limited(response, state)
+    if again is None:
+        tries = spider.qzone_config.rate_limit_tries
+        raise StepFailed(
+            OUTCOME_PROTOCOL_ERROR, f"{step}: 使用人数过多 {tries} times in a row"
+        ) from None
+    return again
+
+
 class QzonePostsSpider(QzoneSpider):
     """Posts and comments of the owners' spaces (see the module docstring)."""
 
@@ -361,15 +375,8 @@ class QzonePostsSpider(QzoneSpider):
             if any(c.nul_replaced for c in comments):
                 self.nul_replaced(state, f"a comment of post {post.tid}")
         except qzone.RateLimited:
-            again = await self.rate_limited(response, state)
-            if again is not None:
-                yield again
-                return
-            raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR,
-                f"{qzone.STEP_MSGDETAIL}: 使用人数过多 "
-                f"{self.qzone_config.rate_limit_tries} times in a row",
-            ) from None
+            yield await again_or_fail(self, response, state, qzone.STEP_MSGDETAIL)
+            return
         except qzone.QzoneCodeError as exc:
             # The post went away or was closed between the list and its details: drift,
             # its inline comments kept.
@@ -414,17 +421,10 @@ class QzonePostsSpider(QzoneSpider):
         }
         pictures = list(post.pictures)
         out: list[Any] = [
-            items.QzonePost(
+            items.from_parts(
+                items.QzonePost,
+                post,
                 **common,
-                owner=post.owner,
-                tid=post.tid,
-                uin=post.uin,
-                name=post.name,
-                content=post.content,
-                text=post.text,
-                created_time=post.created_time,
-                cmtnum=post.cmtnum,
-                fwdnum=post.fwdnum,
                 pictures=pictures,
                 file_urls=list(pictures) if self.qzone_config.pictures_dir else [],
             )
@@ -432,20 +432,7 @@ class QzonePostsSpider(QzoneSpider):
         for c in comments:
             if c.comment_id in known:
                 continue
-            out.append(
-                items.QzoneComment(
-                    **common,
-                    owner=c.owner,
-                    tid=c.tid,
-                    comment_id=c.comment_id,
-                    uin=c.uin,
-                    name=c.name,
-                    content=c.content,
-                    text=c.text,
-                    created_time=c.created_time,
-                    reply_num=c.reply_num,
-                )
-            )
+            out.append(items.from_parts(items.QzoneComment, c, **common))
         run.new_posts += 1
         run.new_comments += len(out) - 1
         stats = self.crawler.stats
@@ -504,15 +491,8 @@ class QzoneFriendsSpider(QzoneSpider):
         try:
             found = self.qzone_answer(response, state, qzone.STEP_FRIENDS)
         except qzone.RateLimited:
-            again = await self.rate_limited(response, state)
-            if again is not None:
-                yield again
-                return
-            raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR,
-                f"{qzone.STEP_FRIENDS}: 使用人数过多 "
-                f"{self.qzone_config.rate_limit_tries} times in a row",
-            ) from None
+            yield await again_or_fail(self, response, state, qzone.STEP_FRIENDS)
+            return
         except qzone.NoAccess as exc:
             raise StepFailed(OUTCOME_PROTOCOL_ERROR, f"{qzone.STEP_FRIENDS}: {exc}") from None
         stats = self.crawler.stats
@@ -537,14 +517,11 @@ class QzoneFriendsSpider(QzoneSpider):
                 found.unknown_groups,
             )
         for friend in found.friends:
-            yield items.QzoneFriend(
+            yield items.from_parts(
+                items.QzoneFriend,
+                friend,
                 account=state.account,
                 crawled_at=state.crawled_at,
-                uin=friend.uin,
-                name=friend.name,
-                remark=friend.remark,
-                group=friend.group,
-                online=friend.online,
                 job=self.job,
             )
         stats.inc_value("webqq/qzone/friends", len(found.friends))
