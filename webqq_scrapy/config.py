@@ -148,6 +148,11 @@ def _number(
     return value
 
 
+def _count(settings: BaseSettings, name: str, *, positive: bool = True) -> int:
+    """A whole number setting (``_number`` with ``integer=True``), as an int."""
+    return int(_number(settings, name, positive=positive, integer=True))
+
+
 def read_bool(settings: BaseSettings, name: str) -> bool:
     value = _tristate(settings, name, auto=False)
     assert value is not None
@@ -381,11 +386,9 @@ class WebQQConfig:
             simulator_url=url,
             poll_interval=_number(settings, "WEBQQ_POLL_INTERVAL"),
             scanned_poll_interval=_number(settings, "WEBQQ_SCANNED_POLL_INTERVAL"),
-            max_qr_refreshes=int(
-                _number(settings, "WEBQQ_MAX_QR_REFRESHES", positive=False, integer=True)
-            ),
+            max_qr_refreshes=_count(settings, "WEBQQ_MAX_QR_REFRESHES", positive=False),
             login_timeout=_number(settings, "WEBQQ_LOGIN_TIMEOUT"),
-            retry_times=int(_number(settings, "WEBQQ_RETRY_TIMES", positive=False, integer=True)),
+            retry_times=_count(settings, "WEBQQ_RETRY_TIMES", positive=False),
             retry_backoff=_number(settings, "WEBQQ_RETRY_BACKOFF", positive=False),
             session_lifetime=_number(settings, "WEBQQ_SESSION_LIFETIME"),
             qr_dir=qr_dir,
@@ -397,18 +400,11 @@ class WebQQConfig:
             ),
             simulator_qr_lifetime=_number(settings, "WEBQQ_SIMULATOR_QR_LIFETIME"),
             log_secrets=read_bool(settings, "WEBQQ_LOG_SECRETS"),
-            max_accounts_in_flight=int(
-                _number(settings, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", positive=False, integer=True)
-            ),
+            max_accounts_in_flight=_count(settings, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT", positive=False),
             admission_rate=_number(settings, "WEBQQ_ADMISSION_RATE", positive=False),
             admission_max_lag=_number(settings, "WEBQQ_ADMISSION_MAX_LAG", positive=False),
-            contacts_max_accounts_in_flight=int(
-                _number(
-                    settings,
-                    "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT",
-                    positive=False,
-                    integer=True,
-                )
+            contacts_max_accounts_in_flight=_count(
+                settings, "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", positive=False
             ),
             unfinished_path=_unfinished_path(settings),
             simulator_world=simulator_world(settings),
@@ -457,12 +453,8 @@ class MessagesConfig:
         return cls(
             outbox_interval=_number(settings, "WEBQQ_MESSAGES_OUTBOX_INTERVAL"),
             retry_delay=_number(settings, "WEBQQ_MESSAGES_RETRY_DELAY", positive=False),
-            max_failures=int(
-                _number(settings, "WEBQQ_MESSAGES_MAX_FAILURES", positive=False, integer=True)
-            ),
-            max_starting=int(
-                _number(settings, "WEBQQ_MESSAGES_MAX_STARTING", positive=False, integer=True)
-            ),
+            max_failures=_count(settings, "WEBQQ_MESSAGES_MAX_FAILURES", positive=False),
+            max_starting=_count(settings, "WEBQQ_MESSAGES_MAX_STARTING", positive=False),
             stop_wait=_number(settings, "WEBQQ_MESSAGES_STOP_WAIT", positive=False),
         )
 
@@ -487,11 +479,9 @@ class QzoneConfig:
                 raise SettingError("WEBQQ_QZONE_PICTURES_DIR", "is not a directory", raw_dir)
             check_creatable("WEBQQ_QZONE_PICTURES_DIR", pictures_dir / "x")
         return cls(
-            recheck_posts=int(
-                _number(settings, "WEBQQ_QZONE_RECHECK_POSTS", positive=False, integer=True)
-            ),
+            recheck_posts=_count(settings, "WEBQQ_QZONE_RECHECK_POSTS", positive=False),
             rate_limit_wait=_number(settings, "WEBQQ_QZONE_RATE_LIMIT_WAIT", positive=False),
-            rate_limit_tries=int(_number(settings, "WEBQQ_QZONE_RATE_LIMIT_TRIES", integer=True)),
+            rate_limit_tries=_count(settings, "WEBQQ_QZONE_RATE_LIMIT_TRIES"),
             timeout=_number(settings, "WEBQQ_QZONE_TIMEOUT"),
             pictures_dir=pictures_dir,
         )
@@ -559,9 +549,7 @@ class WebhookConfig:
                 raise SettingError(name, "must be an http:// or https:// URL", f"{parts.scheme}:…")
         return cls(
             url=url,
-            retries=int(
-                _number(settings, "WEBQQ_QR_WEBHOOK_RETRIES", positive=False, integer=True)
-            ),
+            retries=_count(settings, "WEBQQ_QR_WEBHOOK_RETRIES", positive=False),
             backoff=_number(settings, "WEBQQ_QR_WEBHOOK_BACKOFF", positive=False),
             timeout=_number(settings, "WEBQQ_QR_WEBHOOK_TIMEOUT"),
             headers=_headers(settings, "WEBQQ_QR_WEBHOOK_HEADERS"),
@@ -620,8 +608,8 @@ class RedisConfig:
         return cls(
             url=url,
             key=_text(settings, "WEBQQ_REDIS_KEY"),
-            batch_size=int(_number(settings, "WEBQQ_REDIS_BATCH_SIZE", integer=True)),
-            max_in_flight=int(_number(settings, "WEBQQ_REDIS_MAX_IN_FLIGHT", integer=True)),
+            batch_size=_count(settings, "WEBQQ_REDIS_BATCH_SIZE"),
+            max_in_flight=_count(settings, "WEBQQ_REDIS_MAX_IN_FLIGHT"),
             idle_close=_number(settings, "WEBQQ_REDIS_IDLE_CLOSE", positive=False),
             lease_prefix=_text(settings, "WEBQQ_REDIS_LEASE_PREFIX"),
             lease_margin=_number(settings, "WEBQQ_REDIS_LEASE_MARGIN", positive=False),
@@ -774,9 +762,7 @@ class StorageConfig:
         return cls(
             json_path=json_path,
             database_url=database_url,
-            retry_times=int(
-                _number(settings, "WEBQQ_STORE_RETRY_TIMES", positive=False, integer=True)
-            ),
+            retry_times=_count(settings, "WEBQQ_STORE_RETRY_TIMES", positive=False),
             retry_backoff=_number(settings, "WEBQQ_STORE_RETRY_BACKOFF", positive=False),
         )
 
