@@ -10,6 +10,7 @@ import pytest
 
 from webqq_scrapy import items
 from webqq_scrapy.items import parse_timestamp, utc_timestamp
+from webqq_scrapy.protocol import qzone
 
 MOMENT = datetime(2026, 11, 28, 22, 31, 5, 123456, tzinfo=UTC)
 
@@ -83,3 +84,14 @@ def test_qzone_item_fields_are_the_records_not_the_parsers(item):
     assert [f.name for f in dataclasses.fields(item)] == QZONE_ITEM_FIELDS[item].split()
     friend = items.QzoneFriend("a", "2026-01-01T00:00:00.000Z", 7, "Bob", "", "", True)
     assert dataclasses.asdict(friend)["record"] == "qzone_friend"
+
+
+def test_qzone_post_item_holds_the_protocol_post_fields_in_their_order():
+    # items.QzonePost cannot inherit them (FilesPipeline writes its ``files``: the item is
+    # mutable, the protocol's result frozen), so this keeps the two declarations one list.
+    stored = [f.name for f in dataclasses.fields(qzone.QzonePost)]
+    stored = stored[: stored.index("fwdnum") + 1]
+    fields = [f.name for f in dataclasses.fields(items.QzonePost)]
+    assert fields[:2] == ["account", "crawled_at"]
+    assert fields[2 : 2 + len(stored)] == stored
+    assert fields[2 + len(stored) :] == ["pictures", "file_urls", "files", "job", "record"]
