@@ -80,6 +80,10 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
     "WEBQQ_MESSAGES_STOP_WAIT": 3600,
+    "WEBQQ_QZONE_RECHECK_POSTS": 1_000_000,
+    "WEBQQ_QZONE_RATE_LIMIT_WAIT": 3600,
+    "WEBQQ_QZONE_RATE_LIMIT_TRIES": 100,
+    "WEBQQ_QZONE_TIMEOUT": 7 * DAY,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -463,6 +467,36 @@ class MessagesConfig:
         )
 
 
+@dataclass(frozen=True)
+class QzoneConfig:
+    """The Qzone spiders: WEBQQ_QZONE_*."""
+
+    recheck_posts: int
+    rate_limit_wait: float
+    rate_limit_tries: int
+    timeout: float
+    pictures_dir: Path | None  # None: the picture download is off
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> QzoneConfig:
+        raw_dir = str(settings.get("WEBQQ_QZONE_PICTURES_DIR", "") or "").strip()
+        pictures_dir = None
+        if raw_dir:
+            pictures_dir = Path(raw_dir).expanduser()
+            if pictures_dir.exists() and not pictures_dir.is_dir():
+                raise SettingError("WEBQQ_QZONE_PICTURES_DIR", "is not a directory", raw_dir)
+            check_creatable("WEBQQ_QZONE_PICTURES_DIR", pictures_dir / "x")
+        return cls(
+            recheck_posts=int(
+                _number(settings, "WEBQQ_QZONE_RECHECK_POSTS", positive=False, integer=True)
+            ),
+            rate_limit_wait=_number(settings, "WEBQQ_QZONE_RATE_LIMIT_WAIT", positive=False),
+            rate_limit_tries=int(_number(settings, "WEBQQ_QZONE_RATE_LIMIT_TRIES", integer=True)),
+            timeout=_number(settings, "WEBQQ_QZONE_TIMEOUT"),
+            pictures_dir=pictures_dir,
+        )
+
+
 def default_unfinished_dir() -> Path:
     """Beside the default SQLite store: ``<user data dir>/webqq_scrapy/unfinished``."""
     import platformdirs
@@ -649,6 +683,7 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
     WebhookConfig.from_settings(settings)
     RedisConfig.from_settings(settings)
     MessagesConfig.from_settings(settings)
+    QzoneConfig.from_settings(settings)
     return config
 
 
