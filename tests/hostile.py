@@ -34,6 +34,7 @@ class Answer:
 
 
 NEVER = object()  # a rule's return value: never answer
+CLOSE = object()  # a rule's return value: close the connection without an answer
 
 
 @dataclass
@@ -103,6 +104,9 @@ class HostileProxy:
                 answer = rule(call) if rule is not None else None
                 if answer is NEVER:
                     server.stopping.wait()
+                    self.close_connection = True
+                    return
+                if answer is CLOSE:
                     self.close_connection = True
                     return
                 if answer is None:

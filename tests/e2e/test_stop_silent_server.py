@@ -159,3 +159,51 @@ def test_sigterm_during_the_graceful_wait_of_a_closing_crawl_ends_it(tmp_path, s
     )
     print(f"\nSIGTERM in the 65 s stop wait of a closing messages crawl: exit after {took:.1f} s")
     assert took < 30
+
+
+def store_qzone(database_url: str, target: str, *accounts: str) -> None:
+    """Qzone sessions of ``accounts``, made against ``target``."""
+    from sqlalchemy.engine import make_url
+
+    from tests.fixtures.databases import make_credentials
+    from webqq_scrapy.store.database import DatabaseStore
+    from webqq_scrapy.store.writer import keyed_record
+
+    store = DatabaseStore(make_url(database_url))
+    store.open()
+    try:
+        for n, account in enumerate(accounts):
+            creds = make_credentials(
+                account, app="qzone", uin=123456780 + n, ptwebqq="", vfwebqq="",
+                psessionid="", clientid=None, target=target,
+                cookies=[
+                    {"name": "p_skey", "value": f"p-{account}", "domain": "qzone.qq.com",
+                     "path": "/", "expires": None},
+                    {"name": "uin", "value": f"o0{123456780 + n}", "domain": "qq.com",
+                     "path": "/", "expires": None},
+                ],
+            )  # fmt: skip
+            entry = keyed_record(creds, "run")
+            assert entry is not None
+            store.write({entry[0]: entry[1]})
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stop_of_qzone_posts_against_a_silent_server_is_prompt(tmp_path, silent, sqlite_url, sig):
+    store_qzone(sqlite_url, silent.url, "alice", "bob")
+    took = seconds_to_exit(
+        tmp_path,
+        silent,
+        "qzone_posts",
+        *("-a", "accounts=alice,bob"),
+        *("-s", f"WEBQQ_TARGET={silent.url}", "-s", f"WEBQQ_DATABASE_URL={sqlite_url}"),
+        sig=sig,
+    )
+    print(f"\n{signal.Signals(sig).name} 3 s into qzone_posts against a silent server: "
+          f"exit after {took:.1f} s")  # fmt: skip
+    assert took < 30  # DOWNLOAD_TIMEOUT is 180 s
+    log = (tmp_path / "qzone_posts.log").read_text()
+    assert "download(s) in flight cancelled" in log
+    assert "no outcome was stored for: alice, bob" in log, log[-3000:]

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = ["QZONE_APP", "QzoneRecord", "QzoneSpider", "QzoneState", "load_qzone_records"]
 
 QZONE_APP = "qzone"
+REDIRECTS = (301, 302, 303, 307, 308)
 HOST_USER_PAGE = "user.qzone.qq.com"
 
 
@@ -288,7 +289,9 @@ class QzoneSpider(SessionSpider):
         **cb_kwargs: Any,
     ) -> scrapy.Request:
         """A GET of a Qzone CGI (``step``: a key of ``QZONE_CALLS``) with the Referer of the
-        user's own space; HTTP 403 reaches the callback (no access, docs/qzone.md)."""
+        user's own space; HTTP 403 reaches the callback (no access, docs/qzone.md), and so
+        does a redirect, never followed: a CGI answers JSON, a redirect goes to a login page
+        or elsewhere."""
         referer = f"{self.config.scheme}://{HOST_USER_PAGE}/{state.uin}"
         request = self.account_request(
             url,
@@ -296,7 +299,7 @@ class QzoneSpider(SessionSpider):
             state,
             callback,
             headers={"Referer": referer},
-            meta={"handle_httpstatus_list": [403]},
+            meta={"handle_httpstatus_list": [403, *REDIRECTS], "dont_redirect": True},
         )
         request.cb_kwargs.update(cb_kwargs)
         return request
@@ -307,6 +310,13 @@ class QzoneSpider(SessionSpider):
         ``RateLimited`` and ``NoAccess`` are the caller's."""
         if response.status == 403:
             raise qzone.NoAccess(step, 403, None, "HTTP 403")
+        if response.status in REDIRECTS:
+            location = (response.headers.get("Location") or b"").decode("latin-1")
+            raise StepFailed(
+                OUTCOME_PROTOCOL_ERROR,
+                f"{step}: HTTP {response.status} to {location[:200]!r}, not an answer "
+                "(a login page: is the session still valid? scrapy creds check --app qzone)",
+            )
         if response.status != 200:
             raise StepFailed(OUTCOME_PROTOCOL_ERROR, f"{step}: HTTP {response.status}")
         try:
