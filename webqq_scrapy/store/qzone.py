@@ -17,6 +17,7 @@ item per record; the database pipeline upserts them:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from sqlalchemy import (
     select,
 )
 
+from webqq_scrapy import items
 from webqq_scrapy.store.sql import (
     Database,
     account_column,
@@ -70,53 +72,57 @@ def _seen() -> list[Column[Any]]:
     ]
 
 
-def _written() -> list[Column[Any]]:
-    """Who read it last, then who wrote it, what and when: a post's and a comment's alike."""
-    return [
-        account_column(),
-        Column("uin", BigInteger, nullable=False),
-        Column("name", Text, nullable=False),
-        Column("content", Text, nullable=False),
-        Column("text", Text, nullable=False),
-        Column("created_time", BigInteger, nullable=False),
+# The columns of a post's, a comment's and a friend's table are its item's fields
+# (webqq_scrapy.items, which has them from protocol.qzone), the key first, then the others
+# in the item's order: one declaration, not a copy. ``crawled_at`` is kept as
+# first_seen/last_seen and ``job`` comes after them; the picture download's ``file_urls``
+# and ``files`` are not stored (the URLs are, in ``pictures``: a JSON array).
+_NOT_COLUMNS = frozenset({"record", "crawled_at", "job", "file_urls", "files"})
+_BIG_FIELDS = frozenset({"owner", "uin", "comment_id", "created_time"})  # ids, Unix times
+_COLUMN_OF = {"group": "group_name"}  # GROUP is an SQL keyword
+
+
+def _column_type(name: str, annotation: str) -> Any:
+    annotation = annotation.removesuffix(" | None")
+    if name == "account":
+        return String(255)
+    if name == "tid":
+        return _TID
+    if annotation == "bool":
+        return Boolean
+    if annotation == "int":
+        return BigInteger if name in _BIG_FIELDS else Integer
+    return Text
+
+
+def _item_table(name: str, item: type, keys: tuple[str, ...], *extra: Index) -> Table:
+    """The table of ``item``'s records, ``keys`` its primary key (``| None``: nullable)."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(item) if f.name not in _NOT_COLUMNS}
+    columns = [
+        Column(
+            _COLUMN_OF.get(n, n), _column_type(n, fields[n]), primary_key=True, autoincrement=False
+        )
+        for n in keys
+    ] + [
+        Column(
+            _COLUMN_OF.get(n, n), _column_type(n, fields[n]), nullable=fields[n].endswith("None")
+        )
+        for n in fields
+        if n not in keys
     ]
+    return Table(name, metadata, *columns, *_seen(), *extra)
 
 
-qzone_posts_table = Table(
+qzone_posts_table = _item_table(
     "qzone_posts",
-    metadata,
-    Column("owner", BigInteger, primary_key=True, autoincrement=False),
-    Column("tid", _TID, primary_key=True),
-    *_written(),
-    Column("cmtnum", Integer, nullable=False),
-    Column("fwdnum", Integer, nullable=False),
-    Column("pictures", Text, nullable=False),  # a JSON array of URLs
-    *_seen(),
+    items.QzonePost,
+    ("owner", "tid"),
     Index("ix_qzone_posts_owner_time", "owner", "created_time"),
 )
-
-qzone_comments_table = Table(
-    "qzone_comments",
-    metadata,
-    Column("owner", BigInteger, primary_key=True, autoincrement=False),
-    Column("tid", _TID, primary_key=True),
-    Column("comment_id", BigInteger, primary_key=True, autoincrement=False),
-    *_written(),
-    Column("reply_num", Integer, nullable=False),
-    *_seen(),
+qzone_comments_table = _item_table(
+    "qzone_comments", items.QzoneComment, ("owner", "tid", "comment_id")
 )
-
-qzone_friends_table = Table(
-    "qzone_friends",
-    metadata,
-    account_column(primary_key=True),
-    Column("uin", BigInteger, primary_key=True, autoincrement=False),
-    Column("name", Text, nullable=False),
-    Column("remark", Text, nullable=False),
-    Column("group_name", Text, nullable=False),
-    Column("online", Boolean, nullable=False),
-    *_seen(),
-)
+qzone_friends_table = _item_table("qzone_friends", items.QzoneFriend, ("account", "uin"))
 
 qzone_owner_outcomes_table = Table(
     "qzone_owner_outcomes",
@@ -159,8 +165,7 @@ def _row(record: Mapping[str, Any]) -> dict[str, Any]:
     row = {k: v for k, v in record.items() if k in table.c}
     if kind == "qzone_post":
         row["pictures"] = json.dumps(list(record["pictures"]), ensure_ascii=False)
-    if kind == "qzone_friend":
-        row["group_name"] = record["group"]
+    row.update({_COLUMN_OF[k]: v for k, v in record.items() if k in _COLUMN_OF})
     if "first_seen" in table.c:
         row["first_seen"] = row["last_seen"] = record["crawled_at"]
     return row
