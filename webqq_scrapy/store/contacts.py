@@ -43,6 +43,7 @@ from webqq_scrapy.store.sql import (
     Database,
     default_database_url,
     has_table,
+    item_columns,
     metadata,
     row_id,
     upsert,
@@ -93,25 +94,6 @@ def _column_type(name: str, annotation: str) -> Any:
     return String(16) if name in _CODE_FIELDS else Text
 
 
-def _item_columns(item: type, keys: tuple[str, ...]) -> list[Column[Any]]:
-    """The columns of ``item``'s fields; ``account`` and ``keys`` the primary key."""
-    columns: list[Column[Any]] = []
-    for f in dataclasses.fields(item):
-        if f.name in _NOT_COLUMNS:
-            continue
-        annotation = str(f.type)
-        key = f.name == "account" or f.name in keys
-        kind = _column_type(f.name, annotation)
-        if key and f.name != "account":
-            columns.append(Column(f.name, kind, primary_key=True, autoincrement=False))
-        elif key:
-            columns.append(Column(f.name, kind, primary_key=True))
-        else:
-            nullable = annotation.endswith("| None") or f.name in _NULLABLE_DETAILS
-            columns.append(Column(f.name, kind, nullable=nullable))
-    return columns
-
-
 def _seen() -> list[Column[Any]]:
     return [
         Column("first_seen", _TIME, nullable=False),
@@ -121,7 +103,10 @@ def _seen() -> list[Column[Any]]:
 
 
 def _contact_table(name: str, item: type, keys: tuple[str, ...]) -> Table:
-    return Table(name, metadata, *_item_columns(item, keys), *_seen())
+    columns = item_columns(
+        item, ("account", *keys), _column_type, skip=_NOT_COLUMNS, nullable=_NULLABLE_DETAILS
+    )
+    return Table(name, metadata, *columns, *_seen())
 
 
 # record type → (item class, table, key columns after ``account``)
@@ -157,11 +142,7 @@ contact_snapshots_table = Table(
     "contact_snapshots",
     metadata,
     row_id(),
-    *(
-        Column(f.name, _snapshot_type(f.name, str(f.type)), nullable=str(f.type).endswith("None"))
-        for f in dataclasses.fields(items.ContactsSnapshot)
-        if f.name != "record"
-    ),
+    *item_columns(items.ContactsSnapshot, (), _snapshot_type, skip=frozenset({"record"})),
     Index("ix_contact_snapshots_account", "account", "crawled_at"),
 )
 

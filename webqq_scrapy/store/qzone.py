@@ -17,7 +17,6 @@ item per record; the database pipeline upserts them:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from webqq_scrapy.store.sql import (
     Database,
     account_column,
     default_database_url,
+    item_columns,
     metadata,
     row_id,
     upsert,
@@ -96,20 +96,7 @@ def _column_type(name: str, annotation: str) -> Any:
 
 
 def _item_table(name: str, item: type, keys: tuple[str, ...], *extra: Index) -> Table:
-    """The table of ``item``'s records, ``keys`` its primary key (``| None``: nullable)."""
-    fields = {f.name: str(f.type) for f in dataclasses.fields(item) if f.name not in _NOT_COLUMNS}
-    columns = [
-        Column(
-            _COLUMN_OF.get(n, n), _column_type(n, fields[n]), primary_key=True, autoincrement=False
-        )
-        for n in keys
-    ] + [
-        Column(
-            _COLUMN_OF.get(n, n), _column_type(n, fields[n]), nullable=fields[n].endswith("None")
-        )
-        for n in fields
-        if n not in keys
-    ]
+    columns = item_columns(item, keys, _column_type, skip=_NOT_COLUMNS, rename=_COLUMN_OF)
     return Table(name, metadata, *columns, *_seen(), *extra)
 
 

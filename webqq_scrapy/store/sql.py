@@ -5,6 +5,7 @@ credentials and login_attempts tables. The table modules beside it (``contacts``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -39,7 +40,7 @@ from webqq_scrapy.store.json_file import ensure_private_dir
 from webqq_scrapy.store.records import StoreError, Unreadable, record_app, update_values
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from sqlalchemy.engine import URL, Connection, Engine, RowMapping
     from sqlalchemy.sql import Select
@@ -87,6 +88,32 @@ _JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
 def row_id() -> Column[Any]:
     """``id``, an autoincrementing primary key: a table whose rows are only inserted."""
     return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def item_columns(
+    item: type,
+    keys: tuple[str, ...],
+    column_type: Callable[[str, str], Any],
+    *,
+    skip: frozenset[str],
+    nullable: frozenset[str] = frozenset(),
+    rename: Mapping[str, str] | None = None,
+) -> list[Column[Any]]:
+    """A table's columns made from an item class's fields (a field is declared once):
+    ``keys`` first, the primary key, then the other fields in the item's order but ``skip``.
+    ``column_type(name, annotation)`` gives a field's SQL type; a field annotated ``| None``,
+    or named in ``nullable``, may be NULL; ``rename`` maps a field to its column's name."""
+    rename = rename or {}
+    fields = {f.name: str(f.type) for f in dataclasses.fields(item) if f.name not in skip}
+    columns = [
+        Column(rename.get(n, n), column_type(n, fields[n]), primary_key=True, autoincrement=False)
+        for n in keys
+    ]
+    for n, annotation in fields.items():
+        if n not in keys:
+            null = annotation.endswith("| None") or n in nullable
+            columns.append(Column(rename.get(n, n), column_type(n, annotation), nullable=null))
+    return columns
 
 
 def account_column(*, primary_key: bool = False) -> Column[Any]:
