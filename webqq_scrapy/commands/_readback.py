@@ -1,4 +1,5 @@
-"""What ``scrapy contacts`` and ``scrapy messages`` share: the store to read, names as a
+"""What the commands that run no crawl share (``OfflineCommand``), and what ``scrapy
+contacts`` and ``scrapy messages`` share: the store to read, names as a
 person reads them, and one table on the terminal.
 
 Names are stored exactly as the service sent them, HTML entities and U+00A0 included
@@ -40,16 +41,23 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class Readback:
+class OfflineCommand:
+    """Mixed into a ``ScrapyCommand`` (first): a command of the project that runs no crawl
+    and logs nothing (it prints its own output). Not a ``ScrapyCommand`` itself: Scrapy
+    would list it as a command of this package."""
+
+    requires_project = True
+    requires_crawler_process = False
+    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+
+
+class Readback(OfflineCommand):
     """Mixed into a ``ScrapyCommand`` (first) that prints what a spider stored for one
     ACCOUNT: ``spider`` names the spider (and the command), ``nothing`` what is missing,
     ``fetch`` the verb of the hint; ``usage``, ``summary`` and ``description`` are what
     ``scrapy -h`` shows. Not a ``ScrapyCommand`` itself: Scrapy would list it as
     a command of this package."""
 
-    requires_project = True
-    requires_crawler_process = False
-    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
     spider: ClassVar[str]
     nothing: ClassVar[str]
     fetch: ClassVar[str]

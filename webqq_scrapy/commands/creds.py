@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from webqq_scrapy.commands import _check as check
+from webqq_scrapy.commands._readback import OfflineCommand
 from webqq_scrapy.config import SettingError, credentials_source, read_app
 from webqq_scrapy.protocol.apps import UnknownApp, app_named
 from webqq_scrapy.protocol.codes import OUTCOME_BAD_RECORD
@@ -72,11 +73,7 @@ def shown_status(record: dict[str, Any]) -> str:
     return "expired" if is_expired(record) else "valid"
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    requires_crawler_process = False
-    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
-
+class Command(OfflineCommand, ScrapyCommand):
     def syntax(self) -> str:
         return "list [--json] | show ACCOUNT [--json] | check [ACCOUNT ...] [--json] [--app NAME]"
 

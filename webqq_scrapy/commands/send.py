@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from sqlalchemy.exc import SQLAlchemyError
 
+from webqq_scrapy.commands._readback import OfflineCommand
 from webqq_scrapy.config import MessagesConfig, SettingError, validate_all
 from webqq_scrapy.protocol.messaging import parse_target
 from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
@@ -47,11 +48,7 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    requires_crawler_process = False
-    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
-
+class Command(OfflineCommand, ScrapyCommand):
     def syntax(self) -> str:
         return "ACCOUNT buddy:UIN|group:GID|discussion:DID TEXT [--wait]"
 
