@@ -95,6 +95,9 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_REDIS_IDLE_CLOSE": DAY,
     "WEBQQ_REDIS_LEASE_MARGIN": DAY,
     "WEBQQ_REDIS_HEARTBEAT": DAY,
+    "WEBQQ_GC_THRESHOLD": 10_000_000,
+    "WEBQQ_STORE_GROUP_DELAY": 10,
+    "WEBQQ_STORE_GROUP_SIZE": 1_000_000,
 }
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -451,6 +454,21 @@ class MessagesConfig:
         )
 
 
+@dataclass(frozen=True)
+class GCConfig:
+    """The garbage collector's handling (webqq_scrapy/gctuning.py): WEBQQ_GC_*."""
+
+    enabled: bool
+    threshold: int  # the youngest generation's; 0: Python's own
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> GCConfig:
+        return cls(
+            enabled=read_bool(settings, "WEBQQ_GC_TUNING"),
+            threshold=int(_number(settings, "WEBQQ_GC_THRESHOLD", positive=False, integer=True)),
+        )
+
+
 def default_unfinished_dir() -> Path:
     """Beside the default SQLite store: ``<user data dir>/webqq_scrapy/unfinished``."""
     import platformdirs
@@ -637,6 +655,7 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
     WebhookConfig.from_settings(settings)
     RedisConfig.from_settings(settings)
     MessagesConfig.from_settings(settings)
+    GCConfig.from_settings(settings)
     return config
 
 
@@ -698,6 +717,8 @@ class StorageConfig:
     database_url: URL | None  # None: the database is switched off
     retry_times: int
     retry_backoff: float
+    group_delay: float = 0.0  # s a record waits for others to share its write; 0: none
+    group_size: int = 1  # records that make a group written at once
 
     @classmethod
     def of(cls, settings: BaseSettings) -> StorageConfig:
@@ -731,6 +752,8 @@ class StorageConfig:
                 _number(settings, "WEBQQ_STORE_RETRY_TIMES", positive=False, integer=True)
             ),
             retry_backoff=_number(settings, "WEBQQ_STORE_RETRY_BACKOFF", positive=False),
+            group_delay=_number(settings, "WEBQQ_STORE_GROUP_DELAY", positive=False),
+            group_size=int(_number(settings, "WEBQQ_STORE_GROUP_SIZE", integer=True)),
         )
 
 

@@ -164,6 +164,13 @@ WEBQQ_DATABASE_URL_FILE = ""
 WEBQQ_STORE_RETRY_TIMES = 4
 WEBQQ_STORE_RETRY_BACKOFF = 0.5
 
+# Group commit: a storage pipeline writes the records of the items that arrive within
+# GROUP_DELAY seconds of the first (or GROUP_SIZE records, whichever comes first) in one
+# transaction, one fsync, instead of one each; every item still leaves the pipeline only
+# once its record is written. 0 = write each item's record at once (docs/performance.md).
+WEBQQ_STORE_GROUP_DELAY = 0.05
+WEBQQ_STORE_GROUP_SIZE = 100
+
 ITEM_PIPELINES = {
     "webqq_scrapy.pipelines.CredentialsValidationPipeline": 100,
     "webqq_scrapy.pipelines.JsonFilePipeline": 300,
@@ -234,7 +241,15 @@ EXTENSIONS = {
     # Under the asyncio reactor, Twisted would keep every cancelled download/connection
     # timer for minutes (about 14 per login); see webqq_scrapy/timers.py.
     "webqq_scrapy.timers.TimerHeapPurge": 10,
+    # Freeze start-up's objects and raise the collector's threshold (webqq_scrapy/gctuning.py).
+    "webqq_scrapy.gctuning.GCTuning": 20,
 }
+
+# Python's cyclic GC, handled once for the crawl (webqq_scrapy/gctuning.py): gc.freeze() at
+# spider open and the youngest generation's threshold raised to WEBQQ_GC_THRESHOLD container
+# allocations (0 = Python's 700). Off: WEBQQ_GC_TUNING=false.
+WEBQQ_GC_TUNING = True
+WEBQQ_GC_THRESHOLD = 50_000
 
 # Account names travel as the proxy user name to the simulator; allow any Unicode name.
 HTTPPROXY_AUTH_ENCODING = "utf-8"
