@@ -76,6 +76,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_ADMISSION_RATE": 1_000_000,
     "WEBQQ_ADMISSION_MAX_LAG": 3600,
+    "WEBQQ_ADMISSION_CPU_SHARE": 64,
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
     "WEBQQ_MESSAGES_STOP_WAIT": 3600,
@@ -323,6 +324,7 @@ class WebQQConfig:
     max_accounts_in_flight: int = 0  # 0: no limit
     admission_rate: float = 0.0  # accounts admitted per second; 0: no pacing
     admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
+    admission_cpu_share: float = 0.0  # cores the accounts in flight may take; 0: off
     contacts_max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
     simulator_strict: bool = False
@@ -390,6 +392,7 @@ class WebQQConfig:
             ),
             admission_rate=_number(settings, "WEBQQ_ADMISSION_RATE", positive=False),
             admission_max_lag=_number(settings, "WEBQQ_ADMISSION_MAX_LAG", positive=False),
+            admission_cpu_share=_number(settings, "WEBQQ_ADMISSION_CPU_SHARE", positive=False),
             contacts_max_accounts_in_flight=int(
                 _number(
                     settings,
