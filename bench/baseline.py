@@ -86,7 +86,10 @@ class BaselineSpider(scrapy.Spider):
         self.admission = tuple(float(x) for x in admission.split(",")) if admission else ()
         self.in_flight: set[str] = set()
         self.lag = LoopLag()
-        self.headroom = CpuHeadroom(lambda: len(self.in_flight))
+        self.headroom = CpuHeadroom(
+            lambda: len(self.in_flight),
+            saturated=lambda: self.lag.value > (self.admission[1] or 0.1),
+        )
 
     async def admit(self) -> None:
         share, max_lag, limit = self.admission

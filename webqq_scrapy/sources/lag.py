@@ -76,6 +76,11 @@ class CpuHeadroom:
     A fixed admission rate spreads the work of a process that could do more, and a lag
     measured now sees only the work already arrived; this predicts what admitting one more
     account will cost over its login, from what the accounts in flight cost so far.
+
+    ``capacity`` is how many cores the process gets: 1.0 until ``saturated()`` says the
+    process had more work than it could run (its loop late), then the CPU it actually got
+    per second during such periods (a process sharing a loaded machine gets less than a
+    core, and its accounts' cost must be weighed against that, not against a whole core).
     """
 
     def __init__(
@@ -87,8 +92,11 @@ class CpuHeadroom:
         prior: float = 0.001,
         warm_up: float = 20.0,
         cpu: Callable[[], float] = time.process_time,
+        saturated: Callable[[], bool] = lambda: False,
     ) -> None:
         self.in_flight = in_flight
+        self.saturated = saturated
+        self.capacity = 1.0  # cores the process gets (measured while saturated)
         self.period = period
         self.prior = prior
         self.warm_up = warm_up
@@ -114,6 +122,9 @@ class CpuHeadroom:
         now, cpu, count = time.monotonic(), self._cpu(), self.in_flight()
         then, cpu_then, count_then = self._last
         held = (now - then) * (count + count_then) / 2
+        if now > then and self.saturated():
+            got = (cpu - cpu_then) / (now - then)
+            self.capacity += (min(1.0, got) - self.capacity) * (1 - self._keep)
         self._spent = self._spent * self._keep + (cpu - cpu_then)
         self._held = self._held * self._keep + held
         self._seen += held
@@ -128,5 +139,5 @@ class CpuHeadroom:
         return self._spent / self._held
 
     def load(self, accounts: int) -> float:
-        """The share of one core ``accounts`` in flight take (1.0: a whole core)."""
-        return accounts * self.cost
+        """The share of the process's cores ``accounts`` in flight take (1.0: all it gets)."""
+        return accounts * self.cost / max(self.capacity, 0.05)

@@ -165,7 +165,7 @@ class QRLoginSpider(AccountSpider):
         # WEBQQ_ADMISSION_MAX_LAG: how late the event loop runs (started in start()).
         self.loop_lag = LoopLag()
         # WEBQQ_ADMISSION_CPU_SHARE: what an account in flight costs (started in start()).
-        self.headroom = CpuHeadroom(lambda: len(self.active))
+        self.headroom = CpuHeadroom(lambda: len(self.active), saturated=self._saturated)
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -211,7 +211,7 @@ class QRLoginSpider(AccountSpider):
             ", reusing live stored sessions" if self.reuse else "",
         )
         stored = await read_stored_credentials(self, self.accounts) if self.reuse else {}
-        if self.config.admission_max_lag:
+        if self.config.admission_max_lag or self.config.admission_cpu_share:
             self.loop_lag.start()
         if self.config.admission_cpu_share:
             self.headroom.start()
@@ -283,6 +283,10 @@ class QRLoginSpider(AccountSpider):
         stats.max_value(
             "webqq/admission/max_lag_wait_ms", round((time.monotonic() - waited) * 1000)
         )
+
+    def _saturated(self) -> bool:
+        """The loop runs late (WEBQQ_ADMISSION_MAX_LAG, else 0.1 s): more work than CPU."""
+        return self.loop_lag.value > (self.config.admission_max_lag or 0.1)
 
     def _stop_lag(self) -> None:
         self.loop_lag.stop()

@@ -70,3 +70,23 @@ def test_admission_settings_are_validated_by_name():
             assert str(exc).startswith(f"WEBQQ_ADMISSION_CPU_SHARE: {problem}")
         else:
             raise AssertionError(f"{value!r} accepted")
+
+
+@deferred_f_from_coro_f
+async def test_a_process_that_gets_a_quarter_core_weighs_its_accounts_against_that():
+    # Saturated (its loop late) while getting 0.25 CPU seconds a second: ten accounts that
+    # cost 0.025 core each fill what it gets, not a quarter of a core.
+    started = time.monotonic()
+
+    def cpu() -> float:
+        return (time.monotonic() - started) * 0.25
+
+    headroom = CpuHeadroom(lambda: 10, period=0.02, horizon=0.2, warm_up=0.5, cpu=cpu,
+                           saturated=lambda: True)  # fmt: skip
+    headroom.start()
+    try:
+        await sleep(1.0)
+        assert 0.15 < headroom.capacity < 0.35
+        assert 0.6 < headroom.load(10) < 1.6
+    finally:
+        headroom.stop()
