@@ -15,22 +15,35 @@ still queued on the server. The simulator counts the poll2 answers that carried 
 (``GET /_sim/stats``: it hands each queued message out once, §5.2); that is compared with
 the messages stored.
 
-Figures (printed, one line per run, then the totals):
+"Reached the process" means: the process has read the answer's last byte from its socket.
+The download handler writes a poll2 answer to the journal in that very read (before the
+response is built, before any middleware, parser or pipeline sees it; ``webqq_scrapy.
+download``), so an answer that reached the process is in the journal unless the write
+itself failed; one the process had not finished reading is on the wire and cannot be
+recovered (the service has no acknowledgement: docs/protocol.md §5).
+
+Figures (printed, one line per run, then the totals), counted in messages:
 
 * ``delivered``: messages the simulator handed out in poll2 answers during the run (both
-  crawls);
-* ``in flight``: handed out before the kill and not in the store just after it — what a
-  kill lost before the journal;
+  crawls; ``GET /_sim/stats``);
+* ``journaled``: messages the killed crawl journaled: those in its journal files, read just
+  after the kill (before the second crawl replays and deletes them), and those it stored
+  (each was journaled before it was parsed; a segment of the journal is deleted only once
+  its messages are in the store, every 30 s);
+* ``stored``: messages the store gained during the run (both crawls);
+* ``lost reached``: messages that reached the killed process (in its journal, or stored by
+  it) and are not in the store after the second crawl — the target is 0;
+* ``lost wire``: the rest of the loss (``delivered - stored - lost reached``): answers the
+  simulator sent that the killed process never finished reading;
 * ``recovered``: messages the second crawl stored from the journal (its
   ``webqq/journal/recovered`` stat);
-* ``lost``: handed out and still not stored after the second crawl;
-* ``after kill``: answers the simulator handed out from just before the SIGKILL to 1 s
-  after it (the request was on its way; the answer went to a dead or dying process and
-  never reached it);
-* ``unread``: the crawl's sockets holding bytes it had not read yet at the moment of the
-  kill (``/proc/net/tcp`` ``rx_queue``): answers that were in the kernel, not in the
-  process. ``lost`` minus ``after kill`` minus ``unread`` is what reached the process and
-  was lost (the target: 0).
+* ``after kill``: messages the simulator handed out from just before the SIGKILL to 1 s
+  after it (the poll was on its way; the answer went to a dead or dying process);
+* ``unread``: the crawl's sockets holding bytes it had not read at the moment of the kill
+  (``/proc/net/tcp`` ``rx_queue``): answers in the kernel, not in the process.
+
+``after kill`` and ``unread`` are what the simulator and the kernel say about the wire;
+together they account for ``lost wire`` (the ``unread`` look is a moment before the kill).
 """
 
 from __future__ import annotations
@@ -54,6 +67,10 @@ from typing import Any
 
 from bench.login import ROOT, SimulatorProcess, _env
 
+FIGURES = (
+    "delivered", "journaled", "stored", "lost reached", "lost wire", "recovered", "after kill",
+    "unread",
+)  # fmt: skip
 KINDS = {"message": "buddy", "group_message": "group", "discu_message": "discussion"}
 
 
@@ -88,12 +105,31 @@ def _handed_out(control_url: str) -> int:
     return sum(answers.get(kind, 0) for kind in KINDS)
 
 
-def _stored(db: Path) -> int:
+def _keys(db: Path) -> set[str]:
+    """The dedup keys of the stored messages."""
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
         try:
-            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+            return {str(r[0]) for r in conn.execute("SELECT dedup_key FROM messages")}
         except sqlite3.OperationalError:  # no table yet
-            return 0
+            return set()
+
+
+def _journaled(directory: Path) -> set[str]:
+    """The dedup keys of the messages in the journal files (those of dead crawls)."""
+    from webqq_scrapy.protocol.messaging import dedup_key
+    from webqq_scrapy.spiders.messages import Replay, journal_messages
+    from webqq_scrapy.store import journal
+
+    keys = set()
+    for path in sorted(directory.glob("*.journal")):
+        entries, _ = journal.read_segment(path)
+        for r in journal_messages(entries, Replay()):
+            keys.add(
+                dedup_key(
+                    r["account"], r["kind"], r["peer_id"], r["sender_uin"], r["msg_id"], r["time"]
+                )
+            )
+    return keys
 
 
 def _held(db: Path, names: list[str]) -> bool:
@@ -142,7 +178,7 @@ def one_run(
     sim: SimulatorProcess, tmp: Path, names: list[str], senders: int, n: int
 ) -> dict[str, int]:
     db = tmp / "store.sqlite3"
-    handed_before, stored_before = _handed_out(sim.control_url), _stored(db)
+    handed_before, keys_before = _handed_out(sim.control_url), _keys(db)
     crawl = subprocess.Popen(
         _command("messages", sim.url, tmp, log=f"messages-{n}.log"),
         cwd=ROOT, env=_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -173,7 +209,7 @@ def one_run(
     finally:
         if crawl.poll() is None:
             crawl.kill()
-    in_flight = (_handed_out(sim.control_url) - handed_before) - (_stored(db) - stored_before)
+    reached = (_keys(db) - keys_before) | _journaled(tmp / "xdg" / "webqq_scrapy" / "journal")
     log = tmp / f"again-{n}.log"
     subprocess.run(
         _command("messages", sim.url, tmp, "-a", "duration=6", log=log.name),
@@ -181,11 +217,16 @@ def one_run(
     )  # fmt: skip
     found = re.search(r"'webqq/journal/recovered': (\d+)", log.read_text("utf-8"))
     delivered = _handed_out(sim.control_url) - handed_before
+    keys = _keys(db)
+    stored = len(keys - keys_before)
+    lost_reached = len(reached - keys)
     return {
         "delivered": delivered,
-        "in flight": in_flight,
+        "journaled": len(reached),
+        "stored": stored,
+        "lost reached": lost_reached,
+        "lost wire": delivered - stored - lost_reached,
         "recovered": int(found.group(1)) if found else 0,
-        "lost": delivered - (_stored(db) - stored_before),
         "after kill": after_kill,
         "unread": unread,
     }
@@ -209,17 +250,20 @@ def main(argv: list[str] | None = None) -> int:
                      log="login.log"),
             cwd=ROOT, env=_env(tmp), capture_output=True, timeout=600, check=True,
         )  # fmt: skip
-        totals = dict.fromkeys(
-            ("delivered", "in flight", "recovered", "lost", "after kill", "unread"), 0
-        )
+        totals = dict.fromkeys(FIGURES, 0)
         print(f"{args.accounts} accounts, kill -9 at 4-6 s of chatter ({args.senders} senders)")
-        print(f"{'run':>4}" + "".join(f"{k:>11}" for k in totals))
+        print(f"{'run':>4}" + "".join(f"{k:>13}" for k in totals))
         for n in range(1, args.runs + 1):
             figures = one_run(sim, tmp, names, args.senders, n)
             for key, value in figures.items():
                 totals[key] += value
-            print(f"{n:>4}" + "".join(f"{figures[k]:>11}" for k in totals), flush=True)
-        print(f"{'all':>4}" + "".join(f"{totals[k]:>11}" for k in totals))
+            print(f"{n:>4}" + "".join(f"{figures[k]:>13}" for k in totals), flush=True)
+        print(f"{'all':>4}" + "".join(f"{totals[k]:>13}" for k in totals))
+        print(
+            f"lost of the messages that reached the process: {totals['lost reached']} "
+            f"(target 0); lost on the wire, never fully read: {totals['lost wire']} of "
+            f"{totals['delivered']} delivered"
+        )
     finally:
         sim.stop()
         if args.keep:

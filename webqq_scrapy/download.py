@@ -1,4 +1,5 @@
-"""The HTTP download handler of the project's spiders: Scrapy's, plus cancel on a stop.
+"""The HTTP download handler of the project's spiders: Scrapy's, plus cancel on a stop and
+the journal of answers that must survive a kill.
 
 Scrapy closes a spider only once every download in flight has ended, and a server that
 accepts a connection and never answers holds that for ``DOWNLOAD_TIMEOUT`` (180 s): a
@@ -8,6 +9,17 @@ that also remembers its downloads in flight; the spiders send
 names ends at once with :class:`DownloadStopped` (its connection is closed), which the
 spiders' errback reads as "stopped", not as a network fault to retry
 (docs/failures.md, "A crawl stopped early").
+
+An answer to a request marked :data:`~webqq_scrapy.meta.META_JOURNAL` (the ``messages``
+spider's poll2) is handed to the spider's ``journal_answer(request, body, encoding)`` the
+moment the process has read its last byte from the socket: in the same call of the reactor
+as that read (Scrapy's ``bytes_received`` signal, for an answer whose ``Content-Length``
+says when the body is complete), before Scrapy builds the response, runs the downloader
+middlewares, or the event loop does anything else. An answer without a length (chunked, or
+ended by the close of the connection) is handed over when this handler has the response,
+before it returns it. So a message the process has read is in the journal before any code
+that could be slow or killed holds it (docs/data-spiders.md, "A kill loses no message").
+Other requests cost one look-up in their ``meta`` per chunk read.
 """
 
 from __future__ import annotations
@@ -15,19 +27,21 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from scrapy import signals
 from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.utils.asyncio import is_asyncio_available
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import CancelledError, Deferred
 
 from webqq_scrapy import signals as webqq_signals
+from webqq_scrapy.meta import META_JOURNAL
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from scrapy import Request
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
+    from scrapy.http import Headers, Response
 
 __all__ = ["DownloadStopped", "StoppableDownloadHandler"]
 
@@ -36,15 +50,80 @@ class DownloadStopped(Exception):
     """A download cancelled because the crawl stops (``cancel_downloads``)."""
 
 
+class _Answer:
+    """The body of a journaled answer, as it is read."""
+
+    __slots__ = ("chunks", "encoding", "expected", "received", "written")
+
+    def __init__(self, expected: int | None, encoding: str | None) -> None:
+        self.expected = expected  # Content-Length; None when the body has no length
+        self.encoding = encoding  # Content-Encoding, when there is one
+        self.chunks: list[bytes] = []
+        self.received = 0
+        self.written = False
+
+
 class StoppableDownloadHandler(HTTP11DownloadHandler):
-    """Scrapy's HTTP/1.1 download handler whose downloads in flight a stop can cancel."""
+    """Scrapy's HTTP/1.1 download handler whose downloads in flight a stop can cancel and
+    that journals the answers of marked requests as they are read (see the module doc)."""
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
+        self.crawler = crawler
         # Each download in flight and the function that cancels it.
         self._inflight: dict[Request, Callable[[], Any]] = {}
         self._stopped: set[Request] = set()
+        # The journaled requests this handler downloads, and their answers as they are read
+        # (None until the headers came). Scrapy has one handler per scheme, and both hear
+        # every request's signals: each journals only its own.
+        self._answers: dict[Request, _Answer | None] = {}
         crawler.signals.connect(self.cancel, signal=webqq_signals.cancel_downloads)
+        crawler.signals.connect(self._headers_received, signal=signals.headers_received)
+        crawler.signals.connect(self._bytes_received, signal=signals.bytes_received)
+
+    # ---- the journal: an answer is written the moment its last byte is read ----------------
+
+    def _headers_received(
+        self, headers: Headers, body_length: Any, request: Request, **kwargs: Any
+    ) -> None:
+        if request not in self._answers:
+            return
+        encoding = headers.get(b"Content-Encoding")
+        answer = _Answer(
+            body_length if isinstance(body_length, int) else None,
+            encoding.decode("latin-1").strip().lower() if encoding else None,
+        )
+        self._answers[request] = answer
+        if answer.expected == 0:
+            answer.written = True  # no body: nothing to keep
+
+    def _bytes_received(self, data: bytes, request: Request, **kwargs: Any) -> None:
+        answer = self._answers.get(request)
+        if answer is None or answer.written:
+            return
+        answer.chunks.append(data)
+        answer.received += len(data)
+        if answer.expected is not None and answer.received >= answer.expected:
+            # The last byte is read: journal it before this call returns to the reactor.
+            self._journal(request, answer, b"".join(answer.chunks))
+
+    def _journal(self, request: Request, answer: _Answer, body: bytes) -> None:
+        answer.written = True
+        answer.chunks = []
+        hook = getattr(self.crawler.spider, "journal_answer", None)
+        if hook is not None:
+            hook(request, body, answer.encoding)
+
+    def _journal_response(self, request: Request, response: Response) -> None:
+        """The fallback for an answer whose end the reads did not show (no length)."""
+        answer = self._answers.get(request)
+        if answer is None:
+            encoding = response.headers.get(b"Content-Encoding")
+            answer = _Answer(None, encoding.decode("latin-1").strip().lower() if encoding else None)
+        if not answer.written and response.body:
+            self._journal(request, answer, response.body)
+
+    # ---- downloads -----------------------------------------------------------------------
 
     def cancel(self, match: Callable[[Request], bool], **kwargs: Any) -> int:
         """Cancel the downloads in flight whose request ``match`` accepts: how many."""
@@ -55,6 +134,17 @@ class StoppableDownloadHandler(HTTP11DownloadHandler):
         return len(chosen)
 
     async def download_request(self, request: Request) -> Response:
+        if not request.meta.get(META_JOURNAL):
+            return await self._download(request)
+        self._answers[request] = None
+        try:
+            response = await self._download(request)
+            self._journal_response(request, response)
+            return response
+        finally:
+            self._answers.pop(request, None)
+
+    async def _download(self, request: Request) -> Response:
         download = super().download_request(request)
         try:
             if is_asyncio_available():

@@ -36,6 +36,7 @@ from webqq_scrapy.protocol.codes import (
 
 __all__ = [
     "CONTACT_RECORDS",
+    "DEFAULT_RECORD_APP",
     "OUTCOMES",
     "OUTCOME_EXPIRED",
     "OUTCOME_NETWORK_ERROR",
@@ -63,12 +64,17 @@ __all__ = [
 
 # 2: credentials carry the session's status (status, status_retcode, status_reason,
 # checked_at); stores of version 1 are upgraded when opened (store/sql.py, store/json_file.py).
-SCHEMA_VERSION = 2
+# 3: credentials (and outcomes) carry the ptlogin2 ``app`` they are for (docs/apps.md); a
+# store holds one credentials record per (account, app); older records read as ``webqq``.
+SCHEMA_VERSION = 3
+# The app of a record written before schema 3, or without an ``app`` field.
+DEFAULT_RECORD_APP = "webqq"
 
 
 @dataclass
 class Credentials:
-    """A logged-in WebQQ session that another program can reuse.
+    """A logged-in session of one ptlogin2 app (``app``: ``webqq``, ``qzone``, …;
+    docs/apps.md) that another program can reuse.
 
     ``vfwebqq`` is the one from getvfwebqq, not login2's (docs/protocol.md §3.4).
     ``cookies`` holds every cookie of the account's jar as dicts with the keys
@@ -96,6 +102,7 @@ class Credentials:
     status_retcode: int | None = None
     status_reason: str | None = None
     checked_at: str | None = None
+    app: str = DEFAULT_RECORD_APP
 
 
 @dataclass
@@ -114,6 +121,7 @@ class LoginOutcome:
     job: str | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    app: str = DEFAULT_RECORD_APP
 
 
 # --- timestamps --------------------------------------------------------------------------
@@ -178,6 +186,10 @@ class CredentialsUpdate:
     ptwebqq: str | None = None
     cookies: list[dict[str, Any]] | None = None
     job: str | None = None
+    # The app of the record it is about; for an app without a psessionid (Qzone: always
+    # empty), the record's obtained_at tells its sessions apart.
+    app: str = DEFAULT_RECORD_APP
+    obtained_at: str | None = None
 
 
 @dataclass

@@ -17,6 +17,10 @@ META_TARGET = "webqq_target"
 # What the log shows instead of the request's URL, for a URL that holds a secret of its own
 # (the webhook's, e.g. ?token=…): the Crawled lines of DEBUG print request URLs whole.
 META_LOG_URL = "webqq_log_url"
+# An answer the download handler writes to the spider's journal the moment its last byte is
+# read from the socket, before anything else in the process sees it (the messages
+# spider's poll2: webqq_scrapy.download, docs/data-spiders.md "A kill loses no message").
+META_JOURNAL = "webqq_journal"
 
 # Meta keys a retried request keeps; Scrapy's own (download_latency, proxy, retry state…)
 # must be computed afresh (docs/scrapy-notes.md §1.6: never copy meta wholesale).
@@ -33,5 +37,6 @@ CARRIED_META = frozenset(
         META_UIN,
         META_PSESSIONID,
         META_TARGET,
+        META_JOURNAL,
     }
 )

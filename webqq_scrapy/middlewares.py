@@ -14,13 +14,6 @@ cookie's domain is a public suffix. tldextract's default downloads the Public Su
 first use and caches it under ``~/.cache``: on a machine without network (or in a fresh HOME,
 e.g. a scrapyd user's) every first run printed a dozen tracebacks before the first QR. This
 one uses the copy of the list that ships inside tldextract: no network, no cache file.
-
-``AnswerJournalMiddleware``: hands each downloaded answer to the spider's
-``journal_answer(request, response)`` coroutine, when it has one, as soon as the answer is
-downloaded (and decompressed), before the engine queues it for the callback: the
-``messages`` spider writes its poll2 answers to its journal there (docs/data-spiders.md,
-"A kill loses no message"), so the time an answer spends in this process unrecorded is
-as short as it can be.
 """
 
 from __future__ import annotations
@@ -47,7 +40,6 @@ if TYPE_CHECKING:
 
     from scrapy import Request
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
     from scrapy.http.cookies import CookieJar
 
 logger = logging.getLogger(__name__)
@@ -213,20 +205,3 @@ def _mode(simulator: Any) -> str:
     if simulator.strict:
         return "strict mode, WEBQQ_SIMULATOR_STRICT"
     return "default mode: as strict as the real service"
-
-
-class AnswerJournalMiddleware:
-    """Give each answer to the spider's ``journal_answer`` first (see the module doc)."""
-
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(crawler)
-
-    async def process_response(self, request: Request, response: Response) -> Response:
-        hook = getattr(self.crawler.spider, "journal_answer", None)
-        if hook is not None:
-            await hook(request, response)
-        return response

@@ -222,10 +222,7 @@ CONCURRENT_ITEMS = 1
 # it (§1.6), so a redirect is an answer to record, not to follow.
 # Scrapy's cookie middleware would download the Public Suffix List on a first run (a dozen
 # tracebacks without network); this one uses the copy inside tldextract.
-# The answer journal (messages spider) sees an answer right after the download and its
-# decompression (HttpCompressionMiddleware, 590), before anything else.
 DOWNLOADER_MIDDLEWARES = {
-    "webqq_scrapy.middlewares.AnswerJournalMiddleware": 580,
     "webqq_scrapy.middlewares.TargetRoutingMiddleware": 740,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "webqq_scrapy.middlewares.OfflineCookiesMiddleware": 700,
@@ -274,7 +271,9 @@ FEED_STORAGES = {
 FEED_EXPORTERS = {"csv": "webqq_scrapy.feeds.CsvItemExporter"}
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # Scrapy's HTTP handler, plus: a stop cancels the downloads of the stopping accounts, so a
-# server that never answers does not hold a Ctrl-C for DOWNLOAD_TIMEOUT (docs/spiders.md).
+# server that never answers does not hold a Ctrl-C for DOWNLOAD_TIMEOUT (docs/spiders.md),
+# and a poll2 answer goes to the messages spider's journal the moment it is read
+# (docs/data-spiders.md, "A kill loses no message").
 DOWNLOAD_HANDLERS = {
     "http": "webqq_scrapy.download.StoppableDownloadHandler",
     "https": "webqq_scrapy.download.StoppableDownloadHandler",

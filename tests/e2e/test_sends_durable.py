@@ -117,10 +117,20 @@ def test_a_send_cut_by_kill_9_ends_unconfirmed_and_is_not_resent(
     assert send.returncode == 1, out + err
     assert "unconfirmed: outbox message 1" in err, err
     assert "stopped while sending it" in err and "not resent" in err, err
-    # The heartbeat's expiry bounds the wait (15 s), not --timeout.
-    assert waited < 30, waited
+    # The killed crawl ran on this host: its process is gone, so the send ends at --wait's
+    # next look (about 1 s), not when the heartbeat expires (15 s).
+    assert "its process on this host is gone" in err, err
+    assert waited < 8, waited
     [row] = outbox_rows(db)
     assert row["status"] == "unconfirmed"
+    # A new send for the account is refused at once: nothing is queued for a dead crawl.
+    late = run_scrapy(
+        "send", "alice", f"buddy:{friend}", "after the kill", "-s", f"WEBQQ_DATABASE_URL={db}",
+        data_home=tmp_path / "data", timeout=60,
+    )  # fmt: skip
+    assert late.returncode == 1, late.stdout + late.stderr
+    assert "is gone (its process on this host ended; nothing is queued)" in late.stderr
+    assert len(outbox_rows(db)) == 1
     # A new crawl of the account does not send it again.
     again = start_crawl(tmp_path, sim, db, "-a", "duration=4", log="again.log")
     assert again.wait(60) == 0
@@ -159,7 +169,7 @@ def test_send_after_the_crawl_stopped_is_refused_at_once(
     assert [r["status"] for r in outbox_rows(db)] == ["sent"]
     # While held, the message said what a kill means: the heartbeat's expiry bounds it.
     assert "queued: outbox message 1" in queued.stdout
-    assert "killed less than 15 s ago still looks alive" in queued.stdout
+    assert "another host killed less than 15 s ago still looks alive" in queued.stdout
 
 
 def test_queued_sends_go_out_in_outbox_order(

@@ -8,8 +8,11 @@ spider holding the account's session sends it within ``WEBQQ_MESSAGES_OUTBOX_INT
 and records the result.
 
 The spider marks the accounts it holds with a heartbeat and removes the marks when it
-stops; a crawl that was killed (``kill -9``, a crash) cannot, so for up to
-``HOLDER_STALE_AFTER`` (15 s; three outbox intervals if that is longer) after a kill a
+stops; a crawl that was killed (``kill -9``, a crash) cannot. A killed crawl on this host
+is known gone at once (its process id no longer exists, ``holder_died_here``: the rule the
+next crawl's ``take_hold`` uses): nothing is queued for it, and a message it was sending
+ends ``unconfirmed`` at once. A crawl on another host counts as alive for up to
+``HOLDER_STALE_AFTER`` (15 s; three outbox intervals if that is longer) after a kill: a
 message is still queued for it — it then goes out with the next ``messages`` crawl of the
 account, and ``--wait`` says so as soon as the heartbeat is that old. A message the killed
 crawl was sending ends ``unconfirmed`` (it may have been delivered; never resent,
@@ -119,6 +122,15 @@ class Command(ScrapyCommand):
             # The spider renews its heartbeat every outbox interval; three missed: gone.
             stale_after = max(outbox.HOLDER_STALE_AFTER, 3 * interval)
             entry = outbox.holder_entry(db, account, stale_after=stale_after)
+            if entry is not None and outbox.holder_died_here(str(entry["holder"])):
+                # Killed a moment ago on this host: its heartbeat is fresh, nobody sends.
+                self._fail(
+                    EXIT_NOT_SENT,
+                    f"the 'messages' crawl {entry['holder']} that held {account}'s session "
+                    f"in {label} is gone (its process on this host ended; nothing is "
+                    f"queued); start one: scrapy crawl messages -a accounts={account}",
+                )
+                return
             if entry is None:
                 self._fail(
                     EXIT_NOT_SENT,
@@ -130,10 +142,10 @@ class Command(ScrapyCommand):
             age = max(0.0, time.time() - entry["seen_at"])
             print(
                 f"queued: outbox message {outbox_id} from {account} to {target}, for the "
-                f"messages crawl {entry['holder']} (heartbeat {age:.1f} s ago; a crawl "
-                f"killed less than {stale_after:g} s ago still looks alive: the message "
-                f"then waits for the next 'scrapy crawl messages' of {account}; --wait "
-                "tells)"
+                f"messages crawl {entry['holder']} (heartbeat {age:.1f} s ago; a crawl on "
+                f"another host killed less than {stale_after:g} s ago still looks alive: "
+                f"the message then waits for the next 'scrapy crawl messages' of "
+                f"{account}; --wait tells)"
             )
             if not opts.wait:
                 return
@@ -169,9 +181,9 @@ class Command(ScrapyCommand):
                         break
                     print(
                         f"not sent: outbox message {outbox_id} is queued, and the messages "
-                        f"crawl holding {account} stopped (no heartbeat for "
-                        f"{stale_after:g} s); it goes out with the next 'scrapy crawl "
-                        f"messages -a accounts={account}'",
+                        f"crawl holding {account} stopped (its process is gone, or no "
+                        f"heartbeat for {stale_after:g} s); it goes out with the next "
+                        f"'scrapy crawl messages -a accounts={account}'",
                         file=sys.stderr,
                     )
                     return EXIT_NOT_SENT
@@ -199,13 +211,20 @@ class Command(ScrapyCommand):
     ) -> dict[str, Any] | None:
         """The row when the crawl that was to send it is gone: a ``sending`` row ended
         ``unconfirmed`` (its crawl died with the send on its way), a ``queued`` row as it
-        is (nobody holds the account any more); None while a crawl is alive for it."""
+        is (nobody holds the account any more); None while a crawl is alive for it. A
+        holder on this host whose process is gone is gone at once, whatever its heartbeat
+        says (the rule of ``take_hold``: ``holder_died_here``)."""
         if row["status"] == "sending":
-            settled = outbox.settle_orphans(db, stale_after=stale, outbox_id=row["id"])
+            holder = str(row.get("holder") or "")
+            dead = [holder] if holder and outbox.holder_died_here(holder) else []
+            settled = outbox.settle_orphans(db, stale_after=stale, outbox_id=row["id"], dead=dead)
             return settled[0] if settled else None
-        if row["status"] == "queued" and outbox.holder_entry(db, account, stale_after=stale):
-            return None
-        return row if row["status"] == "queued" else None
+        if row["status"] == "queued":
+            entry = outbox.holder_entry(db, account, stale_after=stale)
+            if entry is not None and not outbox.holder_died_here(str(entry["holder"])):
+                return None
+            return row
+        return None
 
     def _fail(self, code: int, message: str) -> None:
         print(f"send: {message}", file=sys.stderr)

@@ -24,7 +24,7 @@ from twisted.internet.threads import deferToThread
 
 from webqq_scrapy.config import MessagesConfig
 from webqq_scrapy.items import Message, RefusedMessage, SendResult, utc_timestamp
-from webqq_scrapy.meta import META_ACCOUNT, META_STEP
+from webqq_scrapy.meta import META_ACCOUNT, META_JOURNAL, META_STEP
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
     OUTCOME_HELD_ELSEWHERE,
@@ -199,7 +199,7 @@ def journal_messages(entries: Sequence[JournalEntry], replay: Replay) -> list[di
         replay.answers += 1
         try:
             envelope = web2.load_json(
-                POLL, entry.body, max_depth=web2.MAX_JSON_DEPTH, surrogates=True
+                POLL, entry.decoded_body(), max_depth=web2.MAX_JSON_DEPTH, surrogates=True
             )
             if not isinstance(envelope, dict) or entry.uin is None:
                 raise web2.ProtocolError("poll2: not an answer of a known account")
@@ -461,23 +461,25 @@ class MessagesSpider(Web2Spider):
                 exc,
             )
 
-    async def journal_answer(self, request: scrapy.Request, response: Response) -> None:
-        """A poll2 answer that may carry messages goes to the journal before anything else
-        reads it. Called by ``AnswerJournalMiddleware`` as soon
-        as the answer is downloaded (webqq_scrapy.middlewares)."""
+    def journal_answer(self, request: scrapy.Request, body: bytes, encoding: str | None) -> None:
+        """A poll2 answer goes to the journal before anything else in this process reads it:
+        called by the download handler the moment its last byte is read from the socket
+        (webqq_scrapy.download), before Scrapy builds the response."""
         journal = self.journal
-        meta = request.meta  # (the response is not tied to its request yet)
-        if journal is None or response.status != 200 or meta.get(META_STEP) != POLL:
+        meta = request.meta
+        if journal is None or meta.get(META_STEP) != POLL:
             return
-        body = response.body
         # Only an answer with a result can hold a message (a key spelled with escapes
-        # has a backslash); the empty answers of the hold are not journaled.
-        if b"result" not in body and b"\\" not in body:
+        # has a backslash); the empty answers of the hold are not journaled. A compressed
+        # answer is journaled as it came (the replay decompresses it).
+        if encoding is None and b"result" not in body and b"\\" not in body:
             return
         state = self.states.get(str(meta.get(META_ACCOUNT)))
         if state is None:
             return
-        entry = JournalEntry(state.account, state.uin, utc_timestamp(), self.job, body)
+        entry = JournalEntry(
+            state.account, state.uin, utc_timestamp(), self.job, body, encoding=encoding
+        )
         try:
             # Written now: the page cache outlives this process, so no kill can lose it.
             synced = journal.append(entry)
@@ -630,7 +632,10 @@ class MessagesSpider(Web2Spider):
             clientid=state.clientid,
         )
         # §5.2: a 502/504 after the hold is "no message", read by parse_poll, not an error.
-        meta = {"handle_httpstatus_list": sorted(web2.POLL_TIMEOUT_HTTP_STATUSES)}
+        meta = {
+            "handle_httpstatus_list": sorted(web2.POLL_TIMEOUT_HTTP_STATUSES),
+            META_JOURNAL: True,  # journaled as soon as it is read (journal_answer)
+        }
         held = self.held.get(state.account)
         if held is not None:
             held.polled_at = time.monotonic()

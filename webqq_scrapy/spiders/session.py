@@ -28,7 +28,12 @@ from webqq_scrapy.config import (
     credentials_source,
     parse_target,
 )
-from webqq_scrapy.items import CredentialsUpdate, SessionOutcome, utc_timestamp
+from webqq_scrapy.items import (
+    DEFAULT_RECORD_APP,
+    CredentialsUpdate,
+    SessionOutcome,
+    utc_timestamp,
+)
 from webqq_scrapy.meta import META_PSESSIONID, META_TARGET
 from webqq_scrapy.protocol import web2
 from webqq_scrapy.protocol.codes import (
@@ -120,15 +125,16 @@ class Session(AccountState):
 
 
 def load_stored_credentials(
-    source: Mapping[str, Any], accounts: list[str] | None
+    source: Mapping[str, Any], accounts: list[str] | None, app: str = DEFAULT_RECORD_APP
 ) -> dict[str, Credentials | BadRecord]:
-    """The stored credentials of ``accounts`` (all stored accounts when None), by account;
-    a record that cannot be used is a :class:`~webqq_scrapy.store.BadRecord` saying why
+    """The stored credentials of ``app`` (``webqq`` unless told: a WebQQ spider never sees
+    a Qzone record) of ``accounts`` (all stored accounts when None), by account; a record
+    that cannot be used is a :class:`~webqq_scrapy.store.BadRecord` saying why
     (``records.credentials_problem``), and costs only its own account.
 
     Blocking (a database or a file): call it off the reactor thread.
     """
-    records = store.read_credentials_records(**source)
+    records = store.read_credentials_records(app=app, **source)
     wanted = None if accounts is None else set(accounts)
     stored: dict[str, Credentials | BadRecord] = {}
     for record in records:
@@ -156,11 +162,13 @@ def bad_record_detail(spider: AccountSpider, bad: BadRecord) -> str:
 
 
 async def read_stored_credentials(
-    spider: AccountSpider, accounts: list[str] | None
+    spider: AccountSpider, accounts: list[str] | None, app: str = DEFAULT_RECORD_APP
 ) -> dict[str, Credentials | BadRecord]:
-    """The stored credentials of ``accounts`` (all when None), read off the reactor thread
-    (a record that cannot be used: its ``BadRecord``); a store that cannot be read closes
-    the spider (finish reason ``webqq_storage_unavailable``)."""
+    """The stored credentials of ``app`` (docs/apps.md; ``webqq`` unless told) of
+    ``accounts`` (all when None), by account, read off the reactor thread (a record that
+    cannot be used: its ``BadRecord``); a store that cannot be read closes the spider
+    (finish reason ``webqq_storage_unavailable``). A spider of another app reads its
+    sessions with ``read_stored_credentials(self, accounts, app="qzone")``."""
     try:
         source, label = credentials_source(spider.crawler.settings)
     except SettingError as exc:
@@ -168,7 +176,7 @@ async def read_stored_credentials(
         raise CloseSpider(FINISH_STORAGE_UNAVAILABLE) from None
     try:
         return await maybe_deferred_to_future(
-            deferToThread(load_stored_credentials, source, accounts)
+            deferToThread(load_stored_credentials, source, accounts, app)
         )
     except READ_ERRORS as exc:
         spider.logger.error(
@@ -258,6 +266,8 @@ class SessionSpider(AccountSpider):
     accounts_from_arguments: ClassVar[bool] = False
     # The per-account state: a subclass may extend Session with its own fields.
     state_class: ClassVar[type[Session]] = Session
+    # The app whose stored sessions it works on (docs/apps.md): a Qzone spider sets "qzone".
+    credentials_app: ClassVar[str] = DEFAULT_RECORD_APP
 
     def __init__(
         self,
@@ -289,7 +299,7 @@ class SessionSpider(AccountSpider):
     # ---- start ---------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
-        stored = await read_stored_credentials(self, self.requested)
+        stored = await read_stored_credentials(self, self.requested, self.credentials_app)
         self.accounts = self.requested if self.requested is not None else sorted(stored)
         self.logger.info(
             "Working on the stored sessions of %d account(s) against target %s",

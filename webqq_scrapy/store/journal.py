@@ -18,8 +18,11 @@ written for) and ``<holder>`` the crawl's host and pid. A live crawl holds an ex
 dies, which is how a later crawl tells a dead crawl's journal from a running one's.
 
 One line per answer, JSON: ``account``, ``uin`` (the user's QQ number, for the parser's
-check), ``received_at``, ``job`` and ``body`` (the answer's bytes, base64). A line cut short
-by the kill is ignored (its answer had not been acknowledged to the parser yet).
+check), ``received_at``, ``job``, ``body`` (the answer's bytes as read from the socket,
+base64) and, for a compressed answer, ``encoding`` (its ``Content-Encoding``: the replay
+decompresses ``gzip`` and ``deflate``; ``br`` when the ``brotli`` module is installed). A
+line cut short by the kill is ignored (its answer had not been acknowledged to the parser
+yet).
 
 An append writes its line at once, in the caller's thread (a write to the page cache: it
 outlives the process, whatever kills it), and is then synced by one syncer thread in
@@ -39,6 +42,7 @@ import json
 import os
 import re
 import threading
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -54,6 +58,8 @@ __all__ = [
     "store_digest",
 ]
 
+# The most a journaled answer decompresses to (poll2's answer cap is 16 MiB).
+MAX_BODY = 16 * 1024 * 1024
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -87,6 +93,42 @@ class JournalEntry:
     received_at: str
     job: str | None
     body: bytes
+    encoding: str | None = None  # the answer's Content-Encoding, if it had one
+
+    def decoded_body(self, limit: int = MAX_BODY) -> bytes:
+        """The answer's body, decompressed (at most ``limit`` bytes); ValueError when its
+        encoding is unknown here or the data is not what it says."""
+        encoding = (self.encoding or "identity").strip().lower()
+        if encoding == "identity":
+            return self.body
+        try:
+            if encoding in ("gzip", "x-gzip"):
+                return _inflate(self.body, zlib.MAX_WBITS | 16, limit)
+            if encoding == "deflate":
+                try:
+                    return _inflate(self.body, zlib.MAX_WBITS, limit)
+                except zlib.error:  # raw deflate, as some servers send it
+                    return _inflate(self.body, -zlib.MAX_WBITS, limit)
+            if encoding == "br":
+                import brotli  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+                data = bytes(brotli.decompress(self.body))
+                if len(data) > limit:
+                    raise ValueError(f"more than {limit} bytes decompressed")
+                return data
+        except ImportError:
+            pass
+        except zlib.error as exc:
+            raise ValueError(f"{encoding}: {exc}") from None
+        raise ValueError(f"an answer with Content-Encoding {encoding!r} cannot be decoded")
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise ValueError(f"more than {limit} bytes decompressed")
+    return out
 
 
 def _private_dir(directory: Path) -> None:
@@ -149,6 +191,8 @@ class PollJournal:
             "job": entry.job,
             "body": base64.b64encode(entry.body).decode("ascii"),
         }
+        if entry.encoding is not None:
+            record["encoding"] = entry.encoding
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
         future: Future[None] = Future()
         with self._lock:
@@ -262,6 +306,7 @@ def read_segment(path: Path) -> tuple[list[JournalEntry], int]:
             try:
                 record: dict[str, Any] = json.loads(raw)
                 uin = record.get("uin")
+                encoding = record.get("encoding")
                 entries.append(
                     JournalEntry(
                         account=str(record["account"]),
@@ -269,6 +314,7 @@ def read_segment(path: Path) -> tuple[list[JournalEntry], int]:
                         received_at=str(record["received_at"]),
                         job=record.get("job"),
                         body=base64.b64decode(record["body"], validate=True),
+                        encoding=encoding if isinstance(encoding, str) else None,
                     )
                 )
             except (ValueError, KeyError, TypeError, binascii.Error):

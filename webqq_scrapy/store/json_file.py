@@ -9,7 +9,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from webqq_scrapy.items import SCHEMA_VERSION
+from webqq_scrapy.items import DEFAULT_RECORD_APP, SCHEMA_VERSION
 from webqq_scrapy.store.records import (
     CREDENTIALS,
     OUTCOMES,
@@ -17,6 +17,7 @@ from webqq_scrapy.store.records import (
     UPDATES,
     StoreError,
     apply_update,
+    record_app,
 )
 
 if TYPE_CHECKING:
@@ -25,13 +26,17 @@ if TYPE_CHECKING:
 
     from webqq_scrapy.store.records import Batch
 
-# {"schema_version": 1,
+# {"schema_version": 3,
 #  "credentials": {"<account>": {<Credentials fields>, "stored_at": "..."}, ...},
-#  "outcomes": {"<account>": {<LoginOutcome fields>, "run_id": "...", "stored_at": "..."}}}
+#  "outcomes": {"<account>": {<LoginOutcome fields>, "run_id": "...", "stored_at": "..."}},
+#  "apps": {"<app>": {"credentials": {"<account>": ...}, "outcomes": {"<account>": ...}}}}
 #
-# "outcomes" keeps each account's latest outcome; the history is in the SQL table
-# login_attempts. A file of an older schema_version is upgraded by JSON_MIGRATIONS when read
-# (and written back in the new version with the next write); a newer one is refused.
+# A record is keyed (account, app): WebQQ's, the default app's, stay at the top level where
+# every version kept them (a program reading the file for WebQQ keeps working), every other
+# app's (docs/apps.md) are under "apps". "outcomes" keeps each (account, app)'s latest
+# outcome; the history is in the SQL table login_attempts. A file of an older
+# schema_version is upgraded by JSON_MIGRATIONS when read (and written back in the new
+# version with the next write); a newer one is refused.
 
 
 def _add_status(doc: dict[str, Any]) -> dict[str, Any]:
@@ -42,12 +47,37 @@ def _add_status(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _add_app(doc: dict[str, Any]) -> dict[str, Any]:
+    """2 → 3: every record so far is WebQQ's; other apps get their own section."""
+    for section in ("credentials", "outcomes"):
+        for record in (doc.get(section) or {}).values():
+            if isinstance(record, dict):
+                record.setdefault("app", DEFAULT_RECORD_APP)
+    doc.setdefault("apps", {})
+    return doc
+
+
 # {from_version: function(doc) -> doc of from_version + 1}
-JSON_MIGRATIONS: dict[int, Any] = {1: _add_status}
+JSON_MIGRATIONS: dict[int, Any] = {1: _add_status, 2: _add_app}
 
 
 def empty_json_store() -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "credentials": {}, "outcomes": {}}
+    return {"schema_version": SCHEMA_VERSION, "credentials": {}, "outcomes": {}, "apps": {}}
+
+
+def app_section(doc: dict[str, Any], app: str, section: str) -> dict[str, Any]:
+    """The ``section`` ("credentials" or "outcomes") of ``app`` in a JSON store ``doc``,
+    made (empty) when missing; raises StoreError when the file holds something else."""
+    if app == DEFAULT_RECORD_APP:
+        part = doc.setdefault(section, {})
+    else:
+        apps = doc.setdefault("apps", {})
+        if not isinstance(apps, dict) or not isinstance(apps.setdefault(app, {}), dict):
+            raise StoreError("the JSON store's 'apps' is not an object of objects")
+        part = apps[app].setdefault(section, {})
+    if not isinstance(part, dict):
+        raise StoreError(f"the JSON store's {section} of app {app!r} is not an object")
+    return part
 
 
 def read_json_store(path: Path) -> dict[str, Any]:
@@ -78,6 +108,7 @@ def read_json_store(path: Path) -> dict[str, Any]:
         doc = JSON_MIGRATIONS[version](doc)
         version = doc["schema_version"] = version + 1
     doc.setdefault("outcomes", {})
+    doc.setdefault("apps", {})
     return doc
 
 
@@ -137,20 +168,23 @@ def json_store_lock(path: Path) -> Iterator[None]:
 
 def update_json_store(
     path: Path,
-    credentials: Mapping[str, dict[str, Any]],
-    outcomes: Mapping[str, dict[str, Any]],
+    credentials: Mapping[Any, dict[str, Any]],
+    outcomes: Mapping[Any, dict[str, Any]],
     updates: Iterable[Mapping[str, Any]] = (),
 ) -> None:
-    """Upsert records (keyed by account) into the JSON store at ``path``, then apply
-    ``updates`` (records.apply_update) in order."""
+    """Upsert records into the JSON store at ``path``, each under its own (account, app) —
+    the mappings' keys only tell records apart —, then apply ``updates``
+    (records.apply_update) in order."""
     with json_store_lock(path):
         doc = read_json_store(path)
-        doc["credentials"].update(credentials)
-        doc["outcomes"].update(outcomes)
+        for section, records in (("credentials", credentials), ("outcomes", outcomes)):
+            for record in records.values():
+                app_section(doc, record_app(record), section)[record["account"]] = record
         for update in updates:
-            record = doc["credentials"].get(update["account"])
-            if record is not None:
-                apply_update(record, update)
+            stored = app_section(doc, record_app(update), "credentials")
+            entry = stored.get(update["account"])
+            if isinstance(entry, dict):
+                apply_update(entry, update)
         write_json_atomic(path, doc)
 
 
@@ -166,8 +200,8 @@ class JsonFileStore:
         read_json_store(self.path)  # refuse to overwrite a file that is not ours
 
     def write(self, batch: Batch) -> None:
-        credentials = {key[-1]: rec for key, rec in batch.items() if key[0] == CREDENTIALS}
-        outcomes = {key[-1]: rec for key, rec in batch.items() if key[0] == OUTCOMES}
+        credentials = {key: rec for key, rec in batch.items() if key[0] == CREDENTIALS}
+        outcomes = {key: rec for key, rec in batch.items() if key[0] == OUTCOMES}
         updates = [rec for key, rec in batch.items() if key[0] == UPDATES]
         update_json_store(self.path, credentials, outcomes, updates)
 

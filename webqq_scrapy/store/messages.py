@@ -323,8 +323,13 @@ def holder_of(
     return None if entry is None else str(entry["holder"])
 
 
-def orphan_detail(holder: str, stale_after: float) -> str:
+def orphan_detail(holder: str, stale_after: float, *, died_here: bool = False) -> str:
     """Why a ``sending`` row whose holder is gone ends ``unconfirmed``."""
+    if died_here:
+        return (
+            f"the messages crawl {holder} stopped while sending it (its process on this host "
+            "is gone): it may have been delivered; not resent (docs/protocol.md §6.3)"
+        )
     return (
         f"the messages crawl {holder} stopped while sending it (no heartbeat for "
         f"{stale_after:g} s): it may have been delivered; not resent (docs/protocol.md §6.3)"
@@ -339,6 +344,7 @@ def _settle_orphans(
     accounts: Sequence[str] | None = None,
     outbox_id: int | None = None,
     keep_holder: str | None = None,
+    dead: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     alive = exists().where(
         and_(
@@ -346,7 +352,8 @@ def _settle_orphans(
             holders_table.c.seen_at >= now - stale_after,
         )
     )
-    where = and_(outbox_table.c.status == "sending", ~alive)
+    gone = ~alive if not dead else or_(~alive, outbox_table.c.holder.in_(list(dead)))
+    where = and_(outbox_table.c.status == "sending", gone)
     if keep_holder is not None:
         where = and_(where, outbox_table.c.holder != keep_holder)
     if outbox_id is not None:
@@ -359,7 +366,9 @@ def _settle_orphans(
     settled = []
     stamp = utc_timestamp()
     for row in rows:
-        detail = orphan_detail(str(row["holder"]), stale_after)
+        detail = orphan_detail(
+            str(row["holder"]), stale_after, died_here=str(row["holder"]) in dead
+        )
         done = conn.execute(
             outbox_table.update()
             .where(and_(outbox_table.c.id == row["id"], where))
@@ -376,15 +385,20 @@ def settle_orphans(
     now: float | None = None,
     stale_after: float = HOLDER_STALE_AFTER,
     outbox_id: int | None = None,
+    dead: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """End ``unconfirmed`` the ``sending`` rows (all, or ``outbox_id``) whose holder has no
-    heartbeat younger than ``stale_after`` on any account: the crawl that claimed them
-    died (``kill -9``, a crash, a lost machine) between sending and recording the answer.
+    heartbeat younger than ``stale_after`` on any account, or is one of ``dead`` (holders
+    known gone: :func:`holder_died_here`, whatever their heartbeat says): the crawl that
+    claimed them died (``kill -9``, a crash, a lost machine) between sending and recording
+    the answer.
     The message may have been delivered, so it is not resent (docs/protocol.md §6.3): the
     row keeps its ``holder`` and says why in ``detail``. The settled rows."""
     now = time.time() if now is None else now
     with db.engine().begin() as conn:
-        return _settle_orphans(conn, now=now, stale_after=stale_after, outbox_id=outbox_id)
+        return _settle_orphans(
+            conn, now=now, stale_after=stale_after, outbox_id=outbox_id, dead=dead
+        )
 
 
 class Claim(NamedTuple):

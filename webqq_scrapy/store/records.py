@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from webqq_scrapy.items import (
+    DEFAULT_RECORD_APP,
     Credentials,
     CredentialsUpdate,
     LoginOutcome,
@@ -14,18 +16,19 @@ from webqq_scrapy.items import (
     utc_timestamp,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
 # Fields without which a Credentials record cannot be used; empty values count as missing.
 REQUIRED_FIELDS = ("account", "uin", "ptwebqq", "vfwebqq", "psessionid", "cookies")
+# A record of another app (Qzone, qun.qq.com, …) is its check_sig cookies: WebQQ's tokens
+# are empty there (items.Credentials).
+APP_REQUIRED_FIELDS = ("account", "uin", "cookies")
 # Fields that let anyone act as the account: never logged, redacted when shown
 # (webqq_scrapy.redaction, scrapy creds).
 SECRET_FIELDS = ("ptwebqq", "vfwebqq", "psessionid", "cookies")
 REDACTED = "<redacted>"
 
-# The two kinds of record. A batch of records to write is keyed (CREDENTIALS, account) or
-# (OUTCOMES, run_id, account): a later record of the same key replaces an earlier one.
+# The two kinds of record. A batch of records to write is keyed (CREDENTIALS, app, account)
+# or (OUTCOMES, run_id, app, account): a later record of the same key replaces an earlier
+# one. The account is always the key's last part.
 CREDENTIALS = "credentials"
 OUTCOMES = "outcomes"
 # Changes to stored credentials (CredentialsUpdate), keyed (UPDATES, sequence, account):
@@ -102,9 +105,21 @@ def normalise_timestamps(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def record_app(record: Mapping[str, Any] | Any) -> str:
+    """The app a record (a stored mapping or an item) is for: ``webqq`` when it names none
+    (records written before schema 3)."""
+    app = record.get("app") if isinstance(record, Mapping) else getattr(record, "app", None)
+    return app if isinstance(app, str) and app else DEFAULT_RECORD_APP
+
+
+def required_fields(app: str) -> tuple[str, ...]:
+    """The fields a credentials record of ``app`` cannot do without."""
+    return REQUIRED_FIELDS if app == DEFAULT_RECORD_APP else APP_REQUIRED_FIELDS
+
+
 def missing_fields(item: Credentials) -> list[str]:
     """Required fields of ``item`` that are absent or empty."""
-    return [name for name in REQUIRED_FIELDS if not getattr(item, name, None)]
+    return [name for name in required_fields(record_app(item)) if not getattr(item, name, None)]
 
 
 def _plain(value: Any) -> Any:
@@ -150,10 +165,22 @@ def update_values(update: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def same_session(record: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
+    """Whether the stored ``record`` is still the session ``update`` is about: the same app
+    and psessionid, and the same ``obtained_at`` when the update names one (an app without
+    a psessionid, such as Qzone, tells its sessions apart by it)."""
+    if record_app(record) != record_app(update):
+        return False
+    if record.get("psessionid") != update.get("psessionid"):
+        return False
+    obtained = update.get("obtained_at")
+    return obtained is None or record.get("obtained_at") == obtained
+
+
 def apply_update(record: dict[str, Any], update: Mapping[str, Any]) -> bool:
     """Apply ``update`` to a stored credentials ``record`` in place, when the record is still
-    the session the update is about (same psessionid); whether it was applied."""
-    if record.get("psessionid") != update.get("psessionid"):
+    the session the update is about (:func:`same_session`); whether it was applied."""
+    if not same_session(record, update):
         return False
     record.update(update_values(update))
     return True
@@ -210,7 +237,10 @@ def credentials_problem(record: Mapping[str, Any]) -> str | None:
     for name in _FIELDS_WITHOUT_DEFAULT:
         if name not in record:
             return f"{name}: missing"
-    for name in REQUIRED_FIELDS:
+    app = record.get("app", DEFAULT_RECORD_APP)
+    if app is not None and not isinstance(app, str):
+        return f"app: a {kind_of(app)}, not a string"
+    for name in required_fields(record_app(record)):
         value = record.get(name)
         if name == "cookies":
             continue
@@ -232,11 +262,15 @@ def credentials_from_record(record: Mapping[str, Any]) -> Credentials:
     problem = credentials_problem(record)
     if problem is not None:
         raise BadRecord(str(record.get("account")), problem)
-    return Credentials(**{name: record[name] for name in CREDENTIALS_FIELDS if name in record})
+    values = {name: record[name] for name in CREDENTIALS_FIELDS if name in record}
+    values["app"] = record_app(record)
+    return Credentials(**values)
 
 
 def outcome_from_record(record: Mapping[str, Any]) -> LoginOutcome:
-    return LoginOutcome(**{name: record[name] for name in OUTCOME_FIELDS if name in record})
+    values = {name: record[name] for name in OUTCOME_FIELDS if name in record}
+    values["app"] = record_app(record)
+    return LoginOutcome(**values)
 
 
 def parse_time(value: object) -> datetime | None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -27,14 +28,15 @@ from sqlalchemy import (
     cast,
     create_engine,
     inspect,
+    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from webqq_scrapy.items import SCHEMA_VERSION, utc_timestamp
+from webqq_scrapy.items import DEFAULT_RECORD_APP, SCHEMA_VERSION, utc_timestamp
 from webqq_scrapy.store.json_file import ensure_private_dir
-from webqq_scrapy.store.records import StoreError, Unreadable, update_values
+from webqq_scrapy.store.records import StoreError, Unreadable, record_app, update_values
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -91,10 +93,15 @@ def _status_columns() -> list[Column[Any]]:
     ]
 
 
+def _app_column(*, nullable: bool) -> Column[Any]:
+    """Schema 3: the ptlogin2 app of a row (docs/apps.md); rows of older schemas are WebQQ's."""
+    return Column("app", String(32), nullable=nullable, server_default=DEFAULT_RECORD_APP)
+
+
 credentials_table = Table(
     "credentials",
     metadata,
-    Column("account", String(255), primary_key=True),
+    Column("account", String(255), nullable=False),
     Column("uin", BigInteger, nullable=False),
     Column("nickname", Text),
     Column("ptwebqq", Text, nullable=False),
@@ -110,6 +117,9 @@ credentials_table = Table(
     Column("stored_at", String(64), nullable=False),
     # Schema 2: what the service last said of the session (docs/sessions.md).
     *_status_columns(),
+    # Schema 3: one row per (account, app).
+    _app_column(nullable=False),
+    PrimaryKeyConstraint("account", "app", name="credentials_pkey"),
 )
 
 login_attempts_table = Table(
@@ -130,6 +140,8 @@ login_attempts_table = Table(
     Column("schema_version", Integer, nullable=False),
     Column("extra", _JSON),
     Column("stored_at", String(64), nullable=False),
+    # Schema 3: the app logged in to (NULL in rows of older schemas: webqq).
+    _app_column(nullable=True),
     UniqueConstraint("run_id", "account", name="uq_login_attempts_run_account"),
     Index("ix_login_attempts_account", "account"),
 )
@@ -153,7 +165,45 @@ def _add_status(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE credentials ADD COLUMN {column.name} {kind}")
 
 
-SQL_MIGRATIONS: dict[int, Any] = {1: _add_status}  # {from_version: function(connection)}
+def _columns(conn: Connection, table: str) -> set[str]:
+    return {column["name"] for column in inspect(conn).get_columns(table)}
+
+
+def _add_app(conn: Connection) -> None:
+    """2 → 3: rows carry their app; a credentials row is keyed (account, app).
+
+    Every row so far is WebQQ's. PostgreSQL changes the primary key in place; SQLite cannot,
+    so its table is rebuilt (renamed, created anew, copied, dropped) in the transaction."""
+    if has_table(conn, "login_attempts") and "app" not in _columns(conn, "login_attempts"):
+        kind = String(32).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE login_attempts ADD COLUMN app {kind}")
+    if not has_table(conn, "credentials") or "app" in _columns(conn, "credentials"):
+        return
+    if conn.dialect.name == "sqlite":
+        old = _columns(conn, "credentials")
+        conn.exec_driver_sql("ALTER TABLE credentials RENAME TO credentials_schema2")
+        credentials_table.create(conn)
+        names = ", ".join(name for name in _names(credentials_table) if name in old)
+        conn.exec_driver_sql(
+            f"INSERT INTO credentials ({names}, app) "
+            f"SELECT {names}, '{DEFAULT_RECORD_APP}' FROM credentials_schema2"
+        )
+        conn.exec_driver_sql("DROP TABLE credentials_schema2")
+        return
+    kind = String(32).compile(dialect=conn.dialect)
+    conn.exec_driver_sql(
+        f"ALTER TABLE credentials ADD COLUMN app {kind} NOT NULL DEFAULT '{DEFAULT_RECORD_APP}'"
+    )
+    pkey = inspect(conn).get_pk_constraint("credentials").get("name")
+    if pkey:
+        conn.exec_driver_sql(f"ALTER TABLE credentials DROP CONSTRAINT {pkey}")
+    conn.exec_driver_sql(
+        "ALTER TABLE credentials ADD CONSTRAINT credentials_pkey PRIMARY KEY (account, app)"
+    )
+
+
+# {from_version: function(connection)}
+SQL_MIGRATIONS: dict[int, Any] = {1: _add_status, 2: _add_app}
 
 _SCHEMA_LOCK_ID = 0x77656271  # "webq": serialises table creation between PostgreSQL clients
 
@@ -309,37 +359,48 @@ def _stamp(record: Mapping[str, Any], now: str) -> dict[str, Any]:
 
 
 def upsert_credentials(conn: Connection, records: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace credentials rows, one per account (records of distinct accounts)."""
+    """Insert or replace credentials rows, one per (account, app) (records of distinct
+    keys; a record without ``app`` is WebQQ's)."""
     now = utc_timestamp()
     rows = [
-        {name: record.get(name) for name in _names(credentials_table)} | _stamp(record, now)
+        {name: record.get(name) for name in _names(credentials_table)}
+        | _stamp(record, now)
+        | {"app": record_app(record)}
         for record in records
     ]
-    upsert(conn, credentials_table, rows, ["account"])
+    upsert(conn, credentials_table, rows, ["account", "app"])
 
 
 def upsert_attempts(conn: Connection, records: Sequence[dict[str, Any]]) -> None:
     """Insert or replace login_attempts rows, one per (run_id, account)."""
     names = [name for name in _names(login_attempts_table) if name != "id"]
     now = utc_timestamp()
-    rows = [{name: record.get(name) for name in names} | _stamp(record, now) for record in records]
+    rows = [
+        {name: record.get(name) for name in names}
+        | _stamp(record, now)
+        | {"app": record_app(record)}
+        for record in records
+    ]
     upsert(conn, login_attempts_table, rows, ["run_id", "account"])
 
 
 def apply_updates(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> None:
-    """Apply update records in order, each to its account's row while that row is still the
-    session the update is about (same psessionid; records.apply_update)."""
+    """Apply update records in order, each to its (account, app) row while that row is
+    still the session the update is about (records.same_session)."""
     table = credentials_table
     for update in updates:
         values = update_values(update)
         if not values:
             continue
-        conn.execute(
+        query = (
             table.update()
             .where(table.c.account == update["account"])
+            .where(table.c.app == record_app(update))
             .where(table.c.psessionid == update["psessionid"])
-            .values(**values)
         )
+        if update.get("obtained_at") is not None:
+            query = query.where(table.c.obtained_at == update["obtained_at"])
+        conn.execute(query.values(**values))
 
 
 def _select_json_as_text(table: Table) -> Select[Any]:
@@ -371,23 +432,36 @@ def _decode_json_cells(table: Table, row: RowMapping) -> dict[str, Any]:
 
 
 def _read_rows(
-    engine: Engine, table: Table, order: Any, account: str | None
+    engine: Engine, table: Table, order: Sequence[Any], account: str | None, app: str | None
 ) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         if not has_table(conn, table.name):
             return []
-        query = _select_json_as_text(table).order_by(order)
+        query = _select_json_as_text(table).order_by(*order)
         if account is not None:
             query = query.where(table.c.account == account)
-        return [_decode_json_cells(table, row) for row in conn.execute(query).mappings()]
+        if app == DEFAULT_RECORD_APP:
+            query = query.where(or_(table.c.app == app, table.c.app.is_(None)))
+        elif app is not None:
+            query = query.where(table.c.app == app)
+        rows = [_decode_json_cells(table, row) for row in conn.execute(query).mappings()]
+    for row in rows:
+        row["app"] = record_app(row)
+    return rows
 
 
-def read_db_credentials(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
-    """Credentials rows (all, or one account's), ordered by account; a ``cookies`` cell that
-    is not valid JSON is an ``Unreadable`` (``records.credentials_problem`` names it)."""
-    return _read_rows(engine, credentials_table, credentials_table.c.account, account)
+def read_db_credentials(
+    engine: Engine, account: str | None = None, app: str | None = DEFAULT_RECORD_APP
+) -> list[dict[str, Any]]:
+    """Credentials rows of ``app`` (None: every app), all or one account's, ordered by
+    account (then app); a ``cookies`` cell that is not valid JSON is an ``Unreadable``
+    (``records.credentials_problem`` names it)."""
+    table = credentials_table
+    return _read_rows(engine, table, (table.c.account, table.c.app), account, app)
 
 
-def read_db_attempts(engine: Engine, account: str | None = None) -> list[dict[str, Any]]:
-    """login_attempts rows, oldest first."""
-    return _read_rows(engine, login_attempts_table, login_attempts_table.c.id, account)
+def read_db_attempts(
+    engine: Engine, account: str | None = None, app: str | None = DEFAULT_RECORD_APP
+) -> list[dict[str, Any]]:
+    """login_attempts rows of ``app`` (None: every app), oldest first."""
+    return _read_rows(engine, login_attempts_table, (login_attempts_table.c.id,), account, app)

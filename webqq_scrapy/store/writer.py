@@ -34,6 +34,7 @@ from webqq_scrapy.store.records import (
     describe_error,
     is_record_error,
     outcome_record,
+    record_app,
     update_record,
 )
 
@@ -64,13 +65,13 @@ def keyed_record(item: Any, run_id: str) -> tuple[tuple[str, ...], dict[str, Any
     """The batch key and the record (with ``stored_at``, and ``run_id`` for an outcome) of
     a Credentials, LoginOutcome or CredentialsUpdate item; None for any other item."""
     if isinstance(item, Credentials):
-        return (CREDENTIALS, item.account), {
+        return (CREDENTIALS, record_app(item), item.account), {
             **credentials_record(item),
             "stored_at": utc_timestamp(),
         }
     if isinstance(item, LoginOutcome):
         run_id = item.job or run_id
-        return (OUTCOMES, run_id, item.account), {
+        return (OUTCOMES, run_id, record_app(item), item.account), {
             **outcome_record(item),
             "run_id": run_id,
             "stored_at": utc_timestamp(),

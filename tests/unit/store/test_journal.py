@@ -8,11 +8,14 @@ A line cut by the kill is skipped, never a crash.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import gzip
 import json
 import stat
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 from webqq_scrapy.spiders.messages import replay_journal
@@ -114,3 +117,32 @@ def test_another_stores_journal_is_left_alone(tmp_path: Path) -> None:
         "postgresql://u:other@h/db"
     )
     assert journals.store_digest(other) != journals.store_digest(one)
+
+
+def test_a_compressed_answer_is_replayed_as_the_server_meant_it(tmp_path: Path) -> None:
+    """The journal keeps an answer as it was read from the socket; one the server sent
+    gzip- or deflate-encoded is decompressed at the replay, an unknown encoding is counted
+    unreadable, never a crash."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    directory = tmp_path / "journal"
+    store = journals.store_digest(url)
+    writer = journals.PollJournal(directory, store, "host:1")
+    writer.open()
+    for msg_id, encoding, body in (
+        (1, "gzip", gzip.compress(answer(1, "zipped"))),
+        (2, "deflate", zlib.compress(answer(2, "deflated"))),
+        (3, "x-unknown", answer(3, "lost")),
+    ):
+        plain = entry(msg_id)
+        writer.append(dataclasses.replace(plain, body=body, encoding=encoding)).result()
+    writer.close()
+    writer.release_locks()  # as if its process died
+    reader = journals.PollJournal(directory, store, "host:2")
+    reader.open()
+    with contextlib.closing(Database(url, message_store.TABLES)) as db:
+        replay = replay_journal(db, reader)
+    assert (replay.stored, replay.answers, replay.unreadable) == (2, 3, 1)
+    texts = [m["text"] for m in message_store.list_messages("alice", database_url=url)]
+    assert texts == ["zipped", "deflated"]
+    reader.close()
+    reader.release_locks()
