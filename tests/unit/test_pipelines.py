@@ -309,8 +309,10 @@ def test_json_killed_mid_write_leaves_old_or_new_complete_file(tmp_path):
             "ITEM_PIPELINES": project.ITEM_PIPELINES,
             "WEBQQ_DATABASE_ENABLED": False,
             "WEBQQ_JSON_PATH": {str(json_path)!r},
-            # Groups that straddle generations: a file mixes them as the writes go on.
-            "WEBQQ_STORE_GROUP_SIZE": 30,
+            # Groups of 7 records straddle the generations of 100: a file mixes them as the
+            # writes go on (groups of whole generations would each hold only one).
+            "CONCURRENT_ITEMS": 7,
+            "WEBQQ_STORE_GROUP_SIZE": 7,
             "LOG_LEVEL": "WARNING",
         }})
         process.crawl(Endless)
