@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from webqq_scrapy import settings as defaults
 from webqq_scrapy.dirs import ancestors_problem, qr_dir_problem
+from webqq_scrapy.protocol.apps import APPS
 from webqq_scrapy.protocol.codes import QR_LIFETIME
 from webqq_scrapy.secret_settings import (
     FILE_SUFFIX,
@@ -80,6 +81,10 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
     "WEBQQ_MESSAGES_STOP_WAIT": 3600,
+    "WEBQQ_QZONE_RECHECK_POSTS": 1_000_000,
+    "WEBQQ_QZONE_RATE_LIMIT_WAIT": 3600,
+    "WEBQQ_QZONE_RATE_LIMIT_TRIES": 100,
+    "WEBQQ_QZONE_TIMEOUT": 7 * DAY,
     "WEBQQ_RETRY_TIMES": 100,
     "WEBQQ_RETRY_BACKOFF": 3600,
     "WEBQQ_SESSION_LIFETIME": 366 * DAY,
@@ -226,6 +231,15 @@ def parse_target(raw: object) -> tuple[str, str | None]:
     )
 
 
+def read_app(settings: BaseSettings) -> str:
+    """WEBQQ_APP: the name of a row of the ptlogin2 app table (docs/apps.md)."""
+    raw = settings.get("WEBQQ_APP", defaults.WEBQQ_APP)
+    name = str(raw).strip()
+    if name not in APPS:
+        raise SettingError("WEBQQ_APP", f"must be one of {', '.join(sorted(APPS))}", raw)
+    return name
+
+
 def check_qr_dir(path: Path) -> None:
     """Raise SettingError unless WEBQQ_QR_DIR can hold the QR files; create nothing.
 
@@ -333,6 +347,7 @@ class WebQQConfig:
     # stored with each record (docs/sessions.md, "Which target").
     target_explicit: bool = False
     qr_dir_default: bool = False  # WEBQQ_QR_DIR empty: qr_dir is default_qr_dir()
+    app: str = "webqq"  # WEBQQ_APP: the default app (protocol/apps.py)
 
     def unfinished_file(self, spider: str, job: str | None) -> Path:
         """Where a run's accounts left without an outcome are listed (WEBQQ_UNFINISHED_PATH)."""
@@ -405,6 +420,7 @@ class WebQQConfig:
             simulator_world=simulator_world(settings),
             simulator_strict=read_bool(settings, "WEBQQ_SIMULATOR_STRICT"),
             target_explicit=target_given(settings),
+            app=read_app(settings),
         )
 
 
@@ -469,6 +485,36 @@ class GCConfig:
         return cls(
             enabled=read_bool(settings, "WEBQQ_GC_TUNING"),
             threshold=int(_number(settings, "WEBQQ_GC_THRESHOLD", positive=False, integer=True)),
+        )
+
+
+@dataclass(frozen=True)
+class QzoneConfig:
+    """The Qzone spiders: WEBQQ_QZONE_*."""
+
+    recheck_posts: int
+    rate_limit_wait: float
+    rate_limit_tries: int
+    timeout: float
+    pictures_dir: Path | None  # None: the picture download is off
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> QzoneConfig:
+        raw_dir = str(settings.get("WEBQQ_QZONE_PICTURES_DIR", "") or "").strip()
+        pictures_dir = None
+        if raw_dir:
+            pictures_dir = Path(raw_dir).expanduser()
+            if pictures_dir.exists() and not pictures_dir.is_dir():
+                raise SettingError("WEBQQ_QZONE_PICTURES_DIR", "is not a directory", raw_dir)
+            check_creatable("WEBQQ_QZONE_PICTURES_DIR", pictures_dir / "x")
+        return cls(
+            recheck_posts=int(
+                _number(settings, "WEBQQ_QZONE_RECHECK_POSTS", positive=False, integer=True)
+            ),
+            rate_limit_wait=_number(settings, "WEBQQ_QZONE_RATE_LIMIT_WAIT", positive=False),
+            rate_limit_tries=int(_number(settings, "WEBQQ_QZONE_RATE_LIMIT_TRIES", integer=True)),
+            timeout=_number(settings, "WEBQQ_QZONE_TIMEOUT"),
+            pictures_dir=pictures_dir,
         )
 
 
@@ -658,6 +704,7 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
     WebhookConfig.from_settings(settings)
     RedisConfig.from_settings(settings)
     MessagesConfig.from_settings(settings)
+    QzoneConfig.from_settings(settings)
     GCConfig.from_settings(settings)
     return config
 

@@ -10,7 +10,9 @@ The data spiders (docs/spiders.md): ``contacts`` yields one record per contact �
 ``RecentConversation`` — all of one account's only after every list of it was read and
 checked (docs/protocol.md §4.14), then ``ContactsSnapshot`` (the account's lists are
 complete: the store marks what is no longer there as gone). ``messages`` yields ``Message``
-per received message and ``SendResult`` per message sent from the store's outbox. Each
+per received message and ``SendResult`` per message sent from the store's outbox. The Qzone
+spiders (docs/qzone.md): ``QzoneFriend`` per friend, ``QzonePost`` and ``QzoneComment`` per
+new or changed post and new comment, ``QzoneOwnerOutcome`` per owner's space. Each
 carries ``account`` and a ``record`` field naming its type, so one feed can hold them all.
 Ids are the service's, random per login and stable within a session (§4.13); names are raw,
 exactly as the service sent them (HTML entities included, §4.0).
@@ -44,6 +46,7 @@ __all__ = [
     "OUTCOME_PROTOCOL_ERROR",
     "OUTCOME_REFUSED",
     "OUTCOME_TIMEOUT",
+    "QZONE_RECORDS",
     "SCHEMA_VERSION",
     "ContactsSnapshot",
     "Credentials",
@@ -55,6 +58,10 @@ __all__ = [
     "GroupMember",
     "LoginOutcome",
     "Message",
+    "QzoneComment",
+    "QzoneFriend",
+    "QzoneOwnerOutcome",
+    "QzonePost",
     "RecentConversation",
     "RefusedMessage",
     "SelfInfo",
@@ -91,7 +98,7 @@ class Credentials:
     ptwebqq: str
     vfwebqq: str
     psessionid: str
-    clientid: int
+    clientid: int | None
     cookies: list[dict[str, Any]]
     obtained_at: str
     expires_at: str
@@ -457,3 +464,98 @@ class SendResult:
     detail: str | None = None
     job: str | None = None
     record: str = field(default="send_result", init=False)
+
+
+# ---- Qzone (the qzone_posts and qzone_friends spiders, docs/qzone.md) -----------------------
+
+
+@dataclass
+class QzonePost:
+    """One post (说说) of ``owner``'s space, as ``account`` read it.
+
+    Identified by (``owner``, ``tid``). ``content`` is the text with Qzone's markup, exactly
+    as sent; ``text`` the readable form (mentions as ``@name``, emoji codes dropped,
+    entities unescaped). ``created_time`` is the service's Unix time; ``cmtnum`` and
+    ``fwdnum`` the counts the service gave. ``pictures`` are the pictures' URLs (the largest
+    copy given); ``file_urls`` the same list when the picture download is on
+    (``WEBQQ_QZONE_PICTURES_DIR``: Scrapy's FilesPipeline fetches them and fills ``files``),
+    else empty.
+    """
+
+    account: str
+    crawled_at: str
+    owner: int
+    tid: str
+    uin: int
+    name: str
+    content: str
+    text: str
+    created_time: int
+    cmtnum: int
+    fwdnum: int
+    pictures: list[str] = field(default_factory=list)
+    file_urls: list[str] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    job: str | None = None
+    record: str = field(default="qzone_post", init=False)
+
+
+@dataclass
+class QzoneComment:
+    """One comment on the post (``owner``, ``tid``); ``comment_id`` is unique within the
+    post. ``uin``/``name`` are its author; ``content`` raw, ``text`` readable (as a post's)."""
+
+    account: str
+    crawled_at: str
+    owner: int
+    tid: str
+    comment_id: int
+    uin: int
+    name: str
+    content: str
+    text: str
+    created_time: int
+    reply_num: int
+    job: str | None = None
+    record: str = field(default="qzone_comment", init=False)
+
+
+@dataclass
+class QzoneFriend:
+    """A QQ friend of ``account`` as Qzone lists it (``friend_show_qqfriends.cgi``):
+    ``group`` is the name of its friend group ("" when the answer names no such group)."""
+
+    account: str
+    crawled_at: str
+    uin: int
+    name: str
+    remark: str
+    group: str
+    online: bool
+    job: str | None = None
+    record: str = field(default="qzone_friend", init=False)
+
+
+@dataclass
+class QzoneOwnerOutcome:
+    """How one owner's space went in an account's ``qzone_posts`` run: ``outcome`` ``ok``,
+    ``no_access`` (the space is closed to the account: that owner only, the account goes
+    on) or ``rate_limited`` (the service kept answering 使用人数过多 after the bounded
+    backoff). ``posts`` is how many posts were read, ``new_posts``/``new_comments`` how many
+    were not stored before (changed posts count as new), ``stopped`` why paging ended
+    (``end``, ``unchanged``, ``since``)."""
+
+    account: str
+    crawled_at: str
+    owner: int
+    outcome: str
+    posts: int = 0
+    new_posts: int = 0
+    new_comments: int = 0
+    stopped: str | None = None
+    detail: str | None = None
+    job: str | None = None
+    record: str = field(default="qzone_owner_outcome", init=False)
+
+
+QZONE_RECORDS = (QzonePost, QzoneComment, QzoneFriend, QzoneOwnerOutcome)

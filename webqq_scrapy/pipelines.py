@@ -26,7 +26,14 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from webqq_scrapy.config import StorageConfig
-from webqq_scrapy.items import CONTACT_RECORDS, Credentials
+from webqq_scrapy.items import (
+    CONTACT_RECORDS,
+    Credentials,
+    QzoneComment,
+    QzoneFriend,
+    QzonePost,
+    SessionOutcome,
+)
 from webqq_scrapy.retry import RetryPolicy
 from webqq_scrapy.store.database import DatabaseStore
 from webqq_scrapy.store.json_file import JsonFileStore
@@ -36,6 +43,7 @@ from webqq_scrapy.store.records import (
     FINISH_STORAGE_UNAVAILABLE,
     MESSAGES,
     OUTCOMES,
+    QZONE,
     REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
@@ -55,6 +63,12 @@ if TYPE_CHECKING:
     from webqq_scrapy.store.writer import RecordStore, WriteResult
 
 logger = logging.getLogger(__name__)
+
+# Qzone's posts, comments and friends come by the hundred per page: the database pipeline
+# writes them in batches of this many (one transaction each), and whatever is pending with
+# an owner's outcome, an account's outcome and at close (docs/qzone.md, "Data model").
+QZONE_BATCHED = (QzonePost, QzoneComment, QzoneFriend)
+QZONE_BATCH = 500
 
 # Finish reason of a crawl closed at open because its store cannot be used.
 
@@ -78,6 +92,8 @@ STORE_LOSS_SUFFIXES = (
     "/updates_refused",
     "/refused_messages_failed",
     "/refused_messages_refused",
+    "/qzone_failed",
+    "/qzone_refused",
 )
 
 
@@ -94,6 +110,7 @@ _KIND_NAMES = {
     MESSAGES: "Messages",
     SEND_RESULTS: "Send results",
     REFUSED_MESSAGES: "Refused poll2 items",
+    QZONE: "Qzone records",
 }
 # The one record a store refused, named in the ERROR line: "<…> of account alice NOT stored".
 _RECORD_NAMES = {
@@ -104,6 +121,7 @@ _RECORD_NAMES = {
     MESSAGES: "A message",
     SEND_RESULTS: "A send result",
     REFUSED_MESSAGES: "A refused poll2 item",
+    QZONE: "A Qzone record",
 }
 
 
@@ -352,17 +370,32 @@ class DatabasePipeline(_BufferedStorePipeline):
         # An account's contact records, held until its ContactsSnapshot says the lists are
         # complete; then they are written in one transaction (docs/data-spiders.md).
         self._contacts: dict[str, list[Any]] = {}
+        # Qzone records added to the writer and not flushed yet (QZONE_BATCH).
+        self._qzone_pending = 0
 
     async def process_item(self, item: Any) -> Any:
         if isinstance(item, CONTACT_RECORDS):
             self._contacts.setdefault(item.account, []).append(item)
             return item
         entry = data_record(item, self._contacts)
+        if isinstance(item, QZONE_BATCHED) and entry is not None:
+            self.writer.add(*entry)
+            self._qzone_pending += 1
+            if self._qzone_pending >= QZONE_BATCH:
+                await self._flush_qzone()
+            return item
         if entry is None:
+            if isinstance(item, SessionOutcome) and self._qzone_pending:
+                await self._flush_qzone()
             return await super().process_item(item)
         self.writer.add(*entry)
+        self._qzone_pending = 0  # this write takes the pending Qzone records too
         await self._stored()
         return item
+
+    async def _flush_qzone(self) -> None:
+        self._qzone_pending = 0
+        self._account_for(await self._in_worker(self.writer.flush))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

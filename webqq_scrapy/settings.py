@@ -17,6 +17,11 @@ COMMANDS_MODULE = "webqq_scrapy.commands"
 # ``python -m webqq_scrapy.simulator``.
 WEBQQ_TARGET = "simulator"
 
+# The ptlogin2 app (docs/apps.md) that `scrapy login`, `scrapy crawl qrlogin`, `scrapy creds`
+# and session_check work on when no `--app` / `-a app=` is given: "webqq", "qzone",
+# "qzone_h5" or "qun". The WebQQ data spiders always use the "webqq" records.
+WEBQQ_APP = "webqq"
+
 # Seconds between two ptqrlogin polls while the QR waits to be scanned (code 66) …
 WEBQQ_POLL_INTERVAL = 2.0
 # … and after it was scanned (code 67), as the official page does (docs/protocol.md §3.2).
@@ -140,6 +145,22 @@ WEBQQ_MESSAGES_MAX_STARTING = 10
 # 60 s (docs/protocol.md §5.1); 0 = cancel at once (the messages they carry are then
 # delivered to the next run).
 WEBQQ_MESSAGES_STOP_WAIT = 65.0
+
+# Qzone (docs/qzone.md). The newest RECHECK_POSTS posts of each owner are read again on
+# every qzone_posts crawl, for new comments, even when stored unchanged; past them paging
+# stops at the first page whose posts are all stored unchanged.
+WEBQQ_QZONE_RECHECK_POSTS = 40
+# After the rate-limit answer (使用人数过多) the call waits RATE_LIMIT_WAIT seconds, twice as
+# long after each next one in a row, and is asked again; after RATE_LIMIT_TRIES answers in a
+# row that owner ends rate_limited and the account goes on with the next one. Clients of
+# 2020-2026 wait 10-60 s (docs/qzone.md, "Errors").
+WEBQQ_QZONE_RATE_LIMIT_WAIT = 30.0
+WEBQQ_QZONE_RATE_LIMIT_TRIES = 4
+# The most time one account's qzone_posts or qzone_friends run may take, seconds.
+WEBQQ_QZONE_TIMEOUT = 3600.0
+# A directory: when set, Scrapy's own FilesPipeline downloads every post's pictures into it
+# (FILES_STORE); empty = off, the items carry the pictures' URLs only.
+WEBQQ_QZONE_PICTURES_DIR = ""
 
 # Log cookie values and tokens at DEBUG. Off: they never reach the log at any level.
 WEBQQ_LOG_SECRETS = False

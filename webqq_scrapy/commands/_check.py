@@ -36,6 +36,7 @@ from webqq_scrapy.protocol.codes import (
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_UNKNOWN, STATUS_VALID
 from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
+from webqq_scrapy.spiders.session import parse_app
 from webqq_scrapy.spiders.session_check import SessionCheckSpider
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def run_check(command: ScrapyCommand, accounts: list[str], opts: argparse.Namesp
     assert settings is not None
     try:
         names = read_accounts(",".join(accounts), None) if accounts else None
+        app = parse_app(getattr(opts, "app", None))
         if opts.json_path:
             settings.set("WEBQQ_JSON_PATH", opts.json_path, priority="cmdline")
             settings.set("WEBQQ_DATABASE_ENABLED", False, priority="cmdline")
@@ -115,16 +117,19 @@ def run_check(command: ScrapyCommand, accounts: list[str], opts: argparse.Namesp
 
     crawler.signals.connect(collect, signal=signals.item_scraped)
     spargs = {"accounts": ",".join(names)} if names else {}
+    if app is not None:
+        spargs["app"] = app.name
     problem = run_crawl(process, crawler, spargs)
     if problem is not None:
         return _fail(problem[0], f"error: the check did not start: {problem[1]}")
 
     stats = crawler.stats.get_stats()
-    rows = [{"account": account, **results[account]} for account in sorted(results)]
+    checked = getattr(crawler.spider, "credentials_app", None)
+    rows = [{"account": account, "app": checked, **results[account]} for account in sorted(results)]
     if getattr(opts, "json", False):
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
-        print_table(rows)
+        print_table(rows, with_app=app is not None)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -141,12 +146,14 @@ def run_check(command: ScrapyCommand, accounts: list[str], opts: argparse.Namesp
     return code
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def print_table(rows: list[dict[str, Any]], *, with_app: bool = False) -> None:
+    """The results as a table; ``with_app`` (``--app`` given): with an APP column."""
     if not rows:
         print("No credentials stored")
         return
-    table = [["" if row.get(name) is None else str(row[name]) for name in COLUMNS] for row in rows]
-    widths = [max(len(name), *(len(line[i]) for line in table)) for i, name in enumerate(COLUMNS)]
-    for line in [[name.upper() for name in COLUMNS], *table]:
+    columns = ("account", "app", *COLUMNS[1:]) if with_app else COLUMNS
+    table = [["" if row.get(name) is None else str(row[name]) for name in columns] for row in rows]
+    widths = [max(len(name), *(len(line[i]) for line in table)) for i, name in enumerate(columns)]
+    for line in [[name.upper() for name in columns], *table]:
         cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
         print("  ".join(cells).rstrip())

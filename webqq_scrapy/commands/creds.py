@@ -18,7 +18,8 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from webqq_scrapy.commands import _check as check
-from webqq_scrapy.config import SettingError, credentials_source
+from webqq_scrapy.config import SettingError, credentials_source, read_app
+from webqq_scrapy.protocol.apps import UnknownApp, app_named
 from webqq_scrapy.protocol.codes import OUTCOME_BAD_RECORD
 from webqq_scrapy.store import (
     READ_ERRORS,
@@ -77,10 +78,10 @@ class Command(ScrapyCommand):
     default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
 
     def syntax(self) -> str:
-        return "list [--json] | show ACCOUNT [--json] | check [ACCOUNT ...] [--json]"
+        return "list [--json] | show ACCOUNT [--json] | check [ACCOUNT ...] [--json] [--app NAME]"
 
     def short_desc(self) -> str:
-        return "List, show or check (live, no QR) the stored WebQQ credentials"
+        return "List, show or check (live, no QR) the stored WebQQ (or --app) credentials"
 
     def long_desc(self) -> str:
         return (
@@ -97,6 +98,9 @@ class Command(ScrapyCommand):
             "(valid, ended or unknown, with the retcode and checked_at) with the credentials "
             "and prints it ('--json': as JSON); exit status 0 all valid, 1 some not valid or "
             "missing, 2 bad input, 3 the check could not run (store or target down). "
+            "--app NAME works on the credentials of that ptlogin2 app (webqq, qzone, "
+            "qzone_h5, qun; default WEBQQ_APP, webqq) and adds an APP column; a Qzone "
+            "session is checked with the friend list (code -3000: ended). "
             "The store is --json-path or --database-url when given, else the database "
             "when it is on (WEBQQ_DATABASE_URL, else the default SQLite file), else "
             "WEBQQ_JSON_PATH (docs/storage.md, 'Which store is read')."
@@ -107,6 +111,12 @@ class Command(ScrapyCommand):
         source = parser.add_mutually_exclusive_group()
         source.add_argument("--json-path", metavar="PATH", help="read this JSON file")
         source.add_argument("--database-url", metavar="URL", help="read this SQLAlchemy URL")
+        parser.add_argument(
+            "--app",
+            metavar="NAME",
+            help="the ptlogin2 app whose credentials to list, show or check: webqq, qzone, "
+            "qzone_h5 or qun (default WEBQQ_APP, webqq)",
+        )
         parser.add_argument(
             "--json",
             action="store_true",
@@ -125,6 +135,14 @@ class Command(ScrapyCommand):
         if args[0] == "show" and len(args) != 2:
             raise UsageError("'show' takes one ACCOUNT")
         source, label = self._source(opts)
+        try:
+            self.app = self._app(opts)
+        except (UnknownApp, SettingError) as exc:
+            print(f"creds: error: {exc}", file=sys.stderr)  # one line, exit status 2
+            self.exitcode = 2
+            return
+        # The APP column (table) and line (show) when an app was asked for by name.
+        self.app_shown = opts.app is not None
         try:
             if args[0] == "list":
                 self._list(source, label, as_json=opts.json)
@@ -145,15 +163,25 @@ class Command(ScrapyCommand):
                 f"{exc}; use --json-path or --database-url", print_help=False
             ) from None
 
+    def _app(self, opts: argparse.Namespace) -> str:
+        """``--app``, else WEBQQ_APP: the name of a row of the app table; raises UnknownApp
+        or SettingError."""
+        assert self.settings is not None
+        if opts.app is not None:
+            return app_named(opts.app.strip()).name
+        return read_app(self.settings)
+
     def _list(self, source: dict[str, Any], label: str, *, as_json: bool) -> None:
-        credentials = {r["account"]: r for r in read_credentials_records(**source)}
+        app = self.app
+        credentials = {r["account"]: r for r in read_credentials_records(app=app, **source)}
         self._say_bad(credentials.values())
-        outcomes = latest_outcomes(read_outcome_records(**source))
+        outcomes = latest_outcomes(read_outcome_records(app=app, **source))
         # An account whose logins all failed has an outcome and no credentials: list it too.
         rows = [
-            account_row(account, credentials.get(account), outcomes.get(account))
+            account_row(account, credentials.get(account), outcomes.get(account)) | {"app": app}
             for account in sorted(credentials.keys() | outcomes.keys())
         ]
+        columns = ("account", "app", *LIST_COLUMNS[1:]) if self.app_shown else LIST_COLUMNS
         if as_json:
             print(escape_json_controls(json.dumps(rows, ensure_ascii=False, indent=2)))
             return
@@ -161,23 +189,26 @@ class Command(ScrapyCommand):
             print(f"No credentials stored in {label}")
             return
         # Names and nicknames come from users and servers: no terminal escape, no newline.
-        table = [[cell(row, name) for name in LIST_COLUMNS] for row in rows]
+        table = [[cell(row, name) for name in columns] for row in rows]
         widths = [
-            max(len(name), *(len(line[i]) for line in table)) for i, name in enumerate(LIST_COLUMNS)
+            max(len(name), *(len(line[i]) for line in table)) for i, name in enumerate(columns)
         ]
-        for line in [[name.upper() for name in LIST_COLUMNS], *table]:
+        for line in [[name.upper() for name in columns], *table]:
             cells = (text.ljust(width) for text, width in zip(line, widths, strict=True))
             print("  ".join(cells).rstrip())
         print(f"{len(rows)} account(s) in {label}")
 
     def _show(self, account: str, source: dict[str, Any], label: str, *, full: bool) -> None:
-        records = read_credentials_records(account=account, **source)
+        app = self.app
+        records = read_credentials_records(account=account, app=app, **source)
         record = records[0] if records else None
         self._say_bad(records)
-        outcome = latest_outcomes(read_outcome_records(account=account, **source)).get(account)
+        outcomes = read_outcome_records(account=account, app=app, **source)
+        outcome = latest_outcomes(outcomes).get(account)
         if record is None and outcome is None:
+            of_app = f" for app {app}" if self.app_shown else ""
             print(
-                f"No credentials and no login outcome for account {account!r} in {label}",
+                f"No credentials and no login outcome for account {account!r}{of_app} in {label}",
                 file=sys.stderr,
             )
             self.exitcode = 1
@@ -188,9 +219,11 @@ class Command(ScrapyCommand):
             shown = {**(record or {"account": account}), "last_outcome": outcome_summary(outcome)}
             print(escape_json_controls(json.dumps(shown, ensure_ascii=False, indent=2)))
             return
-        row = account_row(account, record, outcome)
+        row = account_row(account, record, outcome) | {"app": app}
         # Without credentials only the status and the outcome say anything.
         fields = SHOW_FIELDS if record is not None else ("account", "status")
+        if self.app_shown:
+            fields = (fields[0], "app", *fields[1:])
         lines = [(name, cell(row, name)) for name in fields]
         if record is not None:
             stored = record.get("cookies")

@@ -84,7 +84,8 @@ class Command(BaseRunSpiderCommand):
 
     def short_desc(self) -> str:
         return (
-            "Log WebQQ accounts in (the qrlogin spider); exit 0 only if every login is ok or reused"
+            "Log accounts in to WebQQ or another ptlogin2 app (--app qzone; the qrlogin "
+            "spider); exit 0 only if every login is ok or reused"
         )
 
     def long_desc(self) -> str:
@@ -92,8 +93,10 @@ class Command(BaseRunSpiderCommand):
             "Run the qrlogin spider, like 'scrapy crawl qrlogin', for the ACCOUNTs given as "
             "arguments and/or -a accounts=alice,bob and -a accounts_file=PATH; -s, -o and -O "
             "work as with 'scrapy crawl'. Settings and arguments are checked before anything "
-            "starts. With --reuse, each account's stored credentials are checked live first "
-            "and an account whose session is alive ends 'reused', without a QR. A summary "
+            "starts. --app NAME logs in to that ptlogin2 app (webqq, qzone, qzone_h5, qun; "
+            "default WEBQQ_APP). With --reuse, each account's stored credentials of that app "
+            "are checked live first and an account whose session is alive ends 'reused', "
+            "without a QR. A summary "
             "line ('login: 2 accounts: ok 1, reused 1') is printed on stderr. Exit status: "
             "0 every account ok or reused; 1 some account not ok or without an "
             "outcome; 2 bad command line, argument or setting (nothing was started or "
@@ -110,6 +113,12 @@ class Command(BaseRunSpiderCommand):
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument(
+            "--app",
+            metavar="NAME",
+            help="the ptlogin2 app to log in to: webqq, qzone, qzone_h5 or qun (same as "
+            "-a app=NAME; default WEBQQ_APP, webqq)",
+        )
+        parser.add_argument(
             "--reuse",
             action="store_true",
             help="check stored credentials live first; a QR only for accounts whose "
@@ -122,6 +131,8 @@ class Command(BaseRunSpiderCommand):
         spargs = dict(opts.spargs)
         if opts.reuse:
             spargs["reuse"] = "true"
+        if opts.app is not None:
+            spargs["app"] = opts.app
         if args:
             given = [spargs["accounts"]] if spargs.get("accounts") else []
             spargs["accounts"] = ",".join([*given, *args])

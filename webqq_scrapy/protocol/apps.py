@@ -12,15 +12,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
+from urllib.parse import urlencode, urlsplit
 
+from webqq_scrapy.protocol import ptlogin
 from webqq_scrapy.protocol.codes import APPID, DAID
-from webqq_scrapy.protocol.common import HOST_CHECK_SIG, HOST_PTLOGIN, hash33
-from webqq_scrapy.protocol.errors import CallArgumentError
+from webqq_scrapy.protocol.common import (
+    HOST_CHECK_SIG,
+    HOST_PTLOGIN,
+    base,
+    hash33,
+    login_page_url,
+)
+from webqq_scrapy.protocol.errors import CallArgumentError, ProtocolError
 from webqq_scrapy.protocol.ptlogin import S_URL
 
 __all__ = [
     "APPS",
     "DEFAULT_APP",
+    "HOST_XUI",
     "App",
     "UnknownApp",
     "app_named",
@@ -30,6 +39,11 @@ __all__ = [
 
 # docs/apps.md: the two hosts clients poll ptqrlogin on; both answer alike.
 HOST_XUI: Final = "xui.ptlogin2.qq.com"
+# The path of ptqrlogin on each of them.
+PTQRLOGIN_PATHS: Final[Mapping[str, str]] = {
+    HOST_PTLOGIN: ptlogin.PATH_PTQRLOGIN,
+    HOST_XUI: "/ssl/ptqrlogin",
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,96 @@ class App:
     ptqrlogin_hosts: tuple[str, ...]
     after_check_sig: tuple[str, ...]
     description: str
+    # The domain check_sig sets p_skey on (skey is always on qq.com).
+    cookie_domain: str = "qzone.qq.com"
+    # The one cheap authenticated call that says whether a stored session is alive
+    # (``scrapy creds check``, ``login --reuse``); None: no such call is known for the app.
+    check_call: str | None = "qzone_friends"
 
+    # ---- the QR login's requests (docs/apps.md) --------------------------------------------
+
+    def login_page_url(self, scheme: str) -> str:
+        """The login page that embeds the QR: the Referer of ptqrshow and ptqrlogin."""
+        if self.name == DEFAULT_APP:
+            return login_page_url(scheme)
+        query = urlencode(
+            {
+                "hide_title_bar": 1,
+                "style": 22,
+                "daid": self.daid or "",
+                "low_login": 0,
+                "qlogin_auto_login": 1,
+                "no_verifyimg": 1,
+                "link_target": "blank",
+                "appid": self.appid,
+                "target": "self",
+                "s_url": self.s_url,
+                "pt_no_auth": 1,
+            }
+        )
+        return f"{base(HOST_XUI, scheme)}/cgi-bin/xlogin?{query}"
+
+    def ptqrshow_url(self, scheme: str, t: float) -> str:
+        """ptqrshow for this app: WebQQ's exact historical query; the modern page's for the
+        others (``appid``, ``daid``, ``u1``, ``e=2&l=M&s=3&d=72&v=4``, ``pt_3rd_aid=0``)."""
+        if self.name == DEFAULT_APP:
+            return ptlogin.ptqrshow_url(scheme, t)
+        params: list[tuple[str, object]] = [
+            ("appid", self.appid),
+            ("e", 2),
+            ("l", "M"),
+            ("s", 3),
+            ("d", 72),
+            ("v", 4),
+            ("t", repr(t)),
+        ]
+        if self.daid is not None:
+            params.append(("daid", self.daid))
+        params += [("pt_3rd_aid", 0), ("u1", self.s_url)]
+        return f"{base(HOST_PTLOGIN, scheme)}{ptlogin.PATH_PTQRSHOW}?{urlencode(params)}"
+
+    def ptqrlogin_url(self, scheme: str, ptqrtoken: int, elapsed_ms: int) -> str:
+        """ptqrlogin for this app, on its first poll host: WebQQ's historical query; for the
+        others the parameters every 2024–2026 client sends (docs/apps.md), none of WebQQ's
+        own (``webqq_type``, ``login2qq``, ``mibao_css`` …)."""
+        if self.name == DEFAULT_APP:
+            return ptlogin.ptqrlogin_url(scheme, ptqrtoken, elapsed_ms)
+        params: list[tuple[str, object]] = [
+            ("u1", self.s_url),
+            ("ptqrtoken", ptqrtoken),
+            ("ptredirect", 0),
+            ("h", 1),
+            ("t", 1),
+            ("g", 1),
+            ("from_ui", 1),
+            ("ptlang", 2052),
+            ("action", f"0-0-{elapsed_ms}"),
+            ("js_ver", 20032614),
+            ("js_type", 1),
+            ("login_sig", ""),
+            ("pt_uistyle", 40),
+            ("aid", self.appid),
+        ]
+        if self.daid is not None:
+            params.append(("daid", self.daid))
+        params.append(("has_onekey", 1))
+        host = self.ptqrlogin_hosts[0]
+        return f"{base(host, scheme)}{PTQRLOGIN_PATHS[host]}?{urlencode(params)}"
+
+    def check_sig_url(self, url: str) -> str:
+        """The check_sig URL of a ptqrlogin success (``ptlogin.check_sig_url``), on this
+        app's check_sig host: the one-time ptsigx goes nowhere else. WebQQ keeps its
+        historical rule (any qq.com check_sig host, as Mojo-Webqq accepted)."""
+        url = ptlogin.check_sig_url(url)
+        if self.name != DEFAULT_APP and urlsplit(url).hostname != self.check_sig_host:
+            raise ProtocolError(
+                f"code 0 with a check_sig URL on another host than {self.check_sig_host} "
+                f"(app {self.name}): {url[:60]!r}"
+            )
+        return url
+
+
+DEFAULT_APP: Final = "webqq"
 
 # Qzone and the apps of its family: no post-login call, polled on both hosts.
 _QZONE: Final = App(
@@ -74,6 +177,8 @@ APPS: Final[Mapping[str, App]] = {
             ptqrlogin_hosts=(HOST_PTLOGIN,),
             after_check_sig=("getvfwebqq", "login2", "get_online_buddies2"),
             description="WebQQ/SmartQQ (closed 2019-01-01; the simulator serves it)",
+            cookie_domain="web2.qq.com",
+            check_call="get_online_buddies2",
         ),
         _QZONE,
         replace(
@@ -91,11 +196,11 @@ APPS: Final[Mapping[str, App]] = {
             s_url="https://qun.qq.com/",
             check_sig_host="ptlogin2.qun.qq.com",
             description="qun.qq.com (群管理)",
+            cookie_domain="qun.qq.com",
+            check_call=None,
         ),
     )
 }
-
-DEFAULT_APP: Final = "webqq"
 
 
 class UnknownApp(CallArgumentError):

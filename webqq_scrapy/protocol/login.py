@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from webqq_scrapy.protocol.apps import APPS, DEFAULT_APP
 from webqq_scrapy.protocol.codes import (
     OUTCOME_EXPIRED,
     OUTCOME_PROTOCOL_ERROR,
@@ -25,9 +26,9 @@ from webqq_scrapy.protocol.codes import (
     QR_SCANNED,
     QR_WAITING,
 )
-from webqq_scrapy.protocol.ptlogin import check_sig_url
 
 if TYPE_CHECKING:
+    from webqq_scrapy.protocol.apps import App
     from webqq_scrapy.protocol.ptlogin import PtuiCB
 
 
@@ -99,10 +100,14 @@ Action = Poll | FetchQR | CheckSig | Retry | Finish
 
 
 class QRLogin:
-    """One account's login decisions. Mutable; one instance per login attempt."""
+    """One account's login decisions. Mutable; one instance per login attempt.
 
-    def __init__(self, limits: LoginLimits, now: float) -> None:
+    ``app`` is the row of the app table (docs/apps.md) being logged in to: it decides which
+    check_sig URL a success may carry."""
+
+    def __init__(self, limits: LoginLimits, now: float, app: App | None = None) -> None:
         self.limits = limits
+        self.app = app if app is not None else APPS[DEFAULT_APP]
         self.deadline = now + limits.login_timeout
         self.qr_generation = 0
         self.qr_refreshes = 0
@@ -167,8 +172,9 @@ class QRLogin:
         if code == QR_REFUSED:
             return Finish(OUTCOME_REFUSED, "login refused on the phone (ptuiCB code 68)")
         if code == QR_OK:
-            # Raises ProtocolError for a URL that is not a plain qq.com check_sig URL.
-            return CheckSig(check_sig_url(answer.url), answer.nickname)
+            # Raises ProtocolError for a URL that is not a plain qq.com check_sig URL (on the
+            # app's own check_sig host, for an app other than WebQQ).
+            return CheckSig(self.app.check_sig_url(answer.url), answer.nickname)
         return Finish(OUTCOME_PROTOCOL_ERROR, f"unexpected ptuiCB code {code}")
 
     def answer_lost(self, step: str, detail: str, now: float) -> FetchQR | Finish:

@@ -12,21 +12,28 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from webqq_scrapy.protocol.common import ProtocolError
+from webqq_scrapy.protocol.errors import CallArgumentError
 from webqq_scrapy.protocol.web2.walk import _Node, load_json
 
 __all__ = [
     "HOST_USER",
     "MSGDETAIL_PAGE",
     "MSGLIST_PAGE",
+    "QZONE_CALLS",
+    "STEP_FRIENDS",
+    "STEP_MSGDETAIL",
+    "STEP_MSGLIST",
     "NoAccess",
     "PostPage",
     "QzoneCodeError",
     "QzoneComment",
+    "QzoneEndpoint",
     "QzoneFriend",
     "QzoneFriendList",
     "QzonePost",
@@ -75,63 +82,150 @@ class NoAccess(QzoneCodeError):
     """The viewer may not see this owner's space (an outcome for the owner only)."""
 
 
-def _base(scheme: str, backend: str, path: str) -> str:
-    return f"{scheme}://{HOST_USER}/proxy/domain/{backend}{path}"
+# ---- The call table (docs/qzone.md, "The calls") -------------------------------------------
+#
+# One entry per Qzone CGI: the step name (spiders' outcomes, stats and logs; the simulator's
+# route), its backend and path behind the proxy prefix, its query parameters in the order
+# clients send them (a value of ``ARG`` comes from the caller), the largest answer a client
+# reads and the parser of its answer. The builders below, the simulator's routes and the
+# spiders' step names and caps derive from it, as WebQQ's calls from ``web2.CALLS``
+# (docs/adding-a-call.md).
+
+ARG: Final = object()  # a parameter the caller gives (by name)
+# Answer caps: a page of 20 posts with 100 inline comments each is a few hundred KB; a
+# friend list of 2,000 entries about 300 KB.
+QZONE_ANSWER: Final = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class QzoneEndpoint:
+    """One Qzone CGI of :data:`QZONE_CALLS` (see above)."""
+
+    name: str
+    backend: str
+    path: str
+    params: tuple[tuple[str, object], ...]
+    max_answer_bytes: int
+    parser: str  # the function of this module that reads the answer
+
+    def base(self, scheme: str, host: str = HOST_USER) -> str:
+        """``scheme://host/proxy/domain/<backend><path>``."""
+        return f"{scheme}://{host}/proxy/domain/{self.backend}{self.path}"
+
+    @property
+    def proxy_path(self) -> str:
+        return f"/proxy/domain/{self.backend}{self.path}"
+
+    def url(self, scheme: str, **args: object) -> str:
+        """The request URL with ``args`` (every ``ARG`` parameter, by name) in place."""
+        wanted = {name for name, value in self.params if value is ARG}
+        if set(args) != wanted:
+            missing, extra = wanted - set(args), set(args) - wanted
+            raise CallArgumentError(
+                f"{self.name}: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"needs {', '.join(sorted(missing))}" if missing else "",
+                        f"takes no {', '.join(sorted(extra))}" if extra else "",
+                    )
+                    if part
+                )
+            )
+        query = [(name, args[name] if value is ARG else value) for name, value in self.params]
+        return self.base(scheme) + "?" + urlencode(query)
+
+    @property
+    def parse(self) -> Callable[..., Any]:
+        parser: Callable[..., Any] = globals()[self.parser]
+        return parser
+
+
+STEP_MSGLIST: Final = "qzone_msglist"
+STEP_MSGDETAIL: Final = "qzone_msgdetail"
+STEP_FRIENDS: Final = "qzone_friends"
+
+QZONE_CALLS: Final[Mapping[str, QzoneEndpoint]] = {
+    e.name: e
+    for e in (
+        QzoneEndpoint(
+            STEP_MSGLIST,
+            "taotao.qq.com",
+            "/cgi-bin/emotion_cgi_msglist_v6",
+            (
+                ("uin", ARG),
+                ("hostUin", ARG),
+                ("pos", ARG),
+                ("num", ARG),
+                ("ftype", 0),
+                ("sort", 0),
+                ("replynum", 100),
+                ("callback", "_preloadCallback"),
+                ("code_version", 1),
+                ("format", "jsonp"),
+                ("need_private_comment", 1),
+                ("g_tk", ARG),
+            ),
+            QZONE_ANSWER,
+            "parse_msglist",
+        ),
+        QzoneEndpoint(
+            STEP_MSGDETAIL,
+            "taotao.qq.com",
+            "/cgi-bin/emotion_cgi_msgdetail_v6",
+            (
+                ("uin", ARG),
+                ("tid", ARG),
+                ("pos", ARG),
+                ("num", ARG),
+                ("t1_source", 1),
+                ("ftype", 0),
+                ("sort", 0),
+                ("callback", "_preloadCallback"),
+                ("code_version", 1),
+                ("format", "jsonp"),
+                ("need_private_comment", 1),
+                ("not_trunc_con", 1),
+                ("g_tk", ARG),
+            ),
+            QZONE_ANSWER,
+            "parse_msgdetail",
+        ),
+        QzoneEndpoint(
+            STEP_FRIENDS,
+            "r.qzone.qq.com",
+            "/cgi-bin/tfriend/friend_show_qqfriends.cgi",
+            (
+                ("uin", ARG),
+                ("follow_flag", 0),
+                ("groupface_flag", 0),
+                ("fupdate", 1),
+                ("g_tk", ARG),
+            ),
+            QZONE_ANSWER,
+            "parse_friends",
+        ),
+    )
+}
 
 
 def msglist_url(scheme: str, *, owner: int, pos: int, g_tk: int, num: int = MSGLIST_PAGE) -> str:
     """One page of an owner's posts, newest first, with up to 100 comments inlined."""
-    query = urlencode(
-        {
-            "uin": owner,
-            "hostUin": owner,
-            "pos": pos,
-            "num": num,
-            "ftype": 0,
-            "sort": 0,
-            "replynum": 100,
-            "callback": "_preloadCallback",
-            "code_version": 1,
-            "format": "jsonp",
-            "need_private_comment": 1,
-            "g_tk": g_tk,
-        }
+    return QZONE_CALLS[STEP_MSGLIST].url(
+        scheme, uin=owner, hostUin=owner, pos=pos, num=num, g_tk=g_tk
     )
-    return _base(scheme, "taotao.qq.com", "/cgi-bin/emotion_cgi_msglist_v6") + "?" + query
 
 
 def msgdetail_url(
     scheme: str, *, owner: int, tid: str, pos: int, g_tk: int, num: int = MSGDETAIL_PAGE
 ) -> str:
     """One page of one post's comments."""
-    query = urlencode(
-        {
-            "uin": owner,
-            "tid": tid,
-            "pos": pos,
-            "num": num,
-            "t1_source": 1,
-            "ftype": 0,
-            "sort": 0,
-            "callback": "_preloadCallback",
-            "code_version": 1,
-            "format": "jsonp",
-            "need_private_comment": 1,
-            "not_trunc_con": 1,
-            "g_tk": g_tk,
-        }
-    )
-    return _base(scheme, "taotao.qq.com", "/cgi-bin/emotion_cgi_msgdetail_v6") + "?" + query
+    return QZONE_CALLS[STEP_MSGDETAIL].url(scheme, uin=owner, tid=tid, pos=pos, num=num, g_tk=g_tk)
 
 
 def friends_url(scheme: str, *, uin: int, g_tk: int) -> str:
     """The user's QQ friend list as Qzone shows it."""
-    query = urlencode(
-        {"uin": uin, "follow_flag": 0, "groupface_flag": 0, "fupdate": 1, "g_tk": g_tk}
-    )
-    return (
-        _base(scheme, "r.qzone.qq.com", "/cgi-bin/tfriend/friend_show_qqfriends.cgi") + "?" + query
-    )
+    return QZONE_CALLS[STEP_FRIENDS].url(scheme, uin=uin, g_tk=g_tk)
 
 
 _WRAPPED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\((.*)\)\s*;?", re.DOTALL)

@@ -72,31 +72,30 @@ HOST_XUI = "xui.ptlogin2.qq.com"
 PATH_XUI_PTQRLOGIN = "/ssl/ptqrlogin"
 # The proxy prefixes of the CGIs, desktop and H5 (both reach the same backends).
 CGI_HOSTS = ("user.qzone.qq.com", "h5.qzone.qq.com")
-# The paths come from the client's own builders (protocol/qzone.py): one declaration of a
-# call serves both sides.
-MSGLIST_PATH = urlsplit(qzone_calls.msglist_url("http", owner=1, pos=0, g_tk=0)).path
-MSGDETAIL_PATH = urlsplit(qzone_calls.msgdetail_url("http", owner=1, tid="", pos=0, g_tk=0)).path
-FRIENDS_PATH = urlsplit(qzone_calls.friends_url("http", uin=1, g_tk=0)).path
-
 STEP_CHECK_SIG = "qzone_check_sig"
 STEP_LANDING = "qzone_landing"
-STEP_MSGLIST = "qzone_msglist"
-STEP_MSGDETAIL = "qzone_msgdetail"
-STEP_FRIENDS = "qzone_friends"
+# The posts' pictures (``_picture_url``): any small PNG, no cookie needed.
+STEP_PICTURE = "qzone_picture"
+HOST_PHOTO = "photo.qzone.qq.com"
+# The CGIs' steps and paths come from the client's call table (protocol/qzone.py): one
+# declaration of a call serves both sides.
+STEP_MSGLIST = qzone_calls.STEP_MSGLIST
+STEP_MSGDETAIL = qzone_calls.STEP_MSGDETAIL
+STEP_FRIENDS = qzone_calls.STEP_FRIENDS
 # The Qzone CGIs, the steps faults may name (simulator/faults.py).
-QZONE_STEPS = (STEP_MSGLIST, STEP_MSGDETAIL, STEP_FRIENDS)
+QZONE_STEPS = tuple(qzone_calls.QZONE_CALLS)
 
 QZONE_ROUTES: dict[tuple[str, str], str] = {(HOST_XUI, PATH_XUI_PTQRLOGIN): "ptqrlogin"}
 for _app in QZONE_APPS.values():
     QZONE_ROUTES[_app.check_sig_host, "/check_sig"] = STEP_CHECK_SIG
     _landing = urlsplit(_app.s_url)
     QZONE_ROUTES[_landing.hostname or "", _landing.path or "/"] = STEP_LANDING
+QZONE_ROUTES[HOST_PHOTO, "/psc"] = STEP_PICTURE
 # aioqzone's spelling of the web landing page (docs/apps.md).
 QZONE_ROUTES["qzs.qzone.qq.com", "/qzone/v5/loginsucc.html"] = STEP_LANDING
 for _host in CGI_HOSTS:
-    QZONE_ROUTES[_host, MSGLIST_PATH] = STEP_MSGLIST
-    QZONE_ROUTES[_host, MSGDETAIL_PATH] = STEP_MSGDETAIL
-    QZONE_ROUTES[_host, FRIENDS_PATH] = STEP_FRIENDS
+    for _call in qzone_calls.QZONE_CALLS.values():
+        QZONE_ROUTES[_host, _call.proxy_path] = _call.name
 
 
 def qzone_route(host: str, path: str) -> str | None:
@@ -275,6 +274,20 @@ class QzoneWorld:
         return comment
 
 
+def _png(rgb: bytes) -> bytes:
+    """A 1×1 PNG of colour ``rgb``."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = (1).to_bytes(4, "big") * 2 + bytes((8, 2, 0, 0, 0))
+    pixels = zlib.compress(b"\x00" + rgb)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
 def _picture_url(owner: int, tid: str, index: int) -> str:
     return f"http://photo.qzone.qq.com/psc?/{owner}/{tid}/{index}/b"
 
@@ -401,6 +414,7 @@ class Qzone:
             "ptqrlogin": self.ptqrlogin,
             STEP_CHECK_SIG: self.check_sig,
             STEP_LANDING: self.landing,
+            STEP_PICTURE: self.picture,
             STEP_MSGLIST: self.msglist,
             STEP_MSGDETAIL: self.msgdetail,
             STEP_FRIENDS: self.friends_list,
@@ -557,6 +571,12 @@ class Qzone:
         ]
         headers += [("Set-Cookie", cookie) for cookie in cookies]
         return Reply(302, b"", headers, "302")
+
+    def picture(self, call: Call) -> Reply:
+        """A post's picture: a 1×1 PNG whose colour depends on the URL (so that two
+        pictures differ), as a photo host serves it, without cookies."""
+        colour = zlib.crc32(repr(sorted(call.query.items())).encode()).to_bytes(4, "big")[:3]
+        return Reply(200, _png(colour), [("Content-Type", "image/png")], "200")
 
     def landing(self, call: Call) -> Reply:
         """The page check_sig redirects to: any small HTML page with 200."""

@@ -1,5 +1,9 @@
 """The qrlogin spider: ptqrshow → ptqrlogin polls → check_sig → getvfwebqq → login2 → warm-up.
 
+The app (``-a app=qzone``, else WEBQQ_APP; docs/apps.md) decides the parameters of each
+step and what follows check_sig: WebQQ's getvfwebqq → login2 → warm-up, or for Qzone and the
+other rows nothing (the session is check_sig's cookies).
+
 One account's whole login is a chain of requests through callbacks, on the per-account
 plumbing of :class:`~webqq_scrapy.spiders.base.AccountSpider`; its state travels in
 ``cb_kwargs["state"]`` (a :class:`Login`), its cookies in its own jar. For each protocol
@@ -35,8 +39,9 @@ from webqq_scrapy.items import (
     LoginOutcome,
     utc_timestamp,
 )
-from webqq_scrapy.meta import META_PSESSIONID, META_UIN
+from webqq_scrapy.meta import META_PSESSIONID, META_STEP, META_UIN
 from webqq_scrapy.protocol import web2
+from webqq_scrapy.protocol.apps import App, app_named
 from webqq_scrapy.protocol.codes import (
     OUTCOME_BAD_RECORD,
     OUTCOME_REUSED,
@@ -70,9 +75,12 @@ from webqq_scrapy.spiders.base import (
 from webqq_scrapy.spiders.session import (
     announce_session_ended,
     bad_record_detail,
+    can_check,
     liveness_answer,
     liveness_request,
+    parse_app,
     read_stored_credentials,
+    session_of,
 )
 from webqq_scrapy.store import BadRecord
 from webqq_scrapy.text import escape_controls
@@ -102,6 +110,8 @@ class Login(AccountState):
 
     machine: QRLogin = field(default=None)  # type: ignore[assignment]
     qr_path: Path | None = None
+    # -a reuse=true: the stored session being tested before any QR.
+    stored: Credentials | None = None
     # When the current QR is expected to expire (time.monotonic()), for the progress line.
     qr_expires: float = 0.0
     progress_shown: bool = False
@@ -138,7 +148,8 @@ def _credentials_feed(options: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class QRLoginSpider(AccountSpider):
-    """Log WebQQ accounts in by QR code and yield their credentials."""
+    """Log accounts in to a ptlogin2 app (WebQQ by default) by QR code and yield their
+    credentials."""
 
     name = "qrlogin"
     admission_note = "each gets its QR when one ends"
@@ -151,8 +162,13 @@ class QRLoginSpider(AccountSpider):
         STEP_LOGIN2: 64 * 1024,
     }  # get_online_buddies2: the call table's cap
 
-    def __init__(self, *args: Any, reuse: str | bool | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, reuse: str | bool | None = None, app: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # -a app=NAME: the app logged in to (else WEBQQ_APP; from_crawler decides).
+        self._app_argument = parse_app(app)
+        self.app: App
         # -a reuse=true: accounts whose stored session is alive end "reused", without a QR.
         self.reuse = parse_reuse(reuse)
         self._random = random.Random()
@@ -171,11 +187,13 @@ class QRLoginSpider(AccountSpider):
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
         super().check_arguments(spargs)
         parse_reuse(spargs.get("reuse"))
+        parse_app(spargs.get("app"))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         config = spider.config
+        spider.app = spider._app_argument or app_named(config.app)
         spider.limits = LoginLimits(
             poll_interval=config.poll_interval,
             scanned_poll_interval=config.scanned_poll_interval,
@@ -205,12 +223,15 @@ class QRLoginSpider(AccountSpider):
 
     async def start(self) -> AsyncIterator[Any]:
         self.logger.info(
-            "Logging in %d account(s) against target %s%s",
+            "Logging in %d account(s) to %s against target %s%s",
             len(self.accounts),
+            self.app.name,
             self.config.target_label,
             ", reusing live stored sessions" if self.reuse else "",
         )
-        stored = await read_stored_credentials(self, self.accounts) if self.reuse else {}
+        stored = (
+            await read_stored_credentials(self, self.accounts, self.app.name) if self.reuse else {}
+        )
         if self.config.admission_max_lag or self.config.admission_cpu_share:
             self.loop_lag.start()
         if self.config.admission_cpu_share:
@@ -230,11 +251,12 @@ class QRLoginSpider(AccountSpider):
                 for item in await self.finish(login, OUTCOME_BAD_RECORD, None, detail):
                     yield item
                 continue
-            if creds is None:
+            if creds is None or not can_check(creds):
                 yield self.ptqrshow_request(login)
                 continue
             # -a reuse=true: the liveness test first (docs/protocol.md §8.1); a QR only if it fails.
             self.seed_jar(account, creds.cookies)
+            login.stored = creds
             yield liveness_request(self, login, creds, self.parse_reuse_check)
 
     def admission_limit(self) -> tuple[int, str]:
@@ -302,9 +324,11 @@ class QRLoginSpider(AccountSpider):
                 outcome=None,
             )
 
-    @account_step(STEP_ONLINE_BUDDIES)
+    @account_step()
     async def parse_reuse_check(self, response: Response, state: Login) -> AsyncIterator[Any]:
         answer = liveness_answer(response)
+        step = response.meta.get(META_STEP)
+        session = session_of(state.stored) if state.stored is not None else {}
         self.crawler.stats.inc_value(f"webqq/check/{answer.status}")
         if answer.status == STATUS_VALID:
             yield CredentialsUpdate(
@@ -314,14 +338,15 @@ class QRLoginSpider(AccountSpider):
                 status=STATUS_VALID,
                 status_retcode=answer.retcode,
                 job=self.job,
+                **session,
             )
-            detail = "the stored session is alive (get_online_buddies2 answered 0)"
-            for item in await self.finish(state, OUTCOME_REUSED, STEP_ONLINE_BUDDIES, detail):
+            detail = f"the stored session is alive ({step} answered 0)"
+            for item in await self.finish(state, OUTCOME_REUSED, step, detail):
                 yield item
             return
         if answer.status == STATUS_ENDED:
             yield await announce_session_ended(
-                self, state.account, answer.psessionid, answer.reason, answer.retcode
+                self, state.account, answer.psessionid, answer.reason, answer.retcode, **session
             )
         else:
             self.logger.info(
@@ -336,7 +361,7 @@ class QRLoginSpider(AccountSpider):
     def new_login(self, account: str) -> Login:
         """The state of a login that starts now, with its WEBQQ_LOGIN_TIMEOUT deadline."""
         now = time.monotonic()
-        machine = QRLogin(self.limits, now)
+        machine = QRLogin(self.limits, now, self.app)
         return Login(
             account=account,
             started_at=datetime.now(UTC),
@@ -348,8 +373,8 @@ class QRLoginSpider(AccountSpider):
 
     def ptqrshow_request(self, login: Login) -> scrapy.Request:
         """§3.1 ptqrshow; the login page is the image's Referer."""
-        url = protocol.ptqrshow_url(self.config.scheme, self._random.random())
-        headers = {"Referer": protocol.login_page_url(self.config.scheme)}
+        url = self.app.ptqrshow_url(self.config.scheme, self._random.random())
+        headers = {"Referer": self.app.login_page_url(self.config.scheme)}
         return self.account_request(
             url,
             STEP_PTQRSHOW,
@@ -382,8 +407,8 @@ class QRLoginSpider(AccountSpider):
         if not qrsig:
             raise protocol.ProtocolError("the qrsig cookie is gone")
         elapsed_ms = int((datetime.now(UTC) - login.started_at).total_seconds() * 1000)
-        url = protocol.ptqrlogin_url(self.config.scheme, protocol.hash33(qrsig), elapsed_ms)
-        headers = {"Referer": protocol.login_page_url(self.config.scheme)}
+        url = self.app.ptqrlogin_url(self.config.scheme, protocol.hash33(qrsig), elapsed_ms)
+        headers = {"Referer": self.app.login_page_url(self.config.scheme)}
         login.machine.poll_sent()
         return self.account_request(
             url, STEP_PTQRLOGIN, login, self.parse_ptqrlogin, headers=headers
@@ -468,12 +493,46 @@ class QRLoginSpider(AccountSpider):
             async for result in self._carry_out(state, action):
                 yield result
             return
-        for name, domain in (("p_skey", "web2.qq.com"), ("skey", "qq.com")):
+        for name, domain in (("p_skey", self.app.cookie_domain), ("skey", "qq.com")):
             if not self.cookie(state.account, name, domain):
                 raise protocol.ProtocolError(f"check_sig set no {name} cookie on {domain}")
+        if not self.app.after_check_sig:
+            # Qzone and the other rows: the session is check_sig's cookies (docs/apps.md).
+            for item in await self.cookie_session(state):
+                yield item
+            return
         # §3.2: ptwebqq comes from the ptqrlogin success; it may legitimately be empty (§3.3).
         state.ptwebqq = self.cookie(state.account, "ptwebqq", "qq.com") or ""
         yield self.getvfwebqq_request(state)
+
+    async def cookie_session(self, login: Login) -> list[Any]:
+        """The credentials of an app whose session is check_sig's cookies (docs/qzone.md,
+        "Credentials"): the jar, the QQ number of the ``p_uin`` (else ``uin``) cookie, the
+        nickname of the ptuiCB line; WebQQ's tokens empty. Then the account is ``ok``."""
+        account = login.account
+        value = self.cookie(account, "p_uin", self.app.cookie_domain) or self.cookie(
+            account, "uin", "qq.com"
+        )
+        if not value:
+            raise protocol.ProtocolError("check_sig set no p_uin or uin cookie")
+        uin = protocol.ptlogin.parse_uin_cookie(value)
+        obtained = datetime.now(UTC)
+        credentials = Credentials(
+            account=account,
+            uin=uin,
+            nickname=login.nickname,
+            ptwebqq="",
+            vfwebqq="",
+            psessionid="",
+            clientid=None,  # WebQQ's own; none here
+            cookies=[cookie_record(c) for c in self.jar_cookies(account)],
+            obtained_at=utc_timestamp(obtained),
+            expires_at=utc_timestamp(obtained + timedelta(seconds=self.config.session_lifetime)),
+            target=self.config.target_label,
+            job=self.job,
+            app=self.app.name,
+        )
+        return [credentials, *await self.finish(login, OUTCOME_OK, STEP_CHECK_SIG, None)]
 
     # ---- §3.4 getvfwebqq -------------------------------------------------------------------
 
@@ -561,6 +620,7 @@ class QRLoginSpider(AccountSpider):
             status=STATUS_VALID,
             status_retcode=protocol.RETCODE_OK,
             checked_at=utc_timestamp(obtained),
+            app=self.app.name,
         )
         for item in await self.finish(state, OUTCOME_OK, STEP_ONLINE_BUDDIES, None):
             yield item
@@ -708,5 +768,6 @@ class QRLoginSpider(AccountSpider):
                 qr_refreshes=state.qr_refreshes,
                 polls=state.polls,
                 job=self.job,
+                app=self.app.name,
             )
         ]

@@ -34,8 +34,9 @@ from webqq_scrapy.items import (
     SessionOutcome,
     utc_timestamp,
 )
-from webqq_scrapy.meta import META_PSESSIONID, META_TARGET
-from webqq_scrapy.protocol import web2
+from webqq_scrapy.meta import META_PSESSIONID, META_STEP, META_TARGET
+from webqq_scrapy.protocol import qzone, web2
+from webqq_scrapy.protocol.apps import App, UnknownApp, app_named, g_tk
 from webqq_scrapy.protocol.codes import (
     OUTCOME_BAD_RECORD,
     OUTCOME_NO_CREDENTIALS,
@@ -45,8 +46,14 @@ from webqq_scrapy.protocol.codes import (
     STEP_ONLINE_BUDDIES,
     describe_retcode,
 )
-from webqq_scrapy.protocol.session import STATUS_ENDED, Status, liveness
-from webqq_scrapy.sources.accounts import read_accounts
+from webqq_scrapy.protocol.session import (
+    STATUS_ENDED,
+    STATUS_UNKNOWN,
+    STATUS_VALID,
+    Status,
+    liveness,
+)
+from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -66,6 +73,7 @@ if TYPE_CHECKING:
     from webqq_scrapy.items import Credentials
 
 __all__ = [
+    "STEP_QZONE_CHECK",
     "Liveness",
     "Session",
     "SessionEnded",
@@ -75,8 +83,33 @@ __all__ = [
     "liveness_answer",
     "liveness_request",
     "load_stored_credentials",
+    "parse_app",
     "read_stored_credentials",
+    "session_of",
 ]
+
+# The step of a Qzone session's liveness test: the friend list, one cheap authenticated call
+# (docs/qzone.md, "Is a session alive?").
+STEP_QZONE_CHECK = "qzone_friends"
+
+
+def parse_app(value: object) -> App | None:
+    """The ``-a app=NAME`` argument: its row of the app table, None when not given; an
+    unknown name is a SpiderArgumentError naming it and the known ones."""
+    if value is None or value == "":
+        return None
+    try:
+        return app_named(str(value).strip())
+    except UnknownApp as exc:
+        raise SpiderArgumentError("app", str(exc)) from None
+
+
+def session_of(stored: Credentials) -> dict[str, Any]:
+    """What a CredentialsUpdate about ``stored`` carries to find it again: its app, and
+    for an app without a psessionid (Qzone) its ``obtained_at``; nothing more for WebQQ."""
+    if stored.app == DEFAULT_RECORD_APP:
+        return {}
+    return {"app": stored.app, "obtained_at": stored.obtained_at}
 
 
 class SessionEnded(StepFailed):
@@ -148,6 +181,13 @@ def load_stored_credentials(
     return stored
 
 
+def login_command(account: str, app: str = DEFAULT_RECORD_APP) -> str:
+    """The command that logs ``account`` in to ``app`` again."""
+    if app == DEFAULT_RECORD_APP:
+        return f"scrapy login {account}"
+    return f"scrapy login --app {app} {account}"
+
+
 def bad_record_detail(spider: AccountSpider, bad: BadRecord) -> str:
     """Say (one WARNING naming the account and what is wrong) that an account's stored
     record cannot be used; the detail of its ``bad_record`` outcome."""
@@ -195,10 +235,16 @@ class Liveness:
     status: Status
     retcode: int
     psessionid: str  # the stored session that was tested
+    detail: str | None = None  # what the answer said, when not a WebQQ retcode
 
     @property
     def reason(self) -> str:
-        return describe_retcode(self.retcode)
+        return self.detail or describe_retcode(self.retcode)
+
+
+def can_check(stored: Credentials) -> bool:
+    """Whether a liveness test is known for the app of ``stored`` (not for ``qun``)."""
+    return app_named(stored.app).check_call is not None
 
 
 def liveness_request(
@@ -207,8 +253,16 @@ def liveness_request(
     stored: Credentials,
     callback: Callable[..., Any],
 ) -> scrapy.Request:
-    """§8.1's liveness test: get_online_buddies2 with the stored vfwebqq and psessionid, in
-    the account's jar (seed it first: the call needs the stored cookies)."""
+    """The liveness test of the stored session's app, in the account's jar (seed it first:
+    the call needs the stored cookies). WebQQ: §8.1's get_online_buddies2 with the stored
+    vfwebqq and psessionid. Qzone: the friend list with ``g_tk`` (docs/qzone.md)."""
+    app = app_named(stored.app)
+    if app.check_call == STEP_QZONE_CHECK:
+        cookies = {c["name"]: c["value"] for c in stored.cookies}
+        url = qzone.friends_url(spider.config.scheme, uin=stored.uin, g_tk=g_tk(cookies))
+        return spider.account_request(
+            url, STEP_QZONE_CHECK, state, callback, meta={META_PSESSIONID: stored.psessionid}
+        )
     call = web2.online_buddies2(
         spider.config.scheme,
         vfwebqq=stored.vfwebqq,
@@ -220,13 +274,30 @@ def liveness_request(
 
 
 def liveness_answer(response: Response) -> Liveness:
-    """Read the liveness test's answer; a broken one raises StepFailed / ProtocolError."""
+    """Read the liveness test's answer; a broken one raises StepFailed / ProtocolError.
+
+    Qzone: ``code`` 0 is alive, ``-3000`` ended (docs/qzone.md); any other code says
+    nothing clear (``unknown``)."""
+    psessionid = response.meta[META_PSESSIONID]
+    if response.meta.get(META_STEP) == STEP_QZONE_CHECK:
+        try:
+            qzone.parse_friends(response.body)
+        except qzone.SessionExpired as exc:
+            return Liveness(STATUS_ENDED, exc.code, psessionid, str(exc))
+        except qzone.QzoneCodeError as exc:
+            return Liveness(STATUS_UNKNOWN, exc.code, psessionid, str(exc))
+        return Liveness(STATUS_VALID, 0, psessionid, "Qzone code 0")
     retcode = read_envelope(response, STEP_ONLINE_BUDDIES)["retcode"]
-    return Liveness(liveness(retcode), retcode, response.meta[META_PSESSIONID])
+    return Liveness(liveness(retcode), retcode, psessionid)
 
 
 async def announce_session_ended(
-    spider: AccountSpider, account: str, psessionid: str, reason: str, retcode: int | None
+    spider: AccountSpider,
+    account: str,
+    psessionid: str,
+    reason: str,
+    retcode: int | None,
+    **session: Any,
 ) -> CredentialsUpdate:
     """Say that ``account``'s stored session is over: a WARNING, the stat
     ``webqq/session/ended``, the ``session_ended`` signal; returns the update that marks the
@@ -249,6 +320,7 @@ async def announce_session_ended(
         status_retcode=retcode,
         status_reason=reason,
         job=spider.job,
+        **session,  # session_of(stored): another app's record
     )
 
 
@@ -267,7 +339,7 @@ class SessionSpider(AccountSpider):
     # The per-account state: a subclass may extend Session with its own fields.
     state_class: ClassVar[type[Session]] = Session
     # The app whose stored sessions it works on (docs/apps.md): a Qzone spider sets "qzone".
-    credentials_app: ClassVar[str] = DEFAULT_RECORD_APP
+    credentials_app: str = DEFAULT_RECORD_APP
 
     def __init__(
         self,
@@ -317,7 +389,8 @@ class SessionSpider(AccountSpider):
                 if creds is None:
                     outcome = OUTCOME_NO_CREDENTIALS
                     detail = (
-                        f"no credentials stored for {account!r}; log it in: scrapy login {account}"
+                        f"no credentials stored for {account!r}; log it in: "
+                        f"{login_command(account, self.credentials_app)}"
                     )
                 else:
                     outcome, detail = OUTCOME_BAD_RECORD, bad_record_detail(self, creds)
@@ -441,8 +514,9 @@ class SessionSpider(AccountSpider):
         assert isinstance(state, Session)
         if outcome == OUTCOME_SESSION_ENDED:
             reason = state.ended_reason or detail or "session ended"
+            session = session_of(state.stored) if state.stored is not None else {}
             state.ended_update = await announce_session_ended(
-                self, state.account, state.psessionid, reason, state.ended_retcode
+                self, state.account, state.psessionid, reason, state.ended_retcode, **session
             )
         elif outcome == OUTCOME_OK:
             self.logger.info("Account %s: ok", state.account)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from webqq_scrapy.items import CredentialsUpdate, utc_timestamp
+from webqq_scrapy.meta import META_STEP
 from webqq_scrapy.protocol.codes import (
     OUTCOME_BAD_RECORD,
     OUTCOME_NO_CREDENTIALS,
@@ -22,33 +23,59 @@ from webqq_scrapy.protocol.codes import (
     OUTCOME_PROTOCOL_ERROR,
     OUTCOME_SESSION_ENDED,
     OUTCOME_WRONG_TARGET,
-    STEP_ONLINE_BUDDIES,
 )
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_UNKNOWN, STATUS_VALID
 from webqq_scrapy.spiders.base import AccountState, StepFailed, account_step
 from webqq_scrapy.spiders.session import (
     Session,
     SessionSpider,
+    can_check,
     liveness_answer,
     liveness_request,
+    parse_app,
+    session_of,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
+    from typing import Self
 
+    from scrapy.crawler import Crawler
     from scrapy.http import Response
 
 
 class SessionCheckSpider(SessionSpider):
-    """Check stored credentials live (get_online_buddies2) and store what it said."""
+    """Check stored credentials live (get_online_buddies2; Qzone: the friend list) and store
+    what it said. ``-a app=qzone`` checks the Qzone sessions (default: WEBQQ_APP)."""
 
     name = "session_check"
 
+    def __init__(self, *args: Any, app: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        chosen = parse_app(app)
+        self._app_argument = chosen.name if chosen is not None else None
+
+    @classmethod
+    def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
+        super().check_arguments(spargs)
+        parse_app(spargs.get("app"))
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.credentials_app = spider._app_argument or spider.config.app
+        return spider
+
     async def session_started(self, state: Session) -> AsyncIterator[Any]:
         assert state.stored is not None
+        if not can_check(state.stored):
+            detail = f"no session check is known for app {state.stored.app}"
+            for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, None, detail):
+                yield item
+            return
         yield liveness_request(self, state, state.stored, self.parse_liveness)
 
-    @account_step(STEP_ONLINE_BUDDIES)
+    @account_step()
     async def parse_liveness(self, response: Response, state: Session) -> AsyncIterator[Any]:
         answer = liveness_answer(response)
         state.retcode = answer.retcode
@@ -57,7 +84,7 @@ class SessionCheckSpider(SessionSpider):
             raise self.session_end(state, answer.reason, answer.retcode)
         if answer.status == STATUS_UNKNOWN:
             raise StepFailed(OUTCOME_PROTOCOL_ERROR, answer.reason)
-        for item in await self.finish(state, OUTCOME_OK, STEP_ONLINE_BUDDIES, None):
+        for item in await self.finish(state, OUTCOME_OK, response.meta.get(META_STEP), None):
             yield item
 
     def make_outcome(
@@ -83,5 +110,6 @@ class SessionCheckSpider(SessionSpider):
             status_retcode=state.retcode,
             status_reason=None if valid else detail,
             job=self.job,
+            **(session_of(state.stored) if state.stored is not None else {}),
         )
         return [update, *items]

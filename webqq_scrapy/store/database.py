@@ -1,6 +1,6 @@
 """The database as a whole: every table of the store, and the writer's ``RecordStore``.
 
-The one module that knows all table modules (``sql``, ``contacts``, ``messages``): their
+The one module that knows all table modules (``sql``, ``contacts``, ``messages``, ``qzone``): their
 tables are listed here, explicitly, not registered by importing them (docs/storage.md).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from webqq_scrapy.store import contacts, messages, records, sql
+from webqq_scrapy.store import contacts, messages, qzone, records, sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from webqq_scrapy.store.records import Batch
 
 # Every table of the store, created (or upgraded) when a crawl opens the database.
-TABLES = (*sql.TABLES, *contacts.TABLES, *messages.TABLES)
+TABLES = (*sql.TABLES, *contacts.TABLES, *messages.TABLES, *qzone.TABLES)
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -49,6 +49,7 @@ class DatabaseStore:
             messages.insert_messages(conn, of(records.MESSAGES))
             messages.insert_refused(conn, of(records.REFUSED_MESSAGES))
             messages.finish_sends(conn, of(records.SEND_RESULTS))
+            qzone.write_qzone(conn, of(records.QZONE))
 
     def close(self) -> None:
         self.database.close()

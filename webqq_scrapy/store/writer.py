@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from webqq_scrapy.items import (
+    DEFAULT_RECORD_APP,
     ContactsSnapshot,
     Credentials,
     CredentialsUpdate,
     LoginOutcome,
     Message,
+    QzoneComment,
+    QzoneFriend,
+    QzoneOwnerOutcome,
+    QzonePost,
     RefusedMessage,
     SendResult,
     utc_timestamp,
@@ -26,6 +31,7 @@ from webqq_scrapy.store.records import (
     CREDENTIALS,
     MESSAGES,
     OUTCOMES,
+    QZONE,
     REFUSED_MESSAGES,
     SEND_RESULTS,
     UPDATES,
@@ -65,13 +71,13 @@ def keyed_record(item: Any, run_id: str) -> tuple[tuple[str, ...], dict[str, Any
     """The batch key and the record (with ``stored_at``, and ``run_id`` for an outcome) of
     a Credentials, LoginOutcome or CredentialsUpdate item; None for any other item."""
     if isinstance(item, Credentials):
-        return (CREDENTIALS, record_app(item), item.account), {
+        return (CREDENTIALS, *_app_key(item), item.account), {
             **credentials_record(item),
             "stored_at": utc_timestamp(),
         }
     if isinstance(item, LoginOutcome):
         run_id = item.job or run_id
-        return (OUTCOMES, run_id, record_app(item), item.account), {
+        return (OUTCOMES, run_id, *_app_key(item), item.account), {
             **outcome_record(item),
             "run_id": run_id,
             "stored_at": utc_timestamp(),
@@ -83,6 +89,13 @@ def keyed_record(item: Any, run_id: str) -> tuple[tuple[str, ...], dict[str, Any
 
 
 _update_sequence = itertools.count()
+
+
+def _app_key(item: Any) -> tuple[str, ...]:
+    """The app part of a record's batch key: none for WebQQ (its keys are as they always
+    were), the app's name for another app, so an account's records of two apps differ."""
+    app = record_app(item)
+    return () if app == DEFAULT_RECORD_APP else (app,)
 
 
 @dataclass
@@ -210,7 +223,8 @@ def data_record(
     """The batch key and record of a data spider's item (SQL store only): a
     ContactsSnapshot takes the account's contact records gathered in ``pending_contacts``
     (one transaction: upserts, then the gone-marking); a Message is keyed by its dedup key
-    (stored once); a SendResult by its outbox row. None for any other item."""
+    (stored once); a SendResult by its outbox row; a Qzone record by its table's key (an
+    owner outcome is its own row). None for any other item."""
     from webqq_scrapy.protocol.messaging import dedup_key
     from webqq_scrapy.store.contacts import contacts_record
 
@@ -226,4 +240,20 @@ def data_record(
     if isinstance(item, RefusedMessage):
         # Each refused item is its own row (nothing to deduplicate it by).
         return (REFUSED_MESSAGES, uuid.uuid4().hex, item.account), dataclasses.asdict(item)
+    if isinstance(item, QzonePost):
+        return (QZONE, "post", str(item.owner), item.tid, item.account), _plain(item)
+    if isinstance(item, QzoneComment):
+        ids = (str(item.owner), item.tid, str(item.comment_id))
+        return (QZONE, "comment", *ids, item.account), _plain(item)
+    if isinstance(item, QzoneFriend):
+        return (QZONE, "friend", str(item.uin), item.account), _plain(item)
+    if isinstance(item, QzoneOwnerOutcome):
+        return (QZONE, "owner", uuid.uuid4().hex, item.account), _plain(item)
     return None
+
+
+def _plain(item: Any) -> dict[str, Any]:
+    # ``files`` (what FilesPipeline downloaded) is not stored: the pictures' URLs are.
+    record = dataclasses.asdict(item)
+    record.pop("files", None)
+    return record

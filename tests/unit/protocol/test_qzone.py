@@ -167,3 +167,17 @@ def test_friends_with_groups_and_drift() -> None:
         (10003, "", "", False),
     ]
     assert result.unknown_groups == 1
+
+
+def test_the_call_table_builds_each_cgi_and_refuses_a_missing_or_unknown_argument() -> None:
+    from webqq_scrapy.protocol.errors import CallArgumentError
+    from webqq_scrapy.protocol.qzone import QZONE_CALLS, STEP_MSGLIST
+
+    url = qzone.msglist_url("https", owner=123456789, pos=40, g_tk=77)
+    assert url.startswith(
+        "https://user.qzone.qq.com/proxy/domain/taotao.qq.com/cgi-bin/emotion_cgi_msglist_v6?"
+    )
+    assert "uin=123456789&hostUin=123456789&pos=40&num=20&" in url and url.endswith("&g_tk=77")
+    assert sorted(QZONE_CALLS) == ["qzone_friends", "qzone_msgdetail", "qzone_msglist"]
+    with pytest.raises(CallArgumentError, match="needs g_tk; takes no gtk"):
+        QZONE_CALLS[STEP_MSGLIST].url("http", uin=1, hostUin=1, pos=0, num=20, gtk=1)

@@ -14,7 +14,15 @@ from scrapy.utils.test import get_crawler
 
 from tests.settings import project_settings
 
-SPIDERS = ("qrlogin", "qrlogin_redis", "contacts", "messages", "session_check")
+SPIDERS = (
+    "qrlogin",
+    "qrlogin_redis",
+    "contacts",
+    "messages",
+    "session_check",
+    "qzone_posts",
+    "qzone_friends",
+)
 
 
 def spider_classes() -> dict[str, type]:

@@ -130,7 +130,7 @@ def test_an_accounts_file_line_may_end_with_a_comment(tmp_path):
          "acounts: not an argument of the qrlogin spider; did you mean -a accounts=…?"),
         (QRLoginSpider, {"accounts": "alice", "x": "1"},
          "x: not an argument of the qrlogin spider (its arguments: accounts, accounts_file, "
-         "reuse)"),
+         "app, reuse)"),
         (MessagesSpider, {"durtion": "5"},
          "durtion: not an argument of the messages spider; did you mean -a duration=…?"),
     ],

@@ -1,0 +1,234 @@
+"""Qzone in the SQL store: posts, comments, friends and each owner's crawl outcome.
+
+The ``qzone_posts`` and ``qzone_friends`` spiders (docs/qzone.md, "Data model") yield one
+item per record; the database pipeline upserts them:
+
+* ``qzone_posts`` by (owner, tid) and ``qzone_comments`` by (owner, tid, comment_id): a post
+  is the same row whichever account read it (``account`` says who read it last);
+  ``first_seen`` stays as the first crawl wrote it, ``last_seen`` is the last crawl that
+  stored it (an unchanged post is not stored again, docs/qzone.md, "Incremental");
+* ``qzone_friends`` by (account, uin); the account's current list is the rows of its latest
+  crawl (:func:`read_qzone_friends`); a friend no longer listed keeps its row;
+* ``qzone_owner_outcomes``: one row per account, owner and crawl.
+
+:func:`read_owner_posts` gives the incremental crawl what is stored of an owner; the
+``load_*`` functions read the rows back (tests, scripts).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+)
+
+from webqq_scrapy.store.sql import Database, default_database_url, metadata, upsert
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "QZONE_KINDS",
+    "TABLES",
+    "StoredPost",
+    "load_qzone",
+    "read_owner_posts",
+    "read_qzone_friends",
+    "write_qzone",
+]
+
+_TIME = String(64)
+_TID = String(64)
+
+
+def _seen() -> list[Column[Any]]:
+    return [
+        Column("first_seen", _TIME, nullable=False),
+        Column("last_seen", _TIME, nullable=False),
+        Column("job", String(255)),
+    ]
+
+
+qzone_posts_table = Table(
+    "qzone_posts",
+    metadata,
+    Column("owner", BigInteger, primary_key=True, autoincrement=False),
+    Column("tid", _TID, primary_key=True),
+    Column("account", String(255), nullable=False),
+    Column("uin", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Column("cmtnum", Integer, nullable=False),
+    Column("fwdnum", Integer, nullable=False),
+    Column("pictures", Text, nullable=False),  # a JSON array of URLs
+    *_seen(),
+    Index("ix_qzone_posts_owner_time", "owner", "created_time"),
+)
+
+qzone_comments_table = Table(
+    "qzone_comments",
+    metadata,
+    Column("owner", BigInteger, primary_key=True, autoincrement=False),
+    Column("tid", _TID, primary_key=True),
+    Column("comment_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account", String(255), nullable=False),
+    Column("uin", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Column("reply_num", Integer, nullable=False),
+    *_seen(),
+)
+
+qzone_friends_table = Table(
+    "qzone_friends",
+    metadata,
+    Column("account", String(255), primary_key=True),
+    Column("uin", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("remark", Text, nullable=False),
+    Column("group_name", Text, nullable=False),
+    Column("online", Boolean, nullable=False),
+    *_seen(),
+)
+
+qzone_owner_outcomes_table = Table(
+    "qzone_owner_outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(255), nullable=False),
+    Column("owner", BigInteger, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("posts", Integer, nullable=False),
+    Column("new_posts", Integer, nullable=False),
+    Column("new_comments", Integer, nullable=False),
+    Column("stopped", String(32)),
+    Column("detail", Text),
+    Column("crawled_at", _TIME, nullable=False),
+    Column("job", String(255)),
+    Index("ix_qzone_owner_outcomes_account", "account", "crawled_at"),
+)
+
+# The tables of this module (``database.TABLES`` lists every table of the store).
+TABLES: tuple[Table, ...] = (
+    qzone_posts_table,
+    qzone_comments_table,
+    qzone_friends_table,
+    qzone_owner_outcomes_table,
+)
+
+# item ``record`` → (table, key columns); the outcome rows are inserted, never upserted.
+QZONE_KINDS: dict[str, tuple[Table, tuple[str, ...]]] = {
+    "qzone_post": (qzone_posts_table, ("owner", "tid")),
+    "qzone_comment": (qzone_comments_table, ("owner", "tid", "comment_id")),
+    "qzone_friend": (qzone_friends_table, ("account", "uin")),
+    "qzone_owner_outcome": (qzone_owner_outcomes_table, ()),
+}
+
+
+def _row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A table row of an item's fields (``dataclasses.asdict`` of a Qzone item)."""
+    kind = record["record"]
+    table, _ = QZONE_KINDS[kind]
+    row = {k: v for k, v in record.items() if k in table.c}
+    if kind == "qzone_post":
+        row["pictures"] = json.dumps(list(record["pictures"]), ensure_ascii=False)
+    if kind == "qzone_friend":
+        row["group_name"] = record["group"]
+    if "first_seen" in table.c:
+        row["first_seen"] = row["last_seen"] = record["crawled_at"]
+    return row
+
+
+def write_qzone(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Upsert Qzone records (each ``dataclasses.asdict`` of an item) in the caller's
+    transaction; ``first_seen`` is kept from the first crawl."""
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_kind.setdefault(record["record"], []).append(_row(record))
+    for kind, (table, keys) in QZONE_KINDS.items():
+        rows = by_kind.get(kind)
+        if not rows:
+            continue
+        if keys:
+            upsert(conn, table, rows, keys, keep=("first_seen",))
+        else:
+            conn.execute(table.insert(), rows)
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """What the store holds of one post: enough to tell whether a new answer changed it."""
+
+    content: str
+    cmtnum: int
+    comment_ids: frozenset[int]
+
+
+def read_owner_posts(engine: Engine, owner: int) -> dict[str, StoredPost]:
+    """Every stored post of ``owner`` by tid, with the ids of its stored comments."""
+    comments: dict[str, set[int]] = {}
+    posts: dict[str, StoredPost] = {}
+    with engine.connect() as conn:
+        c = qzone_comments_table.c
+        for row in conn.execute(select(c.tid, c.comment_id).where(c.owner == owner)):
+            comments.setdefault(str(row.tid), set()).add(int(row.comment_id))
+        p = qzone_posts_table.c
+        for row in conn.execute(select(p.tid, p.content, p.cmtnum).where(p.owner == owner)):
+            tid = str(row.tid)
+            posts[tid] = StoredPost(
+                str(row.content), int(row.cmtnum), frozenset(comments.get(tid, set()))
+            )
+    return posts
+
+
+def read_qzone_friends(engine: Engine, account: str) -> list[dict[str, Any]]:
+    """``account``'s friends as its latest ``qzone_friends`` crawl stored them, by uin."""
+    f = qzone_friends_table.c
+    with engine.connect() as conn:
+        latest = conn.scalar(select(func.max(f.last_seen)).where(f.account == account))
+        if latest is None:
+            return []
+        rows = conn.execute(
+            select(qzone_friends_table)
+            .where(f.account == account, f.last_seen == latest)
+            .order_by(f.uin)
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+def load_qzone(database_url: str | Any | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every Qzone row of the database (default: the default SQLite file), by table name,
+    in key order; ``pictures`` decoded. Empty lists when nothing is stored."""
+    out: dict[str, list[dict[str, Any]]] = {table.name: [] for table in TABLES}
+    with Database(database_url or default_database_url()) as engine:
+        if engine is None:
+            return out
+        with engine.connect() as conn:
+            for table in TABLES:
+                if not engine.dialect.has_table(conn, table.name):
+                    continue
+                order = [col for col in table.primary_key.columns]
+                for row in conn.execute(select(table).order_by(*order)):
+                    record = dict(row._mapping)
+                    if table is qzone_posts_table:
+                        record["pictures"] = json.loads(record["pictures"])
+                    out[table.name].append(record)
+    return out
