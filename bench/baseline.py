@@ -8,6 +8,13 @@ machine or retry. URLs come from the project's pure ``webqq_scrapy.protocol`` bu
 the requests are byte for byte the project's. Run by ``bench.login`` with ``scrapy
 runspider`` from a directory without ``scrapy.cfg`` (so no project settings), it writes its
 CPU seconds and request count (spider open → close) as JSON to ``-a out=PATH``.
+
+``bench.login`` runs it tuned (``bench.login.BASELINE_SETTINGS``: the project's concurrency,
+the middlewares this flow does not use off, ``CONCURRENT_ITEMS=1``, the project's GC
+extension), twice per count: all at once, and with ``-a admission=SHARE,LAG,LIMIT`` under
+the project's admission (its measures, ``webqq_scrapy.sources.lag``, and the same three
+checks: CPU share, loop lag, accounts in flight), so that the project's CPU per request is
+compared with bare Scrapy doing the same requests in the same rhythm.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from webqq_scrapy.protocol.ptlogin import (
     ptqrlogin_url,
     ptqrshow_url,
 )
+from webqq_scrapy.sources.lag import CpuHeadroom, LoopLag
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -59,7 +67,13 @@ class BaselineSpider(scrapy.Spider):
     name = "baseline"
 
     def __init__(
-        self, accounts_file: str, proxy: str, out: str, interval: str, **kwargs: Any
+        self,
+        accounts_file: str,
+        proxy: str,
+        out: str,
+        interval: str,
+        admission: str = "",
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.accounts = Path(accounts_file).read_text().split()
@@ -68,6 +82,23 @@ class BaselineSpider(scrapy.Spider):
         self.interval = float(interval)
         self.opened = (time.time(), _cpu())
         self.ok = 0
+        # -a admission=SHARE,LAG,LIMIT: the project's three admission checks; "": all at once.
+        self.admission = tuple(float(x) for x in admission.split(",")) if admission else ()
+        self.in_flight: set[str] = set()
+        self.lag = LoopLag()
+        self.headroom = CpuHeadroom(
+            lambda: len(self.in_flight),
+            saturated=lambda: self.lag.value > (self.admission[1] or 0.1),
+        )
+
+    async def admit(self) -> None:
+        share, max_lag, limit = self.admission
+        while self.in_flight and (
+            (limit and len(self.in_flight) >= limit)
+            or (share and self.headroom.load(len(self.in_flight) + 1) > share)
+            or (max_lag and self.lag.value > max_lag)
+        ):
+            await sleep(self.lag.period)
 
     def request(self, account: str, url: str, callback: Any, **kwargs: Any) -> scrapy.Request:
         meta = {
@@ -78,11 +109,22 @@ class BaselineSpider(scrapy.Spider):
             "handle_httpstatus_list": [302],
             **kwargs.pop("meta", {}),
         }
-        return scrapy.Request(url, callback, meta=meta, dont_filter=True, **kwargs)
+        return scrapy.Request(
+            url, callback, meta=meta, dont_filter=True, errback=self.failed, **kwargs
+        )
+
+    def failed(self, failure: Any) -> None:
+        self.in_flight.discard(failure.request.meta["account"])
 
     async def start(self) -> AsyncIterator[Any]:
         self.opened = (time.time(), _cpu())
+        if self.admission:
+            self.lag.start()
+            self.headroom.start()
         for account in self.accounts:
+            if self.admission:
+                await self.admit()
+            self.in_flight.add(account)
             yield self.qr(account)
 
     def qr(self, account: str) -> scrapy.Request:
@@ -136,6 +178,7 @@ class BaselineSpider(scrapy.Spider):
             callback=self.parse_login2,
             meta=self.request(response.meta["account"], login2_url(SCHEME), None).meta,
             dont_filter=True,
+            errback=self.failed,
             headers={"Referer": dynamic_referer(SCHEME)},
             cb_kwargs={"vfwebqq": vfwebqq},
         )
@@ -149,10 +192,13 @@ class BaselineSpider(scrapy.Spider):
         yield self.request(response.meta["account"], url, self.parse_buddies, headers=headers)
 
     def parse_buddies(self, response: Response) -> None:
+        self.in_flight.discard(response.meta["account"])
         if json.loads(response.body).get("retcode") == 0:
             self.ok += 1
 
     def closed(self, reason: str) -> None:
+        self.lag.stop()
+        self.headroom.stop()
         assert self.crawler.stats is not None
         doc = {
             "reason": reason,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import tempfile
 import urllib.request
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.login import PROBE, ROOT, SimulatorProcess, _env, machine, percentile
-from bench.messages import _crawl, _login
+from bench.messages import _cleanup, _crawl, _login
 
 MB = 1024 * 1024
 
@@ -151,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_contacts(sim, tmp, limit, big, run).row(), flush=True)
     finally:
         sim.stop()
-        if args.keep:
-            print(f"  (kept {tmp})")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _cleanup(tmp, args.keep)
     return 0
 
 

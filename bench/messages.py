@@ -73,6 +73,14 @@ def _crawl(spider: str, sim: str, tmp: Path, *args: str, log: str) -> list[str]:
     return command
 
 
+def _cleanup(tmp: Path, keep: bool) -> None:
+    """Remove a run's directory, or say where it is kept (``--keep``)."""
+    if keep:
+        print(f"  (kept {tmp})")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _rss(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/statm", "rb") as statm:
@@ -276,10 +284,7 @@ def run(
         )
     finally:
         sim.stop()
-    if keep:
-        print(f"  (kept {tmp})")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _cleanup(tmp, keep)
     return figures
 
 

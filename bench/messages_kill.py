@@ -54,10 +54,8 @@ import json
 import os
 import random
 import re
-import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -66,29 +64,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.login import ROOT, SimulatorProcess, _env
+from bench.messages import _cleanup, _crawl
 
 FIGURES = (
     "delivered", "journaled", "stored", "lost reached", "lost wire", "recovered", "after kill",
     "unread",
 )  # fmt: skip
 KINDS = {"message": "buddy", "group_message": "group", "discu_message": "discussion"}
-
-
-def _command(spider: str, sim: str, tmp: Path, *args: str, log: str) -> list[str]:
-    settings = {
-        "WEBQQ_TARGET": sim,
-        "WEBQQ_DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite3'}",
-        "WEBQQ_QR_TERMINAL": "false",
-        "WEBQQ_QR_DIR": str(tmp / "qr"),
-        "WEBQQ_POLL_INTERVAL": "0.001",
-        "WEBQQ_SCANNED_POLL_INTERVAL": "0.001",
-        "LOG_FILE": str(tmp / log),
-        "LOG_LEVEL": "INFO",
-    }
-    command = [sys.executable, "-m", "scrapy", "crawl", spider, *args]
-    for name, value in settings.items():
-        command += ["-s", f"{name}={value}"]
-    return command
 
 
 def _control(control_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -180,7 +162,7 @@ def one_run(
     db = tmp / "store.sqlite3"
     handed_before, keys_before = _handed_out(sim.control_url), _keys(db)
     crawl = subprocess.Popen(
-        _command("messages", sim.url, tmp, log=f"messages-{n}.log"),
+        _crawl("messages", sim.url, tmp, log=f"messages-{n}.log"),
         cwd=ROOT, env=_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -212,7 +194,7 @@ def one_run(
     reached = (_keys(db) - keys_before) | _journaled(tmp / "xdg" / "webqq_scrapy" / "journal")
     log = tmp / f"again-{n}.log"
     subprocess.run(
-        _command("messages", sim.url, tmp, "-a", "duration=6", log=log.name),
+        _crawl("messages", sim.url, tmp, "-a", "duration=6", log=log.name),
         cwd=ROOT, env=_env(tmp), capture_output=True, timeout=300, check=True,
     )  # fmt: skip
     found = re.search(r"'webqq/journal/recovered': (\d+)", log.read_text("utf-8"))
@@ -246,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         (tmp / "accounts.txt").write_text("\n".join(names) + "\n")
         subprocess.run(
-            _command("qrlogin", sim.url, tmp, "-a", f"accounts_file={tmp / 'accounts.txt'}",
-                     log="login.log"),
+            _crawl("qrlogin", sim.url, tmp, "-a", f"accounts_file={tmp / 'accounts.txt'}",
+                   log="login.log"),
             cwd=ROOT, env=_env(tmp), capture_output=True, timeout=600, check=True,
         )  # fmt: skip
         totals = dict.fromkeys(FIGURES, 0)
@@ -266,10 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         sim.stop()
-        if args.keep:
-            print(f"kept: {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _cleanup(tmp, args.keep)
     return 0
 
 

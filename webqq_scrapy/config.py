@@ -77,6 +77,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_ADMISSION_RATE": 1_000_000,
     "WEBQQ_ADMISSION_MAX_LAG": 3600,
+    "WEBQQ_ADMISSION_CPU_SHARE": 64,
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
     "WEBQQ_MESSAGES_STOP_WAIT": 3600,
@@ -100,6 +101,9 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_REDIS_IDLE_CLOSE": DAY,
     "WEBQQ_REDIS_LEASE_MARGIN": DAY,
     "WEBQQ_REDIS_HEARTBEAT": DAY,
+    "WEBQQ_GC_THRESHOLD": 10_000_000,
+    "WEBQQ_STORE_GROUP_DELAY": 10,
+    "WEBQQ_STORE_GROUP_SIZE": 1_000_000,
 }
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -334,6 +338,7 @@ class WebQQConfig:
     max_accounts_in_flight: int = 0  # 0: no limit
     admission_rate: float = 0.0  # accounts admitted per second; 0: no pacing
     admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
+    admission_cpu_share: float = 0.0  # cores the accounts in flight may take; 0: off
     contacts_max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
     simulator_strict: bool = False
@@ -402,6 +407,7 @@ class WebQQConfig:
             ),
             admission_rate=_number(settings, "WEBQQ_ADMISSION_RATE", positive=False),
             admission_max_lag=_number(settings, "WEBQQ_ADMISSION_MAX_LAG", positive=False),
+            admission_cpu_share=_number(settings, "WEBQQ_ADMISSION_CPU_SHARE", positive=False),
             contacts_max_accounts_in_flight=int(
                 _number(
                     settings,
@@ -464,6 +470,21 @@ class MessagesConfig:
                 _number(settings, "WEBQQ_MESSAGES_MAX_STARTING", positive=False, integer=True)
             ),
             stop_wait=_number(settings, "WEBQQ_MESSAGES_STOP_WAIT", positive=False),
+        )
+
+
+@dataclass(frozen=True)
+class GCConfig:
+    """The garbage collector's handling (webqq_scrapy/gctuning.py): WEBQQ_GC_*."""
+
+    enabled: bool
+    threshold: int  # the youngest generation's; 0: Python's own
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> GCConfig:
+        return cls(
+            enabled=read_bool(settings, "WEBQQ_GC_TUNING"),
+            threshold=int(_number(settings, "WEBQQ_GC_THRESHOLD", positive=False, integer=True)),
         )
 
 
@@ -684,6 +705,7 @@ def validate_all(settings: BaseSettings) -> WebQQConfig:
     RedisConfig.from_settings(settings)
     MessagesConfig.from_settings(settings)
     QzoneConfig.from_settings(settings)
+    GCConfig.from_settings(settings)
     return config
 
 
@@ -745,6 +767,8 @@ class StorageConfig:
     database_url: URL | None  # None: the database is switched off
     retry_times: int
     retry_backoff: float
+    group_delay: float = 0.0  # s a record waits for others to share its write; 0: none
+    group_size: int = 1  # records that make a group written at once
 
     @classmethod
     def of(cls, settings: BaseSettings) -> StorageConfig:
@@ -778,6 +802,8 @@ class StorageConfig:
                 _number(settings, "WEBQQ_STORE_RETRY_TIMES", positive=False, integer=True)
             ),
             retry_backoff=_number(settings, "WEBQQ_STORE_RETRY_BACKOFF", positive=False),
+            group_delay=_number(settings, "WEBQQ_STORE_GROUP_DELAY", positive=False),
+            group_size=int(_number(settings, "WEBQQ_STORE_GROUP_SIZE", integer=True)),
         )
 
 

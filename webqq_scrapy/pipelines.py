@@ -6,8 +6,10 @@ and LoginOutcome items, and apply CredentialsUpdate items (a checked status, a r
 ptwebqq) to the stored credentials. They are Scrapy adapters over ``webqq_scrapy.store``: settings,
 stats, log lines and the reactor side; the records, the batching and the retries live
 there. Each storage pipeline writes on one worker thread of its own, so the reactor never
-waits for a disk or a database and writes never overlap; the records of items that arrive
-while a write is running are written together by the next one.
+waits for a disk or a database and writes never overlap. Writes are grouped
+(``WEBQQ_STORE_GROUP_DELAY`` / ``WEBQQ_STORE_GROUP_SIZE``): the records of the items that
+arrive within a short delay of each other are written in one transaction, and each item
+leaves the pipeline once its record is written (docs/storage.md, "Group commit").
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import CloseSpider, DropItem, NotConfigured
-from scrapy.utils.asyncio import is_asyncio_available, run_in_thread
+from scrapy.utils.asyncio import call_later, is_asyncio_available, run_in_thread
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 
 from webqq_scrapy.config import StorageConfig
 from webqq_scrapy.items import (
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
     from scrapy.statscollectors import StatsCollector
+    from scrapy.utils.asyncio import CallLaterResult
 
     from webqq_scrapy.store.writer import RecordStore, WriteResult
 
@@ -158,18 +163,35 @@ class _BufferedStorePipeline:
     ``close_spider`` tries them a last time and names the accounts it lost. A record the
     store refuses (a value it cannot hold) is named in an ERROR and counted
     (``…/credentials_refused``, ``…/outcomes_refused``), and the others are stored.
+
+    Group commit: with ``group_delay`` > 0 the flush waits that long after the first record
+    of a group (or until ``group_size`` items wait), so the records of many items share
+    one transaction; each item still waits for the flush that writes its record.
     """
 
     stats_prefix = "webqq/store"
     setting = "WEBQQ_STORE"
 
-    def __init__(self, store: RecordStore, *, stats: StatsCollector, policy: RetryPolicy) -> None:
+    def __init__(
+        self,
+        store: RecordStore,
+        *,
+        stats: StatsCollector,
+        policy: RetryPolicy,
+        group_delay: float = 0.0,
+        group_size: int = 1,
+    ) -> None:
         self.store = store
         self.stats = stats
         self.policy = policy
         self.run_id = uuid.uuid4().hex
         self.writer = BufferedWriter(store, policy)
         self._executor: ThreadPoolExecutor | None = None
+        self.group_delay = group_delay
+        self.group_size = max(1, group_size)
+        # The items waiting for the group's flush, and the timer that starts it.
+        self._waiters: list[Deferred[None]] = []
+        self._timer: CallLaterResult | None = None
 
     @property
     def store_label(self) -> str:
@@ -199,12 +221,48 @@ class _BufferedStorePipeline:
         if entry is None:
             return item
         self.writer.add(*entry)
-        self._account_for(await self._in_worker(self.writer.flush))
+        await self._stored()
         return item
+
+    async def _stored(self) -> None:
+        """Return once the record just added is written (or kept for the next write)."""
+        if not self.group_delay or self.group_size == 1:
+            self._account_for(await self._in_worker(self.writer.flush))
+            return
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        if len(self._waiters) >= self.group_size:
+            self._flush_group()
+        elif self._timer is None:
+            self._timer = call_later(self.group_delay, self._flush_group, True)
+        await maybe_deferred_to_future(waiter)
+
+    def _flush_group(self, timer_fired: bool = False) -> None:
+        """Write the waiting group now (the delay is over, or the group is full)."""
+        timer, self._timer = self._timer, None
+        if timer is not None and not timer_fired:
+            timer.cancel()
+        waiters, self._waiters = self._waiters, []
+        if waiters:
+            # The write is submitted to the worker at once (the coroutine runs until its
+            # first await), so groups are written in the order they were closed.
+            deferred_from_coro(self._write_group(waiters))
+
+    async def _write_group(self, waiters: list[Deferred[None]]) -> None:
+        try:
+            result = await self._in_worker(self.writer.flush)
+            self._account_for(result)
+        except Exception as exc:  # the worker itself failed: every item of the group sees it
+            for waiter in waiters:
+                waiter.errback(exc)
+            return
+        for waiter in waiters:
+            waiter.callback(None)
 
     async def close_spider(self) -> None:
         if self._executor is None:
             return
+        self._flush_group()  # a group still waiting (a crawl stopped mid-delay) goes first
         try:
             result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
@@ -269,8 +327,14 @@ class _BufferedStorePipeline:
             )
 
 
-def _policy(config: StorageConfig) -> RetryPolicy:
-    return RetryPolicy(times=config.retry_times, backoff=config.retry_backoff)
+def _options(config: StorageConfig, crawler: Crawler) -> dict[str, Any]:
+    """The keyword arguments every storage pipeline takes from the settings."""
+    return {
+        "stats": crawler.stats,
+        "policy": RetryPolicy(times=config.retry_times, backoff=config.retry_backoff),
+        "group_delay": config.group_delay,
+        "group_size": config.group_size,
+    }
 
 
 class JsonFilePipeline(_BufferedStorePipeline):
@@ -288,7 +352,7 @@ class JsonFilePipeline(_BufferedStorePipeline):
         config = StorageConfig.of(crawler.settings)
         if config.json_path is None:
             raise NotConfigured  # off by default: no warning for it
-        return cls(JsonFileStore(config.json_path), stats=crawler.stats, policy=_policy(config))
+        return cls(JsonFileStore(config.json_path), **_options(config, crawler))
 
 
 class DatabasePipeline(_BufferedStorePipeline):
@@ -301,8 +365,8 @@ class DatabasePipeline(_BufferedStorePipeline):
     stats_prefix = "webqq/sql"
     setting = "WEBQQ_DATABASE_URL"
 
-    def __init__(self, store: RecordStore, *, stats: StatsCollector, policy: RetryPolicy) -> None:
-        super().__init__(store, stats=stats, policy=policy)
+    def __init__(self, store: RecordStore, **options: Any) -> None:
+        super().__init__(store, **options)
         # An account's contact records, held until its ContactsSnapshot says the lists are
         # complete; then they are written in one transaction (docs/data-spiders.md).
         self._contacts: dict[str, list[Any]] = {}
@@ -325,8 +389,8 @@ class DatabasePipeline(_BufferedStorePipeline):
                 await self._flush_qzone()
             return await super().process_item(item)
         self.writer.add(*entry)
-        self._qzone_pending = 0
-        self._account_for(await self._in_worker(self.writer.flush))
+        self._qzone_pending = 0  # this write takes the pending Qzone records too
+        await self._stored()
         return item
 
     async def _flush_qzone(self) -> None:
@@ -338,4 +402,4 @@ class DatabasePipeline(_BufferedStorePipeline):
         config = StorageConfig.of(crawler.settings)
         if config.database_url is None:
             raise NotConfigured("WEBQQ_DATABASE_ENABLED is off")
-        return cls(DatabaseStore(config.database_url), stats=crawler.stats, policy=_policy(config))
+        return cls(DatabaseStore(config.database_url), **_options(config, crawler))

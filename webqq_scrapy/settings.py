@@ -34,27 +34,34 @@ WEBQQ_MAX_QR_REFRESHES = 5
 # Seconds an account may take from its first QR to its credentials; then "timeout".
 WEBQQ_LOGIN_TIMEOUT = 600.0
 
-# Accounts of one qrlogin crawl in flight at once (first QR fetched, no outcome yet); the
-# others wait, queued, before their QR is fetched, so no QR shown expires while the process
-# is saturated. 0 = no limit. The default is from docs/performance.md "Admission": about
-# what one core keeps up with at the 2 s poll interval, with room for the other steps.
-# qrlogin_redis bounds itself by WEBQQ_REDIS_MAX_IN_FLIGHT instead (the waiting names stay
-# in the Redis list, where other processes can take them).
-WEBQQ_MAX_ACCOUNTS_IN_FLIGHT = 200
+# Admission by headroom (qrlogin; docs/performance.md "Admission by headroom"): an account
+# gets its QR only while the process has room for it. Three checks, every one of them
+# waived while no account is in flight, so a crawl always progresses:
+#
+# WEBQQ_ADMISSION_CPU_SHARE: the accounts in flight, one more included, may take at most
+# this many cores of the crawl process, at what the accounts in flight have cost so far
+# (CPU seconds per second in flight, measured over the last 10 s: their polls, QRs and the
+# steps after their confirms). An idle process admits as fast as it can serve; a saturated
+# one stops. 0 = off.
+WEBQQ_ADMISSION_CPU_SHARE = 1.0
 
-# Accounts of one qrlogin crawl admitted (first QR fetched) per second at most, after a first
-# second's worth at once; 0 = no pacing. Accounts admitted together poll together and, with
-# people who scan at once, confirm together: the steps after their confirms then queue
-# behind each other on the process's one core. Spreading the starts spreads that work. The
-# default is from docs/performance.md "Admission".
-WEBQQ_ADMISSION_RATE = 20.0
-
-# A qrlogin crawl admits no new account while its event loop runs more than this many
-# seconds late (0 = no such check), unless no account is in flight. The lateness is how
-# long every step waits its turn, whatever makes the process busy (its own accounts, or
-# other processes on the machine), so this keeps the wait after a confirm short under any
-# load. The default is from docs/performance.md "Admission".
+# WEBQQ_ADMISSION_MAX_LAG: no new account while the crawl's event loop runs more than this
+# many seconds late: the lateness is how long every step waits its turn, whatever makes the
+# process busy (its own accounts, or other processes on the machine), so this keeps the
+# wait after a confirm short under any load. 0 = off.
 WEBQQ_ADMISSION_MAX_LAG = 0.1
+
+# WEBQQ_MAX_ACCOUNTS_IN_FLIGHT: a hard bound on the accounts in flight (first QR fetched,
+# no outcome yet), whatever the headroom: it bounds the memory (about 50 KB each) and how
+# many QRs are shown at once. 0 = no limit. qrlogin_redis bounds itself by
+# WEBQQ_REDIS_MAX_IN_FLIGHT instead (the waiting names stay in the Redis list, where other
+# processes can take them).
+WEBQQ_MAX_ACCOUNTS_IN_FLIGHT = 2000
+
+# WEBQQ_ADMISSION_RATE: accounts admitted (first QR fetched) per second at most, after a
+# first second's worth at once; 0 = no pacing (the default since admission by headroom: a
+# fixed rate held an idle process at that rate and lost the batching of its work).
+WEBQQ_ADMISSION_RATE = 0.0
 
 # Accounts of one contacts crawl reading their contacts at once (first call made, records
 # not stored yet); the others wait, queued, before their first call. A 2,000-member
@@ -185,6 +192,13 @@ WEBQQ_DATABASE_URL_FILE = ""
 WEBQQ_STORE_RETRY_TIMES = 4
 WEBQQ_STORE_RETRY_BACKOFF = 0.5
 
+# Group commit: a storage pipeline writes the records of the items that arrive within
+# GROUP_DELAY seconds of the first (or GROUP_SIZE records, whichever comes first) in one
+# transaction, one fsync, instead of one each; every item still leaves the pipeline only
+# once its record is written. 0 = write each item's record at once (docs/performance.md).
+WEBQQ_STORE_GROUP_DELAY = 0.05
+WEBQQ_STORE_GROUP_SIZE = 100
+
 ITEM_PIPELINES = {
     "webqq_scrapy.pipelines.CredentialsValidationPipeline": 100,
     "webqq_scrapy.pipelines.JsonFilePipeline": 300,
@@ -252,7 +266,15 @@ EXTENSIONS = {
     # Under the asyncio reactor, Twisted would keep every cancelled download/connection
     # timer for minutes (about 14 per login); see webqq_scrapy/timers.py.
     "webqq_scrapy.timers.TimerHeapPurge": 10,
+    # Freeze start-up's objects and raise the collector's threshold (webqq_scrapy/gctuning.py).
+    "webqq_scrapy.gctuning.GCTuning": 20,
 }
+
+# Python's cyclic GC, handled once for the crawl (webqq_scrapy/gctuning.py): gc.freeze() at
+# spider open and the youngest generation's threshold raised to WEBQQ_GC_THRESHOLD container
+# allocations (0 = Python's 700). Off: WEBQQ_GC_TUNING=false.
+WEBQQ_GC_TUNING = True
+WEBQQ_GC_THRESHOLD = 50_000
 
 # Account names travel as the proxy user name to the simulator; allow any Unicode name.
 HTTPPROXY_AUTH_ENCODING = "utf-8"

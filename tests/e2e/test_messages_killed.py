@@ -23,7 +23,14 @@ import pytest
 
 from tests.e2e import hold_answer
 from tests.e2e.test_contacts_e2e import SIM_ARGS, control, login
-from tests.e2e.test_messages_e2e import Chatter, delivered, start_crawl, stored, wait_held
+from tests.e2e.test_messages_e2e import (
+    delivered,
+    drained,
+    held_with_chatter,
+    start_crawl,
+    stored,
+    wait_held,
+)
 from tests.settings import project_settings
 from webqq_scrapy.spiders.messages import Replay, journal_messages
 from webqq_scrapy.store import journal as journals
@@ -35,40 +42,28 @@ HOLD = "tests.e2e.hold_answer.HoldAnswerMiddleware"
 def test_kill_9_while_the_store_is_busy_loses_no_delivered_message(
     tmp_path: Path, simulator_process: Any, sqlite_url: str
 ) -> None:
-    sim, ctl, db = simulator_process.url, simulator_process.control_url, sqlite_url
-    login(tmp_path, sim, db)
-    proc = start_crawl(tmp_path, sim, db)
-    chatter = Chatter(ctl, ["alice", "bob"], every=0.05)
+    ctl, db = simulator_process.control_url, sqlite_url
     journal_dir = tmp_path / "data" / "webqq_scrapy" / "journal"
-    locker = sqlite3.connect(db.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
-    try:
-        wait_held(db, ("alice", "bob"))
-        chatter.start()
-        time.sleep(2)
-        locker.execute("BEGIN EXCLUSIVE")  # the store is busy: writes wait, then retry
-        time.sleep(3)
-        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in journal_dir.glob("*.journal")}
-        dir_mode = stat.S_IMODE(journal_dir.stat().st_mode) if journal_dir.exists() else None
-        proc.kill()  # kill -9
-        proc.wait(10)
-        chatter.stop()
-    finally:
-        locker.rollback()
-        locker.close()
-        chatter.stop()
-        if proc.poll() is None:
-            proc.kill()
+    with held_with_chatter(tmp_path, simulator_process, db) as (proc, chatter):
+        locker = sqlite3.connect(db.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
+        try:
+            time.sleep(2)
+            locker.execute("BEGIN EXCLUSIVE")  # the store is busy: writes wait, then retry
+            time.sleep(3)
+            modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in journal_dir.glob("*.journal")}
+            dir_mode = stat.S_IMODE(journal_dir.stat().st_mode) if journal_dir.exists() else None
+            proc.kill()  # kill -9
+            proc.wait(10)
+            chatter.stop()
+        finally:
+            locker.rollback()
+            locker.close()
     assert chatter.count > 20
     # What the simulator handed to the killed crawl but its store did not get.
     lost_before = {a: set(delivered(ctl, a)) - set(stored(db, a)) for a in ("alice", "bob")}
     assert any(lost_before.values()), "the kill came when nothing was on its way"
     # The next crawl: stores what the journal holds and the store lacks, then the rest.
-    again = start_crawl(tmp_path, sim, db, "-a", "duration=6", log="again.log")
-    assert again.wait(60) == 0
-    for account in ("alice", "bob"):
-        got = stored(db, account)
-        assert len(got) == len(set(got)), f"{account}: a message stored twice"
-        assert sorted(got) == sorted(delivered(ctl, account)), account
+    drained(tmp_path, simulator_process, db, "again.log")
     log = (tmp_path / "again.log").read_text("utf-8")
     assert "received by a crawl that ended without storing them are stored now" in log
     assert list(journal_dir.glob("*.journal")) == []  # replayed, then deleted

@@ -68,7 +68,8 @@ async def test_qzone_logins_store_qzone_records_beside_webqq_ones(simulator, tmp
         ("bob", "ok", "qzone"),
     ]
     # Nothing of WebQQ's post-login chain ran: the session is check_sig's cookies.
-    assert crawler.stats.get_value("webqq/request_count/getvfwebqq") is None
+    assert crawler.stats.get_value("webqq/latency/check_sig/count") == 2
+    assert crawler.stats.get_value("webqq/latency/getvfwebqq/count") is None
     source = {"json_path": tmp_path / "creds.json"}
     stored = {c.account: c for c in list_credentials(app="qzone", **source)}
     assert sorted(stored) == ["alice", "bob"]
@@ -105,7 +106,13 @@ async def test_qzone_logins_store_qzone_records_beside_webqq_ones(simulator, tmp
 
 
 def test_an_unknown_app_is_one_line_and_exit_2(tmp_path: Path):
-    for args in (["login", "--app", "nope", "x"], ["crawl", "qrlogin", "-a", "app=nope"]):
+    commands = (
+        ["login", "--app", "nope", "x"],
+        ["crawl", "qrlogin", "-a", "app=nope"],
+        ["creds", "list", "--app", "nope", "--json-path", str(tmp_path / "c.json")],
+        ["creds", "check", "--app", "nope", "--json-path", str(tmp_path / "c.json")],
+    )
+    for args in commands:
         if args[0] == "crawl":
             args += ["-a", "accounts=x"]
         result = run_scrapy(*args, data_home=tmp_path / "data")

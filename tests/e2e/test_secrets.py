@@ -337,7 +337,11 @@ async def test_tencent_target_rejects_a_self_signed_certificate():
 FORGED = "2026-12-06 12:00:00 [qrlogin] INFO: Account mallory: ok"
 
 
-@pytest.mark.simulator_args("--record-secrets", "--scan-after", "0.1", "--confirm-after", "0.1")
+# A 1 s poll hold (not the recorded 60 s): the messages crawl's graceful stop at its duration
+# waits for the polls in flight, which would otherwise hold it a minute.
+@pytest.mark.simulator_args(
+    "--record-secrets", "--scan-after", "0.1", "--confirm-after", "0.1", "--poll-hold", "1"
+)
 @pytest.mark.parametrize("spider", ["contacts", "session_check", "messages"])
 def test_every_spider_at_debug_logs_no_secret_and_no_forged_line(
     simulator_process, tmp_path, spider

@@ -20,16 +20,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
 
 from tests.commands import ROOT, run_scrapy
 from tests.e2e.test_contacts_e2e import SIM_ARGS, control, login
+from tests.e2e.test_messages_e2e import start_crawl as messages_crawl
 from tests.e2e.test_messages_e2e import wait_held
 from webqq_scrapy.store import messages as outbox
 from webqq_scrapy.store.sql import Database, create_db_engine
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
 
@@ -37,21 +41,41 @@ pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
 def start_crawl(
     tmp_path: Path, sim: str, db: str, *args: str, interval: float = 0.3, log: str = "m.log"
 ) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
-    command = [
-        sys.executable, "-m", "scrapy", "crawl", "messages", "-a", "accounts=alice", *args,
-        "-s", f"WEBQQ_TARGET={sim}", "-s", f"WEBQQ_DATABASE_URL={db}",
-        "-s", f"WEBQQ_MESSAGES_OUTBOX_INTERVAL={interval}",
-    ]  # fmt: skip
-    out = (tmp_path / log).open("w")
-    return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+    """alice's ``messages`` crawl (test_messages_e2e.start_crawl)."""
+    return messages_crawl(
+        tmp_path, sim, db, "-a", "accounts=alice", *args, log=log, interval=interval
     )
+
+
+@contextlib.contextmanager
+def alice_held(
+    tmp_path: Path, simulator_process: Any, db: str, interval: float = 0.3
+) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
+    """alice logs in and a ``messages`` crawl holds her session: ``(the crawl, the control
+    URL, a friend's uin)``; the crawl is killed on the way out if it still runs."""
+    sim, ctl = simulator_process.url, simulator_process.control_url
+    login(tmp_path, sim, db)
+    friend = a_friend(ctl)
+    crawl = start_crawl(tmp_path, sim, db, interval=interval)
+    try:
+        wait_held(db, ("alice",))
+        yield crawl, ctl, friend
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
 
 
 def send_command(tmp_path: Path, db: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "scrapy", "send", "alice", *args, "-s",
             f"WEBQQ_DATABASE_URL={db}"]  # fmt: skip
+
+
+def send_text(tmp_path: Path, db: str, friend: int, text: str) -> subprocess.CompletedProcess[str]:
+    """``scrapy send alice buddy:FRIEND TEXT`` (queue it, do not wait)."""
+    return run_scrapy(
+        "send", "alice", f"buddy:{friend}", text, "-s", f"WEBQQ_DATABASE_URL={db}",
+        data_home=tmp_path / "data", timeout=60,
+    )  # fmt: skip
 
 
 def outbox_rows(db: str) -> list[dict[str, Any]]:
@@ -93,13 +117,9 @@ def wait_for(condition: Any, timeout: float, what: str) -> Any:
 def test_a_send_cut_by_kill_9_ends_unconfirmed_and_is_not_resent(
     tmp_path: Path, simulator_process: Any, sqlite_url: str
 ) -> None:
-    sim, ctl, db = simulator_process.url, simulator_process.control_url, sqlite_url
-    login(tmp_path, sim, db)
-    friend = a_friend(ctl)
+    sim, db = simulator_process.url, sqlite_url
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
-    crawl = start_crawl(tmp_path, sim, db)
-    try:
-        wait_held(db, ("alice",))
+    with alice_held(tmp_path, simulator_process, db) as (crawl, ctl, friend):
         send = subprocess.Popen(
             send_command(tmp_path, db, f"buddy:{friend}", "cut short", "--wait", "--timeout", "90"),
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -111,9 +131,6 @@ def test_a_send_cut_by_kill_9_ends_unconfirmed_and_is_not_resent(
         killed_at = time.monotonic()
         out, err = send.communicate(timeout=120)
         waited = time.monotonic() - killed_at
-    finally:
-        if crawl.poll() is None:
-            crawl.kill()
     assert send.returncode == 1, out + err
     assert "unconfirmed: outbox message 1" in err, err
     assert "stopped while sending it" in err and "not resent" in err, err
@@ -124,10 +141,7 @@ def test_a_send_cut_by_kill_9_ends_unconfirmed_and_is_not_resent(
     [row] = outbox_rows(db)
     assert row["status"] == "unconfirmed"
     # A new send for the account is refused at once: nothing is queued for a dead crawl.
-    late = run_scrapy(
-        "send", "alice", f"buddy:{friend}", "after the kill", "-s", f"WEBQQ_DATABASE_URL={db}",
-        data_home=tmp_path / "data", timeout=60,
-    )  # fmt: skip
+    late = send_text(tmp_path, db, friend, "after the kill")
     assert late.returncode == 1, late.stdout + late.stderr
     assert "is gone (its process on this host ended; nothing is queued)" in late.stderr
     assert len(outbox_rows(db)) == 1
@@ -142,27 +156,14 @@ def test_a_send_cut_by_kill_9_ends_unconfirmed_and_is_not_resent(
 def test_send_after_the_crawl_stopped_is_refused_at_once(
     tmp_path: Path, simulator_process: Any, sqlite_url: str
 ) -> None:
-    sim, ctl, db = simulator_process.url, simulator_process.control_url, sqlite_url
-    login(tmp_path, sim, db)
-    friend = a_friend(ctl)
-    crawl = start_crawl(tmp_path, sim, db)
-    try:
-        wait_held(db, ("alice",))
-        queued = run_scrapy(
-            "send", "alice", f"buddy:{friend}", "while held", "-s", f"WEBQQ_DATABASE_URL={db}",
-            data_home=tmp_path / "data", timeout=60,
-        )  # fmt: skip
+    db = sqlite_url
+    with alice_held(tmp_path, simulator_process, db) as (crawl, _, friend):
+        queued = send_text(tmp_path, db, friend, "while held")
         assert queued.returncode == 0, queued.stderr
         wait_for(lambda: outbox_rows(db)[0]["status"] == "sent", 30, "the send")
         crawl.send_signal(signal.SIGINT)  # Ctrl-C: a normal stop
         assert crawl.wait(60) == 0
-    finally:
-        if crawl.poll() is None:
-            crawl.kill()
-    after = run_scrapy(
-        "send", "alice", f"buddy:{friend}", "too late", "-s", f"WEBQQ_DATABASE_URL={db}",
-        data_home=tmp_path / "data", timeout=60,
-    )  # fmt: skip
+    after = send_text(tmp_path, db, friend, "too late")
     assert after.returncode == 1, after.stdout + after.stderr
     assert "no running 'messages' spider holds alice's session" in after.stderr
     assert [r["text"] for r in outbox_rows(db)] == ["while held"]
@@ -175,13 +176,9 @@ def test_send_after_the_crawl_stopped_is_refused_at_once(
 def test_queued_sends_go_out_in_outbox_order(
     tmp_path: Path, simulator_process: Any, sqlite_url: str
 ) -> None:
-    sim, ctl, db = simulator_process.url, simulator_process.control_url, sqlite_url
-    login(tmp_path, sim, db)
-    friend = a_friend(ctl)
+    db = sqlite_url
     # A long outbox interval: the twelve rows are all queued when the crawl next looks.
-    crawl = start_crawl(tmp_path, sim, db, interval=4)
-    try:
-        wait_held(db, ("alice",))
+    with alice_held(tmp_path, simulator_process, db, interval=4) as (crawl, ctl, friend):
         beat = heartbeat(db)
         wait_for(lambda: heartbeat(db) > beat, 20, "a heartbeat")
         texts = [f"order-{n:02d}" for n in range(12)]
@@ -189,7 +186,6 @@ def test_queued_sends_go_out_in_outbox_order(
             for text in texts:  # what scrapy send does once it found the holder
                 outbox.enqueue(store, "alice", f"buddy:{friend}", text)
         wait_for(lambda: all(r["status"] == "sent" for r in outbox_rows(db)), 60, "all twelve sent")
-    finally:
         crawl.terminate()
         crawl.wait(60)
     sent = control(ctl, "/_sim/sent?account=alice")["alice"]

@@ -150,6 +150,66 @@ async def test_200_accounts_concurrently_into_json_and_database(database_url, tm
 
 
 @deferred_f_from_coro_f
+async def test_records_arriving_together_are_written_in_groups_of_the_group_size(database_url):
+    # A delay no group waits out: each closes at WEBQQ_STORE_GROUP_SIZE records (Scrapy's
+    # CONCURRENT_ITEMS, 100 here, lets a hundred items wait at once).
+    accounts = [f"user{i:03d}" for i in range(200)]
+    settings = storage_settings(
+        WEBQQ_DATABASE_ENABLED=True,
+        WEBQQ_DATABASE_URL=database_url,
+        WEBQQ_STORE_GROUP_DELAY=1.0,
+        WEBQQ_STORE_GROUP_SIZE=100,
+        CONCURRENT_ITEMS=100,
+    )
+    crawler = await crawl(settings, logins(accounts))
+    stats = crawler.stats.get_stats()
+    assert stats["webqq/sql/credentials_saved"] == 200
+    assert stats["webqq/sql/outcomes_saved"] == 200
+    assert stats["webqq/sql/write_count"] == 4  # 400 records, four transactions
+    assert len(rows(database_url, "SELECT account FROM credentials")) == 200
+    assert len(rows(database_url, "SELECT account FROM login_attempts")) == 200
+
+
+@deferred_f_from_coro_f
+async def test_a_group_smaller_than_the_size_is_written_after_the_delay(sqlite_url, tmp_path):
+    # Three logins (six records) and a spider that then waits: the group is written once the
+    # delay is over, not when the crawl ends, and every item leaves the pipelines stored.
+    stored_before_the_end: list[tuple[Any, ...]] = []
+    settings = storage_settings(
+        WEBQQ_JSON_PATH=str(tmp_path / "creds.json"),
+        WEBQQ_DATABASE_ENABLED=True,
+        WEBQQ_DATABASE_URL=sqlite_url,
+        WEBQQ_STORE_GROUP_DELAY=0.2,
+        WEBQQ_STORE_GROUP_SIZE=100,
+        CONCURRENT_ITEMS=100,
+    )
+
+    def look() -> None:
+        stored_before_the_end.extend(rows(sqlite_url, "SELECT account FROM credentials"))
+
+    crawler = await crawl(settings, (logins(["a", "b", "c"]), 1.5, look))
+    assert sorted(stored_before_the_end) == [("a",), ("b",), ("c",)]
+    stats = crawler.stats.get_stats()
+    for backend in ("json", "sql"):
+        assert stats[f"webqq/{backend}/write_count"] == 1
+        assert stats[f"webqq/{backend}/credentials_saved"] == 3
+    assert sorted(json.loads((tmp_path / "creds.json").read_text())["outcomes"]) == ["a", "b", "c"]
+
+
+@deferred_f_from_coro_f
+async def test_without_a_group_delay_each_item_is_written_at_once(sqlite_url):
+    # WEBQQ_STORE_GROUP_DELAY=0, items one at a time: one transaction per record, as before.
+    settings = storage_settings(
+        WEBQQ_DATABASE_ENABLED=True,
+        WEBQQ_DATABASE_URL=sqlite_url,
+        WEBQQ_STORE_GROUP_DELAY=0,
+        CONCURRENT_ITEMS=1,
+    )
+    crawler = await crawl(settings, logins(["a", "b", "c"]))
+    assert crawler.stats.get_value("webqq/sql/write_count") == 6
+
+
+@deferred_f_from_coro_f
 async def test_relogin_replaces_only_that_accounts_record(database_url, tmp_path):
     json_path = tmp_path / "creds.json"
     settings = storage_settings(
@@ -249,6 +309,10 @@ def test_json_killed_mid_write_leaves_old_or_new_complete_file(tmp_path):
             "ITEM_PIPELINES": project.ITEM_PIPELINES,
             "WEBQQ_DATABASE_ENABLED": False,
             "WEBQQ_JSON_PATH": {str(json_path)!r},
+            # Groups of 7 records straddle the generations of 100: a file mixes them as the
+            # writes go on (groups of whole generations would each hold only one).
+            "CONCURRENT_ITEMS": 7,
+            "WEBQQ_STORE_GROUP_SIZE": 7,
             "LOG_LEVEL": "WARNING",
         }})
         process.crawl(Endless)
@@ -543,6 +607,7 @@ def test_storage_defaults(user_data_dir):
         user_data_dir / "webqq_scrapy" / "credentials.sqlite3"
     )
     assert (config.retry_times, config.retry_backoff) == (4, 0.5)
+    assert (config.group_delay, config.group_size) == (0.05, 100)
     off = StorageConfig.from_settings(Settings({"WEBQQ_DATABASE_ENABLED": "false"}))
     assert off.database_url is None
 
@@ -562,6 +627,10 @@ def test_storage_defaults(user_data_dir):
         ({"WEBQQ_DATABASE_ENABLED": "maybe"}, "WEBQQ_DATABASE_ENABLED: must be true or false"),
         ({"WEBQQ_STORE_RETRY_TIMES": "many"}, "WEBQQ_STORE_RETRY_TIMES: must be an integer"),
         ({"WEBQQ_STORE_RETRY_BACKOFF": -1}, "WEBQQ_STORE_RETRY_BACKOFF: must not be negative"),
+        ({"WEBQQ_STORE_GROUP_DELAY": -0.1}, "WEBQQ_STORE_GROUP_DELAY: must not be negative"),
+        ({"WEBQQ_STORE_GROUP_DELAY": 50}, "WEBQQ_STORE_GROUP_DELAY: must be at most 10"),
+        ({"WEBQQ_STORE_GROUP_SIZE": 0}, "WEBQQ_STORE_GROUP_SIZE: must be greater than 0"),
+        ({"WEBQQ_STORE_GROUP_SIZE": "lots"}, "WEBQQ_STORE_GROUP_SIZE: must be an integer"),
     ],
 )
 def test_wrong_settings_name_the_setting(settings, message):

@@ -135,7 +135,12 @@ class Command(ScrapyCommand):
         if args[0] == "show" and len(args) != 2:
             raise UsageError("'show' takes one ACCOUNT")
         source, label = self._source(opts)
-        self.app = self._app(opts)
+        try:
+            self.app = self._app(opts)
+        except (UnknownApp, SettingError) as exc:
+            print(f"creds: error: {exc}", file=sys.stderr)  # one line, exit status 2
+            self.exitcode = 2
+            return
         # The APP column (table) and line (show) when an app was asked for by name.
         self.app_shown = opts.app is not None
         try:
@@ -159,14 +164,12 @@ class Command(ScrapyCommand):
             ) from None
 
     def _app(self, opts: argparse.Namespace) -> str:
-        """``--app``, else WEBQQ_APP: a row of the app table (an unknown name: exit 2)."""
+        """``--app``, else WEBQQ_APP: the name of a row of the app table; raises UnknownApp
+        or SettingError."""
         assert self.settings is not None
-        try:
-            if opts.app is not None:
-                return app_named(opts.app.strip()).name
-            return read_app(self.settings)
-        except (UnknownApp, SettingError) as exc:
-            raise UsageError(str(exc), print_help=False) from None
+        if opts.app is not None:
+            return app_named(opts.app.strip()).name
+        return read_app(self.settings)
 
     def _list(self, source: dict[str, Any], label: str, *, as_json: bool) -> None:
         app = self.app

@@ -10,6 +10,7 @@ import argparse
 import re
 import resource
 import sys
+from typing import TYPE_CHECKING
 
 from webqq_scrapy.simulator import (
     POLL_HOLD_RECORDED,
@@ -20,6 +21,9 @@ from webqq_scrapy.simulator import (
 from webqq_scrapy.simulator.faults import __doc__ as FAULTS_DOC
 from webqq_scrapy.simulator.phone import __doc__ as PHONE_DOC
 from webqq_scrapy.simulator.phone import parse_behaviour
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def plain(text: str) -> str:
@@ -85,6 +89,11 @@ def _fault(text: str) -> str:
     return text
 
 
+def _seconds(add: Callable[..., object], flag: str, default: float, help: str) -> None:
+    """A duration option, in seconds (shown as ``S``)."""
+    add(flag, type=float, default=default, metavar="S", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m webqq_scrapy.simulator",
@@ -104,14 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     add("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
     add("--phone", type=_behaviour, default="auto", help="default phone behaviour (auto)")
-    add("--scan-after", type=float, default=1.0, metavar="S", help="auto: scan after S s")
-    add(
-        "--confirm-after",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="auto: confirm (refuse: refuse) S s after the scan",
-    )
+    _seconds(add, "--scan-after", 1.0, "auto: scan after S s")
+    _seconds(add, "--confirm-after", 1.0, "auto: confirm (refuse: refuse) S s after the scan")
     add(
         "--scan-after-polls",
         type=int,
@@ -124,34 +127,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M",
         help="poll-count mode: confirm M polls after the scan (the N+M-th poll answers 0)",
     )
-    add("--qr-lifetime", type=float, default=120.0, metavar="S", help="QR lifetime (120)")
-    add(
-        "--session-ttl",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="idle timeout: a session without requests for S s ends (600)",
+    _seconds(add, "--qr-lifetime", 120.0, "QR lifetime (120)")
+    _seconds(
+        add, "--session-ttl", 600.0, "idle timeout: a session without requests for S s ends (600)"
     )
-    add(
+    _seconds(
+        add,
         "--session-lifetime",
-        type=float,
-        default=SESSION_LIFETIME_RECORDED,
-        metavar="S",
-        help=f"a session ends S s after its login (§8.1: 1-2 days; {SESSION_LIFETIME_RECORDED:g})",
+        SESSION_LIFETIME_RECORDED,
+        f"a session ends S s after its login (§8.1: 1-2 days; {SESSION_LIFETIME_RECORDED:g})",
     )
-    add(
+    _seconds(
+        add,
         "--poll-hold",
-        type=float,
-        default=POLL_HOLD_RECORDED,
-        metavar="S",
-        help=f"poll2 holds S s when there is nothing to deliver (§5.1: {POLL_HOLD_RECORDED:g})",
+        POLL_HOLD_RECORDED,
+        f"poll2 holds S s when there is nothing to deliver (§5.1: {POLL_HOLD_RECORDED:g})",
     )
-    add(
+    _seconds(
+        add,
         "--ptwebqq-renew",
-        type=float,
-        default=PTWEBQQ_RENEW_RECORDED,
-        metavar="S",
-        help=f"poll2 answers 116 with a new ptwebqq every S s; 0 never "
+        PTWEBQQ_RENEW_RECORDED,
+        f"poll2 answers 116 with a new ptwebqq every S s; 0 never "
         f"(§7: seen after ~11 h; {PTWEBQQ_RENEW_RECORDED:g})",
     )
     add(
@@ -180,12 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     world.add_argument("--discussions", type=int, default=2, metavar="N", help="discussions (2)")
     chat = parser.add_argument_group("messages")
-    chat.add_argument(
+    _seconds(
+        chat.add_argument,
         "--chatter",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="every logged-in session receives a message every S s, cycling friend, group, "
+        0.0,
+        "every logged-in session receives a message every S s, cycling friend, group, "
         "discussion (0: off)",
     )
     chat.add_argument(
@@ -207,12 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     qzone.add_argument(
         "--qzone-friends", type=int, default=8, metavar="N", help="Qzone friends per account (8)"
     )
-    qzone.add_argument(
+    _seconds(
+        qzone.add_argument,
         "--qzone-lifetime",
-        type=float,
-        default=48 * 3600.0,
-        metavar="S",
-        help="a Qzone session answers -3000 S s after its login (172800)",
+        48 * 3600.0,
+        "a Qzone session answers -3000 S s after its login (172800)",
     )
     world.add_argument(
         "--discu-owner",

@@ -63,7 +63,7 @@ from webqq_scrapy.protocol.login import (
 from webqq_scrapy.protocol.ptlogin import PNG_MAGIC
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_VALID
 from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
-from webqq_scrapy.sources.lag import LoopLag
+from webqq_scrapy.sources.lag import CpuHeadroom, LoopLag
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -180,6 +180,8 @@ class QRLoginSpider(AccountSpider):
         self._progress: dict[str, str] = {}
         # WEBQQ_ADMISSION_MAX_LAG: how late the event loop runs (started in start()).
         self.loop_lag = LoopLag()
+        # WEBQQ_ADMISSION_CPU_SHARE: what an account in flight costs (started in start()).
+        self.headroom = CpuHeadroom(lambda: len(self.active), saturated=self._saturated)
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -230,12 +232,15 @@ class QRLoginSpider(AccountSpider):
         stored = (
             await read_stored_credentials(self, self.accounts, self.app.name) if self.reuse else {}
         )
-        if self.config.admission_max_lag:
+        if self.config.admission_max_lag or self.config.admission_cpu_share:
             self.loop_lag.start()
+        if self.config.admission_cpu_share:
+            self.headroom.start()
         await self.announce_admission()
         for index, account in enumerate(self.accounts):
             await self.admit(account, index)
             await self.pace(self.config.admission_rate)
+            await self.until_headroom(self.config.admission_cpu_share)
             await self.until_caught_up(self.config.admission_max_lag)
             self._admitted = index + 1
             login = self.new_login(account)
@@ -272,6 +277,20 @@ class QRLoginSpider(AccountSpider):
             await sleep(self._next_start - now)
         self._next_start += 1.0 / rate
 
+    async def until_headroom(self, share: float) -> None:
+        """Wait while the accounts in flight and one more would take more than ``share``
+        cores at their measured cost (0: never wait), and some account is in flight."""
+        if not share or not self.active or self.headroom.load(len(self.active) + 1) <= share:
+            return
+        stats = self.crawler.stats
+        stats.inc_value("webqq/admission/headroom_waits")
+        waited = time.monotonic()
+        while self.active and self.headroom.load(len(self.active) + 1) > share:
+            await sleep(self.headroom.period)
+        stats.max_value(
+            "webqq/admission/max_headroom_wait_ms", round((time.monotonic() - waited) * 1000)
+        )
+
     async def until_caught_up(self, max_lag: float) -> None:
         """Wait while the event loop runs more than ``max_lag`` s late and some account is in
         flight (0: never wait): a saturated process finishes what it has before it shows
@@ -287,8 +306,13 @@ class QRLoginSpider(AccountSpider):
             "webqq/admission/max_lag_wait_ms", round((time.monotonic() - waited) * 1000)
         )
 
+    def _saturated(self) -> bool:
+        """The loop runs late (WEBQQ_ADMISSION_MAX_LAG, else 0.1 s): more work than CPU."""
+        return self.loop_lag.value > (self.config.admission_max_lag or 0.1)
+
     def _stop_lag(self) -> None:
         self.loop_lag.stop()
+        self.headroom.stop()
 
     async def accounts_queued(self, accounts: list[str]) -> None:
         """The QR delivery lists them as ``queued``."""

@@ -283,7 +283,7 @@ def liveness_answer(response: Response) -> Liveness:
         try:
             qzone.parse_friends(response.body)
         except qzone.SessionExpired as exc:
-            return Liveness(STATUS_ENDED, exc.code, psessionid, f"Qzone code {exc.code}")
+            return Liveness(STATUS_ENDED, exc.code, psessionid, str(exc))
         except qzone.QzoneCodeError as exc:
             return Liveness(STATUS_UNKNOWN, exc.code, psessionid, str(exc))
         return Liveness(STATUS_VALID, 0, psessionid, "Qzone code 0")

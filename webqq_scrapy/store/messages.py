@@ -90,10 +90,24 @@ _TIME = String(64)
 # A holder whose heartbeat is older than this many seconds is gone (crashed, stopped).
 HOLDER_STALE_AFTER = 15.0
 
-messages_table = Table(
+
+def _received_table(name: str, *columns: Column[Any]) -> Table:
+    """A table of what crawls received: an ``id`` key, ``columns`` (the ``account`` among
+    them), when it was received, the scrapyd job, when it was stored; indexed by account."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        *columns,
+        Column("received_at", _TIME, nullable=False),
+        Column("job", String(255)),
+        Column("stored_at", _TIME, nullable=False),
+        Index(f"ix_{name}_account", "account", "id"),
+    )
+
+
+messages_table = _received_table(
     "messages",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dedup_key", String(255), nullable=False, unique=True),
     Column("account", String(255), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -107,25 +121,15 @@ messages_table = Table(
     Column("own", Boolean, nullable=False),
     Column("sender_name", Text),
     Column("peer_name", Text),
-    Column("received_at", _TIME, nullable=False),
-    Column("job", String(255)),
-    Column("stored_at", _TIME, nullable=False),
-    Index("ix_messages_account", "account", "id"),
 )
 
-refused_table = Table(
+refused_table = _received_table(
     "refused_messages",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("account", String(255), nullable=False),
     Column("call", String(64), nullable=False),
     Column("path", Text, nullable=False),
     Column("error", Text, nullable=False),
     Column("raw", Text, nullable=False),
-    Column("received_at", _TIME, nullable=False),
-    Column("job", String(255)),
-    Column("stored_at", _TIME, nullable=False),
-    Index("ix_refused_messages_account", "account", "id"),
 )
 
 outbox_table = Table(

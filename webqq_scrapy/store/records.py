@@ -26,9 +26,10 @@ APP_REQUIRED_FIELDS = ("account", "uin", "cookies")
 SECRET_FIELDS = ("ptwebqq", "vfwebqq", "psessionid", "cookies")
 REDACTED = "<redacted>"
 
-# The two kinds of record. A batch of records to write is keyed (CREDENTIALS, app, account)
-# or (OUTCOMES, run_id, app, account): a later record of the same key replaces an earlier
-# one. The account is always the key's last part.
+# The two kinds of record. A batch of records to write is keyed (CREDENTIALS, account) or
+# (OUTCOMES, run_id, account) for WebQQ, with the app before the account for another app
+# ((CREDENTIALS, "qzone", account)): a later record of the same key replaces an earlier one.
+# The account is always the key's last part.
 CREDENTIALS = "credentials"
 OUTCOMES = "outcomes"
 # Changes to stored credentials (CredentialsUpdate), keyed (UPDATES, sequence, account):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from webqq_scrapy.items import (
+    DEFAULT_RECORD_APP,
     ContactsSnapshot,
     Credentials,
     CredentialsUpdate,
@@ -70,13 +71,13 @@ def keyed_record(item: Any, run_id: str) -> tuple[tuple[str, ...], dict[str, Any
     """The batch key and the record (with ``stored_at``, and ``run_id`` for an outcome) of
     a Credentials, LoginOutcome or CredentialsUpdate item; None for any other item."""
     if isinstance(item, Credentials):
-        return (CREDENTIALS, record_app(item), item.account), {
+        return (CREDENTIALS, *_app_key(item), item.account), {
             **credentials_record(item),
             "stored_at": utc_timestamp(),
         }
     if isinstance(item, LoginOutcome):
         run_id = item.job or run_id
-        return (OUTCOMES, run_id, record_app(item), item.account), {
+        return (OUTCOMES, run_id, *_app_key(item), item.account), {
             **outcome_record(item),
             "run_id": run_id,
             "stored_at": utc_timestamp(),
@@ -88,6 +89,13 @@ def keyed_record(item: Any, run_id: str) -> tuple[tuple[str, ...], dict[str, Any
 
 
 _update_sequence = itertools.count()
+
+
+def _app_key(item: Any) -> tuple[str, ...]:
+    """The app part of a record's batch key: none for WebQQ (its keys are as they always
+    were), the app's name for another app, so an account's records of two apps differ."""
+    app = record_app(item)
+    return () if app == DEFAULT_RECORD_APP else (app,)
 
 
 @dataclass

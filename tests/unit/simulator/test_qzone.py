@@ -135,6 +135,22 @@ def run(fn, *args):
     return deferToThread(fn, *args)
 
 
+def logged_in(sim, account: str | None, app: str = "qzone", host: str = "ssl"):
+    """A browser through the whole Qzone login (:func:`login`, which must end in check_sig's
+    302), with its QQ number and g_tk: ``(browser, qq, g_tk)``."""
+    b = Browser(sim, account)
+    out = login(b, app, host)
+    assert out["cb"].code == 0 and out["check_sig"].status == 302, out["lines"][-1:]
+    return b, qq_of(b), g_tk(cookies(b))
+
+
+def msglist_page(b: Browser, qq: int, token: int, pos: int = 0):
+    """One page of the owner's posts, read with the project's parser."""
+    return parse_msglist(
+        b.request(msglist_url("http", owner=qq, pos=pos, g_tk=token)).body, owner=qq
+    )
+
+
 # ---- the login --------------------------------------------------------------------------
 
 
@@ -220,9 +236,7 @@ def test_an_anonymous_login_names_its_own_qq(simulator):
         assert 100_000_000 <= qq < 1_000_000_000
         assert out["cb"].nickname == f"QQ{qq}"
         assert parse_qs(urlsplit(out["cb"].url).query)["uin"] == [str(qq)]
-        assert parse_msglist(
-            b.request(msglist_url("http", owner=qq, pos=0, g_tk=g_tk(cookies(b)))).body, owner=qq
-        ).posts
+        assert msglist_page(b, qq, g_tk(cookies(b))).posts
 
     yield run(flow)
 
@@ -263,9 +277,7 @@ def test_webqq_qrs_keep_their_answers(simulator):
 def crawl_posts(b: Browser, owner: int, token: int) -> list:
     posts, pos = [], 0
     while True:
-        page = parse_msglist(
-            b.request(msglist_url("http", owner=owner, pos=pos, g_tk=token)).body, owner=owner
-        )
+        page = msglist_page(b, owner, token, pos)
         if page.end:
             return posts
         posts.extend(page.posts)
@@ -276,10 +288,7 @@ def crawl_posts(b: Browser, owner: int, token: int) -> list:
 @pytest_twisted.inlineCallbacks
 def test_posts_comments_and_friends_parse_and_match_the_world(simulator):
     def flow():
-        b = Browser(simulator, "frank")
-        login(b)
-        qq = qq_of(b)
-        token = g_tk(cookies(b))
+        b, qq, token = logged_in(simulator, "frank")
         world = json.loads(b.control("/_sim/qzone?account=frank").body)
         assert world["qq"] == qq
         posts = crawl_posts(b, qq, token)
@@ -331,18 +340,14 @@ def test_posts_comments_and_friends_parse_and_match_the_world(simulator):
 @pytest_twisted.inlineCallbacks
 def test_g_tk_is_checked(simulator):
     def flow():
-        b = Browser(simulator, "gina")
-        login(b)
-        qq, jar = qq_of(b), cookies(b)
-        skey_hash = hash33(jar["skey"], 5381)
+        b, qq, _ = logged_in(simulator, "gina")
+        skey_hash = hash33(cookies(b)["skey"], 5381)
         # msglist also takes the skey hash (qzone-api sends it); the others do not.
-        assert parse_msglist(
-            b.request(msglist_url("http", owner=qq, pos=0, g_tk=skey_hash)).body, owner=qq
-        ).posts
+        assert msglist_page(b, qq, skey_hash).posts
         with pytest.raises(SessionExpired):
             parse_friends(b.request(friends_url("http", uin=qq, g_tk=skey_hash)).body)
         with pytest.raises(SessionExpired) as info:
-            parse_msglist(b.request(msglist_url("http", owner=qq, pos=0, g_tk=1)).body, owner=qq)
+            msglist_page(b, qq, 1)
         assert info.value.subcode and "登录" in info.value.message
 
     yield run(flow)
@@ -353,19 +358,16 @@ def test_g_tk_is_checked(simulator):
 def test_session_ends_after_48_hours_and_without_cookies(simulator):
     def flow():
         CLOCK.offset = 0.0
-        b = Browser(simulator, "hank")
-        login(b)
-        qq, token = qq_of(b), g_tk(cookies(b))
-        url = msglist_url("http", owner=qq, pos=0, g_tk=token)
-        assert parse_msglist(b.request(url).body, owner=qq).posts
+        b, qq, token = logged_in(simulator, "hank")
+        assert msglist_page(b, qq, token).posts
         stranger = Browser(simulator, "hank")
         with pytest.raises(SessionExpired):
-            parse_msglist(stranger.request(url).body, owner=qq)
+            msglist_page(stranger, qq, token)
         CLOCK.offset = 47 * 3600.0
-        assert parse_msglist(b.request(url).body, owner=qq).posts
+        assert msglist_page(b, qq, token).posts
         CLOCK.offset = 48 * 3600.0 + 1
         with pytest.raises(SessionExpired):
-            parse_msglist(b.request(url).body, owner=qq)
+            msglist_page(b, qq, token)
         CLOCK.offset = 0.0
 
     try:
@@ -378,14 +380,11 @@ def test_session_ends_after_48_hours_and_without_cookies(simulator):
 @pytest_twisted.inlineCallbacks
 def test_rate_limit_is_a_fault(simulator):
     def flow():
-        b = Browser(simulator, "ivan")
-        login(b)
-        qq, token = qq_of(b), g_tk(cookies(b))
-        url = msglist_url("http", owner=qq, pos=0, g_tk=token)
-        assert parse_msglist(b.request(url).body, owner=qq).posts
+        b, qq, token = logged_in(simulator, "ivan")
+        assert msglist_page(b, qq, token).posts
         with pytest.raises(RateLimited):
-            parse_msglist(b.request(url).body, owner=qq)
-        assert parse_msglist(b.request(url).body, owner=qq).posts
+            msglist_page(b, qq, token)
+        assert msglist_page(b, qq, token).posts
 
     yield run(flow)
 
@@ -394,24 +393,18 @@ def test_rate_limit_is_a_fault(simulator):
 @pytest_twisted.inlineCallbacks
 def test_control_api_adds_a_post_and_a_comment(simulator):
     def flow():
-        b = Browser(simulator, "jane")
-        login(b)
-        qq, token = qq_of(b), g_tk(cookies(b))
+        b, qq, token = logged_in(simulator, "jane")
         added = json.loads(
             b.control(
                 "/_sim/qzone", {"account": "jane", "op": "add_post", "content": "新说说"}
             ).body
         )
-        first = parse_msglist(
-            b.request(msglist_url("http", owner=qq, pos=0, g_tk=token)).body, owner=qq
-        ).posts[0]
+        first = msglist_page(b, qq, token).posts[0]
         assert first.tid == added["tid"] and first.content == "新说说"
         assert first.cmtnum == 0
         fields = {"account": "jane", "op": "add_comment", "tid": added["tid"], "content": "赞"}
         b.control("/_sim/qzone", fields)
-        first = parse_msglist(
-            b.request(msglist_url("http", owner=qq, pos=0, g_tk=token)).body, owner=qq
-        ).posts[0]
+        first = msglist_page(b, qq, token).posts[0]
         assert [c.text for c in first.comments] == ["赞"]
         assert json.loads(b.control("/_sim/qzone?account=jane").body)["posts"][0]["comments"]
         bad = b.control("/_sim/qzone", {"account": "jane", "op": "add_comment", "tid": "nope"})
@@ -438,9 +431,7 @@ def test_cli_simulator_serves_two_qzone_accounts_strict(simulator_process):
     posts equal their worlds, and a session ended through the control API answers -3000."""
     crawled = {}
     for name in ("mia", "noah"):
-        b = Browser(simulator_process, name)
-        assert login(b, host="xui" if name == "noah" else "ssl")["check_sig"].status == 302
-        qq, token = qq_of(b), g_tk(cookies(b))
+        b, qq, token = logged_in(simulator_process, name, host="xui" if name == "noah" else "ssl")
         world = json.loads(b.control(f"/_sim/qzone?account={name}").body)
         posts = crawl_posts(b, qq, token)
         assert [(p.tid, p.content, p.cmtnum) for p in posts] == [
@@ -452,8 +443,6 @@ def test_cli_simulator_serves_two_qzone_accounts_strict(simulator_process):
     b, qq, token = crawled["mia"]
     assert json.loads(b.control("/_sim/session", {"account": "mia", "action": "expire"}).body)
     with pytest.raises(SessionExpired):
-        parse_msglist(b.request(msglist_url("http", owner=qq, pos=0, g_tk=token)).body, owner=qq)
+        msglist_page(b, qq, token)
     b, qq, token = crawled["noah"]
-    assert parse_msglist(
-        b.request(msglist_url("http", owner=qq, pos=0, g_tk=token)).body, owner=qq
-    ).posts
+    assert msglist_page(b, qq, token).posts
