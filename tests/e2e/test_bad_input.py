@@ -249,3 +249,35 @@ def test_a_job_id_with_separators_stays_in_the_unfinished_directory(tmp_path):
     assert len(written) == 1, sorted(tree(tmp_path))
     assert "/" not in written[0].name[len("qrlogin-") :]
     assert written[0].read_text().splitlines()[-2:] == ["alice", "bob"]
+
+
+# The Qzone spiders' own arguments (docs/qzone.md): one line naming the argument, exit 2,
+# nothing written, whatever the value.
+QZONE_ARGUMENTS = [
+    ("qzone_posts", "owners", "../../../../etc"),
+    ("qzone_posts", "owners", "self,,friends"),
+    ("qzone_posts", "owners", "99999999999999999999"),
+    ("qzone_posts", "owners", "self;rm -rf ~"),
+    ("qzone_posts", "owners", "١٢٣٤٥٦"),  # Arabic-Indic digits: int() would take them
+    ("qzone_posts", "owners", "12345\x1b[2J"),
+    ("qzone_posts", "since", "2024-13-01"),
+    ("qzone_posts", "since", "2024-01-01T00:00:00+25:00"),
+    ("qzone_posts", "since", "x" * 5000),
+    ("qzone_posts", "since", "1e9"),
+    ("qzone_posts", "qzone_config", "x"),
+    ("qzone_friends", "qzone_config", "x"),
+    ("qzone_friends", "_store", "x"),
+]
+
+
+@pytest.mark.parametrize(("spider", "argument", "value"), QZONE_ARGUMENTS)
+def test_a_bad_qzone_argument_is_one_line_and_exit_2(tmp_path, spider, argument, value):
+    prepare(tmp_path)
+    before = tree(tmp_path)
+    result = run(["crawl", spider], ["-a", f"{argument}={value}"], tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Spider opened" not in result.stderr
+    named = [line for line in result.stderr.splitlines() if f"{argument}: " in line]
+    assert len(named) == 1 and len(named[0]) < 300, result.stderr[-3000:]
+    assert "\x1b" not in result.stderr
+    assert tree(tmp_path) == before

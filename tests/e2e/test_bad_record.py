@@ -162,3 +162,47 @@ def test_a_cookie_without_domain_and_a_json_store_with_garbage_cookies(
         ["--json-path", str(path)],
         "cookies: a JSON string, not a list of cookies",
     )
+
+
+def check_qzone_commands(tmp_path: Path, sim_url: str, store: list[str], problem: str) -> None:
+    """qzone_posts, qzone_friends and ``creds check --app qzone``: carol named once with
+    ``problem``, ends ``bad_record``, alice and bob go on, exit status 1."""
+    for args in (("crawl", "qzone_friends"), ("crawl", "qzone_posts")):
+        result = scrapy(tmp_path, sim_url, store, *args)
+        no_traceback(result)
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "'webqq/outcome/ok': 2" in result.stderr, args
+        assert "'webqq/outcome/bad_record': 1" in result.stderr, args
+        assert len(lines_naming(result.stderr, "carol", problem)) == 1, result.stderr[-3000:]
+        assert "log it in again with 'scrapy login --app qzone carol'" in result.stderr
+    check = scrapy(tmp_path, sim_url, store, "creds", "check", "--app", "qzone", "--json")
+    no_traceback(check)
+    assert check.returncode == 1, check.stderr[-3000:]
+    statuses = {row["account"]: row["status"] for row in json.loads(check.stdout)}
+    assert statuses == {"alice": "valid", "bob": "valid", "carol": "bad_record"}
+    assert len(lines_naming(check.stderr, "carol", problem)) == 1, check.stderr
+
+
+def test_a_bad_qzone_record_blocks_no_other_account(tmp_path: Path, simulator_process) -> None:
+    sim = simulator_process.url
+    url = f"sqlite:///{tmp_path / 'creds.sqlite3'}"
+    store = ["-s", f"WEBQQ_DATABASE_URL={url}"]
+    login = scrapy(tmp_path, sim, store, "crawl", "qrlogin", "-a", "app=qzone",
+                   "-a", "accounts=" + ",".join(ACCOUNTS))  # fmt: skip
+    assert login.returncode == 0, login.stderr[-3000:]
+    (carol,) = read_credentials_records(database_url=url, account="carol", app="qzone")
+    where = "WHERE account='carol' AND app='qzone'"
+
+    def set_cookies(cookies: Any) -> None:
+        spoil_sqlite(url, f"UPDATE credentials SET cookies = '{json.dumps(cookies)}' {where}")
+
+    spoil_sqlite(url, f"UPDATE credentials SET cookies = substr(cookies, 1, 40) {where}")
+    check_qzone_commands(tmp_path, sim, store, "cookies: not valid JSON")
+
+    cookies = [dict(c) for c in carol["cookies"]]
+    del cookies[0]["domain"]
+    set_cookies(cookies)
+    check_qzone_commands(tmp_path, sim, store, f"cookies[0] ({cookies[0]['name']}): no domain")
+
+    set_cookies([c for c in carol["cookies"] if c["name"] not in ("p_skey", "skey")])
+    check_qzone_commands(tmp_path, sim, store, "neither p_skey nor skey")

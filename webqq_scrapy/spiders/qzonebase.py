@@ -52,6 +52,7 @@ from webqq_scrapy.spiders.session import (
     bad_record_detail,
 )
 from webqq_scrapy.store import READ_ERRORS, BadRecord
+from webqq_scrapy.store.records import credentials_problem
 from webqq_scrapy.store.sql import Database
 
 if TYPE_CHECKING:
@@ -86,14 +87,13 @@ class QzoneRecord:
 def _qzone_record(raw: Mapping[str, Any]) -> QzoneRecord:
     """A stored record of app ``qzone``, or BadRecord saying what is wrong with it."""
     account = str(raw.get("account"))
-    problem = raw.get("record_problem")
-    if problem:
-        raise BadRecord(account, str(problem))
+    # The one check of a stored record (fields, cookies that read back into a jar: JSON,
+    # name, value, domain …), as for WebQQ records.
+    problem = credentials_problem(raw)
+    if problem is not None:
+        raise BadRecord(account, problem)
     cookies = raw.get("cookies")
-    if not isinstance(cookies, list) or not all(
-        isinstance(c, dict) and "name" in c and "value" in c and "domain" in c for c in cookies
-    ):
-        raise BadRecord(account, "cookies: not a list of cookie objects")
+    assert isinstance(cookies, list)
     values = {str(c["name"]): str(c["value"]) for c in cookies}
     try:
         apps.g_tk(values)

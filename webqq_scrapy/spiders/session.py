@@ -191,12 +191,12 @@ def login_command(account: str, app: str = DEFAULT_RECORD_APP) -> str:
 def bad_record_detail(spider: AccountSpider, bad: BadRecord) -> str:
     """Say (one WARNING naming the account and what is wrong) that an account's stored
     record cannot be used; the detail of its ``bad_record`` outcome."""
+    app = getattr(spider, "credentials_app", DEFAULT_RECORD_APP)
     spider.logger.warning(
-        "Account %s: its stored credentials record cannot be used (%s); "
-        "log it in again with 'scrapy login %s'",
+        "Account %s: its stored credentials record cannot be used (%s); log it in again with '%s'",
         bad.account,
         bad.problem,
-        bad.account,
+        login_command(bad.account, app),
     )
     return f"stored record unusable: {bad.problem}"
 

@@ -257,7 +257,24 @@ def credentials_problem(record: Mapping[str, Any]) -> str | None:
     clientid = record.get("clientid")
     if clientid is not None and (isinstance(clientid, bool) or not isinstance(clientid, int)):
         return f"clientid: a {kind_of(clientid)}, not an integer"
-    return cookies_problem(record.get("cookies"))
+    return cookies_problem(record.get("cookies")) or _token_problem(record)
+
+
+# The cookies a session of a ptlogin2 app cannot do without, any one of them (docs/apps.md,
+# "Tokens"): Qzone's g_tk is a hash of p_skey (else skey), qun.qq.com's bkn of skey.
+_TOKEN_COOKIES = {"qzone": ("p_skey", "skey"), "qzone_h5": ("p_skey", "skey"), "qun": ("skey",)}
+
+
+def _token_problem(record: Mapping[str, Any]) -> str | None:
+    names = _TOKEN_COOKIES.get(record_app(record))
+    if names is None:
+        return None
+    cookies = record.get("cookies") or []
+    if any(c.get("name") in names and c.get("value") for c in cookies):
+        return None
+    if len(names) == 1:
+        return f"cookies: no {names[0]} stored"
+    return f"cookies: neither {' nor '.join(names)} is stored"
 
 
 def credentials_from_record(record: Mapping[str, Any]) -> Credentials:
