@@ -87,6 +87,8 @@ def test_scheduled_login_stores_credentials_and_logs_no_secret(
         "messages",
         "qrlogin",
         "qrlogin_redis",
+        "qzone_friends",
+        "qzone_posts",
         "session_check",
     ]
 
