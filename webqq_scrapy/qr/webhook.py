@@ -190,13 +190,20 @@ class QRWebhook:
         """POST ``payload``, retrying with backoff; True when the receiver accepted it."""
         retries = 0
         while True:
+            # Made when nothing but the webhook is left and it could not be reached: the
+            # event's last attempt.
+            last_attempt = self._give_up_now()
             problem = await self._attempt(payload)
             if problem is None:
                 self._inc("sent")
                 return True
             delay = self.policy.delay(retries) if problem.retryable else None
             if delay is not None and self._give_up_now():
-                delay = None
+                # The last attempt failed too: given up. An attempt that failed before the
+                # webhook was known to be unreachable (a pooled connection the receiver had
+                # closed fails once, then works on a new one) is followed by that last
+                # attempt at once, without the backoff.
+                delay = None if last_attempt else 0.0
             # A retry is INFO; the event given up is the one WARNING, naming the account.
             (logger.info if delay is not None else logger.warning)(
                 "QR webhook %s: the %s event of account %s was not delivered (%s, attempt "

@@ -53,9 +53,13 @@ class Receiver:
     connection may only notice when it sends the next POST on it.
     """
 
-    def __init__(self, fail_first: int = 0, status: int = 204, http10: bool = False) -> None:
+    def __init__(
+        self, fail_first: int = 0, status: int = 204, http10: bool = False, drop: int = -1
+    ) -> None:
         self.posts: list[dict[str, Any]] = []
         self.fail_first = fail_first
+        self.drop = drop  # the POST (counted from 0) whose connection is closed unanswered
+        self.seen = 0
         self.status = status
         self.lock = threading.Lock()
         receiver = self
@@ -65,6 +69,10 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.seen += 1
+                if receiver.seen - 1 == receiver.drop:  # closed without an answer
+                    self.close_connection = True
+                    return
                 with receiver.lock:
                     attempt = len(receiver.posts)
                     receiver.posts.append(
@@ -251,6 +259,29 @@ async def test_an_unreachable_webhook_is_never_fatal(caplog) -> None:
     assert "ConnectionRefusedError" in warnings[0]
     assert "SECRET" not in log_text(caplog)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@deferred_f_from_coro_f
+async def test_a_dropped_connection_at_the_end_gets_one_more_attempt(receiver_factory) -> None:
+    # The qr event is refused once (503): during its backoff nothing but the webhook keeps
+    # the crawl open. Then the state event's connection is closed without an answer (as a
+    # keep-alive connection the receiver had closed is): the webhook was reachable until then,
+    # so the event gets its last attempt at once, without the backoff, and is delivered.
+    receiver = receiver_factory(fail_first=1, drop=2)
+
+    async def script(spider: ScriptSpider) -> None:
+        spider.qr_ready("alice", make_png(PAYLOAD_1), 1)
+        spider.qr_state("alice", webqq_signals.QR_DONE, "ok")
+
+    crawler = await crawl(
+        script, WEBQQ_QR_WEBHOOK_URL=receiver.url, WEBQQ_QR_WEBHOOK_BACKOFF=0.3, RETRY_ENABLED=False
+    )
+    assert [summary(event) for event in receiver.events()] == [
+        ("qr", "waiting", 1, None, PAYLOAD_1),
+        ("state", "done", 1, "ok", None),
+    ]
+    assert crawler.stats.get_value("webqq/webhook/sent") == 2
+    assert crawler.stats.get_value("webqq/webhook/failed") is None
 
 
 @deferred_f_from_coro_f
