@@ -18,18 +18,14 @@ runs with ``WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT=2`` and ``scrapy crawl message
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.commands import ROOT, with_strict
+from tests.commands import with_strict
 from tests.e2e.test_contacts_e2e import (
     SIM_ARGS,
     control,
@@ -38,7 +34,7 @@ from tests.e2e.test_contacts_e2e import (
     stored_view,
     world,
 )
-from tests.e2e.test_unfinished import _listed, _unfinished_file, sigint_once_logged
+from tests.e2e.test_unfinished import _listed, _unfinished_file, sigint_once, sigint_once_logged
 from webqq_scrapy.store.contacts import load_contacts
 from webqq_scrapy.store.messages import list_messages
 
@@ -188,21 +184,14 @@ def test_a_burst_to_one_account_does_not_keep_anothers_message_waiting(
             "-s", f"WEBQQ_DATABASE_URL={sqlite_url}",
         )),
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "data")}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list_messages(database_url=sqlite_url)) < BURST + 1:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        stderr = proc.communicate(timeout=60)[1]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    returncode, stderr = sigint_once(
+        command,
+        tmp_path / "data",
+        lambda: len(list_messages(database_url=sqlite_url)) >= BURST + 1,
+        within=120,
+    )
     log = log_path.read_text()
-    assert proc.returncode == 0, stderr[-3000:] + log[-3000:]
+    assert returncode == 0, stderr[-3000:] + log[-3000:]
     assert "1 account(s) queued: at most 1 in progress at once" in log
     rows = list_messages(database_url=sqlite_url)
     texts = [(row["account"], row["text"]) for row in rows]

@@ -12,31 +12,19 @@ answers -3000, and the account ends ``session_ended`` with its stored record mar
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.commands import run_scrapy
+from tests.e2e.test_contacts_e2e import control
 from webqq_scrapy.store import read_credentials_records
 from webqq_scrapy.store.qzone import load_qzone
 
 ACCOUNTS = ("alice", "bob")
 SIM_ARGS = ("--seed", "7", "--scan-after", "0.1", "--confirm-after", "0.1")
 pytestmark = pytest.mark.simulator_args(*SIM_ARGS)
-
-
-def control(control_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {} if body is None else {"Content-Type": "application/json"}
-    request = urllib.request.Request(control_url + path, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        raise AssertionError(f"{path} {body}: HTTP {exc.code} {exc.read()[:300]!r}") from None
 
 
 def world(control_url: str, account: str) -> dict[str, Any]:

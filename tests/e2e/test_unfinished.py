@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -64,25 +65,43 @@ def _listed(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def sigint_once(
+    command: list[str],
+    data_home: Path,
+    done: Callable[[], bool],
+    *,
+    settle: float = 0,
+    within: float = 60,
+) -> tuple[int, str]:
+    """Run ``command`` until ``done()`` holds (at most ``within`` seconds), wait ``settle``
+    seconds, stop it by SIGINT (Ctrl-C): its exit status and stderr."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(data_home)}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + within
+        while not done():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        time.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        stderr = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stderr
+
+
 def sigint_once_logged(
     command: list[str], data_home: Path, log_path: Path, marker: str, count: int, settle: float = 0
 ) -> str:
     """Run ``command`` (a crawl logging to ``log_path``) until its log holds ``marker``
     ``count`` times, wait ``settle`` seconds, stop it by SIGINT (Ctrl-C); the crawl's log."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(data_home)}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while (log_path.read_text() if log_path.exists() else "").count(marker) < count:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.1)
-        time.sleep(settle)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    def logged() -> bool:
+        return (log_path.read_text() if log_path.exists() else "").count(marker) >= count
+
+    sigint_once(command, data_home, logged, settle=settle)
     return log_path.read_text()
 
 
