@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Index,
     Integer,
@@ -82,21 +81,10 @@ _BIG_FIELDS = frozenset({"owner", "uin", "comment_id", "created_time"})  # ids, 
 _COLUMN_OF = {"group": "group_name"}  # GROUP is an SQL keyword
 
 
-def _column_type(name: str, annotation: str) -> Any:
-    annotation = annotation.removesuffix(" | None")
-    if name == "account":
-        return String(255)
-    if name == "tid":
-        return _TID
-    if annotation == "bool":
-        return Boolean
-    if annotation == "int":
-        return BigInteger if name in _BIG_FIELDS else Integer
-    return Text
-
-
 def _item_table(name: str, item: type, keys: tuple[str, ...], *extra: Index) -> Table:
-    columns = item_columns(item, keys, _column_type, skip=_NOT_COLUMNS, rename=_COLUMN_OF)
+    columns = item_columns(
+        item, keys, skip=_NOT_COLUMNS, big=_BIG_FIELDS, types={"tid": _TID}, rename=_COLUMN_OF
+    )
     return Table(name, metadata, *columns, *_seen(), *extra)
 
 
