@@ -28,15 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Column, Index, String, Table, and_, select
 
 from webqq_scrapy import items
-from webqq_scrapy.store.sql import (
-    Database,
-    default_database_url,
-    has_table,
-    item_columns,
-    metadata,
-    row_id,
-    upsert,
-)
+from webqq_scrapy.store import sql
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -81,7 +73,7 @@ def _seen() -> list[Column[Any]]:
 
 
 def _contact_table(name: str, item: type, keys: tuple[str, ...]) -> Table:
-    columns = item_columns(
+    columns = sql.item_columns(
         item,
         ("account", *keys),
         skip=_NOT_COLUMNS,
@@ -89,7 +81,7 @@ def _contact_table(name: str, item: type, keys: tuple[str, ...]) -> Table:
         types=_CODES,
         nullable=_NULLABLE_DETAILS,
     )
-    return Table(name, metadata, *columns, *_seen())
+    return Table(name, sql.metadata, *columns, *_seen())
 
 
 # record type → (item class, table, key columns after ``account``)
@@ -115,9 +107,9 @@ CONTACT_TABLES: dict[str, tuple[type, Table, tuple[str, ...]]] = {
 # One row per crawl and account: the ContactsSnapshot item's fields, under a row id.
 contact_snapshots_table = Table(
     "contact_snapshots",
-    metadata,
-    row_id(),
-    *item_columns(
+    sql.metadata,
+    sql.row_id(),
+    *sql.item_columns(
         items.ContactsSnapshot,
         (),
         skip=frozenset({"record"}),
@@ -159,7 +151,7 @@ def write_contacts(conn: Connection, entry: Mapping[str, Any]) -> None:
     for name, (_, table, keys) in CONTACT_TABLES.items():
         rows = [{f: getattr(record, f) for f in _FIELDS[name]} | seen for record in by_type[name]]
         # first_seen stays as the first crawl wrote it.
-        upsert(conn, table, rows, ["account", *keys], keep=("first_seen",))
+        sql.upsert(conn, table, rows, ["account", *keys], keep=("first_seen",))
         conn.execute(
             table.update()
             .where(
@@ -223,7 +215,7 @@ _LISTS = {
 def read_db_contacts(engine: Engine, account: str) -> Contacts | None:
     """``account``'s contacts from the database, or None when it has no crawl stored."""
     with engine.connect() as conn:
-        if not has_table(conn, "contact_snapshots"):
+        if not sql.has_table(conn, "contact_snapshots"):
             return None
         snaps = contact_snapshots_table
         rows = list(
@@ -277,7 +269,7 @@ def load_contacts(
         raise ValueError("give json_path or database_url, not both")
     if json_path is not None:
         return None
-    with Database(database_url or default_database_url()) as engine:
+    with sql.Database(database_url or sql.default_database_url()) as engine:
         return None if engine is None else read_db_contacts(engine, account)
 
 
@@ -287,7 +279,7 @@ def load_contacts_of(
     """:func:`load_contacts` for many accounts over one connection pool (the accounts with
     no stored crawl are left out)."""
     out: dict[str, Contacts] = {}
-    with Database(database_url or default_database_url()) as engine:
+    with sql.Database(database_url or sql.default_database_url()) as engine:
         if engine is None:
             return out
         for account in accounts:
