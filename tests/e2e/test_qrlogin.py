@@ -44,7 +44,8 @@ class Run:
         return self.crawler.stats.get_value(name)
 
 
-async def crawl(simulator, tmp_path, accounts, **settings) -> Run:
+async def crawl(simulator, tmp_path, accounts, spargs=None, **settings) -> Run:
+    """One in-process qrlogin crawl of ``accounts`` (more spider arguments: ``spargs``)."""
     values = project_settings(
         WEBQQ_TARGET=simulator.url,
         WEBQQ_POLL_INTERVAL=0.2,
@@ -55,7 +56,7 @@ async def crawl(simulator, tmp_path, accounts, **settings) -> Run:
         **settings,
     )
     run = Run(get_crawler(QRLoginSpider, values))
-    await run.crawler.crawl_async(accounts=",".join(accounts))
+    await run.crawler.crawl_async(accounts=",".join(accounts), **(spargs or {}))
     assert run.stat("finish_reason") == "finished"
     return run
 
