@@ -482,8 +482,8 @@ class _ReadBy:
 
 @dataclass
 class _ReadByMutable:
-    """``_ReadBy`` for the Qzone items that stay mutable (a dataclass cannot have both
-    frozen and mutable dataclass bases)."""
+    """``_ReadBy`` for the Qzone items that stay mutable (a mutable dataclass cannot
+    inherit a frozen one)."""
 
     account: str
     crawled_at: str

@@ -370,8 +370,8 @@ class QzoneComment(CommentRecord):
 class PostRecord:
     """The fields of a stored post, ``items.QzonePost`` inherits them: identified by
     (``owner``, ``tid``). Not frozen, unlike the other results of this module: that item
-    must stay mutable (Scrapy's FilesPipeline fills its ``files``), and a dataclass cannot
-    mix frozen and mutable bases."""
+    must stay mutable (Scrapy's FilesPipeline fills its ``files``), and a mutable dataclass
+    cannot inherit a frozen one. Nothing changes a parsed post all the same."""
 
     owner: int
     tid: str
@@ -387,7 +387,7 @@ class PostRecord:
 @dataclass
 class QzonePost(PostRecord):
     """One post (说说) of an owner's space, newest first in a page, with what the parser
-    noticed. Nothing changes it after the parse."""
+    noticed (mutable only as :class:`PostRecord` is)."""
 
     pictures: tuple[str, ...]
     comments: tuple[QzoneComment, ...]
