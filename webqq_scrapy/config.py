@@ -428,15 +428,21 @@ class WebQQConfig:
         )
 
 
+# The least WEBQQ_ADMISSION_MAX_WAIT=auto gives: below it, the four steps after a confirm and
+# the store's group commit of a merely busy process would already hold admission back.
+MIN_AUTO_MAX_WAIT = 1.0
+
+
 def admission_max_wait(settings: BaseSettings) -> float:
     """WEBQQ_ADMISSION_MAX_WAIT in seconds: a number (0 = off), or ``auto``: half of
     WEBQQ_SCANNED_POLL_INTERVAL + 0.3 s, the wait a person should feel at most after a
     confirm (the poll that brings it comes up to one interval later, then 0.3 s for the
-    steps after it); half, because the accounts confirming while admission stops are
-    already in flight and still need the other half."""
+    steps after it) — half, because the accounts confirming while admission slows down are
+    already in flight and still need the other half —, and at least MIN_AUTO_MAX_WAIT."""
     name = "WEBQQ_ADMISSION_MAX_WAIT"
     if str(_raw(settings, name)).strip().lower() == "auto":
-        return (_number(settings, "WEBQQ_SCANNED_POLL_INTERVAL") + 0.3) / 2
+        half = (_number(settings, "WEBQQ_SCANNED_POLL_INTERVAL") + 0.3) / 2
+        return max(MIN_AUTO_MAX_WAIT, half)
     return _number(settings, name, positive=False)
 
 

@@ -54,7 +54,8 @@ WEBQQ_ADMISSION_MAX_LAG = 0.1
 # WEBQQ_ADMISSION_MAX_WAIT: no new account while an account confirmed lately waited (or is
 # still waiting) longer than this many seconds for its credentials to be stored, measured
 # from the poll that brought its confirm: the wait a person feels is the feedback itself.
-# "auto" = half of WEBQQ_SCANNED_POLL_INTERVAL + 0.3 s (1.15 s with the 2 s default). 0 = off.
+# "auto" = half of WEBQQ_SCANNED_POLL_INTERVAL + 0.3 s, at least 1 s (1 s with the 1 s
+# default; 1.15 s at 2 s). 0 = off.
 WEBQQ_ADMISSION_MAX_WAIT = "auto"
 
 # WEBQQ_MAX_ACCOUNTS_IN_FLIGHT: a hard bound on the accounts in flight (first QR fetched,

@@ -183,8 +183,10 @@ def test_max_wait_is_derived_from_the_poll_interval_or_given():
 
     from webqq_scrapy.config import SettingError, WebQQConfig
 
-    config = WebQQConfig.from_settings(Settings())
-    assert config.admission_max_wait == (config.scanned_poll_interval + 0.3) / 2
+    # The project's 1 s scanned interval: half of 1.3 s is below the least auto gives.
+    assert WebQQConfig.from_settings(Settings()).admission_max_wait == 1.0
+    instant = Settings({"WEBQQ_SCANNED_POLL_INTERVAL": "0.001"})
+    assert WebQQConfig.from_settings(instant).admission_max_wait == 1.0
     slow = Settings({"WEBQQ_SCANNED_POLL_INTERVAL": "5"})
     assert WebQQConfig.from_settings(slow).admission_max_wait == 2.65
     assert (
