@@ -153,7 +153,8 @@ class CpuHeadroom:
         flight ``duration`` seconds: admitted at this rate, the accounts the check of
         :meth:`load` allows come in spread over one login's time instead of in one burst
         (their confirms, one login's time later, would come in the same burst)."""
-        return share * max(self.capacity, 0.05) / (self.cost * max(duration, 0.001))
+        # (A cost measured as 0 — no CPU seen in the horizon — must not divide by zero.)
+        return share * max(self.capacity, 0.05) / (max(self.cost, 1e-6) * max(duration, 0.001))
 
 
 class FeltWait:

@@ -176,6 +176,9 @@ def test_headroom_spreads_its_admissions_over_one_login():
     assert abs(headroom.rate(1.0, 10.0) - 2.5) < 1e-9
     # A longer login: the same accounts in flight come in more slowly.
     assert headroom.rate(1.0, 20.0) < headroom.rate(1.0, 10.0)
+    # Nothing spent in the horizon (an idle process): a finite, high rate, no error.
+    idle = CpuHeadroom(lambda: 0, prior=0.0, warm_up=1e9)
+    assert 0 < idle.rate(1.0, 10.0) < float("inf")
 
 
 def test_max_wait_is_derived_from_the_poll_interval_or_given():
