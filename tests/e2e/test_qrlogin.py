@@ -46,13 +46,15 @@ class Run:
 
 async def crawl(simulator, tmp_path, accounts, **settings) -> Run:
     values = project_settings(
-        WEBQQ_TARGET=simulator.url,
-        WEBQQ_POLL_INTERVAL=0.2,
-        WEBQQ_SCANNED_POLL_INTERVAL=0.1,
-        WEBQQ_QR_DIR=str(tmp_path / "qr"),
-        WEBQQ_QR_TERMINAL=False,
-        WEBQQ_DATABASE_ENABLED=False,
-        **settings,
+        **{
+            "WEBQQ_TARGET": simulator.url,
+            "WEBQQ_POLL_INTERVAL": 0.2,
+            "WEBQQ_SCANNED_POLL_INTERVAL": 0.1,
+            "WEBQQ_QR_DIR": str(tmp_path / "qr"),
+            "WEBQQ_QR_TERMINAL": False,
+            "WEBQQ_DATABASE_ENABLED": False,
+            **settings,
+        }
     )
     run = Run(get_crawler(QRLoginSpider, values))
     await run.crawler.crawl_async(accounts=",".join(accounts))
@@ -170,6 +172,31 @@ async def test_deadline_ends_a_login_that_never_completes(simulator, tmp_path):
     assert run.outcomes["gina"].outcome == "timeout"
     assert run.outcomes["gina"].polls >= 3
     assert time.monotonic() - started < 10
+
+
+@deferred_f_from_coro_f
+async def test_a_deadline_inside_a_poll_wait_ends_the_login_then_the_crawl(simulator, tmp_path):
+    # The poll wait (30 s) outlasts the accounts' 1 s: each waits on a timer, not in a
+    # callback; at its deadline it ends "timeout" from there (at the step that waited, no
+    # poll made), its outcome goes through the pipelines like any other, and the crawl
+    # closes at once, not at 30 s.
+    simulator.phone.set_behaviour("gina", "never")
+    started = time.monotonic()
+    run = await crawl(
+        simulator,
+        tmp_path,
+        ["gina", "alice"],
+        WEBQQ_POLL_INTERVAL=30,
+        WEBQQ_SCANNED_POLL_INTERVAL=0.1,
+        WEBQQ_LOGIN_TIMEOUT=1.0,
+    )
+    gina = run.outcomes["gina"]
+    assert (gina.outcome, gina.step, gina.polls) == ("timeout", "ptqrshow", 0)
+    assert gina.detail == "not logged in after WEBQQ_LOGIN_TIMEOUT=1s"
+    assert run.outcomes["alice"].outcome == "timeout"
+    assert run.stat("webqq/outcome/timeout") == 2
+    assert run.stat("item_scraped_count") == 2
+    assert time.monotonic() - started < 15
 
 
 @pytest.mark.simulator(scan_after=0.5, confirm_after=0.3)
