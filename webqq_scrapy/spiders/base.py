@@ -226,6 +226,8 @@ class AccountSpider(scrapy.Spider):
         # pipelines); either keeps the spider open (keep_open_for_later).
         self._later: set[_Later] = set()
         self._ending_later = 0
+        # record_latency(): the three stat names of each step, made once.
+        self._latency_keys: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -747,10 +749,15 @@ class AccountSpider(scrapy.Spider):
     def record_latency(self, step: str, state: AccountState) -> None:
         """Time from the step's request being made to its answer (or error) arriving."""
         latency_ms = round((time.monotonic() - state.step_started) * 1000)
+        keys = self._latency_keys.get(step)
+        if keys is None:
+            keys = self._latency_keys[step] = tuple(
+                f"webqq/latency/{step}/{name}" for name in ("count", "total_ms", "max_ms")
+            )
         stats = self.crawler.stats
-        stats.inc_value(f"webqq/latency/{step}/count")
-        stats.inc_value(f"webqq/latency/{step}/total_ms", latency_ms)
-        stats.max_value(f"webqq/latency/{step}/max_ms", latency_ms)
+        stats.inc_value(keys[0])
+        stats.inc_value(keys[1], latency_ms)
+        stats.max_value(keys[2], latency_ms)
 
     # ---- the end of an account -----------------------------------------------------------
 

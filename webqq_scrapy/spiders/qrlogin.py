@@ -116,6 +116,8 @@ class Login(AccountState):
     # When the current QR is expected to expire (time.monotonic()), for the progress line.
     qr_expires: float = 0.0
     progress_shown: bool = False
+    # hash33 of the current QR's qrsig cookie, the ptqrtoken of its polls (§3.2).
+    ptqrtoken: int | None = None
     nickname: str = ""
     ptwebqq: str = ""
     vfwebqq: str = ""
@@ -392,8 +394,11 @@ class QRLoginSpider(AccountSpider):
                 OUTCOME_PROTOCOL_ERROR,
                 f"HTTP {response.status}, not a PNG: {excerpt(response.body)}",
             )
-        if not self.cookie(state.account, "qrsig", "ptlogin2.qq.com"):
+        qrsig = self.cookie(state.account, "qrsig", "ptlogin2.qq.com")
+        if not qrsig:
             raise protocol.ProtocolError("ptqrshow set no qrsig cookie on ptlogin2.qq.com")
+        # Every poll of this QR sends hash33(qrsig): computed once, not from the jar per poll.
+        state.ptqrtoken = protocol.hash33(qrsig)
         action = state.machine.qr_shown(time.monotonic())
         self.crawler.stats.inc_value("webqq/qr/fetched")
         await self._deliver_qr(state, response.body)
@@ -403,12 +408,14 @@ class QRLoginSpider(AccountSpider):
     # ---- §3.2 ptqrlogin --------------------------------------------------------------------
 
     def ptqrlogin_request(self, login: Login) -> scrapy.Request:
-        """§3.2 ptqrlogin with ptqrtoken = hash33(qrsig)."""
-        qrsig = self.cookie(login.account, "qrsig", "ptlogin2.qq.com")
-        if not qrsig:
-            raise protocol.ProtocolError("the qrsig cookie is gone")
+        """§3.2 ptqrlogin with ptqrtoken = hash33(qrsig) (of the QR's ``qrsig`` cookie)."""
+        if login.ptqrtoken is None:
+            qrsig = self.cookie(login.account, "qrsig", "ptlogin2.qq.com")
+            if not qrsig:
+                raise protocol.ProtocolError("the qrsig cookie is gone")
+            login.ptqrtoken = protocol.hash33(qrsig)
         elapsed_ms = int((datetime.now(UTC) - login.started_at).total_seconds() * 1000)
-        url = self.app.ptqrlogin_url(self.config.scheme, protocol.hash33(qrsig), elapsed_ms)
+        url = self.app.ptqrlogin_url(self.config.scheme, login.ptqrtoken, elapsed_ms)
         headers = {"Referer": self.app.login_page_url(self.config.scheme)}
         login.machine.poll_sent()
         return self.account_request(
