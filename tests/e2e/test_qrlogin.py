@@ -44,7 +44,9 @@ class Run:
         return self.crawler.stats.get_value(name)
 
 
-async def crawl(simulator, tmp_path, accounts, **settings) -> Run:
+async def crawl(simulator, tmp_path, accounts, spargs=None, **settings) -> Run:
+    """One in-process qrlogin crawl of ``accounts`` (more spider arguments: ``spargs``);
+    ``settings`` override the fast defaults below."""
     values = project_settings(
         **{
             "WEBQQ_TARGET": simulator.url,
@@ -57,7 +59,7 @@ async def crawl(simulator, tmp_path, accounts, **settings) -> Run:
         }
     )
     run = Run(get_crawler(QRLoginSpider, values))
-    await run.crawler.crawl_async(accounts=",".join(accounts))
+    await run.crawler.crawl_async(accounts=",".join(accounts), **(spargs or {}))
     assert run.stat("finish_reason") == "finished"
     return run
 
