@@ -265,6 +265,9 @@ SPIDER_MIDDLEWARES = {
     "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
     "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
 }
+# Scrapy's stats, without 2.19's attribute-access shim (a few % of a crawl's CPU;
+# webqq_scrapy/stats.py).
+STATS_CLASS = "webqq_scrapy.stats.PlainStatsCollector"
 # Secrets never reach the log (unless WEBQQ_LOG_SECRETS): items, URLs and cookie lines
 # are redacted by the formatter and by a filter on the log handlers.
 LOG_FORMATTER = "webqq_scrapy.redaction.RedactingLogFormatter"

@@ -10,7 +10,8 @@ plumbing of :class:`~webqq_scrapy.spiders.base.AccountSpider`; its state travels
 step there is a ``<step>_request`` and a ``parse_<step>``, named after the step's URL. What
 to do on each ptqrlogin answer, on a fault and at the deadline is decided by the pure state
 machine :class:`webqq_scrapy.protocol.login.QRLogin`; this module only carries it out.
-Polls wait with an awaited, non-blocking sleep, so many accounts poll concurrently. Every
+Between polls the callback ends and a timer makes the next poll (``AccountSpider.later``),
+so many accounts wait at the cost of a timer each, not of a paused callback. Every
 account ends with exactly one ``LoginOutcome`` item (and, on success, one ``Credentials``
 item before it). Section numbers refer to docs/protocol.md.
 """
@@ -122,6 +123,8 @@ class Login(AccountState):
     # When the current QR is expected to expire (time.monotonic()), for the progress line.
     qr_expires: float = 0.0
     progress_shown: bool = False
+    # hash33 of the current QR's qrsig cookie, the ptqrtoken of its polls (§3.2).
+    ptqrtoken: int | None = None
     nickname: str = ""
     ptwebqq: str = ""
     vfwebqq: str = ""
@@ -443,23 +446,28 @@ class QRLoginSpider(AccountSpider):
                 OUTCOME_PROTOCOL_ERROR,
                 f"HTTP {response.status}, not a PNG: {excerpt(response.body)}",
             )
-        if not self.cookie(state.account, "qrsig", "ptlogin2.qq.com"):
+        qrsig = self.cookie(state.account, "qrsig", "ptlogin2.qq.com")
+        if not qrsig:
             raise protocol.ProtocolError("ptqrshow set no qrsig cookie on ptlogin2.qq.com")
+        # Every poll of this QR sends hash33(qrsig): computed once, not from the jar per poll.
+        state.ptqrtoken = protocol.hash33(qrsig)
         action = state.machine.qr_shown(time.monotonic())
         self.crawler.stats.inc_value("webqq/qr/fetched")
         await self._deliver_qr(state, response.body)
-        async for result in self._carry_out(state, action):
+        async for result in self._carry_out(state, action, STEP_PTQRSHOW):
             yield result
 
     # ---- §3.2 ptqrlogin --------------------------------------------------------------------
 
     def ptqrlogin_request(self, login: Login) -> scrapy.Request:
-        """§3.2 ptqrlogin with ptqrtoken = hash33(qrsig)."""
-        qrsig = self.cookie(login.account, "qrsig", "ptlogin2.qq.com")
-        if not qrsig:
-            raise protocol.ProtocolError("the qrsig cookie is gone")
+        """§3.2 ptqrlogin with ptqrtoken = hash33(qrsig) (of the QR's ``qrsig`` cookie)."""
+        if login.ptqrtoken is None:
+            qrsig = self.cookie(login.account, "qrsig", "ptlogin2.qq.com")
+            if not qrsig:
+                raise protocol.ProtocolError("the qrsig cookie is gone")
+            login.ptqrtoken = protocol.hash33(qrsig)
         elapsed_ms = int((datetime.now(UTC) - login.started_at).total_seconds() * 1000)
-        url = self.app.ptqrlogin_url(self.config.scheme, protocol.hash33(qrsig), elapsed_ms)
+        url = self.app.ptqrlogin_url(self.config.scheme, login.ptqrtoken, elapsed_ms)
         headers = {"Referer": self.app.login_page_url(self.config.scheme)}
         login.machine.poll_sent()
         return self.account_request(
@@ -475,18 +483,18 @@ class QRLoginSpider(AccountSpider):
         answer = protocol.parse_ptuicb(response.text)
         self.crawler.stats.inc_value(f"webqq/poll/status/{answer.code}")
         action = state.machine.poll_answered(answer, time.monotonic())
-        async for result in self._carry_out(state, action):
+        async for result in self._carry_out(state, action, STEP_PTQRLOGIN):
             yield result
 
-    async def _carry_out(self, login: Login, action: Any) -> AsyncIterator[Any]:
-        """Do what the login's state machine decided."""
+    async def _carry_out(self, login: Login, action: Any, step: str) -> AsyncIterator[Any]:
+        """Do what the login's state machine decided, in the callback of ``step``."""
         if isinstance(action, Poll):
             if action.scanned_now:
                 self.logger.info("Account %s: QR scanned, waiting for confirmation", login.account)
                 await self._send_state(login, webqq_signals.QR_SCANNED)
             self._show_progress(login)
-            await self.wait(login, action.delay)
-            yield self.ptqrlogin_request(login)
+            # The callback ends here; a timer makes the poll (no callback paused per account).
+            self.later(login, action.delay, step, lambda: self.ptqrlogin_request(login))
         elif isinstance(action, FetchQR):
             if action.lost:
                 self.crawler.stats.inc_value("webqq/qr/restarted_after_lost_answer")
@@ -545,7 +553,7 @@ class QRLoginSpider(AccountSpider):
             # was lost (a GET the HTTP client may have repeated by itself); it is single-use
             # (§3.3), so only a new QR can go on, within WEBQQ_MAX_QR_REFRESHES.
             action = state.machine.answer_lost(STEP_CHECK_SIG, detail, time.monotonic())
-            async for result in self._carry_out(state, action):
+            async for result in self._carry_out(state, action, STEP_CHECK_SIG):
                 yield result
             return
         for name, domain in (("p_skey", self.app.cookie_domain), ("skey", "qq.com")):
