@@ -97,6 +97,17 @@ class _Later:
         self.handle: Any = None
 
 
+def connect_item_passed(crawler: Crawler, handler: Callable[..., Any]) -> None:
+    """Call ``handler`` for every item once it has passed the item pipelines, whichever
+    way it left them (scraped, dropped or failed)."""
+    for signal in (
+        scrapy.signals.item_scraped,
+        scrapy.signals.item_dropped,
+        scrapy.signals.item_error,
+    ):
+        crawler.signals.connect(handler, signal=signal)
+
+
 class StepFailed(Exception):
     """Ends an account with an outcome other than ok."""
 
@@ -238,12 +249,7 @@ class AccountSpider(scrapy.Spider):
         crawler.signals.connect(spider._watch_for_stop, signal=scrapy.signals.spider_opened)
         crawler.signals.connect(spider.keep_open_for_later, signal=scrapy.signals.spider_idle)
         if cls.release_when_stored:
-            for signal in (
-                scrapy.signals.item_scraped,
-                scrapy.signals.item_dropped,
-                scrapy.signals.item_error,
-            ):
-                crawler.signals.connect(spider.outcome_passed, signal=signal)
+            connect_item_passed(crawler, spider.outcome_passed)
         return spider
 
     @classmethod

@@ -70,6 +70,7 @@ from webqq_scrapy.spiders.base import (
     AccountState,
     StepFailed,
     account_step,
+    connect_item_passed,
     cookie_record,
     excerpt,
 )
@@ -221,12 +222,7 @@ class QRLoginSpider(AccountSpider):
         check_qr_dir(config.qr_dir)
         crawler.signals.connect(spider._stop_lag, signal=scrapy.signals.spider_closed)
         if config.admission_max_wait:
-            for signal in (
-                scrapy.signals.item_scraped,
-                scrapy.signals.item_dropped,
-                scrapy.signals.item_error,
-            ):
-                crawler.signals.connect(spider._credentials_passed, signal=signal)
+            connect_item_passed(crawler, spider._credentials_passed)
         if config.qr_dir_default:
             # The default directory is made now (0700, ours): under a shared /tmp, another
             # user cannot slip their own in before the first QR.
