@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 
 import pytest
@@ -281,3 +282,27 @@ async def test_a_crawl_stopped_early_names_the_accounts_left_without_outcome(
     assert "no outcome was stored for: slow" in caplog.text
     # Its QR file was removed all the same.
     assert list((tmp_path / "qr").iterdir()) == []
+
+
+@pytest.mark.simulator(scan_after=1.2, confirm_after=0.3)
+@deferred_f_from_coro_f
+async def test_an_unreachable_webhook_is_retried_while_accounts_still_poll(simulator, tmp_path):
+    # Between two polls nothing is in flight (the account waits on a timer), so the crawl
+    # looks idle to Scrapy; that is not "done but for the webhook": the qr event, made at
+    # the start, keeps its backoff (0.1 + 0.2 + 0.4 s) while alice polls for 1.5 s, and is
+    # given up only after its last retry. Only at the real end are backoffs cut short.
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = await crawl(
+        simulator,
+        tmp_path,
+        ["alice"],
+        WEBQQ_POLL_INTERVAL=0.3,
+        WEBQQ_QR_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
+        WEBQQ_QR_WEBHOOK_RETRIES=3,
+        WEBQQ_QR_WEBHOOK_BACKOFF=0.1,
+    )
+    assert run.outcomes["alice"].outcome == "ok"
+    assert run.stat("webqq/webhook/retries") >= 3
+    assert run.stat("webqq/webhook/failed") >= 1

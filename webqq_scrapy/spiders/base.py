@@ -734,10 +734,15 @@ class AccountSpider(scrapy.Spider):
         if nextcall is not None:
             nextcall.schedule()
 
+    def waits_for_its_own_work(self) -> bool:
+        """Accounts wait on a :meth:`later` timer or are being ended by one: the crawl
+        looks idle to Scrapy (nothing in flight) but is not done. Extensions that act
+        differently once only they keep a crawl open (the QR webhook) ask this."""
+        return bool(self._later or self._ending_later)
+
     def keep_open_for_later(self) -> None:
-        """``spider_idle``: accounts waiting on a :meth:`later` timer, or being ended by
-        one, are not done: the spider stays open."""
-        if self._later or self._ending_later:
+        """``spider_idle``: the spider stays open while :meth:`waits_for_its_own_work`."""
+        if self.waits_for_its_own_work():
             raise DontCloseSpider
 
     def cancel_later(self) -> None:
