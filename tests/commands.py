@@ -36,7 +36,8 @@ def run_scrapy(
     """``python -m scrapy ARGS`` with this checkout importable; ``data_home`` becomes
     XDG_DATA_HOME, so the default SQLite store never lands in the real home.
     ``env_changes`` sets variables, or removes those given as None. The embedded simulator
-    runs strict (``with_strict``)."""
+    runs strict (``with_strict``). In ROOT without ``env_changes`` the command is forked
+    from tests/forkserver.py (a process of its own, without the interpreter's start-up)."""
     args = with_strict(args)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if data_home is not None:
@@ -46,8 +47,10 @@ def run_scrapy(
             env.pop(name, None)
         else:
             env[name] = value
-    if cwd == ROOT and not os.environ.get(NO_FORKSERVER):
-        return _forkserver().run(list(args), env, timeout)
+    if cwd == ROOT and env_changes is None and not os.environ.get(NO_FORKSERVER):
+        server = _forkserver()
+        if server.starts_like(env):
+            return server.run(list(args), env, timeout)
     return subprocess.run(
         [sys.executable, "-m", "scrapy", *args],
         cwd=cwd,
@@ -69,10 +72,11 @@ class ForkServer:
     def __init__(self) -> None:
         self.directory = tempfile.TemporaryDirectory(prefix="webqq-forkserver-")
         self.address = os.path.join(self.directory.name, "socket")
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.forkserver", self.address],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
@@ -83,6 +87,15 @@ class ForkServer:
             self.proc.kill()
             raise RuntimeError(f"tests/forkserver.py did not start: {ready!r}")
         atexit.register(self.stop)
+
+    def starts_like(self, env: Mapping[str, str]) -> bool:
+        """Whether a command with ``env`` would start as this server did: the same
+        interpreter variables (PYTHON*) and the same variables read when Scrapy is
+        imported (the suffix list's cache: HOME, XDG_CACHE_HOME, TLDEXTRACT_CACHE). A test
+        that shapes the start-up environment (env_changes) gets a fresh process anyway."""
+        names = {name for name in {*env, *self.env} if name.startswith("PYTHON")}
+        names |= {"HOME", "XDG_CACHE_HOME", "TLDEXTRACT_CACHE"}
+        return all(env.get(name) == self.env.get(name) for name in names)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -17,6 +17,7 @@ ends, ``{"returncode"}`` (negative: the signal that ended it, as ``subprocess``)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -24,6 +25,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 import traceback
 
 import scrapy.__main__
@@ -53,10 +55,14 @@ def run_command(request: dict) -> None:
             os.dup2(fd, target)
             os.close(fd)
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
-        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-        sys.stderr = open(  # noqa: SIM115
-            2, "w", encoding="utf-8", errors="backslashreplace", closefd=False
+        unbuffered = bool(request["env"].get("PYTHONUNBUFFERED"))
+        sys.stdout = open(  # noqa: SIM115
+            1, "w", encoding="utf-8", closefd=False, write_through=unbuffered
         )
+        sys.stderr = open(  # noqa: SIM115
+            2, "w", encoding="utf-8", errors="backslashreplace", closefd=False,
+            line_buffering=True, write_through=unbuffered,
+        )  # fmt: skip
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -81,6 +87,12 @@ def run_command(request: dict) -> None:
         traceback.print_exc()
         code = 1
     finally:
+        # What the interpreter does at exit: wait for the threads that are not daemons,
+        # run the atexit functions (logging.shutdown among them), flush the streams.
+        with contextlib.suppress(BaseException):
+            threading._shutdown()  # type: ignore[attr-defined]
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(BaseException):
                 stream.flush()
