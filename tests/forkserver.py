@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import json
 import os
 import random
@@ -43,6 +44,19 @@ import webqq_scrapy.commands.send
 import webqq_scrapy.settings  # noqa: F401
 
 
+def text_stream(
+    fd: int, errors: str, line_buffering: bool, write_through: bool
+) -> io.TextIOWrapper:
+    """sys.stdout or sys.stderr on ``fd``, as the interpreter makes them."""
+    return io.TextIOWrapper(
+        open(fd, "wb", closefd=False),
+        encoding="utf-8",
+        errors=errors,
+        line_buffering=line_buffering,
+        write_through=write_through,
+    )
+
+
 def run_command(request: dict) -> None:
     """In the forked process: become the command line of ``request`` and never return."""
     code = 1
@@ -56,13 +70,8 @@ def run_command(request: dict) -> None:
             os.close(fd)
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
         unbuffered = bool(request["env"].get("PYTHONUNBUFFERED"))
-        sys.stdout = open(  # noqa: SIM115
-            1, "w", encoding="utf-8", closefd=False, write_through=unbuffered
-        )
-        sys.stderr = open(  # noqa: SIM115
-            2, "w", encoding="utf-8", errors="backslashreplace", closefd=False,
-            line_buffering=True, write_through=unbuffered,
-        )  # fmt: skip
+        sys.stdout = text_stream(1, "strict", line_buffering=False, write_through=unbuffered)
+        sys.stderr = text_stream(2, "backslashreplace", True, write_through=unbuffered)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
