@@ -180,8 +180,13 @@ def _tristate(settings: BaseSettings, name: str, *, auto: bool = True) -> bool |
     raise SettingError(name, f'must be "auto", {accepted}' if auto else f"must be {accepted}", raw)
 
 
+def _optional_text(settings: BaseSettings, name: str) -> str:
+    """The setting as text, stripped; "" when it is empty or None (the feature is off)."""
+    return str(_raw(settings, name) or "").strip()
+
+
 def _text(settings: BaseSettings, name: str) -> str:
-    value = str(_raw(settings, name) or "").strip()
+    value = _optional_text(settings, name)
     if not value:
         raise SettingError(name, "must not be empty", value)
     return value
@@ -412,7 +417,7 @@ class WebQQConfig:
             contacts_max_accounts_in_flight=_count(
                 settings, "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", positive=False
             ),
-            unfinished_path=_unfinished_path(settings),
+            unfinished_path=_optional_path(settings, "WEBQQ_UNFINISHED_PATH"),
             simulator_world=simulator_world(settings),
             simulator_strict=read_bool(settings, "WEBQQ_SIMULATOR_STRICT"),
             target_explicit=target_given(settings),
@@ -492,19 +497,12 @@ class QzoneConfig:
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> QzoneConfig:
-        raw_dir = str(settings.get("WEBQQ_QZONE_PICTURES_DIR", "") or "").strip()
-        pictures_dir = None
-        if raw_dir:
-            pictures_dir = Path(raw_dir).expanduser()
-            if pictures_dir.exists() and not pictures_dir.is_dir():
-                raise SettingError("WEBQQ_QZONE_PICTURES_DIR", "is not a directory", raw_dir)
-            check_creatable("WEBQQ_QZONE_PICTURES_DIR", pictures_dir / "x")
         return cls(
             recheck_posts=_count(settings, "WEBQQ_QZONE_RECHECK_POSTS", positive=False),
             rate_limit_wait=_number(settings, "WEBQQ_QZONE_RATE_LIMIT_WAIT", positive=False),
             rate_limit_tries=_count(settings, "WEBQQ_QZONE_RATE_LIMIT_TRIES"),
             timeout=_number(settings, "WEBQQ_QZONE_TIMEOUT"),
-            pictures_dir=pictures_dir,
+            pictures_dir=_optional_path(settings, "WEBQQ_QZONE_PICTURES_DIR", directory=True),
         )
 
 
@@ -515,15 +513,19 @@ def default_unfinished_dir() -> Path:
     return platformdirs.user_data_path("webqq_scrapy") / "unfinished"
 
 
-def _unfinished_path(settings: BaseSettings) -> Path | None:
-    name = "WEBQQ_UNFINISHED_PATH"
-    raw = str(_raw(settings, name) or "").strip()
+def _optional_path(settings: BaseSettings, name: str, *, directory: bool = False) -> Path | None:
+    """A path setting, absolute; None when it is empty (the feature is off). A file's path
+    must not be a directory, a ``directory`` must be one if it exists; either must be
+    creatable (nothing is created here)."""
+    raw = _optional_text(settings, name)
     if not raw:
         return None
     path = Path(raw).expanduser().absolute()
-    if path.is_dir():
+    if directory and path.exists() and not path.is_dir():
+        raise SettingError(name, "is not a directory", str(path))
+    if not directory and path.is_dir():
         raise SettingError(name, "is a directory, not a file", str(path))
-    check_creatable(name, path)
+    check_creatable(name, path / "x" if directory else path)
     return path
 
 
@@ -562,7 +564,7 @@ class WebhookConfig:
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> WebhookConfig:
         name = "WEBQQ_QR_WEBHOOK_URL"
-        url = str(_raw(settings, name) or "").strip()
+        url = _optional_text(settings, name)
         if url:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname or not _port_ok(parts):

@@ -471,37 +471,6 @@ class SendResult:
 # ---- Qzone (the qzone_posts and qzone_friends spiders, docs/qzone.md) -----------------------
 
 
-@dataclass
-class QzonePost:
-    """One post (说说) of ``owner``'s space, as ``account`` read it.
-
-    Identified by (``owner``, ``tid``). ``content`` is the text with Qzone's markup, exactly
-    as sent; ``text`` the readable form (mentions as ``@name``, emoji codes dropped,
-    entities unescaped). ``created_time`` is the service's Unix time; ``cmtnum`` and
-    ``fwdnum`` the counts the service gave. ``pictures`` are the pictures' URLs (the largest
-    copy given); ``file_urls`` the same list when the picture download is on
-    (``WEBQQ_QZONE_PICTURES_DIR``: Scrapy's FilesPipeline fetches them and fills ``files``),
-    else empty.
-    """
-
-    account: str
-    crawled_at: str
-    owner: int
-    tid: str
-    uin: int
-    name: str
-    content: str
-    text: str
-    created_time: int
-    cmtnum: int
-    fwdnum: int
-    pictures: list[str] = field(default_factory=list)
-    file_urls: list[str] = field(default_factory=list)
-    files: list[dict[str, Any]] = field(default_factory=list)
-    job: str | None = None
-    record: str = field(default="qzone_post", init=False)
-
-
 @dataclass(frozen=True)
 class _ReadBy:
     """Who read a Qzone record and when: the fields a Qzone item puts before the
@@ -509,6 +478,36 @@ class _ReadBy:
 
     account: str
     crawled_at: str
+
+
+@dataclass
+class _ReadByMutable:
+    """``_ReadBy`` for the Qzone items that stay mutable (a mutable dataclass cannot
+    inherit a frozen one)."""
+
+    account: str
+    crawled_at: str
+
+
+@dataclass
+class QzonePost(qzone.PostRecord, _ReadByMutable):
+    """One post (说说) of ``owner``'s space, as ``account`` read it.
+
+    Identified by (``owner``, ``tid``). ``content`` is the text with Qzone's markup, exactly
+    as sent; ``text`` the readable form (mentions as ``@name``, emoji codes dropped,
+    entities unescaped). ``created_time`` is the service's Unix time; ``cmtnum`` and
+    ``fwdnum`` the counts the service gave. The fields between ``crawled_at`` and
+    ``pictures`` are ``protocol.qzone.PostRecord``'s. ``pictures`` are the pictures' URLs
+    (the largest copy given); ``file_urls`` the same list when the picture download is on
+    (``WEBQQ_QZONE_PICTURES_DIR``: Scrapy's FilesPipeline fetches them and fills ``files``:
+    this item is mutable), else empty.
+    """
+
+    pictures: list[str] = field(default_factory=list)
+    file_urls: list[str] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    job: str | None = None
+    record: str = field(default="qzone_post", init=False)
 
 
 @dataclass(frozen=True)
@@ -532,7 +531,7 @@ class QzoneFriend(qzone.QzoneFriend, _ReadBy):
 
 
 @dataclass
-class QzoneOwnerOutcome:
+class QzoneOwnerOutcome(_ReadByMutable):
     """How one owner's space went in an account's ``qzone_posts`` run: ``outcome`` ``ok``,
     ``no_access`` (the space is closed to the account: that owner only, the account goes
     on) or ``rate_limited`` (the service kept answering 使用人数过多 after the bounded
@@ -540,8 +539,6 @@ class QzoneOwnerOutcome:
     were not stored before (changed posts count as new), ``stopped`` why paging ended
     (``end``, ``unchanged``, ``since``)."""
 
-    account: str
-    crawled_at: str
     owner: int
     outcome: str
     posts: int = 0

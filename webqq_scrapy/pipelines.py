@@ -38,15 +38,8 @@ from webqq_scrapy.retry import RetryPolicy
 from webqq_scrapy.store.database import DatabaseStore
 from webqq_scrapy.store.json_file import JsonFileStore
 from webqq_scrapy.store.records import (
-    CONTACTS,
-    CREDENTIALS,
     FINISH_STORAGE_UNAVAILABLE,
-    MESSAGES,
-    OUTCOMES,
-    QZONE,
-    REFUSED_MESSAGES,
-    SEND_RESULTS,
-    UPDATES,
+    KIND_NAMES,
     describe_error,
     missing_fields,
 )
@@ -70,59 +63,18 @@ logger = logging.getLogger(__name__)
 QZONE_BATCHED = (QzonePost, QzoneComment, QzoneFriend)
 QZONE_BATCH = 500
 
-# Finish reason of a crawl closed at open because its store cannot be used.
-
-
 # Stats of the storage pipelines (webqq/json/…, webqq/sql/…) meaning that records given to
-# them were not stored: the store could not open, records still failing at close, or
-# records the store refused.
+# them were not stored: the store could not open, records of a kind still failing at close
+# (``<kind>_failed``), or records the store refused (``<kind>_refused``).
 STORE_LOSS_SUFFIXES = (
     "/open_failed",
-    "/credentials_failed",
-    "/outcomes_failed",
-    "/updates_failed",
-    "/credentials_refused",
-    "/outcomes_refused",
-    "/contacts_failed",
-    "/messages_failed",
-    "/send_results_failed",
-    "/contacts_refused",
-    "/messages_refused",
-    "/send_results_refused",
-    "/updates_refused",
-    "/refused_messages_failed",
-    "/refused_messages_refused",
-    "/qzone_failed",
-    "/qzone_refused",
+    *(f"/{kind}_{loss}" for kind in KIND_NAMES for loss in ("failed", "refused")),
 )
 
 
 def store_losses(stats: Mapping[str, Any]) -> list[str]:
     """The loss stats of a crawl (empty when everything given to a store was stored)."""
     return sorted(k for k in stats if k.startswith("webqq/") and k.endswith(STORE_LOSS_SUFFIXES))
-
-
-_KIND_NAMES = {
-    CREDENTIALS: "Credentials",
-    OUTCOMES: "Login outcomes",
-    UPDATES: "Status or ptwebqq updates",
-    CONTACTS: "Contacts",
-    MESSAGES: "Messages",
-    SEND_RESULTS: "Send results",
-    REFUSED_MESSAGES: "Refused poll2 items",
-    QZONE: "Qzone records",
-}
-# The one record a store refused, named in the ERROR line: "<…> of account alice NOT stored".
-_RECORD_NAMES = {
-    CREDENTIALS: "The credentials",
-    OUTCOMES: "The login outcome",
-    UPDATES: "A status or ptwebqq update",
-    CONTACTS: "The contacts",
-    MESSAGES: "A message",
-    SEND_RESULTS: "A send result",
-    REFUSED_MESSAGES: "A refused poll2 item",
-    QZONE: "A Qzone record",
-}
 
 
 class CredentialsValidationPipeline:
@@ -267,7 +219,7 @@ class _BufferedStorePipeline:
             result = await self._in_worker(self.writer.flush, True)
             self._account_for(result)
             lost = list(self.writer.unsaved)
-            for kind in _KIND_NAMES:
+            for kind, (kind_name, _) in KIND_NAMES.items():
                 accounts = sorted({key[-1] for key in lost if key[0] == kind})
                 if not accounts:
                     continue
@@ -276,7 +228,7 @@ class _BufferedStorePipeline:
                 )
                 logger.error(
                     "%s of %d account(s) were NOT stored in %s (%s): %s",
-                    _KIND_NAMES[kind],
+                    kind_name,
                     len(accounts),
                     self.store_label,
                     result.error or "see the errors above",
@@ -305,7 +257,7 @@ class _BufferedStorePipeline:
             logger.error(
                 "%s of account %s NOT stored: %s refused the record (%s); the other "
                 "records are stored",
-                _RECORD_NAMES.get(kind, kind),
+                KIND_NAMES[kind][1] if kind in KIND_NAMES else kind,
                 key[-1],
                 self.store_label,
                 error,

@@ -44,18 +44,22 @@ class Run:
         return self.crawler.stats.get_value(name)
 
 
-async def crawl(simulator, tmp_path, accounts, **settings) -> Run:
+async def crawl(simulator, tmp_path, accounts, spargs=None, **settings) -> Run:
+    """One in-process qrlogin crawl of ``accounts`` (more spider arguments: ``spargs``);
+    ``settings`` override the fast defaults below."""
     values = project_settings(
-        WEBQQ_TARGET=simulator.url,
-        WEBQQ_POLL_INTERVAL=0.2,
-        WEBQQ_SCANNED_POLL_INTERVAL=0.1,
-        WEBQQ_QR_DIR=str(tmp_path / "qr"),
-        WEBQQ_QR_TERMINAL=False,
-        WEBQQ_DATABASE_ENABLED=False,
-        **settings,
+        **{
+            "WEBQQ_TARGET": simulator.url,
+            "WEBQQ_POLL_INTERVAL": 0.2,
+            "WEBQQ_SCANNED_POLL_INTERVAL": 0.1,
+            "WEBQQ_QR_DIR": str(tmp_path / "qr"),
+            "WEBQQ_QR_TERMINAL": False,
+            "WEBQQ_DATABASE_ENABLED": False,
+            **settings,
+        }
     )
     run = Run(get_crawler(QRLoginSpider, values))
-    await run.crawler.crawl_async(accounts=",".join(accounts))
+    await run.crawler.crawl_async(accounts=",".join(accounts), **(spargs or {}))
     assert run.stat("finish_reason") == "finished"
     return run
 

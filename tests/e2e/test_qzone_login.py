@@ -13,17 +13,15 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
-from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
 from tests.commands import run_scrapy
+from tests.e2e.test_qrlogin import Run
+from tests.e2e.test_qrlogin import crawl as qrlogin_crawl
 from tests.fixtures.simulator import Browser
-from tests.settings import project_settings
-from webqq_scrapy.items import Credentials, LoginOutcome
+from webqq_scrapy.items import Credentials
 from webqq_scrapy.protocol.apps import g_tk
 from webqq_scrapy.simulator.qzone import qzone_qq
-from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 from webqq_scrapy.store import list_credentials, list_outcomes, load_credentials
 
 if TYPE_CHECKING:
@@ -33,26 +31,10 @@ FAST = ["-s", "WEBQQ_POLL_INTERVAL=0.2", "-s", "WEBQQ_RETRY_BACKOFF=0.1"]
 SIMULATOR = ("--scan-after", "0.1", "--confirm-after", "0.1")
 
 
-async def crawl(simulator, tmp_path: Path, accounts: list[str], **spargs: str):
-    values = project_settings(
-        WEBQQ_TARGET=simulator.url,
-        WEBQQ_POLL_INTERVAL=0.2,
-        WEBQQ_SCANNED_POLL_INTERVAL=0.1,
-        WEBQQ_QR_DIR=str(tmp_path / "qr"),
-        WEBQQ_QR_TERMINAL=False,
-        WEBQQ_DATABASE_ENABLED=False,
-        WEBQQ_JSON_PATH=str(tmp_path / "creds.json"),
-    )
-    crawler = get_crawler(QRLoginSpider, values)
-    items: list[object] = []
-
-    def on_item(item: object) -> None:
-        items.append(item)
-
-    crawler.signals.connect(on_item, signal=signals.item_scraped)
-    await crawler.crawl_async(accounts=",".join(accounts), **spargs)
-    assert crawler.stats.get_value("finish_reason") == "finished"
-    return crawler, items
+async def crawl(simulator, tmp_path: Path, accounts: list[str], **spargs: str) -> Run:
+    """test_qrlogin's in-process crawl, storing into the JSON file ``creds.json``."""
+    json_path = str(tmp_path / "creds.json")
+    return await qrlogin_crawl(simulator, tmp_path, accounts, spargs, WEBQQ_JSON_PATH=json_path)
 
 
 def _cookies(creds: Credentials) -> dict[tuple[str, str], str]:
@@ -61,15 +43,14 @@ def _cookies(creds: Credentials) -> dict[tuple[str, str], str]:
 
 @deferred_f_from_coro_f
 async def test_qzone_logins_store_qzone_records_beside_webqq_ones(simulator, tmp_path: Path):
-    crawler, items = await crawl(simulator, tmp_path, ["alice", "bob"], app="qzone")
-    outcomes = [i for i in items if isinstance(i, LoginOutcome)]
-    assert sorted((o.account, o.outcome, o.app) for o in outcomes) == [
+    run = await crawl(simulator, tmp_path, ["alice", "bob"], app="qzone")
+    assert sorted((o.account, o.outcome, o.app) for o in run.outcomes.values()) == [
         ("alice", "ok", "qzone"),
         ("bob", "ok", "qzone"),
     ]
     # Nothing of WebQQ's post-login chain ran: the session is check_sig's cookies.
-    assert crawler.stats.get_value("webqq/latency/check_sig/count") == 2
-    assert crawler.stats.get_value("webqq/latency/getvfwebqq/count") is None
+    assert run.stat("webqq/latency/check_sig/count") == 2
+    assert run.stat("webqq/latency/getvfwebqq/count") is None
     source = {"json_path": tmp_path / "creds.json"}
     stored = {c.account: c for c in list_credentials(app="qzone", **source)}
     assert sorted(stored) == ["alice", "bob"]

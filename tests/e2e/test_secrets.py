@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from scrapy import Request, Spider, signals
+from scrapy import Request, Spider
 from scrapy.settings import Settings
 from scrapy.utils.defer import deferred_f_from_coro_f, maybe_deferred_to_future
 from scrapy.utils.log import get_scrapy_root_handler
@@ -24,9 +24,10 @@ from scrapy.utils.project import get_project_settings
 from scrapy.utils.test import get_crawler
 
 from tests.commands import run_scrapy
+from tests.e2e.test_qrlogin import Run, crawl
 from tests.settings import project_settings
 from webqq_scrapy import signals as webqq_signals
-from webqq_scrapy.items import Credentials, LoginOutcome
+from webqq_scrapy.items import Credentials
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 from webqq_scrapy.store import read_credentials_records
 
@@ -70,34 +71,6 @@ class LogFile:
         return self.path.read_text(encoding="utf-8")
 
 
-async def crawl(simulator, tmp_path: Path, **settings):
-    values = {
-        "WEBQQ_TARGET": simulator.url,
-        "WEBQQ_POLL_INTERVAL": 0.2,
-        "WEBQQ_SCANNED_POLL_INTERVAL": 0.1,
-        "WEBQQ_QR_DIR": str(tmp_path / "qr"),
-        "WEBQQ_QR_TERMINAL": False,
-        "WEBQQ_DATABASE_ENABLED": False,
-        **settings,
-    }
-    crawler = get_crawler(QRLoginSpider, project_settings(**values))
-    items = Items(crawler)
-    await crawler.crawl_async(accounts=",".join(ACCOUNTS))
-    assert crawler.stats.get_value("finish_reason") == "finished"
-    return crawler, items.items
-
-
-class Items:
-    """The items a crawl scraped (a bound method: signal receivers are weak references)."""
-
-    def __init__(self, crawler) -> None:
-        self.items: list = []
-        crawler.signals.connect(self.on_item, signal=signals.item_scraped)
-
-    def on_item(self, item) -> None:
-        self.items.append(item)
-
-
 LEVELS = [
     pytest.param("INFO", {}, id="info"),
     pytest.param("DEBUG", {}, id="debug"),
@@ -110,12 +83,17 @@ LEVELS = [
 async def test_no_issued_secret_reaches_the_log(simulator, tmp_path, level, extra):
     assert get_scrapy_root_handler() is None  # the handler below is the only log file
     with LogFile(tmp_path / "crawl.log", level) as log:
-        _, items = await crawl(
-            simulator, tmp_path, LOG_LEVEL=level, WEBQQ_JSON_PATH=str(tmp_path / "s.json"), **extra
+        run = await crawl(
+            simulator,
+            tmp_path,
+            ACCOUNTS,
+            LOG_LEVEL=level,
+            WEBQQ_JSON_PATH=str(tmp_path / "s.json"),
+            **extra,
         )
     text = log.text()
     secrets = simulator.issued_secrets()
-    credentials = [item for item in items if isinstance(item, Credentials)]
+    credentials = [item for item in run.items if isinstance(item, Credentials)]
     # The crawl did log people in and the simulator handed out its usual tokens …
     assert sorted(c.account for c in credentials) == ACCOUNTS
     assert {c.psessionid for c in credentials} <= secrets
@@ -135,7 +113,12 @@ async def test_log_secrets_on_lets_them_through(simulator, tmp_path):
     # Proves the search above can fail: the same crawl with WEBQQ_LOG_SECRETS logs tokens.
     with LogFile(tmp_path / "crawl.log", "DEBUG") as log:
         await crawl(
-            simulator, tmp_path, LOG_LEVEL="DEBUG", COOKIES_DEBUG=True, WEBQQ_LOG_SECRETS=True
+            simulator,
+            tmp_path,
+            ACCOUNTS,
+            LOG_LEVEL="DEBUG",
+            COOKIES_DEBUG=True,
+            WEBQQ_LOG_SECRETS=True,
         )
     assert leaked(log.text(), simulator.issued_secrets())
 
@@ -191,12 +174,11 @@ async def test_qr_png_is_0600_and_deleted_when_the_account_finishes(simulator, t
         WEBQQ_QR_TERMINAL=False,
         WEBQQ_DATABASE_ENABLED=False,
     )
-    crawler = get_crawler(QRLoginSpider, values)
-    crawler.signals.connect(on_qr, signal=webqq_signals.qr_ready)
-    items = Items(crawler)
-    await crawler.crawl_async(accounts="carol,dave")
-    outcomes = [item for item in items.items if isinstance(item, LoginOutcome)]
-    assert {o.account: o.outcome for o in outcomes} == {"carol": "refused", "dave": "refused"}
+    run = Run(get_crawler(QRLoginSpider, values))
+    run.crawler.signals.connect(on_qr, signal=webqq_signals.qr_ready)
+    await run.crawler.crawl_async(accounts="carol,dave")
+    outcomes = {a: o.outcome for a, o in run.outcomes.items()}
+    assert outcomes == {"carol": "refused", "dave": "refused"}
     assert seen == {"carol": 0o600, "dave": 0o600}
     # Both accounts failed; their QR files are gone all the same.
     assert list((tmp_path / "qr").iterdir()) == []
@@ -210,6 +192,7 @@ async def test_json_store_and_sqlite_database_are_0600(simulator, tmp_path):
     await crawl(
         simulator,
         tmp_path,
+        ACCOUNTS,
         WEBQQ_JSON_PATH=str(tmp_path / "store" / "creds.json"),
         WEBQQ_DATABASE_ENABLED=True,
         WEBQQ_DATABASE_URL=f"sqlite:///{db}",

@@ -12,12 +12,10 @@ import json
 import re
 
 from scrapy.utils.defer import deferred_f_from_coro_f
-from scrapy.utils.test import get_crawler
 
 from tests.commands import run_scrapy
+from tests.e2e.test_qrlogin import crawl
 from tests.hostile import Answer, Call, HostileProxy
-from tests.settings import project_settings
-from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 
 HOSTILE_NICK = "\x1b]0;pwned\x07\x1b[2J\u009b31mred\nalice2  99999  forged-row"
 
@@ -35,21 +33,17 @@ async def test_creds_list_and_show_print_a_hostile_nickname_escaped(simulator, t
     db = f"sqlite:///{tmp_path / 'creds.sqlite3'}"
     proxy = HostileProxy(simulator.url, {"/ptqrlogin": _hostile_nickname})
     try:
-        crawler = get_crawler(
-            QRLoginSpider,
-            project_settings(
-                WEBQQ_TARGET=proxy.url,
-                WEBQQ_POLL_INTERVAL=0.2,
-                WEBQQ_SCANNED_POLL_INTERVAL=0.1,
-                WEBQQ_QR_DIR=str(tmp_path / "qr"),
-                WEBQQ_QR_TERMINAL=False,
-                WEBQQ_DATABASE_URL=db,
-            ),
+        run = await crawl(
+            simulator,
+            tmp_path,
+            ["alice"],
+            WEBQQ_TARGET=proxy.url,
+            WEBQQ_DATABASE_ENABLED=True,
+            WEBQQ_DATABASE_URL=db,
         )
-        await crawler.crawl_async(accounts="alice")
     finally:
         proxy.stop()
-    assert crawler.stats.get_value("webqq/outcome/ok") == 1
+    assert run.stat("webqq/outcome/ok") == 1
 
     listed = run_scrapy("creds", "list", "--database-url", db)
     assert listed.returncode == 0, listed.stderr

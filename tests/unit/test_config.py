@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scrapy.settings import Settings
 
-from webqq_scrapy.config import SettingError, WebQQConfig
+from webqq_scrapy.config import QzoneConfig, SettingError, WebQQConfig
 
 
 def test_defaults_are_the_documented_ones():
@@ -55,6 +55,29 @@ def test_bad_values_fail_with_the_setting_name(name, value):
     with pytest.raises(SettingError) as info:
         WebQQConfig.from_settings(Settings({name: value}))
     assert str(info.value).startswith(f"{name}: ")
+
+
+def test_path_settings_are_absolute_and_of_the_right_kind(tmp_path, monkeypatch):
+    """WEBQQ_UNFINISHED_PATH names a file, WEBQQ_QZONE_PICTURES_DIR a directory: the other
+    kind is refused naming the setting; a relative path is taken from where the crawl
+    starts; empty: off."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    wrong_kind = (
+        (WebQQConfig, "WEBQQ_UNFINISHED_PATH", "dir"),
+        (QzoneConfig, "WEBQQ_QZONE_PICTURES_DIR", "file"),
+    )
+    for config, name, wrong in wrong_kind:
+        with pytest.raises(SettingError, match=f"^{name}: is "):
+            config.from_settings(Settings({name: wrong}))
+    unfinished = WebQQConfig.from_settings(Settings({"WEBQQ_UNFINISHED_PATH": "u/left.txt"}))
+    assert unfinished.unfinished_path == tmp_path / "u" / "left.txt"
+    pictures = QzoneConfig.from_settings(Settings({"WEBQQ_QZONE_PICTURES_DIR": "~/p"}))
+    assert pictures.pictures_dir is not None and pictures.pictures_dir.is_absolute()
+    off = WebQQConfig.from_settings(Settings({"WEBQQ_UNFINISHED_PATH": " "}))
+    assert off.unfinished_path is None
+    assert QzoneConfig.from_settings(Settings()).pictures_dir is None
 
 
 def test_simulator_strict_is_read_as_a_boolean():

@@ -1,5 +1,6 @@
 """Tests for webqq_scrapy.items: the one timestamp format of the records, plain values, and
-the Qzone items' fields (a feed's columns), which they inherit from protocol.qzone."""
+the Qzone items' fields (a feed's columns), which they inherit from protocol.qzone (the
+mutable QzonePost, which FilesPipeline fills, is test_qzone_spiders's picture download)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 
 from webqq_scrapy import items
 from webqq_scrapy.items import parse_timestamp, utc_timestamp
-from webqq_scrapy.protocol import qzone
 
 MOMENT = datetime(2026, 11, 28, 22, 31, 5, 123456, tzinfo=UTC)
 
@@ -69,13 +69,18 @@ def test_round_trip():
     assert utc_timestamp(parse_timestamp(text)) == text
 
 
-# The Qzone items' fields as docs/qzone.md lists them, in feed order. QzoneComment and
-# QzoneFriend inherit theirs from protocol.qzone: what the parser only notices (a NUL
-# replaced, refused entries) must not become a field of the record.
+# The Qzone items' fields as docs/qzone.md lists them, in feed order. They inherit the
+# protocol's (protocol.qzone: CommentRecord, QzoneFriend, PostRecord): what the parser only
+# notices (a NUL replaced, refused entries, inline comments) must not become a field of the
+# record.
 QZONE_ITEM_FIELDS = {
+    items.QzonePost: "account crawled_at owner tid uin name content text created_time "
+    "cmtnum fwdnum pictures file_urls files job record",
     items.QzoneComment: "account crawled_at owner tid comment_id uin name content text "
     "created_time reply_num job record",
     items.QzoneFriend: "account crawled_at uin name remark group online job record",
+    items.QzoneOwnerOutcome: "account crawled_at owner outcome posts new_posts new_comments "
+    "stopped detail job record",
 }
 
 
@@ -84,14 +89,3 @@ def test_qzone_item_fields_are_the_records_not_the_parsers(item):
     assert [f.name for f in dataclasses.fields(item)] == QZONE_ITEM_FIELDS[item].split()
     friend = items.QzoneFriend("a", "2026-01-01T00:00:00.000Z", 7, "Bob", "", "", True)
     assert dataclasses.asdict(friend)["record"] == "qzone_friend"
-
-
-def test_qzone_post_item_holds_the_protocol_post_fields_in_their_order():
-    # items.QzonePost cannot inherit them (FilesPipeline writes its ``files``: the item is
-    # mutable, the protocol's result frozen), so this keeps the two declarations one list.
-    stored = [f.name for f in dataclasses.fields(qzone.QzonePost)]
-    stored = stored[: stored.index("fwdnum") + 1]
-    fields = [f.name for f in dataclasses.fields(items.QzonePost)]
-    assert fields[:2] == ["account", "crawled_at"]
-    assert fields[2 : 2 + len(stored)] == stored
-    assert fields[2 + len(stored) :] == ["pictures", "file_urls", "files", "job", "record"]

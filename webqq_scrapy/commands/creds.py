@@ -18,6 +18,7 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from webqq_scrapy.commands import _check as check
+from webqq_scrapy.commands import add_app_option
 from webqq_scrapy.commands._readback import OfflineCommand
 from webqq_scrapy.config import SettingError, credentials_source, read_app
 from webqq_scrapy.protocol.apps import UnknownApp, app_named
@@ -108,12 +109,7 @@ class Command(OfflineCommand, ScrapyCommand):
         source = parser.add_mutually_exclusive_group()
         source.add_argument("--json-path", metavar="PATH", help="read this JSON file")
         source.add_argument("--database-url", metavar="URL", help="read this SQLAlchemy URL")
-        parser.add_argument(
-            "--app",
-            metavar="NAME",
-            help="the ptlogin2 app whose credentials to list, show or check: webqq, qzone, "
-            "qzone_h5 or qun (default WEBQQ_APP, webqq)",
-        )
+        add_app_option(parser, "whose credentials to list, show or check")
         parser.add_argument(
             "--json",
             action="store_true",

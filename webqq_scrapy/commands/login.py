@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import BaseRunSpiderCommand
 from twisted.internet.defer import Deferred
 
+from webqq_scrapy.commands import add_app_option
 from webqq_scrapy.commands.crawl import SETTINGS_HELP, log_bad_input
 from webqq_scrapy.config import SettingError, validate_all
 from webqq_scrapy.items import OUTCOME_OK, OUTCOMES
@@ -112,12 +113,7 @@ class Command(BaseRunSpiderCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument(
-            "--app",
-            metavar="NAME",
-            help="the ptlogin2 app to log in to: webqq, qzone, qzone_h5 or qun (same as "
-            "-a app=NAME; default WEBQQ_APP, webqq)",
-        )
+        add_app_option(parser, "to log in to", same_as="-a app=NAME")
         parser.add_argument(
             "--reuse",
             action="store_true",

@@ -34,6 +34,7 @@ __all__ = [
     "CommentRecord",
     "NoAccess",
     "PostPage",
+    "PostRecord",
     "QzoneCodeError",
     "QzoneComment",
     "QzoneEndpoint",
@@ -365,9 +366,12 @@ class QzoneComment(CommentRecord):
     nul_replaced: bool = False  # a NUL of name or content became U+FFFD
 
 
-@dataclass(frozen=True)
-class QzonePost:
-    """One post (说说) of an owner's space, newest first in a page."""
+@dataclass
+class PostRecord:
+    """The fields of a stored post, ``items.QzonePost`` inherits them: identified by
+    (``owner``, ``tid``). Not frozen, unlike the other results of this module: that item
+    must stay mutable (Scrapy's FilesPipeline fills its ``files``), and a mutable dataclass
+    cannot inherit a frozen one. Nothing changes a parsed post all the same."""
 
     owner: int
     tid: str
@@ -378,6 +382,13 @@ class QzonePost:
     created_time: int
     cmtnum: int
     fwdnum: int
+
+
+@dataclass
+class QzonePost(PostRecord):
+    """One post (说说) of an owner's space, newest first in a page, with what the parser
+    noticed (mutable only as :class:`PostRecord` is)."""
+
     pictures: tuple[str, ...]
     comments: tuple[QzoneComment, ...]
     # Inline comments refused (malformed), the others kept; a NUL of name or content became

@@ -25,13 +25,7 @@ from twisted.internet.threads import deferToThread
 from webqq_scrapy.config import MessagesConfig
 from webqq_scrapy.items import Message, RefusedMessage, SendResult, utc_timestamp
 from webqq_scrapy.meta import META_ACCOUNT, META_JOURNAL, META_STEP
-from webqq_scrapy.protocol import web2
-from webqq_scrapy.protocol.codes import (
-    OUTCOME_HELD_ELSEWHERE,
-    OUTCOME_OK,
-    OUTCOME_PROTOCOL_ERROR,
-    describe_retcode,
-)
+from webqq_scrapy.protocol import codes, web2
 from webqq_scrapy.protocol.messaging import parse_target, received, send_call
 from webqq_scrapy.sources.accounts import SpiderArgumentError
 from webqq_scrapy.spiders.base import account_step, excerpt
@@ -533,7 +527,7 @@ class MessagesSpider(Web2Spider):
                 f"held by another messages crawl ({other}); it polls this session, "
                 "this crawl does not"
             )
-            for item in await self.finish(state, OUTCOME_HELD_ELSEWHERE, None, detail):
+            for item in await self.finish(state, codes.OUTCOME_HELD_ELSEWHERE, None, detail):
                 yield item
             return
         # Held until stopped: the login timeout does not apply to a held session.
@@ -648,7 +642,7 @@ class MessagesSpider(Web2Spider):
             await sleep(min(0.5, end - time.monotonic()))
 
     async def stopped(self, state: Session) -> list[Any]:
-        return await self.finish(state, OUTCOME_OK, None, "stopped")
+        return await self.finish(state, codes.OUTCOME_OK, None, "stopped")
 
     def stop_wait(self) -> float:
         """A graceful stop: the polls in flight may be answered for WEBQQ_MESSAGES_STOP_WAIT."""
@@ -688,7 +682,7 @@ class MessagesSpider(Web2Spider):
             if kick is not None:
                 reason, retcode = f"kicked: {kick.reason}", None
             else:
-                reason, retcode = describe_retcode(result.retcode), result.retcode
+                reason, retcode = codes.describe_retcode(result.retcode), result.retcode
             for item in await self.session_ended(state, reason, retcode):
                 yield item
             return
@@ -701,7 +695,7 @@ class MessagesSpider(Web2Spider):
             if held.warm_ups > 1:
                 # §8.1: a 103 that survives the warm-up: logged in elsewhere.
                 for item in await self.session_ended(
-                    state, describe_retcode(result.retcode), result.retcode
+                    state, codes.describe_retcode(result.retcode), result.retcode
                 ):
                     yield item
                 return
@@ -715,8 +709,9 @@ class MessagesSpider(Web2Spider):
             held.failures += 1
             limit = self.messages_config.max_failures
             if held.failures > limit:
-                detail = f"poll2: {describe_retcode(result.retcode)}, {held.failures} in a row"
-                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, POLL, detail):
+                why = codes.describe_retcode(result.retcode)
+                detail = f"poll2: {why}, {held.failures} in a row"
+                for item in await self.finish(state, codes.OUTCOME_PROTOCOL_ERROR, POLL, detail):
                     yield item
                 return
             # The official page waits 10 s each time (§7); a growing pause spares a
@@ -928,13 +923,13 @@ class MessagesSpider(Web2Spider):
         except web2.ProtocolError as exc:
             yield self.send_result(row, "failed", msg_id, None, str(exc))
             return
-        detail = None if answer.outcome == "sent" else describe_retcode(answer.retcode or 0)
+        detail = None if answer.outcome == "sent" else codes.describe_retcode(answer.retcode or 0)
         if answer.retcode is None and answer.outcome != "sent":
             detail = f"errCode {answer.err_code}"
         yield self.send_result(row, answer.outcome, msg_id, answer.retcode, detail)
         if answer.state == "ended" and answer.retcode is not None and not state.finished:
             for item in await self.session_ended(
-                state, describe_retcode(answer.retcode), answer.retcode
+                state, codes.describe_retcode(answer.retcode), answer.retcode
             ):
                 yield item
 

@@ -34,14 +34,7 @@ from twisted.internet.threads import deferToThread
 from webqq_scrapy import store
 from webqq_scrapy.config import QzoneConfig, StorageConfig
 from webqq_scrapy.items import CredentialsUpdate, utc_timestamp
-from webqq_scrapy.protocol import ProtocolError, apps, qzone
-from webqq_scrapy.protocol.codes import (
-    OUTCOME_BAD_RECORD,
-    OUTCOME_NO_CREDENTIALS,
-    OUTCOME_PROTOCOL_ERROR,
-    OUTCOME_SESSION_ENDED,
-    OUTCOME_WRONG_TARGET,
-)
+from webqq_scrapy.protocol import ProtocolError, apps, codes, qzone
 from webqq_scrapy.protocol.ptlogin import parse_uin_cookie
 from webqq_scrapy.protocol.session import STATUS_ENDED
 from webqq_scrapy.spiders.base import DEFAULT_MAX_ANSWER_BYTES, StepFailed
@@ -219,13 +212,13 @@ class QzoneSpider(SessionSpider):
             if record is None or isinstance(record, BadRecord):
                 state = self.new_state(account, None, now)
                 if record is None:
-                    outcome = OUTCOME_NO_CREDENTIALS
+                    outcome = codes.OUTCOME_NO_CREDENTIALS
                     detail = (
                         f"no Qzone session stored for {account!r}; log it in: "
                         f"scrapy crawl qrlogin -a app=qzone -a accounts={account}"
                     )
                 else:
-                    outcome, detail = OUTCOME_BAD_RECORD, bad_record_detail(self, record)
+                    outcome, detail = codes.OUTCOME_BAD_RECORD, bad_record_detail(self, record)
                 for item in await self.finish(state, outcome, None, detail):
                     yield item
                 continue
@@ -233,7 +226,7 @@ class QzoneSpider(SessionSpider):
             if mismatch is not None:
                 state = self.new_state(account, record, now)
                 state.target = target
-                for item in await self.finish(state, OUTCOME_WRONG_TARGET, None, mismatch):
+                for item in await self.finish(state, codes.OUTCOME_WRONG_TARGET, None, mismatch):
                     yield item
                 continue
             await self.admit(account, index)
@@ -313,12 +306,12 @@ class QzoneSpider(SessionSpider):
         if response.status in REDIRECTS:
             location = (response.headers.get("Location") or b"").decode("latin-1")
             raise StepFailed(
-                OUTCOME_PROTOCOL_ERROR,
+                codes.OUTCOME_PROTOCOL_ERROR,
                 f"{step}: HTTP {response.status} to {location[:200]!r}, not an answer "
                 "(a login page: is the session still valid? scrapy creds check --app qzone)",
             )
         if response.status != 200:
-            raise StepFailed(OUTCOME_PROTOCOL_ERROR, f"{step}: HTTP {response.status}")
+            raise StepFailed(codes.OUTCOME_PROTOCOL_ERROR, f"{step}: HTTP {response.status}")
         try:
             parsed = qzone.QZONE_CALLS[step].parse(response.body, **kw)
         except qzone.SessionExpired as exc:
@@ -375,7 +368,7 @@ class QzoneSpider(SessionSpider):
         self, state: AccountState, outcome: str, step: str | None, detail: str | None
     ) -> None:
         assert isinstance(state, QzoneState)
-        if outcome != OUTCOME_SESSION_ENDED:
+        if outcome != codes.OUTCOME_SESSION_ENDED:
             await super().account_finished(state, outcome, step, detail)
             return
         reason = state.ended_reason or detail or "session ended"

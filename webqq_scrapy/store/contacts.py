@@ -25,29 +25,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    and_,
-    select,
-)
+from sqlalchemy import Column, Index, String, Table, and_, select
 
 from webqq_scrapy import items
-from webqq_scrapy.store.sql import (
-    Database,
-    default_database_url,
-    has_table,
-    item_columns,
-    metadata,
-    row_id,
-    upsert,
-)
+from webqq_scrapy.store import sql
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -68,12 +49,12 @@ __all__ = [
 _TIME = String(64)
 
 # The columns of a contact table are the item's fields (webqq_scrapy.items), in their order:
-# one declaration, not a copy. A field's column type follows its annotation; ids (above
-# 2**31, docs/protocol.md §4.13) are BIGINT, short codes VARCHAR(16); ``| None`` is
-# nullable. ``record`` (the item kind) and ``crawled_at`` (the crawl, kept as ``last_seen``)
-# are not columns.
+# one declaration, not a copy. A field's column type follows its annotation
+# (``sql.item_columns``); ids (above 2**31, docs/protocol.md §4.13) are BIGINT, short codes
+# VARCHAR(16); ``| None`` is nullable. ``record`` (the item kind) and ``crawled_at`` (the
+# crawl, kept as ``last_seen``) are not columns.
 _ID_FIELDS = frozenset({"uin", "gid", "code", "owner", "createtime", "did", "ruin", "id"})
-_CODE_FIELDS = frozenset({"gender", "birthday", "status", "kind"})
+_CODES = {name: String(16) for name in ("gender", "birthday", "status", "kind")}
 _NOT_COLUMNS = frozenset({"record", "crawled_at"})
 # Profile details the tables have always let be NULL though the items always fill them:
 # kept nullable, so that the stored schema is the one of schema_version 2.
@@ -81,17 +62,6 @@ _NULLABLE_DETAILS = frozenset(
     {"lnick", "face", "gender", "birthday", "vip_info", "country", "province", "city"}
     | {"memo", "createtime", "level"}
 )
-
-
-def _column_type(name: str, annotation: str) -> Any:
-    base = annotation.replace(" | None", "")
-    if name == "account":
-        return String(255)
-    if base == "bool":
-        return Boolean
-    if base == "int":
-        return BigInteger if name in _ID_FIELDS else Integer
-    return String(16) if name in _CODE_FIELDS else Text
 
 
 def _seen() -> list[Column[Any]]:
@@ -103,10 +73,15 @@ def _seen() -> list[Column[Any]]:
 
 
 def _contact_table(name: str, item: type, keys: tuple[str, ...]) -> Table:
-    columns = item_columns(
-        item, ("account", *keys), _column_type, skip=_NOT_COLUMNS, nullable=_NULLABLE_DETAILS
+    columns = sql.item_columns(
+        item,
+        ("account", *keys),
+        skip=_NOT_COLUMNS,
+        big=_ID_FIELDS,
+        types=_CODES,
+        nullable=_NULLABLE_DETAILS,
     )
-    return Table(name, metadata, *columns, *_seen())
+    return Table(name, sql.metadata, *columns, *_seen())
 
 
 # record type → (item class, table, key columns after ``account``)
@@ -129,20 +104,18 @@ CONTACT_TABLES: dict[str, tuple[type, Table, tuple[str, ...]]] = {
 }
 
 
-def _snapshot_type(name: str, annotation: str) -> Any:
-    if name == "crawled_at":
-        return _TIME
-    if name == "job":
-        return String(255)
-    return _column_type(name, annotation)
-
-
 # One row per crawl and account: the ContactsSnapshot item's fields, under a row id.
 contact_snapshots_table = Table(
     "contact_snapshots",
-    metadata,
-    row_id(),
-    *item_columns(items.ContactsSnapshot, (), _snapshot_type, skip=frozenset({"record"})),
+    sql.metadata,
+    sql.row_id(),
+    *sql.item_columns(
+        items.ContactsSnapshot,
+        (),
+        skip=frozenset({"record"}),
+        big=_ID_FIELDS,
+        types=_CODES | {"crawled_at": _TIME, "job": String(255)},
+    ),
     Index("ix_contact_snapshots_account", "account", "crawled_at"),
 )
 
@@ -178,7 +151,7 @@ def write_contacts(conn: Connection, entry: Mapping[str, Any]) -> None:
     for name, (_, table, keys) in CONTACT_TABLES.items():
         rows = [{f: getattr(record, f) for f in _FIELDS[name]} | seen for record in by_type[name]]
         # first_seen stays as the first crawl wrote it.
-        upsert(conn, table, rows, ["account", *keys], keep=("first_seen",))
+        sql.upsert(conn, table, rows, ["account", *keys], keep=("first_seen",))
         conn.execute(
             table.update()
             .where(
@@ -242,7 +215,7 @@ _LISTS = {
 def read_db_contacts(engine: Engine, account: str) -> Contacts | None:
     """``account``'s contacts from the database, or None when it has no crawl stored."""
     with engine.connect() as conn:
-        if not has_table(conn, "contact_snapshots"):
+        if not sql.has_table(conn, "contact_snapshots"):
             return None
         snaps = contact_snapshots_table
         rows = list(
@@ -296,7 +269,7 @@ def load_contacts(
         raise ValueError("give json_path or database_url, not both")
     if json_path is not None:
         return None
-    with Database(database_url or default_database_url()) as engine:
+    with sql.Database(database_url or sql.default_database_url()) as engine:
         return None if engine is None else read_db_contacts(engine, account)
 
 
@@ -306,7 +279,7 @@ def load_contacts_of(
     """:func:`load_contacts` for many accounts over one connection pool (the accounts with
     no stored crawl are left out)."""
     out: dict[str, Contacts] = {}
-    with Database(database_url or default_database_url()) as engine:
+    with sql.Database(database_url or sql.default_database_url()) as engine:
         if engine is None:
             return out
         for account in accounts:

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Index,
     Integer,
@@ -35,15 +34,7 @@ from sqlalchemy import (
 )
 
 from webqq_scrapy import items
-from webqq_scrapy.store.sql import (
-    Database,
-    account_column,
-    default_database_url,
-    item_columns,
-    metadata,
-    row_id,
-    upsert,
-)
+from webqq_scrapy.store import sql
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -82,22 +73,11 @@ _BIG_FIELDS = frozenset({"owner", "uin", "comment_id", "created_time"})  # ids, 
 _COLUMN_OF = {"group": "group_name"}  # GROUP is an SQL keyword
 
 
-def _column_type(name: str, annotation: str) -> Any:
-    annotation = annotation.removesuffix(" | None")
-    if name == "account":
-        return String(255)
-    if name == "tid":
-        return _TID
-    if annotation == "bool":
-        return Boolean
-    if annotation == "int":
-        return BigInteger if name in _BIG_FIELDS else Integer
-    return Text
-
-
 def _item_table(name: str, item: type, keys: tuple[str, ...], *extra: Index) -> Table:
-    columns = item_columns(item, keys, _column_type, skip=_NOT_COLUMNS, rename=_COLUMN_OF)
-    return Table(name, metadata, *columns, *_seen(), *extra)
+    columns = sql.item_columns(
+        item, keys, skip=_NOT_COLUMNS, big=_BIG_FIELDS, types={"tid": _TID}, rename=_COLUMN_OF
+    )
+    return Table(name, sql.metadata, *columns, *_seen(), *extra)
 
 
 qzone_posts_table = _item_table(
@@ -113,9 +93,9 @@ qzone_friends_table = _item_table("qzone_friends", items.QzoneFriend, ("account"
 
 qzone_owner_outcomes_table = Table(
     "qzone_owner_outcomes",
-    metadata,
-    row_id(),
-    account_column(),
+    sql.metadata,
+    sql.row_id(),
+    sql.account_column(),
     Column("owner", BigInteger, nullable=False),
     Column("outcome", String(32), nullable=False),
     Column("posts", Integer, nullable=False),
@@ -169,7 +149,7 @@ def write_qzone(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             continue
         if keys:
-            upsert(conn, table, rows, keys, keep=("first_seen",))
+            sql.upsert(conn, table, rows, keys, keep=("first_seen",))
         else:
             conn.execute(table.insert(), rows)
 
@@ -219,7 +199,7 @@ def load_qzone(database_url: str | Any | None = None) -> dict[str, list[dict[str
     """Every Qzone row of the database (default: the default SQLite file), by table name,
     in key order; ``pictures`` decoded. Empty lists when nothing is stored."""
     out: dict[str, list[dict[str, Any]]] = {table.name: [] for table in TABLES}
-    with Database(database_url or default_database_url()) as engine:
+    with sql.Database(database_url or sql.default_database_url()) as engine:
         if engine is None:
             return out
         with engine.connect() as conn:

@@ -45,6 +45,18 @@ REFUSED_MESSAGES = "refused_messages"
 # The Qzone spiders' records (SQL store only): posts, comments, friends, owner outcomes,
 # keyed (QZONE, <their own key>…, account).
 QZONE = "qzone"
+# How log lines name each kind: a batch of them ("Credentials of 2 account(s) were NOT
+# stored …") and one record of them ("The credentials of account alice NOT stored …").
+KIND_NAMES: dict[str, tuple[str, str]] = {
+    CREDENTIALS: ("Credentials", "The credentials"),
+    OUTCOMES: ("Login outcomes", "The login outcome"),
+    UPDATES: ("Status or ptwebqq updates", "A status or ptwebqq update"),
+    CONTACTS: ("Contacts", "The contacts"),
+    MESSAGES: ("Messages", "A message"),
+    SEND_RESULTS: ("Send results", "A send result"),
+    REFUSED_MESSAGES: ("Refused poll2 items", "A refused poll2 item"),
+    QZONE: ("Qzone records", "A Qzone record"),
+}
 Batch = dict[tuple[str, ...], dict[str, Any]]
 
 CREDENTIALS_FIELDS = tuple(f.name for f in dataclasses.fields(Credentials))

@@ -16,6 +16,7 @@ import platformdirs
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -40,7 +41,7 @@ from webqq_scrapy.store.json_file import ensure_private_dir
 from webqq_scrapy.store.records import StoreError, Unreadable, record_app, update_values
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from sqlalchemy.engine import URL, Connection, Engine, RowMapping
     from sqlalchemy.sql import Select
@@ -93,17 +94,33 @@ def row_id() -> Column[Any]:
 def item_columns(
     item: type,
     keys: tuple[str, ...],
-    column_type: Callable[[str, str], Any],
     *,
     skip: frozenset[str],
+    big: frozenset[str] = frozenset(),
+    types: Mapping[str, Any] | None = None,
     nullable: frozenset[str] = frozenset(),
     rename: Mapping[str, str] | None = None,
 ) -> list[Column[Any]]:
     """A table's columns made from an item class's fields (a field is declared once):
     ``keys`` first, the primary key, then the other fields in the item's order but ``skip``.
-    ``column_type(name, annotation)`` gives a field's SQL type; a field annotated ``| None``,
-    or named in ``nullable``, may be NULL; ``rename`` maps a field to its column's name."""
+    A field's SQL type follows its annotation: ``bool`` BOOLEAN, ``int`` INTEGER (BIGINT when
+    named in ``big``: ids and Unix times go past 2**31), anything else TEXT; ``account`` is
+    VARCHAR(255) as everywhere in the store; ``types`` gives other fields their own. A field
+    annotated ``| None``, or named in ``nullable``, may be NULL; ``rename`` maps a field to
+    its column's name."""
     rename = rename or {}
+    types = {"account": String(255), **(types or {})}
+
+    def column_type(name: str, annotation: str) -> Any:
+        if name in types:
+            return types[name]
+        annotation = annotation.removesuffix(" | None")
+        if annotation == "bool":
+            return Boolean
+        if annotation == "int":
+            return BigInteger if name in big else Integer
+        return Text
+
     fields = {f.name: str(f.type) for f in dataclasses.fields(item) if f.name not in skip}
     columns = [
         Column(rename.get(n, n), column_type(n, fields[n]), primary_key=True, autoincrement=False)
