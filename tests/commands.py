@@ -36,8 +36,9 @@ def run_scrapy(
     """``python -m scrapy ARGS`` with this checkout importable; ``data_home`` becomes
     XDG_DATA_HOME, so the default SQLite store never lands in the real home.
     ``env_changes`` sets variables, or removes those given as None. The embedded simulator
-    runs strict (``with_strict``). In ROOT without ``env_changes`` the command is forked
-    from tests/forkserver.py (a process of its own, without the interpreter's start-up)."""
+    runs strict (``with_strict``). In ROOT the command is forked from tests/forkserver.py
+    (a process of its own, without the interpreter's start-up) unless the environment
+    differs where it matters at start-up (``ForkServer.starts_like``)."""
     args = with_strict(args)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if data_home is not None:
@@ -47,7 +48,7 @@ def run_scrapy(
             env.pop(name, None)
         else:
             env[name] = value
-    if cwd == ROOT and env_changes is None and not os.environ.get(NO_FORKSERVER):
+    if cwd == ROOT and not os.environ.get(NO_FORKSERVER):
         server = _forkserver()
         if server.starts_like(env):
             return server.run(list(args), env, timeout)
@@ -91,8 +92,8 @@ class ForkServer:
     def starts_like(self, env: Mapping[str, str]) -> bool:
         """Whether a command with ``env`` would start as this server did: the same
         interpreter variables (PYTHON*) and the same variables read when Scrapy is
-        imported (the suffix list's cache: HOME, XDG_CACHE_HOME, TLDEXTRACT_CACHE). A test
-        that shapes the start-up environment (env_changes) gets a fresh process anyway."""
+        imported (the suffix list's cache: HOME, XDG_CACHE_HOME, TLDEXTRACT_CACHE): a
+        test that changes one of them gets a fresh ``python -m scrapy``."""
         names = {name for name in {*env, *self.env} if name.startswith("PYTHON")}
         names |= {"HOME", "XDG_CACHE_HOME", "TLDEXTRACT_CACHE"}
         return all(env.get(name) == self.env.get(name) for name in names)
