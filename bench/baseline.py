@@ -7,7 +7,8 @@ Scrapy's default components only: no project middleware, pipeline, extension, it
 machine or retry. URLs come from the project's pure ``webqq_scrapy.protocol`` builders, so
 the requests are byte for byte the project's. Run by ``bench.login`` with ``scrapy
 runspider`` from a directory without ``scrapy.cfg`` (so no project settings), it writes its
-CPU seconds and request count (spider open → close) as JSON to ``-a out=PATH``.
+CPU seconds and request count (spider open → close), and its own wall (spider open → close,
+and → the last login ended ok) as JSON to ``-a out=PATH``.
 
 ``bench.login`` runs it tuned (``bench.login.BASELINE_SETTINGS``: the project's concurrency,
 the middlewares this flow does not use off, ``CONCURRENT_ITEMS=1``, the project's GC
@@ -82,6 +83,7 @@ class BaselineSpider(scrapy.Spider):
         self.interval = float(interval)
         self.opened = (time.time(), _cpu())
         self.ok = 0
+        self.last_ok = 0.0  # time.time() of the last login that ended ok
         # -a admission=SHARE,LAG,LIMIT: the project's three admission checks; "": all at once.
         self.admission = tuple(float(x) for x in admission.split(",")) if admission else ()
         self.in_flight: set[str] = set()
@@ -195,6 +197,7 @@ class BaselineSpider(scrapy.Spider):
         self.in_flight.discard(response.meta["account"])
         if json.loads(response.body).get("retcode") == 0:
             self.ok += 1
+            self.last_ok = time.time()
 
     def closed(self, reason: str) -> None:
         self.lag.stop()
@@ -203,7 +206,10 @@ class BaselineSpider(scrapy.Spider):
         doc = {
             "reason": reason,
             "ok": self.ok,
+            # Its own wall, measured here: spider open → close, and → the last login ended
+            # ok (the project's "wall" is spider open → the last credentials stored).
             "wall": time.time() - self.opened[0],
+            "wall_to_last_ok": (self.last_ok or time.time()) - self.opened[0],
             "cpu": _cpu() - self.opened[1],
             "requests": self.crawler.stats.get_value("downloader/request_count", 0),
         }

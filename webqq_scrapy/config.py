@@ -78,6 +78,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_ADMISSION_RATE": 1_000_000,
     "WEBQQ_ADMISSION_MAX_LAG": 3600,
     "WEBQQ_ADMISSION_CPU_SHARE": 64,
+    "WEBQQ_ADMISSION_MAX_WAIT": 3600,
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_MESSAGES_MAX_STARTING": 1_000_000,
     "WEBQQ_MESSAGES_STOP_WAIT": 3600,
@@ -349,6 +350,7 @@ class WebQQConfig:
     admission_rate: float = 0.0  # accounts admitted per second; 0: no pacing
     admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
     admission_cpu_share: float = 0.0  # cores the accounts in flight may take; 0: off
+    admission_max_wait: float = 0.0  # s from confirm to stored that stops admission; 0: off
     contacts_max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
     simulator_strict: bool = False
@@ -414,6 +416,7 @@ class WebQQConfig:
             admission_rate=_number(settings, "WEBQQ_ADMISSION_RATE", positive=False),
             admission_max_lag=_number(settings, "WEBQQ_ADMISSION_MAX_LAG", positive=False),
             admission_cpu_share=_number(settings, "WEBQQ_ADMISSION_CPU_SHARE", positive=False),
+            admission_max_wait=admission_max_wait(settings),
             contacts_max_accounts_in_flight=_count(
                 settings, "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", positive=False
             ),
@@ -423,6 +426,24 @@ class WebQQConfig:
             target_explicit=target_given(settings),
             app=read_app(settings),
         )
+
+
+# The least WEBQQ_ADMISSION_MAX_WAIT=auto gives: below it, the four steps after a confirm and
+# the store's group commit of a merely busy process would already hold admission back.
+MIN_AUTO_MAX_WAIT = 1.0
+
+
+def admission_max_wait(settings: BaseSettings) -> float:
+    """WEBQQ_ADMISSION_MAX_WAIT in seconds: a number (0 = off), or ``auto``: half of
+    WEBQQ_SCANNED_POLL_INTERVAL + 0.3 s, the wait a person should feel at most after a
+    confirm (the poll that brings it comes up to one interval later, then 0.3 s for the
+    steps after it) — half, because the accounts confirming while admission slows down are
+    already in flight and still need the other half —, and at least MIN_AUTO_MAX_WAIT."""
+    name = "WEBQQ_ADMISSION_MAX_WAIT"
+    if str(_raw(settings, name)).strip().lower() == "auto":
+        half = (_number(settings, "WEBQQ_SCANNED_POLL_INTERVAL") + 0.3) / 2
+        return max(MIN_AUTO_MAX_WAIT, half)
+    return _number(settings, name, positive=False)
 
 
 # The embedded simulator's world settings → Simulator keyword arguments (docs/simulator.md).

@@ -51,6 +51,13 @@ WEBQQ_ADMISSION_CPU_SHARE = 1.0
 # wait after a confirm short under any load. 0 = off.
 WEBQQ_ADMISSION_MAX_LAG = 0.1
 
+# WEBQQ_ADMISSION_MAX_WAIT: no new account while an account confirmed lately waited (or is
+# still waiting) longer than this many seconds for its credentials to be stored, measured
+# from the poll that brought its confirm: the wait a person feels is the feedback itself.
+# "auto" = half of WEBQQ_SCANNED_POLL_INTERVAL + 0.3 s, at least 1 s (1 s with the 1 s
+# default; 1.15 s at 2 s). 0 = off.
+WEBQQ_ADMISSION_MAX_WAIT = "auto"
+
 # WEBQQ_MAX_ACCOUNTS_IN_FLIGHT: a hard bound on the accounts in flight (first QR fetched,
 # no outcome yet), whatever the headroom: it bounds the memory (about 50 KB each) and how
 # many QRs are shown at once. 0 = no limit. qrlogin_redis bounds itself by
@@ -258,6 +265,9 @@ SPIDER_MIDDLEWARES = {
     "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
     "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
 }
+# Scrapy's stats, without 2.19's attribute-access shim (a few % of a crawl's CPU;
+# webqq_scrapy/stats.py).
+STATS_CLASS = "webqq_scrapy.stats.PlainStatsCollector"
 # Secrets never reach the log (unless WEBQQ_LOG_SECRETS): items, URLs and cookie lines
 # are redacted by the formatter and by a filter on the log handlers.
 LOG_FORMATTER = "webqq_scrapy.redaction.RedactingLogFormatter"

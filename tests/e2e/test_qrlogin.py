@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 
 import pytest
@@ -115,7 +116,10 @@ async def test_fifty_accounts_poll_concurrently_with_isolated_jars(simulator, tm
 
     accounts = [f"user{i:02d}" for i in range(50)]
     started = time.monotonic()
-    run = await crawl(simulator, tmp_path, accounts)
+    # Admitted at once (a fixed rate replaces the measured one): this test is about fifty
+    # accounts polling side by side; how admission spreads them on a busy machine is
+    # test_admission's subject.
+    run = await crawl(simulator, tmp_path, accounts, WEBQQ_ADMISSION_RATE=1000)
     many = time.monotonic() - started
 
     assert set(run.credentials) == set(accounts)
@@ -174,6 +178,31 @@ async def test_deadline_ends_a_login_that_never_completes(simulator, tmp_path):
     assert run.outcomes["gina"].outcome == "timeout"
     assert run.outcomes["gina"].polls >= 3
     assert time.monotonic() - started < 10
+
+
+@deferred_f_from_coro_f
+async def test_a_deadline_inside_a_poll_wait_ends_the_login_then_the_crawl(simulator, tmp_path):
+    # The poll wait (30 s) outlasts the accounts' 1 s: each waits on a timer, not in a
+    # callback; at its deadline it ends "timeout" from there (at the step that waited, no
+    # poll made), its outcome goes through the pipelines like any other, and the crawl
+    # closes at once, not at 30 s.
+    simulator.phone.set_behaviour("gina", "never")
+    started = time.monotonic()
+    run = await crawl(
+        simulator,
+        tmp_path,
+        ["gina", "alice"],
+        WEBQQ_POLL_INTERVAL=30,
+        WEBQQ_SCANNED_POLL_INTERVAL=0.1,
+        WEBQQ_LOGIN_TIMEOUT=1.0,
+    )
+    gina = run.outcomes["gina"]
+    assert (gina.outcome, gina.step, gina.polls) == ("timeout", "ptqrshow", 0)
+    assert gina.detail == "not logged in after WEBQQ_LOGIN_TIMEOUT=1s"
+    assert run.outcomes["alice"].outcome == "timeout"
+    assert run.stat("webqq/outcome/timeout") == 2
+    assert run.stat("item_scraped_count") == 2
+    assert time.monotonic() - started < 15
 
 
 @pytest.mark.simulator(scan_after=0.5, confirm_after=0.3)
@@ -256,3 +285,27 @@ async def test_a_crawl_stopped_early_names_the_accounts_left_without_outcome(
     assert "no outcome was stored for: slow" in caplog.text
     # Its QR file was removed all the same.
     assert list((tmp_path / "qr").iterdir()) == []
+
+
+@pytest.mark.simulator(scan_after=1.2, confirm_after=0.3)
+@deferred_f_from_coro_f
+async def test_an_unreachable_webhook_is_retried_while_accounts_still_poll(simulator, tmp_path):
+    # Between two polls nothing is in flight (the account waits on a timer), so the crawl
+    # looks idle to Scrapy; that is not "done but for the webhook": the qr event, made at
+    # the start, keeps its backoff (0.1 + 0.2 + 0.4 s) while alice polls for 1.5 s, and is
+    # given up only after its last retry. Only at the real end are backoffs cut short.
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = await crawl(
+        simulator,
+        tmp_path,
+        ["alice"],
+        WEBQQ_POLL_INTERVAL=0.3,
+        WEBQQ_QR_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
+        WEBQQ_QR_WEBHOOK_RETRIES=3,
+        WEBQQ_QR_WEBHOOK_BACKOFF=0.1,
+    )
+    assert run.outcomes["alice"].outcome == "ok"
+    assert run.stat("webqq/webhook/retries") >= 3
+    assert run.stat("webqq/webhook/failed") >= 1

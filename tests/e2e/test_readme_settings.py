@@ -52,6 +52,8 @@ def test_the_row_states_the_type_the_setting_accepts(name: str) -> None:
         assert isinstance(default, bool) and accepts(name, "yes") and not accepts(name, "maybe")
     elif kind == "`auto` or boolean":
         assert accepts(name, "auto") and accepts(name, "false") and not accepts(name, "maybe")
+    elif kind == "number or `auto`":
+        assert accepts(name, "auto") and accepts(name, "1.5") and not accepts(name, "soon")
     elif kind == "dict":
         assert isinstance(default, dict) and not accepts(name, "[1, 2]")
     else:

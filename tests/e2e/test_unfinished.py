@@ -168,3 +168,41 @@ def test_closespider_itemcount_each_account_stored_or_listed_exactly_once(tmp_pa
     outcomes = _stored_outcomes(data_home)
     assert outcomes, "some accounts finished before the limit"
     _assert_each_account_once(outcomes, _listed(unfinished))
+
+
+def test_ctrl_c_during_a_long_poll_wait_exits_at_once_with_every_account_unfinished(tmp_path):
+    """Between two polls an account waits on a timer, not in a paused callback: a Ctrl-C
+    while 50 or more accounts are in a 120 s poll wait ends the crawl within seconds (a
+    paused callback held the close until its wait was over), and every account, waiting or
+    never started, is listed unfinished."""
+    data_home = tmp_path / "xdg"
+    command = [sys.executable, "-m", "scrapy", "crawl", "qrlogin"]
+    command += ["-a", f"accounts_file={_accounts_file(tmp_path)}"]
+    command += _settings(
+        tmp_path,
+        WEBQQ_SIMULATOR_SCAN_AFTER=3600,
+        WEBQQ_POLL_INTERVAL=120,
+        WEBQQ_LOGIN_TIMEOUT=600,
+    )
+    log_path = tmp_path / "crawl.log"
+
+    def waiting() -> bool:
+        log = log_path.read_text() if log_path.exists() else ""
+        return log.count("QR code #1 saved") >= 50
+
+    signalled: list[float] = []
+
+    def waiting_then_time() -> bool:
+        if waiting():
+            signalled.append(time.monotonic())
+            return True
+        return False
+
+    _, stderr = sigint_once(command, data_home, waiting_then_time, settle=1)
+    exit_seconds = time.monotonic() - signalled[0] - 1
+    log = log_path.read_text()
+    assert "(shutdown) before 300 account(s) finished" in log, stderr[-2000:] + log[-3000:]
+    assert _listed(_unfinished_file(log)) == ACCOUNTS
+    assert _stored_outcomes(data_home) == []
+    # The first polls are 120 s away: the crawl did not wait for them.
+    assert exit_seconds < 60, exit_seconds

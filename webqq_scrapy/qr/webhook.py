@@ -56,6 +56,7 @@ from webqq_scrapy.signals import optional_extension
 if TYPE_CHECKING:
     from typing import Self
 
+    from scrapy import Spider
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
@@ -148,9 +149,13 @@ class QRWebhook:
             }
         )
 
-    def spider_idle(self) -> None:
-        if self.workers:  # a delivery is waiting to retry: not finished yet
-            self.idle = True  # …unless the webhook is unreachable (see _give_up_now)
+    def spider_idle(self, spider: Spider) -> None:
+        if self.workers:  # a delivery is waiting to retry: not finished yet…
+            # …unless the webhook is unreachable (see _give_up_now). Scrapy also calls this
+            # while the spider's accounts wait on timers between two requests (nothing in
+            # flight): the crawl is not done then, and the backoffs are kept.
+            waits = getattr(spider, "waits_for_its_own_work", None)
+            self.idle = not (callable(waits) and waits())
             raise DontCloseSpider
 
     async def spider_closed(self) -> None:
@@ -162,6 +167,7 @@ class QRWebhook:
     def send(self, payload: dict[str, Any]) -> None:
         """Queue ``payload`` behind the account's earlier events and deliver it."""
         account = payload["account"]
+        self.idle = False  # a new event: the crawl is still at work
         self.queues.setdefault(account, []).append(payload)
         if account not in self.workers:
             self.workers[account] = deferred_from_coro(self._drain(account))

@@ -10,6 +10,12 @@ number of accounts cannot.
 
 :class:`CpuHeadroom` is the other half of admission by headroom: what one more account in
 flight will cost, from what the accounts in flight cost so far (WEBQQ_ADMISSION_CPU_SHARE).
+
+:class:`FeltWait` measures the wait itself (WEBQQ_ADMISSION_MAX_WAIT): from the poll whose
+answer said "confirmed" to the credentials stored, for the accounts stored lately and for
+those confirmed and not stored yet. It is a pure record of times (a clock passed in), so
+admission's question — has a recent account waited longer than the target? — can be asked
+of it with measurements fed in.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
 
     from scrapy.utils.asyncio import CallLaterResult
 
-__all__ = ["CpuHeadroom", "LoopLag"]
+__all__ = ["CpuHeadroom", "FeltWait", "LoopLag", "Pacer", "paced_rate"]
 
 
 class LoopLag:
@@ -141,3 +147,109 @@ class CpuHeadroom:
     def load(self, accounts: int) -> float:
         """The share of the process's cores ``accounts`` in flight take (1.0: all it gets)."""
         return accounts * self.cost / max(self.capacity, 0.05)
+
+    def rate(self, share: float, duration: float) -> float:
+        """Accounts a second that fill ``share`` of the process's cores when each stays in
+        flight ``duration`` seconds: admitted at this rate, the accounts the check of
+        :meth:`load` allows come in spread over one login's time instead of in one burst
+        (their confirms, one login's time later, would come in the same burst)."""
+        # (A cost measured as 0 — no CPU seen in the horizon — must not divide by zero.)
+        return share * max(self.capacity, 0.05) / (max(self.cost, 1e-6) * max(duration, 0.001))
+
+
+class FeltWait:
+    """The wait after a confirm, as a person feels it: :meth:`confirmed` when an account's
+    poll brought the confirm (the time that poll was made: the confirm happened after it),
+    :meth:`stored` when its credentials have passed the item pipelines, :meth:`forget` when
+    it ends without them.
+
+    :attr:`value` is the longest of (a) the waits of the accounts stored in the last
+    ``window`` seconds and (b) the age of the oldest confirm not stored yet: (b) rises the
+    moment a burst of confirms queues, before any of them is stored, and (a) keeps the
+    answer up while what queued is still coming out.
+    """
+
+    def __init__(self, window: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        # Confirmed, not stored yet: account -> when; insertion order is age order.
+        self._pending: dict[str, float] = {}
+        self._recent: deque[tuple[float, float]] = deque()  # (stored at, its wait)
+        self.longest = 0.0  # the longest wait stored so far (a stat)
+
+    def confirmed(self, account: str, at: float | None = None) -> None:
+        """``account``'s confirm came with the poll made at ``at`` (default: now). A second
+        confirm (a new QR after a lost answer) restarts its wait."""
+        self._pending.pop(account, None)
+        self._pending[account] = self._clock() if at is None else at
+
+    def stored(self, account: str) -> float | None:
+        """``account``'s credentials are stored: its wait in seconds (None: no confirm was
+        recorded for it, e.g. a reused session)."""
+        started = self._pending.pop(account, None)
+        if started is None:
+            return None
+        now = self._clock()
+        wait = max(0.0, now - started)
+        self._recent.append((now, wait))
+        self.longest = max(self.longest, wait)
+        return wait
+
+    def forget(self, account: str) -> None:
+        """``account`` ended without credentials: its confirm no longer waits."""
+        self._pending.pop(account, None)
+
+    @property
+    def waiting(self) -> int:
+        """Accounts confirmed and not stored yet."""
+        return len(self._pending)
+
+    @property
+    def value(self) -> float:
+        """Seconds: the longest recent or current wait (0 when nothing was measured)."""
+        now = self._clock()
+        recent = self._recent
+        while recent and recent[0][0] < now - self.window:
+            recent.popleft()
+        worst = max((wait for _, wait in recent), default=0.0)
+        for started in self._pending.values():  # the first is the oldest
+            worst = max(worst, now - started)
+            break
+        return worst
+
+
+def paced_rate(rate: float, max_wait: float, felt_wait: float) -> float:
+    """The admission rate once the felt wait is weighed in: ``rate`` while the measured wait
+    is within ``max_wait`` (or either is 0: off, nothing measured), else ``rate`` scaled down
+    by how far over it is (twice the target: half the rate). Slowing down, not stopping:
+    a stop lets the accounts in flight drain to none before the wait (whose measure lags by
+    the backlog it measures) falls again, and the process idles."""
+    if not rate or not max_wait or felt_wait <= max_wait:
+        return rate
+    return rate * max_wait / felt_wait
+
+
+class Pacer:
+    """A token bucket for admissions whose rate may change from one start to the next: at
+    most ``rate`` starts a second, with up to one second's worth (at least one start) at
+    once after a pause. Pure: the caller passes the time."""
+
+    def __init__(self) -> None:
+        self._tokens = 1.0
+        self._at: float | None = None
+
+    def wait(self, now: float, rate: float) -> float:
+        """Seconds to wait before the next start at ``rate`` a second (0: start now, and the
+        start is counted). ``rate`` 0: no pacing."""
+        if not rate:
+            return 0.0
+        burst = max(1.0, rate)
+        if self._at is not None:
+            self._tokens = min(burst, self._tokens + (now - self._at) * rate)
+        else:
+            self._tokens = burst
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / rate

@@ -15,8 +15,10 @@ one protocol step:
 * :meth:`~AccountSpider.on_error` — the errback: transient faults are retried with the one
   backoff policy of :mod:`webqq_scrapy.retry`, the rest end the account;
 * the deadline (:meth:`~AccountSpider.wait`, :meth:`~AccountSpider.check_deadline`),
-  finish-exactly-once (:meth:`~AccountSpider.finish`), per-step latency stats and the
-  report of accounts left without an outcome when a crawl is stopped;
+  the wait before an account's next request without a paused callback
+  (:meth:`~AccountSpider.later`), finish-exactly-once (:meth:`~AccountSpider.finish`),
+  per-step latency stats and the report of accounts left without an outcome when a crawl
+  is stopped;
 * admission (:meth:`~AccountSpider.admit`, :meth:`~AccountSpider.release`): at most
   :meth:`~AccountSpider.admission_limit` accounts in flight at once, the others queued in
   ``start()`` (and listed as unfinished if the crawl stops while they wait);
@@ -39,11 +41,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
-from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+from scrapy.exceptions import DontCloseSpider, DownloadCancelledError, IgnoreRequest
 from scrapy.http.cookies import CookieJar
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.asyncio import call_later, sleep
-from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
@@ -81,6 +83,18 @@ EXTRA_ARGUMENTS = ("_job",)
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 # How often a spider looks whether its crawl is stopping (then cancels what is in flight).
 STOP_WATCH_INTERVAL = 0.25
+
+
+class _Later:
+    """A request of one account to be made when its timer fires (:meth:`AccountSpider.later`)."""
+
+    __slots__ = ("handle", "make", "state", "step")
+
+    def __init__(self, state: AccountState, step: str, make: Callable[[], scrapy.Request]) -> None:
+        self.state = state
+        self.step = step
+        self.make = make
+        self.handle: Any = None
 
 
 class StepFailed(Exception):
@@ -207,6 +221,13 @@ class AccountSpider(scrapy.Spider):
         self._stop_watch: task.LoopingCall | None = None
         self._stop_seen: float | None = None
         self._closed_by_spider = False  # the stop came from a close, not a signal
+        # later(): the timers of accounts waiting for their next request, and how many
+        # accounts are being ended outside a callback (their outcome on its way to the
+        # pipelines); either keeps the spider open (keep_open_for_later).
+        self._later: set[_Later] = set()
+        self._ending_later = 0
+        # record_latency(): the three stat names of each step, made once.
+        self._latency_keys: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -215,6 +236,7 @@ class AccountSpider(scrapy.Spider):
         spider.retry_policy = RetryPolicy(spider.config.retry_times, spider.config.retry_backoff)
         crawler.signals.connect(spider.report_unfinished, signal=scrapy.signals.spider_closed)
         crawler.signals.connect(spider._watch_for_stop, signal=scrapy.signals.spider_opened)
+        crawler.signals.connect(spider.keep_open_for_later, signal=scrapy.signals.spider_idle)
         if cls.release_when_stored:
             for signal in (
                 scrapy.signals.item_scraped,
@@ -620,13 +642,127 @@ class AccountSpider(scrapy.Spider):
         await sleep(max(0.0, min(seconds, remaining)))
         self.check_deadline(state)
 
+    def later(
+        self, state: AccountState, delay: float, step: str, make: Callable[[], scrapy.Request]
+    ) -> None:
+        """In ``delay`` seconds (never past the account's deadline), ``make()`` the account's
+        next request and hand it to the engine (``engine.crawl``): the calling callback ends
+        now instead of sleeping, so a waiting account holds a timer and its state, not the
+        frames, tasks and response of a callback paused in its wait (docs/performance.md,
+        "The poll wait without a paused callback").
+
+        When the timer fires: an account already ended, or a crawl that is stopping, makes
+        nothing (the account stays unfinished, :meth:`report_unfinished`); a deadline passed
+        ends the account ``timeout`` at ``step`` (the step of the callback that waited), and
+        ``make()`` failing ends it as a callback's failure would (:func:`account_step`). The
+        spider stays open while timers are pending; they are cancelled when it closes.
+        The request does not pass through the spider middlewares' ``process_spider_output``
+        (none of the project's middlewares reads requests there)."""
+        remaining = state.deadline - time.monotonic()
+        entry = _Later(state, step, make)
+        entry.handle = call_later(max(0.0, min(delay, remaining)), self._later_due, entry)
+        self._later.add(entry)
+
+    def _later_due(self, entry: _Later) -> None:
+        self._later.discard(entry)
+        state = entry.state
+        engine = self._engine()
+        if state.finished or engine is None or engine.spider is None or self.crawl_stopping():
+            return
+        try:
+            self.check_deadline(state)
+            request = entry.make()
+        except StepFailed as exc:
+            outcome, detail = exc.outcome, exc.detail
+        except ProtocolError as exc:
+            outcome, detail = OUTCOME_PROTOCOL_ERROR, str(exc)
+        except Exception as exc:
+            self.logger.exception(
+                "Unexpected error in %s for account %s", entry.step, state.account
+            )
+            outcome, detail = OUTCOME_PROTOCOL_ERROR, f"internal error {type(exc).__name__}"
+        else:
+            engine.crawl(request)
+            return
+        self._ending_later += 1
+        ending = deferred_from_coro(self._end_later(state, outcome, entry.step, detail))
+        ending.addErrback(
+            lambda failure: self.logger.error(
+                "Account %s: ending it failed: %s", state.account, failure.getTraceback()
+            )
+        )
+
+    async def _end_later(
+        self, state: AccountState, outcome: str, step: str, detail: str | None
+    ) -> None:
+        """End ``state``'s account outside a callback: its outcome items go to the item
+        pipelines as a callback's would (Scrapy's ``start_itemproc_async``)."""
+        try:
+            items = await self.finish(state, outcome, step, detail)
+            engine = self._engine()
+            scraper = engine.scraper if engine is not None else None
+            if items and (scraper is None or scraper.slot is None or self.crawl_stopping()):
+                # The crawl closed while the account was being ended: no item can be stored
+                # any more; it is reported unfinished, never silently lost.
+                self.pending[state.account] = None
+                self.logger.warning(
+                    "Account %s: ended %s as the crawl stopped; its outcome was not stored",
+                    state.account,
+                    outcome,
+                )
+                return
+            for item in items:
+                assert scraper is not None
+                await scraper.start_itemproc_async(item, response=None)
+        finally:
+            self._ending_later -= 1
+            self._nudge_engine()
+
+    def _engine(self) -> Any:
+        """The crawl's engine, None before it starts (Scrapy 2.19 raises then)."""
+        try:
+            return self.crawler.engine
+        except RuntimeError:
+            return None
+
+    def _nudge_engine(self) -> None:
+        """Let the engine look at once whether the crawl is done (else it looks on its
+        next heartbeat, up to 5 s later)."""
+        engine = self._engine()
+        slot = getattr(engine, "_slot", None) if engine is not None else None
+        nextcall = getattr(slot, "nextcall", None)
+        if nextcall is not None:
+            nextcall.schedule()
+
+    def waits_for_its_own_work(self) -> bool:
+        """Accounts wait on a :meth:`later` timer or are being ended by one: the crawl
+        looks idle to Scrapy (nothing in flight) but is not done. Extensions that act
+        differently once only they keep a crawl open (the QR webhook) ask this."""
+        return bool(self._later or self._ending_later)
+
+    def keep_open_for_later(self) -> None:
+        """``spider_idle``: the spider stays open while :meth:`waits_for_its_own_work`."""
+        if self.waits_for_its_own_work():
+            raise DontCloseSpider
+
+    def cancel_later(self) -> None:
+        """Cancel every pending :meth:`later` timer (the crawl closes)."""
+        later, self._later = self._later, set()
+        for entry in later:
+            entry.handle.cancel()
+
     def record_latency(self, step: str, state: AccountState) -> None:
         """Time from the step's request being made to its answer (or error) arriving."""
         latency_ms = round((time.monotonic() - state.step_started) * 1000)
+        keys = self._latency_keys.get(step)
+        if keys is None:
+            keys = self._latency_keys[step] = tuple(
+                f"webqq/latency/{step}/{name}" for name in ("count", "total_ms", "max_ms")
+            )
         stats = self.crawler.stats
-        stats.inc_value(f"webqq/latency/{step}/count")
-        stats.inc_value(f"webqq/latency/{step}/total_ms", latency_ms)
-        stats.max_value(f"webqq/latency/{step}/max_ms", latency_ms)
+        stats.inc_value(keys[0])
+        stats.inc_value(keys[1], latency_ms)
+        stats.max_value(keys[2], latency_ms)
 
     # ---- the end of an account -----------------------------------------------------------
 
@@ -662,6 +798,7 @@ class AccountSpider(scrapy.Spider):
         ``WEBQQ_UNFINISHED_PATH``, an accounts file to rerun exactly those
         (``-a accounts_file=PATH``), since no item can be stored for them any more."""
         self._end_stop_watch()
+        self.cancel_later()
         accounts = self.unfinished_accounts()
         for state in self.active.values():
             self.free(state)

@@ -10,7 +10,8 @@ plumbing of :class:`~webqq_scrapy.spiders.base.AccountSpider`; its state travels
 step there is a ``<step>_request`` and a ``parse_<step>``, named after the step's URL. What
 to do on each ptqrlogin answer, on a fault and at the deadline is decided by the pure state
 machine :class:`webqq_scrapy.protocol.login.QRLogin`; this module only carries it out.
-Polls wait with an awaited, non-blocking sleep, so many accounts poll concurrently. Every
+Between polls the callback ends and a timer makes the next poll (``AccountSpider.later``),
+so many accounts wait at the cost of a timer each, not of a paused callback. Every
 account ends with exactly one ``LoginOutcome`` item (and, on success, one ``Credentials``
 item before it). Section numbers refer to docs/protocol.md.
 """
@@ -63,7 +64,7 @@ from webqq_scrapy.protocol.login import (
 from webqq_scrapy.protocol.ptlogin import PNG_MAGIC
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_VALID
 from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
-from webqq_scrapy.sources.lag import CpuHeadroom, LoopLag
+from webqq_scrapy.sources.lag import CpuHeadroom, FeltWait, LoopLag, Pacer, paced_rate
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -101,6 +102,13 @@ if TYPE_CHECKING:
 PRIORITY_AFTER_CONFIRM = 20
 PRIORITY_QR = 10
 
+# Admission by headroom spreads its admissions over one login's time (CpuHeadroom.rate): how
+# long a login takes, from admission to its outcome, before any has ended here — a person
+# needs 10–30 s to scan and confirm, and until a login has ended the cost of the steps after
+# a confirm is not in the measure yet (about as many requests as the QR and polls before
+# it), so the long end; measured from the logins that end ok afterwards.
+LOGIN_DURATION_PRIOR = 20.0
+
 __all__ = ["Login", "QRLoginSpider", "SpiderArgumentError", "parse_reuse", "read_accounts"]
 
 
@@ -115,6 +123,8 @@ class Login(AccountState):
     # When the current QR is expected to expire (time.monotonic()), for the progress line.
     qr_expires: float = 0.0
     progress_shown: bool = False
+    # hash33 of the current QR's qrsig cookie, the ptqrtoken of its polls (§3.2).
+    ptqrtoken: int | None = None
     nickname: str = ""
     ptwebqq: str = ""
     vfwebqq: str = ""
@@ -173,8 +183,8 @@ class QRLoginSpider(AccountSpider):
         self.reuse = parse_reuse(reuse)
         self._random = random.Random()
         self.limits: LoginLimits
-        # Pacing (WEBQQ_ADMISSION_RATE): when the next account may start (time.monotonic()).
-        self._next_start = 0.0
+        # Pacing (WEBQQ_ADMISSION_RATE, else the headroom's rate): the starts' token bucket.
+        self.pacer = Pacer()
         self._admitted = 0  # accounts past admission; the rest are queued
         # The terminal's one progress line: a part per account whose QR waits, in order.
         self._progress: dict[str, str] = {}
@@ -182,6 +192,12 @@ class QRLoginSpider(AccountSpider):
         self.loop_lag = LoopLag()
         # WEBQQ_ADMISSION_CPU_SHARE: what an account in flight costs (started in start()).
         self.headroom = CpuHeadroom(lambda: len(self.active), saturated=self._saturated)
+        # WEBQQ_ADMISSION_MAX_WAIT: confirm → stored, measured (confirmed in check_sig_request,
+        # stored when the Credentials item has passed the pipelines).
+        self.felt_wait = FeltWait()
+        # How long an ok login takes, admission to outcome (a moving average).
+        self.login_duration = LOGIN_DURATION_PRIOR
+        self._ok_logins = 0
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -204,6 +220,13 @@ class QRLoginSpider(AccountSpider):
         # Fail now, before any pipeline writes, rather than at the first QR.
         check_qr_dir(config.qr_dir)
         crawler.signals.connect(spider._stop_lag, signal=scrapy.signals.spider_closed)
+        if config.admission_max_wait:
+            for signal in (
+                scrapy.signals.item_scraped,
+                scrapy.signals.item_dropped,
+                scrapy.signals.item_error,
+            ):
+                crawler.signals.connect(spider._credentials_passed, signal=signal)
         if config.qr_dir_default:
             # The default directory is made now (0700, ours): under a shared /tmp, another
             # user cannot slip their own in before the first QR.
@@ -239,7 +262,7 @@ class QRLoginSpider(AccountSpider):
         await self.announce_admission()
         for index, account in enumerate(self.accounts):
             await self.admit(account, index)
-            await self.pace(self.config.admission_rate)
+            await self.pace()
             await self.until_headroom(self.config.admission_cpu_share)
             await self.until_caught_up(self.config.admission_max_lag)
             self._admitted = index + 1
@@ -264,18 +287,41 @@ class QRLoginSpider(AccountSpider):
         saturated."""
         return self.config.max_accounts_in_flight, "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT"
 
-    async def pace(self, rate: float) -> None:
-        """Start at most ``rate`` accounts per second (0: no pacing), the first second's worth
-        at once: a token bucket holding one second of starts."""
-        if not rate:
-            return
-        now = time.monotonic()
-        # An idle bucket refills up to one second's worth of starts, never more.
-        self._next_start = max(self._next_start, now - 1.0)
-        if self._next_start > now:
+    async def pace(self) -> None:
+        """Start at most :meth:`admission_rate` accounts a second (0: no pacing), a first
+        second's worth at once (:class:`~webqq_scrapy.sources.lag.Pacer`); the rate is
+        asked again every ``period`` while waiting, so a wait ends when the rate rises. With
+        no rate at all but WEBQQ_ADMISSION_MAX_WAIT, no account starts while the felt wait
+        is over it (and some account is in flight)."""
+        config = self.config
+        waited = False
+        while True:
+            rate = self.admission_rate()
+            max_wait = config.admission_max_wait
+            if not rate and max_wait and self.active and self.felt_wait.value > max_wait:
+                waited = True
+                await sleep(self.loop_lag.period)
+                continue
+            delay = self.pacer.wait(time.monotonic(), rate)
+            if delay <= 0:
+                break
+            waited = True
+            await sleep(min(delay, self.loop_lag.period * 2))
+        if waited:
             self.crawler.stats.inc_value("webqq/admission/paced")
-            await sleep(self._next_start - now)
-        self._next_start += 1.0 / rate
+
+    def admission_rate(self) -> float:
+        """Accounts a second: WEBQQ_ADMISSION_RATE if set; else, with admission by headroom,
+        the rate that fills the CPU share over one login's time (CpuHeadroom.rate); else 0
+        (no pacing). Either is slowed down while the wait after a confirm is longer than
+        WEBQQ_ADMISSION_MAX_WAIT (:func:`~webqq_scrapy.sources.lag.paced_rate`)."""
+        config = self.config
+        rate = config.admission_rate
+        if not rate and config.admission_cpu_share:
+            rate = self.headroom.rate(config.admission_cpu_share, self.login_duration)
+        if not config.admission_max_wait or not self.active:
+            return rate
+        return paced_rate(rate, config.admission_max_wait, self.felt_wait.value)
 
     async def until_headroom(self, share: float) -> None:
         """Wait while the accounts in flight and one more would take more than ``share``
@@ -305,6 +351,15 @@ class QRLoginSpider(AccountSpider):
         stats.max_value(
             "webqq/admission/max_lag_wait_ms", round((time.monotonic() - waited) * 1000)
         )
+
+    def _credentials_passed(self, item: Any, **kwargs: Any) -> None:
+        """An item left the pipelines: a Credentials item ends its account's felt wait."""
+        if isinstance(item, Credentials):
+            wait = self.felt_wait.stored(item.account)
+            if wait is not None:
+                self.crawler.stats.max_value(
+                    "webqq/admission/max_confirm_stored_ms", round(wait * 1000)
+                )
 
     def _saturated(self) -> bool:
         """The loop runs late (WEBQQ_ADMISSION_MAX_LAG, else 0.1 s): more work than CPU."""
@@ -391,23 +446,28 @@ class QRLoginSpider(AccountSpider):
                 OUTCOME_PROTOCOL_ERROR,
                 f"HTTP {response.status}, not a PNG: {excerpt(response.body)}",
             )
-        if not self.cookie(state.account, "qrsig", "ptlogin2.qq.com"):
+        qrsig = self.cookie(state.account, "qrsig", "ptlogin2.qq.com")
+        if not qrsig:
             raise protocol.ProtocolError("ptqrshow set no qrsig cookie on ptlogin2.qq.com")
+        # Every poll of this QR sends hash33(qrsig): computed once, not from the jar per poll.
+        state.ptqrtoken = protocol.hash33(qrsig)
         action = state.machine.qr_shown(time.monotonic())
         self.crawler.stats.inc_value("webqq/qr/fetched")
         await self._deliver_qr(state, response.body)
-        async for result in self._carry_out(state, action):
+        async for result in self._carry_out(state, action, STEP_PTQRSHOW):
             yield result
 
     # ---- §3.2 ptqrlogin --------------------------------------------------------------------
 
     def ptqrlogin_request(self, login: Login) -> scrapy.Request:
-        """§3.2 ptqrlogin with ptqrtoken = hash33(qrsig)."""
-        qrsig = self.cookie(login.account, "qrsig", "ptlogin2.qq.com")
-        if not qrsig:
-            raise protocol.ProtocolError("the qrsig cookie is gone")
+        """§3.2 ptqrlogin with ptqrtoken = hash33(qrsig) (of the QR's ``qrsig`` cookie)."""
+        if login.ptqrtoken is None:
+            qrsig = self.cookie(login.account, "qrsig", "ptlogin2.qq.com")
+            if not qrsig:
+                raise protocol.ProtocolError("the qrsig cookie is gone")
+            login.ptqrtoken = protocol.hash33(qrsig)
         elapsed_ms = int((datetime.now(UTC) - login.started_at).total_seconds() * 1000)
-        url = self.app.ptqrlogin_url(self.config.scheme, protocol.hash33(qrsig), elapsed_ms)
+        url = self.app.ptqrlogin_url(self.config.scheme, login.ptqrtoken, elapsed_ms)
         headers = {"Referer": self.app.login_page_url(self.config.scheme)}
         login.machine.poll_sent()
         return self.account_request(
@@ -423,18 +483,18 @@ class QRLoginSpider(AccountSpider):
         answer = protocol.parse_ptuicb(response.text)
         self.crawler.stats.inc_value(f"webqq/poll/status/{answer.code}")
         action = state.machine.poll_answered(answer, time.monotonic())
-        async for result in self._carry_out(state, action):
+        async for result in self._carry_out(state, action, STEP_PTQRLOGIN):
             yield result
 
-    async def _carry_out(self, login: Login, action: Any) -> AsyncIterator[Any]:
-        """Do what the login's state machine decided."""
+    async def _carry_out(self, login: Login, action: Any, step: str) -> AsyncIterator[Any]:
+        """Do what the login's state machine decided, in the callback of ``step``."""
         if isinstance(action, Poll):
             if action.scanned_now:
                 self.logger.info("Account %s: QR scanned, waiting for confirmation", login.account)
                 await self._send_state(login, webqq_signals.QR_SCANNED)
             self._show_progress(login)
-            await self.wait(login, action.delay)
-            yield self.ptqrlogin_request(login)
+            # The callback ends here; a timer makes the poll (no callback paused per account).
+            self.later(login, action.delay, step, lambda: self.ptqrlogin_request(login))
         elif isinstance(action, FetchQR):
             if action.lost:
                 self.crawler.stats.inc_value("webqq/qr/restarted_after_lost_answer")
@@ -466,6 +526,9 @@ class QRLoginSpider(AccountSpider):
     # ---- §3.3 check_sig --------------------------------------------------------------------
 
     def check_sig_request(self, login: Login, url: str) -> scrapy.Request:
+        if self.config.admission_max_wait:
+            # The poll that brought the confirm was made at step_started (its answer's).
+            self.felt_wait.confirmed(login.account, login.step_started)
         return self.account_request(
             url,
             STEP_CHECK_SIG,
@@ -490,7 +553,7 @@ class QRLoginSpider(AccountSpider):
             # was lost (a GET the HTTP client may have repeated by itself); it is single-use
             # (§3.3), so only a new QR can go on, within WEBQQ_MAX_QR_REFRESHES.
             action = state.machine.answer_lost(STEP_CHECK_SIG, detail, time.monotonic())
-            async for result in self._carry_out(state, action):
+            async for result in self._carry_out(state, action, STEP_CHECK_SIG):
                 yield result
             return
         for name, domain in (("p_skey", self.app.cookie_domain), ("skey", "qq.com")):
@@ -714,6 +777,8 @@ class QRLoginSpider(AccountSpider):
     ) -> None:
         assert isinstance(state, Login)
         self._clear_progress(state)
+        if outcome != OUTCOME_OK:
+            self.felt_wait.forget(state.account)
         stats = self.crawler.stats
         if outcome == OUTCOME_REUSED:
             # No QR was shown: nothing to tell the QR delivery.
@@ -724,6 +789,12 @@ class QRLoginSpider(AccountSpider):
             return  # no QR either; bad_record_detail() said why
         if outcome == OUTCOME_OK:
             stats.inc_value("webqq/login/ok")
+            took = (datetime.now(UTC) - state.started_at).total_seconds()
+            if self._ok_logins:
+                self.login_duration += (took - self.login_duration) * 0.1
+            else:  # the first one measured replaces the prior
+                self.login_duration = took
+            self._ok_logins += 1
             self.logger.info(
                 "Account %s: ok after %d poll(s) and %d QR refresh(es)",
                 state.account,

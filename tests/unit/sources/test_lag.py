@@ -1,4 +1,5 @@
-"""LoopLag (WEBQQ_ADMISSION_MAX_LAG) and CpuHeadroom (WEBQQ_ADMISSION_CPU_SHARE)."""
+"""LoopLag (WEBQQ_ADMISSION_MAX_LAG), CpuHeadroom (WEBQQ_ADMISSION_CPU_SHARE), FeltWait and the
+pacing (WEBQQ_ADMISSION_MAX_WAIT)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from scrapy.utils.asyncio import call_later, sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from webqq_scrapy.sources.lag import CpuHeadroom, LoopLag
+from webqq_scrapy.sources.lag import CpuHeadroom, FeltWait, LoopLag, Pacer, paced_rate
 
 
 @deferred_f_from_coro_f
@@ -90,3 +91,117 @@ async def test_a_process_that_gets_a_quarter_core_weighs_its_accounts_against_th
         assert 0.6 < headroom.load(10) < 1.6
     finally:
         headroom.stop()
+
+
+class Clock:
+    """A clock the test moves by hand (FeltWait and Pacer are pure)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_felt_wait_rises_with_a_queued_confirm_before_anything_is_stored():
+    clock = Clock()
+    felt = FeltWait(window=2.0, clock=clock)
+    assert felt.value == 0.0  # nothing measured: admission is not held back
+    felt.confirmed("alice")
+    felt.confirmed("bob", at=clock.now + 0.5)
+    clock.now += 1.5
+    # Neither is stored: the oldest confirm has waited 1.5 s so far.
+    assert felt.value == 1.5 and felt.waiting == 2
+    assert felt.stored("alice") == 1.5
+    clock.now += 0.5
+    # alice's 1.5 s is recent; bob still waits (1.5 s too).
+    assert felt.value == 1.5
+    assert felt.stored("bob") == 1.5
+    clock.now += 2.5
+    # Both stored more than the window ago: the wait is short again.
+    assert felt.value == 0.0 and felt.waiting == 0
+    assert felt.longest == 1.5
+
+
+def test_an_account_without_a_confirm_or_credentials_leaves_no_wait_behind():
+    clock = Clock()
+    felt = FeltWait(clock=clock)
+    assert felt.stored("reused") is None  # a reused session: no confirm was recorded
+    felt.confirmed("carol")
+    felt.forget("carol")  # ended without credentials (e.g. check_sig refused)
+    clock.now += 30
+    assert felt.value == 0.0 and felt.waiting == 0
+    # A second confirm (a new QR after a lost answer) restarts the account's wait.
+    felt.confirmed("dave")
+    clock.now += 10
+    felt.confirmed("dave")
+    clock.now += 0.25
+    assert felt.value == 0.25
+
+
+def test_a_long_wait_slows_admission_in_proportion_without_stopping_it():
+    assert paced_rate(30.0, 1.15, 0.0) == 30.0  # nothing measured
+    assert paced_rate(30.0, 1.15, 1.15) == 30.0  # at the target
+    assert paced_rate(30.0, 1.0, 2.0) == 15.0  # twice the target: half the rate
+    assert 0 < paced_rate(30.0, 1.0, 60.0) == 0.5  # slower, never stopped
+    assert paced_rate(30.0, 0.0, 60.0) == 30.0  # WEBQQ_ADMISSION_MAX_WAIT=0: off
+    assert paced_rate(0.0, 1.0, 60.0) == 0.0  # no rate to slow (the spider holds instead)
+
+
+def test_the_pacer_lets_a_second_s_worth_through_then_spreads_the_rest():
+    pacer = Pacer()
+    now = 0.0
+    assert pacer.wait(now, 0.0) == 0.0  # rate 0: no pacing
+    starts = [pacer.wait(now, 4.0) for _ in range(4)]
+    assert starts == [0.0, 0.0, 0.0, 0.0]  # the first second's worth at once
+    delay = pacer.wait(now, 4.0)
+    assert abs(delay - 0.25) < 1e-9  # then one every 1/rate s
+    assert pacer.wait(now + 0.25, 4.0) == 0.0
+    # The rate may change between starts: halved, the next waits twice as long.
+    assert abs(pacer.wait(now + 0.25, 2.0) - 0.5) < 1e-9
+    # A long pause refills at most one second's worth, never more.
+    now += 100
+    assert [pacer.wait(now, 2.0) for _ in range(3)][:2] == [0.0, 0.0]
+    assert pacer.wait(now, 2.0) > 0
+
+
+def test_headroom_spreads_its_admissions_over_one_login():
+    # 0.01 CPU s per account-second in flight, a 10 s login: one core holds 100 accounts in
+    # flight, i.e. 10 new ones a second; half a core 5; a process that gets a quarter core
+    # (capacity measured while saturated) 2.5.
+    headroom = CpuHeadroom(lambda: 0, prior=0.01, warm_up=1e9)
+    assert abs(headroom.rate(1.0, 10.0) - 10.0) < 1e-9
+    assert abs(headroom.rate(0.5, 10.0) - 5.0) < 1e-9
+    headroom.capacity = 0.25
+    assert abs(headroom.rate(1.0, 10.0) - 2.5) < 1e-9
+    # A longer login: the same accounts in flight come in more slowly.
+    assert headroom.rate(1.0, 20.0) < headroom.rate(1.0, 10.0)
+    # Nothing spent in the horizon (an idle process): a finite, high rate, no error.
+    idle = CpuHeadroom(lambda: 0, prior=0.0, warm_up=1e9)
+    assert 0 < idle.rate(1.0, 10.0) < float("inf")
+
+
+def test_max_wait_is_derived_from_the_poll_interval_or_given():
+    from scrapy.settings import Settings
+
+    from webqq_scrapy.config import SettingError, WebQQConfig
+
+    # The project's 1 s scanned interval: half of 1.3 s is below the least auto gives.
+    assert WebQQConfig.from_settings(Settings()).admission_max_wait == 1.0
+    instant = Settings({"WEBQQ_SCANNED_POLL_INTERVAL": "0.001"})
+    assert WebQQConfig.from_settings(instant).admission_max_wait == 1.0
+    slow = Settings({"WEBQQ_SCANNED_POLL_INTERVAL": "5"})
+    assert WebQQConfig.from_settings(slow).admission_max_wait == 2.65
+    assert (
+        WebQQConfig.from_settings(Settings({"WEBQQ_ADMISSION_MAX_WAIT": "0"})).admission_max_wait
+        == 0
+    )
+    auto = Settings({"WEBQQ_ADMISSION_MAX_WAIT": " AUTO ", "WEBQQ_SCANNED_POLL_INTERVAL": 2})
+    assert WebQQConfig.from_settings(auto).admission_max_wait == 1.15
+    for value, problem in (("-1", "must not be negative"), ("soon", "must be a number")):
+        try:
+            WebQQConfig.from_settings(Settings({"WEBQQ_ADMISSION_MAX_WAIT": value}))
+        except SettingError as exc:
+            assert str(exc).startswith(f"WEBQQ_ADMISSION_MAX_WAIT: {problem}")
+        else:
+            raise AssertionError(f"{value!r} accepted")

@@ -166,13 +166,18 @@ def test_tencent_target_turns_on_certificate_verification():
 
 
 @deferred_f_from_coro_f
-async def test_waiting_poll_yields_the_next_poll_with_its_token_and_jar(qrsig_jars):
+async def test_waiting_poll_ends_the_callback_and_its_timer_makes_the_next_poll(qrsig_jars):
     spider = make_spider(qrsig_jars)
     login = login_state()
     line = protocol.format_ptuicb(protocol.QR_WAITING)
     out = await collect_asyncgen(spider.parse_ptqrlogin(response(POLL_URL, line), state=login))
-    assert len(out) == 1
-    request = out[0]
+    # The callback does not sleep until the next poll: it ends; one timer waits instead,
+    # and what it makes when due is the next poll (e2e: test_qrlogin, the whole chain).
+    assert out == []
+    assert login.polls == 0
+    (waiting,) = spider._later
+    spider.cancel_later()
+    request = waiting.make()
     params = parse_qs(urlsplit(request.url).query)
     assert params["ptqrtoken"] == [str(protocol.hash33("a" * 64))]
     assert request.meta["cookiejar"] == "alice"
