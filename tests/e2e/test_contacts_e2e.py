@@ -1,7 +1,7 @@
-"""``scrapy crawl contacts`` against the simulator: the stored contacts are the simulator's world.
+"""The contacts spider against the simulator: the stored contacts are the simulator's world.
 
-Two accounts log in (``scrapy login``) against a CLI simulator with the recorded world sizes,
-then ``scrapy crawl contacts`` stores their contacts (SQLite by default; PostgreSQL too) and
+Two accounts log in (the qrlogin spider) against a CLI simulator with the recorded world
+sizes, then the contacts spider stores their contacts (SQLite by default; PostgreSQL too) and
 writes a JSON-lines feed. The test compares both with the simulator's own view
 (``GET /_sim/world``): every friend with markname, category name, VIP and online state; every
 group with code, owner, markname and each member's card; every discussion and member; the
@@ -13,16 +13,29 @@ a second crawl marks the gone rows and shows the new ones; a malformed answer en
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.test import get_crawler
 
 from tests.commands import run_scrapy
+from tests.settings import project_settings
+from webqq_scrapy.spiders.contacts import ContactsSpider
+from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 from webqq_scrapy.store.contacts import load_contacts
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
 
 ACCOUNTS = ("alice", "bob")
 SIM_ARGS = ("--seed", "7", "--scan-after", "0.1", "--confirm-after", "0.1", "--poll-hold", "2")
@@ -53,9 +66,64 @@ def crawl(tmp_path: Path, sim_url: str, db: str, *args: str) -> Any:
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def data_home(path: Path) -> Iterator[None]:
+    """XDG_DATA_HOME is ``path`` meanwhile, as ``run_scrapy(data_home=path)`` gives a
+    subprocess: the default files of a crawl (unfinished list, journal) stay below it."""
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["XDG_DATA_HOME"]
+        else:
+            os.environ["XDG_DATA_HOME"] = before
+
+
+async def crawl_here(
+    spidercls: type[Spider],
+    tmp_path: Path,
+    sim_url: str,
+    db: str,
+    settings: dict[str, Any] | None = None,
+    **arguments: str,
+) -> Crawler:
+    """The spider crawls in this process (the settings ``crawl`` gives the command line),
+    to the end: where the command line is not what a test checks, this spares a Python
+    start-up and Scrapy's imports. ``arguments``: the spider's ``-a`` arguments."""
+    values = project_settings(
+        WEBQQ_TARGET=sim_url,
+        WEBQQ_QR_TERMINAL=False,
+        WEBQQ_QR_DIR=str(tmp_path / "qr"),
+        WEBQQ_DATABASE_URL=db,
+        **(settings or {}),
+    )
+    crawler = get_crawler(spidercls, values)
+    with data_home(tmp_path / "data"):
+        await crawler.crawl_async(**arguments)
+    assert crawler.stats.get_value("finish_reason") == "finished", crawler.stats.get_stats()
+    return crawler
+
+
+async def logged_in(tmp_path: Path, sim_url: str, db: str) -> None:
+    """alice and bob log in and their sessions are stored in ``db`` (what ``scrapy login
+    alice,bob`` does, in this process: tests/e2e/test_commands_login.py runs the command)."""
+    crawler = await crawl_here(QRLoginSpider, tmp_path, sim_url, db, accounts=",".join(ACCOUNTS))
+    stats = crawler.stats.get_stats()
+    assert stats.get("webqq/outcome/ok") == len(ACCOUNTS), stats
+
+
 def login(tmp_path: Path, sim_url: str, db: str) -> None:
+    """``logged_in`` for a test that is not a coroutine (it runs inside the reactor and
+    cannot wait for a crawl of this process): ``scrapy login alice,bob``."""
     result = crawl(tmp_path, sim_url, db, "login", ",".join(ACCOUNTS))
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def feed_to(path: Path) -> dict[str, Any]:
+    """The FEEDS setting of ``-O PATH`` (a JSON-lines file, overwritten)."""
+    return {"FEEDS": {str(path): {"format": "jsonlines", "overwrite": True}}}
 
 
 def expected_view(w: dict[str, Any]) -> dict[str, Any]:
@@ -143,16 +211,14 @@ def feed_view(records: list[dict[str, Any]], account: str) -> dict[str, Any]:
     }
 
 
-def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
+@deferred_f_from_coro_f
+async def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
     tmp_path: Path, simulator_process: Any, database_url: str
 ) -> None:
     sim, ctl, url = simulator_process.url, simulator_process.control_url, database_url
-    login(tmp_path, sim, url)
+    await logged_in(tmp_path, sim, url)
     feed = tmp_path / "contacts.jsonl"
-    result = crawl(
-        tmp_path, sim, url, "crawl", "contacts", "-a", "accounts=alice,bob", "-O", str(feed)
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    await crawl_here(ContactsSpider, tmp_path, sim, url, feed_to(feed), accounts="alice,bob")
     records = [json.loads(line) for line in feed.read_text("utf-8").splitlines()]
     outcomes = {r["account"]: r["outcome"] for r in records if "outcome" in r}
     assert outcomes == {"alice": "ok", "bob": "ok"}
@@ -192,8 +258,7 @@ def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
     new_group = control(
         ctl, "/_sim/world", {"account": "alice", "op": "add_group", "name": "新群", "members": []}
     )["gid"]
-    result = crawl(tmp_path, sim, url, "crawl", "contacts", "-a", "accounts=alice")
-    assert result.returncode == 0, result.stderr[-3000:]
+    await crawl_here(ContactsSpider, tmp_path, sim, url, accounts="alice")
     contacts = load_contacts("alice", database_url=url)
     assert contacts is not None
     assert stored_view(contacts) == expected_view(world(ctl, "alice"))
@@ -217,14 +282,14 @@ def test_contacts_store_exactly_the_simulators_world_then_who_left_and_joined(
 
 
 @pytest.mark.simulator_args(*SIM_ARGS, "--fault", "get_group_info_ext2:malformed")
-def test_a_malformed_answer_is_a_recorded_outcome_not_a_partial_list(
+@deferred_f_from_coro_f
+async def test_a_malformed_answer_is_a_recorded_outcome_not_a_partial_list(
     tmp_path: Path, simulator_process: Any, sqlite_url: str
 ) -> None:
     sim = simulator_process.url
-    login(tmp_path, sim, sqlite_url)
+    await logged_in(tmp_path, sim, sqlite_url)
     feed = tmp_path / "contacts.jsonl"
-    result = crawl(tmp_path, sim, sqlite_url, "crawl", "contacts", "-O", str(feed))
-    assert result.returncode == 0, result.stderr[-3000:]
+    await crawl_here(ContactsSpider, tmp_path, sim, sqlite_url, feed_to(feed))
     records = [json.loads(line) for line in feed.read_text("utf-8").splitlines()]
     outcomes = {r["account"]: r for r in records if "outcome" in r}
     assert set(outcomes) == set(ACCOUNTS)
@@ -244,20 +309,21 @@ def test_a_malformed_answer_is_a_recorded_outcome_not_a_partial_list(
     *("--fault", "get_discus_list:retcode=103:nth=1"),
     *("--fault", "get_recent_list2:retcode=100003:nth=1"),
 )
-def test_degraded_answers_and_103_are_asked_again_as_clients_did(
+@deferred_f_from_coro_f
+async def test_degraded_answers_and_103_are_asked_again_as_clients_did(
     tmp_path: Path, simulator_process: Any, sqlite_url: str
 ) -> None:
     """§4.15: friends without marknames, a group without minfo → the call again; §3.6: 103 →
     the get_online_buddies2 warm-up, then the call again; §7: "too frequent" on a later call
     of the chain → that call again, by the same rule. The lists end up complete."""
     sim, ctl = simulator_process.url, simulator_process.control_url
-    login(tmp_path, sim, sqlite_url)
-    result = crawl(tmp_path, sim, sqlite_url, "crawl", "contacts", "-a", "accounts=alice")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "'webqq/retry/get_user_friends2/count': 1" in result.stderr
-    assert "'webqq/retry/get_group_info_ext2/count': 1" in result.stderr
-    assert "'webqq/retry/get_recent_list2/count': 1" in result.stderr
-    assert "'webqq/session/warm_up': 1" in result.stderr
+    await logged_in(tmp_path, sim, sqlite_url)
+    crawler = await crawl_here(ContactsSpider, tmp_path, sim, sqlite_url, accounts="alice")
+    stats = crawler.stats.get_stats()
+    assert stats.get("webqq/retry/get_user_friends2/count") == 1, stats
+    assert stats.get("webqq/retry/get_group_info_ext2/count") == 1, stats
+    assert stats.get("webqq/retry/get_recent_list2/count") == 1, stats
+    assert stats.get("webqq/session/warm_up") == 1, stats
     contacts = load_contacts("alice", database_url=sqlite_url)
     assert contacts is not None
     assert stored_view(contacts) == expected_view(world(ctl, "alice"))
