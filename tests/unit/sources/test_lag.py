@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from scrapy.utils.asyncio import call_later, sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
 
@@ -55,22 +56,28 @@ async def test_headroom_measures_what_an_account_in_flight_costs():
         headroom.stop()
 
 
-def test_admission_settings_are_validated_by_name():
+def assert_refused(name: str, value: str, problem: str) -> None:
+    """``name=value`` fails at start with one line naming the setting and the problem."""
     from scrapy.settings import Settings
 
     from webqq_scrapy.config import SettingError, WebQQConfig
+
+    with pytest.raises(SettingError) as refused:
+        WebQQConfig.from_settings(Settings({name: value}))
+    assert str(refused.value).startswith(f"{name}: {problem}")
+
+
+def test_admission_settings_are_validated_by_name():
+    from scrapy.settings import Settings
+
+    from webqq_scrapy.config import WebQQConfig
 
     assert WebQQConfig.from_settings(Settings()).admission_cpu_share == 1.0
     assert WebQQConfig.from_settings(Settings()).admission_rate == 0.0  # no fixed pacing
     assert WebQQConfig.from_settings(Settings()).max_accounts_in_flight == 2000
     for value, problem in (("-0.5", "must not be negative"), ("lots", "must be a number"),
                            ("100", "must be at most 64")):  # fmt: skip
-        try:
-            WebQQConfig.from_settings(Settings({"WEBQQ_ADMISSION_CPU_SHARE": value}))
-        except SettingError as exc:
-            assert str(exc).startswith(f"WEBQQ_ADMISSION_CPU_SHARE: {problem}")
-        else:
-            raise AssertionError(f"{value!r} accepted")
+        assert_refused("WEBQQ_ADMISSION_CPU_SHARE", value, problem)
 
 
 @deferred_f_from_coro_f
@@ -184,7 +191,7 @@ def test_headroom_spreads_its_admissions_over_one_login():
 def test_max_wait_is_derived_from_the_poll_interval_or_given():
     from scrapy.settings import Settings
 
-    from webqq_scrapy.config import SettingError, WebQQConfig
+    from webqq_scrapy.config import WebQQConfig
 
     # The project's 1 s scanned interval: half of 1.3 s is below the least auto gives.
     assert WebQQConfig.from_settings(Settings()).admission_max_wait == 1.0
@@ -199,9 +206,4 @@ def test_max_wait_is_derived_from_the_poll_interval_or_given():
     auto = Settings({"WEBQQ_ADMISSION_MAX_WAIT": " AUTO ", "WEBQQ_SCANNED_POLL_INTERVAL": 2})
     assert WebQQConfig.from_settings(auto).admission_max_wait == 1.15
     for value, problem in (("-1", "must not be negative"), ("soon", "must be a number")):
-        try:
-            WebQQConfig.from_settings(Settings({"WEBQQ_ADMISSION_MAX_WAIT": value}))
-        except SettingError as exc:
-            assert str(exc).startswith(f"WEBQQ_ADMISSION_MAX_WAIT: {problem}")
-        else:
-            raise AssertionError(f"{value!r} accepted")
+        assert_refused("WEBQQ_ADMISSION_MAX_WAIT", value, problem)
