@@ -168,21 +168,29 @@ def account_step(step: str | None = None) -> Callable[[Callable[..., Any]], Call
                 self.check_deadline(state)
                 async for result in callback(self, response, state, **kw):
                     yield result
-            except StepFailed as exc:
-                for item in await self.finish(state, exc.outcome, name, exc.detail):
-                    yield item
-            except ProtocolError as exc:
-                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, name, str(exc)):
-                    yield item
             except Exception as exc:
-                self.logger.exception("Unexpected error in %s for account %s", name, state.account)
-                detail = f"internal error {type(exc).__name__}"
-                for item in await self.finish(state, OUTCOME_PROTOCOL_ERROR, name, detail):
+                outcome, detail = step_failure(self, exc, name, state)
+                for item in await self.finish(state, outcome, name, detail):
                     yield item
 
         return wrapper
 
     return decorator
+
+
+def step_failure(
+    spider: scrapy.Spider, exc: Exception, step: str, state: AccountState
+) -> tuple[str, str | None]:
+    """The outcome and detail of an account whose ``step`` raised ``exc`` (called in the
+    ``except`` block): a :class:`StepFailed` its own, a :class:`ProtocolError`
+    ``protocol_error``; anything else is a bug, logged with its traceback and recorded as
+    ``protocol_error`` too."""
+    if isinstance(exc, StepFailed):
+        return exc.outcome, exc.detail
+    if isinstance(exc, ProtocolError):
+        return OUTCOME_PROTOCOL_ERROR, str(exc)
+    spider.logger.exception("Unexpected error in %s for account %s", step, state.account)
+    return OUTCOME_PROTOCOL_ERROR, f"internal error {type(exc).__name__}"
 
 
 class AccountSpider(scrapy.Spider):
@@ -678,15 +686,8 @@ class AccountSpider(scrapy.Spider):
         try:
             self.check_deadline(state)
             request = entry.make()
-        except StepFailed as exc:
-            outcome, detail = exc.outcome, exc.detail
-        except ProtocolError as exc:
-            outcome, detail = OUTCOME_PROTOCOL_ERROR, str(exc)
         except Exception as exc:
-            self.logger.exception(
-                "Unexpected error in %s for account %s", entry.step, state.account
-            )
-            outcome, detail = OUTCOME_PROTOCOL_ERROR, f"internal error {type(exc).__name__}"
+            outcome, detail = step_failure(self, exc, entry.step, state)
         else:
             engine.crawl(request)
             return
