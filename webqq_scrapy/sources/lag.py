@@ -175,7 +175,6 @@ class FeltWait:
         # Confirmed, not stored yet: account -> when; insertion order is age order.
         self._pending: dict[str, float] = {}
         self._recent: deque[tuple[float, float]] = deque()  # (stored at, its wait)
-        self.longest = 0.0  # the longest wait stored so far (a stat)
 
     def confirmed(self, account: str, at: float | None = None) -> None:
         """``account``'s confirm came with the poll made at ``at`` (default: now). A second
@@ -192,7 +191,6 @@ class FeltWait:
         now = self._clock()
         wait = max(0.0, now - started)
         self._recent.append((now, wait))
-        self.longest = max(self.longest, wait)
         return wait
 
     def forget(self, account: str) -> None:
