@@ -350,7 +350,7 @@ class WebQQConfig:
     admission_rate: float = 0.0  # accounts admitted per second; 0: no pacing
     admission_max_lag: float = 0.0  # s of event-loop lateness that stops admission; 0: off
     admission_cpu_share: float = 0.0  # cores the accounts in flight may take; 0: off
-    admission_max_wait: float = 0.0  # s from confirm to stored that stops admission; 0: off
+    admission_max_wait: float = 0.0  # s from confirm to stored above which admission slows; 0: off
     contacts_max_accounts_in_flight: int = 0  # 0: no limit
     simulator_world: dict[str, float] = field(default_factory=dict)
     simulator_strict: bool = False
