@@ -219,13 +219,23 @@ def app_named(name: str) -> App:
         raise UnknownApp(name) from None
 
 
+# The cookies each app's request token is a hash of, the first present one taken (docs/apps.md,
+# "Tokens"): Qzone's g_tk of p_skey, else skey; qun.qq.com's bkn of skey. A stored session
+# without any of them cannot make a request.
+TOKEN_COOKIES: dict[str, tuple[str, ...]] = {
+    "qzone": ("p_skey", "skey"),
+    "qzone_h5": ("p_skey", "skey"),
+    "qun": ("skey",),
+}
+
+
 def g_tk(cookies: Mapping[str, str]) -> int:
     """Qzone's ``g_tk`` (docs/apps.md, "Tokens"): the hash of ``p_skey``, else of ``skey``.
 
     Derived when a request is built, never stored. Raises :class:`KeyError` naming both
     cookies when neither is present and non-empty.
     """
-    for name in ("p_skey", "skey"):
+    for name in TOKEN_COOKIES["qzone"]:
         value = cookies.get(name)
         if value:
             return hash33(value, 5381)

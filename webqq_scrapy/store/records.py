@@ -15,6 +15,7 @@ from webqq_scrapy.items import (
     parse_timestamp,
     utc_timestamp,
 )
+from webqq_scrapy.protocol.apps import TOKEN_COOKIES
 
 # Fields without which a Credentials record cannot be used; empty values count as missing.
 REQUIRED_FIELDS = ("account", "uin", "ptwebqq", "vfwebqq", "psessionid", "cookies")
@@ -272,13 +273,9 @@ def credentials_problem(record: Mapping[str, Any]) -> str | None:
     return cookies_problem(record.get("cookies")) or _token_problem(record)
 
 
-# The cookies a session of a ptlogin2 app cannot do without, any one of them (docs/apps.md,
-# "Tokens"): Qzone's g_tk is a hash of p_skey (else skey), qun.qq.com's bkn of skey.
-_TOKEN_COOKIES = {"qzone": ("p_skey", "skey"), "qzone_h5": ("p_skey", "skey"), "qun": ("skey",)}
-
-
 def _token_problem(record: Mapping[str, Any]) -> str | None:
-    names = _TOKEN_COOKIES.get(record_app(record))
+    """A session of a ptlogin2 app needs one of the cookies its request token is made of."""
+    names = TOKEN_COOKIES.get(record_app(record))
     if names is None:
         return None
     cookies = record.get("cookies") or []
