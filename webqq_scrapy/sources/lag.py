@@ -190,12 +190,18 @@ class FeltWait:
             return None
         now = self._clock()
         wait = max(0.0, now - started)
+        self._drop_old(now)  # also when nothing reads value (qrlogin_redis does not pace)
         self._recent.append((now, wait))
         return wait
 
     def forget(self, account: str) -> None:
         """``account`` ended without credentials: its confirm no longer waits."""
         self._pending.pop(account, None)
+
+    def _drop_old(self, now: float) -> None:
+        recent = self._recent
+        while recent and recent[0][0] < now - self.window:
+            recent.popleft()
 
     @property
     def waiting(self) -> int:
@@ -206,10 +212,8 @@ class FeltWait:
     def value(self) -> float:
         """Seconds: the longest recent or current wait (0 when nothing was measured)."""
         now = self._clock()
-        recent = self._recent
-        while recent and recent[0][0] < now - self.window:
-            recent.popleft()
-        worst = max((wait for _, wait in recent), default=0.0)
+        self._drop_old(now)
+        worst = max((wait for _, wait in self._recent), default=0.0)
         for started in self._pending.values():  # the first is the oldest
             worst = max(worst, now - started)
             break

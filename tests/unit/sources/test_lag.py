@@ -145,6 +145,19 @@ def test_an_account_without_a_confirm_or_credentials_leaves_no_wait_behind():
     assert felt.value == 0.25
 
 
+def test_the_felt_wait_keeps_only_its_window_when_nothing_reads_it():
+    # qrlogin_redis records the waits but never paces by them: 10,000 accounts stored
+    # must not leave 10,000 records in a long-running process (docs/performance.md).
+    clock = Clock()
+    felt = FeltWait(window=2.0, clock=clock)
+    for n in range(10_000):
+        felt.confirmed(f"acct{n}")
+        clock.now += 0.01
+        assert felt.stored(f"acct{n}") == pytest.approx(0.01)
+    assert len(felt._recent) <= 201  # the last 2 s: 200 stores, 0.01 s apart
+    assert felt.value == pytest.approx(0.01) and felt.waiting == 0
+
+
 def test_a_long_wait_slows_admission_in_proportion_without_stopping_it():
     assert paced_rate(30.0, 1.15, 0.0) == 30.0  # nothing measured
     assert paced_rate(30.0, 1.15, 1.15) == 30.0  # at the target
