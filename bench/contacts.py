@@ -91,7 +91,9 @@ def _contacts(sim: SimulatorProcess, tmp: Path, limit: int, big: set[str], run: 
     for name, value in extra.items():
         command += ["-s", f"{name}={value}"]
     subprocess.run(command, cwd=ROOT, env=_env(tmp), capture_output=True, check=True)
-    doc = json.loads(probe.read_text())
+    from bench.probe import load  # the crawl's modules: only once a crawl ran
+
+    doc = load(probe)
     opened = doc["opened"]["time"]
     stored = {account: at - opened for account, at in doc["stored"].items()}
     # Accounts in flight from their first request scheduled to their outcome stored.

@@ -277,10 +277,21 @@ class Result:
         return self.ok / self.wall if self.wall else 0.0
 
 
+def _warn_restarts(probe: dict[str, Any]) -> None:
+    if probe["restarts"]:
+        print(
+            f"  WARNING: {probe['restarts']} request(s) of an account after its outcome: the "
+            "probe counted the account in flight again (bench/probe.py)"
+        )
+
+
 def analyse(
     label: str, accounts: int, floor: float, tmp: Path, sim_stats: dict[str, Any], proc_wall: float
 ) -> Result:
-    probe = json.loads((tmp / "probe.json").read_text())
+    from bench.probe import load  # the crawl's modules: only once a crawl ran
+
+    probe = load(tmp / "probe.json")
+    _warn_restarts(probe)
     stats = probe["stats"]
     opened = probe["opened"]
     stored = probe["stored"]
@@ -556,7 +567,10 @@ def waves_run(
         sim_stats_final = sim.stats() if sim.proc.poll() is None else {}
         sim.stop()
         red.stop()
-    probe = json.loads((tmp / "probe.json").read_text())
+    from bench.probe import load  # the crawl's modules: only once a crawl ran
+
+    probe = load(tmp / "probe.json")
+    _warn_restarts(probe)
     with sqlite3.connect(tmp / "creds.sqlite3") as db:
         stored = db.execute("SELECT COUNT(*) FROM credentials").fetchone()[0]
     logins = sim_stats.get("logins", {})

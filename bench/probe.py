@@ -7,8 +7,17 @@ account's contact records, so it marks them stored. It also samples the process 
 ``BENCH_PROBE_SAMPLE`` seconds: RSS, CPU seconds and the number of accounts in flight
 (first request scheduled, no outcome yet), and, each time the last in-flight account
 finishes, collects garbage and records the RSS of the idle process (also appended at once,
-one JSON a line, to ``BENCH_PROBE_PATH.idle``). Everything is written as JSON to
-``BENCH_PROBE_PATH`` when the spider closes.
+one JSON a line, to ``BENCH_PROBE_PATH.idle``). The summary is written as JSON to
+``BENCH_PROBE_PATH`` when the spider closes; read it with :func:`load`.
+
+The probe must not weigh on what it measures: it keeps no record per account or per sample
+in the crawl's memory (those would grow with every account finished and be counted as the
+crawl's: about 0.2 KB an account and 0.2 KB a sample as dicts of floats and a list of
+tuples, most of the growth the waves run used to report). Each start, end, storage and
+sample is written at once, one line each, to ``BENCH_PROBE_PATH.events`` (a buffered file);
+in memory stay only the accounts in flight. An account is in flight from its first request
+scheduled to its outcome; a request of an account after its outcome would start it again
+(none does in these spiders: :func:`load` counts such ``restarts``).
 
 ``BENCH_PROBE_DIAG=1`` (for finding what holds memory, not for the figures) appends to
 ``BENCH_PROBE_PATH.diag.txt`` at each idle check: glibc's ``mallinfo2``, pymalloc's arena
@@ -198,10 +207,12 @@ class BenchProbe:
         self.crawler = crawler
         self.path = path
         self.interval = interval
-        self.started: dict[str, float] = {}
-        self.finished: dict[str, float] = {}
-        self.stored: dict[str, float] = {}
-        self.samples: list[tuple[float, int, int, float]] = []
+        # Only the accounts in flight and the counts stay in memory; the records go to
+        # the events file (see the module doc).
+        self.in_flight: set[str] = set()
+        self.started = 0
+        self.finished = 0
+        self.events: Any = None
         self.idle: list[dict[str, Any]] = []
         self.opened: dict[str, Any] = {}
         self._loop: Any = None
@@ -230,6 +241,7 @@ class BenchProbe:
         return probe
 
     def spider_opened(self) -> None:
+        self.events = open(f"{self.path}.events", "w", encoding="utf-8")  # noqa: SIM115
         gc.collect()
         if self.diag:
             self._modules_opened = set(sys.modules)
@@ -243,29 +255,37 @@ class BenchProbe:
             "glibc": mallinfo(),
             "pymalloc": pymalloc(),
         }
+        # Opened before the figures of spider open are taken: its buffer is in the base.
         self._loop = create_looping_call(self.sample)
         self._loop.start(self.interval)
 
+    def _event(self, kind: str, account: str) -> None:
+        self.events.write(f"{kind} {time.time()!r} {account}\n")
+
     def sample(self) -> None:
-        in_flight = len(self.started) - len(self.finished)
-        self.samples.append((time.time(), rss_bytes(), in_flight, cpu_seconds()))
+        in_flight = len(self.in_flight)
+        self.events.write(f"R {time.time()!r} {rss_bytes()} {in_flight} {cpu_seconds()!r}\n")
         if self.diag_frames and self.diag_at and in_flight >= self.diag_at:
             self.diag_at = 0  # once: a few seconds on, most accounts wait between polls
             call_later(BUSY_SETTLE, self._busy_check)
 
     def request_scheduled(self, request: Request) -> None:
         account = request.meta.get("webqq_account")
-        if account is not None and account not in self.started:
-            self.started[account] = time.time()
+        if account is not None and account not in self.in_flight:
+            self.in_flight.add(account)
+            self.started += 1
+            self._event("S", account)
 
     def qr_state(self, account: str, state: str, outcome: str | None = None) -> None:
-        if state in (webqq_signals.QR_DONE, webqq_signals.QR_FAILED):
-            self.finished.setdefault(account, time.time())
-            if len(self.finished) == len(self.started):
-                call_later(IDLE_SETTLE, self._idle_check, len(self.finished))
+        if state in (webqq_signals.QR_DONE, webqq_signals.QR_FAILED) and account in self.in_flight:
+            self.in_flight.discard(account)
+            self.finished += 1
+            self._event("F", account)
+            if not self.in_flight:
+                call_later(IDLE_SETTLE, self._idle_check, self.finished)
 
     def _idle_check(self, finished: int) -> None:
-        if len(self.finished) != finished or len(self.started) != finished:
+        if self.finished != finished or self.in_flight:
             return  # more accounts came in meanwhile
         gc.collect()
         rss = rss_bytes()
@@ -337,13 +357,13 @@ class BenchProbe:
     def _busy_check(self) -> None:
         """BENCH_PROBE_DIAG_AT: what the accounts in flight hold, per account, by line."""
         gc.collect()
-        in_flight = len(self.started) - len(self.finished)
+        in_flight = len(self.in_flight)
         snapshot = tracemalloc.take_snapshot().filter_traces(
             [tracemalloc.Filter(False, tracemalloc.__file__)]
         )
         traced = tracemalloc.get_traced_memory()[0]
         lines = [
-            f"=== {in_flight} accounts in flight, {len(self.finished)} finished: RSS "
+            f"=== {in_flight} accounts in flight, {self.finished} finished: RSS "
             f"{rss_bytes() / 2**20:.1f} MB (spider open {self.opened['rss'] / 2**20:.1f} MB); "
             f"live since spider open {traced / 2**20:.2f} MB = {traced / in_flight:.0f} bytes "
             "per account in flight",
@@ -389,10 +409,12 @@ class BenchProbe:
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, Credentials | SessionOutcome):
-            self.stored[item.account] = time.time()
+            self._event("T", item.account)
         return item
 
     def spider_closed(self, reason: str) -> None:
+        if self.events is None:
+            return  # the spider never opened
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self.sample()
@@ -403,12 +425,39 @@ class BenchProbe:
             "opened": self.opened,
             "closed": {"time": time.time(), "rss": rss_bytes(), "cpu": cpu_seconds()},
             "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "started": self.started,
-            "finished": self.finished,
-            "stored": self.stored,
-            "samples": self.samples,
             "idle": self.idle,
             "stats": {k: v for k, v in stats.items() if isinstance(v, int | float | str)},
         }
+        self.events.close()
         with open(self.path, "w", encoding="utf-8") as out:
             json.dump(doc, out)
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The probe's JSON with its records read back from the events file: ``started``,
+    ``finished`` and ``stored`` (account → time, the first of each), ``samples`` (time, RSS,
+    accounts in flight, CPU seconds) and ``restarts`` (requests of an account after its
+    outcome: 0 in these spiders)."""
+    with open(path, encoding="utf-8") as file:
+        doc: dict[str, Any] = json.load(file)
+    records: dict[str, dict[str, float]] = {"S": {}, "F": {}, "T": {}}
+    samples: list[tuple[float, int, int, float]] = []
+    restarts = 0
+    with open(f"{os.fspath(path)}.events", encoding="utf-8") as events:
+        for line in events:
+            kind, at, rest = line.rstrip("\n").split(" ", 2)
+            if kind == "R":
+                rss, in_flight, cpu = rest.split(" ")
+                samples.append((float(at), int(rss), int(in_flight), float(cpu)))
+                continue
+            if kind == "S" and rest in records["F"]:
+                restarts += 1
+            records[kind].setdefault(rest, float(at))
+    doc.update(
+        started=records["S"],
+        finished=records["F"],
+        stored=records["T"],
+        samples=samples,
+        restarts=restarts,
+    )
+    return doc
