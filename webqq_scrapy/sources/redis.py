@@ -88,8 +88,17 @@ class RedisAccountsMixin:
         self.heartbeat = redis_config.heartbeat
         for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
             crawler.signals.connect(self._item_done, signal=signal)
-        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
-            crawler.signals.connect(self._item_done, signal=signal)
+        # redis-py is imported here, while the crawl is set up, not when the feed starts
+        # after the spider opened: its modules (about 4 MB, mostly code objects) are part of
+        # what the process needs to run, like Scrapy's, not memory its accounts took
+        # (docs/performance.md, "Memory after the accounts finish").
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError as exc:
+            raise RuntimeError(
+                f"{crawler.spidercls.name} needs redis-py: pip install "
+                f"'webqq_scrapy[redis]' ({exc})"
+            ) from exc
 
     async def redis_accounts(self) -> AsyncIterator[str]:
         """The accounts to start, as they are taken from the list and admitted (leased,
