@@ -71,8 +71,11 @@ class RedisAccountsMixin:
         self.queue: RedisAccountQueue | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.registered = False  # in the workers set: give back at close
-        # Accounts logged in by this process, whose leases it releases when it closes.
-        self.logged_in: set[str] = set()
+        # Accounts logged in by this process, whose leases it releases when it closes, with
+        # when (monotonic): only those of the last lease_ttl seconds, as the older leases
+        # have expired by themselves (a long-running process would otherwise keep every
+        # name it ever logged in).
+        self.logged_in: dict[str, float] = {}
 
     def setup_redis(self, crawler: Crawler, redis_config: Any, *, lease_ttl_base: float) -> None:
         """Take WEBQQ_REDIS_* (``config.RedisConfig``; a lease lasts ``lease_ttl_base`` +
@@ -293,7 +296,7 @@ class RedisAccountsMixin:
             # The lease stays while this process runs: a duplicate of the name in the list
             # cannot log the account in again and push the fresh session offline. It is
             # released at close (close_redis), not left to expire.
-            self.logged_in.add(account)
+            self._logged_in_now(account)
             return
         from redis.exceptions import RedisError
 
@@ -301,6 +304,19 @@ class RedisAccountsMixin:
             await self.lease.release(account)
         except (RedisError, OSError) as exc:
             self.logger.warning("Account %s: lease not released (%s)", account, exc)
+
+    def _logged_in_now(self, account: str) -> None:
+        now = time.monotonic()
+        logged_in = self.logged_in
+        logged_in.pop(account, None)  # the dict is in the order of the logins
+        logged_in[account] = now
+        # The lease was taken before the login began: it has expired lease_ttl after.
+        expired = now - self.lease_ttl
+        while True:
+            oldest = next(iter(logged_in))  # never empty: account is in it
+            if logged_in[oldest] >= expired:
+                break
+            del logged_in[oldest]
 
     async def _item_done(self, item: Any, **kwargs: Any) -> None:
         """An outcome went through the pipelines: the account leaves the processing list."""
