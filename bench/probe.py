@@ -28,7 +28,9 @@ grew. ``BENCH_PROBE_TRACEMALLOC=N`` (it costs CPU and memory) also starts
 :mod:`tracemalloc` with N frames at spider open and adds what is still allocated since
 then, by line and by traceback; with ``BENCH_PROBE_DIAG_AT=M`` too, once M accounts are in
 flight it writes to ``BENCH_PROBE_PATH.busy.txt`` the bytes allocated since spider open
-per account in flight, by file and by line.
+per account in flight, by file and by line; with ``BENCH_PROBE_GROWTH_AT=M``, it writes to
+``BENCH_PROBE_PATH.growth.txt`` what stayed allocated, per account finished, between the
+M-th and the 3M-th account finished, by line.
 """
 
 from __future__ import annotations
@@ -219,6 +221,10 @@ class BenchProbe:
         self.diag = False
         self.diag_frames = 0
         self.diag_at = 0  # in-flight count at which to record what one account holds
+        # Accounts finished at which to take a tracemalloc snapshot, compared with one at
+        # three times as many (what is left per account finished in between).
+        self.growth_at = 0
+        self._growth_snapshot: Any = None
         self._types_opened: collections.Counter[str] = collections.Counter()
         self._modules_opened: set[str] = set()
         self._types_before: collections.Counter[str] = collections.Counter()
@@ -233,6 +239,7 @@ class BenchProbe:
         probe.diag_frames = crawler.settings.getint("BENCH_PROBE_TRACEMALLOC", 0)
         probe.diag = probe.diag or probe.diag_frames > 0
         probe.diag_at = crawler.settings.getint("BENCH_PROBE_DIAG_AT", 0)
+        probe.growth_at = crawler.settings.getint("BENCH_PROBE_GROWTH_AT", 0)
         connect = crawler.signals.connect
         connect(probe.spider_opened, signal=signals.spider_opened)
         connect(probe.spider_closed, signal=signals.spider_closed)
@@ -281,6 +288,11 @@ class BenchProbe:
             self.in_flight.discard(account)
             self.finished += 1
             self._event("F", account)
+            if self.diag_frames and self.growth_at:
+                if self.finished == self.growth_at:
+                    call_later(0, self._growth_check, True)
+                elif self.finished == 3 * self.growth_at:
+                    call_later(0, self._growth_check, False)
             if not self.in_flight:
                 call_later(IDLE_SETTLE, self._idle_check, self.finished)
 
@@ -353,6 +365,32 @@ class BenchProbe:
             lines.append(f"{stat.size / 1024:.1f} KiB in {stat.count} blocks")
             lines += [f"    {frame}" for frame in stat.traceback.format()[-2 * self.diag_frames :]]
         return lines
+
+    def _growth_check(self, first: bool) -> None:
+        """BENCH_PROBE_GROWTH_AT: what was left, per account finished, between two points."""
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        if first:
+            self._growth_snapshot = (snapshot, self.finished, len(self.in_flight), rss_bytes())
+            return
+        before, finished, in_flight, rss = self._growth_snapshot
+        self._growth_snapshot = None
+        accounts = self.finished - finished
+        diff = snapshot.compare_to(before, "lineno")
+        lines = [
+            f"=== {finished} -> {self.finished} accounts finished (in flight {in_flight} -> "
+            f"{len(self.in_flight)}); RSS {rss / 2**20:.1f} -> {rss_bytes() / 2**20:.1f} MB; "
+            f"traced {sum(d.size_diff for d in diff) / accounts:.0f} B per account finished",
+            "--- by line, bytes and blocks per account finished:",
+        ]
+        for stat in diff[:40]:
+            frame = stat.traceback[0]
+            lines.append(f"{stat.size_diff / accounts:9.1f} B {stat.count_diff / accounts:7.2f} "
+                         f"blocks  {frame.filename}:{frame.lineno}")  # fmt: skip
+        with open(f"{self.path}.growth.txt", "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
 
     def _busy_check(self) -> None:
         """BENCH_PROBE_DIAG_AT: what the accounts in flight hold, per account, by line."""
