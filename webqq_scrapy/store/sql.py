@@ -362,6 +362,38 @@ def _dialect_insert(conn: Connection, table: Table) -> Any:
     return None
 
 
+# The upsert and insert-if-new statements, built once per (dialect, table, …) and reused:
+# a statement object computes its SQLAlchemy cache key once (it is memoized on the object),
+# and an ON CONFLICT DO UPDATE of ~20 columns costs about a millisecond to build — once per
+# write of a group, per table, it was most of the Python part of storing a login
+# (docs/performance.md, "The store's CPU"). The statements hold no values: the rows are the
+# parameters of each execute.
+_Statements = dict[tuple[str, Table, tuple[str, ...], tuple[str, ...]], Any]
+_UPSERTS: _Statements = {}
+_INSERTS_IF_NEW: _Statements = {}
+
+
+def _upsert_statement(
+    conn: Connection, table: Table, keys: tuple[str, ...], keep: tuple[str, ...]
+) -> Any:
+    """The dialect's INSERT … ON CONFLICT (keys) DO UPDATE of ``table`` (None for others)."""
+    cache_key = (conn.dialect.name, table, keys, keep)
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        stmt = _dialect_insert(conn, table)
+        if stmt is not None:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={
+                    column.name: stmt.excluded[column.name]
+                    for column in table.columns
+                    if column.name not in keys and column.name != "id" and column.name not in keep
+                },
+            )
+        stmt = _UPSERTS.setdefault(cache_key, stmt)
+    return stmt
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -374,16 +406,8 @@ def upsert(
     keep their stored value on update (``first_seen``)."""
     if not rows:
         return
-    stmt = _dialect_insert(conn, table)
+    stmt = _upsert_statement(conn, table, tuple(keys), tuple(keep))
     if stmt is not None:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={
-                column.name: stmt.excluded[column.name]
-                for column in table.columns
-                if column.name not in keys and column.name != "id" and column.name not in keep
-            },
-        )
         conn.execute(stmt, list(rows))
         return
     # Other dialects: update, else insert, in the caller's transaction.
@@ -398,9 +422,15 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], k
     """Insert the ``rows`` whose unique ``key`` is not stored yet; skip the others."""
     if not rows:
         return
-    stmt = _dialect_insert(conn, table)
+    cache_key = (conn.dialect.name, table, (key,), ())
+    stmt = _INSERTS_IF_NEW.get(cache_key)
+    if stmt is None:
+        stmt = _dialect_insert(conn, table)
+        if stmt is not None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[key])
+        stmt = _INSERTS_IF_NEW.setdefault(cache_key, stmt)
     if stmt is not None:
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=[key]), list(rows))
+        conn.execute(stmt, list(rows))
         return
     for row in rows:  # other dialects: look first
         if conn.scalar(select(table.c[key]).where(table.c[key] == row[key])) is None:
