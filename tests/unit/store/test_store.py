@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,45 @@ def test_sqlite_and_postgresql_store_the_same_rows_group_after_group(sqlite_url,
     assert [a["extra"] for a in attempts if a["account"] == "bob"] == [
         {"polls": [1, 2], "note": "慢"}
     ]
+
+
+def test_a_new_sqlite_file_is_private_beside_its_wal_and_whole_again_once_closed(
+    sqlite_url, tmp_path
+):
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    store = DatabaseStore(sqlite_url)
+    store.open()
+    store.write(_login_batch((make_credentials("alice"), "r1"), (make_outcome("alice"), "r1")))
+    # While the store is open SQLite keeps its write-ahead log beside the file: as private.
+    files = {path.name: path.stat().st_mode & 0o777 for path in db.parent.iterdir()}
+    assert files == {name: 0o600 for name in (db.name, f"{db.name}-wal", f"{db.name}-shm")}
+    store.close()
+    # Closed, the file alone holds everything (a copy of it is a whole backup).
+    assert [path.name for path in db.parent.iterdir()] == [db.name]
+    copy = tmp_path / "backup" / "copy.sqlite3"
+    copy.parent.mkdir()
+    copy.write_bytes(db.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT account FROM credentials").fetchall() == [("alice",)]
+        assert conn.execute("SELECT account FROM login_attempts").fetchall() == [("alice",)]
+    assert load_credentials("alice", database_url=sqlite_url) == make_credentials("alice")
+
+
+def test_an_existing_sqlite_file_keeps_its_journal_mode(sqlite_url):
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    db.parent.mkdir(mode=0o700)
+    with sqlite3.connect(db) as conn:  # made by another program, in the rollback journal mode
+        conn.execute("CREATE TABLE other (x INTEGER)")
+    conn.close()
+    store = DatabaseStore(sqlite_url)
+    store.open()
+    store.write(_login_batch((make_credentials("alice"), "r1")))
+    assert sorted(path.name for path in db.parent.iterdir()) == [db.name]
+    store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert conn.execute("SELECT account FROM credentials").fetchall() == [("alice",)]
+    conn.close()
 
 
 # --- timestamps --------------------------------------------------------------------------
