@@ -287,11 +287,15 @@ def create_db_engine(url: str | URL) -> Engine:
         # hide_parameters: a failed statement's message would otherwise carry the tokens.
         return create_engine(url, hide_parameters=True, pool_pre_ping=True)
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # An existing file is never opened here: closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, those of SQLite's open connections included (a
+    # WAL connection holds one as long as it is open: without it, another process closing
+    # its last connection would take the WAL for unused and delete it under this one).
     try:
-        new = os.fstat(fd).st_size == 0
-    finally:
-        os.close(fd)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        new = True
+    except FileExistsError:
+        new = path.stat().st_size == 0
     # No pre-ping: a connection to a file does not go stale, and the ping was a statement
     # per write.
     engine = create_engine(url, hide_parameters=True)

@@ -199,6 +199,28 @@ def test_a_new_sqlite_file_is_private_beside_its_wal_and_whole_again_once_closed
     assert load_credentials("alice", database_url=sqlite_url) == make_credentials("alice")
 
 
+def test_a_second_engine_on_the_file_in_one_process_loses_no_write(sqlite_url):
+    # A crawl opens the file more than once (its pipeline, the outbox, the journal); another
+    # program reading it meanwhile must not take the open write-ahead log for unused.
+    db = sqlite_url.removeprefix("sqlite:///")
+    store = DatabaseStore(sqlite_url)
+    store.open()
+    store.write(_login_batch((make_credentials("alice"), "r1")))
+    create_db_engine(sqlite_url).dispose()  # what a second Database of the crawl does first
+    read = (
+        "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchall())"
+    )
+    query = "SELECT account FROM credentials ORDER BY account"
+    subprocess.run([sys.executable, "-c", read, db, query], check=True)  # opens and closes
+    store.write(_login_batch((make_credentials("bob"), "r1")))
+    seen = subprocess.run(
+        [sys.executable, "-c", read, db, query], check=True, capture_output=True, text=True
+    )
+    assert seen.stdout.strip() == "[('alice',), ('bob',)]"
+    store.close()
+    assert [c.account for c in list_credentials(database_url=sqlite_url)] == ["alice", "bob"]
+
+
 def test_an_existing_sqlite_file_keeps_its_journal_mode(sqlite_url):
     db = Path(sqlite_url.removeprefix("sqlite:///"))
     db.parent.mkdir(mode=0o700)
