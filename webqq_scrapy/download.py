@@ -19,7 +19,9 @@ middlewares, or the event loop does anything else. An answer without a length (c
 ended by the close of the connection) is handed over when this handler has the response,
 before it returns it. So a message the process has read is in the journal before any code
 that could be slow or killed holds it (docs/data-spiders.md, "A kill loses no message").
-Other requests cost one look-up in their ``meta`` per chunk read.
+The handler listens to those two signals only while one of its journaled requests is in
+flight (connected when the first starts, disconnected when the last ends), so the other
+requests, a login crawl's all of them, pay nothing for the journal.
 """
 
 from __future__ import annotations
@@ -78,10 +80,17 @@ class StoppableDownloadHandler(HTTP11DownloadHandler):
         # every request's signals: each journals only its own.
         self._answers: dict[Request, _Answer | None] = {}
         crawler.signals.connect(self.cancel, signal=webqq_signals.cancel_downloads)
-        crawler.signals.connect(self._headers_received, signal=signals.headers_received)
-        crawler.signals.connect(self._bytes_received, signal=signals.bytes_received)
 
     # ---- the journal: an answer is written the moment its last byte is read ----------------
+
+    def _listen(self, on: bool) -> None:
+        """Connect (or disconnect) the journal's receivers of the download signals: Scrapy
+        sends ``bytes_received`` for every chunk of every answer, and each receiver costs
+        each of them a call, so they are connected only while a journaled request is in
+        flight (``download_request``)."""
+        change = self.crawler.signals.connect if on else self.crawler.signals.disconnect
+        change(self._headers_received, signal=signals.headers_received)
+        change(self._bytes_received, signal=signals.bytes_received)
 
     def _headers_received(
         self, headers: Headers, body_length: Any, request: Request, **kwargs: Any
@@ -136,6 +145,8 @@ class StoppableDownloadHandler(HTTP11DownloadHandler):
     async def download_request(self, request: Request) -> Response:
         if not request.meta.get(META_JOURNAL):
             return await self._download(request)
+        if not self._answers:
+            self._listen(True)  # the first journaled request in flight
         self._answers[request] = None
         try:
             response = await self._download(request)
@@ -143,6 +154,8 @@ class StoppableDownloadHandler(HTTP11DownloadHandler):
             return response
         finally:
             self._answers.pop(request, None)
+            if not self._answers:
+                self._listen(False)  # the last one ended
 
     async def _download(self, request: Request) -> Response:
         download = super().download_request(request)
