@@ -12,10 +12,13 @@ and → the last login ended ok) as JSON to ``-a out=PATH``.
 
 ``bench.login`` runs it tuned (``bench.login.BASELINE_SETTINGS``: the project's concurrency,
 the middlewares this flow does not use off, ``CONCURRENT_ITEMS=1``, the project's GC
-extension), twice per count: all at once, and with ``-a admission=SHARE,LAG,LIMIT`` under
-the project's admission (its measures, ``webqq_scrapy.sources.lag``, and the same three
-checks: CPU share, loop lag, accounts in flight), so that the project's CPU per request is
-compared with bare Scrapy doing the same requests in the same rhythm.
+extension), twice per count: all at once, and with ``-a
+admission=SHARE,LAG,LIMIT,RATE,MAX_WAIT`` under the project's admission (its measures and
+controllers, ``webqq_scrapy.sources.lag``: the pacing over one login's time or a fixed
+rate, slowed while the wait after a confirm is over MAX_WAIT, then the three checks: CPU
+share, loop lag, accounts in flight), so that the project's CPU per request is compared
+with bare Scrapy doing the same requests in the same rhythm. Its "stored" is the answer of
+get_online_buddies2 (it has no pipeline).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from webqq_scrapy.protocol.ptlogin import (
     ptqrlogin_url,
     ptqrshow_url,
 )
-from webqq_scrapy.sources.lag import CpuHeadroom, LoopLag
+from webqq_scrapy.sources.lag import CpuHeadroom, FeltWait, LoopLag, Pacer, paced_rate
+from webqq_scrapy.spiders.qrlogin import LOGIN_DURATION_PRIOR
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -84,7 +88,7 @@ class BaselineSpider(scrapy.Spider):
         self.opened = (time.time(), _cpu())
         self.ok = 0
         self.last_ok = 0.0  # time.time() of the last login that ended ok
-        # -a admission=SHARE,LAG,LIMIT: the project's three admission checks; "": all at once.
+        # -a admission=SHARE,LAG,LIMIT,RATE,MAX_WAIT: the project's admission; "": all at once.
         self.admission = tuple(float(x) for x in admission.split(",")) if admission else ()
         self.in_flight: set[str] = set()
         self.lag = LoopLag()
@@ -92,9 +96,36 @@ class BaselineSpider(scrapy.Spider):
             lambda: len(self.in_flight),
             saturated=lambda: self.lag.value > (self.admission[1] or 0.1),
         )
+        self.pacer = Pacer()
+        self.felt_wait = FeltWait()
+        self.login_duration = LOGIN_DURATION_PRIOR  # as qrlogin measures it
+        self.started: dict[str, float] = {}  # account -> time.monotonic() of its first request
+
+    def admission_rate(self) -> float:
+        """qrlogin.admission_rate: the fixed rate, else the rate that fills the CPU share
+        over one login's time; slowed while the felt wait is over MAX_WAIT."""
+        share, _, _, fixed, max_wait = self.admission
+        rate = fixed or (self.headroom.rate(share, self.login_duration) if share else 0.0)
+        if not max_wait or not self.in_flight:
+            return rate
+        return paced_rate(rate, max_wait, self.felt_wait.value)
+
+    async def pace(self) -> None:
+        """qrlogin.pace, the same controllers."""
+        max_wait = self.admission[4]
+        while True:
+            rate = self.admission_rate()
+            if not rate and max_wait and self.in_flight and self.felt_wait.value > max_wait:
+                await sleep(self.lag.period)
+                continue
+            delay = self.pacer.wait(time.monotonic(), rate)
+            if delay <= 0:
+                return
+            await sleep(min(delay, self.lag.period * 2))
 
     async def admit(self) -> None:
-        share, max_lag, limit = self.admission
+        await self.pace()
+        share, max_lag, limit = self.admission[:3]
         while self.in_flight and (
             (limit and len(self.in_flight) >= limit)
             or (share and self.headroom.load(len(self.in_flight) + 1) > share)
@@ -116,7 +147,10 @@ class BaselineSpider(scrapy.Spider):
         )
 
     def failed(self, failure: Any) -> None:
-        self.in_flight.discard(failure.request.meta["account"])
+        account = failure.request.meta["account"]
+        self.in_flight.discard(account)
+        self.started.pop(account, None)
+        self.felt_wait.forget(account)
 
     async def start(self) -> AsyncIterator[Any]:
         self.opened = (time.time(), _cpu())
@@ -127,6 +161,7 @@ class BaselineSpider(scrapy.Spider):
             if self.admission:
                 await self.admit()
             self.in_flight.add(account)
+            self.started[account] = time.monotonic()
             yield self.qr(account)
 
     def qr(self, account: str) -> scrapy.Request:
@@ -140,20 +175,23 @@ class BaselineSpider(scrapy.Spider):
 
     async def poll(self, account: str, qrsig: str, started: float) -> scrapy.Request:
         await sleep(self.interval)
-        elapsed_ms = int((time.monotonic() - started) * 1000)
-        url = ptqrlogin_url(SCHEME, hash33(qrsig), elapsed_ms)
+        polled = time.monotonic()
+        url = ptqrlogin_url(SCHEME, hash33(qrsig), int((polled - started) * 1000))
         return self.request(
             account,
             url,
             self.parse_poll,
             headers={"Referer": login_page_url(SCHEME)},
-            cb_kwargs={"qrsig": qrsig, "started": started},
+            cb_kwargs={"qrsig": qrsig, "started": started, "polled": polled},
         )
 
-    async def parse_poll(self, response: Response, qrsig: str, started: float) -> Any:
+    async def parse_poll(
+        self, response: Response, qrsig: str, started: float, polled: float
+    ) -> Any:
         account = response.meta["account"]
         answer = parse_ptuicb(response.text)
         if answer.code == 0:
+            self.felt_wait.confirmed(account, polled)
             ptwebqq = _set_cookie(response, "ptwebqq")
             url = check_sig_url(answer.url)
             yield self.request(account, url, self.parse_check_sig, cb_kwargs={"ptwebqq": ptwebqq})
@@ -194,10 +232,19 @@ class BaselineSpider(scrapy.Spider):
         yield self.request(response.meta["account"], url, self.parse_buddies, headers=headers)
 
     def parse_buddies(self, response: Response) -> None:
-        self.in_flight.discard(response.meta["account"])
+        account = response.meta["account"]
+        self.in_flight.discard(account)
         if json.loads(response.body).get("retcode") == 0:
             self.ok += 1
             self.last_ok = time.time()
+            self.felt_wait.stored(account)
+            took = time.monotonic() - self.started.pop(account, time.monotonic())
+            if self.ok > 1:  # qrlogin's average of login durations, the first replacing the prior
+                self.login_duration += (took - self.login_duration) * 0.1
+            else:
+                self.login_duration = took
+        else:
+            self.felt_wait.forget(account)
 
     def closed(self, reason: str) -> None:
         self.lag.stop()

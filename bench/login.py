@@ -58,9 +58,9 @@ the longest admission wait and the CPU ms per downloaded request.
 Baseline (``--no-baseline`` skips it): after each count's rows, ``bench/baseline.py`` — a
 bare Scrapy spider with the same request chains, no project middleware, pipeline or
 extension but the GC one, tuned as ``BASELINE_SETTINGS`` says — runs twice against a fresh
-simulator with the same phone: under the project's admission (its three checks with the
-run's settings) and all at once. The lines under the rows give its CPU per request and the
-project's divided by it.
+simulator with the same phone: under the project's admission (its pacing and its three
+checks, with the run's settings) and all at once. The lines under the rows give its CPU
+per request and the project's divided by it.
 
 ``--waves TOTAL/WAVE``: one ``qrlogin_redis`` process fed from a Redis list (a throwaway
 ``redis-server`` on loopback) in waves of WAVE accounts; after each wave (once the probe has
@@ -402,16 +402,25 @@ ADMISSION_SETTINGS = (
     "WEBQQ_ADMISSION_CPU_SHARE",
     "WEBQQ_ADMISSION_MAX_LAG",
     "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT",
+    "WEBQQ_ADMISSION_RATE",
 )
 
 
-def project_admission(extra: dict[str, str]) -> str:
+def project_admission(extra: dict[str, str], interval: float) -> str:
     """The project's admission for this run (its defaults, the bench's -s overrides) as the
-    baseline's ``-a admission=SHARE,LAG,LIMIT``."""
+    baseline's ``-a admission=SHARE,LAG,LIMIT,RATE,MAX_WAIT`` (MAX_WAIT in seconds, ``auto``
+    resolved as the project resolves it)."""
     sys.path.insert(0, str(ROOT))
+    from scrapy.settings import Settings
+
+    from webqq_scrapy import config
     from webqq_scrapy import settings as project
 
-    return ",".join(str(extra.get(name, getattr(project, name))) for name in ADMISSION_SETTINGS)
+    settings = Settings({name: getattr(project, name) for name in dir(project) if name.isupper()})
+    polls = {"WEBQQ_POLL_INTERVAL": interval, "WEBQQ_SCANNED_POLL_INTERVAL": interval}
+    settings.setdict({**polls, **extra}, priority="cmdline")
+    values = [settings.get(name) for name in ADMISSION_SETTINGS]
+    return ",".join([*map(str, values), str(config.admission_max_wait(settings))])
 
 
 @dataclass
@@ -913,7 +922,8 @@ def main(argv: list[str] | None = None) -> int:
             print(row(result), flush=True)
         admitted = at_once = None
         if args.baseline:
-            admitted = baseline_run(count, **same, admission=project_admission(extra), extra=extra)
+            admission = project_admission(extra, interval)
+            admitted = baseline_run(count, **same, admission=admission, extra=extra)
             at_once = baseline_run(count, **same, extra=extra)
         for result in results:
             for base in (admitted, at_once):
