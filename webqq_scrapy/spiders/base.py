@@ -497,9 +497,14 @@ class AccountSpider(scrapy.Spider):
         call = web2.CALLS.get(step)
         return DEFAULT_MAX_ANSWER_BYTES if call is None else call.max_answer_bytes
 
+    # DOWNLOAD_TIMEOUT, read once: the crawl's settings are frozen before its first request.
+    _download_timeout: float | None = None
+
     def _cap_timeout(self, meta: dict[str, Any], state: AccountState) -> None:
         """A request may not outlive the account's deadline (WEBQQ_LOGIN_TIMEOUT)."""
-        default = self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
+        default = self._download_timeout
+        if default is None:
+            default = self._download_timeout = self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
         remaining = state.deadline - time.monotonic()
         meta["download_timeout"] = max(0.1, min(default, remaining))
 
