@@ -33,6 +33,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -449,6 +450,12 @@ class AccountSpider(scrapy.Spider):
         return []
 
     # ---- requests ------------------------------------------------------------------------
+
+    @functools.cached_property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:  # type: ignore[override]
+        """Scrapy's spider logger, made once: Scrapy's ``logger`` property builds a new
+        adapter at every access, so at every log call, even a DEBUG one an INFO crawl drops."""
+        return super().logger
 
     def account_request(
         self,
