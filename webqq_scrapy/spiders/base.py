@@ -857,7 +857,8 @@ class AccountSpider(scrapy.Spider):
 
     def jar_cookies(self, account: str) -> list[Cookie]:
         jar = self.cookie_jars().get(account)
-        return list(jar) if jar is not None else []
+        # iter(): list(jar) would first ask len(jar), which walks the whole jar once more.
+        return list(iter(jar)) if jar is not None else []
 
     def cookie(self, account: str, name: str, domain: str | None = None) -> str | None:
         """The value of cookie ``name`` in the account's jar, on ``domain`` when given.
@@ -865,7 +866,8 @@ class AccountSpider(scrapy.Spider):
         ``domain`` is matched as the protocol places the cookie (``qq.com`` also matches
         the ``.qq.com`` a Set-Cookie Domain attribute is stored as).
         """
-        for cookie in self.jar_cookies(account):
+        jar = self.cookie_jars().get(account)
+        for cookie in jar if jar is not None else ():
             if cookie.name == name and (domain is None or cookie.domain.lstrip(".") == domain):
                 return cookie.value
         return None
