@@ -14,9 +14,10 @@ one protocol step:
   one reader :func:`read_envelope`;
 * :meth:`~AccountSpider.on_error` — the errback: transient faults are retried with the one
   backoff policy of :mod:`webqq_scrapy.retry`, the rest end the account;
-* the deadline (:meth:`~AccountSpider.wait`, :meth:`~AccountSpider.check_deadline`),
-  the wait before an account's next request without a paused callback
-  (:meth:`~AccountSpider.later`), finish-exactly-once (:meth:`~AccountSpider.finish`),
+* the deadline (:meth:`~AccountSpider.check_deadline`), the one way an account waits before
+  its next request — a timer, no paused callback (:meth:`~AccountSpider.later`: the poll
+  wait, the retry backoff, a refused call or a rate limit asked again), finish-exactly-once
+  (:meth:`~AccountSpider.finish`),
   per-step latency stats and the report of accounts left without an outcome when a crawl
   is stopped;
 * admission (:meth:`~AccountSpider.admit`, :meth:`~AccountSpider.release`): at most
@@ -45,7 +46,7 @@ from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.exceptions import DontCloseSpider, DownloadCancelledError, IgnoreRequest
 from scrapy.http.cookies import CookieJar
 from scrapy.spidermiddlewares.httperror import HttpError
-from scrapy.utils.asyncio import call_later, sleep
+from scrapy.utils.asyncio import call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import task
 from twisted.internet.defer import Deferred
@@ -627,10 +628,9 @@ class AccountSpider(scrapy.Spider):
                 self.retry_policy.times,
                 action.delay,
             )
-            await sleep(action.delay)
-            if state.finished:
-                return
-            yield self.retry_request(request, state, action.attempt)
+            # The errback ends here; a timer makes the retry (no errback paused per account).
+            retry = functools.partial(self.retry_request, request, state, action.attempt)
+            self.later(state, action.delay, step, retry)
             return
         assert isinstance(action, Finish)
         if action.retries_exhausted:
@@ -661,12 +661,6 @@ class AccountSpider(scrapy.Spider):
     def check_deadline(self, state: AccountState) -> None:
         if time.monotonic() >= state.deadline:
             raise StepFailed(OUTCOME_TIMEOUT, self.timeout_detail())
-
-    async def wait(self, state: AccountState, seconds: float) -> None:
-        """Sleep without blocking the reactor, never past the account's deadline."""
-        remaining = state.deadline - time.monotonic()
-        await sleep(max(0.0, min(seconds, remaining)))
-        self.check_deadline(state)
 
     def later(
         self, state: AccountState, delay: float, step: str, make: Callable[[], scrapy.Request]

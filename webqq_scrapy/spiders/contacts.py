@@ -257,7 +257,8 @@ class ContactsSpider(Web2Spider):
             result = self.call_result(response, state, call)
             parsed = web2.CALLS[call].parse(result, **step.kwargs(state, about))
         except (web2.RetcodeError, web2.IncompleteAnswer) as exc:
-            yield await self.again(response, state, exc)
+            for request in self.again(response, state, exc):
+                yield request
             return
         if step.check is not None:
             parsed, drift = step.check(state, parsed)

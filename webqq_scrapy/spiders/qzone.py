@@ -135,18 +135,15 @@ class PostsState(QzoneState):
     run: OwnerRun | None = None
 
 
-async def again_or_fail(
-    spider: QzoneSpider, response: Response, state: QzoneState, step: str
-) -> Any:
-    """After a rate-limit answer to ``step``: the request again (``rate_limited``), or the
-    account fails once ``WEBQQ_QZONE_RATE_LIMIT_TRIES`` answers in a row said so."""
-    again = await spider.rate_limited(response, state)
-    if again is None:
+def again_or_fail(spider: QzoneSpider, response: Response, state: QzoneState, step: str) -> None:
+    """After a rate-limit answer to ``step``: the request again after the wait
+    (``rate_limited``, a timer: the callback yields nothing more), or the account fails
+    once ``WEBQQ_QZONE_RATE_LIMIT_TRIES`` answers in a row said so."""
+    if not spider.rate_limited(response, state):
         tries = spider.qzone_config.rate_limit_tries
         raise StepFailed(
             OUTCOME_PROTOCOL_ERROR, f"{step}: 使用人数过多 {tries} times in a row"
         ) from None
-    return again
 
 
 class QzonePostsSpider(QzoneSpider):
@@ -289,10 +286,8 @@ class QzonePostsSpider(QzoneSpider):
                 yield result
             return
         except qzone.RateLimited:
-            again = await self.rate_limited(response, state)
-            if again is not None:
-                yield again
-                return
+            if self.rate_limited(response, state):
+                return  # asked again after the wait (a timer)
             detail = f"使用人数过多 {self.qzone_config.rate_limit_tries} times in a row"
             async for result in self.owner_done(state, OWNER_RATE_LIMITED, detail):
                 yield result
@@ -375,7 +370,7 @@ class QzonePostsSpider(QzoneSpider):
             if any(c.nul_replaced for c in comments):
                 self.nul_replaced(state, f"a comment of post {post.tid}")
         except qzone.RateLimited:
-            yield await again_or_fail(self, response, state, qzone.STEP_MSGDETAIL)
+            again_or_fail(self, response, state, qzone.STEP_MSGDETAIL)
             return
         except qzone.QzoneCodeError as exc:
             # The post went away or was closed between the list and its details: drift,
@@ -491,7 +486,7 @@ class QzoneFriendsSpider(QzoneSpider):
         try:
             found = self.qzone_answer(response, state, qzone.STEP_FRIENDS)
         except qzone.RateLimited:
-            yield await again_or_fail(self, response, state, qzone.STEP_FRIENDS)
+            again_or_fail(self, response, state, qzone.STEP_FRIENDS)
             return
         except qzone.NoAccess as exc:
             raise StepFailed(OUTCOME_PROTOCOL_ERROR, f"{qzone.STEP_FRIENDS}: {exc}") from None

@@ -34,6 +34,7 @@ from twisted.internet.threads import deferToThread
 from webqq_scrapy import store
 from webqq_scrapy.config import QzoneConfig, StorageConfig
 from webqq_scrapy.items import CredentialsUpdate, utc_timestamp
+from webqq_scrapy.meta import META_STEP
 from webqq_scrapy.protocol import ProtocolError, apps, codes, qzone
 from webqq_scrapy.protocol.ptlogin import parse_uin_cookie
 from webqq_scrapy.protocol.session import STATUS_ENDED
@@ -322,8 +323,10 @@ class QzoneSpider(SessionSpider):
         state.rate_limit_streak = 0
         return parsed
 
-    async def rate_limited(self, response: Response, state: QzoneState) -> scrapy.Request | None:
-        """After a rate-limit answer: wait and the same request again, or None once
+    def rate_limited(self, response: Response, state: QzoneState) -> bool:
+        """After a rate-limit answer: True, the same request is made again after the wait by
+        a timer (:meth:`later`; the callback ends meanwhile, yielding nothing more; a
+        deadline that comes first ends the account ``timeout`` at that step); False once
         ``WEBQQ_QZONE_RATE_LIMIT_TRIES`` answers in a row said so (the caller ends that
         owner, or the account)."""
         request = response.request
@@ -335,17 +338,18 @@ class QzoneSpider(SessionSpider):
         if state.rate_limit_streak >= config.rate_limit_tries:
             stats.inc_value("webqq/qzone/rate_limit_gave_up")
             state.rate_limit_streak = 0
-            return None
+            return False
         delay = config.rate_limit_wait * 2 ** (state.rate_limit_streak - 1)
         self.slow_down(request, delay)
+        step = request.meta.get(META_STEP, "?")
         self.logger.info(
             "Account %s: Qzone answered 使用人数过多 (rate limit) to %s; asking again in %gs",
             state.account,
-            request.meta.get("webqq_step"),
+            step,
             delay,
         )
-        await self.wait(state, delay)
-        return self.retry_request(request, state, 0)
+        self.later(state, delay, step, lambda: self.retry_request(request, state, 0))
+        return True
 
     def slow_down(self, request: scrapy.Request, delay: float) -> None:
         """With AutoThrottle on: double the host's download delay (at least ``delay``, at

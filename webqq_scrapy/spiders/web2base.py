@@ -8,9 +8,9 @@ the post-login API (docs/protocol.md §4–§6) needs:
   ``SessionEnded`` (§7, §8), others as :class:`~webqq_scrapy.protocol.web2.RetcodeError`;
 * :meth:`~Web2Spider.again` — what clients do with a refused or degraded answer: 103 → the
   get_online_buddies2 warm-up, then the call again (§3.6, §7); a degraded answer (§4.15)
-  or another retcode → the call again after the retry backoff, a few times (qqbot repeats
-  list requests 5–7 times, §4.16), then the account ends ``protocol_error`` naming the call
-  and what was wrong;
+  or another retcode → the call again after the retry backoff (a timer, no paused
+  callback), a few times (qqbot repeats list requests 5–7 times, §4.16), then the account
+  ends ``protocol_error`` naming the call and what was wrong;
 * :meth:`~Web2Spider.drifted` — an answer naming an id another answer does not know
   (:class:`~webqq_scrapy.protocol.web2.Drift`): one WARNING naming the account, the call
   and the id, the stat ``webqq/drift/<kind>``; the data is kept (docs/data-spiders.md).
@@ -56,11 +56,15 @@ class Web2Spider(SessionSpider):
                 d.detail,
             )
 
-    async def again(self, response: Response, state: Session, exc: Exception) -> scrapy.Request:
-        """The request to make after a refused (RetcodeError) or degraded (IncompleteAnswer)
-        answer to ``response.request`` — the same rule for every call; raises StepFailed when
-        the tries (``WEBQQ_RETRY_TIMES``, counted in ``meta["webqq_retries"]`` with the
-        faults :meth:`on_error` retried) are used up."""
+    def again(self, response: Response, state: Session, exc: Exception) -> list[scrapy.Request]:
+        """After a refused (RetcodeError) or degraded (IncompleteAnswer) answer to
+        ``response.request`` — the same rule for every call — the requests for the callback
+        to yield now: after a 103 the §3.6 warm-up, which then makes the call again; else
+        none, the call being made again after the retry backoff by a timer (:meth:`later`,
+        the callback ends meanwhile; a deadline that comes first ends the account
+        ``timeout`` at the call). Raises StepFailed when the tries (``WEBQQ_RETRY_TIMES``,
+        counted in ``meta["webqq_retries"]`` with the faults :meth:`on_error` retried) are
+        used up."""
         request = response.request
         assert request is not None
         call = request.meta.get(META_STEP, "?")
@@ -76,9 +80,10 @@ class Web2Spider(SessionSpider):
             )
         self.logger.debug("Account %s: %s answered %s; again", state.account, call, reason)
         if isinstance(exc, web2.RetcodeError) and exc.state == "warm_up":
-            return self.warm_up_request(state, then=self.retry_request(request, state, attempt + 1))
-        await self.wait(state, delay)
-        return self.retry_request(request, state, attempt + 1)
+            then = self.retry_request(request, state, attempt + 1)
+            return [self.warm_up_request(state, then=then)]
+        self.later(state, delay, call, lambda: self.retry_request(request, state, attempt + 1))
+        return []
 
     def session_call(self, call: str, state: Session, **args: Any) -> web2.Call:
         """Table entry ``call`` (``web2.CALLS``) on ``state``'s session: the session's own

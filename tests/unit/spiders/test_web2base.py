@@ -41,7 +41,8 @@ class OneCall(Web2Spider):
         try:
             result = self.call_result(response, state, call)
         except web2.RetcodeError as exc:
-            yield await self.again(response, state, exc)
+            for request in self.again(response, state, exc):
+                yield request
             return
         yield {"account": state.account, "call": call, "uin": result.get("uin")}
         for item in await self.finish(state, OUTCOME_OK, call, None):
