@@ -600,12 +600,13 @@ class Simulator:
             out.setdefault(key, []).extend(session.channel.sent)
         return out
 
-    def received(self, account: str | None) -> list[dict[str, Any]]:
-        """The message items queued for the account's sessions so far (the phone's chat view)."""
+    def received(self, account: str | None, *, answered: bool = False) -> list[dict[str, Any]]:
+        """The message items queued for the account's live sessions so far (the phone's chat
+        view); ``answered``: only those a poll2 answer handed out (the rest still wait)."""
         out: list[dict[str, Any]] = []
         for session in self.store.sessions_of(account):
             assert session.channel is not None
-            out.extend(session.channel.received)
+            out.extend(session.channel.answered if answered else session.channel.received)
         return out
 
     def kick(self, account: str | None, reason: str = KICK_REASON) -> int:

@@ -44,6 +44,7 @@ POST /_sim/world                  {"account", "op", ...} op: add_friend, remove_
                                   add_member, remove_member, add_group, remove_group
 POST /_sim/messages               {"account", "kind", "sender", "text", "to"?, "faces"?}
                                   kind: buddy, group, discu, status
+GET  /_sim/messages?account=NAME  the messages queued for it (&answered=1: those poll2 gave)
 GET  /_sim/sent[?account=NAME]    what each account sent (msg_id, target, text)
 POST /_sim/kick                   {"account", "reason"?}: kick_message, then a dead session
 POST /_sim/session                {"account", "action"}: expire, renew (116), disconnect (121)

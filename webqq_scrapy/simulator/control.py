@@ -32,6 +32,8 @@ lists QRs, changes behaviours, injects faults or reads secrets without the token
                                         (+ ``to`` for group/discu, ``faces``): kind buddy,
                                         group, discu or status; answers the poll items
 ``GET /_sim/messages?account=NAME``     the message items delivered to the account so far
+                                        (queued for its poll2); ``&answered=1``: only those
+                                        a poll2 answer handed out
 ``GET /_sim/sent[?account=NAME]``       ``{account: [{"kind", "to", "to_name", "msg_id",
                                         "text", "faces", "content", "time", "duplicate",
                                         "delivered", "answer"}, …]}``
@@ -187,7 +189,8 @@ class Control:
     def messages(self, call: Call, fields: dict[str, Any]) -> Reply:
         account = _account(fields)
         if call.method != "POST":
-            return _json(self.sim.received(account))
+            answered = str(fields.get("answered") or "").lower() in ("1", "true", "yes")
+            return _json(self.sim.received(account, answered=answered))
         kind = fields.get("kind")
         if not kind:
             raise ValueError("missing field: kind (buddy, group, discu or status)")

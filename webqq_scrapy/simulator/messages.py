@@ -161,12 +161,16 @@ def status_item(uin: int, status: str, client_type: int) -> dict:
 
 @dataclass(slots=True)
 class Channel:
-    """One session's message state: the poll queue, its sends, the msg_ids it used."""
+    """One session's message state: the poll queue, the messages queued (``received``) and
+    answered by poll2 (``answered``), its sends, the msg_ids it used."""
 
     next_msg_id: int = 10_000
     inbox: deque[dict] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED))
     sent: deque[dict] = field(default_factory=lambda: deque(maxlen=MAX_SENT))
     received: deque[dict] = field(default_factory=lambda: deque(maxlen=MAX_SENT))
+    # The message items poll2 took from the queue to answer with (``received`` minus what
+    # still waits in ``inbox``): what a client was handed, not what was queued for it.
+    answered: deque[dict] = field(default_factory=lambda: deque(maxlen=MAX_SENT))
     msg_ids: OrderedDict[int, None] = field(default_factory=OrderedDict)
     chatter_turn: int = 0
 
@@ -181,7 +185,13 @@ class Channel:
             self.received.append(item)
 
     def pop(self) -> dict | None:
-        return self.inbox.popleft() if self.inbox else None
+        """The next item for a poll2 answer (recorded in ``answered`` if a message)."""
+        if not self.inbox:
+            return None
+        item = self.inbox.popleft()
+        if item["poll_type"] in ("message", "group_message", "discu_message"):
+            self.answered.append(item)
+        return item
 
     def seen_msg_id(self, msg_id: int) -> bool:
         """Record a client msg_id; True when the session already used it (§2.4)."""

@@ -263,6 +263,7 @@ def _channel(c: Channel) -> dict[str, Any]:
         "inbox": list(c.inbox),
         "sent": list(c.sent),
         "received": list(c.received),
+        "answered": list(c.answered),
         "msg_ids": list(c.msg_ids),
         "chatter_turn": c.chatter_turn,
     }
@@ -274,6 +275,7 @@ def _channel_from(raw: dict[str, Any]) -> Channel:
         inbox=deque(raw["inbox"], maxlen=MAX_QUEUED),
         sent=deque(raw["sent"], maxlen=MAX_SENT),
         received=deque(raw["received"], maxlen=MAX_SENT),
+        answered=deque(raw.get("answered", ()), maxlen=MAX_SENT),
         msg_ids=OrderedDict.fromkeys(int(m) for m in raw["msg_ids"][-MAX_MSG_IDS:]),
         chatter_turn=int(raw["chatter_turn"]),
     )

@@ -59,6 +59,8 @@ FINISH_DURATION = "duration"
 # retcode asking for a retry doubles each time, up to this cap (or the delay, if longer).
 MIN_POLL_GAP = 1.0
 MAX_RETRY_PAUSE = 60.0
+# How often a callback looks whether its account's next request left Scrapy's scheduler.
+SCHEDULED_CHECK = 0.1
 # Answers carrying one of these are followed by the next poll at once: more may be queued.
 _MESSAGES = (web2.FriendMessage, web2.GroupMessage, web2.DiscuMessage, web2.SessMessage)
 # The journal of poll2 answers is cut into a new segment this often; a finished segment
@@ -279,6 +281,8 @@ class MessagesSpider(Web2Spider):
         self._stop_call: Any = None
         # The names reads in progress (a task is only weakly referenced by the loop).
         self._reading: set[Any] = set()
+        # Next requests of held accounts still in Scrapy's scheduler (next_request).
+        self._scheduled: set[scrapy.Request] = set()
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -291,6 +295,9 @@ class MessagesSpider(Web2Spider):
         spider.messages_config = MessagesConfig.from_settings(crawler.settings)
         crawler.signals.connect(spider.opened, signal=signals.spider_opened)
         crawler.signals.connect(spider.closed_messages, signal=signals.spider_closed)
+        crawler.signals.connect(
+            spider.reached_downloader, signal=signals.request_reached_downloader
+        )
         return spider
 
     # ---- the spider's life ---------------------------------------------------------------
@@ -635,6 +642,28 @@ class MessagesSpider(Web2Spider):
             held.polled_at = time.monotonic()
         return self.call_request(call, state, self.parse_poll, meta=meta)
 
+    async def next_request(self, state: Session, request: scrapy.Request) -> AsyncIterator[Any]:
+        """Yield ``request``, the held account's next call, and stay in this callback until it
+        leaves Scrapy's scheduler for the downloader. A stop drops what is still scheduled,
+        unsent and without an errback: the account would end with no outcome (listed
+        unfinished) though it was held until the stop. While this callback runs the stop
+        waits for it, so such an account ends here, ok 'stopped', like one whose poll was
+        in flight. Nothing was sent, so no message was handed out and none is lost."""
+        self._scheduled.add(request)
+        try:
+            yield request
+            while request in self._scheduled and not self.closing():
+                await sleep(SCHEDULED_CHECK)
+            if request in self._scheduled:  # the stop came first: it is never sent
+                self.crawler.stats.inc_value("webqq/stop/unsent_polls")
+                for item in await self.stopped(state):
+                    yield item
+        finally:
+            self._scheduled.discard(request)
+
+    def reached_downloader(self, request: scrapy.Request) -> None:
+        self._scheduled.discard(request)
+
     async def pause(self, seconds: float) -> None:
         """Sleep in short steps, so a stop is not held up by a retry wait."""
         end = time.monotonic() + seconds
@@ -703,7 +732,9 @@ class MessagesSpider(Web2Spider):
                 for item in await self.stopped(state):
                     yield item
                 return
-            yield self.warm_up_request(state, then=self.poll_request(state))
+            request = self.warm_up_request(state, then=self.poll_request(state))
+            async for item in self.next_request(state, request):
+                yield item
             return
         elif result.state == "retry":
             held.failures += 1
@@ -733,7 +764,8 @@ class MessagesSpider(Web2Spider):
             for item in await self.stopped(state):
                 yield item
             return
-        yield self.poll_request(state)
+        async for item in self.next_request(state, self.poll_request(state)):
+            yield item
 
     def message_item(
         self, state: Session, held: Held, event: web2.PollEvent

@@ -6,6 +6,7 @@ credentials and login_attempts tables. The table modules beside it (``contacts``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from sqlalchemy import (
     and_,
     cast,
     create_engine,
+    event,
     inspect,
     or_,
     select,
@@ -274,14 +276,47 @@ TABLES: tuple[Table, ...] = (credentials_table, login_attempts_table)
 
 
 def create_db_engine(url: str | URL) -> Engine:
-    """An Engine for ``url``; a SQLite file is created 0600 in a directory created 0700."""
+    """An Engine for ``url``; a SQLite file is created 0600 in a directory created 0700.
+
+    A SQLite file this creates is put in WAL mode, and every connection of the engine
+    commits with ``synchronous=FULL`` (docs/storage.md, "SQLite"); a file that exists keeps
+    the journal mode it has."""
     url = make_url(url)
     path = sqlite_path(url)
-    if path is not None:
-        ensure_private_dir(path.parent)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    # hide_parameters: a failed statement's message would otherwise carry the tokens.
-    return create_engine(url, hide_parameters=True, pool_pre_ping=True)
+    if path is None:
+        # hide_parameters: a failed statement's message would otherwise carry the tokens.
+        return create_engine(url, hide_parameters=True, pool_pre_ping=True)
+    ensure_private_dir(path.parent)
+    # An existing file is never opened here: closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, those of SQLite's open connections included (a
+    # WAL connection holds one as long as it is open: without it, another process closing
+    # its last connection would take the WAL for unused and delete it under this one).
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        new = True
+    except FileExistsError:
+        new = path.stat().st_size == 0
+    # No pre-ping: a connection to a file does not go stale, and the ping was a statement
+    # per write.
+    engine = create_engine(url, hide_parameters=True)
+    event.listen(engine, "connect", functools.partial(_sqlite_connect, wal=new))
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any, *, wal: bool) -> None:
+    """Each new connection to a SQLite file: FULL sync (a commit is on disk when it returns,
+    in either journal mode), and WAL for a file this process created. WAL with FULL is as
+    durable as the rollback journal with FULL (SQLite's default), with one fsync per commit
+    instead of several and no journal file made and removed each time; the ``-wal`` and
+    ``-shm`` files it keeps beside the database while it is open have its permissions
+    (0600), and the last connection to close folds the WAL back into the file."""
+    cursor = dbapi_connection.cursor()
+    try:
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+    finally:
+        cursor.close()
 
 
 def ensure_schema(engine: Engine, tables: Sequence[Table]) -> None:
@@ -362,6 +397,38 @@ def _dialect_insert(conn: Connection, table: Table) -> Any:
     return None
 
 
+# The upsert and insert-if-new statements, built once per (dialect, table, …) and reused:
+# a statement object computes its SQLAlchemy cache key once (it is memoized on the object),
+# and an ON CONFLICT DO UPDATE of ~20 columns costs about a millisecond to build — once per
+# write of a group, per table, it was most of the Python part of storing a login
+# (docs/performance.md, "The store's CPU"). The statements hold no values: the rows are the
+# parameters of each execute.
+_Statements = dict[tuple[str, Table, tuple[str, ...], tuple[str, ...]], Any]
+_UPSERTS: _Statements = {}
+_INSERTS_IF_NEW: _Statements = {}
+
+
+def _upsert_statement(
+    conn: Connection, table: Table, keys: tuple[str, ...], keep: tuple[str, ...]
+) -> Any:
+    """The dialect's INSERT … ON CONFLICT (keys) DO UPDATE of ``table`` (None for others)."""
+    cache_key = (conn.dialect.name, table, keys, keep)
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        stmt = _dialect_insert(conn, table)
+        if stmt is not None:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={
+                    column.name: stmt.excluded[column.name]
+                    for column in table.columns
+                    if column.name not in keys and column.name != "id" and column.name not in keep
+                },
+            )
+        stmt = _UPSERTS.setdefault(cache_key, stmt)
+    return stmt
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -374,16 +441,8 @@ def upsert(
     keep their stored value on update (``first_seen``)."""
     if not rows:
         return
-    stmt = _dialect_insert(conn, table)
+    stmt = _upsert_statement(conn, table, tuple(keys), tuple(keep))
     if stmt is not None:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={
-                column.name: stmt.excluded[column.name]
-                for column in table.columns
-                if column.name not in keys and column.name != "id" and column.name not in keep
-            },
-        )
         conn.execute(stmt, list(rows))
         return
     # Other dialects: update, else insert, in the caller's transaction.
@@ -398,9 +457,15 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], k
     """Insert the ``rows`` whose unique ``key`` is not stored yet; skip the others."""
     if not rows:
         return
-    stmt = _dialect_insert(conn, table)
+    cache_key = (conn.dialect.name, table, (key,), ())
+    stmt = _INSERTS_IF_NEW.get(cache_key)
+    if stmt is None:
+        stmt = _dialect_insert(conn, table)
+        if stmt is not None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[key])
+        stmt = _INSERTS_IF_NEW.setdefault(cache_key, stmt)
     if stmt is not None:
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=[key]), list(rows))
+        conn.execute(stmt, list(rows))
         return
     for row in rows:  # other dialects: look first
         if conn.scalar(select(table.c[key]).where(table.c[key] == row[key])) is None:

@@ -110,6 +110,27 @@ def test_a_second_poll_answers_the_held_one_and_a_kick_wakes_it(simulator):
 
 @pytest.mark.simulator(**WORLD)
 @pytest_twisted.inlineCallbacks
+def test_answered_messages_are_those_a_poll_handed_out_not_the_queued_ones(simulator):
+    # /_sim/messages lists what was queued for the account; ``answered`` only what poll2
+    # answered with: a kick jumps the queue (§5.3) and the messages behind it never leave.
+    c = yield deferToThread(ready, simulator, "erin")
+    items = [simulator.inject_message("erin", "buddy", None, f"m{n}")[0] for n in range(3)]
+    simulator.inject_message("erin", "status", None, "busy")  # not a message
+    first = yield deferToThread(lambda: c.poll().json())
+    assert first["result"] == [items[0]]
+    assert simulator.received("erin") == items
+    assert simulator.received("erin", answered=True) == [items[0]]
+    second = yield deferToThread(lambda: c.poll().json())
+    assert second["result"] == [items[1]]
+    assert simulator.received("erin", answered=True) == items[:2]
+    simulator.kick("erin")
+    kicked = yield deferToThread(lambda: c.poll().json())
+    assert kicked["result"][0]["poll_type"] == "kick_message"
+    assert simulator.received("erin", answered=True) == []  # a dead session: forgotten
+
+
+@pytest.mark.simulator(**WORLD)
+@pytest_twisted.inlineCallbacks
 def test_messages_of_every_kind_one_per_answer(simulator):
     c = yield deferToThread(ready, simulator, "dave")
     world = simulator.world("dave")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +20,17 @@ from webqq_scrapy.store import (
     list_outcomes,
     load_credentials,
 )
-from webqq_scrapy.store.database import ensure_schema
+from webqq_scrapy.store.database import DatabaseStore, ensure_schema
 from webqq_scrapy.store.json_file import update_json_store, write_json_atomic
 from webqq_scrapy.store.records import credentials_record, outcome_record
 from webqq_scrapy.store.sql import (
     create_db_engine,
+    read_db_attempts,
+    read_db_credentials,
     upsert_attempts,
     upsert_credentials,
 )
+from webqq_scrapy.store.writer import keyed_record
 
 ALICE = make_credentials("alice")
 BOB_EXPIRED = make_credentials("bob", expires_at="2020-01-01T00:00:00.000Z")
@@ -116,6 +120,122 @@ def test_unreadable_json_files_raise_store_error(tmp_path):
 def test_one_source_at_a_time(tmp_path, sqlite_url):
     with pytest.raises(ValueError, match="not both"):
         load_credentials("alice", json_path=tmp_path / "c.json", database_url=sqlite_url)
+
+
+def _login_batch(*entries: tuple[object, str]) -> dict:
+    """A writer's batch of records: (item, run_id) pairs, keyed as the writer keys them."""
+    batch = {}
+    for item, run_id in entries:
+        key, record = keyed_record(item, run_id)
+        batch[key] = record
+    return batch
+
+
+def test_sqlite_and_postgresql_store_the_same_rows_group_after_group(sqlite_url, postgres_url):
+    # The upsert statements are built once and reused by every write (and both dialects in
+    # one process): each group still inserts new rows and replaces those of its keys.
+    first = _login_batch(
+        (make_credentials("alice"), "r1"),
+        (make_outcome("alice", "ok"), "r1"),
+        (make_credentials("bob", nickname=None, clientid=None), "r1"),
+        (make_outcome("bob", "timeout"), "r1"),
+    )
+    second = _login_batch(
+        (make_credentials("alice", ptwebqq="SECRET-pt-alice-2", cookies=[]), "r2"),
+        (make_outcome("alice", "ok"), "r2"),
+        # replaces bob's attempt of r1
+        (make_outcome("bob", "ok", qr_refreshes=2, extra={"polls": [1, 2], "note": "慢"}), "r1"),
+    )
+    rows = {}
+    for url in (sqlite_url, postgres_url):
+        store = DatabaseStore(url)
+        store.open()
+        for batch in (first, second):
+            store.write(batch)
+        store.close()
+        engine = create_db_engine(url)
+        credentials = read_db_credentials(engine)
+        attempts = [{k: v for k, v in row.items() if k != "id"} for row in read_db_attempts(engine)]
+        engine.dispose()
+        rows[url] = (credentials, attempts)
+    assert rows[sqlite_url] == rows[postgres_url]
+    credentials, attempts = rows[sqlite_url]
+    assert [(c["account"], c["ptwebqq"], c["cookies"]) for c in credentials] == [
+        ("alice", "SECRET-pt-alice-2", []),
+        ("bob", "SECRET-pt-bob", credentials_record(make_credentials("bob"))["cookies"]),
+    ]
+    assert credentials[1]["nickname"] is None and credentials[1]["clientid"] is None
+    assert sorted(
+        (a["run_id"], a["account"], a["outcome"], a["qr_refreshes"]) for a in attempts
+    ) == [
+        ("r1", "alice", "ok", 0),
+        ("r1", "bob", "ok", 2),
+        ("r2", "alice", "ok", 0),
+    ]
+    assert [a["extra"] for a in attempts if a["account"] == "bob"] == [
+        {"polls": [1, 2], "note": "慢"}
+    ]
+
+
+def test_a_new_sqlite_file_is_private_beside_its_wal_and_whole_again_once_closed(
+    sqlite_url, tmp_path
+):
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    store = DatabaseStore(sqlite_url)
+    store.open()
+    store.write(_login_batch((make_credentials("alice"), "r1"), (make_outcome("alice"), "r1")))
+    # While the store is open SQLite keeps its write-ahead log beside the file: as private.
+    files = {path.name: path.stat().st_mode & 0o777 for path in db.parent.iterdir()}
+    assert files == {name: 0o600 for name in (db.name, f"{db.name}-wal", f"{db.name}-shm")}
+    store.close()
+    # Closed, the file alone holds everything (a copy of it is a whole backup).
+    assert [path.name for path in db.parent.iterdir()] == [db.name]
+    copy = tmp_path / "backup" / "copy.sqlite3"
+    copy.parent.mkdir()
+    copy.write_bytes(db.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT account FROM credentials").fetchall() == [("alice",)]
+        assert conn.execute("SELECT account FROM login_attempts").fetchall() == [("alice",)]
+    assert load_credentials("alice", database_url=sqlite_url) == make_credentials("alice")
+
+
+def test_a_second_engine_on_the_file_in_one_process_loses_no_write(sqlite_url):
+    # A crawl opens the file more than once (its pipeline, the outbox, the journal); another
+    # program reading it meanwhile must not take the open write-ahead log for unused.
+    db = sqlite_url.removeprefix("sqlite:///")
+    store = DatabaseStore(sqlite_url)
+    store.open()
+    store.write(_login_batch((make_credentials("alice"), "r1")))
+    create_db_engine(sqlite_url).dispose()  # what a second Database of the crawl does first
+    read = (
+        "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchall())"
+    )
+    query = "SELECT account FROM credentials ORDER BY account"
+    subprocess.run([sys.executable, "-c", read, db, query], check=True)  # opens and closes
+    store.write(_login_batch((make_credentials("bob"), "r1")))
+    seen = subprocess.run(
+        [sys.executable, "-c", read, db, query], check=True, capture_output=True, text=True
+    )
+    assert seen.stdout.strip() == "[('alice',), ('bob',)]"
+    store.close()
+    assert [c.account for c in list_credentials(database_url=sqlite_url)] == ["alice", "bob"]
+
+
+def test_an_existing_sqlite_file_keeps_its_journal_mode(sqlite_url):
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    db.parent.mkdir(mode=0o700)
+    with sqlite3.connect(db) as conn:  # made by another program, in the rollback journal mode
+        conn.execute("CREATE TABLE other (x INTEGER)")
+    conn.close()
+    store = DatabaseStore(sqlite_url)
+    store.open()
+    store.write(_login_batch((make_credentials("alice"), "r1")))
+    assert sorted(path.name for path in db.parent.iterdir()) == [db.name]
+    store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert conn.execute("SELECT account FROM credentials").fetchall() == [("alice",)]
+    conn.close()
 
 
 # --- timestamps --------------------------------------------------------------------------
