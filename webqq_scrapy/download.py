@@ -19,7 +19,9 @@ middlewares, or the event loop does anything else. An answer without a length (c
 ended by the close of the connection) is handed over when this handler has the response,
 before it returns it. So a message the process has read is in the journal before any code
 that could be slow or killed holds it (docs/data-spiders.md, "A kill loses no message").
-Other requests cost one look-up in their ``meta`` per chunk read.
+The handler listens to those two signals only while one of its journaled requests is in
+flight (connected when the first starts, disconnected when the last ends), so the other
+requests, a login crawl's all of them, pay nothing for the journal.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from webqq_scrapy import signals as webqq_signals
 from webqq_scrapy.meta import META_JOURNAL
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine, Generator
 
     from scrapy import Request
     from scrapy.crawler import Crawler
@@ -78,10 +80,17 @@ class StoppableDownloadHandler(HTTP11DownloadHandler):
         # every request's signals: each journals only its own.
         self._answers: dict[Request, _Answer | None] = {}
         crawler.signals.connect(self.cancel, signal=webqq_signals.cancel_downloads)
-        crawler.signals.connect(self._headers_received, signal=signals.headers_received)
-        crawler.signals.connect(self._bytes_received, signal=signals.bytes_received)
 
     # ---- the journal: an answer is written the moment its last byte is read ----------------
+
+    def _listen(self, on: bool) -> None:
+        """Connect (or disconnect) the journal's receivers of the download signals: Scrapy
+        sends ``bytes_received`` for every chunk of every answer, and each receiver costs
+        each of them a call, so they are connected only while a journaled request is in
+        flight (``download_request``)."""
+        change = self.crawler.signals.connect if on else self.crawler.signals.disconnect
+        change(self._headers_received, signal=signals.headers_received)
+        change(self._bytes_received, signal=signals.bytes_received)
 
     def _headers_received(
         self, headers: Headers, body_length: Any, request: Request, **kwargs: Any
@@ -136,6 +145,8 @@ class StoppableDownloadHandler(HTTP11DownloadHandler):
     async def download_request(self, request: Request) -> Response:
         if not request.meta.get(META_JOURNAL):
             return await self._download(request)
+        if not self._answers:
+            self._listen(True)  # the first journaled request in flight
         self._answers[request] = None
         try:
             response = await self._download(request)
@@ -143,15 +154,17 @@ class StoppableDownloadHandler(HTTP11DownloadHandler):
             return response
         finally:
             self._answers.pop(request, None)
+            if not self._answers:
+                self._listen(False)  # the last one ended
 
     async def _download(self, request: Request) -> Response:
         download = super().download_request(request)
         try:
             if is_asyncio_available():
-                task = asyncio.ensure_future(download)
-                self._inflight[request] = task.cancel
+                awaited = _Cancellable(download)
+                self._inflight[request] = awaited.cancel
                 try:
-                    return await task
+                    return await awaited
                 except asyncio.CancelledError:
                     if request not in self._stopped:
                         raise  # not ours: whoever cancelled the caller
@@ -167,3 +180,55 @@ class StoppableDownloadHandler(HTTP11DownloadHandler):
         finally:
             self._inflight.pop(request, None)
             self._stopped.discard(request)
+
+
+class _Cancellable:
+    """A coroutine awaited in its caller's task, whose wait a :meth:`cancel` can end.
+
+    What ``asyncio.ensure_future(coroutine)`` and ``Task.cancel`` did for each download,
+    without a task of its own: a Task per download cost an object and an extra turn of the
+    event loop at its start and at its end (about 20 µs a request). The coroutine's steps
+    run in the caller's task; :meth:`cancel` cancels the future the coroutine waits on
+    (Scrapy's download: the future of its Deferred, whose cancel closes the connection), so
+    the coroutine gets ``asyncio.CancelledError`` there, as a cancelled task's would; a
+    cancel while it waits on nothing cancellable is thrown in at its next step.
+    """
+
+    __slots__ = ("coroutine", "must_cancel", "waiting")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self.coroutine = coroutine
+        self.waiting: Any = None  # what the coroutine waits on now
+        self.must_cancel = False
+
+    def cancel(self) -> None:
+        waiting = self.waiting
+        if waiting is None or not hasattr(waiting, "cancel") or not waiting.cancel():
+            self.must_cancel = True
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine = self.coroutine
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            if self.must_cancel and error is None:
+                self.must_cancel = False
+                error = asyncio.CancelledError()
+            try:
+                if error is None:
+                    self.waiting = coroutine.send(value)
+                else:
+                    self.waiting = coroutine.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                value = error = None
+            try:
+                value = yield self.waiting
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:  # thrown in by the task: on to the coroutine
+                error = exc
+            finally:
+                self.waiting = None

@@ -125,7 +125,8 @@ class TargetRoutingMiddleware:
             await embedded.stop()
 
     def process_request(self, request: Request) -> None:
-        host = urlsplit(request.url).hostname or ""
+        # urlparse_cached: the split URL is kept for the cookies and proxy middlewares after.
+        host = urlparse_cached(request).hostname or ""
         if not (host == "qq.com" or host.endswith(".qq.com")):
             return
         target = request.meta.get(META_TARGET)
@@ -148,9 +149,15 @@ class TargetRoutingMiddleware:
         if account is not None:
             # The proxy user name tells the simulator which person's phone this client
             # belongs to (per-account phone behaviour); it never reaches a qq.com host.
-            parts = urlsplit(proxy)
-            proxy = f"{parts.scheme}://{quote(str(account), safe='')}:@{parts.netloc}"
+            scheme, netloc = _scheme_netloc(proxy)
+            proxy = f"{scheme}://{quote(str(account), safe='')}:@{netloc}"
         request.meta["proxy"] = proxy
+
+
+@functools.lru_cache(maxsize=64)  # a crawl routes to one simulator, or one per stored target
+def _scheme_netloc(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 # The Public Suffix List as shipped inside the installed tldextract (its "snapshot"): no
@@ -185,12 +192,12 @@ class OfflineCookiesMiddleware(CookiesMiddleware):
     ) -> None:
         # The same rule as Scrapy 2.19's: a cookie set for a public suffix is kept only by
         # that very host, and then scoped to it alone.
+        hostname = urlparse_cached(request).hostname
+        if hostname is None:
+            return
+        request_domain = hostname.lower()
         for cookie in cookies:
             cookie_domain = cookie.domain.removeprefix(".")
-            hostname = urlparse_cached(request).hostname
-            if hostname is None:
-                continue
-            request_domain = hostname.lower()
             if cookie_domain and is_public_suffix(cookie_domain):
                 if cookie_domain != request_domain:
                     continue

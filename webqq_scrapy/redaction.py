@@ -64,9 +64,24 @@ _PATTERNS = (
 )
 
 
+_NAME_PATTERNS, _COOKIE_PATTERNS = _PATTERNS[:3], _PATTERNS[3:]
+# What a Cookie line needs (with the same case rule as its pattern: re.I matches more than
+# str.lower() does, e.g. the dotless "ı" for "i").
+_COOKIE_HINT = re.compile(r"cookie: ", re.I)
+
+
 def redact_text(text: str) -> str:
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    # Every log line written passes here; most hold no secret. The patterns are tried only
+    # when what they need is in the text (a secret's name, or "cookie: "): the same result,
+    # without the four scans of the whole line (about 30 µs each) for the others.
+    for name in SECRET_NAMES:
+        if name in text:
+            for pattern, replacement in _NAME_PATTERNS:
+                text = pattern.sub(replacement, text)
+            break
+    if _COOKIE_HINT.search(text):
+        for pattern, replacement in _COOKIE_PATTERNS:
+            text = pattern.sub(replacement, text)
     return text
 
 

@@ -48,6 +48,20 @@ def test_a_name_that_only_ends_like_a_secret_is_left_alone():
     assert redact_text("my_vfwebqq_count=3 x-ptwebqq=4") == "my_vfwebqq_count=3 x-ptwebqq=4"
 
 
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ("COOKIE: uin=o123; skey=@S1", "@S1"),
+        ("x set-cookie: p_skey=PS2; Path=/", "PS2"),
+        ("Cook\u0131e: anything=S3", "S3"),  # a dotless i is an "i" to re.I, not to lower()
+        ("poll ok {'g_tk': 42424242}", "42424242"),
+        ("tail ptsigx=S5", "S5"),
+    ],
+)
+def test_a_secret_anywhere_in_a_line_is_replaced_whatever_else_it_holds(line, secret):
+    assert secret not in redact_text(f"Account alice: {line}")
+
+
 def test_an_item_is_shown_with_its_secret_fields_replaced():
     item = make_credentials("alice")
     shown = redact_item(item)

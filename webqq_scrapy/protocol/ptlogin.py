@@ -151,9 +151,9 @@ def ptqrshow_url(scheme: str, t: float) -> str:
     return f"{base(HOST_PTLOGIN, scheme)}{PATH_PTQRSHOW}?{query}"
 
 
-def ptqrlogin_url(scheme: str, ptqrtoken: int, elapsed_ms: int) -> str:
+def _ptqrlogin_params(ptqrtoken: object, action: object) -> list[tuple[str, object]]:
     """§3.2: the official parameter table, ``ptqrtoken`` first."""
-    params = [
+    return [
         ("ptqrtoken", ptqrtoken),
         ("webqq_type", 10),
         ("remember_uin", 1),
@@ -167,7 +167,7 @@ def ptqrlogin_url(scheme: str, ptqrtoken: int, elapsed_ms: int) -> str:
         ("pttype", 1),
         ("dumy", ""),
         ("fp", "loginerroralert"),
-        ("action", f"0-0-{elapsed_ms}"),
+        ("action", action),
         ("mibao_css", "m_webqq"),
         ("t", "undefined"),
         ("g", 1),
@@ -176,7 +176,22 @@ def ptqrlogin_url(scheme: str, ptqrtoken: int, elapsed_ms: int) -> str:
         ("login_sig", ""),
         ("pt_randsalt", 0),
     ]
-    return f"{base(HOST_PTLOGIN, scheme)}{PATH_PTQRLOGIN}?{urlencode(params)}"
+
+
+# The table encoded once around its two values that change (a client polls every 2 s):
+# ``?ptqrtoken=`` + token + the fixed middle + ``action=0-0-`` + ms + the fixed tail. Digits
+# and ``-`` are the same encoded, so the URL is exactly ``urlencode`` of the table.
+_PTQRLOGIN_HEAD, _PTQRLOGIN_MIDDLE, _PTQRLOGIN_TAIL = urlencode(
+    _ptqrlogin_params("\0", "0-0-\0")
+).split("%00")
+
+
+def ptqrlogin_url(scheme: str, ptqrtoken: int, elapsed_ms: int) -> str:
+    """§3.2: the official parameter table, ``ptqrtoken`` first."""
+    return (
+        f"{base(HOST_PTLOGIN, scheme)}{PATH_PTQRLOGIN}?{_PTQRLOGIN_HEAD}{ptqrtoken:d}"
+        f"{_PTQRLOGIN_MIDDLE}{elapsed_ms:d}{_PTQRLOGIN_TAIL}"
+    )
 
 
 def getvfwebqq_url(scheme: str, ptwebqq: str, t_ms: int) -> str:

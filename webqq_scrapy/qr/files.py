@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 
 from webqq_scrapy.dirs import (
@@ -69,8 +70,32 @@ def save_qr(directory: str | os.PathLike[str], account: str, png: bytes) -> Path
     another user, not even for a moment. No fsync: a QR outlives neither its two minutes
     nor a crash, and the call must stay short in the crawl's thread.
     """
-    path = qr_path(ensure_qr_dir(directory), account)
+    path = qr_path(_checked_qr_dir(directory), account)
     replace_private(path, png)
+    return path
+
+
+# The full check of a QR directory (``ensure_qr_dir``: the directory and every one above it,
+# a dozen system calls and about 0.1 ms) runs again for each save at most this often; a
+# save in between checks the directory itself (one ``stat``) as the full check would.
+ANCESTORS_RECHECK_S = 1.0
+
+# directory as given → (its absolute path, when its full check passed: time.monotonic())
+_checked: dict[str, tuple[Path, float]] = {}
+
+
+def _checked_qr_dir(directory: str | os.PathLike[str]) -> Path:
+    """``ensure_qr_dir(directory)``, with the check of the directories above it done at
+    most every :data:`ANCESTORS_RECHECK_S` (a crawl saves a QR for every account)."""
+    key = os.fspath(directory)
+    known = _checked.get(key)
+    if known is not None and time.monotonic() - known[1] < ANCESTORS_RECHECK_S:
+        path = known[0]
+        with contextlib.suppress(OSError):  # gone or unreadable: the full check says how
+            if qr_dir_problem(path) is None:
+                return path
+    path = ensure_qr_dir(directory)
+    _checked[key] = (path, time.monotonic())
     return path
 
 

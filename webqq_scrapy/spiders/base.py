@@ -34,6 +34,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -451,6 +452,12 @@ class AccountSpider(scrapy.Spider):
 
     # ---- requests ------------------------------------------------------------------------
 
+    @functools.cached_property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:  # type: ignore[override]
+        """Scrapy's spider logger, made once: Scrapy's ``logger`` property builds a new
+        adapter at every access, so at every log call, even a DEBUG one an INFO crawl drops."""
+        return super().logger
+
     def account_request(
         self,
         url: str,
@@ -498,9 +505,14 @@ class AccountSpider(scrapy.Spider):
         call = web2.CALLS.get(step)
         return DEFAULT_MAX_ANSWER_BYTES if call is None else call.max_answer_bytes
 
+    # DOWNLOAD_TIMEOUT, read once: the crawl's settings are frozen before its first request.
+    _download_timeout: float | None = None
+
     def _cap_timeout(self, meta: dict[str, Any], state: AccountState) -> None:
         """A request may not outlive the account's deadline (WEBQQ_LOGIN_TIMEOUT)."""
-        default = self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
+        default = self._download_timeout
+        if default is None:
+            default = self._download_timeout = self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
         remaining = state.deadline - time.monotonic()
         meta["download_timeout"] = max(0.1, min(default, remaining))
 
@@ -839,7 +851,8 @@ class AccountSpider(scrapy.Spider):
 
     def jar_cookies(self, account: str) -> list[Cookie]:
         jar = self.cookie_jars().get(account)
-        return list(jar) if jar is not None else []
+        # iter(): list(jar) would first ask len(jar), which walks the whole jar once more.
+        return list(iter(jar)) if jar is not None else []
 
     def cookie(self, account: str, name: str, domain: str | None = None) -> str | None:
         """The value of cookie ``name`` in the account's jar, on ``domain`` when given.
@@ -847,7 +860,8 @@ class AccountSpider(scrapy.Spider):
         ``domain`` is matched as the protocol places the cookie (``qq.com`` also matches
         the ``.qq.com`` a Set-Cookie Domain attribute is stored as).
         """
-        for cookie in self.jar_cookies(account):
+        jar = self.cookie_jars().get(account)
+        for cookie in jar if jar is not None else ():
             if cookie.name == name and (domain is None or cookie.domain.lstrip(".") == domain):
                 return cookie.value
         return None

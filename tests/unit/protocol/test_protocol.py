@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
 from webqq_scrapy import protocol
-from webqq_scrapy.protocol import ProtocolError, format_ptuicb, hash33, parse_ptuicb, web2
+from webqq_scrapy.protocol import ProtocolError, format_ptuicb, hash33, parse_ptuicb, ptlogin, web2
 
 
 @pytest.mark.parametrize(
@@ -63,6 +63,15 @@ def test_ptqrlogin_url_puts_ptqrtoken_first_and_has_the_official_parameters():
     assert dict(params)["aid"] == "501004106"
     assert dict(params)["daid"] == "164"
     assert dict(params)["action"] == "0-0-1234"
+
+
+@pytest.mark.parametrize(
+    ("token", "elapsed_ms"), [(0, 0), (1264130581, 1234), (4294967295, 120000)]
+)
+def test_ptqrlogin_url_is_the_official_table_urlencoded_in_order(token: int, elapsed_ms: int):
+    # The URL is assembled from pieces encoded once: it must be exactly the table's encoding.
+    query = urlsplit(protocol.ptqrlogin_url("http", token, elapsed_ms)).query
+    assert query == urlencode(ptlogin._ptqrlogin_params(token, f"0-0-{elapsed_ms}"))
 
 
 def test_login2_form_is_one_field_r_holding_json():

@@ -229,3 +229,19 @@ def test_existing_private_directory_is_used_as_is(tmp_path) -> None:
     path = qr.save_qr(directory, "alice", b"png")
     assert stat.S_IMODE(directory.stat().st_mode) == 0o755  # the user's choice, not changed
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_directory_changed_between_two_saves_is_checked_again(tmp_path) -> None:
+    # save_qr skips the check of the directories above for a moment, never the directory's.
+    directory = tmp_path / "qr"
+    first = qr.save_qr(directory, "alice", b"one")
+    directory.chmod(0o777)
+    with pytest.raises(PermissionError, match=r"WEBQQ_QR_DIR: .* writable by other users"):
+        qr.save_qr(directory, "alice", b"two")
+    directory.chmod(0o700)
+    for name in os.listdir(directory):
+        os.unlink(directory / name)
+    directory.rmdir()  # removed by hand mid-crawl: made again, private
+    second = qr.save_qr(directory, "alice", b"three")
+    assert second == first and second.read_bytes() == b"three"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
