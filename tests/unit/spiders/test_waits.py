@@ -24,9 +24,8 @@ from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import deferred_f_from_coro_f, deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.test import get_crawler
 
-from tests.settings import project_settings
 from tests.unit.spiders.test_qzone_spiders import store_sessions
-from tests.unit.spiders.test_web2base import OneCall, logged_in
+from tests.unit.spiders.test_web2base import OneCall, logged_in, settings_for
 from webqq_scrapy.items import LoginOutcome, SessionOutcome
 from webqq_scrapy.spiders.qrlogin import QRLoginSpider
 from webqq_scrapy.spiders.qzone import QzonePostsSpider
@@ -38,17 +37,18 @@ LONG = 120.0
 
 
 def settings(simulator: Any, tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    return project_settings(
-        WEBQQ_TARGET=simulator.url,
-        WEBQQ_QR_DIR=str(tmp_path / "qr"),
-        WEBQQ_QR_TERMINAL=False,
-        WEBQQ_POLL_INTERVAL=0.1,
-        WEBQQ_SCANNED_POLL_INTERVAL=0.1,
-        WEBQQ_JSON_PATH=str(tmp_path / "creds.json"),
-        WEBQQ_DATABASE_ENABLED=False,
-        WEBQQ_UNFINISHED_PATH=str(tmp_path / "unfinished.txt"),
-        **{"WEBQQ_RETRY_BACKOFF": 0.01, **extra},
-    )
+    """test_web2base's settings, the accounts left unfinished listed in tmp_path."""
+    unfinished = {"WEBQQ_UNFINISHED_PATH": str(tmp_path / "unfinished.txt")}
+    return settings_for(simulator, tmp_path, **{**unfinished, **extra})
+
+
+def assert_stopped_at_once(crawl: Crawl, took: float, tmp_path: Path, account: str) -> None:
+    """The stop ended the crawl long before the wait would have: no outcome stored, the
+    account listed unfinished."""
+    assert took < LONG / 2, took
+    assert crawl.crawler.stats.get_value("finish_reason") == "shutdown"
+    assert crawl.outcomes == []
+    assert listed_unfinished(tmp_path) == [account]
 
 
 class Crawl:
@@ -103,10 +103,7 @@ async def test_a_stop_during_a_retry_backoff_ends_the_crawl_at_once_account_unfi
     values = settings(simulator, tmp_path, WEBQQ_RETRY_BACKOFF=LONG, WEBQQ_LOGIN_TIMEOUT=600)
     crawl = Crawl(QRLoginSpider, values)
     took = await crawl.stop_while_waiting(simulator, "login2", accounts="alice")
-    assert took < LONG / 2, took
-    assert crawl.crawler.stats.get_value("finish_reason") == "shutdown"
-    assert crawl.outcomes == []
-    assert listed_unfinished(tmp_path) == ["alice"]
+    assert_stopped_at_once(crawl, took, tmp_path, "alice")
     # The retry was never made: nothing counted for it.
     assert not crawl.crawler.stats.get_value("webqq/retry/login2/count")
 
@@ -121,10 +118,7 @@ async def test_a_stop_while_a_refused_call_waits_to_be_asked_again_ends_the_craw
     OneCall.friends_hash = None
     crawl = Crawl(OneCall, settings(simulator, tmp_path, WEBQQ_RETRY_BACKOFF=LONG))
     took = await crawl.stop_while_waiting(simulator, "get_self_info2", accounts="alice")
-    assert took < LONG / 2, took
-    assert crawl.crawler.stats.get_value("finish_reason") == "shutdown"
-    assert crawl.outcomes == []
-    assert listed_unfinished(tmp_path) == ["alice"]
+    assert_stopped_at_once(crawl, took, tmp_path, "alice")
 
 
 @deferred_f_from_coro_f
@@ -136,10 +130,7 @@ async def test_a_stop_during_a_rate_limit_wait_ends_the_crawl_at_once_account_un
     values = settings(simulator, tmp_path, WEBQQ_QZONE_RATE_LIMIT_WAIT=LONG)
     crawl = Crawl(QzonePostsSpider, values)
     took = await crawl.stop_while_waiting(simulator, "qzone_msglist", accounts="dave")
-    assert took < LONG / 2, took
-    assert crawl.crawler.stats.get_value("finish_reason") == "shutdown"
-    assert crawl.outcomes == []
-    assert listed_unfinished(tmp_path) == ["dave"]
+    assert_stopped_at_once(crawl, took, tmp_path, "dave")
 
 
 @deferred_f_from_coro_f

@@ -58,8 +58,7 @@ def settings_for(simulator: Any, tmp_path: Any, **extra: Any) -> dict[str, Any]:
         WEBQQ_SCANNED_POLL_INTERVAL=0.1,
         WEBQQ_JSON_PATH=str(tmp_path / "creds.json"),
         WEBQQ_DATABASE_ENABLED=False,
-        WEBQQ_RETRY_BACKOFF=0.01,
-        **extra,
+        **{"WEBQQ_RETRY_BACKOFF": 0.01, **extra},
     )
 
 
