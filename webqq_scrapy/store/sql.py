@@ -387,14 +387,14 @@ class Database:
         self.close()
 
 
+# The dialects whose INSERT has ON CONFLICT, and that INSERT.
+_INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
 def _dialect_insert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT with ON CONFLICT (SQLite, PostgreSQL), or None for others."""
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    return None
+    insert = _INSERTS.get(conn.dialect.name)
+    return None if insert is None else insert(table)
 
 
 # The upsert and insert-if-new statements, built once per (dialect, table, …) and reused:
@@ -403,30 +403,26 @@ def _dialect_insert(conn: Connection, table: Table) -> Any:
 # write of a group, per table, it was most of the Python part of storing a login
 # (docs/performance.md, "The store's CPU"). The statements hold no values: the rows are the
 # parameters of each execute.
-_Statements = dict[tuple[str, Table, tuple[str, ...], tuple[str, ...]], Any]
-_UPSERTS: _Statements = {}
-_INSERTS_IF_NEW: _Statements = {}
-
-
-def _upsert_statement(
-    conn: Connection, table: Table, keys: tuple[str, ...], keep: tuple[str, ...]
+@functools.cache
+def _conflict_insert(
+    dialect: str, table: Table, keys: tuple[str, ...], keep: tuple[str, ...] | None
 ) -> Any:
-    """The dialect's INSERT … ON CONFLICT (keys) DO UPDATE of ``table`` (None for others)."""
-    cache_key = (conn.dialect.name, table, keys, keep)
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
-        stmt = _dialect_insert(conn, table)
-        if stmt is not None:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={
-                    column.name: stmt.excluded[column.name]
-                    for column in table.columns
-                    if column.name not in keys and column.name != "id" and column.name not in keep
-                },
-            )
-        stmt = _UPSERTS.setdefault(cache_key, stmt)
-    return stmt
+    """The dialect's INSERT … ON CONFLICT (keys): DO UPDATE of every column but the keys,
+    ``id`` and ``keep``; DO NOTHING when ``keep`` is None. None for other dialects."""
+    insert = _INSERTS.get(dialect)
+    if insert is None:
+        return None
+    stmt = insert(table)
+    if keep is None:
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={
+            column.name: stmt.excluded[column.name]
+            for column in table.columns
+            if column.name not in keys and column.name != "id" and column.name not in keep
+        },
+    )
 
 
 def upsert(
@@ -441,7 +437,7 @@ def upsert(
     keep their stored value on update (``first_seen``)."""
     if not rows:
         return
-    stmt = _upsert_statement(conn, table, tuple(keys), tuple(keep))
+    stmt = _conflict_insert(conn.dialect.name, table, tuple(keys), tuple(keep))
     if stmt is not None:
         conn.execute(stmt, list(rows))
         return
@@ -457,13 +453,7 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], k
     """Insert the ``rows`` whose unique ``key`` is not stored yet; skip the others."""
     if not rows:
         return
-    cache_key = (conn.dialect.name, table, (key,), ())
-    stmt = _INSERTS_IF_NEW.get(cache_key)
-    if stmt is None:
-        stmt = _dialect_insert(conn, table)
-        if stmt is not None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=[key])
-        stmt = _INSERTS_IF_NEW.setdefault(cache_key, stmt)
+    stmt = _conflict_insert(conn.dialect.name, table, (key,), None)
     if stmt is not None:
         conn.execute(stmt, list(rows))
         return
