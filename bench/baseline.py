@@ -44,7 +44,14 @@ from webqq_scrapy.protocol.ptlogin import (
     ptqrlogin_url,
     ptqrshow_url,
 )
-from webqq_scrapy.sources.lag import CpuHeadroom, FeltWait, LoopLag, Pacer, paced_rate
+from webqq_scrapy.sources.lag import (
+    CpuHeadroom,
+    FeltWait,
+    LoginDuration,
+    LoopLag,
+    Pacer,
+    paced_rate,
+)
 from webqq_scrapy.spiders.qrlogin import LOGIN_DURATION_PRIOR
 
 if TYPE_CHECKING:
@@ -98,14 +105,16 @@ class BaselineSpider(scrapy.Spider):
         )
         self.pacer = Pacer()
         self.felt_wait = FeltWait()
-        self.login_duration = LOGIN_DURATION_PRIOR  # as qrlogin measures it
+        # As qrlogin measures it: the prior handed over to the measured ones gradually.
+        self.login_duration = LoginDuration(LOGIN_DURATION_PRIOR, self.headroom.horizon)
         self.started: dict[str, float] = {}  # account -> time.monotonic() of its first request
 
     def admission_rate(self) -> float:
         """qrlogin.admission_rate: the fixed rate, else the rate that fills the CPU share
         over one login's time; slowed while the felt wait is over MAX_WAIT."""
         share, _, _, fixed, max_wait = self.admission
-        rate = fixed or (self.headroom.rate(share, self.login_duration) if share else 0.0)
+        duration = self.login_duration.value(time.monotonic())
+        rate = fixed or (self.headroom.rate(share, duration) if share else 0.0)
         if not max_wait or not self.in_flight:
             return rate
         return paced_rate(rate, max_wait, self.felt_wait.value)
@@ -239,10 +248,7 @@ class BaselineSpider(scrapy.Spider):
             self.last_ok = time.time()
             self.felt_wait.stored(account)
             took = time.monotonic() - self.started.pop(account, time.monotonic())
-            if self.ok > 1:  # qrlogin's average of login durations, the first replacing the prior
-                self.login_duration += (took - self.login_duration) * 0.1
-            else:
-                self.login_duration = took
+            self.login_duration.ended(took, time.monotonic())
         else:
             self.felt_wait.forget(account)
 

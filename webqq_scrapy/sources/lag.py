@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from scrapy.utils.asyncio import CallLaterResult
 
-__all__ = ["CpuHeadroom", "FeltWait", "LoopLag", "Pacer", "paced_rate"]
+__all__ = ["CpuHeadroom", "FeltWait", "LoginDuration", "LoopLag", "Pacer", "paced_rate"]
 
 
 class LoopLag:
@@ -104,6 +104,7 @@ class CpuHeadroom:
         self.saturated = saturated
         self.capacity = 1.0  # cores the process gets (measured while saturated)
         self.period = period
+        self.horizon = horizon
         self.prior = prior
         self.warm_up = warm_up
         self._cpu = cpu
@@ -218,6 +219,49 @@ class FeltWait:
             worst = max(worst, now - started)
             break
         return worst
+
+
+class LoginDuration:
+    """How long a login takes, admission to outcome, for :meth:`CpuHeadroom.rate`: ``prior``
+    until a login has ended ok, then a moving average of the measured ones, handed over
+    from the prior gradually, at the pace :class:`CpuHeadroom` takes in new costs.
+
+    Why gradually: the rate is share ÷ (cost × duration). Before any login has ended, the
+    cost measured is that of QRs and polls only (the steps after a confirm have not run
+    yet), and the long prior makes up for the missing part. The moment the first login
+    ends, its measured duration (about half the prior with the benchmark's phone) would
+    halve the product at once while the cost still lacks the steps after confirms — the
+    rate doubled for one cost horizon, a burst whose confirms came together one login
+    later and held admission back (the felt wait) for seconds after it: an idle core in
+    waves (docs/performance.md "Admission"). Blended with the weight the cost's moving
+    average gives the newer work, ``1 − exp(−elapsed / scale)``, the product stays about
+    level while the steps after confirms come into the cost. ``scale`` is ``horizon``, or
+    the first login's duration if shorter: the cost holds no more history without the
+    steps after a confirm than the time before the first login ended (with an instant
+    phone, a fraction of a second: the measured duration is taken almost at once).
+    Pure: the caller passes the time."""
+
+    def __init__(self, prior: float, horizon: float) -> None:
+        self.prior = prior
+        self.horizon = horizon
+        self.measured: float | None = None  # moving average of the logins ended ok
+        self._first: float | None = None  # when the first one ended
+        self._scale = horizon
+
+    def ended(self, took: float, now: float) -> None:
+        """A login ended ok after ``took`` seconds."""
+        if self.measured is None:
+            self.measured, self._first = took, now
+            self._scale = max(1e-3, min(self.horizon, took))
+        else:
+            self.measured += (took - self.measured) * 0.1
+
+    def value(self, now: float) -> float:
+        """Seconds."""
+        if self.measured is None or self._first is None:
+            return self.prior
+        weight = 1.0 - math.exp(-max(0.0, now - self._first) / self._scale)
+        return self.prior + (self.measured - self.prior) * weight
 
 
 def paced_rate(rate: float, max_wait: float, felt_wait: float) -> float:

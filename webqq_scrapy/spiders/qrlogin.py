@@ -64,7 +64,14 @@ from webqq_scrapy.protocol.login import (
 from webqq_scrapy.protocol.ptlogin import PNG_MAGIC
 from webqq_scrapy.protocol.session import STATUS_ENDED, STATUS_VALID
 from webqq_scrapy.sources.accounts import SpiderArgumentError, read_accounts
-from webqq_scrapy.sources.lag import CpuHeadroom, FeltWait, LoopLag, Pacer, paced_rate
+from webqq_scrapy.sources.lag import (
+    CpuHeadroom,
+    FeltWait,
+    LoginDuration,
+    LoopLag,
+    Pacer,
+    paced_rate,
+)
 from webqq_scrapy.spiders.base import (
     AccountSpider,
     AccountState,
@@ -107,7 +114,8 @@ PRIORITY_QR = 10
 # long a login takes, from admission to its outcome, before any has ended here — a person
 # needs 10–30 s to scan and confirm, and until a login has ended the cost of the steps after
 # a confirm is not in the measure yet (about as many requests as the QR and polls before
-# it), so the long end; measured from the logins that end ok afterwards.
+# it), so the long end; measured from the logins that end ok afterwards, and handed over to
+# the measured figure gradually (sources/lag.py LoginDuration).
 LOGIN_DURATION_PRIOR = 20.0
 
 __all__ = ["Login", "QRLoginSpider", "SpiderArgumentError", "parse_reuse", "read_accounts"]
@@ -196,9 +204,9 @@ class QRLoginSpider(AccountSpider):
         # WEBQQ_ADMISSION_MAX_WAIT: confirm → stored, measured (confirmed in check_sig_request,
         # stored when the Credentials item has passed the pipelines).
         self.felt_wait = FeltWait()
-        # How long an ok login takes, admission to outcome (a moving average).
-        self.login_duration = LOGIN_DURATION_PRIOR
-        self._ok_logins = 0
+        # How long an ok login takes, admission to outcome (a moving average, taken over from
+        # the prior at the pace the headroom's cost takes in the steps after confirms).
+        self.login_duration = LoginDuration(LOGIN_DURATION_PRIOR, self.headroom.horizon)
 
     @classmethod
     def check_arguments(cls, spargs: Mapping[str, Any]) -> None:
@@ -314,7 +322,8 @@ class QRLoginSpider(AccountSpider):
         config = self.config
         rate = config.admission_rate
         if not rate and config.admission_cpu_share:
-            rate = self.headroom.rate(config.admission_cpu_share, self.login_duration)
+            duration = self.login_duration.value(time.monotonic())
+            rate = self.headroom.rate(config.admission_cpu_share, duration)
         if not config.admission_max_wait or not self.active:
             return rate
         return paced_rate(rate, config.admission_max_wait, self.felt_wait.value)
@@ -786,11 +795,7 @@ class QRLoginSpider(AccountSpider):
         if outcome == OUTCOME_OK:
             stats.inc_value("webqq/login/ok")
             took = (datetime.now(UTC) - state.started_at).total_seconds()
-            if self._ok_logins:
-                self.login_duration += (took - self.login_duration) * 0.1
-            else:  # the first one measured replaces the prior
-                self.login_duration = took
-            self._ok_logins += 1
+            self.login_duration.ended(took, time.monotonic())
             self.logger.info(
                 "Account %s: ok after %d poll(s) and %d QR refresh(es)",
                 state.account,

@@ -9,7 +9,14 @@ import pytest
 from scrapy.utils.asyncio import call_later, sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from webqq_scrapy.sources.lag import CpuHeadroom, FeltWait, LoopLag, Pacer, paced_rate
+from webqq_scrapy.sources.lag import (
+    CpuHeadroom,
+    FeltWait,
+    LoginDuration,
+    LoopLag,
+    Pacer,
+    paced_rate,
+)
 
 
 @deferred_f_from_coro_f
@@ -198,6 +205,34 @@ def test_headroom_spreads_its_admissions_over_one_login():
     # Nothing spent in the horizon (an idle process): a finite, high rate, no error.
     idle = CpuHeadroom(lambda: 0, prior=0.0, warm_up=1e9)
     assert 0 < idle.rate(1.0, 10.0) < float("inf")
+
+
+def test_the_first_login_hands_the_prior_over_gradually_not_at_once():
+    # The benchmark's phone: the first login ends 10 s after the start, against the 20 s
+    # prior. Were the measured 10 s taken at once, the rate (share ÷ (cost × duration))
+    # would double while the cost still lacks the steps after confirms.
+    duration = LoginDuration(prior=20.0, horizon=10.0)
+    assert duration.value(0.0) == 20.0  # nothing ended: the prior
+    duration.ended(10.0, now=10.0)
+    assert duration.value(10.0) == 20.0  # the moment it ends: no jump
+    one_horizon = duration.value(20.0)
+    assert 13.0 < one_horizon < 14.5  # 20 − 10 × (1 − 1/e) ≈ 13.7: part way
+    assert duration.value(15.0) > one_horizon > duration.value(30.0)  # steadily down
+    assert abs(duration.value(100.0) - 10.0) < 0.01  # then the measured one
+    # Later logins move the average by a tenth of their difference.
+    duration.ended(20.0, now=100.0)
+    assert abs(duration.value(100.0) - 11.0) < 0.01
+
+
+def test_an_instant_phone_takes_its_measured_duration_almost_at_once():
+    # With an instant phone the first login ends 0.5 s after the start: the cost has never
+    # gone without the steps after a confirm, so the prior leaves within about a second
+    # instead of holding the rate at a fraction for a 10 s horizon.
+    duration = LoginDuration(prior=20.0, horizon=10.0)
+    duration.ended(0.5, now=0.5)
+    assert duration.value(0.5) == 20.0
+    assert duration.value(3.0) < 2.0  # five of its own durations later: near 0.5
+    assert abs(duration.value(10.0) - 0.5) < 0.01
 
 
 def test_max_wait_is_derived_from_the_poll_interval_or_given():
