@@ -433,6 +433,7 @@ class QRLoginSpider(AccountSpider):
             self.parse_ptqrshow,
             headers=headers,
             priority=PRIORITY_QR,
+            built_url=True,
         )
 
     @account_step(STEP_PTQRSHOW)
@@ -467,7 +468,7 @@ class QRLoginSpider(AccountSpider):
         headers = {"Referer": self.app.login_page_url(self.config.scheme)}
         login.machine.poll_sent()
         return self.account_request(
-            url, STEP_PTQRLOGIN, login, self.parse_ptqrlogin, headers=headers
+            url, STEP_PTQRLOGIN, login, self.parse_ptqrlogin, headers=headers, built_url=True
         )
 
     @account_step(STEP_PTQRLOGIN)
@@ -604,6 +605,7 @@ class QRLoginSpider(AccountSpider):
             self.parse_getvfwebqq,
             headers={"Referer": protocol.static_referer(self.config.scheme)},
             priority=PRIORITY_AFTER_CONFIRM,
+            built_url=True,
         )
 
     @account_step(STEP_GETVFWEBQQ)
@@ -624,6 +626,7 @@ class QRLoginSpider(AccountSpider):
             cls=scrapy.FormRequest,
             formdata=protocol.login2_form(login.ptwebqq),
             priority=PRIORITY_AFTER_CONFIRM,
+            built_url=True,
             headers={
                 "Referer": protocol.dynamic_referer(self.config.scheme),
                 "Origin": protocol.origin(protocol.HOST_DYNAMIC, self.config.scheme),
