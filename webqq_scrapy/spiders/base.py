@@ -50,6 +50,7 @@ from scrapy.utils.asyncio import call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import task
 from twisted.internet.defer import Deferred
+from w3lib.encoding import html_to_unicode, http_content_type_encoding, read_bom
 
 from webqq_scrapy import protocol
 from webqq_scrapy import signals as webqq_signals
@@ -135,6 +136,29 @@ class AccountState:
 
 def excerpt(body: bytes) -> str:
     return repr(body[:BODY_EXCERPT])
+
+
+def answer_text(response: Response) -> str:
+    """``response.text``, by the same steps without Scrapy's memoized look-ups (about 20 us
+    of a poll's answer): an answer that declares its charset in ``Content-Type`` and has no
+    byte-order mark is decoded as that charset as w3lib's ``html_to_unicode`` decodes it
+    (UTF-8, every answer of the login servers: ``decode("utf-8", "replace")``); any other
+    answer (no charset, a BOM, an encoding given to the response) goes through
+    ``response.text`` itself."""
+    body = response.body
+    content_type = response.headers.get(b"Content-Type")
+    if content_type and getattr(response, "_encoding", None) is None and not read_bom(body)[0]:
+        declared = _declared_charset(content_type)
+        if declared == "utf-8":
+            return body.decode("utf-8", "replace")
+        if declared is not None:
+            return html_to_unicode(f"charset={declared}", body)[1]
+    return response.text
+
+
+@functools.lru_cache(maxsize=32)  # a server answers with a handful of Content-Types
+def _declared_charset(content_type: bytes) -> str | None:
+    return http_content_type_encoding(content_type.decode("latin-1"))
 
 
 def read_envelope(response: Response, call: str, **decoding: Any) -> dict[str, Any]:

@@ -70,6 +70,7 @@ from webqq_scrapy.spiders.base import (
     AccountState,
     StepFailed,
     account_step,
+    answer_text,
     connect_item_passed,
     cookie_record,
     excerpt,
@@ -477,7 +478,7 @@ class QRLoginSpider(AccountSpider):
             raise StepFailed(
                 OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
             )
-        answer = protocol.parse_ptuicb(response.text)
+        answer = protocol.parse_ptuicb(answer_text(response))
         self.crawler.stats.inc_value(f"webqq/poll/status/{answer.code}")
         action = state.machine.poll_answered(answer, time.monotonic())
         async for result in self._carry_out(state, action, STEP_PTQRLOGIN):
