@@ -8,9 +8,10 @@ so that neither imports the other's package.
 from __future__ import annotations
 
 import contextlib
+import errno
+import itertools
 import os
 import stat
-import tempfile
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -58,15 +59,60 @@ def qr_dir_problem(path: Path) -> str | None:
     return None
 
 
-def replace_private(path: Path, data: bytes) -> None:
+# How a temporary file beside a private file is opened: created here and now (O_EXCL: an
+# existing name, a symbolic link too, is refused, never opened or followed), write-only,
+# not inherited by a child process; its mode is given to os.open (0600, the umask can only
+# take bits away).
+_TMP_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_TMP_MODE = 0o600
+# Names already taken in a row before replace_private gives up (tempfile's TMP_MAX is 10000;
+# a name here is unique to this process and this call, so one is taken only by someone
+# creating files named like ours on purpose).
+_TMP_TRIES = 100
+_tmp_serial = itertools.count()
+# Random per process (fixed at import): the names are not guessable in advance.
+_TMP_TOKEN = os.urandom(4).hex()
+
+
+def replace_private(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically, mode 0600: the bytes go to a temporary file
-    beside it (created 0600 and exclusively by ``mkstemp``, never through a link), which then
-    replaces ``path`` in one ``os.replace``; a failure removes it. No fsync."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    beside it, created 0600 and exclusively (``O_CREAT | O_EXCL | O_NOFOLLOW``: never an
+    existing file, never through a link), which then replaces ``path`` in one
+    ``os.replace``; a failure removes it. No fsync.
+
+    The temporary name is ``.NAME.PID-TOKEN-N.tmp`` (``TOKEN`` random per process, ``N`` a
+    counter): what ``tempfile.mkstemp`` guarantees, with two system calls' worth of Python
+    instead of mkstemp's and a file object's (a QR file is written for every account,
+    docs/performance.md).
+    """
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
+    prefix = f"{directory or '.'}/.{name}.{os.getpid()}-{_TMP_TOKEN}-"
+    for _ in range(_TMP_TRIES):
+        tmp = f"{prefix}{next(_tmp_serial)}.tmp"
+        try:
+            fd = os.open(tmp, _TMP_FLAGS, _TMP_MODE)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(
+            errno.EEXIST, f"no free temporary name after {_TMP_TRIES} tries", f"{prefix}N.tmp"
+        )
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

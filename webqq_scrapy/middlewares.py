@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -150,8 +151,15 @@ class TargetRoutingMiddleware:
             # The proxy user name tells the simulator which person's phone this client
             # belongs to (per-account phone behaviour); it never reaches a qq.com host.
             scheme, netloc = _scheme_netloc(proxy)
-            proxy = f"{scheme}://{quote(str(account), safe='')}:@{netloc}"
+            name = str(account)
+            if not _UNRESERVED.fullmatch(name):  # else quote() would return it unchanged
+                name = quote(name, safe="")
+            proxy = f"{scheme}://{name}:@{netloc}"
         request.meta["proxy"] = proxy
+
+
+# What urllib's quote(name, safe="") leaves as it is: a QQ number, most account names.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
 
 
 @functools.lru_cache(maxsize=64)  # a crawl routes to one simulator, or one per stored target

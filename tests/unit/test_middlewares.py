@@ -33,6 +33,23 @@ def test_qq_com_requests_go_through_the_simulator_as_the_account():
     assert bare.meta["proxy"] == SIMULATOR
 
 
+@pytest.mark.parametrize(
+    ("account", "user"),
+    [
+        ("123456789", "123456789"),
+        ("a.b_c-d~e", "a.b_c-d~e"),
+        ("bob@example.com", "bob%40example.com"),
+        ("a/b:c", "a%2Fb%3Ac"),
+        ("名字", "%E5%90%8D%E5%AD%97"),
+        ("", ""),
+    ],
+)
+def test_the_proxy_user_name_is_the_account_percent_encoded(account: str, user: str) -> None:
+    request = Request("https://ssl.ptlogin2.qq.com/ptqrlogin", meta={META_ACCOUNT: account})
+    routing().process_request(request)
+    assert request.meta["proxy"] == f"http://{user}:@127.0.0.1:8123"
+
+
 def test_other_hosts_are_left_alone():
     request = Request("http://example.com/qq.com", meta={META_ACCOUNT: "alice"})
     routing().process_request(request)

@@ -36,6 +36,17 @@ MAX_PTUICB_CHARS = 4096
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 _CODE_RE = re.compile(r"[0-9]{1,6}", re.ASCII)
+# A well-formed ptuiCB line (stripped), as parse_ptuicb's loop reads it: six or more quoted
+# arguments, a backslash taking the next character with it (unrolled: linear), blanks
+# between them, any whitespace and one optional ";" after the call. The first six captured.
+_BLANK = r"[ \t\r\n]*"
+_QUOTED = r"'([^'\\]*(?:\\.[^'\\]*)*)'"
+_PTUICB_LINE = re.compile(
+    rf"ptuiCB{_BLANK}\("
+    + ",".join([f"{_BLANK}{_QUOTED}{_BLANK}"] * 6)  # six groups: a repeated one keeps one
+    + rf"(?:,{_BLANK}'(?:[^'\\]*(?:\\.[^'\\]*)*)'{_BLANK})*\)\s*;?",
+    re.DOTALL,
+)
 _UIN_RE = re.compile(r"[oO]?([0-9]{1,20})", re.ASCII)
 # Characters a check_sig URL may hold: the unreserved and reserved sets of RFC 3986 minus
 # "@" and "\\", on which URL parsers disagree (a userinfo part, or a path separator for
@@ -66,6 +77,20 @@ def parse_ptuicb(text: str) -> PtuiCB:
     if len(text) > MAX_PTUICB_CHARS:
         raise ProtocolError(f"ptuiCB line of {len(text)} characters is too long")
     s = text.strip()
+    # A well-formed line (every answer of a working server) is matched by the regular
+    # expression engine; anything else takes the loop, which says what is wrong.
+    line = _PTUICB_LINE.fullmatch(s)
+    args = list(line.groups()) if line is not None else _ptuicb_args(text, s)
+    if len(args) < 6:
+        raise ProtocolError(f"ptuiCB has {len(args)} arguments, expected 6: {text[:80]!r}")
+    if not _CODE_RE.fullmatch(args[0]):
+        raise ProtocolError(f"ptuiCB code is not a number: {args[0][:20]!r}")
+    return PtuiCB(int(args[0]), args[1], args[2], args[3], args[4], args[5])
+
+
+def _ptuicb_args(text: str, s: str) -> list[str]:
+    """The quoted arguments of the stripped line ``s`` (of ``text``), read one character at
+    a time; a :class:`ProtocolError` says where the line is malformed."""
     if not s.startswith("ptuiCB"):
         raise ProtocolError(f"not a ptuiCB line: {text[:80]!r}")
     i, n = _skip_space(s, len("ptuiCB")), len(s)
@@ -95,11 +120,7 @@ def parse_ptuicb(text: str) -> PtuiCB:
     rest = s[i + 1 :].strip()
     if rest not in ("", ";"):
         raise ProtocolError(f"text after the ptuiCB call: {rest[:40]!r}")
-    if len(args) < 6:
-        raise ProtocolError(f"ptuiCB has {len(args)} arguments, expected 6: {text[:80]!r}")
-    if not _CODE_RE.fullmatch(args[0]):
-        raise ProtocolError(f"ptuiCB code is not a number: {args[0][:20]!r}")
-    return PtuiCB(int(args[0]), args[1], args[2], args[3], args[4], args[5])
+    return args
 
 
 def _skip_space(s: str, i: int) -> int:

@@ -30,9 +30,14 @@ def qr_path(directory: str | os.PathLike[str], account: str) -> Path:
     ``/``, ``..``, NUL or leading dot can reach the file system), and the hash of the full
     name keeps two names that share a slug ("a/b", "a_b") in two different files.
     """
+    return Path(directory, qr_name(account))
+
+
+def qr_name(account: str) -> str:
+    """The name of ``account``'s QR file in its directory (:func:`qr_path`)."""
     digest = hashlib.sha256(account.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     slug = _SAFE_CHARS.sub("_", account).strip("_")[:_MAX_SLUG] or "account"
-    return Path(directory) / f"qr-{slug}-{digest}.png"
+    return f"qr-{slug}-{digest}.png"
 
 
 def ensure_qr_dir(directory: str | os.PathLike[str]) -> Path:
@@ -70,9 +75,10 @@ def save_qr(directory: str | os.PathLike[str], account: str, png: bytes) -> Path
     another user, not even for a moment. No fsync: a QR outlives neither its two minutes
     nor a crash, and the call must stay short in the crawl's thread.
     """
-    path = qr_path(_checked_qr_dir(directory), account)
+    # One Path made, at the end: pathlib's joins cost more than the rest of the name.
+    path = f"{_checked_qr_dir(directory)}/{qr_name(account)}"
     replace_private(path, png)
-    return path
+    return Path(path)
 
 
 # The full check of a QR directory (``ensure_qr_dir``: the directory and every one above it,

@@ -70,6 +70,7 @@ from webqq_scrapy.spiders.base import (
     AccountState,
     StepFailed,
     account_step,
+    answer_text,
     connect_item_passed,
     cookie_record,
     excerpt,
@@ -433,6 +434,7 @@ class QRLoginSpider(AccountSpider):
             self.parse_ptqrshow,
             headers=headers,
             priority=PRIORITY_QR,
+            built_url=True,
         )
 
     @account_step(STEP_PTQRSHOW)
@@ -467,7 +469,7 @@ class QRLoginSpider(AccountSpider):
         headers = {"Referer": self.app.login_page_url(self.config.scheme)}
         login.machine.poll_sent()
         return self.account_request(
-            url, STEP_PTQRLOGIN, login, self.parse_ptqrlogin, headers=headers
+            url, STEP_PTQRLOGIN, login, self.parse_ptqrlogin, headers=headers, built_url=True
         )
 
     @account_step(STEP_PTQRLOGIN)
@@ -476,7 +478,7 @@ class QRLoginSpider(AccountSpider):
             raise StepFailed(
                 OUTCOME_PROTOCOL_ERROR, f"HTTP {response.status}: {excerpt(response.body)}"
             )
-        answer = protocol.parse_ptuicb(response.text)
+        answer = protocol.parse_ptuicb(answer_text(response))
         self.crawler.stats.inc_value(f"webqq/poll/status/{answer.code}")
         action = state.machine.poll_answered(answer, time.monotonic())
         async for result in self._carry_out(state, action, STEP_PTQRLOGIN):
@@ -604,6 +606,7 @@ class QRLoginSpider(AccountSpider):
             self.parse_getvfwebqq,
             headers={"Referer": protocol.static_referer(self.config.scheme)},
             priority=PRIORITY_AFTER_CONFIRM,
+            built_url=True,
         )
 
     @account_step(STEP_GETVFWEBQQ)
@@ -624,6 +627,7 @@ class QRLoginSpider(AccountSpider):
             cls=scrapy.FormRequest,
             formdata=protocol.login2_form(login.ptwebqq),
             priority=PRIORITY_AFTER_CONFIRM,
+            built_url=True,
             headers={
                 "Referer": protocol.dynamic_referer(self.config.scheme),
                 "Origin": protocol.origin(protocol.HOST_DYNAMIC, self.config.scheme),

@@ -30,6 +30,32 @@ def test_escaped_quotes_and_a_seventh_argument_are_accepted():
 @pytest.mark.parametrize(
     "line",
     [
+        "ptuiCB('67','0','u\\'v','0','a\\\\', 'n');",
+        "  ptuiCB ( '67' ,\t'0',\r\n'u\\'v' , '0','a\\\\',\n'n' ) ; \n",
+        "ptuiCB('67','0','u\\'v','0','a\\\\', 'n', 'seventh', '');",
+        "ptuiCB('67','0','u\\'v','0','a\\\\', 'n')\u00a0;",
+    ],
+)
+def test_blanks_escapes_and_extra_arguments_read_the_same(line):
+    cb = parse_ptuicb(line)
+    assert (cb.code, cb.extcode, cb.url, cb.redirect, cb.message, cb.nickname) == (
+        67,
+        "0",
+        "u\\'v",
+        "0",
+        "a\\\\",
+        "n",
+    )
+
+
+def test_an_escaped_newline_stays_inside_its_argument():
+    cb = parse_ptuicb("ptuiCB('66','0','','0','one\\\ntwo', 'n');")
+    assert cb.message == "one\\\ntwo"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
         "ptuiCB('66','0','','0','m');",  # five arguments
         "ptuiCB('66','0','','0','m', 'n'",  # no closing parenthesis
         "ptuiCB('66','0','','0','m', 'n);",  # unterminated string

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import stat
 
@@ -11,7 +12,7 @@ import segno
 import zxingcpp
 from PIL import Image
 
-from webqq_scrapy import qr
+from webqq_scrapy import dirs, qr
 
 PAYLOAD = "http://127.0.0.1:8000/phone/qr/3f2a9c1e7b"
 
@@ -200,6 +201,51 @@ def test_distinct_accounts_get_distinct_files(tmp_path) -> None:
     paths = {qr.save_qr(tmp_path, name, b"png") for name in names}
     assert len(paths) == len(names)
     assert qr.qr_path(tmp_path, "bob") == qr.qr_path(tmp_path, "bob")
+
+
+def _predictable_temporary_names(monkeypatch) -> str:
+    """Fix replace_private's per-process token and counter: the first temporary name of a
+    save of ``NAME`` is then ``.NAME.PID-t-0.tmp``, the next ``…-t-1.tmp``."""
+    monkeypatch.setattr(dirs, "_TMP_TOKEN", "t")
+    monkeypatch.setattr(dirs, "_tmp_serial", itertools.count())
+    return f"{os.getpid()}-t-"
+
+
+def test_a_link_at_the_temporary_name_is_never_written_through(tmp_path, monkeypatch) -> None:
+    directory = tmp_path / "qr"
+    directory.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    name = qr.qr_path(directory, "alice").name
+    stem = _predictable_temporary_names(monkeypatch)
+    planted = directory / f".{name}.{stem}0.tmp"
+    planted.symlink_to(victim)
+    path = qr.save_qr(directory, "alice", b"png")
+    assert path.read_bytes() == b"png"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert victim.read_bytes() == b"keep me"  # the link was refused, not followed
+    assert planted.is_symlink()
+    assert sorted(os.listdir(directory)) == sorted([name, planted.name])
+
+
+def test_no_free_temporary_name_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    target = tmp_path / "list.txt"
+    target.write_bytes(b"old")
+    stem = _predictable_temporary_names(monkeypatch)
+    for n in range(dirs._TMP_TRIES):
+        (tmp_path / f".list.txt.{stem}{n}.tmp").write_bytes(b"")
+    with pytest.raises(FileExistsError, match="no free temporary name after 100 tries"):
+        dirs.replace_private(target, b"new")
+    assert target.read_bytes() == b"old"
+
+
+def test_a_failed_replace_leaves_no_temporary_file(tmp_path) -> None:
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "inside").write_bytes(b"")
+    with pytest.raises(OSError):  # a file cannot replace a non-empty directory
+        dirs.replace_private(occupied, b"data" * 100_000)
+    assert os.listdir(tmp_path) == ["occupied"]
 
 
 def test_remove(tmp_path) -> None:
