@@ -303,18 +303,28 @@ def create_db_engine(url: str | URL) -> Engine:
     return engine
 
 
+# The page cache of each connection the store writes with, in KiB (SQLite's default is
+# 2,000 KiB). The writer only upserts rows found through their unique index, so a small
+# cache costs no measurable CPU (the pages it drops are re-read from the OS's file cache);
+# a full default cache was a fixed 2 MB of a crawl's memory, kept in the writer thread's
+# malloc arena and filled as the file grew with every account stored (docs/storage.md).
+SQLITE_CACHE_KIB = 256
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any, *, wal: bool) -> None:
     """Each new connection to a SQLite file: FULL sync (a commit is on disk when it returns,
     in either journal mode), and WAL for a file this process created. WAL with FULL is as
     durable as the rollback journal with FULL (SQLite's default), with one fsync per commit
     instead of several and no journal file made and removed each time; the ``-wal`` and
     ``-shm`` files it keeps beside the database while it is open have its permissions
-    (0600), and the last connection to close folds the WAL back into the file."""
+    (0600), and the last connection to close folds the WAL back into the file. The page
+    cache is ``SQLITE_CACHE_KIB`` (a memory bound; durability does not depend on it)."""
     cursor = dbapi_connection.cursor()
     try:
         if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     finally:
         cursor.close()
 

@@ -24,6 +24,7 @@ from webqq_scrapy.store.database import DatabaseStore, ensure_schema
 from webqq_scrapy.store.json_file import update_json_store, write_json_atomic
 from webqq_scrapy.store.records import credentials_record, outcome_record
 from webqq_scrapy.store.sql import (
+    SQLITE_CACHE_KIB,
     create_db_engine,
     read_db_attempts,
     read_db_credentials,
@@ -236,6 +237,21 @@ def test_an_existing_sqlite_file_keeps_its_journal_mode(sqlite_url):
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
         assert conn.execute("SELECT account FROM credentials").fetchall() == [("alice",)]
     conn.close()
+
+
+def test_the_store_keeps_a_small_sqlite_page_cache_on_a_new_and_an_existing_file(sqlite_url):
+    # SQLite's default cache (2,000 KiB a connection) filled as the file grew with every
+    # account stored: a fixed 2 MB of a long crawl's memory (docs/storage.md).
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    for _ in ("new", "existing"):
+        store = DatabaseStore(sqlite_url)
+        store.open()
+        store.write(_login_batch((make_credentials("alice"), "r1")))
+        with store.database.engine().connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+        store.close()
+        assert db.exists()
+    assert SQLITE_CACHE_KIB <= 256
 
 
 # --- timestamps --------------------------------------------------------------------------
