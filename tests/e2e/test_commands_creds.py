@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,28 @@ async def test_what_a_crawl_stored_is_listed(database_url):
         "2",
     ]
     assert "SECRET" not in result.stdout
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path):
+    """`scrapy creds list | head -1`: the reader closes the pipe before the table is
+    written; the command stops quietly with the status a shell gives SIGPIPE (141), as
+    `git log | head` does, instead of a BrokenPipeError traceback on the terminal."""
+    path = tmp_path / "creds.json"
+    update_json_store(path, {"alice": credentials_record(ALICE)}, {})
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "scrapy", "creds", "list", "--json-path", str(path)],
+            cwd=WORKDIR,
+            env={**os.environ, "PYTHONPATH": str(WORKDIR)},
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipeError" not in done.stderr
+    assert done.returncode == 141

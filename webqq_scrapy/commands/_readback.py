@@ -10,8 +10,10 @@ characters take two columns on a terminal: the table pads by display width.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 
 EXIT_NOTHING = 1
 EXIT_STORE = 3
+# The reader of standard output went away (`scrapy contacts alice | head`): the status a
+# shell shows for a program that SIGPIPE ended (128 + 13), as `git log | head` gives.
+EXIT_CLOSED_PIPE = 141
 T = TypeVar("T")
 
 
@@ -49,6 +54,32 @@ class OfflineCommand:
     requires_project = True
     requires_crawler_process = False
     default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+    exitcode: int
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__:
+            cls.run = _quiet_on_closed_pipe(cls.run)  # type: ignore[attr-defined]
+
+
+def _quiet_on_closed_pipe(run: Callable[..., None]) -> Callable[..., None]:
+    """A command's ``run`` that stops printing, without a traceback, when the reader of its
+    output has gone (``| head``): Python ignores SIGPIPE, so the next write raises
+    BrokenPipeError. Standard output is pointed at /dev/null so that the interpreter's
+    last flush does not raise it again; the exit status is EXIT_CLOSED_PIPE."""
+
+    @functools.wraps(run)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            run(self, *args, **kwargs)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            self.exitcode = EXIT_CLOSED_PIPE
+
+    return wrapper
 
 
 class Readback(OfflineCommand):
