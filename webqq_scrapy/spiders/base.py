@@ -719,6 +719,13 @@ class AccountSpider(scrapy.Spider):
         self._later.add(entry)
 
     def _later_due(self, entry: _Later) -> None:
+        # The timer holds the entry (its argument) and the entry holds the timer (to cancel
+        # it): a reference cycle that, left in place, keeps the entry, the account's state
+        # and the timer's objects alive until Python's cyclic collector runs, every
+        # WEBQQ_GC_THRESHOLD allocations: seconds of polls, megabytes at scale
+        # (docs/performance.md "Memory, fifth round"). Broken here, reference counting frees
+        # them as soon as the account no longer needs them.
+        entry.handle = None
         self._later.discard(entry)
         state = entry.state
         engine = self._engine()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -10,6 +12,7 @@ from scrapy import FormRequest, Request
 from scrapy.http import Response, TextResponse
 from scrapy.http.cookies import CookieJar
 from scrapy.utils.asyncgen import collect_asyncgen
+from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
@@ -186,6 +189,25 @@ async def test_waiting_poll_ends_the_callback_and_its_timer_makes_the_next_poll(
     assert request.headers["Referer"].decode() == protocol.login_page_url("http")
     assert login.polls == 1
     assert spider.crawler.stats.get_value("webqq/poll/status/66") == 1
+
+
+@deferred_f_from_coro_f
+async def test_a_fired_wait_timer_leaves_the_account_to_reference_counting(qrsig_jars):
+    # A wait's timer and its entry referred to each other: once fired, the pair, the
+    # account's state and the timer's objects (about ten per poll) stayed until the cyclic
+    # collector ran, every WEBQQ_GC_THRESHOLD allocations: megabytes at 10,000 accounts.
+    spider = make_spider(qrsig_jars)
+    login = login_state()
+    alive = weakref.ref(login)
+    spider.later(login, 0.0, "ptqrlogin", lambda: Request(POLL_URL))
+    del login
+    gc.disable()
+    try:
+        await sleep(0.05)
+        assert not spider._later  # the timer fired
+        assert alive() is None  # freed without a collection
+    finally:
+        gc.enable()
 
 
 @deferred_f_from_coro_f
