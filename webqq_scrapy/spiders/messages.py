@@ -130,13 +130,17 @@ class Held:
     polled_at: float = 0.0  # time.monotonic() of the last poll2 made
 
 
-def read_names(account: str, source: Mapping[str, Any]) -> tuple[Names, str] | None:
+def read_names(account: str, db: Database) -> tuple[Names, str] | None:
     """The names of ``account``'s stored contacts and when they were crawled; None when
     none are stored. Blocking (a database read): call it off the reactor thread. Only the
-    names are kept, not the contact records they come from."""
-    from webqq_scrapy.store.contacts import load_contacts_of
+    names are kept, not the contact records they come from. ``db`` is the crawl's one
+    reader of the store, shared by every session's read (an engine made per read cost
+    each session a new engine, dialect and pool: docs/performance.md "Messages: names
+    read per session")."""
+    from webqq_scrapy.store.contacts import read_db_contacts
 
-    contacts = load_contacts_of([account], **source).get(account)
+    engine = db.reader()
+    contacts = None if engine is None else read_db_contacts(engine, account)
     if contacts is None or contacts.snapshot is None:
         return None
     return Names.of(contacts), contacts.snapshot.crawled_at
@@ -275,7 +279,7 @@ class MessagesSpider(Web2Spider):
         self._journal_warned = False
         self.stopping = False
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
-        self.store_source: dict[str, Any] | None = None
+        self.names_db: Database | None = None  # the store, read for the sessions' names
         self.outbox: Database | None = None  # the outbox's database, while sending is on
         self._outbox_loop: task.LoopingCall | None = None
         self._stop_call: Any = None
@@ -308,7 +312,7 @@ class MessagesSpider(Web2Spider):
         except ValueError:
             source = {}
         if source.get("database_url"):
-            self.store_source = source
+            self.names_db = Database(source["database_url"])
             self.outbox = Database(source["database_url"], message_store.TABLES)
             self._outbox_loop = task.LoopingCall(self._outbox_tick)
             self._outbox_loop.start(self.messages_config.outbox_interval, now=False)
@@ -344,6 +348,10 @@ class MessagesSpider(Web2Spider):
         for tick in list(self._ticks):  # a claim on its way would renew the heartbeat
             await maybe_deferred_to_future(tick)
         await self.close_journal()
+        names_db, self.names_db = self.names_db, None
+        if names_db is not None:
+            # Reads still on a thread hold their own connection; dispose closes the idle ones.
+            await maybe_deferred_to_future(deferToThread(names_db.close))
         outbox = self.outbox
         if outbox is None:
             return
@@ -593,11 +601,11 @@ class MessagesSpider(Web2Spider):
 
     async def _names(self, state: Session) -> Names:
         """Names for the account's messages, from contacts stored for this login."""
-        if self.store_source is None:
+        if self.names_db is None:
             return Names()
         try:
             found = await maybe_deferred_to_future(
-                deferToThread(read_names, state.account, self.store_source)
+                deferToThread(read_names, state.account, self.names_db)
             )
         except Exception as exc:
             self.logger.warning(

@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import re
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -360,6 +361,10 @@ class Database:
     created or upgraded (:func:`ensure_schema`) once. :meth:`reader` is for reading: None
     while a SQLite file does not exist (nothing stored yet), and nothing is created.
     ``with Database(url) as engine`` reads.
+
+    One ``Database`` may be shared by threads (a crawl's reads on Scrapy's reactor
+    threads): the engine is made once under a lock, never twice, and SQLAlchemy's engine
+    and pool are thread-safe.
     """
 
     def __init__(self, url: str | URL, tables: Sequence[Table] = ()) -> None:
@@ -367,28 +372,32 @@ class Database:
         self.tables = tuple(tables)
         self._engine: Engine | None = None
         self._ensured = False
+        self._lock = threading.Lock()
 
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = create_db_engine(self.url)
-        if not self._ensured:
-            ensure_schema(self._engine, self.tables)
-            self._ensured = True
-        return self._engine
+        with self._lock:
+            if self._engine is None:
+                self._engine = create_db_engine(self.url)
+            if not self._ensured:
+                ensure_schema(self._engine, self.tables)
+                self._ensured = True
+            return self._engine
 
     def reader(self) -> Engine | None:
-        if self._engine is None:
-            path = sqlite_path(self.url)
-            if path is not None and not path.exists():
-                return None
-            self._engine = create_engine(self.url, hide_parameters=True, pool_pre_ping=True)
-        return self._engine
+        with self._lock:
+            if self._engine is None:
+                path = sqlite_path(self.url)
+                if path is not None and not path.exists():
+                    return None
+                self._engine = create_engine(self.url, hide_parameters=True, pool_pre_ping=True)
+            return self._engine
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-            self._ensured = False
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+                self._ensured = False
 
     def __enter__(self) -> Engine | None:
         return self.reader()

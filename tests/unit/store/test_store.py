@@ -7,6 +7,8 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from webqq_scrapy.store.json_file import update_json_store, write_json_atomic
 from webqq_scrapy.store.records import credentials_record, outcome_record
 from webqq_scrapy.store.sql import (
     SQLITE_CACHE_KIB,
+    Database,
     create_db_engine,
     read_db_attempts,
     read_db_credentials,
@@ -252,6 +255,28 @@ def test_the_store_keeps_a_small_sqlite_page_cache_on_a_new_and_an_existing_file
         store.close()
         assert db.exists()
     assert SQLITE_CACHE_KIB <= 256
+
+
+@pytest.mark.parametrize("use", ["reader", "engine"])
+def test_one_database_shared_by_threads_makes_one_engine(sqlite_url, use):
+    # The messages crawl reads every session's names through one Database on Scrapy's
+    # reactor threads, ten at once: two engines made for one Database would leave one
+    # never disposed (its connections and file locks held to the end of the process).
+    DatabaseStore(sqlite_url).open()  # the file exists: reader() makes an engine too
+    database = Database(sqlite_url)
+    start = threading.Barrier(16)
+
+    def first_use() -> object:
+        start.wait()
+        return getattr(database, use)()
+
+    with ThreadPoolExecutor(16) as pool:
+        engines = list(pool.map(lambda _: first_use(), range(16)))
+    try:
+        assert engines[0] is not None
+        assert all(engine is engines[0] for engine in engines)
+    finally:
+        database.close()
 
 
 # --- timestamps --------------------------------------------------------------------------
