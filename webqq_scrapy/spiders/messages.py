@@ -9,6 +9,7 @@ the journal that keeps what a killed crawl received: ``webqq_scrapy.store.journa
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -350,7 +351,10 @@ class MessagesSpider(Web2Spider):
         await self.close_journal()
         names_db, self.names_db = self.names_db, None
         if names_db is not None:
-            # Reads still on a thread hold their own connection; dispose closes the idle ones.
+            # A read still on its way would make the reader's engine again after the close.
+            for reading in list(self._reading):
+                with contextlib.suppress(Exception):  # its own errors were logged
+                    await maybe_deferred_to_future(reading)
             await maybe_deferred_to_future(deferToThread(names_db.close))
         outbox = self.outbox
         if outbox is None:
