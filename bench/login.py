@@ -144,7 +144,10 @@ class SimulatorProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            # SIGTERM, not SIGINT: a bench started in the background of a shell (`nohup …
+            # &`) hands its children SIGINT ignored, and the simulator then waited out the
+            # 30 s below before it was killed. Both stop it cleanly (its __main__).
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -264,7 +264,9 @@ def run(
         while _count(db, "messages") - count0 < sent[0] and time.monotonic() < wait_until:
             time.sleep(0.2)
         count1, cpu1, t1 = _count(db, "messages"), _cpu(crawl.pid), time.monotonic()
-        crawl.send_signal(signal.SIGINT)
+        # SIGTERM: Scrapy's graceful stop as SIGINT is, and never ignored (a bench started
+        # in the background of a shell hands its children SIGINT ignored).
+        crawl.send_signal(signal.SIGTERM)
         try:
             crawl.wait(120)
         except subprocess.TimeoutExpired:
