@@ -41,7 +41,6 @@ __all__ = [
     "GoneContact",
     "contacts_record",
     "load_contacts",
-    "load_contacts_of",
     "read_db_contacts",
     "write_contacts",
 ]
@@ -271,19 +270,3 @@ def load_contacts(
         return None
     with sql.Database(database_url or sql.default_database_url()) as engine:
         return None if engine is None else read_db_contacts(engine, account)
-
-
-def load_contacts_of(
-    accounts: Sequence[str], *, database_url: str | Any | None = None
-) -> dict[str, Contacts]:
-    """:func:`load_contacts` for many accounts over one connection pool (the accounts with
-    no stored crawl are left out)."""
-    out: dict[str, Contacts] = {}
-    with sql.Database(database_url or sql.default_database_url()) as engine:
-        if engine is None:
-            return out
-        for account in accounts:
-            contacts = read_db_contacts(engine, account)
-            if contacts is not None:
-                out[account] = contacts
-    return out
