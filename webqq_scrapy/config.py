@@ -77,6 +77,7 @@ MAXIMA: dict[str, float] = {
     "WEBQQ_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
     "WEBQQ_ADMISSION_RATE": 1_000_000,
     "WEBQQ_ADMISSION_MAX_LAG": 3600,
+    "WEBQQ_WAIT_TICK": 10,
     "WEBQQ_ADMISSION_CPU_SHARE": 64,
     "WEBQQ_ADMISSION_MAX_WAIT": 3600,
     "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT": 1_000_000,
@@ -360,6 +361,7 @@ class WebQQConfig:
     target_explicit: bool = False
     qr_dir_default: bool = False  # WEBQQ_QR_DIR empty: qr_dir is default_qr_dir()
     app: str = "webqq"  # WEBQQ_APP: the default app (protocol/apps.py)
+    wait_tick: float = 0.0  # s: the grid accounts' waits end on (AccountSpider.later); 0: none
 
     def unfinished_file(self, spider: str, job: str | None) -> Path:
         """Where a run's accounts left without an outcome are listed (WEBQQ_UNFINISHED_PATH)."""
@@ -417,6 +419,7 @@ class WebQQConfig:
             admission_max_lag=_number(settings, "WEBQQ_ADMISSION_MAX_LAG", positive=False),
             admission_cpu_share=_number(settings, "WEBQQ_ADMISSION_CPU_SHARE", positive=False),
             admission_max_wait=admission_max_wait(settings),
+            wait_tick=_number(settings, "WEBQQ_WAIT_TICK", positive=False),
             contacts_max_accounts_in_flight=_count(
                 settings, "WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", positive=False
             ),

@@ -27,6 +27,13 @@ WEBQQ_POLL_INTERVAL = 2.0
 # … and after it was scanned (code 67), as the official page does (docs/protocol.md §3.2).
 WEBQQ_SCANNED_POLL_INTERVAL = 1.0
 
+# The grid, in seconds, that accounts' waits end on (polls, retries), rounded up so no wait
+# is shorter than asked: the accounts whose waits end on one tick share one timer and their
+# requests go out in one turn of the event loop, which costs less CPU per request than one
+# turn each (docs/performance.md "Waits on a grid"). A poll comes up to this much later
+# than its interval. 0 = no grid (every wait its own timer). At most 10.
+WEBQQ_WAIT_TICK = 0.1
+
 # How many times an expired QR (code 65) is replaced by a new one before the account ends
 # with the outcome "expired".
 WEBQQ_MAX_QR_REFRESHES = 5

@@ -44,6 +44,8 @@ def test_tencent_target_uses_https():
         ("WEBQQ_ADMISSION_RATE", "-1"),
         ("WEBQQ_ADMISSION_RATE", "fast"),
         ("WEBQQ_ADMISSION_MAX_LAG", "-0.1"),
+        ("WEBQQ_WAIT_TICK", "-0.05"),
+        ("WEBQQ_WAIT_TICK", "20"),
         ("WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", "-1"),
         ("WEBQQ_CONTACTS_MAX_ACCOUNTS_IN_FLIGHT", "1e7"),
         ("WEBQQ_LOGIN_TIMEOUT", "nan"),

@@ -35,6 +35,7 @@ import difflib
 import functools
 import inspect
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,14 +90,23 @@ STOP_WATCH_INTERVAL = 0.25
 
 
 class _Later:
-    """A request of one account to be made when its timer fires (:meth:`AccountSpider.later`)."""
+    """A request of one account to be made when its wait ends (:meth:`AccountSpider.later`)."""
 
-    __slots__ = ("handle", "make", "state", "step")
+    __slots__ = ("make", "state", "step")
 
     def __init__(self, state: AccountState, step: str, make: Callable[[], scrapy.Request]) -> None:
         self.state = state
         self.step = step
         self.make = make
+
+
+class _Tick:
+    """The waits that end on one tick of the ``WEBQQ_WAIT_TICK`` grid, and its one timer."""
+
+    __slots__ = ("entries", "handle")
+
+    def __init__(self) -> None:
+        self.entries: list[_Later] = []
         self.handle: Any = None
 
 
@@ -269,7 +279,7 @@ class AccountSpider(scrapy.Spider):
         # later(): the timers of accounts waiting for their next request, and how many
         # accounts are being ended outside a callback (their outcome on its way to the
         # pipelines); either keeps the spider open (keep_open_for_later).
-        self._later: set[_Later] = set()
+        self._waits: dict[float, _Tick] = {}
         self._ending_later = 0
         # record_latency(): the three stat names of each step, made once.
         self._latency_keys: dict[str, tuple[str, ...]] = {}
@@ -700,9 +710,10 @@ class AccountSpider(scrapy.Spider):
     def later(
         self, state: AccountState, delay: float, step: str, make: Callable[[], scrapy.Request]
     ) -> None:
-        """In ``delay`` seconds (never past the account's deadline), ``make()`` the account's
-        next request and hand it to the engine (``engine.crawl``): the calling callback ends
-        now instead of sleeping, so a waiting account holds a timer and its state, not the
+        """In ``delay`` seconds (never past the account's deadline; then on the next tick of
+        the ``WEBQQ_WAIT_TICK`` grid, :meth:`tick_at`), ``make()`` the account's next
+        request and hand it to the engine (``engine.crawl``): the calling callback ends now
+        instead of sleeping, so a waiting account holds a timer and its state, not the
         frames, tasks and response of a callback paused in its wait (docs/performance.md,
         "The poll wait without a paused callback").
 
@@ -713,20 +724,44 @@ class AccountSpider(scrapy.Spider):
         spider stays open while timers are pending; they are cancelled when it closes.
         The request does not pass through the spider middlewares' ``process_spider_output``
         (none of the project's middlewares reads requests there)."""
-        remaining = state.deadline - time.monotonic()
-        entry = _Later(state, step, make)
-        entry.handle = call_later(max(0.0, min(delay, remaining)), self._later_due, entry)
-        self._later.add(entry)
+        now = time.monotonic()
+        due = now + max(0.0, min(delay, state.deadline - now))
+        # The accounts whose waits end on one tick share one timer, and their requests
+        # reach the engine, the sockets and the simulator in one turn of the event loop
+        # instead of one turn each (docs/performance.md, "Waits on a grid").
+        key = self.tick_at(due)
+        group = self._waits.get(key)
+        if group is None:
+            group = self._waits[key] = _Tick()
+            # The timer's argument is the key, not the group: nothing refers back to the
+            # timer once it fired, so reference counting frees the group, its entries and
+            # the accounts' states they alone held (docs/performance.md "Memory, fifth
+            # round").
+            group.handle = call_later(max(0.0, key - now), self._tick_due, key)
+        group.entries.append(_Later(state, step, make))
+
+    def tick_at(self, due: float) -> float:
+        """The first tick of the ``WEBQQ_WAIT_TICK`` grid at or after ``due`` (a
+        ``time.monotonic()`` time): waits end on it, rounded up so none is shorter than
+        asked; ``due`` itself with no grid (0)."""
+        tick = self.config.wait_tick
+        return math.ceil(due / tick) * tick if tick > 0 else due
+
+    def _tick_due(self, key: float) -> None:
+        group = self._waits.pop(key, None)
+        if group is None:
+            return
+        group.handle = None
+        for entry in group.entries:
+            # One account's failure must not keep the others of its tick waiting forever.
+            try:
+                self._later_due(entry)
+            except Exception:
+                self.logger.exception(
+                    "Account %s: its next request after a wait failed", entry.state.account
+                )
 
     def _later_due(self, entry: _Later) -> None:
-        # The timer holds the entry (its argument) and the entry holds the timer (to cancel
-        # it): a reference cycle that, left in place, keeps the entry, the account's state
-        # and the timer's objects alive until Python's cyclic collector runs, every
-        # WEBQQ_GC_THRESHOLD allocations: seconds of polls, megabytes at scale
-        # (docs/performance.md "Memory, fifth round"). Broken here, reference counting frees
-        # them as soon as the account no longer needs them.
-        entry.handle = None
-        self._later.discard(entry)
         state = entry.state
         engine = self._engine()
         if state.finished or engine is None or engine.spider is None or self.crawl_stopping():
@@ -793,7 +828,7 @@ class AccountSpider(scrapy.Spider):
         """Accounts wait on a :meth:`later` timer or are being ended by one: the crawl
         looks idle to Scrapy (nothing in flight) but is not done. Extensions that act
         differently once only they keep a crawl open (the QR webhook) ask this."""
-        return bool(self._later or self._ending_later)
+        return bool(self._waits or self._ending_later)
 
     def keep_open_for_later(self) -> None:
         """``spider_idle``: the spider stays open while :meth:`waits_for_its_own_work`."""
@@ -802,9 +837,9 @@ class AccountSpider(scrapy.Spider):
 
     def cancel_later(self) -> None:
         """Cancel every pending :meth:`later` timer (the crawl closes)."""
-        later, self._later = self._later, set()
-        for entry in later:
-            entry.handle.cancel()
+        ticks, self._waits = self._waits, {}
+        for group in ticks.values():
+            group.handle.cancel()
 
     def record_latency(self, step: str, state: AccountState) -> None:
         """Time from the step's request being made to its answer (or error) arriving."""

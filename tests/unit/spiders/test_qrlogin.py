@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import math
+import time
 import weakref
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,6 +68,17 @@ def login_state(**kw):
         machine=machine,
         **kw,
     )
+
+
+class CrawlingEngine:
+    """What AccountSpider.later's timers need of the engine: the requests it is handed."""
+
+    def __init__(self, spider):
+        self.spider = spider
+        self.crawled = []
+
+    def crawl(self, request):
+        self.crawled.append(request)
 
 
 def response(url, body, status=200, request_meta=None, **headers):
@@ -178,7 +191,8 @@ async def test_waiting_poll_ends_the_callback_and_its_timer_makes_the_next_poll(
     # and what it makes when due is the next poll (e2e: test_qrlogin, the whole chain).
     assert out == []
     assert login.polls == 0
-    (waiting,) = spider._later
+    (group,) = spider._waits.values()
+    (waiting,) = group.entries
     spider.cancel_later()
     request = waiting.make()
     params = parse_qs(urlsplit(request.url).query)
@@ -203,11 +217,49 @@ async def test_a_fired_wait_timer_leaves_the_account_to_reference_counting(qrsig
     del login
     gc.disable()
     try:
-        await sleep(0.05)
-        assert not spider._later  # the timer fired
+        await sleep(spider.config.wait_tick + 0.05)
+        assert not spider._waits  # the timer fired
         assert alive() is None  # freed without a collection
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("tick", [0.2, 0.0])
+@deferred_f_from_coro_f
+async def test_waits_ending_on_one_tick_share_one_timer_and_none_ends_early(qrsig_jars, tick):
+    # WEBQQ_WAIT_TICK: waits end on a grid, rounded up; the accounts whose waits end on one
+    # tick share its timer (their requests go out in one turn of the event loop). 0: one
+    # timer per wait, each at its own time.
+    spider = make_spider(qrsig_jars, WEBQQ_WAIT_TICK=tick)
+    fired: list[tuple[str, float]] = []
+    grid = 0.2
+    now = time.monotonic()
+    end = (math.ceil(now / grid) + 1) * grid  # a tick 0.2–0.4 s ahead
+    delays = {"alice": end - now - 0.15, "bob": end - now - 0.1, "carol": end - now - 0.01}
+    started = time.monotonic()
+    for account, delay in delays.items():
+        state = login_state()
+        state.account = account
+
+        def make(account=account):
+            fired.append((account, time.monotonic() - started))
+            return Request(POLL_URL)
+
+        spider.later(state, delay, "ptqrlogin", make)
+    assert len(spider._waits) == (1 if tick else 3)
+    assert sum(len(group.entries) for group in spider._waits.values()) == 3
+    engine = CrawlingEngine(spider)
+    spider._engine = lambda: engine
+    spider.crawl_stopping = lambda: False
+    await sleep(end - time.monotonic() + 0.1)
+    assert not spider._waits
+    assert [account for account, _ in fired] == ["alice", "bob", "carol"]
+    assert [str(request.url) for request in engine.crawled] == [POLL_URL] * 3
+    for account, waited in fired:
+        assert waited >= delays[account]  # never before the wait asked
+        assert waited < delays[account] + tick + 0.1
+    if tick:
+        assert {round(waited, 2) for _, waited in fired} == {round(fired[0][1], 2)}
 
 
 @deferred_f_from_coro_f
