@@ -297,10 +297,16 @@ def create_db_engine(url: str | URL) -> Engine:
         new = True
     except FileExistsError:
         new = path.stat().st_size == 0
+    return _sqlite_engine(url, wal=new)
+
+
+def _sqlite_engine(url: URL, *, wal: bool) -> Engine:
+    """An Engine on a SQLite file whose every connection is set up as the store writes
+    (:func:`_sqlite_connect`), WAL first when ``wal``."""
     # No pre-ping: a connection to a file does not go stale, and the ping was a statement
     # per write.
     engine = create_engine(url, hide_parameters=True)
-    event.listen(engine, "connect", functools.partial(_sqlite_connect, wal=new))
+    event.listen(engine, "connect", functools.partial(_sqlite_connect, wal=wal))
     return engine
 
 
@@ -359,7 +365,9 @@ class Database:
 
     :meth:`engine` is for writing: a SQLite file is created (0600) and ``tables`` are
     created or upgraded (:func:`ensure_schema`) once. :meth:`reader` is for reading: None
-    while a SQLite file does not exist (nothing stored yet), and nothing is created.
+    while a SQLite file does not exist or is empty (nothing stored yet), and nothing is
+    created; a SQLite engine it makes has the writer's connection set-up, so
+    :meth:`engine` called later on the same ``Database`` writes as it would have.
     ``with Database(url) as engine`` reads.
 
     One ``Database`` may be shared by threads (a crawl's reads on Scrapy's reactor
@@ -387,9 +395,17 @@ class Database:
         with self._lock:
             if self._engine is None:
                 path = sqlite_path(self.url)
-                if path is not None and not path.exists():
+                if path is None:
+                    self._engine = create_engine(self.url, hide_parameters=True, pool_pre_ping=True)
+                    return self._engine
+                try:
+                    empty = path.stat().st_size == 0
+                except OSError:
                     return None
-                self._engine = create_engine(self.url, hide_parameters=True, pool_pre_ping=True)
+                if empty:  # created by a writer that has not made its tables yet
+                    return None
+                # Set up as a writer's (FULL sync, the cache bound): engine() may reuse it.
+                self._engine = _sqlite_engine(self.url, wal=False)
             return self._engine
 
     def close(self) -> None:

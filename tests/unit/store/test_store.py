@@ -22,6 +22,7 @@ from webqq_scrapy.store import (
     list_outcomes,
     load_credentials,
 )
+from webqq_scrapy.store import database as store_tables
 from webqq_scrapy.store.database import DatabaseStore, ensure_schema
 from webqq_scrapy.store.json_file import update_json_store, write_json_atomic
 from webqq_scrapy.store.records import credentials_record, outcome_record
@@ -277,6 +278,27 @@ def test_one_database_shared_by_threads_makes_one_engine(sqlite_url, use):
         assert all(engine is engines[0] for engine in engines)
     finally:
         database.close()
+
+
+def test_a_writer_after_a_reader_on_one_database_writes_as_a_writer_does(sqlite_url, tmp_path):
+    # reader() first made a plain engine that engine() then reused: the writes of a
+    # Database read before it was written went without the store's connection set-up
+    # (the FULL sync of each commit, the page cache bound).
+    DatabaseStore(sqlite_url).open()
+    database = Database(sqlite_url, store_tables.TABLES)
+    try:
+        assert database.reader() is not None
+        engine = database.engine()
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+    finally:
+        database.close()
+    # An empty file (a writer made it and has not written its tables yet) is nothing
+    # stored, as no file is: nothing to read.
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    assert Database(f"sqlite:///{empty}").reader() is None
 
 
 # --- timestamps --------------------------------------------------------------------------
