@@ -263,6 +263,29 @@ async def test_waits_ending_on_one_tick_share_one_timer_and_none_ends_early(qrsi
 
 
 @deferred_f_from_coro_f
+async def test_one_failure_on_a_tick_leaves_the_other_accounts_of_the_tick_going(qrsig_jars):
+    spider = make_spider(qrsig_jars, WEBQQ_WAIT_TICK=0.2)
+    engine = CrawlingEngine(spider)
+    refused = "http://bob.invalid/"
+
+    def crawl(request):
+        if request.url == refused:
+            raise RuntimeError("the engine refused it")
+        engine.crawled.append(request)
+
+    engine.crawl = crawl
+    spider._engine = lambda: engine
+    spider.crawl_stopping = lambda: False
+    for account, url in (("alice", POLL_URL), ("bob", refused), ("carol", POLL_URL)):
+        state = login_state()
+        state.account = account
+        spider.later(state, 0.0, "ptqrlogin", lambda url=url: Request(url))
+    assert len(spider._waits) == 1
+    await sleep(0.3)
+    assert [request.url for request in engine.crawled] == [POLL_URL, POLL_URL]
+
+
+@deferred_f_from_coro_f
 async def test_expired_qr_fetches_a_new_one_until_the_refreshes_are_used_up(qrsig_jars):
     spider = make_spider(qrsig_jars, WEBQQ_MAX_QR_REFRESHES=1)
     login = login_state()
