@@ -213,6 +213,27 @@ async def test_what_a_crawl_stored_is_listed(database_url):
     assert "SECRET" not in result.stdout
 
 
+def test_output_that_cannot_be_written_is_not_called_a_store_error(tmp_path):
+    """`scrapy creds list > /dev/full`: the write fails with ENOSPC, an OSError as a store
+    that cannot be read raises; the command says that its output could not be written
+    (exit status 74, EX_IOERR), not that the store could not be read (it was)."""
+    path = tmp_path / "creds.json"
+    update_json_store(path, {"alice": credentials_record(ALICE)}, {})
+    for args in (("list",), ("list", "--json"), ("show", "alice")):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "scrapy", "creds", *args, "--json-path", str(path)],
+                cwd=WORKDIR,
+                env={**os.environ, "PYTHONPATH": str(WORKDIR)},
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        assert done.stderr == "creds: cannot write the output: [Errno 28] No space left on device\n"
+        assert done.returncode == 74
+
+
 def test_a_reader_that_goes_away_is_no_traceback(tmp_path):
     """`scrapy creds list | head -1`: the reader closes the pipe before the table is
     written; the command stops quietly with the status a shell gives SIGPIPE (141), as

@@ -36,6 +36,8 @@ EXIT_STORE = 3
 # The reader of standard output went away (`scrapy contacts alice | head`): the status a
 # shell shows for a program that SIGPIPE ended (128 + 13), as `git log | head` gives.
 EXIT_CLOSED_PIPE = 141
+# Standard output could not be written (a full disk, an I/O error): sysexits.h's EX_IOERR.
+EXIT_OUTPUT = 74
 T = TypeVar("T")
 
 
@@ -62,24 +64,76 @@ class OfflineCommand:
             cls.run = _quiet_on_closed_pipe(cls.run)  # type: ignore[attr-defined]
 
 
+class OutputError(Exception):
+    """Writing the command's standard output failed: ``error`` is the OSError. Not an
+    OSError itself, so that the commands' handling of a store they cannot read (an
+    OSError among others, ``READ_ERRORS``) never takes it for one."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _GuardedOutput:
+    """Standard output during a command's ``run``: its write errors become OutputError."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError as exc:
+            raise OutputError(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def _quiet_on_closed_pipe(run: Callable[..., None]) -> Callable[..., None]:
-    """A command's ``run`` that stops printing, without a traceback, when the reader of its
-    output has gone (``| head``): Python ignores SIGPIPE, so the next write raises
-    BrokenPipeError. Standard output is pointed at /dev/null so that the interpreter's
-    last flush does not raise it again; the exit status is EXIT_CLOSED_PIPE."""
+    """A command's ``run`` whose output errors are the output's, not the store's. When the
+    reader of its output has gone (``| head``; Python ignores SIGPIPE, so the next write
+    raises BrokenPipeError) it stops printing without a traceback, exit status
+    EXIT_CLOSED_PIPE. When the output cannot be written otherwise (``> /dev/full``, a full
+    disk) it says so in one line on stderr, exit status EXIT_OUTPUT. Either way standard
+    output is then pointed at /dev/null, so that the interpreter's last flush does not
+    raise again."""
 
     @functools.wraps(run)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        stdout = sys.stdout
+        sys.stdout = _GuardedOutput(stdout)
         try:
             run(self, *args, **kwargs)
             sys.stdout.flush()
-        except BrokenPipeError:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-            self.exitcode = EXIT_CLOSED_PIPE
+        except (OutputError, BrokenPipeError) as exc:
+            error = exc.error if isinstance(exc, OutputError) else exc
+            _discard_output(stdout)
+            if isinstance(error, BrokenPipeError):
+                self.exitcode = EXIT_CLOSED_PIPE
+            else:
+                command = type(self).__module__.rsplit(".", 1)[-1]
+                print(f"{command}: cannot write the output: {error}", file=sys.stderr)
+                self.exitcode = EXIT_OUTPUT
+        finally:
+            sys.stdout = stdout
 
     return wrapper
+
+
+def _discard_output(stdout: Any) -> None:
+    """Point standard output at /dev/null: what is still buffered goes nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 class Readback(OfflineCommand):

@@ -141,9 +141,7 @@ class Command(OfflineCommand, ScrapyCommand):
                 self._list(source, label, as_json=opts.json)
             else:
                 self._show(args[1], source, label, full=opts.json)
-        except BrokenPipeError:  # an OSError, but of the output (| head), not the store
-            raise
-        except READ_ERRORS as exc:
+        except READ_ERRORS as exc:  # the output's errors are not these (OutputError)
             print(f"Cannot read {label}: {describe_error(exc)}", file=sys.stderr)
             self.exitcode = 1
 
