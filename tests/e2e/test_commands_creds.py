@@ -213,6 +213,19 @@ async def test_what_a_crawl_stored_is_listed(database_url):
     assert "SECRET" not in result.stdout
 
 
+def creds_writing_to(stdout: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """`scrapy creds ARGS` with its standard output on the descriptor ``stdout``."""
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", "creds", *args],
+        cwd=WORKDIR,
+        env={**os.environ, "PYTHONPATH": str(WORKDIR)},
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_output_that_cannot_be_written_is_not_called_a_store_error(tmp_path):
     """`scrapy creds list > /dev/full`: the write fails with ENOSPC, an OSError as a store
     that cannot be read raises; the command says that its output could not be written
@@ -221,15 +234,7 @@ def test_output_that_cannot_be_written_is_not_called_a_store_error(tmp_path):
     update_json_store(path, {"alice": credentials_record(ALICE)}, {})
     for args in (("list",), ("list", "--json"), ("show", "alice")):
         with open("/dev/full", "w") as full:
-            done = subprocess.run(
-                [sys.executable, "-m", "scrapy", "creds", *args, "--json-path", str(path)],
-                cwd=WORKDIR,
-                env={**os.environ, "PYTHONPATH": str(WORKDIR)},
-                stdout=full,
-                stderr=subprocess.PIPE,
-                text=True,
-                timeout=60,
-            )
+            done = creds_writing_to(full.fileno(), *args, "--json-path", str(path))
         assert done.stderr == "creds: cannot write the output: [Errno 28] No space left on device\n"
         assert done.returncode == 74
 
@@ -243,15 +248,7 @@ def test_a_reader_that_goes_away_is_no_traceback(tmp_path):
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the first line
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "scrapy", "creds", "list", "--json-path", str(path)],
-            cwd=WORKDIR,
-            env={**os.environ, "PYTHONPATH": str(WORKDIR)},
-            stdout=write,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-        )
+        done = creds_writing_to(write, "list", "--json-path", str(path))
     finally:
         os.close(write)
     assert "Traceback" not in done.stderr
