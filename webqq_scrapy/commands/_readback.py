@@ -61,7 +61,7 @@ class OfflineCommand:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "run" in cls.__dict__:
-            cls.run = _quiet_on_closed_pipe(cls.run)  # type: ignore[attr-defined]
+            cls.run = _output_errors_handled(cls.run)  # type: ignore[attr-defined]
 
 
 class OutputError(Exception):
@@ -96,7 +96,7 @@ class _GuardedOutput:
         return getattr(self._stream, name)
 
 
-def _quiet_on_closed_pipe(run: Callable[..., None]) -> Callable[..., None]:
+def _output_errors_handled(run: Callable[..., None]) -> Callable[..., None]:
     """A command's ``run`` whose output errors are the output's, not the store's. When the
     reader of its output has gone (``| head``; Python ignores SIGPIPE, so the next write
     raises BrokenPipeError) it stops printing without a traceback, exit status

@@ -751,7 +751,6 @@ class AccountSpider(scrapy.Spider):
         group = self._waits.pop(key, None)
         if group is None:
             return
-        group.handle = None
         for entry in group.entries:
             # One account's failure must not keep the others of its tick waiting forever.
             try:
